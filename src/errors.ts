@@ -1,0 +1,23 @@
+/**
+ * Typed errors shared by every domain. Each error carries a stable `code` that callers and the
+ * edges (CLI exit codes, gRPC statuses, SMTP replies, QUIC stream errors) translate in exactly one
+ * place; the message is for operators and never leaks to a remote peer.
+ */
+export class AfterSmtpError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The caller passed something malformed (bad DID, bad flag value, truncated bytes...). */
+export class InputError extends AfterSmtpError {}
+
+/** A cryptographic check failed (bad signature, failed AEAD open, wrong key). */
+export class CryptoError extends AfterSmtpError {}
+
+/** Configuration is invalid; the message names the variable. */
+export class ConfigError extends AfterSmtpError {}
