@@ -1,0 +1,59 @@
+/**
+ * `aftersmtp serve`: the composition root. Validates the configuration, loads (or creates) the
+ * gateway identity, wires the listeners, and stops cleanly on SIGINT/SIGTERM. Today it serves
+ * the admin listener (health and metrics); the AMP relay (QUIC), the client API (gRPC) and the
+ * legacy bridge are wired here as they land, and the log says exactly what is listening.
+ */
+import { pino } from 'pino';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { startAdminServer } from '../../admin/server.js';
+import { loadConfig } from '../../config/load.js';
+import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
+import type { Command } from '../command.js';
+
+export const serveCommand: Command = {
+  path: ['serve'],
+  summary:
+    'Run the gateway on the configuration in the AFTERSMTP_* environment (embedded defaults in ./data).',
+  usage: '[--help]',
+  options: {},
+  async run() {
+    const config = loadConfig();
+    const log = pino({ level: config.logLevel, base: { service: 'aftersmtp' } });
+    const { identity, notes } = await loadOrCreateGatewayIdentity(config);
+    for (const note of notes) log.warn(note);
+
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'aftersmtp_' });
+    new Gauge({
+      name: 'aftersmtp_gateway_info',
+      help: 'Constant 1, labelled with the gateway identity.',
+      labelNames: ['did', 'suite', 'key_id'],
+      registers: [registry],
+    }).set({ did: identity.record.did, suite: identity.record.suite, key_id: identity.record.keyId }, 1);
+
+    const admin = await startAdminServer(config.adminListen, registry);
+    log.info(
+      {
+        gateway: identity.record.did,
+        suite: identity.record.suite,
+        keyId: identity.record.keyId,
+        dataDir: config.dataDir,
+        admin: `http://${admin.address.address}:${admin.address.port}`,
+        notYetServed: ['AMP relay (QUIC, udp/4434)', 'client API (gRPC, tcp/4433)', 'SMTP bridge'],
+      },
+      'aftersmtp serving',
+    );
+
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ signal }, 'shutting down');
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await admin.close();
+    log.info('stopped');
+  },
+};
