@@ -1,0 +1,157 @@
+//! ML-DSA-65 (FIPS 204) over the RustCrypto `ml-dsa` crate, pure ML-DSA with context strings.
+use super::error::{expect_len, expect_max, fixed, CryptoError, CryptoResult};
+use super::rand::random_secret;
+use ml_dsa::{
+    EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa65,
+    Signature, SigningKey, VerifyingKey, B32,
+};
+use shake::{ExtendableOutput, Shake256, Update, XofReader};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use zeroize::Zeroizing;
+
+/// Seed (`xi`) size.
+pub const SEED_LEN: usize = 32;
+/// Public key size.
+pub const PUBLIC_KEY_LEN: usize = 1952;
+/// Expanded secret key size (FIPS 204 skEncode).
+pub const EXPANDED_SECRET_KEY_LEN: usize = 4032;
+/// Signature size.
+pub const SIGNATURE_LEN: usize = 3309;
+/// Longest context string.
+pub const MAX_CONTEXT_LEN: usize = 255;
+
+// skEncode layout for ML-DSA-65: rho(32) K(32) tr(64) s1(5*128) s2(6*128) t0(6*416).
+const TR_RANGE: std::ops::Range<usize> = 64..128;
+const S1_S2_RANGE: std::ops::Range<usize> = 128..(128 + 5 * 128 + 6 * 128);
+const ETA: u8 = 4;
+
+/// An ML-DSA-65 signing key: the expanded key (`ZeroizeOnDrop`), the seed if known, and the
+/// encoded public key.
+pub struct MlDsa65Secret {
+    key: ExpandedSigningKey<MlDsa65>,
+    seed: Option<Zeroizing<[u8; SEED_LEN]>>,
+    public_key: Vec<u8>,
+}
+
+impl MlDsa65Secret {
+    /// A fresh key from a random 32-byte seed.
+    pub fn generate() -> CryptoResult<Self> {
+        let seed = random_secret::<SEED_LEN>()?;
+        Ok(Self::from_seed_array(seed))
+    }
+
+    /// ML-DSA.KeyGen_internal(xi) from a 32-byte seed.
+    pub fn from_seed(xi: &[u8]) -> CryptoResult<Self> {
+        let seed = Zeroizing::new(fixed::<SEED_LEN>("seed", xi)?);
+        Ok(Self::from_seed_array(seed))
+    }
+
+    fn from_seed_array(seed: Zeroizing<[u8; SEED_LEN]>) -> Self {
+        let mut xi = B32::from(*seed);
+        let sk = SigningKey::<MlDsa65>::from_seed(&xi);
+        zeroize::Zeroize::zeroize(xi.as_mut_slice());
+        let public_key = sk.expanded_key().verifying_key().encode().to_vec();
+        Self {
+            key: sk.expanded_key().clone(),
+            seed: Some(seed),
+            public_key,
+        }
+    }
+
+    /// Import a 4032-byte expanded secret key (FIPS 204 skDecode). Checks that every s1/s2
+    /// coefficient is in [-eta, eta] and that `tr` = H(pk) for the public key it implies;
+    /// `ERR_CRYPTO_KEY` otherwise.
+    pub fn from_expanded(sk: &[u8]) -> CryptoResult<Self> {
+        expect_len("secretKey", sk, EXPANDED_SECRET_KEY_LEN)?;
+        // skDecode maps 4-bit values 0..=8 to eta - v; 9..=15 are not valid encodings.
+        if sk[S1_S2_RANGE]
+            .iter()
+            .any(|b| (b & 0x0f) > 2 * ETA || (b >> 4) > 2 * ETA)
+        {
+            return Err(CryptoError::key(
+                "ML-DSA-65 secret key has an s1/s2 coefficient out of range",
+            ));
+        }
+        let bytes: Zeroizing<ExpandedSigningKeyBytes<MlDsa65>> = Zeroizing::new(
+            sk.try_into()
+                .map_err(|_| CryptoError::length("secretKey", "4032 bytes", sk.len()))?,
+        );
+        // The crate documents that malformed expanded keys may panic: contain it.
+        #[allow(deprecated)] // the expanded form is needed for Wycheproof's sign_noseed vectors
+        let key = catch_unwind(AssertUnwindSafe(|| ExpandedSigningKey::<MlDsa65>::from_expanded(&bytes)))
+            .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
+        let public_key = catch_unwind(AssertUnwindSafe(|| key.verifying_key().encode().to_vec()))
+            .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
+        let mut tr = [0u8; 64];
+        let mut h = Shake256::default();
+        h.update(&public_key);
+        h.finalize_xof().read(&mut tr);
+        if tr[..] != sk[TR_RANGE] {
+            return Err(CryptoError::key(
+                "ML-DSA-65 secret key: tr does not match the public key",
+            ));
+        }
+        Ok(Self {
+            key,
+            seed: None,
+            public_key,
+        })
+    }
+
+    /// The 1952-byte public key.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    /// The 32-byte seed; `ERR_CRYPTO_KEY` for a key imported in expanded form.
+    pub fn seed(&self) -> CryptoResult<Zeroizing<[u8; SEED_LEN]>> {
+        self.seed
+            .clone()
+            .ok_or_else(|| CryptoError::key("key was imported in expanded form and has no seed"))
+    }
+
+    /// ML-DSA.Sign(sk, message, ctx) (FIPS 204 Algorithm 2). `rnd` absent = hedged with fresh
+    /// randomness; `rnd` = 32 zero bytes = the deterministic variant.
+    pub fn sign(&self, message: &[u8], context: &[u8], rnd: Option<&[u8]>) -> CryptoResult<Vec<u8>> {
+        expect_max("context", context, MAX_CONTEXT_LEN)?;
+        let rnd = match rnd {
+            Some(r) => Zeroizing::new(fixed::<32>("rnd", r)?),
+            None => random_secret::<32>()?,
+        };
+        let rnd = B32::from(*rnd);
+        // M' = IntegerToBytes(0, 1) || IntegerToBytes(|ctx|, 1) || ctx || M
+        let prefix = [0u8, context.len() as u8];
+        let sig = catch_unwind(AssertUnwindSafe(|| {
+            self.key.sign_internal(&[&prefix, context, message], &rnd)
+        }))
+        .map_err(|_| CryptoError::key("ML-DSA-65 signing failed (malformed secret key)"))?;
+        Ok(sig.encode().to_vec())
+    }
+}
+
+/// ML-DSA.Verify(pk, message, signature, ctx). Never fails: any malformed or wrong-length
+/// input (including a context longer than 255 bytes) is `false`.
+pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8], context: &[u8]) -> bool {
+    if context.len() > MAX_CONTEXT_LEN {
+        return false;
+    }
+    let Ok(pk) = EncodedVerifyingKey::<MlDsa65>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(sig) = EncodedSignature::<MlDsa65>::try_from(signature) else {
+        return false;
+    };
+    let Some(sig) = Signature::<MlDsa65>::decode(&sig) else {
+        return false;
+    };
+    let vk = VerifyingKey::<MlDsa65>::decode(&pk);
+    vk.verify_with_context(message, context, &sig)
+}
+
+/// Parse and precompute a public key once, for repeated verification.
+pub fn parse_public_key(public_key: &[u8]) -> CryptoResult<VerifyingKey<MlDsa65>> {
+    expect_len("publicKey", public_key, PUBLIC_KEY_LEN)?;
+    let pk = EncodedVerifyingKey::<MlDsa65>::try_from(public_key)
+        .map_err(|_| CryptoError::length("publicKey", "1952 bytes", public_key.len()))?;
+    Ok(VerifyingKey::<MlDsa65>::decode(&pk))
+}

@@ -1,0 +1,83 @@
+// `aftersmtp serve` on embedded defaults: creates the data directory and the gateway identity,
+// serves /healthz and /metrics on the admin listener, reloads the same identity on restart, and
+// stops cleanly on SIGTERM. Bad configuration is refused with exit code 1 and the variable named.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli, startCli, tempDir } from '../helpers/cli.js';
+
+interface Started {
+  child: ChildProcess;
+  log: Record<string, unknown>[];
+  ready: Record<string, unknown>;
+}
+
+function startServe(env: Record<string, string>): Promise<Started> {
+  const child = startCli(['serve'], env);
+  const log: Record<string, unknown>[] = [];
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        log.push(entry);
+        if (entry.msg === 'aftersmtp serving') resolve({ child, log, ready: entry });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.removeAllListeners('exit');
+    child.on('exit', (code) => resolve(code));
+    child.kill('SIGTERM');
+  });
+}
+
+test('serve creates the gateway identity, serves health and metrics, and restarts on it', async () => {
+  const dataDir = join(tempDir('serve'), 'data');
+  const env = {
+    AFTERSMTP_DATA_DIR: dataDir,
+    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_DOMAIN: 'example.org',
+    AFTERSMTP_SUITE: 'classic-v1',
+  };
+  const first = await startServe(env);
+  assert.equal(first.ready.gateway, 'did:aftersmtp:example.org:gateway');
+  assert.equal(first.ready.suite, 'classic-v1');
+  assert.equal(statSync(join(dataDir, 'gateway.pass')).mode & 0o777, 0o600);
+  assert.ok(existsSync(join(dataDir, 'gateway.key')));
+  const record = JSON.parse(readFileSync(join(dataDir, 'gateway.record.json'), 'utf8'));
+  assert.equal(record.did, 'did:aftersmtp:example.org:gateway');
+
+  const admin = String(first.ready.admin);
+  const health = await fetch(`${admin}/healthz`);
+  assert.equal(health.status, 200);
+  const metrics = await (await fetch(`${admin}/metrics`)).text();
+  assert.match(metrics, /aftersmtp_gateway_info\{did="did:aftersmtp:example.org:gateway"/);
+  assert.match(metrics, /aftersmtp_process_resident_memory_bytes/);
+  assert.equal((await fetch(`${admin}/nothing`)).status, 404);
+  assert.equal((await fetch(`${admin}/metrics`, { method: 'POST' })).status, 405);
+  assert.equal(await stop(first.child), 0);
+
+  const second = await startServe(env);
+  assert.equal(second.ready.keyId, first.ready.keyId, 'the same identity is loaded on restart');
+  assert.equal(await stop(second.child), 0);
+});
+
+test('serve refuses a bad configuration, naming the variable', async () => {
+  const result = await runCli(['serve'], {
+    env: { AFTERSMTP_DATA_DIR: tempDir('bad'), AFTERSMTP_SUITE: 'rsa-1024' },
+  });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /AFTERSMTP_SUITE: expected one of classic-v1, hybrid-v1/);
+});

@@ -1,0 +1,55 @@
+// Runs the real `aftersmtp` CLI (bin/aftersmtp over the compiled dist/) in a child process, the
+// way an operator does, and collects its exit code and output.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../../bin/aftersmtp', import.meta.url));
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Environment for a child: the parent's, less any AFTERSMTP_* settings, plus `extra`. */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AFTERSMTP_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; input?: Buffer | string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: cliEnv(options.env),
+      cwd: options.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Starts a long-running CLI command; the caller stops it. */
+export function startCli(args: string[], env: Record<string, string>, cwd?: string): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], {
+    env: cliEnv(env),
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
+}
