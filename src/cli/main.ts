@@ -27,7 +27,9 @@ function findCommand(argv: readonly string[]): { command: Command; rest: string[
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(' ').length));
-  const rows = COMMANDS.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary.split('\n')[0]}`);
+  const rows = COMMANDS.map(
+    (c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary.split('\n')[0]}`,
+  );
   return `usage: aftersmtp <command> [options]\n\ncommands:\n${rows.join('\n')}\n\nRun "aftersmtp <command> --help" for a command's options.\n`;
 }
 
@@ -52,7 +54,9 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`aftersmtp ${command.path.join(' ')}: ${err.message}\n\n${helpText(command)}`);
+      process.stderr.write(
+        `aftersmtp ${command.path.join(' ')}: ${err.message}\n\n${helpText(command)}`,
+      );
       return EXIT_USAGE;
     }
     if (err instanceof AfterSmtpError) {
@@ -63,7 +67,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(
       `aftersmtp ${command.path.join(' ')}: internal error${typeof code === 'string' ? ` (${code})` : ''}\n`,
     );
-    if (process.env.AFTERSMTP_DEBUG_STACKS === '1') process.stderr.write(`${String((err as Error)?.stack)}\n`);
+    if (process.env.AFTERSMTP_DEBUG_STACKS === '1')
+      process.stderr.write(`${String((err as Error)?.stack)}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -13,7 +13,8 @@ export const END = '<!-- settings:end -->';
 
 export function renderSettingsTable(): string {
   const rows = Object.values(SETTINGS).map(
-    (s) => `| \`${s.env}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} | ${s.doc} |`,
+    (s) =>
+      `| \`${s.env}\` | ${s.default === undefined ? '(unset)' : `\`${s.default}\``} | ${s.doc} |`,
   );
   for (const [env, doc] of EXTRA_VARIABLES) rows.push(`| \`${env}\` | (unset) | ${doc} |`);
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');

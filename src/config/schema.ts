@@ -5,8 +5,8 @@
  * being current by a test).
  */
 import { isAbsolute } from 'node:path';
-import { parseDomain } from '../identity/did.js';
-import { SUITES, type Suite } from '../identity/suites.js';
+import { checkDomain } from '../identity/did.js';
+import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -25,7 +25,8 @@ function setting<T, D extends string | undefined>(s: Setting<T, D>): Setting<T, 
 
 function integer(min: number, max: number) {
   return (raw: string): number => {
-    if (!/^[0-9]+$/.test(raw)) throw new Error(`expected a whole number, got ${JSON.stringify(raw)}`);
+    if (!/^[0-9]+$/.test(raw))
+      throw new Error(`expected a whole number, got ${JSON.stringify(raw)}`);
     const n = Number(raw);
     if (!Number.isSafeInteger(n) || n < min || n > max) {
       throw new Error(`expected a number from ${min} to ${max}, got ${raw}`);
@@ -73,13 +74,13 @@ export const SETTINGS = {
     env: 'AFTERSMTP_DOMAIN',
     default: 'aftersmtp.localhost',
     doc: 'The mail domain this gateway serves; its gateway identity is did:aftersmtp:<domain>:gateway.',
-    parse: (raw) => parseDomain(raw),
+    parse: (raw) => checkDomain(raw),
   }),
   suite: setting({
     env: 'AFTERSMTP_SUITE',
     default: 'hybrid-v1',
     doc: 'Key suite for keys this gateway generates: hybrid-v1 (X-Wing + Ed25519/ML-DSA-65) or classic-v1 (X25519 + Ed25519).',
-    parse: oneOf<Suite>(SUITES),
+    parse: oneOf<SuiteId>(SUITE_IDS),
   }),
   passphraseFile: setting({
     env: 'AFTERSMTP_PASSPHRASE_FILE',

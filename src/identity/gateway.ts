@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { formatDid } from './did.js';
-import { generateIdentity, readKeyFile, writeKeyFile, writePublicRecordFile } from './keyfile.js';
+import { generateIdentity, readKeyFile, writeKeyFile, writePublicRecordFile } from './index.js';
 
 export const GATEWAY_LOCALPART = 'gateway';
 

@@ -35,10 +35,10 @@ function startServe(env: Record<string, string>): Promise<Started> {
   });
 }
 
-function stop(child: ChildProcess): Promise<number | null> {
+function stop(child: ChildProcess): Promise<number | string | null> {
   return new Promise((resolve) => {
     child.removeAllListeners('exit');
-    child.on('exit', (code) => resolve(code));
+    child.on('exit', (code, signal) => resolve(code ?? signal));
     child.kill('SIGTERM');
   });
 }

@@ -25,7 +25,13 @@ test('an unknown command or flag exits 2', async () => {
 });
 
 test('every command answers --help with exit 0', async () => {
-  for (const path of [['serve'], ['keygen'], ['envelope', 'seal'], ['envelope', 'open'], ['bench']]) {
+  for (const path of [
+    ['serve'],
+    ['keygen'],
+    ['envelope', 'seal'],
+    ['envelope', 'open'],
+    ['bench'],
+  ]) {
     const r = await runCli([...path, '--help']);
     assert.equal(r.code, 0, path.join(' '));
     assert.match(r.stdout, new RegExp(`usage: aftersmtp ${path.join(' ')}`));

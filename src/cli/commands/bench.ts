@@ -23,7 +23,8 @@ export const benchCommand: Command = {
       throw new UsageError(`name one benchmark: ${BENCHES.join(', ')}`);
     }
     const script = fileURLToPath(new URL(`../../../bench/${name}.js`, import.meta.url));
-    if (!existsSync(script)) throw new AfterSmtpError('ERR_BENCH_MISSING', `${script} is not built`);
+    if (!existsSync(script))
+      throw new AfterSmtpError('ERR_BENCH_MISSING', `${script} is not built`);
     const child = spawn(process.execPath, [script, ...(args.values.json ? ['--json'] : [])], {
       stdio: 'inherit',
     });

@@ -19,6 +19,12 @@ export const serveCommand: Command = {
   options: {},
   async run() {
     const config = loadConfig();
+    // Installed before anything is announced, so a signal that follows the "serving" line at
+    // once still stops the gateway cleanly.
+    const stopped = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
     const log = pino({ level: config.logLevel, base: { service: 'aftersmtp' } });
     const { identity, notes } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
@@ -30,14 +36,21 @@ export const serveCommand: Command = {
       help: 'Constant 1, labelled with the gateway identity.',
       labelNames: ['did', 'suite', 'key_id'],
       registers: [registry],
-    }).set({ did: identity.record.did, suite: identity.record.suite, key_id: identity.record.keyId }, 1);
+    }).set(
+      {
+        did: identity.record.did,
+        suite: identity.record.suite,
+        key_id: identity.record.keyId.toString('base64'),
+      },
+      1,
+    );
 
     const admin = await startAdminServer(config.adminListen, registry);
     log.info(
       {
         gateway: identity.record.did,
         suite: identity.record.suite,
-        keyId: identity.record.keyId,
+        keyId: identity.record.keyId.toString('base64'),
         dataDir: config.dataDir,
         admin: `http://${admin.address.address}:${admin.address.port}`,
         notYetServed: ['AMP relay (QUIC, udp/4434)', 'client API (gRPC, tcp/4433)', 'SMTP bridge'],
@@ -45,14 +58,7 @@ export const serveCommand: Command = {
       'aftersmtp serving',
     );
 
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ signal }, 'shutting down');
-        resolve();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    log.info({ signal: await stopped }, 'shutting down');
     await admin.close();
     log.info('stopped');
   },

@@ -1,0 +1,94 @@
+/**
+ * Bounded file reading and crash-safe file writing for identity files (key files, public
+ * records). Guarantees: a read never allocates more than `maxBytes` + 1 bytes whatever the file
+ * claims or grows to; a write is atomic (temporary file, fsync, then link/rename) so a crash
+ * leaves either the old file or the new one, never a torn file; I/O failures become
+ * InputError(`<code>`) with the path in the message.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, link, rename, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { InputError } from '../errors.js';
+
+/** Reads a regular file of at most `maxBytes` bytes. */
+export async function readBoundedFile(
+  path: string,
+  maxBytes: number,
+  code: string,
+  tooLargeCode: string = code,
+): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw new InputError(
+      code,
+      `cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      { cause: err },
+    );
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new InputError(code, `${path} is not a regular file`);
+    if (st.size > maxBytes)
+      throw new InputError(tooLargeCode, `${path} is larger than ${maxBytes} bytes`);
+    const buf = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, length, buf.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > maxBytes)
+        throw new InputError(tooLargeCode, `${path} is larger than ${maxBytes} bytes`);
+    }
+    return buf.subarray(0, length);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically with `mode`. Without `overwrite`, refuses (InputError
+ * `<code>_EXISTS`) to replace an existing file.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array,
+  options: { mode: number; overwrite: boolean; code: string },
+): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', options.mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    if (options.overwrite) {
+      await rename(tmp, path);
+    } else {
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new InputError(
+            `${options.code}_EXISTS`,
+            `${path} already exists; not overwriting it`,
+          );
+        }
+        throw err;
+      }
+      await unlink(tmp);
+    }
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
