@@ -9,5 +9,191 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** SHA-256 of `data`. */
+/** An Ed25519 (RFC 8032) signing key held in native memory, wiped when collected. */
+export declare class Ed25519Key {
+  /** A fresh key from the OS CSPRNG. */
+  static generate(): Ed25519Key
+  /** The key for a 32-byte RFC 8032 seed. */
+  static fromSeed(seed: Buffer): Ed25519Key
+  /** The 32-byte public key. */
+  publicKey(): Buffer
+  /** A 64-byte (deterministic) Ed25519 signature over `message`. */
+  sign(message: Buffer): Buffer
+  /** The 32-byte seed (for an encrypted key file). Handle with care. */
+  exportSeed(): Buffer
+}
+
+/** An ML-DSA-65 (FIPS 204) signing key held in native memory, wiped when collected. */
+export declare class MlDsa65Key {
+  /** A fresh key from a random 32-byte seed. */
+  static generate(): MlDsa65Key
+  /** ML-DSA.KeyGen_internal from a 32-byte seed `xi`. */
+  static fromSeed(xi: Buffer): MlDsa65Key
+  /**
+   * Import a 4032-byte expanded secret key (for Wycheproof sign_noseed vectors and legacy
+   * interop). Coefficients out of range or a `tr` that does not match the implied public key
+   * throw `ERR_CRYPTO_KEY`. Such a key has no seed to export.
+   */
+  static fromExpanded(secretKey: Buffer): MlDsa65Key
+  /** The 1952-byte public key. */
+  publicKey(): Buffer
+  /**
+   * ML-DSA.Sign (FIPS 204, pure mode) with a context string of at most 255 bytes: a
+   * 3309-byte signature. `rnd` absent = hedged with fresh randomness (recommended);
+   * `rnd` of 32 zero bytes = the deterministic variant; other 32-byte values for tests.
+   */
+  sign(message: Buffer, context: Buffer, rnd?: Buffer | undefined | null): Buffer
+  /** The 32-byte seed. Throws `ERR_CRYPTO_KEY` for a key built with `fromExpanded`. */
+  exportSeed(): Buffer
+}
+
+/** An ML-KEM-768 (FIPS 203) decapsulation key held in native memory, wiped when collected. */
+export declare class MlKem768Key {
+  /** A fresh key pair from a random 64-byte seed. */
+  static generate(): MlKem768Key
+  /** ML-KEM.KeyGen_internal(d, z) from the 64-byte seed `d || z`. */
+  static fromSeed(dz: Buffer): MlKem768Key
+  /**
+   * Import a 2400-byte expanded decapsulation key, with the FIPS 203 decapsulation-key
+   * checks (embedded `ek` modulus check and hash check; `ERR_CRYPTO_KEY` on failure).
+   * Such a key has no seed to export.
+   */
+  static fromExpanded(decapsulationKey: Buffer): MlKem768Key
+  /** The 1184-byte encapsulation key. */
+  encapsulationKey(): Buffer
+  /** The 2400-byte expanded decapsulation key (legacy interop form). Handle with care. */
+  expandedDecapsulationKey(): Buffer
+  /**
+   * ML-KEM.Decaps of a 1088-byte ciphertext: the 32-byte shared secret. A forged ciphertext
+   * yields an unrelated pseudorandom secret (implicit rejection), not an error.
+   */
+  decapsulate(ciphertext: Buffer): Buffer
+  /** The 64-byte seed `d || z`. Throws `ERR_CRYPTO_KEY` for a key built with `fromExpanded`. */
+  exportSeed(): Buffer
+}
+
+/** An X25519 (RFC 7748) secret key held in native memory, wiped when collected. */
+export declare class X25519Key {
+  /** A fresh key from the OS CSPRNG. */
+  static generate(): X25519Key
+  /** The key for a 32-byte secret. */
+  static fromSecret(secret: Buffer): X25519Key
+  /** The 32-byte public key. */
+  publicKey(): Buffer
+  /**
+   * X25519 with a 32-byte peer public key. Throws `ERR_CRYPTO_KEY` if the result is all zero
+   * (low-order peer key). The raw output is not a key: feed it to a KDF.
+   */
+  diffieHellman(peerPublic: Buffer): Buffer
+  /**
+   * HPKE Base-mode single-shot open with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+   * ChaCha20-Poly1305. `enc` is 32 bytes. Throws `ERR_CRYPTO_AUTH` when authentication fails.
+   */
+  hpkeOpen(enc: Buffer, info: Buffer, aad: Buffer, ciphertext: Buffer): Buffer
+  /** The 32-byte secret (for an encrypted key file). Handle with care. */
+  exportSecret(): Buffer
+}
+
+/**
+ * An X-Wing (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem) decapsulation key held in
+ * native memory, wiped when collected.
+ */
+export declare class XWingKey {
+  /** A fresh key from a random 32-byte seed. */
+  static generate(): XWingKey
+  /** The key for a 32-byte seed (the X-Wing decapsulation key). */
+  static fromSeed(seed: Buffer): XWingKey
+  /** The 1216-byte public key. */
+  publicKey(): Buffer
+  /** X-Wing decapsulation of a 1120-byte ciphertext: the 32-byte shared secret. */
+  decapsulate(ciphertext: Buffer): Buffer
+  /**
+   * HPKE Base-mode single-shot open with KEM X-Wing (0x647a), HKDF-SHA256,
+   * ChaCha20-Poly1305. `enc` is 1120 bytes. Throws `ERR_CRYPTO_AUTH` when authentication
+   * fails.
+   */
+  hpkeOpen(enc: Buffer, info: Buffer, aad: Buffer, ciphertext: Buffer): Buffer
+  /** The 32-byte seed (for an encrypted key file). Handle with care. */
+  exportSeed(): Buffer
+}
+
+/**
+ * AEAD decryption of `ciphertext || tag`. Throws `ERR_CRYPTO_AUTH` if the tag does not verify
+ * (wrong key, nonce, aad or tampered data), `ERR_CRYPTO_LENGTH` for a wrong-size key/nonce or
+ * an input shorter than the tag.
+ */
+export declare function aeadOpen(alg: 'chacha20-poly1305' | 'aes-256-gcm', key: Buffer, nonce: Buffer, aad: Buffer, ciphertextAndTag: Buffer): Buffer
+
+/**
+ * AEAD encryption: returns `ciphertext || tag` (16-byte tag).
+ * `key` is 32 bytes and `nonce` 12 bytes (`ERR_CRYPTO_LENGTH` otherwise); an unknown `alg`
+ * is `ERR_CRYPTO_PARAM`. Never reuse a nonce with the same key.
+ */
+export declare function aeadSeal(alg: 'chacha20-poly1305' | 'aes-256-gcm', key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer
+
+/**
+ * Strict Ed25519 verification (RFC 8032 with the checks Project Wycheproof expects:
+ * canonical S, canonical and non-small-order A and R). Never throws: any malformed or
+ * wrong-length input returns `false`.
+ */
+export declare function ed25519Verify(publicKey: Buffer, message: Buffer, signature: Buffer): boolean
+
+/**
+ * HKDF-SHA256 (RFC 5869) extract-then-expand. An empty `salt` means no salt.
+ * `length` must be 0..=8160 (255 * 32), else `ERR_CRYPTO_PARAM`.
+ */
+export declare function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, length: number): Buffer
+
+/**
+ * HPKE (RFC 9180) Base mode, single-shot seal (sequence number 0), KDF HKDF-SHA256, AEAD
+ * ChaCha20-Poly1305, KEM DHKEM(X25519, HKDF-SHA256) (0x0020, 32-byte key) or X-Wing
+ * (0x647a, 1216-byte key). `info` is at most 65535 bytes. `ikmE` makes the ephemeral key
+ * deterministic (DHKEM: DeriveKeyPair(ikmE), 32..=64 bytes; X-Wing: the 64-byte eseed) — for
+ * known-answer tests only. An all-zero X25519 result is `ERR_CRYPTO_KEY`.
+ */
+export declare function hpkeSeal(kem: 'dhkem-x25519-hkdf-sha256' | 'x-wing', recipientPublicKey: Buffer, info: Buffer, aad: Buffer, plaintext: Buffer, ikmE?: Buffer | undefined | null): HpkeSealed
+
+/** Result of `hpkeSeal`. */
+export interface HpkeSealed {
+  /** The encapsulated key: 32 bytes (DHKEM X25519) or 1120 bytes (X-Wing). */
+  enc: Buffer
+  /** The AEAD ciphertext with its 16-byte tag. */
+  ciphertext: Buffer
+}
+
+/** Result of a KEM encapsulation. */
+export interface KemEncapsulation {
+  /** The ciphertext to send to the key holder. */
+  ciphertext: Buffer
+  /** The 32-byte shared secret to keep. */
+  sharedSecret: Buffer
+}
+
+/**
+ * ML-DSA-65 verification (FIPS 204 ML-DSA.Verify, pure mode, with a context string of at most
+ * 255 bytes). Never throws: any malformed or wrong-length input returns `false`.
+ */
+export declare function mlDsa65Verify(publicKey: Buffer, message: Buffer, signature: Buffer, context: Buffer): boolean
+
+/**
+ * ML-KEM-768 encapsulation (FIPS 203 ML-KEM.Encaps) to a 1184-byte encapsulation key.
+ * The key gets the FIPS 203 input checks (modulus check: `ERR_CRYPTO_KEY`). `m` (32 bytes)
+ * makes it deterministic: for known-answer tests only, never in production.
+ */
+export declare function mlKem768Encapsulate(encapsulationKey: Buffer, m?: Buffer | undefined | null): KemEncapsulation
+
+/**
+ * `n` bytes from the operating system's CSPRNG; `n` must be 0..=1048576 (1 MiB), else
+ * `ERR_CRYPTO_PARAM`.
+ */
+export declare function randomBytes(n: number): Buffer
+
+/** SHA-256 of `data` (32 bytes). */
 export declare function sha256(data: Buffer): Buffer
+
+/**
+ * X-Wing encapsulation (draft-connolly-cfrg-xwing-kem) to a 1216-byte public key: a 1120-byte
+ * ciphertext and a 32-byte shared secret. `eseed` (64 bytes) makes it deterministic: for
+ * known-answer tests only.
+ */
+export declare function xwingEncapsulate(publicKey: Buffer, eseed?: Buffer | undefined | null): KemEncapsulation

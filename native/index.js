@@ -773,6 +773,20 @@ if (
   }
 }
 
-const { sha256 } = nativeBinding
+const { Ed25519Key, MlDsa65Key, MlKem768Key, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, randomBytes, sha256, xwingEncapsulate } = nativeBinding
+export { Ed25519Key }
+export { MlDsa65Key }
+export { MlKem768Key }
+export { X25519Key }
+export { XWingKey }
+export { aeadOpen }
+export { aeadSeal }
+export { ed25519Verify }
+export { hkdfSha256 }
+export { hpkeSeal }
+export { mlDsa65Verify }
+export { mlKem768Encapsulate }
+export { randomBytes }
 export { sha256 }
+export { xwingEncapsulate }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -1,10 +1,10 @@
 //! AfterSMTP native core: mechanisms only (cryptography, QUIC, buffers), no policy.
-use napi::bindgen_prelude::Buffer;
-use napi_derive::napi;
-use sha2::Digest;
+//!
+//! - [`crypto`]: pure-Rust primitives with typed errors (used by tests and benchmarks).
+//! - `napi_api`: the thin N-API layer (JS names are the camelCased Rust names).
+#![deny(unsafe_code)]
 
-/// SHA-256 of `data`.
-#[napi]
-pub fn sha256(data: Buffer) -> Buffer {
-    sha2::Sha256::digest(&data).to_vec().into()
-}
+pub mod crypto;
+mod napi_api;
+
+pub use napi_api::*;

@@ -13,7 +13,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as native from '../../src/native/index.js';
-import { CaseLog, caseId, hex, loadVectors, type WycheproofCase, type WycheproofFile } from './helpers.js';
+import {
+  CaseLog,
+  caseId,
+  hex,
+  loadVectors,
+  type WycheproofCase,
+  type WycheproofFile,
+} from './helpers.js';
 
 interface XdhCase extends WycheproofCase {
   public: string;
@@ -44,9 +51,7 @@ test(`Wycheproof ${FILE}: every case`, (t) => {
       if (allZero) {
         // Only 'acceptable' cases have an all-zero output; we refuse them (RFC 7748 §6.1).
         log.equal(id, 'result of an all-zero case', c.result, 'acceptable');
-        log.throws(id, 'diffieHellman', 'ERR_CRYPTO_KEY', () =>
-          key.diffieHellman(hex(c.public)),
-        );
+        log.throws(id, 'diffieHellman', 'ERR_CRYPTO_KEY', () => key.diffieHellman(hex(c.public)));
         log.count('refused-zero-shared');
       } else {
         const got = log.run(id, 'diffieHellman', () => key.diffieHellman(hex(c.public)));

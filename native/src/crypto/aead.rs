@@ -40,7 +40,8 @@ fn run<C: Aead + KeyInit>(
     payload: Payload<'_, '_>,
     seal: bool,
 ) -> CryptoResult<Vec<u8>> {
-    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::length("key", "32 bytes", key.len()))?;
+    let cipher =
+        C::new_from_slice(key).map_err(|_| CryptoError::length("key", "32 bytes", key.len()))?;
     let nonce = nonce
         .try_into()
         .map_err(|_| CryptoError::length("nonce", "12 bytes", nonce.len()))?;
@@ -49,7 +50,9 @@ fn run<C: Aead + KeyInit>(
             .encrypt(nonce, payload)
             .map_err(|_| CryptoError::param("plaintext or aad too long for the AEAD"))
     } else {
-        cipher.decrypt(nonce, payload).map_err(|_| CryptoError::Auth("aeadOpen"))
+        cipher
+            .decrypt(nonce, payload)
+            .map_err(|_| CryptoError::Auth("aeadOpen"))
     }
 }
 
@@ -59,9 +62,18 @@ fn check(key: &[u8], nonce: &[u8]) -> CryptoResult<()> {
 }
 
 /// Encrypt and authenticate; returns `ciphertext || tag`.
-pub fn seal(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> CryptoResult<Vec<u8>> {
+pub fn seal(
+    alg: AeadAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> CryptoResult<Vec<u8>> {
     check(key, nonce)?;
-    let payload = Payload { msg: plaintext, aad };
+    let payload = Payload {
+        msg: plaintext,
+        aad,
+    };
     match alg {
         AeadAlg::ChaCha20Poly1305 => run::<ChaCha20Poly1305>(key, nonce, payload, true),
         AeadAlg::Aes256Gcm => run::<Aes256Gcm>(key, nonce, payload, true),
@@ -69,7 +81,13 @@ pub fn seal(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]
 }
 
 /// Verify and decrypt `ciphertext || tag`. Fails with `ERR_CRYPTO_AUTH` on any mismatch.
-pub fn open(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext_and_tag: &[u8]) -> CryptoResult<Vec<u8>> {
+pub fn open(
+    alg: AeadAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext_and_tag: &[u8],
+) -> CryptoResult<Vec<u8>> {
     check(key, nonce)?;
     if ciphertext_and_tag.len() < TAG_LEN {
         return Err(CryptoError::length(

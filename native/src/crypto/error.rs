@@ -86,7 +86,8 @@ pub type CryptoResult<T> = Result<T, CryptoError>;
 
 /// Copy `data` into a fixed-size array, or fail with a length error naming `param`.
 pub(crate) fn fixed<const N: usize>(param: &'static str, data: &[u8]) -> CryptoResult<[u8; N]> {
-    <[u8; N]>::try_from(data).map_err(|_| CryptoError::length(param, format!("{N} bytes"), data.len()))
+    <[u8; N]>::try_from(data)
+        .map_err(|_| CryptoError::length(param, format!("{N} bytes"), data.len()))
 }
 
 /// Fail with a length error unless `data` is exactly `n` bytes.
@@ -108,5 +109,34 @@ pub(crate) fn expect_max(param: &'static str, data: &[u8], max: usize) -> Crypto
             format!("at most {max} bytes"),
             data.len(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(
+            CryptoError::length("key", "32 bytes", 3).code(),
+            "ERR_CRYPTO_LENGTH"
+        );
+        assert_eq!(CryptoError::Auth("x").code(), "ERR_CRYPTO_AUTH");
+        assert_eq!(CryptoError::key("x").code(), "ERR_CRYPTO_KEY");
+        assert_eq!(CryptoError::param("x").code(), "ERR_CRYPTO_PARAM");
+        assert_eq!(CryptoError::Rng.code(), "ERR_CRYPTO_RNG");
+    }
+
+    #[test]
+    fn length_helpers() {
+        assert_eq!(fixed::<2>("p", &[1, 2]).unwrap(), [1, 2]);
+        assert_eq!(
+            fixed::<2>("p", &[1]).unwrap_err().to_string(),
+            "p must be 2 bytes (got 1 bytes)"
+        );
+        assert!(expect_len("p", &[0; 3], 3).is_ok());
+        assert!(expect_max("p", &[0; 3], 2).is_err());
+        assert!(expect_max("p", &[0; 2], 2).is_ok());
     }
 }

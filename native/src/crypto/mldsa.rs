@@ -78,8 +78,10 @@ impl MlDsa65Secret {
         );
         // The crate documents that malformed expanded keys may panic: contain it.
         #[allow(deprecated)] // the expanded form is needed for Wycheproof's sign_noseed vectors
-        let key = catch_unwind(AssertUnwindSafe(|| ExpandedSigningKey::<MlDsa65>::from_expanded(&bytes)))
-            .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
+        let key = catch_unwind(AssertUnwindSafe(|| {
+            ExpandedSigningKey::<MlDsa65>::from_expanded(&bytes)
+        }))
+        .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
         let public_key = catch_unwind(AssertUnwindSafe(|| key.verifying_key().encode().to_vec()))
             .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
         let mut tr = [0u8; 64];
@@ -91,11 +93,29 @@ impl MlDsa65Secret {
                 "ML-DSA-65 secret key: tr does not match the public key",
             ));
         }
-        Ok(Self {
+        let imported = Self {
             key,
             seed: None,
             public_key,
-        })
+        };
+        // Pairwise consistency test: t0 is not covered by the tr check above, and a key whose
+        // signatures do not verify must not be accepted.
+        let probe = imported.sign(b"AfterSMTP ML-DSA-65 import check", b"", Some(&[0u8; 32]));
+        match probe {
+            Ok(sig)
+                if verify(
+                    &imported.public_key,
+                    b"AfterSMTP ML-DSA-65 import check",
+                    &sig,
+                    b"",
+                ) =>
+            {
+                Ok(imported)
+            }
+            _ => Err(CryptoError::key(
+                "ML-DSA-65 secret key failed the pairwise consistency test",
+            )),
+        }
     }
 
     /// The 1952-byte public key.
@@ -111,8 +131,14 @@ impl MlDsa65Secret {
     }
 
     /// ML-DSA.Sign(sk, message, ctx) (FIPS 204 Algorithm 2). `rnd` absent = hedged with fresh
-    /// randomness; `rnd` = 32 zero bytes = the deterministic variant.
-    pub fn sign(&self, message: &[u8], context: &[u8], rnd: Option<&[u8]>) -> CryptoResult<Vec<u8>> {
+    /// randomness; `rnd` = 32 zero bytes = the deterministic variant. For a key imported in
+    /// expanded form the signature is verified before it is returned (`ERR_CRYPTO_KEY` if not).
+    pub fn sign(
+        &self,
+        message: &[u8],
+        context: &[u8],
+        rnd: Option<&[u8]>,
+    ) -> CryptoResult<Vec<u8>> {
         expect_max("context", context, MAX_CONTEXT_LEN)?;
         let rnd = match rnd {
             Some(r) => Zeroizing::new(fixed::<32>("rnd", r)?),
@@ -125,7 +151,15 @@ impl MlDsa65Secret {
             self.key.sign_internal(&[&prefix, context, message], &rnd)
         }))
         .map_err(|_| CryptoError::key("ML-DSA-65 signing failed (malformed secret key)"))?;
-        Ok(sig.encode().to_vec())
+        let sig = sig.encode().to_vec();
+        // An imported expanded key is not consistent by construction (its t0 is not checked
+        // at import): never hand out a signature from it that does not verify.
+        if self.seed.is_none() && !verify(&self.public_key, message, &sig, context) {
+            return Err(CryptoError::key(
+                "ML-DSA-65 imported secret key produced an invalid signature (inconsistent t0)",
+            ));
+        }
+        Ok(sig)
     }
 }
 

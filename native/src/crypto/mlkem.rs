@@ -2,8 +2,10 @@
 use super::error::{expect_len, fixed, CryptoError, CryptoResult};
 use super::rand::random_secret;
 use ml_kem::array::Array;
-use ml_kem::ml_kem_768::{Ciphertext, DecapsulationKey, EncapsulationKey, ExpandedDecapsulationKey};
-use ml_kem::{B32, Decapsulate, KeyExport, Seed};
+#[allow(deprecated)] // the expanded form is needed for Wycheproof's semi-expanded vectors
+use ml_kem::ml_kem_768::ExpandedDecapsulationKey;
+use ml_kem::ml_kem_768::{Ciphertext, DecapsulationKey, EncapsulationKey};
+use ml_kem::{Decapsulate, KeyExport, Seed, B32};
 use zeroize::Zeroizing;
 
 /// Encapsulation (public) key size.
@@ -56,12 +58,16 @@ impl MlKem768Secret {
     /// the embedded encapsulation key passes the modulus check and `H(ek)` matches.
     pub fn from_expanded(dk: &[u8]) -> CryptoResult<Self> {
         expect_len("decapsulationKey", dk, EXPANDED_DECAPSULATION_KEY_LEN)?;
+        #[allow(deprecated)]
         let arr: Zeroizing<ExpandedDecapsulationKey> = Zeroizing::new(
-            Array::try_from(dk).map_err(|_| CryptoError::length("decapsulationKey", "2400 bytes", dk.len()))?,
+            Array::try_from(dk)
+                .map_err(|_| CryptoError::length("decapsulationKey", "2400 bytes", dk.len()))?,
         );
         #[allow(deprecated)] // the expanded form is needed for Wycheproof's semi-expanded vectors
         let dk = DecapsulationKey::from_expanded(&arr).map_err(|_| {
-            CryptoError::key("ML-KEM-768 decapsulation key failed the FIPS 203 checks (modulus or hash)")
+            CryptoError::key(
+                "ML-KEM-768 decapsulation key failed the FIPS 203 checks (modulus or hash)",
+            )
         })?;
         Ok(Self { dk })
     }
@@ -94,17 +100,16 @@ impl MlKem768Secret {
 
     /// ML-KEM.Decaps: the 32-byte shared secret (implicit rejection: a wrong ciphertext yields
     /// a pseudorandom secret, never an error).
-    pub fn decapsulate(&self, ciphertext: &[u8]) -> CryptoResult<Zeroizing<[u8; SHARED_SECRET_LEN]>> {
+    pub fn decapsulate(
+        &self,
+        ciphertext: &[u8],
+    ) -> CryptoResult<Zeroizing<[u8; SHARED_SECRET_LEN]>> {
         let ct: Ciphertext = Array::try_from(ciphertext)
             .map_err(|_| CryptoError::length("ciphertext", "1088 bytes", ciphertext.len()))?;
         let mut ss = self.dk.decapsulate(&ct);
         let out = Zeroizing::new(<[u8; SHARED_SECRET_LEN]>::from(ss));
         zeroize::Zeroize::zeroize(ss.as_mut_slice());
         Ok(out)
-    }
-
-    pub(crate) fn inner(&self) -> &DecapsulationKey {
-        &self.dk
     }
 }
 
@@ -118,7 +123,10 @@ pub fn parse_encapsulation_key(ek: &[u8]) -> CryptoResult<EncapsulationKey> {
 }
 
 /// ML-KEM.Encaps for a parsed key with explicit randomness `m`.
-pub(crate) fn encapsulate_with(ek: &EncapsulationKey, m: &[u8; M_LEN]) -> (Ciphertext, Zeroizing<[u8; 32]>) {
+pub(crate) fn encapsulate_with(
+    ek: &EncapsulationKey,
+    m: &[u8; M_LEN],
+) -> (Ciphertext, Zeroizing<[u8; 32]>) {
     let mut m_arr = B32::from(*m);
     let (ct, mut ss) = ek.encapsulate_deterministic(&m_arr);
     zeroize::Zeroize::zeroize(m_arr.as_mut_slice());

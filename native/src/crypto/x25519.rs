@@ -52,7 +52,10 @@ impl X25519Secret {
 }
 
 /// Diffie-Hellman with the all-zero output check (constant time).
-pub(crate) fn dh(secret: &StaticSecret, peer: &PublicKey) -> CryptoResult<Zeroizing<[u8; KEY_LEN]>> {
+pub(crate) fn dh(
+    secret: &StaticSecret,
+    peer: &PublicKey,
+) -> CryptoResult<Zeroizing<[u8; KEY_LEN]>> {
     let shared = secret.diffie_hellman(peer);
     if !shared.was_contributory() {
         return Err(CryptoError::key(

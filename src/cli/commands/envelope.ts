@@ -72,7 +72,8 @@ export const envelopeSealCommand: Command = {
     requireStrings(args, 'to');
     const inPath = requireString(args, 'in');
     const out = requireString(args, 'out');
-    const ttl = parseDuration(optionalString(args, 'ttl') ?? '30d', 'ttl');
+    const ttlFlag = optionalString(args, 'ttl');
+    const ttl = ttlFlag === undefined ? DEFAULT_TTL_MS : parseDuration(ttlFlag, 'ttl');
     const gatewayKeyFile = optionalString(args, 'gateway-key');
     const [to, cc, bcc] = await Promise.all([
       records(args, 'to'),
