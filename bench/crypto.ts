@@ -52,6 +52,7 @@ import {
   type Target,
 } from './lib/measure.js';
 import { projectRootFrom } from './lib/paths.js';
+import { envelopeSection } from './envelope-section.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -421,7 +422,9 @@ const primitivesSection: Section = {
   },
 };
 
-/** Sections of the report, run in order. Append further sections (e.g. envelope seal+open). */
-const sections: Section[] = [primitivesSection];
+/** Sections of the report, run in order. `--only <id>` runs one of them. */
+const all: Section[] = [primitivesSection, envelopeSection];
+const only = process.argv.indexOf('--only');
+const sections = only >= 0 ? all.filter((s) => s.id === process.argv[only + 1]) : all;
 
 await runSections(sections);
