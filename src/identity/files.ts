@@ -32,7 +32,8 @@ export async function readBoundedFile(
     if (!st.isFile()) throw new InputError(code, `${path} is not a regular file`);
     if (st.size > maxBytes)
       throw new InputError(tooLargeCode, `${path} is larger than ${maxBytes} bytes`);
-    const buf = Buffer.alloc(maxBytes + 1);
+    // Sized by the file (it may still grow while we read: one byte more than the cap tells).
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
     let length = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, length, buf.length - length, null);
@@ -40,6 +41,7 @@ export async function readBoundedFile(
       length += bytesRead;
       if (length > maxBytes)
         throw new InputError(tooLargeCode, `${path} is larger than ${maxBytes} bytes`);
+      if (length === buf.length) throw new InputError(code, `${path} grew while it was read`);
     }
     return buf.subarray(0, length);
   } finally {
