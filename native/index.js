@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { Ed25519Key, MlDsa65Key, MlKem768Key, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, randomBytes, sha256, xwingEncapsulate } = nativeBinding
+const { Ed25519Key, MlDsa65Key, MlKem768Key, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, randomBytes, sha256, xwingEncapsulate } = nativeBinding
 export { Ed25519Key }
 export { MlDsa65Key }
 export { MlKem768Key }
@@ -782,6 +782,9 @@ export { XWingKey }
 export { aeadOpen }
 export { aeadSeal }
 export { ed25519Verify }
+export { hashcashCheck }
+export { hashcashSearch }
+export { hashcashSearchAsync }
 export { hkdfSha256 }
 export { hpkeSeal }
 export { mlDsa65Verify }

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --manifest-path native/Cargo.toml --bench primitives`
 //! (`BENCH_SECONDS` overrides the ~0.5 s measured per primitive).
-use aftersmtp_native::crypto::{aead, ed25519, hash, hpke, mldsa, mlkem, x25519, xwing};
+use aftersmtp_native::crypto::{aead, ed25519, hash, hashcash, hpke, mldsa, mlkem, x25519, xwing};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -193,6 +193,20 @@ fn main() {
                 hpke::open_xwing(&xw, &sealed.enc, info, b"", &sealed.ciphertext).expect("open"),
             );
         }),
+    ));
+
+    // hashes/s: one search call tries HASHCASH_BATCH nonces at an unreachable difficulty.
+    const HASHCASH_BATCH: u64 = 1024;
+    let stamp_prefix = b"aftersmtp:v1:alice@example.org:bob@example.net:20250101";
+    results.push((
+        "hashcash-sha256",
+        HASHCASH_BATCH as f64
+            * measure(target, || {
+                black_box(
+                    hashcash::search(black_box(stamp_prefix), 64, 0, HASHCASH_BATCH)
+                        .expect("search"),
+                );
+            }),
     ));
 
     let body: Vec<String> = results

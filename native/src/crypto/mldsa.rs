@@ -1,13 +1,18 @@
-//! ML-DSA-65 (FIPS 204) over the RustCrypto `ml-dsa` crate, pure ML-DSA with context strings.
+//! ML-DSA-65 (FIPS 204), pure ML-DSA with context strings, over libcrux-ml-dsa: formally
+//! verified, with an AVX2 implementation selected at run time (portable code otherwise).
+//!
+//! The RustCrypto `ml-dsa` crate is kept for exactly one path: importing a 4032-byte expanded
+//! secret key needs the public key it implies (t = A*s1 + s2 -> t1), and libcrux has no
+//! sk -> pk function. Signing and verification always go through libcrux.
 use super::error::{expect_len, expect_max, fixed, CryptoError, CryptoResult};
 use super::rand::random_secret;
-use ml_dsa::{
-    EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa65,
-    Signature, SigningKey, VerifyingKey, B32,
+use libcrux_ml_dsa::ml_dsa_65::{
+    self, MLDSA65Signature, MLDSA65SigningKey, MLDSA65VerificationKey,
 };
+use ml_dsa::{ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa65};
 use shake::{ExtendableOutput, Shake256, Update, XofReader};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Seed (`xi`) size.
 pub const SEED_LEN: usize = 32;
@@ -25,12 +30,18 @@ const TR_RANGE: std::ops::Range<usize> = 64..128;
 const S1_S2_RANGE: std::ops::Range<usize> = 128..(128 + 5 * 128 + 6 * 128);
 const ETA: u8 = 4;
 
-/// An ML-DSA-65 signing key: the expanded key (`ZeroizeOnDrop`), the seed if known, and the
-/// encoded public key.
+/// An ML-DSA-65 signing key: the 4032-byte expanded key (wiped on drop), the seed if known,
+/// and the encoded public key.
 pub struct MlDsa65Secret {
-    key: ExpandedSigningKey<MlDsa65>,
+    key: MLDSA65SigningKey,
     seed: Option<Zeroizing<[u8; SEED_LEN]>>,
     public_key: Vec<u8>,
+}
+
+impl Drop for MlDsa65Secret {
+    fn drop(&mut self) {
+        self.key.as_mut_slice().zeroize();
+    }
 }
 
 impl MlDsa65Secret {
@@ -47,14 +58,12 @@ impl MlDsa65Secret {
     }
 
     fn from_seed_array(seed: Zeroizing<[u8; SEED_LEN]>) -> Self {
-        let mut xi = B32::from(*seed);
-        let sk = SigningKey::<MlDsa65>::from_seed(&xi);
-        zeroize::Zeroize::zeroize(xi.as_mut_slice());
-        let public_key = sk.expanded_key().verifying_key().encode().to_vec();
+        // ML-DSA.KeyGen_internal(xi) (FIPS 204 Algorithm 6).
+        let kp = ml_dsa_65::generate_key_pair(*seed);
         Self {
-            key: sk.expanded_key().clone(),
+            key: kp.signing_key,
             seed: Some(seed),
-            public_key,
+            public_key: kp.verification_key.as_slice().to_vec(),
         }
     }
 
@@ -76,14 +85,21 @@ impl MlDsa65Secret {
             sk.try_into()
                 .map_err(|_| CryptoError::length("secretKey", "4032 bytes", sk.len()))?,
         );
-        // The crate documents that malformed expanded keys may panic: contain it.
+        // RustCrypto derives the implied public key (libcrux cannot). The crate documents that
+        // malformed expanded keys may panic: contain it.
         #[allow(deprecated)] // the expanded form is needed for Wycheproof's sign_noseed vectors
-        let key = catch_unwind(AssertUnwindSafe(|| {
+        let rc_key = catch_unwind(AssertUnwindSafe(|| {
             ExpandedSigningKey::<MlDsa65>::from_expanded(&bytes)
         }))
         .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
-        let public_key = catch_unwind(AssertUnwindSafe(|| key.verifying_key().encode().to_vec()))
-            .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
+        let public_key = catch_unwind(AssertUnwindSafe(|| {
+            rc_key.verifying_key().encode().to_vec()
+        }))
+        .map_err(|_| CryptoError::key("malformed ML-DSA-65 secret key"))?;
+        drop(rc_key); // ZeroizeOnDrop
+        let mut arr = Zeroizing::new([0u8; EXPANDED_SECRET_KEY_LEN]);
+        arr.copy_from_slice(sk);
+        let key = MLDSA65SigningKey::new(*arr);
         let mut tr = [0u8; 64];
         let mut h = Shake256::default();
         h.update(&public_key);
@@ -144,14 +160,13 @@ impl MlDsa65Secret {
             Some(r) => Zeroizing::new(fixed::<32>("rnd", r)?),
             None => random_secret::<32>()?,
         };
-        let rnd = B32::from(*rnd);
-        // M' = IntegerToBytes(0, 1) || IntegerToBytes(|ctx|, 1) || ctx || M
-        let prefix = [0u8, context.len() as u8];
+        // ML-DSA.Sign (FIPS 204 Algorithm 2): M' = 0 || |ctx| || ctx || M, done by libcrux.
         let sig = catch_unwind(AssertUnwindSafe(|| {
-            self.key.sign_internal(&[&prefix, context, message], &rnd)
+            ml_dsa_65::sign(&self.key, message, context, *rnd)
         }))
-        .map_err(|_| CryptoError::key("ML-DSA-65 signing failed (malformed secret key)"))?;
-        let sig = sig.encode().to_vec();
+        .map_err(|_| CryptoError::key("ML-DSA-65 signing failed (malformed secret key)"))?
+        .map_err(|e| CryptoError::key(format!("ML-DSA-65 signing failed ({e:?})")))?;
+        let sig = sig.as_slice().to_vec();
         // An imported expanded key is not consistent by construction (its t0 is not checked
         // at import): never hand out a signature from it that does not verify.
         if self.seed.is_none() && !verify(&self.public_key, message, &sig, context) {
@@ -169,23 +184,13 @@ pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8], context: &[u8
     if context.len() > MAX_CONTEXT_LEN {
         return false;
     }
-    let Ok(pk) = EncodedVerifyingKey::<MlDsa65>::try_from(public_key) else {
+    let Ok(pk) = <&[u8; PUBLIC_KEY_LEN]>::try_from(public_key) else {
         return false;
     };
-    let Ok(sig) = EncodedSignature::<MlDsa65>::try_from(signature) else {
+    let Ok(sig) = <&[u8; SIGNATURE_LEN]>::try_from(signature) else {
         return false;
     };
-    let Some(sig) = Signature::<MlDsa65>::decode(&sig) else {
-        return false;
-    };
-    let vk = VerifyingKey::<MlDsa65>::decode(&pk);
-    vk.verify_with_context(message, context, &sig)
-}
-
-/// Parse and precompute a public key once, for repeated verification.
-pub fn parse_public_key(public_key: &[u8]) -> CryptoResult<VerifyingKey<MlDsa65>> {
-    expect_len("publicKey", public_key, PUBLIC_KEY_LEN)?;
-    let pk = EncodedVerifyingKey::<MlDsa65>::try_from(public_key)
-        .map_err(|_| CryptoError::length("publicKey", "1952 bytes", public_key.len()))?;
-    Ok(VerifyingKey::<MlDsa65>::decode(&pk))
+    let pk = MLDSA65VerificationKey::new(*pk);
+    let sig = MLDSA65Signature::new(*sig);
+    ml_dsa_65::verify(&pk, message, context, &sig).is_ok()
 }

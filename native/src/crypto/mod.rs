@@ -6,6 +6,7 @@ pub mod aead;
 pub mod ed25519;
 pub mod error;
 pub mod hash;
+pub mod hashcash;
 pub mod hpke;
 pub mod mldsa;
 pub mod mlkem;

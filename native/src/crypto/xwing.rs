@@ -1,14 +1,16 @@
 //! X-Wing hybrid KEM (ML-KEM-768 + X25519), draft-connolly-cfrg-xwing-kem, checked against
 //! the draft's test vectors (shared/vectors/xwing).
 //!
-//! Own composition over `ml-kem` + `x25519-dalek` + SHA3: the `x-wing` crate (0.1.1)
-//! re-derives ML-KEM and X25519 keys from the seed on every decapsulation; this keeps the
-//! expanded keys, and gives us the deterministic encapsulation (eseed) the vectors need.
+//! Own composition over libcrux ML-KEM-768 (see mlkem.rs) + `x25519-dalek` + SHA3: the
+//! `x-wing` crate (0.1.1) re-derives ML-KEM and X25519 keys from the seed on every
+//! decapsulation; this keeps the expanded keys, and gives us the deterministic encapsulation
+//! (eseed) the vectors need.
 use super::error::{fixed, CryptoError, CryptoResult};
-use super::mlkem::{encapsulate_with, parse_encapsulation_key, ENCAPSULATION_KEY_LEN};
+use super::mlkem::{
+    decapsulate_with, encapsulate_with, keygen, parse_encapsulation_key, ENCAPSULATION_KEY_LEN,
+};
 use super::rand::random_secret;
-use ml_kem::ml_kem_768::{Ciphertext as MlKemCiphertext, DecapsulationKey};
-use ml_kem::{Decapsulate, KeyExport, Seed};
+use libcrux_ml_kem::mlkem768::{MlKem768Ciphertext, MlKem768PrivateKey};
 use sha3::{Digest, Sha3_256};
 use shake::{ExtendableOutput, Shake256, Update, XofReader};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -32,10 +34,17 @@ const LABEL: &[u8; 6] = br"\.//^\";
 /// all wiped on drop.
 pub struct XWingSecret {
     seed: Zeroizing<[u8; SEED_LEN]>,
-    dk_m: DecapsulationKey,
+    dk_m: MlKem768PrivateKey,
     sk_x: StaticSecret,
     pk_x: [u8; 32],
     public_key: Vec<u8>,
+}
+
+impl Drop for XWingSecret {
+    fn drop(&mut self) {
+        // seed is Zeroizing and StaticSecret zeroizes itself; the libcrux dk is plain bytes.
+        self.dk_m[0..].zeroize();
+    }
 }
 
 /// Result of an encapsulation.
@@ -75,16 +84,16 @@ impl XWingSecret {
         let mut h = Shake256::default();
         h.update(seed.as_ref());
         h.finalize_xof().read(expanded.as_mut());
-        let mut m_seed = Seed::try_from(&expanded[..64]).unwrap_or_default();
-        let dk_m = DecapsulationKey::from_seed(m_seed);
-        m_seed.zeroize();
+        let mut m_seed = Zeroizing::new([0u8; 64]);
+        m_seed.copy_from_slice(&expanded[..64]);
+        let (dk_m, ek_m) = keygen(&m_seed);
         let mut x = [0u8; 32];
         x.copy_from_slice(&expanded[64..]);
         let sk_x = StaticSecret::from(x);
         x.zeroize();
         let pk_x = PublicKey::from(&sk_x).to_bytes();
         let mut public_key = Vec::with_capacity(PUBLIC_KEY_LEN);
-        public_key.extend_from_slice(&dk_m.encapsulation_key().to_bytes());
+        public_key.extend_from_slice(ek_m.as_ref());
         public_key.extend_from_slice(&pk_x);
         Self {
             seed,
@@ -112,15 +121,13 @@ impl XWingSecret {
         ciphertext: &[u8],
     ) -> CryptoResult<Zeroizing<[u8; SHARED_SECRET_LEN]>> {
         let ct = fixed_ct(ciphertext)?;
-        let ct_m = MlKemCiphertext::try_from(&ct[..ML_KEM_CT_LEN])
+        let ct_m = MlKem768Ciphertext::try_from(&ct[..ML_KEM_CT_LEN])
             .map_err(|_| CryptoError::length("ciphertext", "1120 bytes", ciphertext.len()))?;
         let mut ct_x = [0u8; 32];
         ct_x.copy_from_slice(&ct[ML_KEM_CT_LEN..]);
-        let mut ss_m = self.dk_m.decapsulate(&ct_m);
+        let ss_m = decapsulate_with(&self.dk_m, &ct_m);
         let ss_x = self.sk_x.diffie_hellman(&PublicKey::from(ct_x));
-        let ss = combiner(&ss_m, ss_x.as_bytes(), &ct_x, &self.pk_x);
-        ss_m.zeroize();
-        Ok(ss)
+        Ok(combiner(ss_m.as_ref(), ss_x.as_bytes(), &ct_x, &self.pk_x))
     }
 }
 
@@ -167,7 +174,7 @@ pub fn encapsulate(public_key: &[u8], eseed: Option<&[u8]>) -> CryptoResult<Enca
     let shared_secret = combiner(ss_m.as_ref(), ss_x.as_bytes(), &ct_x, &pk_x);
 
     let mut ciphertext = Vec::with_capacity(CIPHERTEXT_LEN);
-    ciphertext.extend_from_slice(&ct_m);
+    ciphertext.extend_from_slice(ct_m.as_ref());
     ciphertext.extend_from_slice(&ct_x);
     Ok(Encapsulated {
         ciphertext,
