@@ -20,6 +20,11 @@ const TARGETS = [
     'src/amp/envelope-schema.generated.ts',
     'ENVELOPE_SCHEMA',
   ],
+  [
+    'proto/aftersmtp/client/v1/client.proto',
+    'src/amp/client-api/schema.generated.ts',
+    'CLIENT_API_SCHEMA',
+  ],
 ];
 
 async function generate(protoPath, outPath, name) {

@@ -7,6 +7,8 @@
 import { isAbsolute } from 'node:path';
 import { checkDomain } from '../identity/did.js';
 import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
+import { parseDnsServers } from '../amp/discovery.js';
+import { parsePolicySpec } from '../ledger/policy.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -109,7 +111,185 @@ export const SETTINGS = {
     doc: 'Log level of the structured (JSON) log on standard output.',
     parse: oneOf(LOG_LEVELS),
   }),
+  quicListen: setting({
+    env: 'AFTERSMTP_QUIC_LISTEN',
+    default: '0.0.0.0:4434',
+    doc: 'UDP address of the AMP relay (QUIC, ALPN amp/1) that peer gateways connect to.',
+    parse: parseListenAddress,
+  }),
+  quicMaxConnections: setting({
+    env: 'AFTERSMTP_QUIC_MAX_CONNECTIONS',
+    default: '1024',
+    doc: 'QUIC connections open at once (inbound and outbound); a peer over the cap gets CONNECTION_REFUSED.',
+    parse: integer(1, 1_000_000),
+  }),
+  quicMaxConnectionsPerAddress: setting({
+    env: 'AFTERSMTP_QUIC_MAX_CONNECTIONS_PER_ADDRESS',
+    default: '16',
+    doc: 'Inbound QUIC connections open at once from one IP address.',
+    parse: integer(1, 1_000_000),
+  }),
+  quicMaxStreamsPerConnection: setting({
+    env: 'AFTERSMTP_QUIC_MAX_STREAMS_PER_CONNECTION',
+    default: '256',
+    doc: 'Messages (bidirectional streams) a peer may have in flight on one QUIC connection.',
+    parse: integer(1, 65_536),
+  }),
+  quicMaxFrameBytes: setting({
+    env: 'AFTERSMTP_QUIC_MAX_FRAME_BYTES',
+    default: String(32 * 1024 * 1024),
+    doc: 'Largest AMP message accepted over QUIC, in bytes; a larger declared length is refused (TOO_LARGE) before any byte is buffered.',
+    parse: integer(1024, 1024 * 1024 * 1024),
+  }),
+  quicMaxBufferedBytes: setting({
+    env: 'AFTERSMTP_QUIC_MAX_BUFFERED_BYTES',
+    default: String(256 * 1024 * 1024),
+    doc: 'Message bytes the QUIC endpoint holds in total (being received or being processed); new messages over it are refused BUSY.',
+    parse: integer(64 * 1024, 2 ** 40),
+  }),
+  quicConnectionWindowBytes: setting({
+    env: 'AFTERSMTP_QUIC_CONNECTION_WINDOW_BYTES',
+    default: String(64 * 1024 * 1024),
+    doc: 'Message bytes one QUIC connection may hold, also its flow-control window; at least the largest message plus 5.',
+    parse: integer(64 * 1024, 2 ** 32 - 1),
+  }),
+  quicQueueDepth: setting({
+    env: 'AFTERSMTP_QUIC_QUEUE_DEPTH',
+    default: '1024',
+    doc: 'Messages handed to the pipeline and not yet answered; when full, new streams are refused BUSY and no flow-control credit is extended.',
+    parse: integer(1, 1_000_000),
+  }),
+  quicRetryThreshold: setting({
+    env: 'AFTERSMTP_QUIC_RETRY_THRESHOLD',
+    default: '256',
+    doc: 'Inbound QUIC connections above which new ones must pass address validation (Retry); 0 always requires it.',
+    parse: integer(0, 1_000_000),
+  }),
+  quicHandshakeTimeoutMs: setting({
+    env: 'AFTERSMTP_QUIC_HANDSHAKE_TIMEOUT_MS',
+    default: '5000',
+    doc: 'A QUIC handshake not complete after this many milliseconds is abandoned.',
+    parse: integer(100, 600_000),
+  }),
+  quicIdleTimeoutMs: setting({
+    env: 'AFTERSMTP_QUIC_IDLE_TIMEOUT_MS',
+    default: '30000',
+    doc: 'QUIC idle timeout in milliseconds (max_idle_timeout, RFC 9000 section 10.1).',
+    parse: integer(1000, 3_600_000),
+  }),
+  quicStreamTimeoutMs: setting({
+    env: 'AFTERSMTP_QUIC_STREAM_TIMEOUT_MS',
+    default: '30000',
+    doc: 'A message must arrive completely (inbound) or be answered (outbound) within this many milliseconds of its stream opening.',
+    parse: integer(100, 3_600_000),
+  }),
+  quicConnectionsPerPeer: setting({
+    env: 'AFTERSMTP_QUIC_CONNECTIONS_PER_PEER',
+    default: '1',
+    doc: 'Outbound QUIC connections pooled per peer gateway; messages are spread over them.',
+    parse: integer(1, 64),
+  }),
+  grpcListen: setting({
+    env: 'AFTERSMTP_GRPC_LISTEN',
+    default: '127.0.0.1:4433',
+    doc: 'Client API listener (gRPC over TLS with the generated certificate). Production sets 0.0.0.0:4433.',
+    parse: parseListenAddress,
+  }),
+  grpcMaxMessageBytes: setting({
+    env: 'AFTERSMTP_GRPC_MAX_MESSAGE_BYTES',
+    default: String(64 * 1024),
+    doc: 'Largest gRPC request the client API accepts, in bytes; larger ones are refused (RESOURCE_EXHAUSTED) before they are decoded.',
+    parse: integer(16 * 1024, 64 * 1024 * 1024),
+  }),
+  ledgerPolicy: setting({
+    env: 'AFTERSMTP_LEDGER_POLICY',
+    default: undefined,
+    doc: 'Registration policy per served domain: domain=policy pairs, comma-separated, each policy open-pow[:bits], admin-only or closed. Unset: open-pow at the default difficulty. A policy set with `aftersmtp ledger policy` wins.',
+    parse: (raw) => parsePolicySpec(raw),
+  }),
+  ledgerRateLimit: setting({
+    env: 'AFTERSMTP_LEDGER_RATE_LIMIT',
+    default: '10/60',
+    doc: 'Registration requests per client address: <burst>/<seconds to refill it>, e.g. 10/60.',
+    parse: (raw) => {
+      const m = /^([0-9]{1,6})\/([0-9]{1,6})$/.exec(raw);
+      if (m === null || Number(m[1]) < 1 || Number(m[2]) < 1) {
+        throw new Error(`expected <burst>/<seconds>, both at least 1, got ${JSON.stringify(raw)}`);
+      }
+      return { capacity: Number(m[1]), refillPerSecond: Number(m[1]) / Number(m[2]) };
+    },
+  }),
+  ledgerChallengeTtl: setting({
+    env: 'AFTERSMTP_LEDGER_CHALLENGE_TTL',
+    default: '600',
+    doc: 'Seconds a registration challenge (and so its hashcash stamp) stays valid; spent stamps are remembered that long.',
+    parse: integer(1, 86_400),
+  }),
+  dnsServers: setting({
+    env: 'AFTERSMTP_DNS_SERVERS',
+    default: undefined,
+    doc: 'DNS servers for discovery (_aftersmtp._tcp TXT), comma-separated ip or ip:port ([v6]:port). Unset: the system resolvers.',
+    parse: parseDnsServers,
+  }),
+  queue: setting({
+    env: 'AFTERSMTP_QUEUE',
+    default: 'lmdb',
+    doc: 'Delivery queue backend: lmdb (embedded, in <data dir>/queue), nats (JetStream) or rabbitmq (quorum queues). See docs/QUEUE.md.',
+    parse: oneOf(['lmdb', 'nats', 'rabbitmq'] as const),
+  }),
+  natsUrl: setting({
+    env: 'AFTERSMTP_NATS_URL',
+    default: 'nats://127.0.0.1:4222',
+    doc: 'NATS server of the nats queue backend (JetStream enabled, sync_interval: always).',
+    parse: urlWithScheme(['nats:', 'tls:']),
+  }),
+  amqpUrl: setting({
+    env: 'AFTERSMTP_AMQP_URL',
+    default: 'amqp://127.0.0.1:5672',
+    doc: 'RabbitMQ server of the rabbitmq queue backend (amqp:// or amqps://, credentials in the URL).',
+    parse: urlWithScheme(['amqp:', 'amqps:']),
+  }),
+  queueRetryBaseMs: setting({
+    env: 'AFTERSMTP_QUEUE_RETRY_BASE_MS',
+    default: '30000',
+    doc: 'Retry backoff base in ms: after n failures a recipient waits a random time in [0, min(cap, base * 2^(n-1))] (full jitter).',
+    parse: integer(1, 86_400_000),
+  }),
+  queueRetryCapMs: setting({
+    env: 'AFTERSMTP_QUEUE_RETRY_CAP_MS',
+    default: '3600000',
+    doc: 'Retry backoff cap in ms (the largest jitter window).',
+    parse: integer(1, 86_400_000),
+  }),
+  queueMaxAgeMs: setting({
+    env: 'AFTERSMTP_QUEUE_MAX_AGE_MS',
+    default: '432000000',
+    doc: 'Maximum age of a queued recipient in ms (default 5 days); then it is dead-lettered and bounced.',
+    parse: integer(1000, 90 * 86_400_000),
+  }),
+  queueLeaseMs: setting({
+    env: 'AFTERSMTP_QUEUE_LEASE_MS',
+    default: '300000',
+    doc: 'How long a delivery worker holds a job before it is deliverable again (worker crash or hang), in ms.',
+    parse: integer(1000, 86_400_000),
+  }),
 } as const;
+
+/** A URL whose scheme is one of `schemes` (e.g. 'nats:'), as given. */
+function urlWithScheme(schemes: readonly string[]) {
+  return (raw: string): string => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new Error(`expected a URL, got ${JSON.stringify(raw)}`);
+    }
+    if (!schemes.includes(url.protocol)) {
+      throw new Error(`expected a ${schemes.join(' or ')}// URL, got ${JSON.stringify(raw)}`);
+    }
+    return raw;
+  };
+}
 
 type Settings = typeof SETTINGS;
 

@@ -38,7 +38,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function gatewayPassphrase(
+export async function gatewayPassphrase(
   config: Config,
   files: GatewayIdentityFiles,
   notes: string[],

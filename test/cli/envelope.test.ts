@@ -179,6 +179,27 @@ test('open refuses what it must refuse, with exit code 1 and a typed code', asyn
   assert.match(wrong.stderr, /ERR_KEYFILE_PASSPHRASE/);
 });
 
+test('bad key files exit 1 with a typed code, never a crash', async () => {
+  const key = readFileSync(path('bob.key'));
+  writeFileSync(path('truncated.key'), key.subarray(0, key.length - 9));
+  writeFileSync(path('garbage.key'), Buffer.alloc(300, 0x41));
+  writeFileSync(path('huge.key'), Buffer.alloc(64 * 1024, 0x41));
+  const cases: [string, RegExp][] = [
+    ['truncated.key', /ERR_KEYFILE_FORMAT/],
+    ['garbage.key', /ERR_KEYFILE_FORMAT/],
+    ['huge.key', /ERR_KEYFILE_TOO_LARGE/],
+    ['missing.key', /ERR_KEYFILE_IO/],
+  ];
+  for (const [file, code] of cases) {
+    const r = await runCli(['envelope', 'open', '--key', path(file), '--in', path('note.amp')], {
+      env: PASSPHRASE,
+    });
+    assert.equal(r.code, 1, `${file}: ${r.stderr}`);
+    assert.match(r.stderr, code);
+    assert.doesNotMatch(r.stderr, /internal error/);
+  }
+});
+
 test('an oversized envelope is refused before it is decoded', async () => {
   writeFileSync(path('huge.amp'), Buffer.alloc(8192, 1));
   const r = await runCli(['envelope', 'open', '--key', path('bob.key'), '--in', path('huge.amp')], {

@@ -3,12 +3,28 @@ import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
 import { envelopeOpenCommand, envelopeSealCommand } from './envelope.js';
 import { keygenCommand } from './keygen.js';
+import { queueCommands } from './queue.js';
+import {
+  ledgerApproveCommand,
+  ledgerCheckpointCommand,
+  ledgerKeyCommand,
+  ledgerPolicyCommand,
+} from './ledger.js';
+import { registerCommand } from './register.js';
+import { resolveCommand } from './resolve.js';
 import { serveCommand } from './serve.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
   keygenCommand,
+  registerCommand,
+  resolveCommand,
+  ledgerKeyCommand,
+  ledgerCheckpointCommand,
+  ledgerPolicyCommand,
+  ledgerApproveCommand,
   envelopeSealCommand,
   envelopeOpenCommand,
+  ...queueCommands,
   benchCommand,
 ];

@@ -9,6 +9,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer } from '../../admin/server.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
+import { startGatewayClientApi } from '../../amp/client-api/gateway.js';
 import type { Command } from '../command.js';
 
 export const serveCommand: Command = {
@@ -46,6 +47,10 @@ export const serveCommand: Command = {
     );
 
     const admin = await startAdminServer(config.adminListen, registry);
+    const clientApi = await startGatewayClientApi(config, identity, log).catch(async (err) => {
+      await admin.close();
+      throw err;
+    });
     log.info(
       {
         gateway: identity.record.did,
@@ -53,12 +58,14 @@ export const serveCommand: Command = {
         keyId: identity.record.keyId.toString('base64'),
         dataDir: config.dataDir,
         admin: `http://${admin.address.address}:${admin.address.port}`,
-        notYetServed: ['AMP relay (QUIC, udp/4434)', 'client API (gRPC, tcp/4433)', 'SMTP bridge'],
+        ...clientApi.announce,
+        notYetServed: ['AMP relay (QUIC, udp/4434)', 'SMTP bridge'],
       },
       'aftersmtp serving',
     );
 
     log.info({ signal: await stopped }, 'shutting down');
+    await clientApi.close();
     await admin.close();
     log.info('stopped');
   },

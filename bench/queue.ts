@@ -1,0 +1,196 @@
+/**
+ * Queue benchmark: enqueue-to-commit throughput and latency (p50/p99) of 4 KiB entries with 1, 16
+ * and 256 concurrent producers, for every backend, in one run on one machine (DESIGN.md §8):
+ *   - lmdb, group commit (the default): concurrent commits share one LMDB commit and one fsync;
+ *   - lmdb, one entry per sync: each commit is committed and fsynced alone (the baseline);
+ *   - nats: JetStream file storage, server with sync_interval: always (fsync before every PubAck);
+ *   - rabbitmq: quorum queue, persistent messages, a publisher confirm per entry.
+ * Every figure is "commit() resolved", i.e. durable. nats and rabbitmq rows appear when their
+ * servers answer at AFTERSMTP_NATS_URL / AFTERSMTP_AMQP_URL (scripts/services/*.sh start).
+ *
+ * Run: `node dist/bench/queue.js` (BENCH_SECONDS: seconds per figure, default 0.4, at least 1 s
+ * is used per figure here). It reports; it never asserts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { AmqpQueue } from '../src/queue/amqp.js';
+import { LmdbQueue } from '../src/queue/lmdb.js';
+import { NatsQueue } from '../src/queue/nats.js';
+import type { DeliveryQueue } from '../src/queue/types.js';
+import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './lib/measure.js';
+
+const CONCURRENCY = [1, 16, 256];
+const BODY = randomBytes(4096);
+
+interface Cell {
+  backend: string;
+  fsync: string;
+  producers: number;
+  opsPerSecond: number;
+  p50ms: number;
+  p99ms: number;
+  entries: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+}
+
+async function measureCell(queue: DeliveryQueue, producers: number, seconds: number) {
+  const latencies: number[] = [];
+  let n = 0;
+  const run = async (until: number, record: boolean): Promise<void> => {
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      const tx = queue.begin({
+        messageId: `bench-${n++}`,
+        sender: 'a@b.example',
+        senderKind: 'legacy',
+      });
+      tx.addRecipient({ address: 'r@rcpt.example', destination: 'smtp:rcpt.example' });
+      tx.body(BODY);
+      await tx.commit();
+      if (record) latencies.push(performance.now() - t0);
+    }
+  };
+  const warm = performance.now() + 200;
+  await Promise.all(Array.from({ length: producers }, () => run(warm, false)));
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(Array.from({ length: producers }, () => run(end, true)));
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    opsPerSecond: latencies.length / elapsed,
+    p50ms: percentile(latencies, 0.5),
+    p99ms: percentile(latencies, 0.99),
+    entries: latencies.length,
+  };
+}
+
+interface Backend {
+  name: string;
+  fsync: string;
+  open(): Promise<{ queue: DeliveryQueue; close(): Promise<void> } | string>;
+}
+
+const bounce = { reportingMta: 'bench.test' };
+
+function lmdbBackend(groupCommit: boolean): Backend {
+  return {
+    name: groupCommit ? 'lmdb group commit' : 'lmdb one entry per sync',
+    fsync: groupCommit ? 'fsync per group commit' : 'fsync per entry',
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-bench-queue-'));
+      const queue = new LmdbQueue({ path: dir, groupCommit, bounce });
+      return {
+        queue,
+        async close() {
+          await queue.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+const BACKENDS: Backend[] = [
+  lmdbBackend(true),
+  lmdbBackend(false),
+  {
+    name: 'nats',
+    fsync: 'server sync_interval: always',
+    async open() {
+      const url = process.env.AFTERSMTP_NATS_URL ?? 'nats://127.0.0.1:4222';
+      try {
+        const queue = await NatsQueue.open({
+          url,
+          name: `BENCH${Date.now()}`,
+          bounce,
+          connectTimeoutMs: 2000,
+        });
+        return { queue, close: async () => (await queue.destroy(), await queue.close()) };
+      } catch (err) {
+        return `skipped: ${(err as Error).message}`;
+      }
+    },
+  },
+  {
+    name: 'rabbitmq',
+    fsync: 'quorum queue, publisher confirms',
+    async open() {
+      const url = process.env.AFTERSMTP_AMQP_URL ?? 'amqp://127.0.0.1:5672';
+      try {
+        const queue = await AmqpQueue.open({ url, name: `bench-${Date.now()}`, bounce });
+        return { queue, close: async () => (await queue.destroy(), await queue.close()) };
+      } catch (err) {
+        return `skipped: ${(err as Error).message}`;
+      }
+    },
+  },
+];
+
+await runSections([
+  {
+    id: 'enqueue',
+    title: 'Enqueue to durable commit, 4 KiB entries, one recipient',
+    async run() {
+      const seconds = Math.max(1, defaultSeconds());
+      const cells: Cell[] = [];
+      const notes: string[] = [];
+      for (const b of BACKENDS) {
+        for (const producers of CONCURRENCY) {
+          const opened = await b.open();
+          if (typeof opened === 'string') {
+            notes.push(`${b.name}: ${opened}`);
+            break;
+          }
+          try {
+            cells.push({
+              backend: b.name,
+              fsync: b.fsync,
+              producers,
+              ...(await measureCell(opened.queue, producers, seconds)),
+            });
+          } finally {
+            await opened.close();
+          }
+        }
+      }
+      const baseline = (p: number) =>
+        cells.find((c) => c.backend === 'lmdb one entry per sync' && c.producers === p)
+          ?.opsPerSecond;
+      const rows = cells.map((c) => [
+        c.backend,
+        c.fsync,
+        String(c.producers),
+        formatOps(c.opsPerSecond),
+        c.p50ms.toFixed(2),
+        c.p99ms.toFixed(2),
+        formatRatio(ratio(c.opsPerSecond, baseline(c.producers))),
+      ]);
+      notes.push(
+        `${seconds} s measured per row after 0.2 s warm-up; ratio: against lmdb one entry per sync at the same concurrency.`,
+      );
+      return {
+        headers: [
+          'backend',
+          'fsync policy',
+          'producers',
+          'entries/s',
+          'p50 ms',
+          'p99 ms',
+          'vs baseline',
+        ],
+        rows,
+        notes,
+        json: cells.map((c) => ({
+          ...c,
+          ratioToBaseline: ratio(c.opsPerSecond, baseline(c.producers)),
+        })),
+      };
+    },
+  },
+]);

@@ -1,0 +1,192 @@
+/**
+ * The client side of the client API: a pinned TLS channel to one gateway and promise-returning
+ * calls with typed results. Used by the CLI (register, resolve) and by tests.
+ *
+ * Trust: there is no CA. The client pins the gateway's certificate key, by the certificate
+ * itself (--gateway-cert, PEM) or by `sha256/<base64>` of its SubjectPublicKeyInfo
+ * (--gateway-spki, RFC 7469 form). Before the channel is built, a TLS probe reads the presented
+ * certificate and compares its key with the pin, so a mismatch is a clear ERR_TLS_PIN_MISMATCH;
+ * the channel then trusts exactly that certificate as its root and re-checks the pin on every
+ * connection (checkServerIdentity), so a later different certificate is refused as well. Host
+ * names are not checked: the pin is the identity (the gateway may be reached by IP).
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import {
+  credentials,
+  type Client,
+  type ServiceError,
+  type ChannelCredentials,
+} from '@grpc/grpc-js';
+import { CryptoError, InputError } from '../../errors.js';
+import { certificateSpki, parseSpkiPin, spkiPin } from '../../tls/certificate.js';
+import { gatewayServiceClient } from './definition.js';
+import type {
+  GetCheckpointRequestMsg,
+  GetCheckpointResponseMsg,
+  GetRegistrationChallengeRequestMsg,
+  LedgerWriteResponseMsg,
+  RegisterIdentityRequestMsg,
+  RegistrationChallengeMsg,
+  ResolveIdentityRequestMsg,
+  ResolveIdentityResponseMsg,
+  RevokeIdentityRequestMsg,
+  RotateIdentityRequestMsg,
+} from './messages.js';
+import { ClientApiError } from './status.js';
+
+/** How the client pins the gateway: its certificate (PEM) or its key's SPKI hash. */
+export type GatewayPin = { readonly certPem: string } | { readonly spki: string };
+
+export interface GatewayClientOptions {
+  /** `host:port` or `[v6]:port`. */
+  readonly target: string;
+  readonly pin: GatewayPin;
+  /** Per-call deadline. */
+  readonly timeoutMs?: number;
+  readonly maxMessageBytes?: number;
+}
+
+const PROBE_TIMEOUT_MS = 5000;
+/** A fixed TLS server name: the pin, not the name, authenticates the gateway. */
+const SERVER_NAME = 'aftersmtp-gateway';
+
+function splitTarget(target: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(target);
+  const port = Number(m?.[3]);
+  if (m === null || port < 1 || port > 65535) {
+    throw new InputError(
+      'ERR_GATEWAY_ADDRESS',
+      `expected host:port, got ${JSON.stringify(target)}`,
+    );
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** Reads the certificate a TLS server presents, without trusting it. */
+export function probeCertificate(target: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<string> {
+  const { host, port } = splitTarget(target);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host,
+      port,
+      servername: isIP(host) === 0 ? host : undefined,
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: false, // the pin is checked by the caller, on the certificate read here
+    });
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(new InputError('ERR_GATEWAY_UNREACHABLE', `no TLS answer from ${target}`)),
+    );
+    socket.once('secureConnect', () => {
+      const raw = socket.getPeerCertificate(false).raw;
+      socket.end();
+      if (raw === undefined) {
+        reject(new CryptoError('ERR_TLS_PIN_MISMATCH', `${target} presented no certificate`));
+        return;
+      }
+      resolve(new X509Certificate(raw).toString());
+    });
+    socket.once('error', (err) => {
+      socket.destroy();
+      reject(
+        err instanceof InputError
+          ? err
+          : new InputError(
+              'ERR_GATEWAY_UNREACHABLE',
+              `cannot reach ${target}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+            ),
+      );
+    });
+  });
+}
+
+function pinFromCert(cert: PeerCertificate): string {
+  return spkiPin(certificateSpki(cert.raw));
+}
+
+/** Builds channel credentials trusting exactly the pinned certificate. */
+async function pinnedCredentials(target: string, pin: GatewayPin): Promise<ChannelCredentials> {
+  const expected =
+    'certPem' in pin ? spkiPin(certificateSpki(pin.certPem)) : parseSpkiPin(pin.spki);
+  const presented = await probeCertificate(target);
+  const got = spkiPin(certificateSpki(presented));
+  if (got !== expected) {
+    throw new CryptoError(
+      'ERR_TLS_PIN_MISMATCH',
+      `the gateway at ${target} presents the key ${got}, not the pinned ${expected}`,
+    );
+  }
+  const root = 'certPem' in pin ? pin.certPem : presented;
+  return credentials.createSsl(Buffer.from(root), null, null, {
+    checkServerIdentity: (_host, cert) =>
+      pinFromCert(cert) === expected
+        ? undefined
+        : new CryptoError('ERR_TLS_PIN_MISMATCH', `the gateway's key is not ${expected}`),
+  });
+}
+
+type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
+
+export class GatewayClient {
+  readonly target: string;
+  readonly #client: Client;
+  readonly #timeoutMs: number;
+
+  private constructor(target: string, client: Client, timeoutMs: number) {
+    this.target = target;
+    this.#client = client;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Checks the pin against the gateway, then opens the channel. */
+  static async connect(opts: GatewayClientOptions): Promise<GatewayClient> {
+    const creds = await pinnedCredentials(opts.target, opts.pin);
+    const Ctor = gatewayServiceClient();
+    const client = new Ctor(opts.target, creds, {
+      'grpc.ssl_target_name_override': SERVER_NAME,
+      'grpc.default_authority': SERVER_NAME,
+      'grpc.max_receive_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
+    });
+    return new GatewayClient(opts.target, client, opts.timeoutMs ?? 30_000);
+  }
+
+  #call<Req, Res>(method: string, req: Req): Promise<Res> {
+    type Unary = (req: Req, options: { deadline: number }, cb: Callback<Res>) => void;
+    const fn = (this.#client as unknown as Record<string, Unary>)[method] as Unary;
+    return new Promise((resolve, reject) => {
+      fn.call(this.#client, req, { deadline: Date.now() + this.#timeoutMs }, (err, res) => {
+        if (err) reject(new ClientApiError(err));
+        else resolve(res as Res);
+      });
+    });
+  }
+
+  getRegistrationChallenge(req: GetRegistrationChallengeRequestMsg) {
+    return this.#call<typeof req, RegistrationChallengeMsg>('GetRegistrationChallenge', req);
+  }
+
+  registerIdentity(req: Partial<RegisterIdentityRequestMsg>) {
+    return this.#call<typeof req, LedgerWriteResponseMsg>('RegisterIdentity', req);
+  }
+
+  rotateIdentity(req: RotateIdentityRequestMsg) {
+    return this.#call<typeof req, LedgerWriteResponseMsg>('RotateIdentity', req);
+  }
+
+  revokeIdentity(req: RevokeIdentityRequestMsg) {
+    return this.#call<typeof req, LedgerWriteResponseMsg>('RevokeIdentity', req);
+  }
+
+  resolveIdentity(req: ResolveIdentityRequestMsg) {
+    return this.#call<typeof req, ResolveIdentityResponseMsg>('ResolveIdentity', req);
+  }
+
+  getCheckpoint(req: GetCheckpointRequestMsg = {}) {
+    return this.#call<typeof req, GetCheckpointResponseMsg>('GetCheckpoint', req);
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}

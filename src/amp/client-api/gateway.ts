@@ -1,0 +1,100 @@
+/**
+ * The client API's part of `aftersmtp serve` (called from the composition root, serve.ts): the
+ * TLS certificate (src/tls, generated on first start), the domain's ledger in the data directory
+ * (its key encrypted under the gateway key's passphrase, same rules: src/identity/gateway.ts),
+ * the gateway's own record published in that ledger, and the gRPC listener.
+ *
+ * Guarantees: every ledger policy configured must name a served domain (ConfigError naming
+ * AFTERSMTP_LEDGER_POLICY otherwise); if anything fails after the ledger is open, the ledger is
+ * closed before the error propagates; close() stops the listener and then closes the ledger.
+ * The TLS material and the ledger are returned so the QUIC relay can be wired to the same ones.
+ */
+import { ConfigError } from '../../errors.js';
+import type { Config } from '../../config/schema.js';
+import { gatewayIdentityFiles, gatewayPassphrase } from '../../identity/gateway.js';
+import type { SecretKeySet } from '../../identity/index.js';
+import { publishGatewayRecord } from '../../ledger/gateway-record.js';
+import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../../ledger/index.js';
+import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
+import { startClientApi, type ClientApiLogger } from './server.js';
+
+export interface GatewayClientApi {
+  readonly tls: TlsMaterial;
+  readonly ledger: IdentityLedger;
+  /** Fields for the "aftersmtp serving" log line. */
+  readonly announce: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export async function startGatewayClientApi(
+  config: Config,
+  identity: SecretKeySet,
+  log: ClientApiLogger & { warn(msg: string): void },
+): Promise<GatewayClientApi> {
+  const policies = config.ledgerPolicy ?? new Map();
+  for (const domain of policies.keys()) {
+    if (domain !== config.domain) {
+      throw new ConfigError(
+        'ERR_CONFIG',
+        `invalid configuration:\n  AFTERSMTP_LEDGER_POLICY: ${domain} is not served here (AFTERSMTP_DOMAIN is ${config.domain})`,
+      );
+    }
+  }
+  const notes: string[] = [];
+  const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), notes);
+  const tls = await loadOrCreateCertificate({
+    dir: config.dataDir,
+    commonName: config.domain,
+    dnsNames: [config.domain, 'localhost'],
+    ips: ['127.0.0.1', '::1'],
+    passphrase,
+  });
+  if (tls.created) log.warn(`generated a self-signed TLS certificate in ${tls.certFile}`);
+  const { ledger, keyCreated } = await openDataDirLedger({
+    dataDir: config.dataDir,
+    domains: [config.domain],
+    passphrase,
+    ledger: {
+      policies,
+      challengeTtlMs: config.ledgerChallengeTtl * 1000,
+      limiter: new TokenBucketLimiter(config.ledgerRateLimit),
+    },
+  });
+  try {
+    if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
+    const published = publishGatewayRecord(ledger, identity, tls.spki);
+    if (published.note !== undefined) log.warn(published.note);
+    const server = await startClientApi({
+      host: config.grpcListen.host,
+      port: config.grpcListen.port,
+      certPem: tls.certPem,
+      keyPem: tls.keyPem,
+      ledger,
+      maxMessageBytes: config.grpcMaxMessageBytes,
+      log,
+    });
+    const policy = ledger.policy(config.domain);
+    return {
+      tls,
+      ledger,
+      announce: {
+        grpc: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
+        grpcServices: [...new Set(server.methods.map((m) => m.split('/')[0]))],
+        tlsSpki: tls.spkiPin,
+        tlsCert: tls.certFile,
+        logOrigin: ledger.origin,
+        logKey: ledger.verifierKey,
+        treeSize: ledger.checkpoint().size,
+        ledgerPolicy: `${policy.policy}${policy.policy === 'open-pow' ? `:${policy.bits}` : ''}`,
+        gatewayRecord: { action: published.action, leaf: published.leafIndex },
+      },
+      async close() {
+        await server.close();
+        ledger.close();
+      },
+    };
+  } catch (err) {
+    ledger.close();
+    throw err;
+  }
+}

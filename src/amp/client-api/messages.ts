@@ -1,0 +1,262 @@
+/**
+ * The client API's messages as TypeScript types (the shapes @grpc/proto-loader produces with the
+ * options in definition.ts: keepCase, bytes as Buffer, uint64 as number, defaults, oneofs) and
+ * their conversion to and from the ledger's domain types.
+ *
+ * Guarantees: every conversion from the wire checks types and bounds before anything reaches
+ * the ledger and throws InputError(ERR_CLIENT_API_REQUEST) naming the field; uint64 values must
+ * be safe integers. Deep checks (key lengths, key ids, signatures) stay in the ledger.
+ */
+import { InputError } from '../../errors.js';
+import { isSuiteId, type PublicKeyRecord, type Signature } from '../../identity/index.js';
+import type {
+  AppendResult,
+  Extension,
+  LookupAnswer,
+  ProofBundle,
+  RegisterRequest,
+  RevokeRequest,
+  RotateRequest,
+} from '../../ledger/index.js';
+
+export interface SignatureMsg {
+  ed25519: Buffer;
+  ml_dsa_65: Buffer;
+}
+export interface KeyRecordMsg {
+  did: string;
+  suite: string;
+  key_id: Buffer;
+  kem_public_key: Buffer;
+  ed25519_public_key: Buffer;
+  ml_dsa_65_public_key: Buffer;
+  created_at: number;
+}
+export interface ExtensionMsg {
+  name: string;
+  value: Buffer;
+}
+export interface GetRegistrationChallengeRequestMsg {
+  domain: string;
+}
+export interface RegistrationChallengeMsg {
+  challenge: Buffer;
+  expires_at: number;
+  bits: number;
+}
+export interface RegisterIdentityRequestMsg {
+  record: KeyRecordMsg | null;
+  extensions: ExtensionMsg[];
+  proof_of_possession: SignatureMsg | null;
+  stamp?: Buffer;
+  approval?: string;
+  authorisation?: 'stamp' | 'approval';
+  known_tree_size?: number;
+}
+export interface RotateIdentityRequestMsg {
+  did: string;
+  prev_leaf: number;
+  prev_key_id: Buffer;
+  record: KeyRecordMsg | null;
+  extensions: ExtensionMsg[];
+  previous_key_signature: SignatureMsg | null;
+  proof_of_possession: SignatureMsg | null;
+  known_tree_size?: number;
+}
+export interface RevokeIdentityRequestMsg {
+  did: string;
+  prev_leaf: number;
+  key_id: Buffer;
+  reason: string;
+  signature: SignatureMsg | null;
+  known_tree_size?: number;
+}
+export interface InclusionBundleMsg {
+  leaf_index: number;
+  entry: Buffer;
+  tree_size: number;
+  inclusion_proof: Buffer[];
+  checkpoint: string;
+}
+export interface ConsistencyProofMsg {
+  from_size: number;
+  to_size: number;
+  proof: Buffer[];
+}
+export interface LedgerWriteResponseMsg {
+  inclusion: InclusionBundleMsg | null;
+  consistency: ConsistencyProofMsg | null;
+}
+export interface ResolveIdentityRequestMsg {
+  did: string;
+  known_tree_size?: number;
+}
+export interface ResolveIdentityResponseMsg {
+  did: string;
+  inclusion: InclusionBundleMsg | null;
+  consistency: ConsistencyProofMsg | null;
+}
+export interface GetCheckpointRequestMsg {
+  known_tree_size?: number;
+}
+export interface GetCheckpointResponseMsg {
+  checkpoint: string;
+  tree_size: number;
+  verifier_key: string;
+  consistency: ConsistencyProofMsg | null;
+}
+
+function bad(field: string, why: string): InputError {
+  return new InputError('ERR_CLIENT_API_REQUEST', `${field}: ${why}`);
+}
+
+function present<T>(v: T | null | undefined, field: string): T {
+  if (v === null || v === undefined) throw bad(field, 'is required');
+  return v;
+}
+
+function uint(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw bad(field, 'must be an integer below 2^53');
+  }
+  return v;
+}
+
+function bytes(v: unknown, field: string, max: number): Buffer {
+  if (!Buffer.isBuffer(v)) throw bad(field, 'must be bytes');
+  if (v.length > max) throw bad(field, `longer than ${max} bytes`);
+  return v;
+}
+
+function text(v: unknown, field: string, max: number): string {
+  if (typeof v !== 'string') throw bad(field, 'must be a string');
+  if (Buffer.byteLength(v) > max) throw bad(field, `longer than ${max} bytes`);
+  return v;
+}
+
+export function signatureFromMsg(m: SignatureMsg | null, field: string): Signature {
+  const s = present(m, field);
+  const ed25519 = bytes(s.ed25519, `${field}.ed25519`, 64);
+  const ml = bytes(s.ml_dsa_65, `${field}.ml_dsa_65`, 4096);
+  return ml.length === 0 ? { ed25519 } : { ed25519, mldsa65: ml };
+}
+
+export function signatureToMsg(s: Signature): SignatureMsg {
+  return { ed25519: s.ed25519, ml_dsa_65: s.mldsa65 ?? Buffer.alloc(0) };
+}
+
+export function recordFromMsg(m: KeyRecordMsg | null, field = 'record'): PublicKeyRecord {
+  const r = present(m, field);
+  const suite = text(r.suite, `${field}.suite`, 32);
+  if (!isSuiteId(suite)) throw bad(`${field}.suite`, 'unknown suite');
+  const ml = bytes(r.ml_dsa_65_public_key, `${field}.ml_dsa_65_public_key`, 4096);
+  return {
+    did: text(r.did, `${field}.did`, 512),
+    suite,
+    keyId: bytes(r.key_id, `${field}.key_id`, 64),
+    kemPublicKey: bytes(r.kem_public_key, `${field}.kem_public_key`, 4096),
+    signingPublicKeys:
+      ml.length === 0
+        ? { ed25519: bytes(r.ed25519_public_key, `${field}.ed25519_public_key`, 64) }
+        : { ed25519: bytes(r.ed25519_public_key, `${field}.ed25519_public_key`, 64), mldsa65: ml },
+    createdAt: uint(r.created_at, `${field}.created_at`),
+  };
+}
+
+export function recordToMsg(r: PublicKeyRecord): KeyRecordMsg {
+  return {
+    did: r.did,
+    suite: r.suite,
+    key_id: r.keyId,
+    kem_public_key: r.kemPublicKey,
+    ed25519_public_key: r.signingPublicKeys.ed25519,
+    ml_dsa_65_public_key: r.signingPublicKeys.mldsa65 ?? Buffer.alloc(0),
+    created_at: r.createdAt,
+  };
+}
+
+function extensionsFromMsg(list: ExtensionMsg[] | undefined, field: string): Extension[] {
+  const l = list ?? [];
+  if (l.length > 8) throw bad(field, 'more than 8 extensions');
+  return l.map((e, i) => ({
+    name: text(e.name, `${field}[${i}].name`, 64),
+    value: bytes(e.value, `${field}[${i}].value`, 4096),
+  }));
+}
+
+export function extensionsToMsg(exts: readonly Extension[]): ExtensionMsg[] {
+  return exts.map((e) => ({ name: e.name, value: e.value }));
+}
+
+export function registerFromMsg(m: RegisterIdentityRequestMsg): RegisterRequest {
+  const base = {
+    record: recordFromMsg(m.record),
+    extensions: extensionsFromMsg(m.extensions, 'extensions'),
+    proofOfPossession: signatureFromMsg(m.proof_of_possession, 'proof_of_possession'),
+  };
+  if (m.authorisation === 'stamp') return { ...base, stamp: bytes(m.stamp, 'stamp', 1024) };
+  if (m.authorisation === 'approval') {
+    return { ...base, approval: text(m.approval, 'approval', 128) };
+  }
+  return base;
+}
+
+export function rotateFromMsg(m: RotateIdentityRequestMsg): RotateRequest {
+  return {
+    did: text(m.did, 'did', 512),
+    prevLeaf: uint(m.prev_leaf, 'prev_leaf'),
+    prevKeyId: bytes(m.prev_key_id, 'prev_key_id', 64),
+    record: recordFromMsg(m.record),
+    extensions: extensionsFromMsg(m.extensions, 'extensions'),
+    previousKeySignature: signatureFromMsg(m.previous_key_signature, 'previous_key_signature'),
+    proofOfPossession: signatureFromMsg(m.proof_of_possession, 'proof_of_possession'),
+  };
+}
+
+export function revokeFromMsg(m: RevokeIdentityRequestMsg): RevokeRequest {
+  return {
+    did: text(m.did, 'did', 512),
+    prevLeaf: uint(m.prev_leaf, 'prev_leaf'),
+    keyId: bytes(m.key_id, 'key_id', 64),
+    reason: text(m.reason, 'reason', 512),
+    signature: signatureFromMsg(m.signature, 'signature'),
+  };
+}
+
+export function knownSizeFromMsg(v: number | undefined): number | undefined {
+  return v === undefined || v === null ? undefined : uint(v, 'known_tree_size');
+}
+
+export function bundleToMsg(r: AppendResult | LookupAnswer): InclusionBundleMsg {
+  return {
+    leaf_index: r.leafIndex,
+    entry: r.entry,
+    tree_size: r.treeSize,
+    inclusion_proof: r.inclusionProof,
+    checkpoint: r.checkpoint,
+  };
+}
+
+/** Client side: an answer's proof bundle, checked for shape (verifyAnswer checks the rest). */
+export function bundleFromMsg(
+  inc: InclusionBundleMsg | null,
+  consistency: ConsistencyProofMsg | null,
+): ProofBundle {
+  const b = present(inc, 'inclusion');
+  const proof = (b.inclusion_proof ?? []).map((h, i) => bytes(h, `inclusion_proof[${i}]`, 32));
+  const bundle = {
+    leafIndex: uint(b.leaf_index, 'leaf_index'),
+    entry: bytes(b.entry, 'entry', 32 * 1024),
+    treeSize: uint(b.tree_size, 'tree_size'),
+    inclusionProof: proof,
+    checkpoint: text(b.checkpoint, 'checkpoint', 16 * 1024),
+  };
+  if (consistency === null || consistency === undefined) return bundle;
+  return {
+    ...bundle,
+    consistency: {
+      fromSize: uint(consistency.from_size, 'consistency.from_size'),
+      proof: (consistency.proof ?? []).map((h, i) => bytes(h, `consistency.proof[${i}]`, 32)),
+    },
+  };
+}

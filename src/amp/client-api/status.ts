@@ -1,0 +1,92 @@
+/**
+ * The one place where errors become gRPC statuses on the client API (STYLE.md: translate at the
+ * edge, once). Refusals keep their stable code in the `aftersmtp-code` trailer and a message
+ * about the request; anything unexpected becomes INTERNAL with a transaction id that the
+ * gateway's log also carries, never the internal text (DESIGN.md §7).
+ *
+ *   LedgerError          -> LEDGER_REFUSALS[code] (permission-denied, already-exists, ...)
+ *   InputError           -> INVALID_ARGUMENT  (malformed request, bad or expired stamp, ...)
+ *   CryptoError          -> INVALID_ARGUMENT  (a signature in the request does not verify)
+ *   anything else        -> INTERNAL "internal error (transaction <id>)"
+ *
+ * The client helper (client.ts) turns a status back into a typed ClientApiError carrying the
+ * same code, so a CLI prints e.g. ERR_STAMP_REUSED whichever side detected it.
+ */
+import { randomBytes } from 'node:crypto';
+import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { CryptoError, InputError } from '../../errors.js';
+import { LEDGER_REFUSALS, LedgerError, type LedgerRefusal } from '../../ledger/index.js';
+
+export const CODE_TRAILER = 'aftersmtp-code';
+export const RETRY_AFTER_TRAILER = 'aftersmtp-retry-after-ms';
+export const TRANSACTION_TRAILER = 'aftersmtp-transaction';
+
+const REFUSAL_STATUS: Record<(typeof LEDGER_REFUSALS)[LedgerRefusal], status> = {
+  'permission-denied': status.PERMISSION_DENIED,
+  'already-exists': status.ALREADY_EXISTS,
+  'not-found': status.NOT_FOUND,
+  'failed-precondition': status.FAILED_PRECONDITION,
+  'resource-exhausted': status.RESOURCE_EXHAUSTED,
+};
+
+/** Messages sent to peers are one line and bounded, whatever the error said. */
+function safeMessage(message: string): string {
+  return message.replace(/[\r\n]+/g, ' ').slice(0, 512);
+}
+
+export interface MappedError {
+  readonly status: StatusObject;
+  /** Set for INTERNAL: the id logged with the real error. */
+  readonly transaction?: string;
+}
+
+export function toGrpcStatus(err: unknown): MappedError {
+  const metadata = new Metadata();
+  if (err instanceof LedgerError && Object.hasOwn(LEDGER_REFUSALS, err.code)) {
+    metadata.set(CODE_TRAILER, err.code);
+    if (err.retryAfterMs !== undefined) {
+      metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(err.retryAfterMs)));
+    }
+    return {
+      status: {
+        code: REFUSAL_STATUS[LEDGER_REFUSALS[err.code as LedgerRefusal]],
+        details: safeMessage(err.message),
+        metadata,
+      },
+    };
+  }
+  if (err instanceof InputError || err instanceof CryptoError) {
+    metadata.set(CODE_TRAILER, err.code);
+    return {
+      status: { code: status.INVALID_ARGUMENT, details: safeMessage(err.message), metadata },
+    };
+  }
+  const transaction = randomBytes(8).toString('hex');
+  metadata.set(CODE_TRAILER, 'ERR_INTERNAL');
+  metadata.set(TRANSACTION_TRAILER, transaction);
+  return {
+    status: {
+      code: status.INTERNAL,
+      details: `internal error (transaction ${transaction})`,
+      metadata,
+    },
+    transaction,
+  };
+}
+
+/** A refusal or failure reported by the gateway, with the code from its trailer. */
+export class ClientApiError extends Error {
+  readonly code: string;
+  readonly grpcCode: status;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(err: ServiceError) {
+    const code = err.metadata?.get(CODE_TRAILER)[0];
+    super(err.details || err.message);
+    this.name = 'ClientApiError';
+    this.grpcCode = err.code;
+    this.code = typeof code === 'string' ? code : `GRPC_${status[err.code] ?? err.code}`;
+    const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
+    this.retryAfterMs = typeof retry === 'string' ? Number(retry) : undefined;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * What the client-side ledger commands (register, resolve) share: the gateway flags and its TLS
+ * pin, the client state file (pinned log keys and newest checkpoints), and where the log key
+ * comes from.
+ *
+ * Log key trust, in order (PROTOCOL.md §9.6, §10.4): `--log-key` if given; otherwise DNS
+ * (`_aftersmtp._tcp.<domain>` TXT `k=`, servers from AFTERSMTP_DNS_SERVERS) checked against the
+ * key pinned in the state file, pinning it on first use; if DNS has no usable record, the pinned
+ * key alone (with a warning unless there is simply no record). A key that differs from the pin is refused (ERR_LEDGER_KEY_CHANGED), loudly.
+ */
+import { readFile, mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DiscoveryResolver, parseDnsServers } from '../amp/discovery.js';
+import { GatewayClient, type GatewayPin } from '../amp/client-api/index.js';
+import { InputError } from '../errors.js';
+import { parseDid } from '../identity/index.js';
+import { ClientState } from '../ledger/index.js';
+import {
+  UsageError,
+  optionalString,
+  requireString,
+  type Options,
+  type ParsedArgs,
+} from './command.js';
+
+export const GATEWAY_OPTIONS: Options = {
+  gateway: { type: 'string' },
+  'gateway-cert': { type: 'string' },
+  'gateway-spki': { type: 'string' },
+  'log-key': { type: 'string' },
+  state: { type: 'string' },
+  json: { type: 'boolean' },
+};
+
+export const GATEWAY_USAGE =
+  "  --gateway <host:port>        the gateway's client API (gRPC over TLS, default port 4433)\n" +
+  '  --gateway-cert <pem file>    pin the gateway by its certificate, or\n' +
+  '  --gateway-spki sha256/<b64>  pin it by its key (printed by serve as tlsSpki)\n' +
+  "  --log-key <verifier key>     the domain log's key (default: DNS k=, pinned on first use)\n" +
+  '  --state <file>               client state (default ~/.aftersmtp/ledger-client.json)\n' +
+  '  --json                       one JSON document on stdout';
+
+export const DEFAULT_STATE_FILE = join('.aftersmtp', 'ledger-client.json');
+
+export async function connectGateway(args: ParsedArgs): Promise<GatewayClient> {
+  const target = requireString(args, 'gateway');
+  const certFile = optionalString(args, 'gateway-cert');
+  const spki = optionalString(args, 'gateway-spki');
+  if ((certFile === undefined) === (spki === undefined)) {
+    throw new UsageError('pin the gateway with exactly one of --gateway-cert and --gateway-spki');
+  }
+  let pin: GatewayPin;
+  if (certFile !== undefined) {
+    const pem = await readFile(certFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new InputError('ERR_TLS_CERT', `cannot read ${certFile} (${err.code ?? err.message})`);
+    });
+    pin = { certPem: pem.slice(0, 64 * 1024) };
+  } else {
+    pin = { spki: spki as string };
+  }
+  return GatewayClient.connect({ target, pin });
+}
+
+export async function loadClientState(args: ParsedArgs): Promise<ClientState> {
+  const path = optionalString(args, 'state') ?? join(homedir(), DEFAULT_STATE_FILE);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  return ClientState.load(path);
+}
+
+/**
+ * The log key to check the answer with, as verifyAnswer's `dnsVerifierKey` (it pins on first use
+ * and refuses a key different from the pin). Undefined: rely on the pin alone.
+ */
+export async function logKeyFor(
+  args: ParsedArgs,
+  did: string,
+  state: ClientState,
+): Promise<{ key: string | undefined; source: 'flag' | 'dns' | 'pin' }> {
+  const flagKey = optionalString(args, 'log-key');
+  if (flagKey !== undefined) return { key: flagKey, source: 'flag' };
+  const { domain } = parseDid(did);
+  const raw = process.env.AFTERSMTP_DNS_SERVERS;
+  let servers: string[] | undefined;
+  if (raw !== undefined) {
+    try {
+      servers = parseDnsServers(raw);
+    } catch (err) {
+      throw new UsageError(`AFTERSMTP_DNS_SERVERS: ${(err as Error).message}`);
+    }
+  }
+  const resolver = new DiscoveryResolver({ servers });
+  try {
+    return { key: await resolver.logKey(domain), source: 'dns' };
+  } catch (err) {
+    const pinned = state.get(domain) !== undefined;
+    if (pinned && err instanceof InputError) {
+      // The pin is the trust anchor; DNS only adds the key-change check, so an unreachable or
+      // unpublished record falls back to the pin (said on stderr) rather than failing offline.
+      if (err.code !== 'ERR_DISCOVERY_NONE') {
+        process.stderr.write(`warning: ${err.message}; using the pinned log key of ${domain}\n`);
+      }
+      return { key: undefined, source: 'pin' };
+    }
+    if (!pinned && err instanceof InputError) {
+      throw new InputError(
+        'ERR_LEDGER_NO_PIN',
+        `no log key for ${domain}: ${err.message}; pass --log-key (aftersmtp ledger key prints it)`,
+      );
+    }
+    throw err;
+  }
+}

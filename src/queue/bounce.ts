@@ -1,0 +1,79 @@
+/**
+ * Turns dead recipients into the bounce that goes back to the sender: a DSN (dsn.ts) for a legacy
+ * sender, an AMP failure notice (amp-notice.ts) for an AMP sender. Returns nothing for an entry
+ * that is itself a bounce or has the null sender, so a bounce never bounces (RFC 5321 6.1).
+ * The bounce's message id is derived from the failures, so a bounce enqueued twice after a crash
+ * is recognisable as a duplicate.
+ */
+import { createHash } from 'node:crypto';
+import { buildAmpNotice, encodeAmpNotice } from './amp-notice.js';
+import { buildDsn, dsnMessageId } from './dsn.js';
+import type { DeadRecord } from './record.js';
+import type { EnvelopeInfo, RecipientInput, SenderKind } from './types.js';
+
+export interface BounceOptions {
+  /** This gateway's host name (Reporting-MTA) or gateway DID domain. */
+  readonly reportingMta: string;
+  /** Where a bounce to `address` is delivered; default: smtp:<domain> or amp:<DID domain>. */
+  readonly route?: (address: string, kind: SenderKind) => string;
+}
+
+export interface BounceSpec {
+  readonly info: EnvelopeInfo;
+  readonly recipient: RecipientInput;
+  readonly body: Buffer;
+}
+
+export function defaultBounceRoute(address: string, kind: SenderKind): string {
+  if (kind === 'amp') {
+    const parts = address.split(':');
+    return `amp:${(parts.length >= 4 ? (parts[2] ?? '') : address).toLowerCase()}`;
+  }
+  const at = address.lastIndexOf('@');
+  return `smtp:${(at >= 0 ? address.slice(at + 1) : address).toLowerCase()}`;
+}
+
+export function buildBounce(
+  job: {
+    sender: string;
+    senderKind: SenderKind;
+    bounce: boolean;
+    messageId: string;
+    enqueuedAt: number;
+  },
+  dead: readonly DeadRecord[],
+  originalBody: Uint8Array | undefined,
+  options: BounceOptions,
+  now: number,
+): BounceSpec | undefined {
+  if (dead.length === 0 || job.bounce || job.sender === '') return undefined;
+  const route = options.route ?? defaultBounceRoute;
+  const recipient = { address: job.sender, destination: route(job.sender, job.senderKind) };
+  if (job.senderKind === 'amp') {
+    const notice = buildAmpNotice(options.reportingMta, dead, now);
+    const id = createHash('sha256')
+      .update(job.messageId)
+      .update(dead.map((d) => `${d.jobId}/${d.recipient}`).join('\0'))
+      .digest('hex')
+      .slice(0, 32);
+    return {
+      info: { messageId: `notice.${id}`, sender: '', senderKind: 'amp', bounce: true },
+      recipient,
+      body: encodeAmpNotice(notice),
+    };
+  }
+  const input = {
+    reportingMta: options.reportingMta,
+    originalSender: job.sender,
+    originalMessageId: job.messageId,
+    arrivalDate: job.enqueuedAt,
+    failures: dead,
+    originalBody,
+    now,
+  };
+  return {
+    info: { messageId: dsnMessageId(input), sender: '', senderKind: 'legacy', bounce: true },
+    recipient,
+    body: buildDsn(input),
+  };
+}

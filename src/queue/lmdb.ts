@@ -1,0 +1,322 @@
+/**
+ * The embedded queue backend (the default): LMDB through lmdb-js, no other process.
+ *
+ * Durability: `commit()` resolves after the write transaction has committed AND `flushed` has
+ * resolved (lmdb-js overlaps the sync with later transactions, so a committed write is not yet
+ * durable). Group commit: lmdb-js batches concurrent transactions into one LMDB commit, and every
+ * waiter of that commit shares its one sync. With `groupCommit: false` each entry is committed
+ * and synced alone, one after another (the benchmark's baseline).
+ *
+ * Leases are written to the store (the job's schedule key moves to the lease expiry), so a job
+ * leased by a process that died is due again when the lease expires, also after a restart.
+ */
+import { randomBytes } from 'node:crypto';
+import { buildBounce, type BounceOptions } from './bounce.js';
+import { QueueDecodeError, QueueStateError } from './errors.js';
+import { entryIdOf, jobIdOf, newEntryId } from './ids.js';
+import { LmdbStore, type StoredJob } from './lmdb-store.js';
+import { decodeEntry, decodeJob, RECORD_VERSION, type JobRecord } from './record.js';
+import { dueRecipients, planSettle } from './settle.js';
+import { Transaction } from './transaction.js';
+import type { Random } from './backoff.js';
+import {
+  DEFAULT_RETRY,
+  type DeliveryQueue,
+  type EnqueueTransaction,
+  type EnvelopeInfo,
+  type Lease,
+  type QueueStats,
+  type RecipientOutcome,
+  type RetryPolicy,
+  type SettleResult,
+} from './types.js';
+
+export interface LmdbQueueOptions {
+  /** Directory of the LMDB environment (created if missing). */
+  readonly path: string;
+  readonly retry?: RetryPolicy;
+  /** How long a lease lasts before the job is deliverable again (default 5 minutes). */
+  readonly leaseMs?: number;
+  /** Share one sync between concurrent commits (default true). */
+  readonly groupCommit?: boolean;
+  readonly bounce: BounceOptions;
+  readonly random?: Random;
+  readonly clock?: () => number;
+}
+
+/** A stored job, or a QueueDecodeError naming what is wrong with it. */
+export function decodeStoredJob(raw: Uint8Array): StoredJob {
+  const job = decodeJob(raw) as Partial<StoredJob> & JobRecord;
+  if (typeof job.scheduledAt !== 'number' || typeof job.leaseToken !== 'string') {
+    throw new QueueDecodeError('job: field scheduledAt or leaseToken is missing or invalid');
+  }
+  return job as StoredJob;
+}
+
+/** The first key of a range, read synchronously. */
+export function firstKey<K>(keys: Iterable<K>): K | undefined {
+  for (const k of keys) return k;
+  return undefined;
+}
+
+interface Leased {
+  readonly job: StoredJob;
+  readonly token: string;
+  readonly recipients: string[];
+  readonly body: Buffer;
+}
+
+export class LmdbQueue implements DeliveryQueue {
+  readonly backend = 'lmdb' as const;
+  readonly store: LmdbStore;
+  private readonly retry: RetryPolicy;
+  private readonly leaseMs: number;
+  private readonly groupCommit: boolean;
+  private readonly random: Random;
+  private readonly clock: () => number;
+  private serial: Promise<unknown> = Promise.resolve();
+  private waiters = new Set<() => void>();
+  private closed = false;
+
+  constructor(private readonly options: LmdbQueueOptions) {
+    this.store = new LmdbStore(options.path);
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.leaseMs = options.leaseMs ?? 300_000;
+    this.groupCommit = options.groupCommit ?? true;
+    this.random = options.random ?? Math.random;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  begin(info: EnvelopeInfo): EnqueueTransaction {
+    this.checkOpen();
+    return new Transaction(
+      info,
+      (entryId, jobs, body) => this.persist(entryId, jobs, body),
+      this.clock,
+    );
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new QueueStateError('the queue is closed');
+  }
+
+  /** Commits and syncs; alone (serialised) when group commit is off. */
+  private durable(write: () => void): Promise<void> {
+    const run = async (): Promise<void> => {
+      await this.store.root.transaction(write);
+      await this.store.flushed;
+    };
+    if (this.groupCommit) return run();
+    const next = this.serial.then(run, run);
+    this.serial = next.catch(() => undefined);
+    return next;
+  }
+
+  private async persist(entryId: string, jobs: JobRecord[], body: Uint8Array): Promise<void> {
+    await this.durable(() => this.writeEntry(entryId, jobs, body));
+    this.wake();
+  }
+
+  private writeEntry(entryId: string, jobs: JobRecord[], body: Uint8Array): void {
+    this.store.putEntry(
+      entryId,
+      jobs.map((j) => j.jobId),
+      body,
+    );
+    for (const j of jobs) this.store.putJob(j);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const w of waiters) w();
+  }
+
+  async lease(max: number, waitMs = 0): Promise<Lease[]> {
+    this.checkOpen();
+    const deadline = this.clock() + waitMs;
+    for (;;) {
+      const leased = await this.leaseNow(max);
+      if (leased.length > 0 || this.closed) return leased;
+      const now = this.clock();
+      if (now >= deadline) return [];
+      const first = firstKey(this.store.schedule.getKeys({ limit: 1 })) as
+        [number, string] | undefined;
+      const until = Math.min(deadline, first ? Math.max(first[0], now + 1) : deadline);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, until - now);
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiters.add(done);
+      });
+    }
+  }
+
+  private async leaseNow(max: number): Promise<Lease[]> {
+    const now = this.clock();
+    const out: Leased[] = [];
+    const store = this.store;
+    await store.root.transaction(() => {
+      const keys = [
+        ...store.schedule.getKeys({ end: [now + 1], limit: Math.max(max * 2, 16) }),
+      ] as [number, string][];
+      for (const key of keys) {
+        if (out.length >= max) break;
+        const jobId = key[1];
+        void store.schedule.remove(key);
+        const leased = this.leaseOne(jobId, key[0], now);
+        if (leased) out.push(leased);
+      }
+    });
+    return out.map((l) => this.toLease(l));
+  }
+
+  /** Inside a write transaction: lease one scheduled job, or quarantine what cannot be read. */
+  private leaseOne(jobId: string, scheduledAt: number, now: number): Leased | undefined {
+    const store = this.store;
+    const raw = store.jobs.get(jobId);
+    if (raw === undefined) return undefined; // a stale schedule key; already removed
+    let job: StoredJob;
+    try {
+      job = decodeStoredJob(raw);
+      if (job.jobId !== jobId)
+        throw new QueueDecodeError(`job: stored under ${jobId}, names ${job.jobId}`);
+    } catch (err) {
+      store.putQuarantine(`lmdb:jobs/${jobId}`, (err as Error).message, raw, now);
+      store.removeJob({ jobId, scheduledAt: -1 });
+      return undefined;
+    }
+    const entryId = entryIdOf(jobId);
+    const rawEntry = store.entries.get(entryId);
+    let body: Buffer;
+    try {
+      if (rawEntry === undefined) throw new QueueDecodeError(`entry ${entryId} is missing`);
+      body = Buffer.from(decodeEntry(rawEntry).body);
+    } catch (err) {
+      if (rawEntry !== undefined) {
+        store.putQuarantine(`lmdb:entries/${entryId}`, (err as Error).message, rawEntry, now);
+        void store.entries.remove(entryId);
+      }
+      store.putQuarantine(`lmdb:jobs/${jobId}`, (err as Error).message, raw, now);
+      void store.jobs.remove(jobId);
+      return undefined;
+    }
+    const current = { ...job, scheduledAt };
+    if (job.held) {
+      store.putJob(job, '', undefined, current);
+      return undefined;
+    }
+    const recipients = dueRecipients(job, now);
+    if (recipients.length === 0) {
+      store.putJob(job, '', undefined, { ...current, scheduledAt: -1 });
+      return undefined;
+    }
+    const token = randomBytes(8).toString('hex');
+    const updated = { ...job, deliveries: job.deliveries + 1 };
+    const stored = store.putJob(updated, token, now + this.leaseMs, {
+      ...current,
+      scheduledAt: -1,
+    });
+    return { job: { ...stored, deliveries: job.deliveries }, token, recipients, body };
+  }
+
+  private toLease(l: Leased): Lease {
+    const job = l.job;
+    return {
+      job: {
+        jobId: job.jobId,
+        entryId: job.entryId,
+        messageId: job.messageId,
+        sender: job.sender,
+        senderKind: job.senderKind,
+        bounce: job.bounce,
+        destination: job.destination,
+        recipients: l.recipients,
+        body: l.body,
+        enqueuedAt: job.enqueuedAt,
+        deliveries: job.deliveries,
+      },
+      settle: (outcomes) => this.settle(l, outcomes),
+    };
+  }
+
+  private async settle(l: Leased, outcomes: readonly RecipientOutcome[]): Promise<SettleResult> {
+    this.checkOpen();
+    const store = this.store;
+    let result: SettleResult | undefined;
+    let stale = false;
+    await this.durable(() => {
+      const now = this.clock();
+      const raw = store.jobs.get(l.job.jobId);
+      const job = raw === undefined ? undefined : decodeStoredJob(raw);
+      if (job === undefined || job.leaseToken !== l.token) {
+        stale = true;
+        return;
+      }
+      // The stored job (not the leased copy) is the base: an operator may have held it since.
+      const plan = planSettle(job, l.recipients, outcomes, now, this.retry, this.random);
+      if (plan.next) store.putJob({ ...plan.next, deliveries: job.deliveries }, '', undefined, job);
+      else store.removeJob(job);
+      store.putDead(plan.dead);
+      store.bump('retries', plan.retried);
+      const bounce = buildBounce(job, plan.dead, l.body, this.options.bounce, now);
+      let bounceEntryId: string | undefined;
+      if (bounce) {
+        bounceEntryId = newEntryId(now);
+        const bounceJob: JobRecord = {
+          v: RECORD_VERSION,
+          jobId: jobIdOf(bounceEntryId, 0),
+          entryId: bounceEntryId,
+          messageId: bounce.info.messageId,
+          sender: '',
+          senderKind: bounce.info.senderKind,
+          bounce: true,
+          destination: bounce.recipient.destination,
+          enqueuedAt: now,
+          recipients: [
+            { address: bounce.recipient.address, attempts: 0, nextAt: now, lastError: '' },
+          ],
+          deliveries: 0,
+          held: false,
+          rev: 0,
+        };
+        this.writeEntry(bounceEntryId, [bounceJob], bounce.body);
+      }
+      result = {
+        delivered: plan.delivered,
+        retried: plan.retried,
+        dead: plan.dead.length,
+        ...(bounceEntryId !== undefined ? { bounceEntryId } : {}),
+      };
+    });
+    if (stale || result === undefined) {
+      throw new QueueStateError(`the lease on ${l.job.jobId} expired and the job was leased again`);
+    }
+    this.wake();
+    return result;
+  }
+
+  async stats(): Promise<QueueStats> {
+    const store = this.store;
+    const first = firstKey(store.entries.getKeys({ limit: 1 }));
+    const oldest = typeof first === 'string' ? parseInt(first.slice(0, 12), 16) : undefined;
+    return {
+      depth: (store.jobs.getStats() as { entryCount: number }).entryCount,
+      oldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, (this.clock() - oldest) / 1000),
+      retries: store.counter('retries'),
+      deadLetters: store.counter('dead'),
+      quarantined: store.counter('quarantined'),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake();
+    await this.serial.catch(() => undefined);
+    await this.store.flushed;
+    await this.store.close();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Opens the queue backend the configuration names (AFTERSMTP_QUEUE): lmdb in <data dir>/queue,
+ * nats at AFTERSMTP_NATS_URL, rabbitmq at AFTERSMTP_AMQP_URL, with the retry policy and lease from
+ * the AFTERSMTP_QUEUE_* settings. An unreachable server is a QueueUnavailableError naming the
+ * variable, raised here at start-up rather than at the first message.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { AmqpQueue } from './amqp.js';
+import type { BounceOptions } from './bounce.js';
+import { LmdbQueue } from './lmdb.js';
+import { NatsQueue } from './nats.js';
+import type { DeliveryQueue, RetryPolicy } from './types.js';
+
+export type QueueConfig = Pick<
+  Config,
+  | 'dataDir'
+  | 'domain'
+  | 'queue'
+  | 'natsUrl'
+  | 'amqpUrl'
+  | 'queueRetryBaseMs'
+  | 'queueRetryCapMs'
+  | 'queueMaxAgeMs'
+  | 'queueLeaseMs'
+>;
+
+export function retryPolicy(config: QueueConfig): RetryPolicy {
+  return {
+    baseMs: config.queueRetryBaseMs,
+    capMs: Math.max(config.queueRetryCapMs, config.queueRetryBaseMs),
+    maxAgeMs: config.queueMaxAgeMs,
+  };
+}
+
+export function lmdbQueuePath(dataDir: string): string {
+  return join(dataDir, 'queue');
+}
+
+export async function openQueue(
+  config: QueueConfig,
+  bounce: BounceOptions = { reportingMta: config.domain },
+): Promise<DeliveryQueue> {
+  const common = { retry: retryPolicy(config), leaseMs: config.queueLeaseMs, bounce };
+  switch (config.queue) {
+    case 'lmdb': {
+      const path = lmdbQueuePath(config.dataDir);
+      mkdirSync(path, { recursive: true });
+      return new LmdbQueue({ path, ...common });
+    }
+    case 'nats':
+      return NatsQueue.open({ url: config.natsUrl, ...common });
+    case 'rabbitmq':
+      return AmqpQueue.open({ url: config.amqpUrl, ...common });
+  }
+}

@@ -1,0 +1,171 @@
+// Test servers for the client API: a real `aftersmtp serve` process on 127.0.0.1 with port 0
+// (its "aftersmtp serving" log line says which ports it got, and its TLS pin and log key), and a
+// real DNS server (Debian's unbound) on 127.0.0.1 and a free port, answering local-data TXT
+// records. Both are stopped by the returned close(). Under CI (CI=true) a missing unbound fails.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startCli, tempDir } from '../helpers/cli.js';
+
+export const DOMAIN = 'example.org';
+
+export interface Gateway {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly env: Record<string, string>;
+  readonly ready: Record<string, unknown>;
+  /** host:port of the gRPC listener. */
+  readonly grpc: string;
+  readonly spki: string;
+  readonly logKey: string;
+  readonly certFile: string;
+  stop(): Promise<number | string | null>;
+}
+
+export async function startGateway(extra: Record<string, string> = {}): Promise<Gateway> {
+  const dataDir = join(tempDir('client-api'), 'data');
+  const env = {
+    AFTERSMTP_DATA_DIR: dataDir,
+    AFTERSMTP_DOMAIN: DOMAIN,
+    AFTERSMTP_SUITE: 'classic-v1',
+    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_LEDGER_POLICY: `${DOMAIN}=open-pow:12`,
+    AFTERSMTP_LEDGER_RATE_LIMIT: '1000/1',
+    ...extra,
+  };
+  const child = startCli(['serve'], env);
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let buffered = '';
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        if (entry.msg === 'aftersmtp serving') resolve(entry);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
+  });
+  child.removeAllListeners('exit');
+  return {
+    child,
+    dataDir,
+    env,
+    ready,
+    grpc: String(ready.grpc),
+    spki: String(ready.tlsSpki),
+    logKey: String(ready.logKey),
+    certFile: String(ready.tlsCert),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code, signal) => resolve(code ?? signal));
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** A free UDP port on 127.0.0.1 (bound, read, released: good enough for a test server). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export function unboundPath(): string | undefined {
+  for (const p of ['/usr/sbin/unbound', '/usr/local/sbin/unbound']) {
+    if (spawnSync(p, ['-V']).status === 0) return p;
+  }
+  return undefined;
+}
+
+/** Why DNS tests cannot run here, or undefined. Under CI this is a failure, not a skip. */
+export function unboundMissing(): string | undefined {
+  if (unboundPath() !== undefined) return undefined;
+  const why = 'unbound is not installed (apt-get install unbound)';
+  if (process.env.CI === 'true') throw new Error(`${why}: required under CI`);
+  return why;
+}
+
+export interface DnsServer {
+  /** For AFTERSMTP_DNS_SERVERS. */
+  readonly server: string;
+  close(): Promise<void>;
+}
+
+/** Starts unbound answering `records` (name -> TXT strings) authoritatively for their zone. */
+export async function startUnbound(
+  zone: string,
+  records: Record<string, string[]>,
+): Promise<DnsServer> {
+  const bin = unboundPath();
+  if (bin === undefined) throw new Error('unbound is not installed');
+  const dir = tempDir('unbound');
+  const port = await freeUdpPort();
+  const data = Object.entries(records).flatMap(([name, texts]) =>
+    texts.map((t) => `  local-data: '${name}. 60 IN TXT "${t.replace(/"/g, '\\"')}"'`),
+  );
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(
+    conf,
+    [
+      'server:',
+      `  interface: 127.0.0.1@${port}`,
+      `  port: ${port}`,
+      '  do-daemonize: no',
+      '  do-ip6: no',
+      '  do-tcp: yes',
+      '  username: ""',
+      '  chroot: ""',
+      `  directory: "${dir}"`,
+      '  pidfile: ""',
+      '  use-syslog: no',
+      '  logfile: ""',
+      '  verbosity: 0',
+      '  access-control: 127.0.0.0/8 allow',
+      '  module-config: "iterator"',
+      '  num-threads: 1',
+      `  local-zone: "${zone}." static`,
+      ...data,
+      'remote-control:',
+      '  control-enable: no',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(bin, ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const server = `127.0.0.1:${port}`;
+  const probe = new Resolver({ timeout: 200, tries: 1 });
+  probe.setServers([server]);
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`unbound exited: ${stderr}`);
+    try {
+      await probe.resolveTxt(`nothing.${zone}`);
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') break; // it answered
+      if (i > 50) throw new Error(`unbound did not answer on ${server}: ${stderr}`);
+      await sleep(100);
+    }
+  }
+  return {
+    server,
+    close: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
