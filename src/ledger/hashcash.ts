@@ -22,6 +22,7 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { InputError } from '../errors.js';
+import { hashcashSearch } from '../native/index.js';
 import { Reader, lpBytes, u64, u8 } from './codec.js';
 import { sha256 } from './merkle.js';
 
@@ -31,13 +32,13 @@ export const CHALLENGE_LENGTH = 41;
 export const MAX_BITS = 40;
 export const MIN_BITS = 1;
 /**
- * Default difficulty, chosen by measurement (bench/ledger.ts, four runs on this shared 2-CPU AMD
- * EPYC): the TypeScript kernel does 0.65-1.2 M hashes/s depending on the load, so 2^19 attempts
- * take 0.44-0.81 s on average and 2^20 take 0.88-1.6 s. 19 bits keeps a registration under about
- * a second even when the machine is busy (20 is the one-second point on an idle machine).
- * Re-measure when the native kernel lands: it should allow 3-4 more bits for the same time.
+ * Default difficulty, chosen by measurement (`node dist/bench/ledger.js --only mint` on this
+ * 2-CPU AMD EPYC): the native kernel does about 12 M hashes/s on one thread (the TypeScript
+ * kernel 1.15 M), so 2^23 attempts take about 0.7 s on average on an idle machine and about
+ * 1.4 s when the other core is busy: "about a second". A single mint is geometric, so its time
+ * varies around that mean by about as much as the mean.
  */
-export const DEFAULT_BITS = 19;
+export const DEFAULT_BITS = 23;
 export const DEFAULT_CHALLENGE_TTL_MS = 10 * 60 * 1000;
 
 export interface Stamp {
@@ -202,7 +203,17 @@ export function checkStamp(
  */
 export type MintKernel = (binding: Buffer, bits: number, start: number, count: number) => number;
 
-/** The TypeScript kernel: one SHA-256 block per attempt with node:crypto's one-shot hash. */
+/**
+ * The native core's search, the default kernel: SHA-256(binding || u64be(counter)) with the
+ * binding's state hashed once (native/src/crypto/hashcash.rs), about 10x the TypeScript kernel.
+ */
+export const nativeMintKernel: MintKernel = (binding, bits, start, count) =>
+  hashcashSearch(binding, bits, start, count) ?? -1;
+
+/**
+ * The TypeScript kernel: one SHA-256 block per attempt with node:crypto's one-shot hash. Kept as
+ * the independent reference the native kernel is tested against, and as the bench baseline.
+ */
 export const mintSearch: MintKernel = (binding, bits, start, count) => {
   const buf = Buffer.alloc(40);
   binding.copy(buf, 0, 0, 32);
@@ -246,7 +257,7 @@ export async function mint(
 ): Promise<{ counter: number; hashes: number; elapsedMs: number }> {
   checkBits(bits);
   if (binding.length !== 32) throw new InputError('ERR_STAMP_MALFORMED', 'binding is 32 bytes');
-  const kernel = options.kernel ?? mintSearch;
+  const kernel = options.kernel ?? nativeMintKernel;
   const t0 = performance.now();
   for (let start = 0; start < Number.MAX_SAFE_INTEGER; start += SLICE) {
     options.signal?.throwIfAborted();

@@ -46,6 +46,7 @@ export {
   DEFAULT_BITS,
   mint,
   mintSearch,
+  nativeMintKernel,
   mintStamp,
   parseStamp,
   stampBinding,

@@ -14,7 +14,6 @@ import {
   registerTranscript,
   verifyAnswer,
 } from '../../ledger/index.js';
-import { nativeMintKernel } from '../../ledger/native-kernel.js';
 import { CryptoError } from '../../errors.js';
 import { bundleFromMsg, recordToMsg, signatureToMsg } from '../../amp/client-api/index.js';
 import { flag, optionalString, requireString, type Command } from '../command.js';
@@ -56,18 +55,11 @@ export const registerCommand: Command = {
         bits = c.bits;
         const t0 = performance.now();
         let last = 0;
-        stamp = await mintStamp(
-          c.challenge,
-          did,
-          recordHash(keys.record),
-          c.bits,
-          (p) => {
-            if (p.elapsedMs - last < 250) return;
-            last = p.elapsedMs;
-            process.stderr.write(`${mintProgressLine(c.bits, p)}\n`);
-          },
-          { kernel: nativeMintKernel },
-        );
+        stamp = await mintStamp(c.challenge, did, recordHash(keys.record), c.bits, (p) => {
+          if (p.elapsedMs - last < 250) return;
+          last = p.elapsedMs;
+          process.stderr.write(`${mintProgressLine(c.bits, p)}\n`);
+        });
         mintMs = Math.round(performance.now() - t0);
         process.stderr.write(`minted a ${c.bits}-bit stamp in ${(mintMs / 1000).toFixed(2)} s\n`);
       }
