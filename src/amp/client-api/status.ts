@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { CryptoError, InputError } from '../../errors.js';
+import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';
 import { LEDGER_REFUSALS, LedgerError, type LedgerRefusal } from '../../ledger/index.js';
 
 export const CODE_TRAILER = 'aftersmtp-code';
@@ -75,17 +75,17 @@ export function toGrpcStatus(err: unknown): MappedError {
 }
 
 /** A refusal or failure reported by the gateway, with the code from its trailer. */
-export class ClientApiError extends Error {
-  readonly code: string;
+export class ClientApiError extends AfterSmtpError {
   readonly grpcCode: status;
   readonly retryAfterMs: number | undefined;
 
   constructor(err: ServiceError) {
     const code = err.metadata?.get(CODE_TRAILER)[0];
-    super(err.details || err.message);
-    this.name = 'ClientApiError';
+    super(
+      typeof code === 'string' ? code : `GRPC_${status[err.code] ?? err.code}`,
+      `gateway: ${err.details || err.message}`,
+    );
     this.grpcCode = err.code;
-    this.code = typeof code === 'string' ? code : `GRPC_${status[err.code] ?? err.code}`;
     const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
     this.retryAfterMs = typeof retry === 'string' ? Number(retry) : undefined;
   }

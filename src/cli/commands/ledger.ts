@@ -63,8 +63,14 @@ export const ledgerKeyCommand: Command = {
       const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), []);
       info = await ledgerKey({ dataDir: config.dataDir, domain: config.domain, passphrase });
     }
-    if (flag(args, 'json')) printJson(info);
-    else printLines(formatLedgerKey(info));
+    if (flag(args, 'json')) {
+      printJson(info);
+      return;
+    }
+    // The key alone on standard output, so that "$(aftersmtp ledger key)" is the key.
+    const [key, ...notes] = formatLedgerKey(info);
+    printLines([key as string]);
+    process.stderr.write(`${notes.join('\n')}\n`);
   },
 };
 
