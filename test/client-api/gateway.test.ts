@@ -406,3 +406,25 @@ describe('client API over a real gateway', () => {
     assert.equal(JSON.parse(show.stdout).policy, 'admin-only');
   });
 });
+
+test('registrations over the per-source rate limit are refused with RESOURCE_EXHAUSTED', async () => {
+  const g = await startGateway({ AFTERSMTP_LEDGER_RATE_LIMIT: '2/60' });
+  const client = await GatewayClient.connect({ target: g.grpc, pin: { spki: g.spki } });
+  try {
+    const register = async (local: string) => {
+      const k = keys(local);
+      const c = await client.getRegistrationChallenge({ domain: DOMAIN });
+      const stamp = await mintStamp(c.challenge, k.did, recordHash(k.record), c.bits);
+      return client.registerIdentity(registerMsg(k, { stamp }));
+    };
+    await register('rate1');
+    await register('rate2');
+    const e = await refusal(register('rate3'));
+    assert.equal(e.code, 'ERR_RATE_LIMITED');
+    assert.equal(e.grpcCode, status.RESOURCE_EXHAUSTED);
+    assert.ok(e.retryAfterMs !== undefined && e.retryAfterMs > 0, 'a retry-after hint is given');
+  } finally {
+    client.close();
+    await g.stop();
+  }
+});
