@@ -273,6 +273,38 @@ export const SETTINGS = {
     doc: 'How long a delivery worker holds a job before it is deliverable again (worker crash or hang), in ms.',
     parse: integer(1000, 86_400_000),
   }),
+  store: setting({
+    env: 'AFTERSMTP_STORE',
+    default: 'lmdb',
+    doc: 'Mailbox store backend: lmdb (embedded, in <data dir>/mailboxes) or postgres (PostgreSQL with pgcrypto, AFTERSMTP_POSTGRES_URL). See docs/STORE.md.',
+    parse: oneOf(['lmdb', 'postgres'] as const),
+  }),
+  postgresUrl: setting({
+    env: 'AFTERSMTP_POSTGRES_URL',
+    default: 'postgres://127.0.0.1:5432/aftersmtp',
+    doc: 'PostgreSQL database of the postgres mailbox store (postgres:// or postgresql://, credentials in the URL); migrations run on start.',
+    parse: urlWithScheme(['postgres:', 'postgresql:']),
+  }),
+  storeKeyFile: setting({
+    env: 'AFTERSMTP_STORE_KEY_FILE',
+    default: undefined,
+    doc: 'Keyring file for the mailbox store encryption at rest: one base64 32-byte key per line, the write key first. Unset: <data dir>/store.key, generated (mode 0600) on first start.',
+    parse: (raw) => {
+      if (!isAbsolute(raw)) throw new Error('expected an absolute path');
+      return raw;
+    },
+  }),
+  storeKey: setting({
+    env: 'AFTERSMTP_STORE_KEY',
+    default: undefined,
+    doc: 'The mailbox store key(s) instead of the key file: base64 32-byte keys separated by commas, the write key first.',
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9+/]{43}=(,[A-Za-z0-9+/]{43}=)*$/.test(raw)) {
+        throw new Error('expected base64-encoded 32-byte keys separated by commas');
+      }
+      return raw;
+    },
+  }),
 } as const;
 
 /** A URL whose scheme is one of `schemes` (e.g. 'nats:'), as given. */

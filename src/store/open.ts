@@ -1,0 +1,45 @@
+/**
+ * Opens the mailbox store the configuration names (AFTERSMTP_STORE): lmdb in <data dir>/mailboxes,
+ * or postgres at AFTERSMTP_POSTGRES_URL (migrations run here), sealed with the keyring from
+ * AFTERSMTP_STORE_KEY or AFTERSMTP_STORE_KEY_FILE (default <data dir>/store.key, generated on
+ * first start). Every problem is raised here at start-up, naming the variable: a malformed or
+ * wrong key (StoreKeyError), an unreachable database (StoreUnavailableError).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { loadKeyring } from './keys.js';
+import { LmdbMailboxStore } from './lmdb.js';
+import { PostgresMailboxStore } from './postgres.js';
+import type { MailboxStore, StoreLimits } from './types.js';
+
+export type StoreConfig = Pick<
+  Config,
+  'dataDir' | 'store' | 'postgresUrl' | 'storeKeyFile' | 'storeKey' | 'maxEnvelopeBytes'
+>;
+
+export function lmdbStorePath(dataDir: string): string {
+  return join(dataDir, 'mailboxes');
+}
+
+export async function openStore(
+  config: StoreConfig,
+  limits: Partial<StoreLimits> = {},
+): Promise<MailboxStore> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const keyring = loadKeyring({
+    keyEnv: config.storeKey,
+    keyFile: config.storeKeyFile,
+    dataDir: config.dataDir,
+  });
+  const all = { maxEnvelopeBytes: config.maxEnvelopeBytes, ...limits };
+  switch (config.store) {
+    case 'lmdb': {
+      const path = lmdbStorePath(config.dataDir);
+      mkdirSync(path, { recursive: true });
+      return LmdbMailboxStore.open({ path, keyring, limits: all });
+    }
+    case 'postgres':
+      return PostgresMailboxStore.open({ url: config.postgresUrl, keyring, limits: all });
+  }
+}
