@@ -78,6 +78,53 @@ export declare class MlKem768Key {
   exportSeed(): Buffer
 }
 
+/** A QUIC endpoint (server and client on one UDP socket) running on its own thread. */
+export declare class QuicEndpoint {
+  /**
+   * Bind the UDP socket and start the endpoint thread. `onEvents` receives every event in
+   * batches. The endpoint keeps the process alive until `close()`.
+   */
+  static open(options: QuicEndpointOptions, onEvents: (events: QuicEvent[]) => void): QuicEndpoint
+  /** The bound UDP port. */
+  get port(): number
+  /**
+   * Open a connection to `host:port` (SNI `serverName`, may be empty); returns its id. A
+   * `connected` (with the peer's certificate) or `closed` event follows.
+   */
+  connect(host: string, port: number, serverName: string): number
+  /**
+   * Send `data` as one MESSAGE on a new stream of connection `conn`; returns the request id
+   * that the `response` event carries. The bytes are copied once here (quiche copies them
+   * again into its send buffer). Messages sent before the handshake completes wait for it.
+   */
+  send(conn: number, data: Buffer): number
+  /**
+   * Write `data` as is (no frame header) on a new stream, with FIN only if `fin`; the
+   * outcome arrives like `send`'s. For robustness tests and diagnostics only: malformed
+   * and never-finished streams.
+   */
+  sendRaw(conn: number, data: Buffer, fin: boolean): number
+  /**
+   * Acknowledge the inbound message on `stream` of `conn`, with an optional receipt (at most
+   * 65536 bytes, longer is cut). Unknown or already answered streams are ignored.
+   */
+  reply(conn: number, stream: number, receipt?: Buffer | undefined | null): void
+  /**
+   * Refuse the inbound message on `stream` of `conn` with an ERROR frame: `code` (16 bits,
+   * see docs/PROTOCOL.md) and a reason for the peer (at most 1024 bytes, never internal text).
+   */
+  refuse(conn: number, stream: number, code: number, reason: string): void
+  /** Close connection `conn` with an application error `code` (e.g. 0x10, peer rejected). */
+  closeConnection(conn: number, code: number, reason: string): void
+  /** A snapshot of the endpoint's counters. */
+  stats(): QuicStats
+  /**
+   * Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop the thread.
+   * Pending sends get `response` events with code 0x101 (closed); idempotent.
+   */
+  close(): void
+}
+
 /** An X25519 (RFC 7748) secret key held in native memory, wiped when collected. */
 export declare class X25519Key {
   /** A fresh key from the OS CSPRNG. */
@@ -209,6 +256,114 @@ export declare function mlDsa65Verify(publicKey: Buffer, message: Buffer, signat
  * makes it deterministic: for known-answer tests only, never in production.
  */
 export declare function mlKem768Encapsulate(encapsulationKey: Buffer, m?: Buffer | undefined | null): KemEncapsulation
+
+/** The stream and connection error codes of AMP over QUIC, as the native core defines them. */
+export declare function quicCodes(): QuicCodes
+
+/** The wire codes (docs/PROTOCOL.md), for JavaScript. */
+export interface QuicCodes {
+  busy: number
+  tooLarge: number
+  malformed: number
+  refused: number
+  internal: number
+  timeout: number
+  shutdown: number
+  peerRejected: number
+  connectionRefused: number
+  handshakeTimeout: number
+  reset: number
+  closed: number
+}
+
+/**
+ * Options of `QuicEndpoint.open`. Every cap is optional (defaults in docs/OPERATIONS.md);
+ * durations are in milliseconds.
+ */
+export interface QuicEndpointOptions {
+  /** Address to bind (default `0.0.0.0`). */
+  host?: string
+  /** UDP port to bind (default 4434; 0 picks a free port). */
+  port?: number
+  /** Accept inbound connections (default true). A client-only endpoint sets false. */
+  listen?: boolean
+  /** This gateway's certificate (PEM, leaf first), shown to peers in both roles. */
+  certPem: string
+  /** Its private key (PEM, PKCS#8 or traditional). */
+  keyPem: string
+  maxConnections?: number
+  maxConnectionsPerAddress?: number
+  maxStreamsPerConnection?: number
+  maxFrameBytes?: number
+  maxBufferedBytes?: number
+  connectionWindowBytes?: number
+  queueDepth?: number
+  retryThreshold?: number
+  handshakeTimeoutMs?: number
+  idleTimeoutMs?: number
+  streamTimeoutMs?: number
+}
+
+/**
+ * One event from the socket thread. `kind` says which fields are set:
+ * - `connected`: `conn`, `inbound`, `remoteAddress`, `remotePort`, `peerCertificate` (DER);
+ * - `message`: `conn`, `stream`, `data` (answer with `reply` or `refuse`);
+ * - `response`: `conn`, `request`, and `data` (the ACK's receipt) or `code` + `reason`;
+ * - `closed`: `conn`, `inbound`, `code`, `reason`.
+ */
+export interface QuicEvent {
+  kind: 'connected' | 'message' | 'response' | 'closed'
+  conn: number
+  stream?: number
+  request?: number
+  data?: Buffer
+  code?: number
+  reason?: string
+  inbound?: boolean
+  remoteAddress?: string
+  remotePort?: number
+  peerCertificate?: Buffer
+}
+
+/** Counters of one endpoint (monotonic unless marked as a gauge). */
+export interface QuicStats {
+  /** Gauge: open connections (inbound and outbound). */
+  connectionsOpen: number
+  connectionsInbound: number
+  connectionsOutbound: number
+  connectionsClosed: number
+  handshakesCompleted: number
+  retriesSent: number
+  streamsInbound: number
+  streamsOutbound: number
+  framesReceived: number
+  framesSent: number
+  acksSent: number
+  errorsSent: number
+  acksReceived: number
+  errorsReceived: number
+  /** Message bytes received (stream payload). */
+  bytesReceived: number
+  /** Message bytes sent (MESSAGE bodies). */
+  bytesSent: number
+  /** Gauge: message bytes reserved (being received, or with the application). */
+  bufferedBytes: number
+  /** Highest `bufferedBytes` seen. */
+  bufferedBytesPeak: number
+  /** Gauge: messages with the application, not yet answered. */
+  queueLength: number
+  packetsReceived: number
+  packetsSent: number
+  packetsDropped: number
+  /** Refusals by reason. */
+  refusedConnectionsTotal: number
+  refusedConnectionsPerAddress: number
+  refusedBusy: number
+  refusedTooLarge: number
+  refusedMalformed: number
+  refusedTimeout: number
+  handshakeTimeouts: number
+}
 
 /**
  * `n` bytes from the operating system's CSPRNG; `n` must be 0..=1048576 (1 MiB), else

@@ -773,10 +773,11 @@ if (
   }
 }
 
-const { Ed25519Key, MlDsa65Key, MlKem768Key, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, randomBytes, sha256, xwingEncapsulate } = nativeBinding
+const { Ed25519Key, MlDsa65Key, MlKem768Key, QuicEndpoint, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, quicCodes, randomBytes, sha256, xwingEncapsulate } = nativeBinding
 export { Ed25519Key }
 export { MlDsa65Key }
 export { MlKem768Key }
+export { QuicEndpoint }
 export { X25519Key }
 export { XWingKey }
 export { aeadOpen }
@@ -789,6 +790,7 @@ export { hkdfSha256 }
 export { hpkeSeal }
 export { mlDsa65Verify }
 export { mlKem768Encapsulate }
+export { quicCodes }
 export { randomBytes }
 export { sha256 }
 export { xwingEncapsulate }

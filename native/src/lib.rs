@@ -2,9 +2,12 @@
 //!
 //! - [`crypto`]: pure-Rust primitives with typed errors (used by tests and benchmarks).
 //! - `napi_api`: the thin N-API layer (JS names are the camelCased Rust names).
+//! - [`quic`]: the AMP QUIC endpoint (quiche); `napi_quic` is its N-API class.
 #![deny(unsafe_code)]
 
 pub mod crypto;
 mod napi_api;
+mod napi_quic;
+pub mod quic;
 
 pub use napi_api::*;

@@ -85,7 +85,36 @@ export function parseSpkiPin(pin: string): string {
   return pin;
 }
 
-async function generate(opts: CertificateOptions): Promise<{ certPem: string; keyPem: string }> {
+export interface SelfSignedOptions {
+  /** Subject common name, e.g. the gateway DID's domain (default `aftersmtp-gateway`). */
+  readonly commonName?: string;
+  /** DNS names for the subjectAltName. */
+  readonly dnsNames?: readonly string[];
+  /** IP addresses for the subjectAltName. */
+  readonly ips?: readonly string[];
+  readonly clock?: () => number;
+}
+
+/** A certificate and its key, in memory. */
+export interface CertificateAndKey {
+  readonly certPem: string;
+  /** PEM PKCS#8 private key. */
+  readonly keyPem: string;
+  /** DER SubjectPublicKeyInfo of the certificate's key. */
+  readonly spki: Buffer;
+  /** `sha256/<base64 SHA-256(spki)>`. */
+  readonly spkiPin: string;
+}
+
+/**
+ * The one certificate generator: a self-signed ECDSA P-256 certificate valid for
+ * CERT_VALIDITY_DAYS, for both TLS roles (serverAuth for the gRPC listener and the QUIC server,
+ * clientAuth for QUIC's mutual authentication between gateways). Peers authenticate it by
+ * pinning its SubjectPublicKeyInfo (from the gateway's DID record), never through a CA.
+ */
+export async function generateSelfSignedCertificate(
+  opts: SelfSignedOptions = {},
+): Promise<CertificateAndKey> {
   const crypto = webcrypto;
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = (await crypto.subtle.generateKey(alg, true, [
@@ -102,7 +131,7 @@ async function generate(opts: CertificateOptions): Promise<{ certPem: string; ke
       serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(16)))
         .toString('hex')
         .replace(/^[89a-f]/, '1'),
-      name: [{ CN: [opts.commonName.slice(0, 64)] }],
+      name: [{ CN: [(opts.commonName ?? 'aftersmtp-gateway').slice(0, 64)] }],
       notBefore: new Date(now - 60_000),
       notAfter: new Date(now + CERT_VALIDITY_DAYS * 86_400_000),
       signingAlgorithm: alg,
@@ -110,7 +139,10 @@ async function generate(opts: CertificateOptions): Promise<{ certPem: string; ke
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
         ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
       ],
     },
@@ -120,7 +152,9 @@ async function generate(opts: CertificateOptions): Promise<{ certPem: string; ke
   const keyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
     .export({ type: 'pkcs8', format: 'pem' })
     .toString();
-  return { certPem: cert.toString('pem'), keyPem };
+  const certPem = cert.toString('pem');
+  const spki = certificateSpki(certPem);
+  return { certPem, keyPem, spki, spkiPin: spkiPin(spki) };
 }
 
 async function readPem(path: string): Promise<string | undefined> {
@@ -177,7 +211,7 @@ export async function loadOrCreateCertificate(opts: CertificateOptions): Promise
     );
   }
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-  const made = await generate(opts);
+  const made = await generateSelfSignedCertificate(opts);
   const atRest =
     opts.passphrase === undefined
       ? made.keyPem

@@ -1,0 +1,473 @@
+//! N-API surface of the QUIC transport ([`crate::quic`]): one class, `QuicEndpoint`.
+//!
+//! Events (handshakes with the peer's certificate, inbound messages, answers to outbound
+//! messages, closed connections) reach JavaScript in batches through one threadsafe function,
+//! in the order the socket thread produced them. Message bodies are handed over without a copy:
+//! the `Vec` the frame was received into becomes an external Buffer. Thrown errors carry a
+//! `code`: `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
+//! `ERR_QUIC_CLOSED` (the endpoint was closed, or its thread stopped).
+use crate::quic::{self, frame, Event, EventSink, Limits, Outcome};
+use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Custom N-API status: its string becomes the JS error's `code` property.
+#[derive(Debug, Clone, Copy)]
+pub struct QuicCode(&'static str);
+
+impl AsRef<str> for QuicCode {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+type JsError = napi::Error<QuicCode>;
+
+fn err(code: &'static str, msg: impl Into<String>) -> JsError {
+    napi::Error::new(QuicCode(code), msg.into())
+}
+
+/// Options of `QuicEndpoint.open`. Every cap is optional (defaults in docs/OPERATIONS.md);
+/// durations are in milliseconds.
+#[napi(object)]
+pub struct QuicEndpointOptions {
+    /// Address to bind (default `0.0.0.0`).
+    pub host: Option<String>,
+    /// UDP port to bind (default 4434; 0 picks a free port).
+    pub port: Option<u32>,
+    /// Accept inbound connections (default true). A client-only endpoint sets false.
+    pub listen: Option<bool>,
+    /// This gateway's certificate (PEM, leaf first), shown to peers in both roles.
+    pub cert_pem: String,
+    /// Its private key (PEM, PKCS#8 or traditional).
+    pub key_pem: String,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_address: Option<u32>,
+    pub max_streams_per_connection: Option<u32>,
+    pub max_frame_bytes: Option<u32>,
+    pub max_buffered_bytes: Option<f64>,
+    pub connection_window_bytes: Option<u32>,
+    pub queue_depth: Option<u32>,
+    pub retry_threshold: Option<u32>,
+    pub handshake_timeout_ms: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub stream_timeout_ms: Option<u32>,
+}
+
+/// One event from the socket thread. `kind` says which fields are set:
+/// - `connected`: `conn`, `inbound`, `remoteAddress`, `remotePort`, `peerCertificate` (DER);
+/// - `message`: `conn`, `stream`, `data` (answer with `reply` or `refuse`);
+/// - `response`: `conn`, `request`, and `data` (the ACK's receipt) or `code` + `reason`;
+/// - `closed`: `conn`, `inbound`, `code`, `reason`.
+#[napi(object, object_from_js = false)]
+pub struct QuicEvent {
+    #[napi(ts_type = "'connected' | 'message' | 'response' | 'closed'")]
+    pub kind: &'static str,
+    pub conn: u32,
+    pub stream: Option<f64>,
+    pub request: Option<u32>,
+    pub data: Option<Buffer>,
+    pub code: Option<u32>,
+    pub reason: Option<String>,
+    pub inbound: Option<bool>,
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u32>,
+    pub peer_certificate: Option<Buffer>,
+}
+
+impl QuicEvent {
+    fn new(kind: &'static str, conn: u32) -> Self {
+        QuicEvent {
+            kind,
+            conn,
+            stream: None,
+            request: None,
+            data: None,
+            code: None,
+            reason: None,
+            inbound: None,
+            remote_address: None,
+            remote_port: None,
+            peer_certificate: None,
+        }
+    }
+}
+
+fn to_js(e: Event) -> QuicEvent {
+    match e {
+        Event::Connected {
+            conn,
+            inbound,
+            peer,
+            peer_cert,
+        } => QuicEvent {
+            inbound: Some(inbound),
+            remote_address: Some(peer.ip().to_string()),
+            remote_port: Some(u32::from(peer.port())),
+            peer_certificate: Some(Buffer::from(peer_cert)),
+            ..QuicEvent::new("connected", conn)
+        },
+        Event::Message { conn, stream, data } => QuicEvent {
+            stream: Some(stream as f64),
+            // Zero copy: the Vec becomes an external Buffer, freed by V8's finalizer.
+            data: Some(Buffer::from(data)),
+            ..QuicEvent::new("message", conn)
+        },
+        Event::Response {
+            conn,
+            request,
+            outcome,
+        } => {
+            let mut ev = QuicEvent {
+                request: Some(request),
+                ..QuicEvent::new("response", conn)
+            };
+            match outcome {
+                Outcome::Ack(receipt) => ev.data = Some(Buffer::from(receipt)),
+                Outcome::Error { code, reason } => {
+                    ev.code = Some(u32::from(code));
+                    ev.reason = Some(reason);
+                }
+            }
+            ev
+        }
+        Event::Closed {
+            conn,
+            inbound,
+            code,
+            reason,
+        } => QuicEvent {
+            inbound: Some(inbound),
+            code: Some(u32::from(code)),
+            reason: Some(reason),
+            ..QuicEvent::new("closed", conn)
+        },
+    }
+}
+
+type EventsFn = ThreadsafeFunction<Vec<QuicEvent>, (), Vec<QuicEvent>, Status, false>;
+
+struct JsSink(EventsFn);
+
+impl EventSink for JsSink {
+    fn deliver(&mut self, events: Vec<Event>) {
+        let batch: Vec<QuicEvent> = events.into_iter().map(to_js).collect();
+        // Blocking: the number of undelivered events is bounded by the endpoint's own caps
+        // (queue depth, streams and connections), so this never waits on an unbounded queue.
+        self.0.call(batch, ThreadsafeFunctionCallMode::Blocking);
+    }
+}
+
+/// Counters of one endpoint (monotonic unless marked as a gauge).
+#[napi(object, object_from_js = false)]
+pub struct QuicStats {
+    /// Gauge: open connections (inbound and outbound).
+    pub connections_open: f64,
+    pub connections_inbound: f64,
+    pub connections_outbound: f64,
+    pub connections_closed: f64,
+    pub handshakes_completed: f64,
+    pub retries_sent: f64,
+    pub streams_inbound: f64,
+    pub streams_outbound: f64,
+    pub frames_received: f64,
+    pub frames_sent: f64,
+    pub acks_sent: f64,
+    pub errors_sent: f64,
+    pub acks_received: f64,
+    pub errors_received: f64,
+    /// Message bytes received (stream payload).
+    pub bytes_received: f64,
+    /// Message bytes sent (MESSAGE bodies).
+    pub bytes_sent: f64,
+    /// Gauge: message bytes reserved (being received, or with the application).
+    pub buffered_bytes: f64,
+    /// Highest `bufferedBytes` seen.
+    pub buffered_bytes_peak: f64,
+    /// Gauge: messages with the application, not yet answered.
+    pub queue_length: f64,
+    pub packets_received: f64,
+    pub packets_sent: f64,
+    pub packets_dropped: f64,
+    /// Refusals by reason.
+    pub refused_connections_total: f64,
+    pub refused_connections_per_address: f64,
+    pub refused_busy: f64,
+    pub refused_too_large: f64,
+    pub refused_malformed: f64,
+    pub refused_timeout: f64,
+    pub handshake_timeouts: f64,
+}
+
+/// A QUIC endpoint (server and client on one UDP socket) running on its own thread.
+#[napi]
+pub struct QuicEndpoint {
+    inner: Option<quic::EndpointHandle>,
+}
+
+fn opt_usize(v: Option<u32>, d: usize) -> usize {
+    v.map_or(d, |n| n as usize)
+}
+
+fn opt_ms(v: Option<u32>, d: Duration) -> Duration {
+    v.map_or(d, |n| Duration::from_millis(u64::from(n)))
+}
+
+fn limits(o: &QuicEndpointOptions) -> Result<Limits, JsError> {
+    let d = Limits::default();
+    let max_buffered = match o.max_buffered_bytes {
+        None => d.max_buffered_bytes,
+        Some(n) if n.fract() == 0.0 && (1.0..=2f64.powi(50)).contains(&n) => n as usize,
+        Some(n) => return Err(err("ERR_QUIC_PARAM", format!("maxBufferedBytes: {n}"))),
+    };
+    let l = Limits {
+        max_connections: opt_usize(o.max_connections, d.max_connections),
+        max_connections_per_address: opt_usize(
+            o.max_connections_per_address,
+            d.max_connections_per_address,
+        ),
+        max_streams_per_connection: opt_usize(
+            o.max_streams_per_connection,
+            d.max_streams_per_connection,
+        ),
+        max_frame_bytes: opt_usize(o.max_frame_bytes, d.max_frame_bytes),
+        max_buffered_bytes: max_buffered,
+        connection_window: opt_usize(o.connection_window_bytes, d.connection_window),
+        queue_depth: opt_usize(o.queue_depth, d.queue_depth),
+        retry_threshold: opt_usize(o.retry_threshold, d.retry_threshold),
+        handshake_timeout: opt_ms(o.handshake_timeout_ms, d.handshake_timeout),
+        idle_timeout: opt_ms(o.idle_timeout_ms, d.idle_timeout),
+        stream_timeout: opt_ms(o.stream_timeout_ms, d.stream_timeout),
+    };
+    if l.max_connections == 0 || l.max_connections_per_address == 0 || l.queue_depth == 0 {
+        return Err(err(
+            "ERR_QUIC_PARAM",
+            "maxConnections, maxConnectionsPerAddress and queueDepth must be at least 1",
+        ));
+    }
+    if l.max_streams_per_connection == 0 || l.connection_window < 65536 {
+        return Err(err(
+            "ERR_QUIC_PARAM",
+            "maxStreamsPerConnection must be at least 1 and connectionWindowBytes at least 65536",
+        ));
+    }
+    Ok(l)
+}
+
+fn resolve(host: &str, port: u32) -> Result<SocketAddr, JsError> {
+    let port = u16::try_from(port).map_err(|_| err("ERR_QUIC_PARAM", format!("port {port}")))?;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| err("ERR_QUIC_PARAM", format!("address {host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| {
+            err(
+                "ERR_QUIC_PARAM",
+                format!("address {host}:{port}: no address"),
+            )
+        })
+}
+
+#[napi]
+impl QuicEndpoint {
+    /// Bind the UDP socket and start the endpoint thread. `onEvents` receives every event in
+    /// batches. The endpoint keeps the process alive until `close()`.
+    #[napi(factory)]
+    pub fn open(
+        options: QuicEndpointOptions,
+        #[napi(ts_arg_type = "(events: QuicEvent[]) => void")] on_events: EventsFn,
+    ) -> Result<Self, JsError> {
+        let limits = limits(&options)?;
+        let bind = resolve(
+            options.host.as_deref().unwrap_or("0.0.0.0"),
+            options.port.unwrap_or(u32::from(quic::DEFAULT_PORT)),
+        )?;
+        let handle = quic::spawn(
+            bind,
+            options.listen.unwrap_or(true),
+            options.cert_pem.as_bytes(),
+            options.key_pem.as_bytes(),
+            limits,
+            Box::new(JsSink(on_events)),
+        )
+        .map_err(|e| {
+            let code = if e.starts_with("cannot bind") {
+                "ERR_QUIC_BIND"
+            } else {
+                "ERR_QUIC_CONFIG"
+            };
+            err(code, e)
+        })?;
+        Ok(QuicEndpoint {
+            inner: Some(handle),
+        })
+    }
+
+    fn stopped() -> JsError {
+        err("ERR_QUIC_CLOSED", "the QUIC endpoint has stopped")
+    }
+
+    fn handle(&self) -> Result<&quic::EndpointHandle, JsError> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| err("ERR_QUIC_CLOSED", "the QUIC endpoint is closed"))
+    }
+
+    /// The bound UDP port.
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.inner
+            .as_ref()
+            .map_or(0, |h| u32::from(h.local_addr.port()))
+    }
+
+    /// Open a connection to `host:port` (SNI `serverName`, may be empty); returns its id. A
+    /// `connected` (with the peer's certificate) or `closed` event follows.
+    #[napi]
+    pub fn connect(&self, host: String, port: u32, server_name: String) -> Result<u32, JsError> {
+        let addr = resolve(&host, port)?;
+        self.handle()?
+            .connect(addr, &server_name)
+            .ok_or_else(Self::stopped)
+    }
+
+    /// Send `data` as one MESSAGE on a new stream of connection `conn`; returns the request id
+    /// that the `response` event carries. The bytes are copied once here (quiche copies them
+    /// again into its send buffer). Messages sent before the handshake completes wait for it.
+    #[napi]
+    pub fn send(&self, conn: u32, data: BufferSlice<'_>) -> Result<u32, JsError> {
+        self.handle()?
+            .send(conn, data.to_vec())
+            .ok_or_else(Self::stopped)
+    }
+
+    /// Write `data` as is (no frame header) on a new stream, with FIN only if `fin`; the
+    /// outcome arrives like `send`'s. For robustness tests and diagnostics only: malformed
+    /// and never-finished streams.
+    #[napi]
+    pub fn send_raw(&self, conn: u32, data: BufferSlice<'_>, fin: bool) -> Result<u32, JsError> {
+        self.handle()?
+            .send_raw(conn, data.to_vec(), fin)
+            .ok_or_else(Self::stopped)
+    }
+
+    /// Acknowledge the inbound message on `stream` of `conn`, with an optional receipt (at most
+    /// 65536 bytes, longer is cut). Unknown or already answered streams are ignored.
+    #[napi]
+    pub fn reply(
+        &self,
+        conn: u32,
+        stream: f64,
+        receipt: Option<BufferSlice<'_>>,
+    ) -> Result<(), JsError> {
+        let receipt = receipt.map(|r| r.to_vec()).unwrap_or_default();
+        self.handle()?.reply(conn, stream as u64, Ok(receipt));
+        Ok(())
+    }
+
+    /// Refuse the inbound message on `stream` of `conn` with an ERROR frame: `code` (16 bits,
+    /// see docs/PROTOCOL.md) and a reason for the peer (at most 1024 bytes, never internal text).
+    #[napi]
+    pub fn refuse(&self, conn: u32, stream: f64, code: u32, reason: String) -> Result<(), JsError> {
+        let code = u16::try_from(code).map_err(|_| err("ERR_QUIC_PARAM", "code is 16 bits"))?;
+        self.handle()?
+            .reply(conn, stream as u64, Err((code, reason)));
+        Ok(())
+    }
+
+    /// Close connection `conn` with an application error `code` (e.g. 0x10, peer rejected).
+    #[napi]
+    pub fn close_connection(&self, conn: u32, code: u32, reason: String) -> Result<(), JsError> {
+        let code = u16::try_from(code).map_err(|_| err("ERR_QUIC_PARAM", "code is 16 bits"))?;
+        self.handle()?.close_connection(conn, code, &reason);
+        Ok(())
+    }
+
+    /// A snapshot of the endpoint's counters.
+    #[napi]
+    pub fn stats(&self) -> Result<QuicStats, JsError> {
+        let s = self.handle()?.stats.snapshot();
+        Ok(QuicStats {
+            connections_open: s.connections_open as f64,
+            connections_inbound: s.connections_inbound as f64,
+            connections_outbound: s.connections_outbound as f64,
+            connections_closed: s.connections_closed as f64,
+            handshakes_completed: s.handshakes_completed as f64,
+            retries_sent: s.retries_sent as f64,
+            streams_inbound: s.streams_inbound as f64,
+            streams_outbound: s.streams_outbound as f64,
+            frames_received: s.frames_received as f64,
+            frames_sent: s.frames_sent as f64,
+            acks_sent: s.acks_sent as f64,
+            errors_sent: s.errors_sent as f64,
+            acks_received: s.acks_received as f64,
+            errors_received: s.errors_received as f64,
+            bytes_received: s.bytes_received as f64,
+            bytes_sent: s.bytes_sent as f64,
+            buffered_bytes: s.buffered_bytes as f64,
+            buffered_bytes_peak: s.buffered_bytes_peak as f64,
+            queue_length: s.queue_length as f64,
+            packets_received: s.packets_received as f64,
+            packets_sent: s.packets_sent as f64,
+            packets_dropped: s.packets_dropped as f64,
+            refused_connections_total: s.refused_connections_total as f64,
+            refused_connections_per_address: s.refused_connections_per_address as f64,
+            refused_busy: s.refused_busy as f64,
+            refused_too_large: s.refused_too_large as f64,
+            refused_malformed: s.refused_malformed as f64,
+            refused_timeout: s.refused_timeout as f64,
+            handshake_timeouts: s.handshake_timeouts as f64,
+        })
+    }
+
+    /// Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop the thread.
+    /// Pending sends get `response` events with code 0x101 (closed); idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        if let Some(mut h) = self.inner.take() {
+            h.shutdown();
+        }
+    }
+}
+
+/// The wire codes (docs/PROTOCOL.md), for JavaScript.
+#[napi(object, object_from_js = false)]
+#[cfg_attr(test, allow(dead_code))] // only referenced by the N-API registration
+pub struct QuicCodes {
+    pub busy: u32,
+    pub too_large: u32,
+    pub malformed: u32,
+    pub refused: u32,
+    pub internal: u32,
+    pub timeout: u32,
+    pub shutdown: u32,
+    pub peer_rejected: u32,
+    pub connection_refused: u32,
+    pub handshake_timeout: u32,
+    pub reset: u32,
+    pub closed: u32,
+}
+
+/// The stream and connection error codes of AMP over QUIC, as the native core defines them.
+#[napi]
+#[cfg_attr(test, allow(dead_code))] // only referenced by the N-API registration
+pub fn quic_codes() -> QuicCodes {
+    use frame::code as c;
+    QuicCodes {
+        busy: c::BUSY.into(),
+        too_large: c::TOO_LARGE.into(),
+        malformed: c::MALFORMED.into(),
+        refused: c::REFUSED.into(),
+        internal: c::INTERNAL.into(),
+        timeout: c::TIMEOUT.into(),
+        shutdown: c::SHUTDOWN.into(),
+        peer_rejected: c::PEER_REJECTED.into(),
+        connection_refused: c::CONNECTION_REFUSED.into(),
+        handshake_timeout: c::HANDSHAKE_TIMEOUT.into(),
+        reset: c::RESET.into(),
+        closed: c::CLOSED.into(),
+    }
+}

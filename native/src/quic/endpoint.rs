@@ -1,0 +1,1536 @@
+//! The socket loop of one QUIC endpoint, on its own thread.
+//!
+//! One UDP socket carries both roles: inbound connections (the server side, when listening)
+//! and outbound ones (the client side, opened by [`EndpointHandle::connect`]); packets are routed
+//! by Destination Connection ID. Each turn of the loop follows quiche-server: wait for a
+//! datagram, a command from the application or the nearest timer; feed datagrams to their
+//! connections (accepting, refusing or Retry-ing new ones); run timers; read and write stream
+//! data; flush every connection's packets; reap closed connections; deliver the turn's events
+//! to the application in one batch.
+//!
+//! Bounds (see [`Limits`]): a MESSAGE's declared length is checked against the maximum and
+//! reserved against the endpoint's total budget before any body byte is buffered; a stream
+//! that cannot get its reservation from the total budget, or that starts while the application
+//! queue is full, is answered `BUSY` at once. A connection already holding its share
+//! (`connection_window`) waits instead: its next body stays unread in quiche. While the queue
+//! is full the loop reads no stream data at all. Unread data means quiche extends no
+//! flow-control credit, so the peers' senders stall (backpressure). Streams that do not
+//! complete within the stream timeout are answered `TIMEOUT` and their reservation is released
+//! (slowloris). Memory: at most `max_buffered_bytes` of message bytes here, plus quiche's
+//! receive buffers, which flow control bounds to `connection_window` per connection.
+use super::frame::{self, code, Expect, FrameDecoder, Need};
+use super::tls::{self, Secrets};
+use super::udp;
+use super::Limits;
+use bytes::BufMut;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Timers that are not quiche's (handshake, stream deadlines) are checked this often.
+const SWEEP: Duration = Duration::from_millis(50);
+/// Close reasons remembered after a connection is forgotten (for late sends).
+const RECENTLY_CLOSED: usize = 1024;
+/// Refused connections kept alive just long enough to send CONNECTION_CLOSE.
+const MAX_REFUSING: usize = 256;
+/// Packets per GSO send: at most 64 segments, and [`GSO_BYTES`] in total.
+const GSO_BATCH: usize = udp::MAX_SEGMENTS;
+/// Bytes per GSO send: one UDP payload at most (65507 bytes).
+const GSO_BYTES: usize = 65_000;
+/// Socket buffers asked of the kernel (bursts of large messages on one socket).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// How a message sent with [`EndpointHandle::send`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The peer's ACK with its body (a receipt, possibly empty).
+    Ack(Vec<u8>),
+    /// The peer's ERROR frame, a reset, a timeout or the connection closing: a code from
+    /// [`frame::code`] and a reason.
+    Error { code: u16, reason: String },
+}
+
+/// Something the application must hear about; delivered in batches, in order.
+#[derive(Debug)]
+pub enum Event {
+    /// A connection's handshake completed; `peer_cert` is the peer's leaf certificate (DER).
+    Connected {
+        conn: u32,
+        inbound: bool,
+        peer: SocketAddr,
+        peer_cert: Vec<u8>,
+    },
+    /// An inbound MESSAGE, complete and well-formed: answer it with [`Command::Reply`].
+    Message {
+        conn: u32,
+        stream: u64,
+        data: Vec<u8>,
+    },
+    /// The outcome of an outbound message.
+    Response {
+        conn: u32,
+        request: u32,
+        outcome: Outcome,
+    },
+    /// A connection is gone; every request still pending on it got a `Response` first.
+    Closed {
+        conn: u32,
+        inbound: bool,
+        code: u16,
+        reason: String,
+    },
+}
+
+/// Where events go (the N-API layer: a threadsafe function; Rust tests: a channel).
+pub trait EventSink: Send + 'static {
+    fn deliver(&mut self, events: Vec<Event>);
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn deliver(&mut self, events: Vec<Event>) {
+        for e in events {
+            let _ = self.send(e);
+        }
+    }
+}
+
+/// Requests from the application to the socket thread.
+#[derive(Debug)]
+pub enum Command {
+    Connect {
+        conn: u32,
+        addr: SocketAddr,
+        server_name: String,
+    },
+    Send {
+        conn: u32,
+        request: u32,
+        data: Vec<u8>,
+        /// `Some(fin)`: write `data` as is, without a frame header (tests and diagnostics).
+        raw: Option<bool>,
+    },
+    /// Answer an inbound message: `Ok(receipt)` is an ACK, `Err((code, reason))` an ERROR.
+    Reply {
+        conn: u32,
+        stream: u64,
+        answer: Result<Vec<u8>, (u16, String)>,
+    },
+    CloseConnection {
+        conn: u32,
+        code: u16,
+        reason: String,
+    },
+    Shutdown,
+}
+
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        /// Live counters, updated by the socket thread, read by anyone.
+        #[derive(Default)]
+        pub struct Stats { $(pub $name: AtomicU64,)* }
+        /// A copy of [`Stats`] at one moment.
+        #[derive(Debug, Clone, Default)]
+        pub struct StatsSnapshot { $(pub $name: u64,)* }
+        impl Stats {
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    connections_open,
+    connections_inbound,
+    connections_outbound,
+    connections_closed,
+    handshakes_completed,
+    retries_sent,
+    streams_inbound,
+    streams_outbound,
+    frames_received,
+    frames_sent,
+    acks_sent,
+    errors_sent,
+    acks_received,
+    errors_received,
+    bytes_received,
+    bytes_sent,
+    buffered_bytes,
+    buffered_bytes_peak,
+    queue_length,
+    packets_received,
+    packets_sent,
+    packets_dropped,
+    refused_connections_total,
+    refused_connections_per_address,
+    refused_busy,
+    refused_too_large,
+    refused_malformed,
+    refused_timeout,
+    handshake_timeouts,
+);
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The application's handle on a running endpoint. Dropping it shuts the endpoint down.
+pub struct EndpointHandle {
+    tx: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    wake_pending: Arc<AtomicBool>,
+    ids: Arc<AtomicU32>,
+    next_request: AtomicU32,
+    pub stats: Arc<Stats>,
+    pub local_addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EndpointHandle {
+    /// Queue a command; false when the endpoint thread is gone (closed, or stopped by a bug).
+    fn command(&self, c: Command) -> bool {
+        // The waker (an eventfd write) is rung once per batch of commands, not once per
+        // command: the loop clears `wake_pending` before it drains the channel.
+        if self.tx.send(c).is_err() {
+            return false;
+        }
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+        true
+    }
+
+    /// Open a connection to `addr` (TLS SNI `server_name`); returns its id at once, or `None`
+    /// when the endpoint has stopped. A `Connected` or `Closed` event follows.
+    pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Option<u32> {
+        let conn = self.ids.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Connect {
+            conn,
+            addr,
+            server_name: server_name.to_owned(),
+        })
+        .then_some(conn)
+    }
+
+    /// Send one message on a new stream of `conn`; returns the request id that its
+    /// `Response` event carries (`None`: the endpoint has stopped). Messages sent before the
+    /// handshake completes wait for it.
+    pub fn send(&self, conn: u32, data: Vec<u8>) -> Option<u32> {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send {
+            conn,
+            request,
+            data,
+            raw: None,
+        })
+        .then_some(request)
+    }
+
+    /// Like [`send`](Self::send) but `data` is written as is (no frame header), with FIN only
+    /// if `fin`: for robustness tests and diagnostics (malformed and never-finished streams).
+    pub fn send_raw(&self, conn: u32, data: Vec<u8>, fin: bool) -> Option<u32> {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send {
+            conn,
+            request,
+            data,
+            raw: Some(fin),
+        })
+        .then_some(request)
+    }
+
+    pub fn reply(&self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
+        // Ignored once the endpoint has stopped: the connection is gone with it.
+        let _ = self.command(Command::Reply {
+            conn,
+            stream,
+            answer,
+        });
+    }
+
+    pub fn close_connection(&self, conn: u32, code: u16, reason: &str) {
+        let _ = self.command(Command::CloseConnection {
+            conn,
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Close every connection and stop the thread (idempotent; waits for the thread).
+    pub fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.command(Command::Shutdown);
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EndpointHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Bind `bind`, start the endpoint thread and return its handle. `listen`: accept inbound
+/// connections (else only outbound ones are made).
+pub fn spawn(
+    bind: SocketAddr,
+    listen: bool,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    limits: Limits,
+    sink: Box<dyn EventSink>,
+) -> Result<EndpointHandle, String> {
+    let config = tls::build_config(cert_pem, key_pem, &limits).map_err(|e| e.to_string())?;
+    let socket = bind_socket(bind).map_err(|e| format!("cannot bind UDP {bind}: {e}"))?;
+    let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
+    let poll = Poll::new().map_err(|e| e.to_string())?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
+    let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(Stats::default());
+    let ids = Arc::new(AtomicU32::new(1));
+    let wake_pending = Arc::new(AtomicBool::new(false));
+    let mut ep = Endpoint {
+        wake_pending: wake_pending.clone(),
+        socket,
+        poll,
+        local_addr,
+        listen,
+        config,
+        limits,
+        secrets: Secrets::random(),
+        rx,
+        sink,
+        stats: stats.clone(),
+        ids: ids.clone(),
+        conns: HashMap::new(),
+        by_cid: HashMap::new(),
+        per_address: HashMap::new(),
+        recently_closed: VecDeque::new(),
+        inbound_count: 0,
+        refusing: 0,
+        buffered: 0,
+        queued: 0,
+        events: Vec::new(),
+        buf: vec![0u8; 65535],
+        out: vec![0u8; GSO_BYTES],
+        shutting_down: false,
+        gso: cfg!(target_os = "linux"),
+        gro: false,
+    };
+    ep.gro = udp::enable_gro(&ep.socket);
+    udp::set_dont_fragment(&ep.socket, local_addr.is_ipv6());
+    ep.poll
+        .registry()
+        .register(&mut ep.socket, SOCKET, Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    let thread = std::thread::Builder::new()
+        .name("amp-quic".into())
+        .spawn(move || {
+            // A bug must not leave the application waiting forever: if the loop panics, every
+            // connection is reported closed (pending sends fail with CLOSED) and the thread
+            // ends, after which the handle's calls report the endpoint as stopped.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ep.run()));
+            if run.is_err() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    ep.reap(true);
+                    let events = std::mem::take(&mut ep.events);
+                    ep.sink.deliver(events);
+                }));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(EndpointHandle {
+        tx,
+        waker,
+        wake_pending,
+        ids,
+        next_request: AtomicU32::new(1),
+        stats,
+        local_addr,
+        thread: Some(thread),
+    })
+}
+
+fn bind_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&bind.into())?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+/// Bytes still to write on a stream: a 5-byte header then a body, or one encoded frame.
+struct OutBuf {
+    header: [u8; frame::HEADER_LEN],
+    header_off: usize,
+    body: Vec<u8>,
+    off: usize,
+    fin: bool,
+}
+
+impl OutBuf {
+    fn frame(ty: u8, body: Vec<u8>) -> Self {
+        OutBuf {
+            header: frame::encode_header(ty, body.len()),
+            header_off: 0,
+            body,
+            off: 0,
+            fin: true,
+        }
+    }
+
+    /// Bytes written as they are (no header), with or without FIN: tests and diagnostics.
+    fn raw(body: Vec<u8>, fin: bool) -> Self {
+        OutBuf {
+            header: [0; frame::HEADER_LEN],
+            header_off: frame::HEADER_LEN,
+            body,
+            off: 0,
+            fin,
+        }
+    }
+
+    /// Write as much as quiche takes; `Ok(true)` when everything (and FIN) is written.
+    fn write(&mut self, q: &mut quiche::Connection, sid: u64) -> Result<bool, quiche::Error> {
+        while self.header_off < frame::HEADER_LEN {
+            let fin = self.body.is_empty();
+            match q.stream_send(sid, &self.header[self.header_off..], fin) {
+                Ok(n) => self.header_off += n,
+                Err(quiche::Error::Done) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            if self.header_off < frame::HEADER_LEN {
+                return Ok(false);
+            }
+            if fin {
+                return Ok(true);
+            }
+        }
+        if self.body.is_empty() && self.fin {
+            return match q.stream_send(sid, &[], true) {
+                Ok(_) => Ok(true),
+                Err(quiche::Error::Done) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        while self.off < self.body.len() {
+            match q.stream_send(sid, &self.body[self.off..], self.fin) {
+                Ok(n) => self.off += n,
+                Err(quiche::Error::Done) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            if self.off < self.body.len() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// An inbound stream (the peer's message).
+enum InStream {
+    Reading {
+        dec: FrameDecoder,
+        reserved: usize,
+        fin: bool,
+        deadline: Instant,
+    },
+    /// Handed to the application, waiting for its answer.
+    Delivered { reserved: usize },
+    /// Writing our ACK / ERROR.
+    Answering(OutBuf),
+}
+
+/// An outbound stream (our message and the peer's answer).
+struct Request {
+    request: u32,
+    out: Option<OutBuf>,
+    dec: FrameDecoder,
+    fin: bool,
+    deadline: Instant,
+}
+
+struct Waiting {
+    request: u32,
+    data: Vec<u8>,
+    raw: Option<bool>,
+    deadline: Instant,
+}
+
+struct Conn {
+    id: u32,
+    q: quiche::Connection,
+    inbound: bool,
+    peer: SocketAddr,
+    cids: Vec<Vec<u8>>,
+    created: Instant,
+    reported: bool,
+    /// Reported closed to the application (quiche may still be draining it).
+    gone: bool,
+    /// Refused at accept time: closed at once, kept only to send CONNECTION_CLOSE.
+    refusing: bool,
+    closing_code: Option<(u16, String)>,
+    ins: HashMap<u64, InStream>,
+    outs: HashMap<u64, Request>,
+    /// Streams with bytes left to write.
+    writes: HashSet<u64>,
+    /// Outbound messages waiting for the handshake or for stream credit.
+    waiting: Vec<Waiting>,
+    next_stream: u64,
+    reserved: usize,
+    delivered: usize,
+}
+
+struct Endpoint {
+    socket: UdpSocket,
+    poll: Poll,
+    local_addr: SocketAddr,
+    listen: bool,
+    config: quiche::Config,
+    limits: Limits,
+    secrets: Secrets,
+    rx: mpsc::Receiver<Command>,
+    wake_pending: Arc<AtomicBool>,
+    sink: Box<dyn EventSink>,
+    stats: Arc<Stats>,
+    ids: Arc<AtomicU32>,
+    conns: HashMap<u32, Conn>,
+    by_cid: HashMap<Vec<u8>, u32>,
+    per_address: HashMap<IpAddr, usize>,
+    recently_closed: VecDeque<(u32, (u16, String))>,
+    inbound_count: usize,
+    refusing: usize,
+    /// Message bytes reserved (being received or with the application).
+    buffered: usize,
+    /// Messages with the application, not yet answered.
+    queued: usize,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    shutting_down: bool,
+    /// Send with UDP_SEGMENT (turned off for good at the first refusal).
+    gso: bool,
+    /// The socket delivers GRO-coalesced reads.
+    gro: bool,
+}
+
+fn random_cid() -> Vec<u8> {
+    let mut v = vec![0u8; tls::CID_LEN];
+    getrandom::fill(&mut v).expect("OS random source");
+    v
+}
+
+impl Endpoint {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut next_sweep = Instant::now() + SWEEP;
+        loop {
+            let now = Instant::now();
+            let mut timeout = next_sweep.saturating_duration_since(now);
+            for c in self.conns.values() {
+                if let Some(t) = c.q.timeout_instant() {
+                    timeout = timeout.min(t.saturating_duration_since(now));
+                }
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            self.commands();
+            self.read_socket();
+            let now = Instant::now();
+            for c in self.conns.values_mut() {
+                if c.q.timeout_instant().is_some_and(|t| t <= now) {
+                    c.q.on_timeout();
+                }
+            }
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP;
+            }
+            self.process_streams();
+            // Counters first: a peer may read them as soon as it sees this turn's packets.
+            self.publish();
+            self.flush();
+            // On shutdown the CONNECTION_CLOSE packets have just been sent: do not wait for
+            // the draining period (RFC 9000 §10.2.2), report every connection closed now.
+            self.reap(self.shutting_down);
+            self.publish();
+            if !self.events.is_empty() {
+                self.sink.deliver(std::mem::take(&mut self.events));
+            }
+            if self.shutting_down {
+                break;
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let s = &self.stats;
+        let open = self
+            .conns
+            .values()
+            .filter(|c| !c.refusing && !c.gone)
+            .count();
+        s.connections_open.store(open as u64, Ordering::Relaxed);
+        s.buffered_bytes
+            .store(self.buffered as u64, Ordering::Relaxed);
+        s.buffered_bytes_peak
+            .fetch_max(self.buffered as u64, Ordering::Relaxed);
+        s.queue_length.store(self.queued as u64, Ordering::Relaxed);
+    }
+
+    fn commands(&mut self) {
+        self.wake_pending.store(false, Ordering::Release);
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Command::Connect {
+                    conn,
+                    addr,
+                    server_name,
+                } => self.connect(conn, addr, &server_name),
+                Command::Send {
+                    conn,
+                    request,
+                    data,
+                    raw,
+                } => match self.conns.get_mut(&conn) {
+                    Some(c) if !c.gone && !c.q.is_closed() && c.closing_code.is_none() => {
+                        let deadline = Instant::now() + self.limits.stream_timeout;
+                        c.waiting.push(Waiting {
+                            request,
+                            data,
+                            raw,
+                            deadline,
+                        });
+                    }
+                    other => {
+                        // A connection that is closing keeps its reason (e.g. refused, peer
+                        // rejected); so does a recently forgotten one, for sends the
+                        // application issued before it heard of the close.
+                        let (code, reason) = match other {
+                            Some(c) => close_reason(c),
+                            None => self
+                                .recently_closed
+                                .iter()
+                                .find(|(id, _)| *id == conn)
+                                .map(|(_, r)| r.clone())
+                                .unwrap_or((code::CLOSED, "no such open connection".into())),
+                        };
+                        self.events.push(Event::Response {
+                            conn,
+                            request,
+                            outcome: Outcome::Error { code, reason },
+                        })
+                    }
+                },
+                Command::Reply {
+                    conn,
+                    stream,
+                    answer,
+                } => self.reply(conn, stream, answer),
+                Command::CloseConnection { conn, code, reason } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        close(c, code, &reason);
+                    }
+                }
+                Command::Shutdown => {
+                    self.shutting_down = true;
+                    for c in self.conns.values_mut() {
+                        close(c, code::SHUTDOWN, "endpoint shutting down");
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, id: u32, addr: SocketAddr, server_name: &str) {
+        let fail = |ep: &mut Endpoint, reason: String| {
+            ep.events.push(Event::Closed {
+                conn: id,
+                inbound: false,
+                code: code::CONNECTION_REFUSED,
+                reason,
+            })
+        };
+        if self.shutting_down {
+            return fail(self, "endpoint shutting down".into());
+        }
+        if self.conns.len() >= self.limits.max_connections {
+            return fail(self, "local connection limit reached".into());
+        }
+        let scid = random_cid();
+        let sni = if server_name.is_empty() || server_name.parse::<IpAddr>().is_ok() {
+            None
+        } else {
+            Some(server_name)
+        };
+        let q = match quiche::connect(
+            sni,
+            &quiche::ConnectionId::from_ref(&scid),
+            self.local_addr,
+            addr,
+            &mut self.config,
+        ) {
+            Ok(q) => q,
+            Err(e) => return fail(self, format!("cannot start the connection: {e}")),
+        };
+        bump(&self.stats.connections_outbound);
+        self.by_cid.insert(scid.clone(), id);
+        self.conns.insert(id, new_conn(id, q, false, addr, scid));
+    }
+
+    fn reply(&mut self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(InStream::Delivered { reserved }) = c.ins.get(&stream) else {
+            return;
+        };
+        let reserved = *reserved;
+        c.reserved -= reserved;
+        c.delivered -= 1;
+        self.buffered -= reserved;
+        self.queued -= 1;
+        let out = match answer {
+            Ok(receipt) => {
+                bump(&self.stats.acks_sent);
+                let mut receipt = receipt;
+                receipt.truncate(frame::MAX_ACK_BODY);
+                OutBuf::frame(frame::TYPE_ACK, receipt)
+            }
+            Err((code, reason)) => {
+                bump(&self.stats.errors_sent);
+                let f = frame::encode_error(code, &reason);
+                OutBuf::frame(frame::TYPE_ERROR, f[frame::HEADER_LEN..].to_vec())
+            }
+        };
+        c.ins.insert(stream, InStream::Answering(out));
+        c.writes.insert(stream);
+    }
+
+    fn read_socket(&mut self) {
+        loop {
+            let got = if self.gro {
+                udp::recv_gro(&self.socket, &mut self.buf)
+            } else {
+                self.socket
+                    .recv_from(&mut self.buf)
+                    .map(|(n, from)| (n, from, None))
+            };
+            let (len, from, segment) = match got {
+                Ok(v) => v,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors surface here on Linux (e.g. port unreachable): not fatal.
+                Err(_) => return,
+            };
+            // With GRO one read may hold several packets of `segment` bytes (the last shorter).
+            let segment = segment.unwrap_or(len).max(1);
+            let mut buf = std::mem::take(&mut self.buf);
+            let mut off = 0;
+            while off < len {
+                let end = (off + segment).min(len);
+                bump(&self.stats.packets_received);
+                self.datagram(&mut buf[off..end], from);
+                off = end;
+            }
+            self.buf = buf;
+        }
+    }
+
+    fn datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
+        let hdr = match quiche::Header::from_slice(pkt, tls::CID_LEN) {
+            Ok(h) => h,
+            Err(_) => return bump(&self.stats.packets_dropped),
+        };
+        let mut id = self.by_cid.get(hdr.dcid.as_ref()).copied();
+        if id.is_none() && hdr.ty == quiche::Type::Initial {
+            id = self
+                .by_cid
+                .get(&self.secrets.derive_cid(&hdr.dcid))
+                .copied();
+        }
+        let id = match id {
+            Some(id) => id,
+            None => match self.accept(&hdr, pkt, from) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let local = self.local_addr;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.q.recv(pkt, quiche::RecvInfo { from, to: local }).is_err() {
+            bump(&self.stats.packets_dropped);
+        }
+    }
+
+    /// A packet for no known connection: maybe a new inbound connection. Returns its id.
+    fn accept(&mut self, hdr: &quiche::Header<'_>, pkt: &[u8], from: SocketAddr) -> Option<u32> {
+        if !self.listen || self.shutting_down || hdr.ty != quiche::Type::Initial {
+            bump(&self.stats.packets_dropped);
+            return None;
+        }
+        if !quiche::version_is_supported(hdr.version) {
+            if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.out) {
+                let _ = self.socket.send_to(&self.out[..n], from);
+            }
+            return None;
+        }
+        // RFC 9000 §14.1: a client's Initial is padded to at least 1200 bytes.
+        if pkt.len() < 1200 {
+            bump(&self.stats.packets_dropped);
+            return None;
+        }
+        let refuse_reason = if self.inbound_count >= self.limits.max_connections
+            || self.conns.len() >= self.limits.max_connections
+        {
+            bump(&self.stats.refused_connections_total);
+            Some("connection limit reached")
+        } else if self.per_address.get(&from.ip()).copied().unwrap_or(0)
+            >= self.limits.max_connections_per_address
+        {
+            bump(&self.stats.refused_connections_per_address);
+            Some("connection limit per address reached")
+        } else {
+            None
+        };
+        if refuse_reason.is_some() && self.refusing >= MAX_REFUSING {
+            bump(&self.stats.packets_dropped);
+            return None;
+        }
+        let token = hdr.token.as_deref().unwrap_or(&[]);
+        let mut odcid = None;
+        let scid;
+        if refuse_reason.is_none() && self.inbound_count >= self.limits.retry_threshold {
+            if token.is_empty() {
+                let new_scid = self.secrets.derive_cid(&hdr.dcid);
+                let token = self.secrets.mint_token(&from, &hdr.dcid);
+                if let Ok(n) = quiche::retry(
+                    &hdr.scid,
+                    &hdr.dcid,
+                    &quiche::ConnectionId::from_ref(&new_scid),
+                    &token,
+                    hdr.version,
+                    &mut self.out,
+                ) {
+                    bump(&self.stats.retries_sent);
+                    let _ = self.socket.send_to(&self.out[..n], from);
+                }
+                return None;
+            }
+            match self.secrets.validate_token(&from, token) {
+                Some(o) => odcid = Some(o),
+                None => {
+                    bump(&self.stats.packets_dropped);
+                    return None;
+                }
+            }
+            scid = hdr.dcid.to_vec();
+        } else {
+            scid = self.secrets.derive_cid(&hdr.dcid);
+        }
+        let odcid = odcid.map(quiche::ConnectionId::from_vec);
+        let q = quiche::accept(
+            &quiche::ConnectionId::from_ref(&scid),
+            odcid.as_ref(),
+            self.local_addr,
+            from,
+            &mut self.config,
+        )
+        .ok()?;
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut c = new_conn(id, q, true, from, scid.clone());
+        if let Some(reason) = refuse_reason {
+            c.refusing = true;
+            self.refusing += 1;
+            // Closed as soon as the Initial is processed (see process_streams).
+            c.closing_code = Some((code::CONNECTION_REFUSED, reason.into()));
+        } else {
+            self.inbound_count += 1;
+            *self.per_address.entry(from.ip()).or_insert(0) += 1;
+            bump(&self.stats.connections_inbound);
+        }
+        self.by_cid.insert(scid, id);
+        self.conns.insert(id, c);
+        Some(id)
+    }
+
+    /// Handshake timeouts and stream deadlines (the timers quiche does not run).
+    fn sweep(&mut self, now: Instant) {
+        let hs = self.limits.handshake_timeout;
+        for c in self.conns.values_mut() {
+            if !c.q.is_established() && !c.q.is_closed() && now >= c.created + hs {
+                bump(&self.stats.handshake_timeouts);
+                close(c, code::HANDSHAKE_TIMEOUT, "handshake timeout");
+                continue;
+            }
+            // Inbound: a message not complete in time.
+            let late: Vec<u64> = c
+                .ins
+                .iter()
+                .filter(
+                    |(_, s)| matches!(s, InStream::Reading { deadline, .. } if *deadline <= now),
+                )
+                .map(|(sid, _)| *sid)
+                .collect();
+            for sid in late {
+                bump(&self.stats.refused_timeout);
+                refuse(
+                    c,
+                    &mut self.buffered,
+                    sid,
+                    code::TIMEOUT,
+                    "message not received within the stream timeout",
+                );
+            }
+            // Outbound: no answer in time.
+            let late: Vec<u64> = c
+                .outs
+                .iter()
+                .filter(|(_, r)| r.deadline <= now)
+                .map(|(sid, _)| *sid)
+                .collect();
+            for sid in late {
+                let r = c.outs.remove(&sid).expect("listed");
+                c.writes.remove(&sid);
+                let _ =
+                    c.q.stream_shutdown(sid, quiche::Shutdown::Write, code::TIMEOUT.into());
+                let _ =
+                    c.q.stream_shutdown(sid, quiche::Shutdown::Read, code::TIMEOUT.into());
+                self.events.push(Event::Response {
+                    conn: c.id,
+                    request: r.request,
+                    outcome: Outcome::Error {
+                        code: code::TIMEOUT,
+                        reason: "no answer within the stream timeout".into(),
+                    },
+                });
+            }
+            let id = c.id;
+            let events = &mut self.events;
+            c.waiting.retain(|w| {
+                if w.deadline > now {
+                    return true;
+                }
+                events.push(Event::Response {
+                    conn: id,
+                    request: w.request,
+                    outcome: Outcome::Error {
+                        code: code::TIMEOUT,
+                        reason: "no stream credit or handshake within the stream timeout".into(),
+                    },
+                });
+                false
+            });
+        }
+    }
+
+    fn process_streams(&mut self) {
+        let ids: Vec<u32> = self.conns.keys().copied().collect();
+        for id in ids {
+            let mut c = self.conns.remove(&id).expect("listed");
+            self.process_conn(&mut c);
+            self.conns.insert(id, c);
+        }
+    }
+
+    fn process_conn(&mut self, c: &mut Conn) {
+        if let Some((code, reason)) = &c.closing_code {
+            // A refused connection is closed once its handshake completes: before that, an
+            // application close loses its code (RFC 9000 §10.2.3) and quiche cannot send a
+            // transport close the client could read (the server's flight is not out yet).
+            // The refusing set is capped (MAX_REFUSING) and the handshake timeout applies.
+            let waiting_handshake = c.refusing
+                && !c.q.is_established()
+                && c.created.elapsed() < self.limits.handshake_timeout;
+            if !waiting_handshake {
+                let _ = c.q.close(true, u64::from(*code), reason.as_bytes());
+            }
+            return;
+        }
+        if c.gone || c.q.is_closed() || !c.q.is_established() {
+            return;
+        }
+        if !c.reported {
+            c.reported = true;
+            bump(&self.stats.handshakes_completed);
+            self.events.push(Event::Connected {
+                conn: c.id,
+                inbound: c.inbound,
+                peer: c.peer,
+                peer_cert: c.q.peer_cert().map(<[u8]>::to_vec).unwrap_or_default(),
+            });
+        }
+        self.open_streams(c);
+        let readable: Vec<u64> = c.q.readable().collect();
+        for sid in readable {
+            if c.outs.contains_key(&sid) {
+                self.read_response(c, sid);
+            } else if c.inbound && sid % 4 == 0 {
+                self.read_message(c, sid);
+            } else if let Some(InStream::Reading { .. }) | None = c.ins.get(&sid) {
+                // A stream we did not expect (server-initiated, or an answer to a request
+                // already given up): discard it.
+                let _ =
+                    c.q.stream_shutdown(sid, quiche::Shutdown::Read, code::MALFORMED.into());
+            }
+        }
+        let writes: Vec<u64> = c.writes.iter().copied().collect();
+        for sid in writes {
+            let done = if let Some(InStream::Answering(out)) = c.ins.get_mut(&sid) {
+                match out.write(&mut c.q, sid) {
+                    Ok(false) => false,
+                    Ok(true) | Err(_) => {
+                        c.ins.remove(&sid);
+                        true
+                    }
+                }
+            } else if let Some(r) = c.outs.get_mut(&sid) {
+                match r.out.as_mut().map(|o| o.write(&mut c.q, sid)) {
+                    Some(Ok(false)) => false,
+                    Some(Ok(true)) | None => {
+                        r.out = None;
+                        true
+                    }
+                    // STOP_SENDING from the peer: its ERROR frame may still be readable.
+                    Some(Err(_)) => {
+                        r.out = None;
+                        true
+                    }
+                }
+            } else {
+                true
+            };
+            if done {
+                c.writes.remove(&sid);
+            }
+        }
+    }
+
+    /// Start waiting outbound messages on new streams, as far as the peer's stream credit goes.
+    fn open_streams(&mut self, c: &mut Conn) {
+        if c.waiting.is_empty() {
+            return;
+        }
+        let credit = c.q.peer_streams_left_bidi() as usize;
+        let n = credit.min(c.waiting.len());
+        for Waiting {
+            request, data, raw, ..
+        } in c.waiting.drain(..n)
+        {
+            let sid = c.next_stream;
+            c.next_stream += 4;
+            bump(&self.stats.streams_outbound);
+            bump(&self.stats.frames_sent);
+            self.stats
+                .bytes_sent
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            c.outs.insert(
+                sid,
+                Request {
+                    request,
+                    out: Some(match raw {
+                        None => OutBuf::frame(frame::TYPE_MESSAGE, data),
+                        Some(fin) => OutBuf::raw(data, fin),
+                    }),
+                    dec: FrameDecoder::new(Expect::Response),
+                    fin: false,
+                    deadline: Instant::now() + self.limits.stream_timeout,
+                },
+            );
+            c.writes.insert(sid);
+        }
+    }
+
+    fn read_message(&mut self, c: &mut Conn, sid: u64) {
+        let behind = self.queued >= self.limits.queue_depth;
+        if !c.ins.contains_key(&sid) {
+            bump(&self.stats.streams_inbound);
+            if behind {
+                bump(&self.stats.refused_busy);
+                refuse(c, &mut self.buffered, sid, code::BUSY, "receiver busy");
+                return;
+            }
+            c.ins.insert(
+                sid,
+                InStream::Reading {
+                    dec: FrameDecoder::new(Expect::Message {
+                        max: self.limits.max_frame_bytes,
+                    }),
+                    reserved: 0,
+                    fin: false,
+                    deadline: Instant::now() + self.limits.stream_timeout,
+                },
+            );
+        }
+        let Some(InStream::Reading {
+            dec, reserved, fin, ..
+        }) = c.ins.get_mut(&sid)
+        else {
+            // Data after a complete frame was checked before delivery; anything else here is
+            // a late packet for a stream being answered.
+            let mut sink = [0u8; 512];
+            while let Ok((_, false)) = c.q.stream_recv(sid, &mut sink) {}
+            return;
+        };
+        if behind {
+            // Backpressure: leave the bytes in quiche, extend no credit.
+            return;
+        }
+        let result: Result<bool, (u16, String)> = loop {
+            let need = dec.need();
+            if *fin && matches!(need, Need::Header(_) | Need::Body(_)) {
+                break Err((code::MALFORMED, frame::FrameError::Truncated.to_string()));
+            }
+            let read = match need {
+                Need::Header(n) => {
+                    let mut h = [0u8; frame::HEADER_LEN];
+                    c.q.stream_recv(sid, &mut h[..n])
+                        .map(|(k, f)| (k, f, dec.feed(&h[..k]).map(|_| ())))
+                }
+                Need::Reserve { len, .. } => {
+                    if self.buffered + len > self.limits.max_buffered_bytes {
+                        bump(&self.stats.refused_busy);
+                        break Err((code::BUSY, "receiver memory budget full".into()));
+                    }
+                    if c.reserved > 0 && c.reserved + len > self.limits.connection_window {
+                        // This connection holds its share already: the body waits in quiche
+                        // (no credit extended) until one of its messages is answered.
+                        break Ok(false);
+                    }
+                    c.reserved += len;
+                    self.buffered += len;
+                    *reserved = len;
+                    dec.start_body();
+                    continue;
+                }
+                Need::Body(n) => {
+                    let body = dec.body_mut().expect("started");
+                    let mut lim = (&mut *body).limit(n);
+                    c.q.stream_recv_buf(sid, &mut lim)
+                        .map(|(k, f)| (k, f, Ok(())))
+                }
+                Need::End => {
+                    if *fin || c.q.stream_finished(sid) {
+                        break Ok(true);
+                    }
+                    let mut extra = [0u8; 1];
+                    c.q.stream_recv(sid, &mut extra).map(|(k, f)| {
+                        let r = if k > 0 {
+                            Err(frame::FrameError::Trailing)
+                        } else {
+                            Ok(())
+                        };
+                        (k, f, r)
+                    })
+                }
+            };
+            match read {
+                Ok((k, f, decoded)) => {
+                    *fin |= f;
+                    self.stats
+                        .bytes_received
+                        .fetch_add(k as u64, Ordering::Relaxed);
+                    if let Err(e) = decoded {
+                        break Err((e.code(), e.to_string()));
+                    }
+                    if k == 0 && !f {
+                        break Ok(false);
+                    }
+                }
+                Err(quiche::Error::Done) => break Ok(false),
+                Err(quiche::Error::StreamReset(e)) => {
+                    break Err((code::RESET, format!("stream reset by the peer (code {e})")))
+                }
+                Err(e) => break Err((code::MALFORMED, e.to_string())),
+            }
+        };
+        match result {
+            Ok(false) => {}
+            Ok(true) => {
+                let Some(InStream::Reading { dec, reserved, .. }) = c.ins.remove(&sid) else {
+                    unreachable!("reading");
+                };
+                let (_, data) = dec.finish().expect("complete frame");
+                bump(&self.stats.frames_received);
+                c.ins.insert(sid, InStream::Delivered { reserved });
+                c.delivered += 1;
+                self.queued += 1;
+                self.events.push(Event::Message {
+                    conn: c.id,
+                    stream: sid,
+                    data,
+                });
+            }
+            Err((code, reason)) => {
+                match code {
+                    code::TOO_LARGE => bump(&self.stats.refused_too_large),
+                    code::BUSY | code::RESET => {}
+                    _ => bump(&self.stats.refused_malformed),
+                }
+                refuse(c, &mut self.buffered, sid, code, &reason);
+            }
+        }
+    }
+
+    fn read_response(&mut self, c: &mut Conn, sid: u64) {
+        let r = c.outs.get_mut(&sid).expect("checked");
+        let result: Result<bool, (u16, String)> = loop {
+            let need = r.dec.need();
+            if r.fin && matches!(need, Need::Header(_) | Need::Body(_)) {
+                break Err((code::MALFORMED, "truncated answer".into()));
+            }
+            let want = match need {
+                Need::Reserve { .. } => {
+                    r.dec.start_body();
+                    continue;
+                }
+                Need::End if r.fin || c.q.stream_finished(sid) => break Ok(true),
+                Need::Header(n) | Need::Body(n) => n,
+                Need::End => 1,
+            };
+            let mut tmp = [0u8; 4096];
+            let want = want.min(tmp.len());
+            match c.q.stream_recv(sid, &mut tmp[..want]) {
+                Ok((k, f)) => {
+                    r.fin |= f;
+                    if let Err(e) = r.dec.feed(&tmp[..k]) {
+                        break Err((code::MALFORMED, format!("bad answer: {e}")));
+                    }
+                    if k == 0 && !f {
+                        break Ok(false);
+                    }
+                }
+                Err(quiche::Error::Done) => break Ok(false),
+                Err(quiche::Error::StreamReset(e)) => {
+                    break Err((code::RESET, format!("stream reset by the peer (code {e})")))
+                }
+                Err(e) => break Err((code::MALFORMED, e.to_string())),
+            }
+        };
+        let outcome = match result {
+            Ok(false) => return,
+            Ok(true) => {
+                let dec = std::mem::replace(&mut r.dec, FrameDecoder::new(Expect::Response));
+                match dec.finish() {
+                    Ok((frame::TYPE_ACK, body)) => {
+                        bump(&self.stats.acks_received);
+                        Outcome::Ack(body)
+                    }
+                    Ok((_, body)) => {
+                        bump(&self.stats.errors_received);
+                        match frame::decode_error_body(&body) {
+                            Ok((code, reason)) => Outcome::Error { code, reason },
+                            Err(e) => Outcome::Error {
+                                code: code::MALFORMED,
+                                reason: format!("bad answer: {e}"),
+                            },
+                        }
+                    }
+                    Err(e) => Outcome::Error {
+                        code: code::MALFORMED,
+                        reason: format!("bad answer: {e}"),
+                    },
+                }
+            }
+            Err((code, reason)) => {
+                let _ =
+                    c.q.stream_shutdown(sid, quiche::Shutdown::Read, code.into());
+                Outcome::Error { code, reason }
+            }
+        };
+        let r = c.outs.remove(&sid).expect("present");
+        if r.out.is_some() {
+            // Answered before we finished sending (an early ERROR): stop sending.
+            let _ =
+                c.q.stream_shutdown(sid, quiche::Shutdown::Write, code::REFUSED.into());
+            c.writes.remove(&sid);
+        }
+        self.events.push(Event::Response {
+            conn: c.id,
+            request: r.request,
+            outcome,
+        });
+    }
+
+    /// Send every connection's pending packets: with GSO, up to [`udp::MAX_SEGMENTS`] packets
+    /// of one connection per system call.
+    fn flush(&mut self) {
+        let batch = if self.gso { GSO_BATCH } else { 1 };
+        for c in self.conns.values_mut() {
+            let mut done = false;
+            while !done {
+                let mut off = 0;
+                let mut count = 0;
+                let mut segment = 0;
+                let mut to = None;
+                while count < batch {
+                    // One GSO send carries at most one UDP payload's worth (64 KiB).
+                    let room = if count == 0 {
+                        tls::MAX_DATAGRAM
+                    } else {
+                        segment
+                    };
+                    if off + room > GSO_BYTES {
+                        break;
+                    }
+                    let (n, info) = match c.q.send(&mut self.out[off..off + room]) {
+                        Ok(v) => v,
+                        Err(quiche::Error::Done) => {
+                            done = true;
+                            break;
+                        }
+                        Err(_) => {
+                            let _ = c.q.close(false, 0x1, b"send failed");
+                            done = true;
+                            break;
+                        }
+                    };
+                    if count > 0 && (n > segment || to != Some(info.to)) {
+                        // Not a valid continuation of this GSO batch: send what came before,
+                        // then start a new batch with this packet.
+                        self.gso = send_batch(
+                            &self.socket,
+                            &self.out[..off],
+                            segment,
+                            to.expect("set"),
+                            self.gso,
+                            &self.stats,
+                        );
+                        self.out.copy_within(off..off + n, 0);
+                        off = 0;
+                        count = 0;
+                    }
+                    if count == 0 {
+                        segment = n;
+                        to = Some(info.to);
+                    }
+                    off += n;
+                    count += 1;
+                    if n < segment {
+                        break; // a short packet ends a batch
+                    }
+                }
+                if let Some(to) = to {
+                    self.gso = send_batch(
+                        &self.socket,
+                        &self.out[..off],
+                        segment,
+                        to,
+                        self.gso,
+                        &self.stats,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Report connections that are closing (closed, draining, or closed by either side) to
+    /// the application at once, failing their pending requests; forget them once quiche is
+    /// done with them (after the draining period, RFC 9000 §10.2), or now when `all`.
+    fn reap(&mut self, all: bool) {
+        for c in self.conns.values_mut() {
+            let ending = all
+                || c.q.is_closed()
+                || c.q.is_draining()
+                || c.q.peer_error().is_some()
+                || c.q.local_error().is_some();
+            if c.gone || c.refusing || !ending {
+                continue;
+            }
+            c.gone = true;
+            self.buffered -= c.reserved;
+            self.queued -= c.delivered;
+            c.reserved = 0;
+            c.delivered = 0;
+            bump(&self.stats.connections_closed);
+            let (code, reason) = close_reason(c);
+            let requests = c
+                .outs
+                .drain()
+                .map(|(_, r)| r.request)
+                .chain(c.waiting.drain(..).map(|w| w.request));
+            for request in requests {
+                self.events.push(Event::Response {
+                    conn: c.id,
+                    request,
+                    outcome: Outcome::Error {
+                        code,
+                        reason: reason.clone(),
+                    },
+                });
+            }
+            c.ins.clear();
+            c.writes.clear();
+            self.events.push(Event::Closed {
+                conn: c.id,
+                inbound: c.inbound,
+                code,
+                reason,
+            });
+        }
+        let done: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| all || c.q.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let c = self.conns.remove(&id).expect("listed");
+            if !c.refusing {
+                if self.recently_closed.len() >= RECENTLY_CLOSED {
+                    self.recently_closed.pop_front();
+                }
+                self.recently_closed.push_back((id, close_reason(&c)));
+            }
+            for cid in &c.cids {
+                self.by_cid.remove(cid);
+            }
+            if c.refusing {
+                self.refusing -= 1;
+            } else if c.inbound {
+                self.inbound_count -= 1;
+                if let Some(n) = self.per_address.get_mut(&c.peer.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_address.remove(&c.peer.ip());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Send packets of `segment` bytes (the last may be shorter) to `to`: one GSO call when `gso`,
+/// else one call per packet. Returns whether GSO stays usable. A full kernel buffer loses the
+/// packets, which quiche's loss recovery sends again (as quiche-server does).
+fn send_batch(
+    socket: &UdpSocket,
+    buf: &[u8],
+    segment: usize,
+    to: SocketAddr,
+    gso: bool,
+    stats: &Stats,
+) -> bool {
+    let packets = buf.len().div_ceil(segment.max(1)) as u64;
+    let mut keep = gso;
+    if gso {
+        match udp::send_gso(socket, buf, segment, &to) {
+            Ok(_) => {
+                stats.packets_sent.fetch_add(packets, Ordering::Relaxed);
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            // The kernel or the device does not do UDP GSO: per-packet sends from now on.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EIO)
+                    || e.raw_os_error() == Some(libc::EINVAL)
+                    || e.kind() == io::ErrorKind::Unsupported =>
+            {
+                keep = false
+            }
+            // Anything else (e.g. an unreachable peer): try packet by packet this once.
+            Err(_) => {}
+        }
+    }
+    for chunk in buf.chunks(segment.max(1)) {
+        match socket.send_to(chunk, to) {
+            Ok(_) => bump(&stats.packets_sent),
+            Err(_) => break,
+        }
+    }
+    keep
+}
+
+fn new_conn(id: u32, q: quiche::Connection, inbound: bool, peer: SocketAddr, cid: Vec<u8>) -> Conn {
+    Conn {
+        id,
+        q,
+        inbound,
+        peer,
+        cids: vec![cid],
+        created: Instant::now(),
+        reported: false,
+        gone: false,
+        refusing: false,
+        closing_code: None,
+        ins: HashMap::new(),
+        outs: HashMap::new(),
+        writes: HashSet::new(),
+        waiting: Vec::new(),
+        next_stream: 0,
+        reserved: 0,
+        delivered: 0,
+    }
+}
+
+/// Ask for the connection to be closed with `code` (done in `process_conn`).
+fn close(c: &mut Conn, code: u16, reason: &str) {
+    if c.closing_code.is_none() && !c.q.is_closed() {
+        c.closing_code = Some((code, reason.to_owned()));
+    }
+}
+
+/// Answer an inbound stream with an ERROR now, stop the peer's sending (STOP_SENDING with the
+/// same code) and release the stream's reservation.
+fn refuse(c: &mut Conn, buffered: &mut usize, sid: u64, code: u16, reason: &str) {
+    if let Some(InStream::Reading { reserved, .. }) = c.ins.get(&sid) {
+        c.reserved -= *reserved;
+        *buffered -= *reserved;
+    }
+    let f = frame::encode_error(code, reason);
+    c.ins.insert(
+        sid,
+        InStream::Answering(OutBuf::frame(
+            frame::TYPE_ERROR,
+            f[frame::HEADER_LEN..].to_vec(),
+        )),
+    );
+    c.writes.insert(sid);
+    let _ =
+        c.q.stream_shutdown(sid, quiche::Shutdown::Read, code.into());
+}
+
+/// The code and reason reported for a closed connection (and its pending requests).
+fn close_reason(c: &Conn) -> (u16, String) {
+    if let Some((code, reason)) = &c.closing_code {
+        return (*code, reason.clone());
+    }
+    if let Some(e) = c.q.peer_error() {
+        let reason = String::from_utf8_lossy(&e.reason).into_owned();
+        let code = match (e.is_app, e.error_code) {
+            (true, n) if n <= u64::from(u16::MAX) && n != 0 => n as u16,
+            (false, 0x02) => code::CONNECTION_REFUSED,
+            _ => code::CLOSED,
+        };
+        return (code, format!("closed by the peer: {reason}"));
+    }
+    if c.q.is_timed_out() {
+        return (code::TIMEOUT, "idle timeout".into());
+    }
+    if let Some(e) = c.q.local_error() {
+        return (
+            code::CLOSED,
+            format!("closed locally (error {})", e.error_code),
+        );
+    }
+    (code::CLOSED, "connection closed".into())
+}

@@ -1,0 +1,71 @@
+//! The AMP gateway-to-gateway transport: a QUIC endpoint (quiche, BoringSSL) on its own thread.
+//!
+//! - [`frame`]: the stream framing (one MESSAGE per bidirectional stream, answered by one ACK or
+//!   ERROR on the same stream), with its bounded incremental decoder.
+//! - [`tls`]: TLS 1.3 / transport configuration and stateless Retry tokens.
+//! - [`endpoint`]: the socket loop (recv / process / send / timeout, after quiche's
+//!   `apps/src/bin/quiche-server.rs`), server and client roles on one UDP socket, and every
+//!   cap (connections in total and per address, streams, frame size, buffered bytes, the
+//!   bounded queue to the application, handshake / idle / stream timeouts, Retry under load).
+//!
+//! The endpoint is mechanism only: it hands the peer's certificate to the application, which
+//! decides (DID check) and may close the connection; it hands every complete frame to the
+//! application and sends back whatever ACK or ERROR the application answers.
+pub mod endpoint;
+pub mod frame;
+pub mod tls;
+mod udp;
+
+pub use endpoint::{spawn, Command, EndpointHandle, Event, EventSink, Outcome, StatsSnapshot};
+
+use std::time::Duration;
+
+/// The ALPN of AMP over QUIC (docs/PROTOCOL.md).
+pub const ALPN: &[u8] = b"amp/1";
+/// The default UDP port of AMP over QUIC.
+pub const DEFAULT_PORT: u16 = 4434;
+
+/// Hard caps of one endpoint. Defaults match docs/OPERATIONS.md (AFTERSMTP_QUIC_*).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections in total (inbound and outbound).
+    pub max_connections: usize,
+    /// Open inbound connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// Concurrent bidirectional streams a peer may open on one connection.
+    pub max_streams_per_connection: usize,
+    /// Largest MESSAGE body accepted.
+    pub max_frame_bytes: usize,
+    /// Message bytes held by the endpoint in total (frames being received plus frames handed
+    /// to the application and not yet answered).
+    pub max_buffered_bytes: usize,
+    /// Message bytes one connection may hold (also its QUIC flow-control window).
+    pub connection_window: usize,
+    /// Frames handed to the application and not yet answered: the bounded queue.
+    pub queue_depth: usize,
+    /// Inbound connections above which Retry (address validation) is required; 0: always.
+    pub retry_threshold: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// A MESSAGE must arrive completely within this time of its stream's first byte, and an
+    /// outbound message must be answered within it.
+    pub stream_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_connections_per_address: 16,
+            max_streams_per_connection: 256,
+            max_frame_bytes: 32 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            connection_window: 64 * 1024 * 1024,
+            queue_depth: 1024,
+            retry_threshold: 256,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            stream_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+/**
+ * The QUIC transport's settings from the validated configuration (AFTERSMTP_QUIC_*, see
+ * src/config/schema.ts and docs/OPERATIONS.md), with the checks that span several variables.
+ */
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import type { QuicLimits } from './transport.js';
+
+/** Frame header bytes (type + length), see docs/PROTOCOL.md "QUIC framing". */
+export const FRAME_HEADER_BYTES = 5;
+
+type QuicConfig = Pick<
+  Config,
+  | 'quicMaxConnections'
+  | 'quicMaxConnectionsPerAddress'
+  | 'quicMaxStreamsPerConnection'
+  | 'quicMaxFrameBytes'
+  | 'quicMaxBufferedBytes'
+  | 'quicConnectionWindowBytes'
+  | 'quicQueueDepth'
+  | 'quicRetryThreshold'
+  | 'quicHandshakeTimeoutMs'
+  | 'quicIdleTimeoutMs'
+  | 'quicStreamTimeoutMs'
+>;
+
+/** The endpoint caps; throws ConfigError when a message could never fit its budgets. */
+export function quicLimitsFromConfig(c: QuicConfig): QuicLimits {
+  if (c.quicMaxFrameBytes + FRAME_HEADER_BYTES > c.quicConnectionWindowBytes) {
+    throw new ConfigError(
+      'ERR_CONFIG',
+      'AFTERSMTP_QUIC_CONNECTION_WINDOW_BYTES must be at least AFTERSMTP_QUIC_MAX_FRAME_BYTES + 5',
+    );
+  }
+  if (c.quicMaxFrameBytes > c.quicMaxBufferedBytes) {
+    throw new ConfigError(
+      'ERR_CONFIG',
+      'AFTERSMTP_QUIC_MAX_BUFFERED_BYTES must be at least AFTERSMTP_QUIC_MAX_FRAME_BYTES',
+    );
+  }
+  return {
+    maxConnections: c.quicMaxConnections,
+    maxConnectionsPerAddress: c.quicMaxConnectionsPerAddress,
+    maxStreamsPerConnection: c.quicMaxStreamsPerConnection,
+    maxFrameBytes: c.quicMaxFrameBytes,
+    maxBufferedBytes: c.quicMaxBufferedBytes,
+    connectionWindowBytes: c.quicConnectionWindowBytes,
+    queueDepth: c.quicQueueDepth,
+    retryThreshold: c.quicRetryThreshold,
+    handshakeTimeoutMs: c.quicHandshakeTimeoutMs,
+    idleTimeoutMs: c.quicIdleTimeoutMs,
+    streamTimeoutMs: c.quicStreamTimeoutMs,
+  };
+}

@@ -1,0 +1,391 @@
+/**
+ * The AMP QUIC transport, driven from TypeScript: one native endpoint (server and client on one
+ * UDP socket, its own thread), the peer-certificate check, the inbound-message hand-off and a
+ * client connection pool.
+ *
+ * Guarantees:
+ * - Inbound: no message of a connection reaches `onMessage` before `verifyInboundPeer` accepted
+ *   the peer's certificate; a rejected peer's connection is closed with PEER_REJECTED (0x10).
+ *   Every message gets exactly one answer: ACK with the handler's receipt, ERROR with a
+ *   QuicRefusal's code, or INTERNAL with a transaction id (never internal text) when the
+ *   handler fails.
+ * - Outbound: a message is sent only on a connection whose peer certificate `peer.verify`
+ *   accepted; `send` resolves with the peer's receipt when the peer acknowledges, and rejects
+ *   with a QuicError (busy, too large, refused, timeout, reset, connection refused, closed...).
+ * - Connections are pooled per peer (`host:port`), up to `connectionsPerPeer` each, and reused.
+ */
+import { randomUUID } from 'node:crypto';
+import { QuicEndpoint, type QuicEvent, type QuicStats } from '../native/index.js';
+import { certificateSpki } from '../tls/certificate.js';
+import { QUIC_CODES, QuicError, QuicRefusal } from './errors.js';
+
+/** Caps of the endpoint (see docs/OPERATIONS.md, AFTERSMTP_QUIC_*); unset ones use defaults. */
+export interface QuicLimits {
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  maxStreamsPerConnection?: number;
+  maxFrameBytes?: number;
+  maxBufferedBytes?: number;
+  connectionWindowBytes?: number;
+  queueDepth?: number;
+  retryThreshold?: number;
+  handshakeTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  streamTimeoutMs?: number;
+}
+
+/** The peer at the other end of a connection, as TLS showed it. */
+export interface QuicPeerInfo {
+  readonly conn: number;
+  readonly address: string;
+  readonly port: number;
+  /** The peer's leaf certificate (DER). */
+  readonly certificate: Buffer;
+  /** Its DER SubjectPublicKeyInfo: compare with the peer gateway's DID record. */
+  readonly spki: Buffer;
+}
+
+export interface InboundMessage {
+  readonly data: Buffer;
+  readonly peer: QuicPeerInfo;
+}
+
+/** A destination gateway. */
+export interface QuicPeer {
+  readonly host: string;
+  readonly port: number;
+  /** TLS SNI (default: `host` when it is a name). */
+  readonly serverName?: string;
+  /** Checks the gateway's certificate (e.g. its SPKI against the DID record). */
+  readonly verify: (peer: QuicPeerInfo) => boolean | Promise<boolean>;
+}
+
+export interface QuicTransportOptions {
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** Bind address (default 0.0.0.0) and UDP port (default 4434; 0: any free port). */
+  readonly host?: string;
+  readonly port?: number;
+  /** Accept inbound connections (default: true when `onMessage` is given). */
+  readonly listen?: boolean;
+  readonly limits?: QuicLimits;
+  /** Checks an inbound peer's certificate; required when listening. */
+  readonly verifyInboundPeer?: (peer: QuicPeerInfo) => boolean | Promise<boolean>;
+  /**
+   * Handles an inbound message; resolves to the receipt sent in the ACK (or nothing). Throw
+   * QuicRefusal to refuse it; anything else thrown becomes INTERNAL with a transaction id.
+   */
+  readonly onMessage?: (msg: InboundMessage) => Buffer | undefined | Promise<Buffer | undefined>;
+  /** Called with errors the transport cannot hand to a caller (a failing handler's error). */
+  readonly onError?: (err: unknown, txid: string) => void;
+  /** Outbound connections kept per peer (default 1); sends are spread over them. */
+  readonly connectionsPerPeer?: number;
+}
+
+interface Pending {
+  resolve: (receipt: Buffer) => void;
+  reject: (err: QuicError) => void;
+}
+
+interface Outbound {
+  readonly conn: number;
+  readonly key: string;
+  readonly ready: Promise<void>;
+  readonly verify: QuicPeer['verify'];
+  settle?: (err?: QuicError) => void;
+  open: boolean;
+  /** Why the connection closed (once it has). */
+  closed?: QuicError;
+}
+
+interface Inbound {
+  info?: QuicPeerInfo;
+  verdict?: Promise<boolean>;
+}
+
+function peerInfo(ev: QuicEvent): QuicPeerInfo {
+  const certificate = ev.peerCertificate ?? Buffer.alloc(0);
+  let spki: Buffer = Buffer.alloc(0);
+  try {
+    spki = certificateSpki(certificate);
+  } catch {
+    // An unparsable certificate has no SPKI: no DID record can match it.
+  }
+  return {
+    conn: ev.conn,
+    address: ev.remoteAddress ?? '',
+    port: ev.remotePort ?? 0,
+    certificate,
+    spki,
+  };
+}
+
+export class QuicTransport {
+  readonly #native: QuicEndpoint;
+  readonly #opts: QuicTransportOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #pool = new Map<string, Outbound[]>();
+  readonly #outbound = new Map<number, Outbound>();
+  readonly #inbound = new Map<number, Inbound>();
+  readonly #perPeer: number;
+  #rr = 0;
+  #closed = false;
+
+  private constructor(opts: QuicTransportOptions) {
+    this.#opts = opts;
+    this.#perPeer = Math.max(1, Math.floor(opts.connectionsPerPeer ?? 1));
+    const listen = opts.listen ?? opts.onMessage !== undefined;
+    if (listen && (opts.onMessage === undefined || opts.verifyInboundPeer === undefined)) {
+      throw new TypeError('a listening QuicTransport needs onMessage and verifyInboundPeer');
+    }
+    this.#native = QuicEndpoint.open(
+      {
+        host: opts.host,
+        port: opts.port,
+        listen,
+        certPem: opts.certPem,
+        keyPem: opts.keyPem,
+        ...opts.limits,
+      },
+      (events) => this.#onEvents(events),
+    );
+  }
+
+  /** Bind and start the endpoint. Throws ERR_QUIC_CONFIG / ERR_QUIC_BIND / ERR_QUIC_PARAM. */
+  static open(opts: QuicTransportOptions): QuicTransport {
+    return new QuicTransport(opts);
+  }
+
+  /** The bound UDP port. */
+  get port(): number {
+    return this.#native.port;
+  }
+
+  /** The endpoint's counters. */
+  stats(): QuicStats {
+    return this.#native.stats();
+  }
+
+  /**
+   * Send one message to `peer` and resolve with its receipt once the peer acknowledges. Rejects
+   * with a QuicError: ERR_QUIC_BUSY, _TOO_LARGE, _REFUSED, _TIMEOUT, _RESET, _PEER_REJECTED,
+   * _CONNECTION_REFUSED, _HANDSHAKE_TIMEOUT, _CLOSED, _SHUTDOWN, ...
+   */
+  send(peer: QuicPeer, data: Uint8Array): Promise<Buffer> {
+    return this.#send(peer, data, undefined);
+  }
+
+  /**
+   * Robustness tests and diagnostics only: write `data` as is on a new stream (no frame
+   * header; FIN only if `fin`) and resolve or reject like `send` with the peer's answer.
+   */
+  sendRaw(peer: QuicPeer, data: Uint8Array, fin: boolean): Promise<Buffer> {
+    return this.#send(peer, data, fin);
+  }
+
+  async #send(peer: QuicPeer, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
+    if (this.#closed) throw new QuicError(QUIC_CODES.shutdown, 'the transport is closed');
+    let out: Outbound;
+    try {
+      out = this.#connection(peer);
+    } catch (err) {
+      // ERR_QUIC_CLOSED (the endpoint thread stopped) or ERR_QUIC_PARAM (bad host or port).
+      const e = err as { code?: string; message: string };
+      if (e.code === 'ERR_QUIC_CLOSED') throw new QuicError(QUIC_CODES.closed, e.message);
+      throw err;
+    }
+    await out.ready;
+    if (this.#closed) throw new QuicError(QUIC_CODES.shutdown, 'the transport is closed');
+    if (out.closed !== undefined) throw out.closed;
+    return new Promise<Buffer>((resolve, reject) => {
+      const bytes = Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      let request: number;
+      try {
+        request =
+          rawFin === undefined
+            ? this.#native.send(out.conn, bytes)
+            : this.#native.sendRaw(out.conn, bytes, rawFin);
+      } catch (err) {
+        // Only when the endpoint thread has stopped (ERR_QUIC_CLOSED).
+        reject(new QuicError(QUIC_CODES.closed, (err as Error).message));
+        return;
+      }
+      this.#pending.set(request, { resolve, reject });
+    });
+  }
+
+  /** Close every connection and stop the endpoint; pending sends reject with ERR_QUIC_SHUTDOWN. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+    const err = new QuicError(QUIC_CODES.shutdown, 'the transport is closed');
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+    for (const o of this.#outbound.values()) o.settle?.(err);
+    this.#outbound.clear();
+    this.#pool.clear();
+    this.#inbound.clear();
+  }
+
+  /** A pooled connection to `peer`: a new one until the pool is full, then round robin. */
+  #connection(peer: QuicPeer): Outbound {
+    const key = `${peer.host}:${peer.port}`;
+    let list = this.#pool.get(key);
+    if (list === undefined) {
+      list = [];
+      this.#pool.set(key, list);
+    }
+    if (list.length < this.#perPeer) {
+      const isName = /[a-z]/i.test(peer.host) && !peer.host.includes(':');
+      const conn = this.#native.connect(
+        peer.host,
+        peer.port,
+        peer.serverName ?? (isName ? peer.host : ''),
+      );
+      let settle!: (err?: QuicError) => void;
+      const ready = new Promise<void>((resolve, reject) => {
+        settle = (err) => (err === undefined ? resolve() : reject(err));
+      });
+      // A connection nobody awaits any more must not turn into an unhandled rejection.
+      ready.catch(() => undefined);
+      const out: Outbound = { conn, key, ready, verify: peer.verify, settle, open: true };
+      list.push(out);
+      this.#outbound.set(conn, out);
+      return out;
+    }
+    this.#rr = (this.#rr + 1) % list.length;
+    return list[this.#rr] as Outbound;
+  }
+
+  #drop(out: Outbound): void {
+    out.open = false;
+    this.#outbound.delete(out.conn);
+    const list = this.#pool.get(out.key);
+    if (list === undefined) return;
+    const i = list.indexOf(out);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.#pool.delete(out.key);
+  }
+
+  #onEvents(events: QuicEvent[]): void {
+    if (this.#closed) return;
+    for (const ev of events) {
+      switch (ev.kind) {
+        case 'response':
+          this.#onResponse(ev);
+          break;
+        case 'message':
+          this.#onMessage(ev);
+          break;
+        case 'connected':
+          if (ev.inbound === true) this.#onInboundConnected(ev);
+          else this.#onOutboundConnected(ev);
+          break;
+        case 'closed':
+          this.#onClosed(ev);
+          break;
+      }
+    }
+  }
+
+  #onResponse(ev: QuicEvent): void {
+    const p = this.#pending.get(ev.request as number);
+    if (p === undefined) return;
+    this.#pending.delete(ev.request as number);
+    if (ev.code === undefined) p.resolve(ev.data ?? Buffer.alloc(0));
+    else p.reject(new QuicError(ev.code, ev.reason ?? ''));
+  }
+
+  #onOutboundConnected(ev: QuicEvent): void {
+    const out = this.#outbound.get(ev.conn);
+    if (out === undefined) return;
+    const info = peerInfo(ev);
+    const reject = (reason: string) => {
+      this.#native.closeConnection(ev.conn, QUIC_CODES.peerRejected, 'peer rejected');
+      this.#drop(out);
+      out.settle?.(new QuicError(QUIC_CODES.peerRejected, reason));
+      out.settle = undefined;
+    };
+    Promise.resolve()
+      .then(() => out.verify(info))
+      .then(
+        (ok) => {
+          if (!out.open) return;
+          if (ok) {
+            out.settle?.();
+            out.settle = undefined;
+          } else {
+            reject('the peer certificate does not match its gateway keys');
+          }
+        },
+        () => reject('the peer certificate check failed'),
+      );
+  }
+
+  #onInboundConnected(ev: QuicEvent): void {
+    const info = peerInfo(ev);
+    const check = this.#opts.verifyInboundPeer;
+    const verdict = Promise.resolve()
+      .then(() => (check === undefined ? false : check(info)))
+      .then(
+        (ok) => ok === true,
+        () => false,
+      )
+      .then((ok) => {
+        if (!ok && !this.#closed) {
+          this.#native.closeConnection(ev.conn, QUIC_CODES.peerRejected, 'peer rejected');
+        }
+        return ok;
+      });
+    this.#inbound.set(ev.conn, { info, verdict });
+  }
+
+  #onMessage(ev: QuicEvent): void {
+    const conn = ev.conn;
+    const stream = ev.stream as number;
+    const data = ev.data ?? Buffer.alloc(0);
+    const inbound = this.#inbound.get(conn);
+    if (inbound?.verdict === undefined || inbound.info === undefined) {
+      this.#native.refuse(conn, stream, QUIC_CODES.internal, 'connection not verified');
+      return;
+    }
+    const info = inbound.info;
+    void inbound.verdict.then(async (ok) => {
+      if (!ok || this.#closed) return;
+      let receipt: Buffer | undefined;
+      try {
+        receipt = await (this.#opts.onMessage as NonNullable<QuicTransportOptions['onMessage']>)({
+          data,
+          peer: info,
+        });
+      } catch (err) {
+        if (this.#closed) return;
+        if (err instanceof QuicRefusal) {
+          this.#native.refuse(conn, stream, err.wireCode, err.message);
+        } else {
+          const txid = randomUUID();
+          this.#opts.onError?.(err, txid);
+          this.#native.refuse(conn, stream, QUIC_CODES.internal, `temporary failure, tx ${txid}`);
+        }
+        return;
+      }
+      if (!this.#closed) this.#native.reply(conn, stream, receipt);
+    });
+  }
+
+  #onClosed(ev: QuicEvent): void {
+    if (ev.inbound === true) {
+      this.#inbound.delete(ev.conn);
+      return;
+    }
+    const out = this.#outbound.get(ev.conn);
+    if (out === undefined) return;
+    this.#drop(out);
+    out.closed = new QuicError(ev.code ?? QUIC_CODES.closed, ev.reason ?? 'connection closed');
+    out.settle?.(out.closed);
+    out.settle = undefined;
+  }
+}

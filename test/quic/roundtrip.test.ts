@@ -1,0 +1,81 @@
+// Round trips against the real endpoint on 127.0.0.1: one message and its receipt, 10,000
+// messages over one pooled connection, 1,000 concurrent streams, and the counters on both sides.
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { startPair } from './helpers.js';
+
+describe('QUIC transport: round trips', () => {
+  it('delivers a message and resolves with the peer receipt', async () => {
+    const pair = await startPair({ keep: true });
+    try {
+      const receipt = await pair.client.send(pair.peer, Buffer.from('hello, gateway'));
+      assert.equal(receipt.toString(), 'ok 14');
+      assert.equal(pair.received[0]?.toString(), 'hello, gateway');
+      const s = pair.server.stats();
+      assert.equal(s.framesReceived, 1);
+      assert.equal(s.acksSent, 1);
+      assert.equal(s.handshakesCompleted, 1);
+      assert.equal(s.bufferedBytes, 0, 'the reservation is released once answered');
+      assert.equal(pair.client.stats().acksReceived, 1);
+    } finally {
+      pair.close();
+    }
+  });
+
+  it('carries empty and 1 MiB messages byte-exactly', async () => {
+    const pair = await startPair({ keep: true });
+    try {
+      const big = Buffer.alloc(1024 * 1024);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
+      assert.equal((await pair.client.send(pair.peer, Buffer.alloc(0))).toString(), 'ok 0');
+      assert.equal((await pair.client.send(pair.peer, big)).toString(), `ok ${big.length}`);
+      assert.equal(pair.received[0]?.length, 0);
+      assert.ok(pair.received[1]?.equals(big));
+    } finally {
+      pair.close();
+    }
+  });
+
+  it('sends 10,000 messages over one connection', async () => {
+    const pair = await startPair();
+    try {
+      const total = 10_000;
+      const window = 200;
+      let next = 0;
+      let acked = 0;
+      const worker = async () => {
+        while (next < total) {
+          const i = next++;
+          const r = await pair.client.send(pair.peer, Buffer.from(`message ${i}`));
+          assert.equal(r.toString(), `ok ${`message ${i}`.length}`);
+          acked++;
+        }
+      };
+      await Promise.all(Array.from({ length: window }, worker));
+      assert.equal(acked, total);
+      const s = pair.server.stats();
+      assert.equal(s.connectionsInbound, 1, 'one connection, reused');
+      assert.equal(s.framesReceived, total);
+      assert.equal(s.acksSent, total);
+      assert.equal(pair.client.stats().connectionsOutbound, 1);
+    } finally {
+      pair.close();
+    }
+  });
+
+  it('runs 1,000 concurrent streams on one connection', async () => {
+    const pair = await startPair({ limits: { maxStreamsPerConnection: 1000 } });
+    try {
+      const msgs = Array.from({ length: 1000 }, (_, i) => Buffer.alloc(1024, i & 0xff));
+      const receipts = await Promise.all(msgs.map((m) => pair.client.send(pair.peer, m)));
+      assert.equal(receipts.length, 1000);
+      for (const r of receipts) assert.equal(r.toString(), 'ok 1024');
+      const s = pair.server.stats();
+      assert.equal(s.streamsInbound, 1000);
+      assert.equal(s.connectionsInbound, 1);
+      assert.equal(s.refusedBusy, 0);
+    } finally {
+      pair.close();
+    }
+  });
+});
