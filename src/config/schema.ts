@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { checkDomain } from '../identity/did.js';
 import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
+import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
@@ -225,11 +226,41 @@ export const SETTINGS = {
     doc: 'Seconds a registration challenge (and so its hashcash stamp) stays valid; spent stamps are remembered that long.',
     parse: integer(1, 86_400),
   }),
+  clientTokenTtl: setting({
+    env: 'AFTERSMTP_CLIENT_TOKEN_TTL',
+    default: '900',
+    doc: 'Seconds a client API token (from Authenticate, signed by the gateway key) stays valid.',
+    parse: integer(1, 86_400),
+  }),
+  mailboxPurgeInterval: setting({
+    env: 'AFTERSMTP_MAILBOX_PURGE_INTERVAL',
+    default: '300',
+    doc: 'Seconds between purges of expired envelopes, tombstones and receipts from the mailbox store.',
+    parse: integer(1, 86_400),
+  }),
   dnsServers: setting({
     env: 'AFTERSMTP_DNS_SERVERS',
     default: undefined,
     doc: 'DNS servers for discovery (_aftersmtp._tcp TXT), comma-separated ip or ip:port ([v6]:port). Unset: the system resolvers.',
     parse: parseDnsServers,
+  }),
+  relayRoutes: setting({
+    env: 'AFTERSMTP_RELAY_ROUTES',
+    default: undefined,
+    doc: 'Relay routes that win over DNS discovery: domain=quic-host:port[/api-host:port] entries, comma-separated (the API endpoint defaults to the QUIC host on port 4433); the log key still comes from DNS k= or the pin. See docs/PROTOCOL.md, Relay.',
+    parse: parseRelayRoutes,
+  }),
+  relayCacheTtl: setting({
+    env: 'AFTERSMTP_RELAY_CACHE_TTL',
+    default: '300',
+    doc: 'Seconds a verified remote identity record (and a DNS discovery answer) is reused before it is resolved again.',
+    parse: integer(0, 86_400),
+  }),
+  relayCacheSize: setting({
+    env: 'AFTERSMTP_RELAY_CACHE_SIZE',
+    default: '10000',
+    doc: 'Verified remote identity records kept in memory (LRU).',
+    parse: integer(0, 10_000_000),
   }),
   queue: setting({
     env: 'AFTERSMTP_QUEUE',

@@ -15,14 +15,31 @@ import { isIP } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import {
   credentials,
+  Metadata,
   type Client,
+  type ClientReadableStream,
   type ServiceError,
   type ChannelCredentials,
 } from '@grpc/grpc-js';
+import type { SecretKeySet } from '../../identity/keys.js';
+import { authTranscript, PURPOSE_AUTH, TOKEN_SCHEME } from './auth.js';
 import { CryptoError, InputError } from '../../errors.js';
 import { certificateSpki, parseSpkiPin, spkiPin } from '../../tls/certificate.js';
 import { gatewayServiceClient } from './definition.js';
+import { signatureToMsg } from './messages.js';
 import type {
+  AckRequestMsg,
+  AckResponseMsg,
+  AuthenticateRequestMsg,
+  AuthenticateResponseMsg,
+  DispatchMessageRequestMsg,
+  DispatchMessageResponseMsg,
+  FetchInboxRequestMsg,
+  GetReceiptRequestMsg,
+  GetReceiptResponseMsg,
+  InboxItemMsg,
+  LoginChallengeMsg,
+  RequestChallengeRequestMsg,
   GetCheckpointRequestMsg,
   GetCheckpointResponseMsg,
   GetRegistrationChallengeRequestMsg,
@@ -126,6 +143,12 @@ async function pinnedCredentials(target: string, pin: GatewayPin): Promise<Chann
   });
 }
 
+function authMetadata(token: string | undefined): Metadata {
+  const md = new Metadata();
+  if (token !== undefined) md.set('authorization', `${TOKEN_SCHEME} ${token}`);
+  return md;
+}
+
 type Callback<Res> = (err: ServiceError | null, res?: Res) => void;
 
 export class GatewayClient {
@@ -151,15 +174,96 @@ export class GatewayClient {
     return new GatewayClient(opts.target, client, opts.timeoutMs ?? 30_000);
   }
 
-  #call<Req, Res>(method: string, req: Req): Promise<Res> {
-    type Unary = (req: Req, options: { deadline: number }, cb: Callback<Res>) => void;
+  #call<Req, Res>(method: string, req: Req, token?: string): Promise<Res> {
+    type Unary = (
+      req: Req,
+      metadata: Metadata,
+      options: { deadline: number },
+      cb: Callback<Res>,
+    ) => void;
     const fn = (this.#client as unknown as Record<string, Unary>)[method] as Unary;
     return new Promise((resolve, reject) => {
-      fn.call(this.#client, req, { deadline: Date.now() + this.#timeoutMs }, (err, res) => {
-        if (err) reject(new ClientApiError(err));
-        else resolve(res as Res);
-      });
+      fn.call(
+        this.#client,
+        req,
+        authMetadata(token),
+        { deadline: Date.now() + this.#timeoutMs },
+        (err, res) => {
+          if (err) reject(new ClientApiError(err));
+          else resolve(res as Res);
+        },
+      );
     });
+  }
+
+  // ---- messaging (PROTOCOL.md §12) ----
+
+  requestChallenge(req: RequestChallengeRequestMsg) {
+    return this.#call<typeof req, LoginChallengeMsg>('RequestChallenge', req);
+  }
+
+  authenticate(req: AuthenticateRequestMsg) {
+    return this.#call<typeof req, AuthenticateResponseMsg>('Authenticate', req);
+  }
+
+  /** RequestChallenge, sign it with `keys` (the DID's current key), Authenticate: a token. */
+  async login(keys: SecretKeySet): Promise<AuthenticateResponseMsg> {
+    const did = keys.record.did;
+    const c = await this.requestChallenge({ did });
+    const transcript = authTranscript(c.challenge, did, c.gateway, c.gateway_key_id, c.expires_at);
+    return this.authenticate({
+      did,
+      challenge: c.challenge,
+      signature: signatureToMsg(keys.sign(transcript, PURPOSE_AUTH)),
+    });
+  }
+
+  dispatchMessage(token: string, req: DispatchMessageRequestMsg) {
+    return this.#call<typeof req, DispatchMessageResponseMsg>('DispatchMessage', req, token);
+  }
+
+  ack(token: string, req: AckRequestMsg) {
+    return this.#call<typeof req, AckResponseMsg>('Ack', req, token);
+  }
+
+  getReceipt(token: string, req: Partial<GetReceiptRequestMsg>) {
+    return this.#call<typeof req, GetReceiptResponseMsg>('GetReceipt', req, token);
+  }
+
+  /**
+   * FetchInbox as an async iterable of items; errors surface as ClientApiError. Breaking out of
+   * the loop (or `signal`) cancels the stream. No deadline in follow mode.
+   */
+  async *fetchInbox(
+    token: string,
+    req: Partial<FetchInboxRequestMsg>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<InboxItemMsg> {
+    type Stream = (
+      req: Partial<FetchInboxRequestMsg>,
+      metadata: Metadata,
+      options: { deadline?: number },
+    ) => ClientReadableStream<InboxItemMsg>;
+    const fn = (this.#client as unknown as Record<string, Stream>).FetchInbox as Stream;
+    const stream = fn.call(
+      this.#client,
+      req,
+      authMetadata(token),
+      req.follow === true ? {} : { deadline: Date.now() + this.#timeoutMs },
+    );
+    const cancel = (): void => stream.cancel();
+    signal?.addEventListener('abort', cancel);
+    try {
+      for await (const item of stream) yield item as InboxItemMsg;
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw (err as ServiceError).code !== undefined
+        ? new ClientApiError(err as ServiceError)
+        : err;
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+      stream.cancel();
+    }
   }
 
   getRegistrationChallenge(req: GetRegistrationChallengeRequestMsg) {

@@ -16,7 +16,19 @@ import type { SecretKeySet } from '../../identity/index.js';
 import { publishGatewayRecord } from '../../ledger/gateway-record.js';
 import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../../ledger/index.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
+import type { DeliveryQueue } from '../../queue/types.js';
+import type { MailboxStore } from '../../store/types.js';
+import type { MessagingMetrics } from '../delivery/metrics.js';
+import type { MailboxSignal } from '../delivery/signal.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
+
+/** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
+export interface GatewayMessaging {
+  readonly queue: DeliveryQueue;
+  readonly store: MailboxStore;
+  readonly signal: MailboxSignal;
+  readonly metrics?: MessagingMetrics;
+}
 
 export interface GatewayClientApi {
   readonly tls: TlsMaterial;
@@ -30,6 +42,7 @@ export async function startGatewayClientApi(
   config: Config,
   identity: SecretKeySet,
   log: ClientApiLogger & { warn(msg: string): void },
+  messaging?: GatewayMessaging,
 ): Promise<GatewayClientApi> {
   const policies = config.ledgerPolicy ?? new Map();
   for (const domain of policies.keys()) {
@@ -72,6 +85,17 @@ export async function startGatewayClientApi(
       ledger,
       maxMessageBytes: config.grpcMaxMessageBytes,
       log,
+      messaging:
+        messaging === undefined
+          ? undefined
+          : {
+              ...messaging,
+              gateway: identity,
+              ledger,
+              domain: config.domain,
+              maxEnvelopeBytes: config.maxEnvelopeBytes,
+              tokenTtlMs: config.clientTokenTtl * 1000,
+            },
     });
     const policy = ledger.policy(config.domain);
     return {

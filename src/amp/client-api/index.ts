@@ -1,8 +1,8 @@
 /**
  * The client API (DESIGN.md §4: gRPC over TLS on TCP 4433): the server the gateway runs and the
  * pinned client the CLI uses. It lives under src/amp because the client API is the client's side
- * of AMP: the relay issue adds RequestChallenge/Authenticate/DispatchMessage/FetchInbox/Ack/
- * GetReceipt to the same service and the same folder, next to the relay they feed.
+ * of AMP: the ledger methods and the messaging methods (RequestChallenge, Authenticate,
+ * DispatchMessage, FetchInbox, Ack, GetReceipt; auth.ts, messaging.ts) share one service.
  */
 export {
   GatewayClient,
@@ -18,4 +18,17 @@ export {
   type ClientApiOptions,
   type ClientApiServer,
 } from './server.js';
-export { ClientApiError, CODE_TRAILER, toGrpcStatus } from './status.js';
+export { ClientApiError, ClientApiRefusal, CODE_TRAILER, toGrpcStatus } from './status.js';
+export {
+  Authenticator,
+  authTranscript,
+  decodeTokenPayload,
+  encodeTokenPayload,
+  formatToken,
+  parseToken,
+  PURPOSE_AUTH,
+  PURPOSE_TOKEN,
+  TOKEN_SCHEME,
+  type TokenClaims,
+} from './auth.js';
+export { messagingService, type MessagingDeps, type MessagingService } from './messaging.js';

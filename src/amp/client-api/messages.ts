@@ -18,6 +18,7 @@ import type {
   RevokeRequest,
   RotateRequest,
 } from '../../ledger/index.js';
+import type { DeliveryReceipt } from '../delivery/receipt.js';
 
 export interface SignatureMsg {
   ed25519: Buffer;
@@ -258,5 +259,138 @@ export function bundleFromMsg(
       fromSize: uint(consistency.from_size, 'consistency.from_size'),
       proof: (consistency.proof ?? []).map((h, i) => bytes(h, `consistency.proof[${i}]`, 32)),
     },
+  };
+}
+
+// ---- Messaging (PROTOCOL.md §12) ----
+
+export interface RequestChallengeRequestMsg {
+  did: string;
+}
+export interface LoginChallengeMsg {
+  challenge: Buffer;
+  gateway: string;
+  gateway_key_id: Buffer;
+  expires_at: number;
+}
+export interface AuthenticateRequestMsg {
+  did: string;
+  challenge: Buffer;
+  signature: SignatureMsg | null;
+}
+export interface AuthenticateResponseMsg {
+  token: string;
+  expires_at: number;
+}
+export interface DispatchMessageRequestMsg {
+  envelope: Buffer;
+}
+export interface DispatchMessageResponseMsg {
+  message_id: string;
+  queue_entry_id: string;
+  recipients: string[];
+}
+export interface FetchInboxRequestMsg {
+  after: number;
+  limit: number;
+  follow: boolean;
+}
+export interface DeliveryReceiptMsg {
+  gateway: string;
+  gateway_key_id: Buffer;
+  message_id: Buffer;
+  ciphertext_hash: Buffer;
+  recipient: string;
+  sender: string;
+  delivered_at: number;
+  signature: SignatureMsg | null;
+}
+export interface InboxItemMsg {
+  seq: number;
+  message_id: string;
+  sender: string;
+  received_at: number;
+  expires_at: number;
+  ciphertext_hash: Buffer;
+  envelope: Buffer;
+  receipt: DeliveryReceiptMsg | null;
+}
+export interface AckRequestMsg {
+  message_ids: string[];
+}
+export interface AckResponseMsg {
+  deleted: number;
+}
+export interface GetReceiptRequestMsg {
+  message_id: string;
+  recipient: string;
+}
+export interface GetReceiptResponseMsg {
+  receipt: DeliveryReceiptMsg | null;
+}
+
+export function authenticateFromMsg(m: AuthenticateRequestMsg): {
+  did: string;
+  challenge: Buffer;
+  signature: Signature;
+} {
+  return {
+    did: text(m.did, 'did', 512),
+    challenge: bytes(m.challenge, 'challenge', 64),
+    signature: signatureFromMsg(m.signature, 'signature'),
+  };
+}
+
+export function fetchInboxFromMsg(m: FetchInboxRequestMsg): {
+  after: number;
+  limit: number;
+  follow: boolean;
+} {
+  return {
+    after: uint(m.after ?? 0, 'after'),
+    limit: uint(m.limit ?? 0, 'limit'),
+    follow: m.follow === true,
+  };
+}
+
+const MESSAGE_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function messageIdFromMsg(v: unknown, field: string): string {
+  const s = text(v, field, 128);
+  if (!MESSAGE_ID.test(s)) throw bad(field, 'must be 1..128 printable ASCII characters');
+  return s;
+}
+
+export function ackFromMsg(m: AckRequestMsg, max: number): string[] {
+  const ids = m.message_ids ?? [];
+  if (!Array.isArray(ids) || ids.length === 0) throw bad('message_ids', 'at least one is required');
+  if (ids.length > max) throw bad('message_ids', `more than ${max}`);
+  return ids.map((id, i) => messageIdFromMsg(id, `message_ids[${i}]`));
+}
+
+export function receiptToMsg(r: DeliveryReceipt): DeliveryReceiptMsg {
+  return {
+    gateway: r.gateway,
+    gateway_key_id: r.gatewayKeyId,
+    message_id: r.messageId,
+    ciphertext_hash: r.ciphertextHash,
+    recipient: r.recipient,
+    sender: r.sender,
+    delivered_at: r.deliveredAt,
+    signature: signatureToMsg(r.signature),
+  };
+}
+
+export function receiptFromMsg(m: DeliveryReceiptMsg | null): DeliveryReceipt {
+  const r = present(m, 'receipt');
+  return {
+    gateway: text(r.gateway, 'receipt.gateway', 512),
+    gatewayKeyId: bytes(r.gateway_key_id, 'receipt.gateway_key_id', 64),
+    messageId: bytes(r.message_id, 'receipt.message_id', 64),
+    ciphertextHash: bytes(r.ciphertext_hash, 'receipt.ciphertext_hash', 64),
+    recipient: text(r.recipient, 'receipt.recipient', 512),
+    sender: text(r.sender, 'receipt.sender', 512),
+    deliveredAt: uint(r.delivered_at, 'receipt.delivered_at'),
+    signature: signatureFromMsg(r.signature, 'receipt.signature'),
   };
 }

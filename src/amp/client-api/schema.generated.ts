@@ -34,6 +34,28 @@ export const CLIENT_API_SCHEMA = {
                       requestType: 'GetCheckpointRequest',
                       responseType: 'GetCheckpointResponse',
                     },
+                    RequestChallenge: {
+                      requestType: 'RequestChallengeRequest',
+                      responseType: 'LoginChallenge',
+                    },
+                    Authenticate: {
+                      requestType: 'AuthenticateRequest',
+                      responseType: 'AuthenticateResponse',
+                    },
+                    DispatchMessage: {
+                      requestType: 'DispatchMessageRequest',
+                      responseType: 'DispatchMessageResponse',
+                    },
+                    FetchInbox: {
+                      requestType: 'FetchInboxRequest',
+                      responseType: 'InboxItem',
+                      responseStream: true,
+                    },
+                    Ack: { requestType: 'AckRequest', responseType: 'AckResponse' },
+                    GetReceipt: {
+                      requestType: 'GetReceiptRequest',
+                      responseType: 'GetReceiptResponse',
+                    },
                   },
                 },
                 Signature: {
@@ -150,6 +172,78 @@ export const CLIENT_API_SCHEMA = {
                     tree_size: { type: 'uint64', id: 2 },
                     verifier_key: { type: 'string', id: 3 },
                     consistency: { type: 'ConsistencyProof', id: 4 },
+                  },
+                },
+                RequestChallengeRequest: { fields: { did: { type: 'string', id: 1 } } },
+                LoginChallenge: {
+                  fields: {
+                    challenge: { type: 'bytes', id: 1 },
+                    gateway: { type: 'string', id: 2 },
+                    gateway_key_id: { type: 'bytes', id: 3 },
+                    expires_at: { type: 'uint64', id: 4 },
+                  },
+                },
+                AuthenticateRequest: {
+                  fields: {
+                    did: { type: 'string', id: 1 },
+                    challenge: { type: 'bytes', id: 2 },
+                    signature: { type: 'Signature', id: 3 },
+                  },
+                },
+                AuthenticateResponse: {
+                  fields: {
+                    token: { type: 'string', id: 1 },
+                    expires_at: { type: 'uint64', id: 2 },
+                  },
+                },
+                DispatchMessageRequest: { fields: { envelope: { type: 'bytes', id: 1 } } },
+                DispatchMessageResponse: {
+                  fields: {
+                    message_id: { type: 'string', id: 1 },
+                    queue_entry_id: { type: 'string', id: 2 },
+                    recipients: { rule: 'repeated', type: 'string', id: 3 },
+                  },
+                },
+                FetchInboxRequest: {
+                  fields: {
+                    after: { type: 'uint64', id: 1 },
+                    limit: { type: 'uint32', id: 2 },
+                    follow: { type: 'bool', id: 3 },
+                  },
+                },
+                InboxItem: {
+                  fields: {
+                    seq: { type: 'uint64', id: 1 },
+                    message_id: { type: 'string', id: 2 },
+                    sender: { type: 'string', id: 3 },
+                    received_at: { type: 'uint64', id: 4 },
+                    expires_at: { type: 'uint64', id: 5 },
+                    ciphertext_hash: { type: 'bytes', id: 6 },
+                    envelope: { type: 'bytes', id: 7 },
+                    receipt: { type: 'DeliveryReceipt', id: 8 },
+                  },
+                },
+                AckRequest: {
+                  fields: { message_ids: { rule: 'repeated', type: 'string', id: 1 } },
+                },
+                AckResponse: { fields: { deleted: { type: 'uint32', id: 1 } } },
+                GetReceiptRequest: {
+                  fields: {
+                    message_id: { type: 'string', id: 1 },
+                    recipient: { type: 'string', id: 2 },
+                  },
+                },
+                GetReceiptResponse: { fields: { receipt: { type: 'DeliveryReceipt', id: 1 } } },
+                DeliveryReceipt: {
+                  fields: {
+                    gateway: { type: 'string', id: 1 },
+                    gateway_key_id: { type: 'bytes', id: 2 },
+                    message_id: { type: 'bytes', id: 3 },
+                    ciphertext_hash: { type: 'bytes', id: 4 },
+                    recipient: { type: 'string', id: 5 },
+                    sender: { type: 'string', id: 6 },
+                    delivered_at: { type: 'uint64', id: 7 },
+                    signature: { type: 'Signature', id: 8 },
                   },
                 },
               },

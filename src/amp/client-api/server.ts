@@ -1,7 +1,7 @@
 /**
  * The gateway's client API server (DESIGN.md §4): gRPC over TLS serving
- * aftersmtp.client.v1.Gateway, with gRPC server reflection. Today it serves the identity
- * ledger's operations; the relay issue adds the messaging methods to the same service.
+ * aftersmtp.client.v1.Gateway, with gRPC server reflection: the identity ledger's operations
+ * and, when the messaging dependencies are given, the messaging methods (messaging.ts).
  *
  * Guarantees:
  * - Each handler only turns the wire message into a typed request (messages.ts), calls the
@@ -40,6 +40,7 @@ import {
   type RevokeIdentityRequestMsg,
   type RotateIdentityRequestMsg,
 } from './messages.js';
+import { messagingService, type MessagingDeps } from './messaging.js';
 import { toGrpcStatus } from './status.js';
 
 export interface ClientApiLogger {
@@ -55,6 +56,8 @@ export interface ClientApiOptions {
   readonly ledger: IdentityLedger;
   readonly maxMessageBytes: number;
   readonly log: ClientApiLogger;
+  /** The messaging methods (messaging.ts); without them only the ledger methods are served. */
+  readonly messaging?: MessagingDeps;
 }
 
 export interface ClientApiServer {
@@ -220,7 +223,9 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   if (service === undefined || 'format' in service) {
     throw new Error(`${SERVICE_NAME} missing from the client API schema`);
   }
-  const handlers = ledgerHandlers(opts.ledger, opts.log);
+  const messaging =
+    opts.messaging === undefined ? undefined : messagingService(opts.messaging, opts.log);
+  const handlers = { ...ledgerHandlers(opts.ledger, opts.log), ...messaging?.handlers };
   server.addService(service as ServiceDefinition, handlers);
   new ReflectionService(pkg).addToServer(server);
   const credentials = ServerCredentials.createSsl(
@@ -240,6 +245,7 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
     methods: Object.keys(handlers).map((m) => `${SERVICE_NAME}/${m}`),
     close: (graceMs = 2000) =>
       new Promise<void>((resolve) => {
+        messaging?.close();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

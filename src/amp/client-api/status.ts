@@ -4,6 +4,7 @@
  * about the request; anything unexpected becomes INTERNAL with a transaction id that the
  * gateway's log also carries, never the internal text (DESIGN.md §7).
  *
+ *   ClientApiRefusal     -> its own status (UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, ...)
  *   LedgerError          -> LEDGER_REFUSALS[code] (permission-denied, already-exists, ...)
  *   InputError           -> INVALID_ARGUMENT  (malformed request, bad or expired stamp, ...)
  *   CryptoError          -> INVALID_ARGUMENT  (a signature in the request does not verify)
@@ -40,8 +41,27 @@ export interface MappedError {
   readonly transaction?: string;
 }
 
+/**
+ * A refusal of the messaging methods (auth, dispatch, mailbox) that names its gRPC status: the
+ * code is stable (PROTOCOL.md §12.6), the message is about the request and safe to show.
+ */
+export class ClientApiRefusal extends AfterSmtpError {
+  readonly grpcStatus: status;
+
+  constructor(grpcStatus: status, code: string, message: string) {
+    super(code, message);
+    this.grpcStatus = grpcStatus;
+  }
+}
+
 export function toGrpcStatus(err: unknown): MappedError {
   const metadata = new Metadata();
+  if (err instanceof ClientApiRefusal) {
+    metadata.set(CODE_TRAILER, err.code);
+    return {
+      status: { code: err.grpcStatus, details: safeMessage(err.message), metadata },
+    };
+  }
   if (err instanceof LedgerError && Object.hasOwn(LEDGER_REFUSALS, err.code)) {
     metadata.set(CODE_TRAILER, err.code);
     if (err.retryAfterMs !== undefined) {

@@ -2,6 +2,7 @@
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
 import { envelopeOpenCommand, envelopeSealCommand } from './envelope.js';
+import { inboxCommand } from './inbox.js';
 import { keygenCommand } from './keygen.js';
 import { queueCommands } from './queue.js';
 import {
@@ -12,6 +13,7 @@ import {
 } from './ledger.js';
 import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
+import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
 
 export const COMMANDS: readonly Command[] = [
@@ -19,6 +21,8 @@ export const COMMANDS: readonly Command[] = [
   keygenCommand,
   registerCommand,
   resolveCommand,
+  sendCommand,
+  inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,
   ledgerPolicyCommand,

@@ -1,8 +1,11 @@
 /**
  * `aftersmtp serve`: the composition root. Validates the configuration, loads (or creates) the
  * gateway identity, wires the listeners, and stops cleanly on SIGINT/SIGTERM. Today it serves
- * the admin listener (health and metrics); the AMP relay (QUIC), the client API (gRPC) and the
- * legacy bridge are wired here as they land, and the log says exactly what is listening.
+ * the admin listener (health and metrics), the client API (gRPC: ledger and messaging) over the
+ * delivery queue and the mailbox store with the local delivery worker; the AMP relay (QUIC) and
+ * the legacy bridge are wired here as they land, and the log says exactly what is listening.
+ * Shutdown runs in reverse order: purge timer, worker, client API (and ledger), store, queue,
+ * admin.
  */
 import { pino } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -10,6 +13,12 @@ import { startAdminServer } from '../../admin/server.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
 import { startGatewayClientApi } from '../../amp/client-api/gateway.js';
+import { LocalDeliveryWorker } from '../../amp/delivery/local.js';
+import { registerMessagingMetrics } from '../../amp/delivery/metrics.js';
+import { MailboxSignal } from '../../amp/delivery/signal.js';
+import { registerQueueGauges } from '../../queue/metrics.js';
+import { openQueue } from '../../queue/open.js';
+import { openStore } from '../../store/open.js';
 import type { Command } from '../command.js';
 
 export const serveCommand: Command = {
@@ -46,11 +55,53 @@ export const serveCommand: Command = {
       1,
     );
 
-    const admin = await startAdminServer(config.adminListen, registry);
-    const clientApi = await startGatewayClientApi(config, identity, log).catch(async (err) => {
+    const queue = await openQueue(config);
+    const store = await openStore(config).catch(async (err) => {
+      await queue.close();
+      throw err;
+    });
+    registerQueueGauges(registry, queue);
+    const metrics = registerMessagingMetrics(registry);
+    const signal = new MailboxSignal();
+    const closeStorage = async (): Promise<void> => {
+      await store.close();
+      await queue.close();
+    };
+    const admin = await startAdminServer(config.adminListen, registry).catch(async (err) => {
+      await closeStorage();
+      throw err;
+    });
+    const clientApi = await startGatewayClientApi(config, identity, log, {
+      queue,
+      store,
+      signal,
+      metrics,
+    }).catch(async (err) => {
+      await closeStorage();
       await admin.close();
       throw err;
     });
+    const worker = new LocalDeliveryWorker({
+      queue,
+      store,
+      ledger: clientApi.ledger,
+      gateway: identity,
+      domain: config.domain,
+      maxEnvelopeBytes: config.maxEnvelopeBytes,
+      log,
+      metrics,
+      signal,
+    });
+    worker.start();
+    const purge = setInterval(() => {
+      metrics
+        .storeOp('purgeExpired', () => store.purgeExpired())
+        .then(
+          (n) => n > 0 && log.info({ purged: n }, 'purged expired mail'),
+          (err: unknown) => log.error({ err }, 'purging expired mail failed'),
+        );
+    }, config.mailboxPurgeInterval * 1000);
+    purge.unref();
     log.info(
       {
         gateway: identity.record.did,
@@ -59,13 +110,19 @@ export const serveCommand: Command = {
         dataDir: config.dataDir,
         admin: `http://${admin.address.address}:${admin.address.port}`,
         ...clientApi.announce,
+        queue: queue.backend,
+        store: store.backend,
+        delivery: 'local',
         notYetServed: ['AMP relay (QUIC, udp/4434)', 'SMTP bridge'],
       },
       'aftersmtp serving',
     );
 
     log.info({ signal: await stopped }, 'shutting down');
+    clearInterval(purge);
+    await worker.stop();
     await clientApi.close();
+    await closeStorage();
     await admin.close();
     log.info('stopped');
   },

@@ -1,0 +1,155 @@
+/**
+ * Finding a remote domain's gateway (DESIGN.md §4, docs/PROTOCOL.md §13.1): the administrator's
+ * route (AFTERSMTP_RELAY_ROUTES) first, then DNS TXT `_aftersmtp._tcp.<domain>` with `p=` (the
+ * QUIC relay), `k=` (the domain log's verifier key) and the relay's `c=` (the client API, for
+ * ResolveIdentity; default: p's host and port 4433).
+ *
+ * Guarantees: `find` resolves with a peer or throws a RelayError: ERR_RELAY_UNREACHABLE_DOMAIN
+ * (permanent) when neither a route nor an aftersmtp1 record exists, ERR_RELAY_DISCOVERY
+ * (permanent) for a malformed or ambiguous record, ERR_RELAY_DNS (temporary) when DNS fails.
+ * With a route, DNS is still asked for `k=` (the log key is never configured by a route), and a
+ * DNS failure then only leaves `logKey` undefined (the pinned key is used). Answers are cached
+ * for `ttlMs` (the TXT records' own TTL is not visible through node's resolver).
+ */
+import { Resolver } from 'node:dns/promises';
+import { AfterSmtpError } from '../../errors.js';
+import {
+  DISCOVERY_PREFIX,
+  parseDiscoveryRecord,
+  parseHostPort,
+  selectDiscoveryRecord,
+} from '../discovery.js';
+import { DEFAULT_CLIENT_API_PORT, type Endpoint, type RelayRoute } from './routes.js';
+import { RelayError } from './errors.js';
+
+export interface RelayPeer {
+  readonly domain: string;
+  /** The QUIC relay endpoint (UDP). */
+  readonly quic: Endpoint;
+  /** The client API endpoint (gRPC over TLS), for ResolveIdentity. */
+  readonly api: Endpoint;
+  /** The domain log's verifier key from DNS `k=`, when published. */
+  readonly logKey: string | undefined;
+  readonly source: 'route' | 'dns';
+}
+
+export interface PeerDirectoryOptions {
+  /** AFTERSMTP_RELAY_ROUTES. */
+  readonly routes?: ReadonlyMap<string, RelayRoute>;
+  /** AFTERSMTP_DNS_SERVERS (default: the system's). */
+  readonly dnsServers?: readonly string[];
+  readonly dnsTimeoutMs?: number;
+  /** How long an answer is reused (default 60 s; 0: never). */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+interface DnsAnswer {
+  readonly quic: Endpoint;
+  readonly api: Endpoint;
+  readonly logKey: string | undefined;
+}
+
+/** The `c=` tag of an already validated record (parseDiscoveryRecord checked the syntax). */
+function clientApiTag(text: string, quic: Endpoint): Endpoint {
+  for (const part of text.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== 'c') continue;
+    try {
+      return parseHostPort(part.slice(eq + 1).trim());
+    } catch (err) {
+      throw new RelayError(
+        'ERR_RELAY_DISCOVERY',
+        `c= is not host:port (${(err as Error).message})`,
+        false,
+      );
+    }
+  }
+  return { host: quic.host, port: DEFAULT_CLIENT_API_PORT };
+}
+
+export class PeerDirectory {
+  readonly #routes: ReadonlyMap<string, RelayRoute>;
+  readonly #resolver: Resolver;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, { at: number; answer: DnsAnswer | null }>();
+
+  constructor(opts: PeerDirectoryOptions = {}) {
+    this.#routes = opts.routes ?? new Map();
+    this.#resolver = new Resolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
+    if (opts.dnsServers !== undefined) this.#resolver.setServers([...opts.dnsServers]);
+    this.#ttlMs = opts.ttlMs ?? 60_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The gateway of `domain` (lower-case A-label, as in DIDs). */
+  async find(domain: string): Promise<RelayPeer> {
+    const route = this.#routes.get(domain);
+    if (route !== undefined) {
+      let logKey: string | undefined;
+      try {
+        logKey = (await this.#dns(domain))?.logKey;
+      } catch {
+        logKey = undefined; // the pinned key (if any) decides; verifyAnswer says so otherwise
+      }
+      return { domain, quic: route.quic, api: route.api, logKey, source: 'route' };
+    }
+    const answer = await this.#dns(domain);
+    if (answer === null) {
+      throw new RelayError(
+        'ERR_RELAY_UNREACHABLE_DOMAIN',
+        `${domain} is not reachable over AMP: no relay route and no ${DISCOVERY_PREFIX}${domain} record`,
+        false,
+      );
+    }
+    return { domain, ...answer, source: 'dns' };
+  }
+
+  /** Forgets cached answers (all, or one domain's). */
+  forget(domain?: string): void {
+    if (domain === undefined) this.#cache.clear();
+    else this.#cache.delete(domain);
+  }
+
+  cancel(): void {
+    this.#resolver.cancel();
+  }
+
+  /** The domain's record, or null when it has none. */
+  async #dns(domain: string): Promise<DnsAnswer | null> {
+    const hit = this.#cache.get(domain);
+    if (hit !== undefined && this.#now() - hit.at < this.#ttlMs) return hit.answer;
+    const name = `${DISCOVERY_PREFIX}${domain}`;
+    let txt: string[][];
+    try {
+      txt = await this.#resolver.resolveTxt(name);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'ENODATA') return this.#remember(domain, null);
+      throw new RelayError('ERR_RELAY_DNS', `DNS lookup of ${name} failed (${String(code)})`, true);
+    }
+    let answer: DnsAnswer | null;
+    try {
+      const text = selectDiscoveryRecord(domain, txt);
+      const rec = parseDiscoveryRecord(text);
+      answer = { quic: rec.relay, api: clientApiTag(text, rec.relay), logKey: rec.logKey };
+    } catch (err) {
+      if (err instanceof AfterSmtpError && err.code === 'ERR_DISCOVERY_NONE') answer = null;
+      else if (err instanceof RelayError) throw err;
+      else {
+        throw new RelayError('ERR_RELAY_DISCOVERY', (err as Error).message, false, { cause: err });
+      }
+    }
+    return this.#remember(domain, answer);
+  }
+
+  #remember(domain: string, answer: DnsAnswer | null): DnsAnswer | null {
+    if (this.#ttlMs > 0) this.#cache.set(domain, { at: this.#now(), answer });
+    if (this.#cache.size > 10_000) {
+      const first = this.#cache.keys().next().value;
+      if (first !== undefined) this.#cache.delete(first);
+    }
+    return answer;
+  }
+}

@@ -1,0 +1,222 @@
+// The relay's small parts: the AFTERSMTP_RELAY_ROUTES syntax, the ACK body codec (examples and
+// a fast-check property: arbitrary bytes decode or fail with ERR_RELAY_RECEIPT, nothing else),
+// the LRU/TTL cache, the temporary/permanent classification, and peer discovery through a real
+// DNS server (route first, then p=/k=/c=, c= defaulting to p's host on port 4433).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  LruTtlCache,
+  PeerDirectory,
+  RELAY_REFUSALS,
+  RelayError,
+  classify,
+  decodeRelayAck,
+  encodeRelayAck,
+  parseRelayRoutes,
+  type RelayResult,
+} from '../../src/amp/relay/index.js';
+import { QuicError } from '../../src/quic/index.js';
+import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
+
+const KEY = 'example.org/aftersmtp-ledger/v1+67538a6a+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs';
+
+describe('AFTERSMTP_RELAY_ROUTES', () => {
+  test('domain=quic[/api], the API defaulting to port 4433 on the QUIC host', () => {
+    const r = parseRelayRoutes(
+      'Example.NET=127.0.0.1:4434/127.0.0.1:4433, b.org=[::1]:9, c.org=relay.c.org:4434',
+    );
+    assert.deepEqual(r.get('example.net'), {
+      quic: { host: '127.0.0.1', port: 4434 },
+      api: { host: '127.0.0.1', port: 4433 },
+    });
+    assert.deepEqual(r.get('b.org'), {
+      quic: { host: '::1', port: 9 },
+      api: { host: '::1', port: 4433 },
+    });
+    assert.deepEqual(r.get('c.org')?.api, { host: 'relay.c.org', port: 4433 });
+  });
+
+  for (const bad of [
+    '',
+    'example.net',
+    'example.net=',
+    'example.net=host',
+    'example.net=h:0',
+    'example.net=h:1/h:2/h:3',
+    'bad_domain!=h:1',
+    'a.org=h:1,a.org=h:2',
+  ]) {
+    test(`refuses ${JSON.stringify(bad)}`, () => {
+      assert.throws(() => parseRelayRoutes(bad), Error);
+    });
+  }
+});
+
+describe('relay ACK body', () => {
+  const receipt = {
+    gateway: 'did:aftersmtp:b.org:gateway',
+    gatewayKeyId: Buffer.alloc(16, 1),
+    messageId: Buffer.alloc(16, 2),
+    ciphertextHash: Buffer.alloc(32, 3),
+    recipient: 'did:aftersmtp:b.org:bob',
+    sender: 'did:aftersmtp:a.org:alice',
+    deliveredAt: 1_700_000_000_000,
+    signature: { ed25519: Buffer.alloc(64, 4) },
+  };
+
+  test('round trip of delivered and refused results', () => {
+    const results: RelayResult[] = [
+      { kind: 'delivered', receipt },
+      {
+        kind: 'delivered',
+        receipt: {
+          ...receipt,
+          signature: { ed25519: Buffer.alloc(64), mldsa65: Buffer.alloc(3309, 5) },
+        },
+      },
+      {
+        kind: 'refused',
+        recipient: 'did:aftersmtp:b.org:ghost',
+        wireCode: 0x1011,
+        reason: 'not registered',
+      },
+    ];
+    assert.deepEqual(decodeRelayAck(encodeRelayAck(results)), results);
+  });
+
+  test('twelve hybrid receipts fit the 64 KiB ACK', () => {
+    const long = `did:aftersmtp:${'d'.repeat(60)}.org:${'u'.repeat(64)}`;
+    const big = {
+      ...receipt,
+      recipient: long,
+      sender: long,
+      gateway: long,
+      signature: { ed25519: Buffer.alloc(64), mldsa65: Buffer.alloc(3309) },
+    };
+    const body = encodeRelayAck(
+      Array.from({ length: 12 }, () => ({ kind: 'delivered' as const, receipt: big })),
+    );
+    assert.ok(body.length <= 65_536, `${body.length}`);
+  });
+
+  test('truncated, trailing or unknown bytes are ERR_RELAY_RECEIPT', () => {
+    const good = encodeRelayAck([{ kind: 'delivered', receipt }]);
+    for (const bad of [
+      good.subarray(0, good.length - 1),
+      Buffer.concat([good, Buffer.of(0)]),
+      Buffer.alloc(0),
+    ]) {
+      assert.throws(() => decodeRelayAck(bad), { code: 'ERR_RELAY_RECEIPT' });
+    }
+  });
+
+  test('property: arbitrary bytes decode or fail with ERR_RELAY_RECEIPT only', () => {
+    const good = encodeRelayAck([{ kind: 'delivered', receipt }]);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.nat(good.length), (noise, at) => {
+        for (const input of [Buffer.from(noise), Buffer.concat([good.subarray(0, at), noise])]) {
+          try {
+            decodeRelayAck(input);
+          } catch (err) {
+            assert.ok(err instanceof RelayError && err.code === 'ERR_RELAY_RECEIPT', String(err));
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+test('LRU with TTL: evicts the least recently used and expires old entries', () => {
+  let now = 0;
+  const c = new LruTtlCache<string, number>(2, 100, () => now);
+  c.set('a', 1);
+  c.set('b', 2);
+  assert.equal(c.get('a'), 1); // a is now the most recent
+  c.set('c', 3);
+  assert.equal(c.get('b'), undefined);
+  assert.equal(c.get('a'), 1);
+  now = 100;
+  assert.equal(c.get('a'), undefined);
+  assert.equal(c.size, 1);
+});
+
+test('classification: refusal codes, transport codes, and unknown errors', () => {
+  for (const [code, v] of Object.entries(RELAY_REFUSALS)) {
+    assert.deepEqual(
+      { ...classify(new QuicError(v.wire, 'x')), reason: undefined },
+      { temporary: v.temporary, code, reason: undefined },
+    );
+  }
+  assert.equal(classify(new QuicError(0x0001, 'busy')).temporary, true);
+  assert.equal(classify(new QuicError(0x0006, 'timeout')).code, 'ERR_QUIC_TIMEOUT');
+  assert.equal(classify(new QuicError(0x0002, 'too large')).temporary, false);
+  assert.equal(classify(new QuicError(0x1fff, 'who knows')).temporary, false);
+  assert.deepEqual(classify(new Error('secret internal text')), {
+    temporary: true,
+    code: 'ERR_INTERNAL',
+    reason: 'internal error',
+  });
+});
+
+describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
+  let dns: DnsServer;
+  before(async () => {
+    dns = await startUnbound('example', {
+      '_aftersmtp._tcp.a.example': [`v=aftersmtp1; p=relay.a.example:4434; k=${KEY}`],
+      '_aftersmtp._tcp.b.example': [`v=aftersmtp1; p=127.0.0.2:5000; c=127.0.0.3:5001`],
+      '_aftersmtp._tcp.c.example': ['v=aftersmtp1; p=1.2.3.4:1', 'v=aftersmtp1; p=1.2.3.5:1'],
+      '_aftersmtp._tcp.d.example': ['v=aftersmtp1; p=1.2.3.4:1; c=nope'],
+      '_aftersmtp._tcp.e.example': ['v=spf1 -all'],
+    });
+  });
+  after(() => dns?.close());
+
+  test('p= and k= from DNS; c= defaults to p host on port 4433', async () => {
+    const d = new PeerDirectory({ dnsServers: [dns.server] });
+    assert.deepEqual(await d.find('a.example'), {
+      domain: 'a.example',
+      quic: { host: 'relay.a.example', port: 4434 },
+      api: { host: 'relay.a.example', port: 4433 },
+      logKey: KEY,
+      source: 'dns',
+    });
+    assert.deepEqual((await d.find('b.example')).api, { host: '127.0.0.3', port: 5001 });
+  });
+
+  test('a route wins over DNS but the log key still comes from DNS', async () => {
+    const d = new PeerDirectory({
+      dnsServers: [dns.server],
+      routes: parseRelayRoutes('a.example=10.0.0.1:1/10.0.0.1:2,z.example=10.0.0.9:1'),
+    });
+    const a = await d.find('a.example');
+    assert.deepEqual([a.source, a.quic.host, a.api.port, a.logKey], ['route', '10.0.0.1', 2, KEY]);
+    const z = await d.find('z.example');
+    assert.deepEqual([z.source, z.logKey], ['route', undefined]);
+  });
+
+  test('no record: ERR_RELAY_UNREACHABLE_DOMAIN (permanent); bad records: ERR_RELAY_DISCOVERY', async () => {
+    const d = new PeerDirectory({ dnsServers: [dns.server] });
+    for (const domain of ['nothing.example', 'e.example']) {
+      await assert.rejects(d.find(domain), (err: unknown) => {
+        assert.ok(err instanceof RelayError);
+        assert.equal(err.code, 'ERR_RELAY_UNREACHABLE_DOMAIN');
+        assert.equal(err.temporary, false);
+        return true;
+      });
+    }
+    for (const domain of ['c.example', 'd.example']) {
+      await assert.rejects(d.find(domain), { code: 'ERR_RELAY_DISCOVERY' });
+    }
+  });
+
+  test('a DNS server that does not answer: ERR_RELAY_DNS (temporary)', async () => {
+    const d = new PeerDirectory({ dnsServers: ['127.0.0.1:9'], dnsTimeoutMs: 200 });
+    await assert.rejects(d.find('a.example'), (err: unknown) => {
+      assert.ok(err instanceof RelayError);
+      assert.deepEqual([err.code, err.temporary], ['ERR_RELAY_DNS', true]);
+      return true;
+    });
+  });
+});
