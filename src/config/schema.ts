@@ -114,8 +114,8 @@ export const SETTINGS = {
   }),
   quicListen: setting({
     env: 'AFTERSMTP_QUIC_LISTEN',
-    default: '0.0.0.0:4434',
-    doc: 'UDP address of the AMP relay (QUIC, ALPN amp/1) that peer gateways connect to.',
+    default: '127.0.0.1:4434',
+    doc: 'UDP address of the AMP relay (QUIC, ALPN amp/1) that peer gateways connect to. The default serves the machine itself; production sets 0.0.0.0:4434.',
     parse: parseListenAddress,
   }),
   quicMaxConnections: setting({

@@ -48,6 +48,8 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   const env = {
     AFTERSMTP_DATA_DIR: dataDir,
     AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
     AFTERSMTP_DOMAIN: 'example.org',
     AFTERSMTP_SUITE: 'classic-v1',
   };

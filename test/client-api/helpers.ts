@@ -33,6 +33,7 @@ export async function startGateway(extra: Record<string, string> = {}): Promise<
     AFTERSMTP_SUITE: 'classic-v1',
     AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
     AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
     AFTERSMTP_LEDGER_POLICY: `${DOMAIN}=open-pow:12`,
     AFTERSMTP_LEDGER_RATE_LIMIT: '1000/1',
     ...extra,

@@ -130,10 +130,11 @@ describe('messaging on one gateway', () => {
     assert.equal(e.code, 'ERR_RECIPIENT_REVOKED');
     assert.equal(e.grpcCode, status.FAILED_PRECONDITION);
 
+    // A domain with neither a route nor a _aftersmtp._tcp record is not AMP-reachable.
     e = await refusal(
       dispatch([SecretKeySet.generate('did:aftersmtp:example.net:zoe', 'classic-v1')]),
     );
-    assert.equal(e.code, 'ERR_RELAY_UNAVAILABLE');
+    assert.equal(e.code, 'ERR_RELAY_UNREACHABLE_DOMAIN');
     assert.equal(e.grpcCode, status.FAILED_PRECONDITION);
 
     e = await refusal(dispatch([SecretKeySet.generate(bob.did, 'classic-v1')]));

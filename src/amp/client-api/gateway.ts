@@ -20,6 +20,7 @@ import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../delivery/metrics.js';
 import type { MailboxSignal } from '../delivery/signal.js';
+import type { MessagingDeps } from './messaging.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
@@ -28,6 +29,8 @@ export interface GatewayMessaging {
   readonly store: MailboxStore;
   readonly signal: MailboxSignal;
   readonly metrics?: MessagingMetrics;
+  /** Verified resolution of other domains' DIDs (the relay); absent: local recipients only. */
+  readonly remote?: MessagingDeps['remote'];
 }
 
 export interface GatewayClientApi {

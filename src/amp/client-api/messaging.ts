@@ -13,8 +13,8 @@
  * decodes within AFTERSMTP_MAX_ENVELOPE_BYTES, has not expired, its cleartext sender is the
  * token's DID and that DID is active in the ledger (the current key id is logged as the claim the
  * gateway vouches for), and every DID with a wrap is an active DID of this gateway's domain whose
- * current key id is the wrapped one. A recipient of another domain is refused with
- * ERR_RELAY_UNAVAILABLE until the QUIC relay adds that path. The gateway signature is added
+ * current key id is the wrapped one; a recipient of another domain must be active in its own
+ * domain's ledger, resolved and verified through the relay (without a relay: ERR_RELAY_UNAVAILABLE). The gateway signature is added
  * (PROTOCOL.md §6.4) before the envelope is queued.
  *
  * Errors become statuses in status.ts only; refusals carry a stable `aftersmtp-code`.
@@ -61,6 +61,9 @@ import {
   type RequestChallengeRequestMsg,
 } from './messages.js';
 import { ClientApiRefusal, toGrpcStatus } from './status.js';
+import { classify } from '../relay/errors.js';
+import type { RemoteIdentity } from '../relay/identities.js';
+import type { PublicKeyRecord } from '../../identity/keys.js';
 
 export interface MessagingLogger {
   info(obj: object, msg: string): void;
@@ -79,6 +82,12 @@ export interface MessagingDeps {
   readonly metrics?: MessagingMetrics;
   /** How often a follower re-reads its mailbox without a wake-up (other processes). */
   readonly followPollMs?: number;
+  /**
+   * Resolves a DID of another domain from that domain's own gateway, verified (the relay's
+   * RemoteIdentityResolver). Absent: recipients of other domains are refused
+   * (ERR_RELAY_UNAVAILABLE).
+   */
+  readonly remote?: { resolve(did: string): Promise<RemoteIdentity> };
 }
 
 export interface MessagingService {
@@ -174,6 +183,48 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     }
   }
 
+  /** The current record of a recipient, local (our ledger) or remote (its own domain's). */
+  async function recipientRecord(did: string, domain: string): Promise<PublicKeyRecord> {
+    if (domain === deps.domain) {
+      try {
+        return currentRecord(deps.ledger, did);
+      } catch (err) {
+        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_UNKNOWN') {
+          throw refuse(status.NOT_FOUND, 'ERR_RECIPIENT_UNKNOWN', `${did} is not registered`);
+        }
+        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_REVOKED') {
+          throw refuse(status.FAILED_PRECONDITION, 'ERR_RECIPIENT_REVOKED', `${did} is revoked`);
+        }
+        throw err;
+      }
+    }
+    if (deps.remote === undefined) {
+      throw refuse(
+        status.FAILED_PRECONDITION,
+        'ERR_RELAY_UNAVAILABLE',
+        `${did} is at ${domain}: this gateway does not relay to other domains`,
+      );
+    }
+    let remote: RemoteIdentity;
+    try {
+      remote = await deps.remote.resolve(did);
+    } catch (err) {
+      const c = classify(err);
+      if (c.code === 'ERR_DID_UNKNOWN') {
+        throw refuse(status.NOT_FOUND, 'ERR_RECIPIENT_UNKNOWN', `${did} is not registered`);
+      }
+      throw refuse(
+        c.temporary ? status.UNAVAILABLE : status.FAILED_PRECONDITION,
+        c.code,
+        `${did}: ${c.reason}`,
+      );
+    }
+    if (remote.revoked || remote.record === undefined) {
+      throw refuse(status.FAILED_PRECONDITION, 'ERR_RECIPIENT_REVOKED', `${did} is revoked`);
+    }
+    return remote.record;
+  }
+
   async function dispatchChecked(
     req: DispatchMessageRequestMsg,
     claims: TokenClaims,
@@ -216,25 +267,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       } catch {
         throw refuse(status.INVALID_ARGUMENT, 'ERR_RECIPIENT_INVALID', `${did} is not a DID`);
       }
-      if (domain !== deps.domain) {
-        throw refuse(
-          status.FAILED_PRECONDITION,
-          'ERR_RELAY_UNAVAILABLE',
-          `${did} is at ${domain}: relaying to other domains is not available on this gateway yet`,
-        );
-      }
-      let record;
-      try {
-        record = currentRecord(deps.ledger, did);
-      } catch (err) {
-        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_UNKNOWN') {
-          throw refuse(status.NOT_FOUND, 'ERR_RECIPIENT_UNKNOWN', `${did} is not registered`);
-        }
-        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_REVOKED') {
-          throw refuse(status.FAILED_PRECONDITION, 'ERR_RECIPIENT_REVOKED', `${did} is revoked`);
-        }
-        throw err;
-      }
+      const record = await recipientRecord(did, domain);
       for (const w of env.wraps.filter((x) => x.recipient === did)) {
         if (!w.keyId.equals(record.keyId)) {
           throw refuse(
@@ -251,7 +284,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     const tx = deps.queue.begin({ messageId, sender: claims.did, senderKind: 'amp' });
     try {
       for (const address of recipients) {
-        tx.addRecipient({ address, destination: ampDestination(deps.domain) });
+        tx.addRecipient({ address, destination: ampDestination(parseDid(address).domain) });
       }
       tx.body(body);
     } catch (err) {

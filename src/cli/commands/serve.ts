@@ -1,11 +1,12 @@
 /**
  * `aftersmtp serve`: the composition root. Validates the configuration, loads (or creates) the
- * gateway identity, wires the listeners, and stops cleanly on SIGINT/SIGTERM. Today it serves
- * the admin listener (health and metrics), the client API (gRPC: ledger and messaging) over the
- * delivery queue and the mailbox store with the local delivery worker; the AMP relay (QUIC) and
- * the legacy bridge are wired here as they land, and the log says exactly what is listening.
- * Shutdown runs in reverse order: purge timer, worker, client API (and ledger), store, queue,
- * admin.
+ * gateway identity, wires the listeners, and stops cleanly on SIGINT/SIGTERM. It serves the
+ * admin listener (health and metrics), the client API (gRPC: ledger and messaging) and the AMP
+ * relay (QUIC, gateway to gateway) over the delivery queue and the mailbox store, with the
+ * delivery worker handing local mail to the store and remote mail to the relay; the legacy
+ * bridge is wired here when it lands, and the log says exactly what is listening.
+ * Shutdown runs in reverse order: purge timer, worker, relay, client API (and ledger), store,
+ * queue, admin.
  */
 import { pino } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -19,6 +20,8 @@ import { MailboxSignal } from '../../amp/delivery/signal.js';
 import { registerQueueGauges } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
 import { openStore } from '../../store/open.js';
+import { openRelay, type Relay } from '../../amp/relay/relay.js';
+import { RelayError } from '../../amp/relay/errors.js';
 import type { Command } from '../command.js';
 
 export const serveCommand: Command = {
@@ -71,16 +74,41 @@ export const serveCommand: Command = {
       await closeStorage();
       throw err;
     });
+    // The relay needs the ledger and certificate the client API opens, and dispatch needs the
+    // relay's resolver: dispatch reaches it through `started`, set once the relay is open.
+    const started: { relay?: Relay } = {};
+    const remote = {
+      resolve: (did: string) =>
+        started.relay === undefined
+          ? Promise.reject(new RelayError('ERR_RELAY_UNAVAILABLE', 'the relay is starting', true))
+          : started.relay.identities.resolve(did),
+    };
     const clientApi = await startGatewayClientApi(config, identity, log, {
       queue,
       store,
       signal,
       metrics,
+      remote,
     }).catch(async (err) => {
       await closeStorage();
       await admin.close();
       throw err;
     });
+    const relay = await openRelay({
+      config,
+      tls: clientApi.tls,
+      gatewayKeys: identity,
+      ledger: clientApi.ledger,
+      store,
+      log,
+      onDelivered: (recipient) => signal.notify(recipient),
+    }).catch(async (err) => {
+      await clientApi.close();
+      await closeStorage();
+      await admin.close();
+      throw err;
+    });
+    started.relay = relay;
     const worker = new LocalDeliveryWorker({
       queue,
       store,
@@ -91,6 +119,7 @@ export const serveCommand: Command = {
       log,
       metrics,
       signal,
+      remote: (job) => relay.sender.relayJob(job),
     });
     worker.start();
     const purge = setInterval(() => {
@@ -110,10 +139,10 @@ export const serveCommand: Command = {
         dataDir: config.dataDir,
         admin: `http://${admin.address.address}:${admin.address.port}`,
         ...clientApi.announce,
+        ...relay.announce,
         queue: queue.backend,
         store: store.backend,
-        delivery: 'local',
-        notYetServed: ['AMP relay (QUIC, udp/4434)', 'SMTP bridge'],
+        notYetServed: ['SMTP bridge'],
       },
       'aftersmtp serving',
     );
@@ -121,6 +150,7 @@ export const serveCommand: Command = {
     log.info({ signal: await stopped }, 'shutting down');
     clearInterval(purge);
     await worker.stop();
+    relay.close();
     await clientApi.close();
     await closeStorage();
     await admin.close();
