@@ -198,8 +198,8 @@ export const SETTINGS = {
   }),
   grpcMaxMessageBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_MESSAGE_BYTES',
-    default: String(64 * 1024),
-    doc: 'Largest gRPC request the client API accepts, in bytes; larger ones are refused (RESOURCE_EXHAUSTED) before they are decoded.',
+    default: String(33 * 1024 * 1024),
+    doc: 'Largest gRPC request the client API accepts, in bytes; larger ones are refused (RESOURCE_EXHAUSTED) before they are decoded. Keep it above AFTERSMTP_MAX_ENVELOPE_BYTES (a DispatchMessage carries one envelope).',
     parse: integer(16 * 1024, 64 * 1024 * 1024),
   }),
   ledgerPolicy: setting({

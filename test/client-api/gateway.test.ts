@@ -79,7 +79,7 @@ describe('client API over a real gateway', () => {
 
   before(async () => {
     [a, b] = await Promise.all([
-      startGateway(),
+      startGateway({ AFTERSMTP_GRPC_MAX_MESSAGE_BYTES: String(64 * 1024) }),
       startGateway({ AFTERSMTP_LEDGER_CHALLENGE_TTL: '1' }),
     ]);
     client = await GatewayClient.connect({ target: a.grpc, pin: { spki: a.spki } });
