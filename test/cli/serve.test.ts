@@ -67,6 +67,7 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   const metrics = await (await fetch(`${admin}/metrics`)).text();
   assert.match(metrics, /aftersmtp_gateway_info\{did="did:aftersmtp:example.org:gateway"/);
   assert.match(metrics, /aftersmtp_process_resident_memory_bytes/);
+  assert.match(metrics, /aftersmtp_quic\{counter="connectionsOpen"\} 0/);
   assert.equal((await fetch(`${admin}/nothing`)).status, 404);
   assert.equal((await fetch(`${admin}/metrics`, { method: 'POST' })).status, 405);
   assert.equal(await stop(first.child), 0);

@@ -22,6 +22,7 @@ import { openQueue } from '../../queue/open.js';
 import { openStore } from '../../store/open.js';
 import { openRelay, type Relay } from '../../amp/relay/relay.js';
 import { RelayError } from '../../amp/relay/errors.js';
+import { registerQuicMetrics } from '../../quic/metrics.js';
 import type { Command } from '../command.js';
 
 export const serveCommand: Command = {
@@ -109,6 +110,7 @@ export const serveCommand: Command = {
       throw err;
     });
     started.relay = relay;
+    registerQuicMetrics(registry, relay.transport);
     const worker = new LocalDeliveryWorker({
       queue,
       store,
