@@ -7,12 +7,20 @@
  * (`_aftersmtp._tcp.<domain>` TXT `k=`, servers from AFTERSMTP_DNS_SERVERS) checked against the
  * key pinned in the state file, pinning it on first use; if DNS has no usable record, the pinned
  * key alone (with a warning unless there is simply no record). A key that differs from the pin is refused (ERR_LEDGER_KEY_CHANGED), loudly.
+ *
+ * DIDs of OTHER domains (send's recipients, inbox's senders) are not served by the user's
+ * gateway: openRemoteIdentities gives the relay's RemoteIdentityResolver (PROTOCOL.md §13.2: the
+ * domain's own gateway, found by AFTERSMTP_RELAY_ROUTES then DNS, answers verified with the
+ * domain's DNS `k=` log key, pinned in the same client state file).
  */
 import { readFile, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DiscoveryResolver, parseDnsServers } from '../amp/discovery.js';
 import { GatewayClient, type GatewayPin } from '../amp/client-api/index.js';
+import { PeerDirectory } from '../amp/relay/discovery.js';
+import { RemoteIdentityResolver } from '../amp/relay/identities.js';
+import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { InputError } from '../errors.js';
 import { parseDid } from '../identity/index.js';
 import { ClientState } from '../ledger/index.js';
@@ -62,6 +70,36 @@ export async function connectGateway(args: ParsedArgs): Promise<GatewayClient> {
   return GatewayClient.connect({ target, pin });
 }
 
+/** AFTERSMTP_DNS_SERVERS (undefined: the system's resolvers). */
+function dnsServersFromEnv(): string[] | undefined {
+  const raw = process.env.AFTERSMTP_DNS_SERVERS;
+  if (raw === undefined) return undefined;
+  try {
+    return parseDnsServers(raw);
+  } catch (err) {
+    throw new UsageError(`AFTERSMTP_DNS_SERVERS: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The resolver of other domains' identities, exactly the relay's (PROTOCOL.md §13.1-§13.2), on
+ * the client's own state: AFTERSMTP_RELAY_ROUTES, then DNS (AFTERSMTP_DNS_SERVERS) find the
+ * domain's client API; its answers are verified against its DNS `k=`, pinned in `state`.
+ */
+export async function openRemoteIdentities(state: ClientState): Promise<RemoteIdentityResolver> {
+  const raw = process.env.AFTERSMTP_RELAY_ROUTES;
+  let routes;
+  if (raw !== undefined && raw.trim() !== '') {
+    try {
+      routes = parseRelayRoutes(raw);
+    } catch (err) {
+      throw new UsageError(`AFTERSMTP_RELAY_ROUTES: ${(err as Error).message}`);
+    }
+  }
+  const directory = new PeerDirectory({ routes, dnsServers: dnsServersFromEnv() });
+  return RemoteIdentityResolver.open({ directory, state });
+}
+
 export async function loadClientState(args: ParsedArgs): Promise<ClientState> {
   const path = optionalString(args, 'state') ?? join(homedir(), DEFAULT_STATE_FILE);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -80,16 +118,7 @@ export async function logKeyFor(
   const flagKey = optionalString(args, 'log-key');
   if (flagKey !== undefined) return { key: flagKey, source: 'flag' };
   const { domain } = parseDid(did);
-  const raw = process.env.AFTERSMTP_DNS_SERVERS;
-  let servers: string[] | undefined;
-  if (raw !== undefined) {
-    try {
-      servers = parseDnsServers(raw);
-    } catch (err) {
-      throw new UsageError(`AFTERSMTP_DNS_SERVERS: ${(err as Error).message}`);
-    }
-  }
-  const resolver = new DiscoveryResolver({ servers });
+  const resolver = new DiscoveryResolver({ servers: dnsServersFromEnv() });
   try {
     return { key: await resolver.logKey(domain), source: 'dns' };
   } catch (err) {

@@ -65,6 +65,11 @@ export interface RemoteIdentityOptions {
   readonly directory: PeerDirectory;
   /** Where the pins and newest checkpoints live (relayStatePath(dataDir)); memory only if absent. */
   readonly statePath?: string;
+  /**
+   * An already loaded state, used instead of statePath: a client (the CLI) that also verifies
+   * answers of its own gateway shares one state, and so one file, with this resolver.
+   */
+  readonly state?: ClientState;
   /** Verified records kept (default 10 000) and for how long (default 300 s). */
   readonly cacheSize?: number;
   readonly cacheTtlMs?: number;
@@ -106,7 +111,8 @@ export class RemoteIdentityResolver {
 
   static async open(opts: RemoteIdentityOptions): Promise<RemoteIdentityResolver> {
     const state =
-      opts.statePath === undefined ? new ClientState() : await ClientState.load(opts.statePath);
+      opts.state ??
+      (opts.statePath === undefined ? new ClientState() : await ClientState.load(opts.statePath));
     return new RemoteIdentityResolver(opts, state);
   }
 

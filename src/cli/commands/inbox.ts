@@ -2,9 +2,10 @@
  * `aftersmtp inbox`: logs in to the gateway with the key file's key (PROTOCOL.md §12.1), fetches
  * the mailbox (FetchInbox, from a cursor; --follow keeps waiting for new mail), opens every
  * envelope (PROTOCOL.md §6.6: the author signature inside verifies with the embedded author
- * record) and then checks that record against the ledger: the sender DID is resolved through the
- * gateway with verified proofs (§9.6) and its current key id must be the author's key id. The
- * receipt is verified with the gateway's own record, resolved the same way. With --ack, each
+ * record) and then checks that record against the ledger: the sender DID is resolved with verified
+ * proofs (IdentityLookup: through the user's gateway for its own domain, §9.6, from the sender's
+ * domain's own gateway otherwise, §13.2) and its current key id must be the author's key id. The
+ * receipt is verified with the user's gateway's own record (the receiving gateway signs it). With --ack, each
  * message that opened and verified is deleted from the mailbox after it was printed.
  *
  * Output: text, or with --json one JSON document ({ messages: [...] }); with --json --follow, one
@@ -15,7 +16,6 @@ import { receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js
 import { verifyReceipt } from '../../amp/delivery/receipt.js';
 import { AfterSmtpError } from '../../errors.js';
 import { formatDid, parseDid, readKeyFile } from '../../identity/index.js';
-import type { VerifiedEntry } from '../../ledger/index.js';
 import { flag, optionalString, requireString, UsageError, type Command } from '../command.js';
 import {
   GATEWAY_OPTIONS,
@@ -24,7 +24,7 @@ import {
   loadClientState,
 } from '../ledger-client.js';
 import { printJson, printLines, readPassphrase } from '../output.js';
-import { resolveVerified } from './send.js';
+import { IdentityLookup, type ResolvedIdentity } from './send.js';
 
 interface Shown {
   seq: number;
@@ -83,6 +83,8 @@ export const inboxCommand: Command = {
     '\n  --after <seq>                resume after this sequence number (printed with each message)\n' +
     '  --follow                     keep waiting for new mail (stop with Ctrl-C)\n' +
     '  --ack                        delete each message from the mailbox once it is shown\n\n' +
+    "Senders of another domain are verified against that domain's gateway and DNS k= log key\n" +
+    '(AFTERSMTP_RELAY_ROUTES, then DNS _aftersmtp._tcp with AFTERSMTP_DNS_SERVERS).\n' +
     'The key file passphrase comes from AFTERSMTP_PASSPHRASE, or is asked on the terminal.',
   options: {
     ...GATEWAY_OPTIONS,
@@ -101,14 +103,15 @@ export const inboxCommand: Command = {
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const state = await loadClientState(args);
     const client = await connectGateway(args);
+    const lookup = new IdentityLookup(client, args, state, parseDid(keys.did).domain);
     const abort = new AbortController();
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    const resolved = new Map<string, Promise<VerifiedEntry>>();
-    const resolve = (did: string): Promise<VerifiedEntry> => {
+    const resolved = new Map<string, Promise<ResolvedIdentity>>();
+    const resolve = (did: string): Promise<ResolvedIdentity> => {
       let p = resolved.get(did);
-      if (p === undefined) resolved.set(did, (p = resolveVerified(client, args, state, did)));
+      if (p === undefined) resolved.set(did, (p = lookup.resolve(did)));
       return p;
     };
     const shown: Shown[] = [];
@@ -195,6 +198,7 @@ export const inboxCommand: Command = {
     } finally {
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
+      lookup.close();
       client.close();
     }
     if (failed > 0) {

@@ -1,18 +1,30 @@
 /**
  * `aftersmtp send`: seals a message end to end and dispatches it through the sender's gateway.
- * Each recipient's keys are resolved through the gateway's ResolveIdentity and verified as
- * `aftersmtp resolve` does (PROTOCOL.md §9.6: the checkpoint is signed by the pinned log key, the
- * entry is in that tree, the tree is consistent with the newest checkpoint this client has seen);
- * a revoked recipient is refused here. Then it logs in (a challenge signed with the key file's
- * key, PROTOCOL.md §12.1) and sends one DispatchMessage per envelope (the visible copy and one per
- * Bcc recipient). The gateway answers only after the queue committed each envelope.
+ * Each recipient's keys are resolved with verified proofs (IdentityLookup): a DID of the sender's
+ * own domain through the gateway's ResolveIdentity, verified as `aftersmtp resolve` does
+ * (PROTOCOL.md §9.6: the checkpoint is signed by the pinned log key, the entry is in that tree,
+ * the tree is consistent with the newest checkpoint this client has seen); a DID of another
+ * domain from that domain's own gateway, exactly as the relay does it (RemoteIdentityResolver,
+ * PROTOCOL.md §13.2: found by AFTERSMTP_RELAY_ROUTES then DNS, verified against the domain's
+ * DNS `k=`, pinned in the same state file). An unknown or revoked recipient is refused here.
+ * Then it logs in (a challenge signed with the key file's key, PROTOCOL.md §12.1) and sends one
+ * DispatchMessage per envelope (the visible copy and one per Bcc recipient). The gateway answers
+ * only after the queue committed each envelope.
  */
 import { readFile } from 'node:fs/promises';
 import { encodeEnvelope, sealMessage } from '../../amp/index.js';
 import { bundleFromMsg, type GatewayClient } from '../../amp/client-api/index.js';
-import { CryptoError, InputError } from '../../errors.js';
-import { checkDid, readKeyFile, type PublicKeyRecord } from '../../identity/index.js';
-import { verifyAnswer, type ClientState, type VerifiedEntry } from '../../ledger/index.js';
+import type { RemoteIdentityResolver } from '../../amp/relay/identities.js';
+import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';
+import { checkDid, parseDid, readKeyFile, type PublicKeyRecord } from '../../identity/index.js';
+import {
+  parseCheckpoint,
+  verifyAnswer,
+  type Checkpoint,
+  type ClientState,
+  type VerifiedEntry,
+} from '../../ledger/index.js';
+import { parseNote } from '../../ledger/note.js';
 import { flag, optionalString, requireString, type Command, type ParsedArgs } from '../command.js';
 import {
   GATEWAY_OPTIONS,
@@ -20,6 +32,7 @@ import {
   connectGateway,
   loadClientState,
   logKeyFor,
+  openRemoteIdentities,
 } from '../ledger-client.js';
 import { printJson, printLines, readPassphrase } from '../output.js';
 import { parseDuration } from './envelope.js';
@@ -44,6 +57,51 @@ export async function resolveVerified(
   });
 }
 
+/** A DID's verified current entry: its keys (undefined when revoked) and the checkpoint read. */
+export interface ResolvedIdentity {
+  readonly did: string;
+  readonly record: PublicKeyRecord | undefined;
+  readonly checkpoint: Checkpoint;
+}
+
+/**
+ * Resolves DIDs with verified proofs, one path per case: the user's own domain through the
+ * user's gateway (resolveVerified), any other domain through the relay's RemoteIdentityResolver
+ * (opened on first use, on the same client state). Close it when done.
+ */
+export class IdentityLookup {
+  readonly #client: GatewayClient;
+  readonly #args: ParsedArgs;
+  readonly #state: ClientState;
+  readonly #ownDomain: string;
+  #remote: Promise<RemoteIdentityResolver> | undefined;
+
+  constructor(client: GatewayClient, args: ParsedArgs, state: ClientState, ownDomain: string) {
+    this.#client = client;
+    this.#args = args;
+    this.#state = state;
+    this.#ownDomain = ownDomain;
+  }
+
+  async resolve(did: string): Promise<ResolvedIdentity> {
+    if (parseDid(did).domain === this.#ownDomain) {
+      const v = await resolveVerified(this.#client, this.#args, this.#state, did);
+      return { did, record: v.record, checkpoint: v.checkpoint };
+    }
+    this.#remote ??= openRemoteIdentities(this.#state);
+    const id = await (await this.#remote).resolve(did);
+    // The note was verified by the resolver; its text is the checkpoint (§9.2).
+    return { did, record: id.record, checkpoint: parseCheckpoint(parseNote(id.checkpoint).text) };
+  }
+
+  close(): void {
+    void this.#remote?.then(
+      (r) => r.close(),
+      () => undefined,
+    );
+  }
+}
+
 function dids(args: ParsedArgs, name: string): string[] {
   const v = args.values[name];
   return v === undefined ? [] : (v as string[]).map((d) => checkDid(d));
@@ -62,6 +120,9 @@ export const sendCommand: Command = {
     '  --ttl <duration>             the message expires after this (default 30d)\n\n' +
     'Every recipient gets its keys verified from the ledger before sealing; each --bcc recipient\n' +
     'gets its own envelope whose signed list names only the visible recipients and itself.\n' +
+    "Recipients of another domain are resolved from that domain's gateway (AFTERSMTP_RELAY_ROUTES,\n" +
+    'then DNS _aftersmtp._tcp with AFTERSMTP_DNS_SERVERS) against its DNS k= log key; --log-key\n' +
+    'is the key of your own domain.\n' +
     'The key file passphrase comes from AFTERSMTP_PASSPHRASE, or is asked on the terminal.',
   options: {
     ...GATEWAY_OPTIONS,
@@ -96,12 +157,22 @@ export const sendCommand: Command = {
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const state = await loadClientState(args);
     const client = await connectGateway(args);
+    const lookup = new IdentityLookup(client, args, state, parseDid(keys.did).domain);
     try {
       const records = new Map<string, PublicKeyRecord>();
       // The checkpoints the keys were read from (origin, size, root: §9.2), signed by the author.
       const checkpoints = new Set<string>();
       for (const did of new Set([...to, ...cc, ...bcc])) {
-        const v = await resolveVerified(client, args, state, did);
+        const v = await lookup.resolve(did).catch((err: unknown) => {
+          if (err instanceof AfterSmtpError && err.code === 'ERR_DID_UNKNOWN') {
+            throw new InputError(
+              'ERR_RECIPIENT_UNKNOWN',
+              `${did} is not registered in the ledger of ${parseDid(did).domain}`,
+              { cause: err },
+            );
+          }
+          throw err;
+        });
         if (v.record === undefined) {
           throw new CryptoError('ERR_RECIPIENT_REVOKED', `${did} is revoked in its ledger`);
         }
@@ -148,6 +219,7 @@ export const sendCommand: Command = {
         ),
       );
     } finally {
+      lookup.close();
       client.close();
     }
   },

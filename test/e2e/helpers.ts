@@ -1,0 +1,231 @@
+// End-to-end pieces: a real `aftersmtp serve` process per domain on fixed ports chosen by the
+// test (so that the DNS records can name them before the gateways start), with its log key
+// created in its data directory beforehand (so that `k=` is known too); its JSON log lines are
+// kept and can be awaited. Users are made with the real CLI (keygen, register with hashcash).
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { LOG_KEY_FILE, createLogKey } from '../../src/ledger/logkey.js';
+import { logOrigin } from '../../src/ledger/checkpoint.js';
+import { runCli, startCli, type CliResult } from '../helpers/cli.js';
+
+export const GATEWAY_PASS = 'gateway pass';
+export const USER_PASS = 'user pass';
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function freeTcpPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const addr = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return typeof addr === 'object' && addr !== null ? addr.port : 0;
+}
+
+/** One domain's gateway: its fixed ports, data directory and log key, and the running process. */
+export class E2eGateway {
+  readonly domain: string;
+  readonly dataDir: string;
+  readonly quicPort: number;
+  readonly grpcPort: number;
+  readonly logKey: string;
+  readonly env: Record<string, string>;
+  child: ChildProcess | undefined;
+  ready: LogLine | undefined;
+  /** Every log line of the current process (cleared at each start). */
+  lines: LogLine[] = [];
+  stderr = '';
+  #waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  private constructor(
+    domain: string,
+    dataDir: string,
+    ports: { quic: number; grpc: number },
+    logKey: string,
+    env: Record<string, string>,
+  ) {
+    this.domain = domain;
+    this.dataDir = dataDir;
+    this.quicPort = ports.quic;
+    this.grpcPort = ports.grpc;
+    this.logKey = logKey;
+    this.env = env;
+  }
+
+  /** Prepares (does not start) the gateway of `domain` under `work`. */
+  static async prepare(
+    work: string,
+    domain: string,
+    env: Record<string, string>,
+  ): Promise<E2eGateway> {
+    const dataDir = join(work, domain);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const signer = await createLogKey(join(dataDir, LOG_KEY_FILE), logOrigin(domain), GATEWAY_PASS);
+    const quic = await freeUdpPort();
+    const grpc = await freeTcpPort();
+    return new E2eGateway(domain, dataDir, { quic, grpc }, signer.verifierKey, {
+      AFTERSMTP_DATA_DIR: dataDir,
+      AFTERSMTP_DOMAIN: domain,
+      AFTERSMTP_PASSPHRASE: GATEWAY_PASS,
+      AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
+      AFTERSMTP_GRPC_LISTEN: `127.0.0.1:${grpc}`,
+      AFTERSMTP_QUIC_LISTEN: `127.0.0.1:${quic}`,
+      AFTERSMTP_LEDGER_POLICY: `${domain}=open-pow:8`,
+      AFTERSMTP_LEDGER_RATE_LIMIT: '1000/1',
+      ...env,
+    });
+  }
+
+  /** The `_aftersmtp._tcp` TXT record: p= QUIC relay, c= client API, k= log key. */
+  txt(): string {
+    return `v=aftersmtp1; p=127.0.0.1:${this.quicPort}; c=127.0.0.1:${this.grpcPort}; k=${this.logKey}`;
+  }
+
+  get grpc(): string {
+    return `127.0.0.1:${this.grpcPort}`;
+  }
+
+  get spki(): string {
+    return String(this.ready?.tlsSpki);
+  }
+
+  get running(): boolean {
+    return (
+      this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+    );
+  }
+
+  async start(): Promise<void> {
+    assert.ok(!this.running, `${this.domain} is already running`);
+    this.lines = [];
+    this.stderr = '';
+    const child = startCli(['serve'], this.env);
+    this.child = child;
+    let buffered = '';
+    child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const text = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          continue;
+        }
+        this.lines.push(line);
+        for (const w of [...this.#waiters]) {
+          if (w.pred(line)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
+        }
+      }
+    });
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, signal) =>
+        reject(new Error(`${this.domain}: serve exited (${code ?? signal}): ${this.stderr}`)),
+      ),
+    );
+    exited.catch(() => undefined);
+    this.ready = await Promise.race([
+      this.waitLog((l) => l.msg === 'aftersmtp serving', 30_000),
+      exited,
+    ]);
+  }
+
+  /** Resolves with the first line (already logged or future) that matches, or fails after ms. */
+  waitLog(pred: (l: LogLine) => boolean, ms = 20_000): Promise<LogLine> {
+    const seen = this.lines.find(pred);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = {
+        pred,
+        resolve: (l: LogLine) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        const recent = this.lines.slice(-12).map((l) => JSON.stringify(l).slice(0, 600));
+        reject(
+          new Error(
+            `${this.domain}: no matching log line within ${ms} ms; last lines:\n${recent.join('\n')}`,
+          ),
+        );
+      }, ms);
+      this.#waiters.push(w);
+    });
+  }
+
+  /** SIGKILL (a crash) or SIGTERM (a clean stop); resolves with the exit code or signal. */
+  stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM'): Promise<number | string | null> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+      return Promise.resolve(child?.exitCode ?? child?.signalCode ?? null);
+    }
+    return new Promise((resolve) => {
+      child.once('exit', (code, sig) => resolve(code ?? sig));
+      child.kill(signal);
+    });
+  }
+}
+
+/** A user of one gateway: key file (made by `aftersmtp keygen`) and client state file. */
+export interface E2eUser {
+  readonly did: string;
+  readonly keyFile: string;
+  readonly stateFile: string;
+  readonly gateway: E2eGateway;
+}
+
+export async function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli(args, { env: { AFTERSMTP_PASSPHRASE: USER_PASS, ...env } });
+}
+
+/** keygen + register (hashcash) with the real CLI; the log key comes from DNS (no --log-key). */
+export async function makeUser(
+  work: string,
+  gw: E2eGateway,
+  local: string,
+  suite: 'classic-v1' | 'hybrid-v1',
+  env: Record<string, string>,
+): Promise<E2eUser> {
+  const did = `did:aftersmtp:${gw.domain}:${local}`;
+  const keyFile = join(work, `${local}@${gw.domain}.key`);
+  const stateFile = join(work, `${local}@${gw.domain}.state.json`);
+  const k = await cli(['keygen', '--did', did, '--suite', suite, '--out', keyFile], env);
+  assert.equal(k.code, 0, k.stderr);
+  const user = { did, keyFile, stateFile, gateway: gw };
+  const r = await cli(['register', ...userArgs(user), '--json'], env);
+  assert.equal(r.code, 0, r.stderr);
+  return user;
+}
+
+/** The gateway and key flags of `send` / `inbox` for `u` (no --log-key: DNS k=, pinned). */
+export function userArgs(u: E2eUser): string[] {
+  return [
+    '--key',
+    u.keyFile,
+    '--gateway',
+    u.gateway.grpc,
+    '--gateway-spki',
+    u.gateway.spki,
+    '--state',
+    u.stateFile,
+  ];
+}
