@@ -206,7 +206,17 @@ export class RemoteIdentityResolver {
     const ch: Channel = { target: t, client };
     try {
       // Not cached until the TLS key matched: while it does not, every attempt fails alike.
-      const id = await this.#lookup(ch, gatewayDid(domain), peer, false);
+      const id = await this.#lookup(ch, gatewayDid(domain), peer, false).catch((err: unknown) => {
+        // The peer's own record missing is the peer's fault, not an unknown recipient.
+        if (err instanceof RelayError && err.code === 'ERR_DID_UNKNOWN') {
+          throw new RelayError(
+            'ERR_RELAY_GATEWAY_RECORD',
+            `${t} has no ${gatewayDid(domain)} record: not an AfterSMTP gateway of ${domain}`,
+            true,
+          );
+        }
+        throw err;
+      });
       const gw = toGateway(domain, id, peer);
       if (!certificateSpki(presented).equals(gw.tlsSpki)) {
         throw new RelayError(
