@@ -212,7 +212,7 @@ export class RemoteIdentityResolver {
           throw new RelayError(
             'ERR_RELAY_GATEWAY_RECORD',
             `${t} has no ${gatewayDid(domain)} record: not an AfterSMTP gateway of ${domain}`,
-            true,
+            false,
           );
         }
         throw err;
