@@ -45,6 +45,8 @@ export class E2eGateway {
   ready: LogLine | undefined;
   /** Every log line of the current process (cleared at each start). */
   lines: LogLine[] = [];
+  /** Called with every log line as it arrives (bench/relay's per-message signal). */
+  readonly listeners = new Set<(l: LogLine) => void>();
   stderr = '';
   #waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
@@ -127,6 +129,7 @@ export class E2eGateway {
           continue;
         }
         this.lines.push(line);
+        for (const f of this.listeners) f(line);
         for (const w of [...this.#waiters]) {
           if (w.pred(line)) {
             this.#waiters.splice(this.#waiters.indexOf(w), 1);

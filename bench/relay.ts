@@ -1,0 +1,273 @@
+/**
+ * Relay benchmark (issue 6): end-to-end messages/s and latency (p50/p99) from DispatchMessage on
+ * gateway A to durable storage on gateway B, 4 KiB message bodies, for classic-v1 and hybrid-v1
+ * (both gateways and both users of that suite), with 1 and 64 concurrent senders, and the peak RSS
+ * (VmHWM) of each gateway process. Two real `aftersmtp serve` processes per suite, started by the
+ * e2e helpers (test/e2e/helpers.ts: fixed ports, log key made beforehand) and discovered through
+ * a real unbound serving `_aftersmtp._tcp` TXT records (p=, c=, k=); users are made with the real
+ * CLI (keygen, register with hashcash).
+ *
+ * Storage: the defaults, lmdb queue and lmdb mailbox store, group commit, fsync on (a write
+ * resolves only after `flushed`; never noSync).
+ *
+ * One message, timed: the bench seals it (outside the timing), then t0, DispatchMessage on A (A
+ * commits it to its queue and answers), A's delivery worker relays it over QUIC, B stores it and
+ * its receipt, and B logs "relay message received" for its message id. That log line is the
+ * signal: B writes it only after store.deliver() and store.putReceipt() have resolved, both of
+ * which await LMDB `flushed`, so it marks the message durable on B. The bench reads B's stdout and
+ * stops the clock at that line. Senders are closed loops: each sends its next message when the
+ * previous one is durable on B.
+ *
+ * Run: `node dist/bench/relay.js` or `aftersmtp bench relay` (BENCH_SECONDS scales it: each row is
+ * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about a minute in all). It
+ * needs unbound (apt-get install unbound). It reports; it never asserts.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { encodeEnvelope, sealMessage } from '../src/amp/index.js';
+import { GatewayClient } from '../src/amp/client-api/index.js';
+import { readKeyFile } from '../src/identity/index.js';
+import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
+import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
+import { tempDir } from '../test/helpers/cli.js';
+import { defaultSeconds, formatOps, runSections } from './lib/measure.js';
+
+const SUITES = ['classic-v1', 'hybrid-v1'] as const;
+type Suite = (typeof SUITES)[number];
+const CONCURRENCY = [1, 64];
+const BODY = randomBytes(4096);
+const WARMUP_MS = 1000;
+const STORED_TIMEOUT_MS = 30_000;
+const FSYNC = 'lmdb queue + lmdb store, group commit, fsync on';
+
+interface Cell {
+  suite: Suite;
+  senders: number;
+  messages: number;
+  messagesPerSecond: number;
+  /** DispatchMessage call to "relay message received" on B (durable on B). */
+  p50ms: number;
+  p99ms: number;
+  /** DispatchMessage call to its answer (durable in A's queue). */
+  dispatchP50ms: number;
+  dispatchP99ms: number;
+}
+
+interface Rss {
+  suite: Suite;
+  gateway: 'A' | 'B';
+  domain: string;
+  peakRssMiB: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+}
+
+/** VmHWM (peak resident set) of a live process, in MiB. */
+function peakRssMiB(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+/** Waits on B's "relay message received" lines by message id. */
+class StoredSignal {
+  readonly #waiting = new Map<string, { resolve(): void; reject(e: Error): void }>();
+
+  readonly listener = (l: LogLine): void => {
+    if (l.msg !== 'relay message received') return;
+    const w = this.#waiting.get(String(l.messageId));
+    if (w === undefined) return;
+    this.#waiting.delete(String(l.messageId));
+    if (l.accepted === 1) w.resolve();
+    else w.reject(new Error(`B refused ${String(l.messageId)}: ${JSON.stringify(l)}`));
+  };
+
+  /** Registered before the dispatch: B may log before A's answer reaches us. */
+  wait(messageId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(messageId);
+        reject(new Error(`${messageId}: not stored on B within ${STORED_TIMEOUT_MS} ms`));
+      }, STORED_TIMEOUT_MS);
+      this.#waiting.set(messageId, {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+    });
+  }
+}
+
+interface Pair {
+  suite: Suite;
+  a: E2eGateway;
+  b: E2eGateway;
+}
+
+async function measureSuite(
+  pair: Pair,
+  work: string,
+  env: Record<string, string>,
+  seconds: number,
+): Promise<{ cells: Cell[]; rss: Rss[] }> {
+  const { suite, a, b } = pair;
+  for (const gw of [a, b]) Object.assign(gw.env, env);
+  await Promise.all([a.start(), b.start()]);
+  const signal = new StoredSignal();
+  b.listeners.add(signal.listener);
+  let client: GatewayClient | undefined;
+  try {
+    const [alice, bob] = await Promise.all([
+      makeUser(work, a, 'alice', suite, env),
+      makeUser(work, b, 'bob', suite, env),
+    ]);
+    const aliceKeys = await readKeyFile(alice.keyFile, USER_PASS);
+    const bobRecord = (await readKeyFile(bob.keyFile, USER_PASS)).record;
+    client = await GatewayClient.connect({ target: a.grpc, pin: { spki: a.spki } });
+    const c = client;
+    const { token } = await c.login(aliceKeys);
+
+    const sendOne = async (): Promise<{ total: number; dispatch: number }> => {
+      const [sealed] = sealMessage({
+        author: aliceKeys,
+        to: [bobRecord],
+        body: { subject: 'bench', contentType: 'application/octet-stream', content: BODY },
+      });
+      const envelope = sealed!.envelope;
+      const bytes = encodeEnvelope(envelope);
+      const stored = signal.wait(envelope.messageId.toString('hex'));
+      const t0 = performance.now();
+      await c.dispatchMessage(token, { envelope: bytes });
+      const t1 = performance.now();
+      await stored;
+      return { total: performance.now() - t0, dispatch: t1 - t0 };
+    };
+
+    const cells: Cell[] = [];
+    for (const senders of CONCURRENCY) {
+      const total: number[] = [];
+      const dispatch: number[] = [];
+      const run = async (until: number, record: boolean): Promise<void> => {
+        while (performance.now() < until) {
+          const r = await sendOne();
+          if (record) {
+            total.push(r.total);
+            dispatch.push(r.dispatch);
+          }
+        }
+      };
+      const warm = performance.now() + WARMUP_MS;
+      await Promise.all(Array.from({ length: senders }, () => run(warm, false)));
+      const start = performance.now();
+      const end = start + seconds * 1000;
+      await Promise.all(Array.from({ length: senders }, () => run(end, true)));
+      const elapsed = (performance.now() - start) / 1000;
+      total.sort((x, y) => x - y);
+      dispatch.sort((x, y) => x - y);
+      cells.push({
+        suite,
+        senders,
+        messages: total.length,
+        messagesPerSecond: total.length / elapsed,
+        p50ms: percentile(total, 0.5),
+        p99ms: percentile(total, 0.99),
+        dispatchP50ms: percentile(dispatch, 0.5),
+        dispatchP99ms: percentile(dispatch, 0.99),
+      });
+    }
+    const rss: Rss[] = [
+      { suite, gateway: 'A', domain: a.domain, peakRssMiB: peakRssMiB(a.child?.pid) },
+      { suite, gateway: 'B', domain: b.domain, peakRssMiB: peakRssMiB(b.child?.pid) },
+    ];
+    return { cells, rss };
+  } finally {
+    client?.close();
+    b.listeners.delete(signal.listener);
+    await Promise.all([a.stop(), b.stop()]);
+  }
+}
+
+await runSections([
+  {
+    id: 'relay',
+    title: 'DispatchMessage on A to durable storage on B, 4 KiB bodies, two gateways over QUIC',
+    async run() {
+      const seconds = Math.max(2, 10 * defaultSeconds());
+      const headers = [
+        'suite',
+        'senders',
+        'msgs/s',
+        'p50 ms',
+        'p99 ms',
+        'A ack p50',
+        'A ack p99',
+        'A peak RSS',
+        'B peak RSS',
+      ];
+      const missing = unboundMissing();
+      if (missing !== undefined) {
+        return { headers, rows: [], notes: [`skipped: ${missing}`], json: { skipped: missing } };
+      }
+      const work = tempDir('bench-relay');
+      const pairs: Pair[] = [];
+      for (const suite of SUITES) {
+        const gwEnv = { AFTERSMTP_SUITE: suite };
+        const tag = suite.replace('-v1', '');
+        pairs.push({
+          suite,
+          a: await E2eGateway.prepare(work, `a-${tag}.test`, gwEnv),
+          b: await E2eGateway.prepare(work, `b-${tag}.test`, gwEnv),
+        });
+      }
+      const records: Record<string, string[]> = {};
+      for (const gw of pairs.flatMap((p) => [p.a, p.b])) {
+        records[`_aftersmtp._tcp.${gw.domain}`] = [gw.txt()];
+      }
+      const dns = await startUnbound('test', records);
+      const env = { AFTERSMTP_DNS_SERVERS: dns.server };
+      const cells: Cell[] = [];
+      const rss: Rss[] = [];
+      try {
+        for (const pair of pairs) {
+          const r = await measureSuite(pair, work, env, seconds);
+          cells.push(...r.cells);
+          rss.push(...r.rss);
+        }
+      } finally {
+        await dns.close();
+        rmSync(work, { recursive: true, force: true });
+      }
+      const mib = (suite: Suite, g: 'A' | 'B'): string => {
+        const v = rss.find((x) => x.suite === suite && x.gateway === g)?.peakRssMiB;
+        return v === undefined ? '—' : `${v.toFixed(0)} MiB`;
+      };
+      return {
+        headers,
+        rows: cells.map((c) => [
+          c.suite,
+          String(c.senders),
+          formatOps(c.messagesPerSecond),
+          c.p50ms.toFixed(1),
+          c.p99ms.toFixed(1),
+          c.dispatchP50ms.toFixed(1),
+          c.dispatchP99ms.toFixed(1),
+          mib(c.suite, 'A'),
+          mib(c.suite, 'B'),
+        ]),
+        notes: [
+          `fsync policy: ${FSYNC}, on both gateways.`,
+          `${seconds} s measured per row after ${WARMUP_MS / 1000} s warm-up; senders are closed loops ` +
+            '(the next message when the previous one is durable on B), all as one user over one gRPC channel to A.',
+          'p50/p99: DispatchMessage call to B\'s "relay message received" log line for that message id ' +
+            "(written after B's store.deliver and putReceipt resolved, i.e. after LMDB flushed); " +
+            "A ack: DispatchMessage call to its answer (the message durable in A's queue).",
+          'Peak RSS: VmHWM of each `aftersmtp serve` process, read at the end of both rows of its suite ' +
+            '(a fresh pair of gateways per suite). Sealing (in the bench process) is outside the timing; ' +
+            'the bench, both gateways and unbound share the machine.',
+        ],
+        json: { fsync: FSYNC, secondsPerRow: seconds, warmupSeconds: WARMUP_MS / 1000, cells, rss },
+      };
+    },
+  },
+]);
