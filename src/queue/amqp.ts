@@ -23,9 +23,9 @@ import amqp, {
   type ConfirmChannel,
   type ConsumeMessage,
 } from 'amqplib';
-import { buildBounce, type BounceOptions } from './bounce.js';
+import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError, QueueUnavailableError } from './errors.js';
-import { jobIdOf, newEntryId } from './ids.js';
+import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
 import { dueAt, dueRecipients, planSettle } from './settle.js';
 import { Transaction } from './transaction.js';
@@ -280,24 +280,7 @@ export class AmqpQueue implements DeliveryQueue {
     let bounceEntryId: string | undefined;
     if (bounce) {
       bounceEntryId = newEntryId(now);
-      const bounceJob: JobRecord = {
-        v: RECORD_VERSION,
-        jobId: jobIdOf(bounceEntryId, 0),
-        entryId: bounceEntryId,
-        messageId: bounce.info.messageId,
-        sender: '',
-        senderKind: bounce.info.senderKind,
-        bounce: true,
-        destination: bounce.recipient.destination,
-        enqueuedAt: now,
-        recipients: [
-          { address: bounce.recipient.address, attempts: 0, nextAt: now, lastError: '' },
-        ],
-        deliveries: 0,
-        held: false,
-        rev: 0,
-        body: bounce.body,
-      };
+      const bounceJob = bounceJobRecord(bounce, bounceEntryId, now, true);
       writes.push(this.publishJob(bounceJob, now));
     }
     for (const d of plan.dead) writes.push(this.send(this.names.dead, encodeRecord(d)));

@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import { buildAmpNotice, encodeAmpNotice } from './amp-notice.js';
 import { buildDsn, dsnMessageId } from './dsn.js';
-import type { DeadRecord } from './record.js';
+import { jobIdOf } from './ids.js';
+import { RECORD_VERSION, type DeadRecord, type JobRecord } from './record.js';
 import type { EnvelopeInfo, RecipientInput, SenderKind } from './types.js';
 
 export interface BounceOptions {
@@ -75,5 +76,34 @@ export function buildBounce(
     info: { messageId: dsnMessageId(input), sender: '', senderKind: 'legacy', bounce: true },
     recipient,
     body: buildDsn(input),
+  };
+}
+
+/**
+ * The one job that carries a bounce to the original sender: a new entry, one recipient, due
+ * now, never itself bounced. `withBody` puts the bounce body inside the job (the broker backends
+ * carry bodies in their jobs; lmdb stores the body once in its entry).
+ */
+export function bounceJobRecord(
+  bounce: BounceSpec,
+  entryId: string,
+  now: number,
+  withBody: boolean,
+): JobRecord {
+  return {
+    v: RECORD_VERSION,
+    jobId: jobIdOf(entryId, 0),
+    entryId,
+    messageId: bounce.info.messageId,
+    sender: '',
+    senderKind: bounce.info.senderKind,
+    bounce: true,
+    destination: bounce.recipient.destination,
+    enqueuedAt: now,
+    recipients: [{ address: bounce.recipient.address, attempts: 0, nextAt: now, lastError: '' }],
+    deliveries: 0,
+    held: false,
+    rev: 0,
+    ...(withBody ? { body: bounce.body } : {}),
   };
 }

@@ -11,11 +11,11 @@
  * leased by a process that died is due again when the lease expires, also after a restart.
  */
 import { randomBytes } from 'node:crypto';
-import { buildBounce, type BounceOptions } from './bounce.js';
+import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError } from './errors.js';
-import { entryIdOf, jobIdOf, newEntryId } from './ids.js';
+import { entryIdOf, newEntryId } from './ids.js';
 import { LmdbStore, type StoredJob } from './lmdb-store.js';
-import { decodeEntry, decodeJob, RECORD_VERSION, type JobRecord } from './record.js';
+import { decodeEntry, decodeJob, type JobRecord } from './record.js';
 import { dueRecipients, planSettle } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
@@ -265,23 +265,7 @@ export class LmdbQueue implements DeliveryQueue {
       let bounceEntryId: string | undefined;
       if (bounce) {
         bounceEntryId = newEntryId(now);
-        const bounceJob: JobRecord = {
-          v: RECORD_VERSION,
-          jobId: jobIdOf(bounceEntryId, 0),
-          entryId: bounceEntryId,
-          messageId: bounce.info.messageId,
-          sender: '',
-          senderKind: bounce.info.senderKind,
-          bounce: true,
-          destination: bounce.recipient.destination,
-          enqueuedAt: now,
-          recipients: [
-            { address: bounce.recipient.address, attempts: 0, nextAt: now, lastError: '' },
-          ],
-          deliveries: 0,
-          held: false,
-          rev: 0,
-        };
+        const bounceJob = bounceJobRecord(bounce, bounceEntryId, now, false);
         this.writeEntry(bounceEntryId, [bounceJob], bounce.body);
       }
       result = {

@@ -26,9 +26,9 @@ import {
   type JsMsg,
   type NatsConnection,
 } from 'nats';
-import { buildBounce, type BounceOptions } from './bounce.js';
+import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueUnavailableError, QueueDecodeError } from './errors.js';
-import { jobIdOf, newEntryId } from './ids.js';
+import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
 import { dueAt, dueRecipients, planSettle } from './settle.js';
 import { Transaction } from './transaction.js';
@@ -252,24 +252,7 @@ export class NatsQueue implements DeliveryQueue {
       // server drops (Nats-Msg-Id) rather than a second bounce.
       bounceEntryId = newEntryId(now);
       await this.publishJob(
-        {
-          v: RECORD_VERSION,
-          jobId: jobIdOf(bounceEntryId, 0),
-          entryId: bounceEntryId,
-          messageId: bounce.info.messageId,
-          sender: '',
-          senderKind: bounce.info.senderKind,
-          bounce: true,
-          destination: bounce.recipient.destination,
-          enqueuedAt: now,
-          recipients: [
-            { address: bounce.recipient.address, attempts: 0, nextAt: now, lastError: '' },
-          ],
-          deliveries: 0,
-          held: false,
-          rev: 0,
-          body: bounce.body,
-        },
+        bounceJobRecord(bounce, bounceEntryId, now, true),
         `bounce:${bounce.info.messageId}`,
       );
     }
