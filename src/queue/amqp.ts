@@ -27,7 +27,7 @@ import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError, QueueUnavailableError } from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
-import { dueAt, dueRecipients, planSettle } from './settle.js';
+import { dueAt, dueRecipients, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -288,12 +288,7 @@ export class AmqpQueue implements DeliveryQueue {
     await Promise.all(writes);
     this.sub.ack(m);
     this.retriesSinceStart += plan.retried;
-    return {
-      delivered: plan.delivered,
-      retried: plan.retried,
-      dead: plan.dead.length,
-      ...(bounceEntryId !== undefined ? { bounceEntryId } : {}),
-    };
+    return settleResult(plan, bounceEntryId);
   }
 
   /**

@@ -16,7 +16,7 @@ import { QueueDecodeError, QueueStateError } from './errors.js';
 import { entryIdOf, newEntryId } from './ids.js';
 import { LmdbStore, type StoredJob } from './lmdb-store.js';
 import { decodeEntry, decodeJob, type JobRecord } from './record.js';
-import { dueRecipients, planSettle } from './settle.js';
+import { dueRecipients, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -268,12 +268,7 @@ export class LmdbQueue implements DeliveryQueue {
         const bounceJob = bounceJobRecord(bounce, bounceEntryId, now, false);
         this.writeEntry(bounceEntryId, [bounceJob], bounce.body);
       }
-      result = {
-        delivered: plan.delivered,
-        retried: plan.retried,
-        dead: plan.dead.length,
-        ...(bounceEntryId !== undefined ? { bounceEntryId } : {}),
-      };
+      result = settleResult(plan, bounceEntryId);
     });
     if (stale || result === undefined) {
       throw new QueueStateError(`the lease on ${l.job.jobId} expired and the job was leased again`);

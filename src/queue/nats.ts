@@ -30,7 +30,7 @@ import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueUnavailableError, QueueDecodeError } from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
-import { dueAt, dueRecipients, planSettle } from './settle.js';
+import { dueAt, dueRecipients, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -266,12 +266,7 @@ export class NatsQueue implements DeliveryQueue {
     if (plan.next) await this.publishJob({ ...plan.next, body });
     await m.ackAck();
     this.retriesSinceStart += plan.retried;
-    return {
-      delivered: plan.delivered,
-      retried: plan.retried,
-      dead: plan.dead.length,
-      ...(bounceEntryId !== undefined ? { bounceEntryId } : {}),
-    };
+    return settleResult(plan, bounceEntryId);
   }
 
   /** Depth and age from the job stream; retries are counted since this process started. */

@@ -5,7 +5,7 @@
  */
 import { nextAttemptAt, type Random } from './backoff.js';
 import { RECORD_VERSION, type DeadRecord, type JobRecord, type RecipientState } from './record.js';
-import type { RecipientOutcome, RetryPolicy } from './types.js';
+import type { RecipientOutcome, RetryPolicy, SettleResult } from './types.js';
 
 export interface SettlePlan {
   /** The job with its remaining recipients, or undefined when it is finished. */
@@ -101,4 +101,14 @@ export function planSettle(
       ? undefined
       : { ...job, recipients: remaining, deliveries: job.deliveries + 1, rev: job.rev + 1 };
   return { next, dead, delivered, retried };
+}
+
+/** What a backend reports once it has persisted `plan` (and the bounce, if it enqueued one). */
+export function settleResult(plan: SettlePlan, bounceEntryId: string | undefined): SettleResult {
+  return {
+    delivered: plan.delivered,
+    retried: plan.retried,
+    dead: plan.dead.length,
+    ...(bounceEntryId !== undefined ? { bounceEntryId } : {}),
+  };
 }
