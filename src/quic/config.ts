@@ -9,7 +9,8 @@ import type { QuicLimits } from './transport.js';
 /** Frame header bytes (type + length), see docs/PROTOCOL.md "QUIC framing". */
 export const FRAME_HEADER_BYTES = 5;
 
-type QuicConfig = Pick<
+/** The settings the QUIC endpoint's caps come from. */
+export type QuicConfig = Pick<
   Config,
   | 'quicMaxConnections'
   | 'quicMaxConnectionsPerAddress'

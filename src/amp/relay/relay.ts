@@ -16,7 +16,7 @@
 import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/ledger.js';
-import { quicLimitsFromConfig } from '../../quic/config.js';
+import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
 import type { MailboxStore } from '../../store/types.js';
 import { PeerDirectory } from './discovery.js';
@@ -24,28 +24,18 @@ import { RemoteIdentityResolver, relayStatePath } from './identities.js';
 import { RelayReceiver, type RelayLogger } from './receiver.js';
 import { RelaySender } from './sender.js';
 
-export type RelayConfig = Pick<
-  Config,
-  | 'dataDir'
-  | 'domain'
-  | 'dnsServers'
-  | 'relayRoutes'
-  | 'relayCacheTtl'
-  | 'relayCacheSize'
-  | 'quicListen'
-  | 'maxEnvelopeBytes'
-  | 'quicMaxConnections'
-  | 'quicMaxConnectionsPerAddress'
-  | 'quicMaxStreamsPerConnection'
-  | 'quicMaxFrameBytes'
-  | 'quicMaxBufferedBytes'
-  | 'quicConnectionWindowBytes'
-  | 'quicQueueDepth'
-  | 'quicRetryThreshold'
-  | 'quicHandshakeTimeoutMs'
-  | 'quicIdleTimeoutMs'
-  | 'quicStreamTimeoutMs'
->;
+export type RelayConfig = QuicConfig &
+  Pick<
+    Config,
+    | 'dataDir'
+    | 'domain'
+    | 'dnsServers'
+    | 'relayRoutes'
+    | 'relayCacheTtl'
+    | 'relayCacheSize'
+    | 'quicListen'
+    | 'maxEnvelopeBytes'
+  >;
 
 export interface OpenRelayOptions {
   readonly config: RelayConfig;
