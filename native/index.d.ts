@@ -78,11 +78,11 @@ export declare class MlKem768Key {
   exportSeed(): Buffer
 }
 
-/** A QUIC endpoint (server and client on one UDP socket) running on its own thread. */
+/** A QUIC endpoint (server and client on one UDP socket) run by this thread's event loop. */
 export declare class QuicEndpoint {
   /**
-   * Bind the UDP socket and start the endpoint thread. `onEvents` receives every event in
-   * batches. The endpoint keeps the process alive until `close()`.
+   * Bind the UDP socket and run the endpoint on this thread's event loop. `onEvents`
+   * receives every event in batches. The endpoint keeps the process alive until `close()`.
    */
   static open(options: QuicEndpointOptions, onEvents: (events: QuicEvent[]) => void): QuicEndpoint
   /** The bound UDP port. */
@@ -119,8 +119,8 @@ export declare class QuicEndpoint {
   /** A snapshot of the endpoint's counters. */
   stats(): QuicStats
   /**
-   * Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop the thread.
-   * Pending sends get `response` events with code 0x101 (closed); idempotent.
+   * Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop. Pending
+   * sends get `response` events with code 0x07 (shutdown) before this returns; idempotent.
    */
   close(): void
 }

@@ -2,12 +2,15 @@
 //!
 //! - [`crypto`]: pure-Rust primitives with typed errors (used by tests and benchmarks).
 //! - `napi_api`: the thin N-API layer (JS names are the camelCased Rust names).
-//! - [`quic`]: the AMP QUIC endpoint (quiche); `napi_quic` is its N-API class.
+//! - [`quic`]: the AMP QUIC endpoint (quiche); `napi_quic` is its N-API class, which runs it on
+//!   Node's event loop (`node_loop`, over the libuv calls in `uv`).
 #![deny(unsafe_code)]
 
 pub mod crypto;
 mod napi_api;
 mod napi_quic;
+mod node_loop;
 pub mod quic;
+mod uv;
 
 pub use napi_api::*;

@@ -1,15 +1,16 @@
-//! N-API surface of the QUIC transport ([`crate::quic`]): one class, `QuicEndpoint`.
+//! N-API surface of the QUIC transport ([`crate::quic`]): one class, `QuicEndpoint`, whose
+//! endpoint runs on Node's event loop ([`crate::node_loop`]).
 //!
 //! Events (handshakes with the peer's certificate, inbound messages, answers to outbound
-//! messages, closed connections) reach JavaScript in batches through one threadsafe function,
-//! in the order the socket thread produced them. Message bodies are handed over without a copy:
-//! the `Vec` the frame was received into becomes an external Buffer. Thrown errors carry a
-//! `code`: `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
-//! `ERR_QUIC_CLOSED` (the endpoint was closed, or its thread stopped).
-use crate::quic::{self, frame, Event, EventSink, Limits, Outcome};
-use napi::bindgen_prelude::{Buffer, BufferSlice};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+//! messages, closed connections) reach JavaScript in batches through one callback, in the
+//! order the endpoint produced them. Message bodies are handed over without a copy: the `Vec`
+//! the frame was received into becomes an external Buffer. Thrown errors carry a `code`:
+//! `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
+//! `ERR_QUIC_CLOSED` (the endpoint was closed, or stopped by a fault).
+use crate::node_loop::NodeEndpoint;
+use crate::quic::{self, frame, Command, Endpoint, Event, Limits, Outcome};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::Env;
 use napi_derive::napi;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -148,17 +149,9 @@ fn to_js(e: Event) -> QuicEvent {
     }
 }
 
-type EventsFn = ThreadsafeFunction<Vec<QuicEvent>, (), Vec<QuicEvent>, Status, false>;
-
-struct JsSink(EventsFn);
-
-impl EventSink for JsSink {
-    fn deliver(&mut self, events: Vec<Event>) {
-        let batch: Vec<QuicEvent> = events.into_iter().map(to_js).collect();
-        // Blocking: the number of undelivered events is bounded by the endpoint's own caps
-        // (queue depth, streams and connections), so this never waits on an unbounded queue.
-        self.0.call(batch, ThreadsafeFunctionCallMode::Blocking);
-    }
+/// A batch of events as the callback receives it: an array of `QuicEvent` objects.
+fn events_to_js(events: Vec<Event>) -> Vec<QuicEvent> {
+    events.into_iter().map(to_js).collect()
 }
 
 /// Counters of one endpoint (monotonic unless marked as a gauge).
@@ -202,10 +195,10 @@ pub struct QuicStats {
     pub handshake_timeouts: f64,
 }
 
-/// A QUIC endpoint (server and client on one UDP socket) running on its own thread.
+/// A QUIC endpoint (server and client on one UDP socket) run by this thread's event loop.
 #[napi]
 pub struct QuicEndpoint {
-    inner: Option<quic::EndpointHandle>,
+    inner: Option<NodeEndpoint<Vec<QuicEvent>>>,
 }
 
 fn opt_usize(v: Option<u32>, d: usize) -> usize {
@@ -273,25 +266,25 @@ fn resolve(host: &str, port: u32) -> Result<SocketAddr, JsError> {
 
 #[napi]
 impl QuicEndpoint {
-    /// Bind the UDP socket and start the endpoint thread. `onEvents` receives every event in
-    /// batches. The endpoint keeps the process alive until `close()`.
+    /// Bind the UDP socket and run the endpoint on this thread's event loop. `onEvents`
+    /// receives every event in batches. The endpoint keeps the process alive until `close()`.
     #[napi(factory)]
     pub fn open(
+        env: Env,
         options: QuicEndpointOptions,
-        #[napi(ts_arg_type = "(events: QuicEvent[]) => void")] on_events: EventsFn,
+        #[napi(ts_arg_type = "(events: QuicEvent[]) => void")] on_events: Function<'_>,
     ) -> Result<Self, JsError> {
         let limits = limits(&options)?;
         let bind = resolve(
             options.host.as_deref().unwrap_or("0.0.0.0"),
             options.port.unwrap_or(u32::from(quic::DEFAULT_PORT)),
         )?;
-        let handle = quic::spawn(
+        let ep = Endpoint::bind(
             bind,
             options.listen.unwrap_or(true),
             options.cert_pem.as_bytes(),
             options.key_pem.as_bytes(),
             limits,
-            Box::new(JsSink(on_events)),
         )
         .map_err(|e| {
             let code = if e.starts_with("cannot bind") {
@@ -301,19 +294,35 @@ impl QuicEndpoint {
             };
             err(code, e)
         })?;
-        Ok(QuicEndpoint {
-            inner: Some(handle),
-        })
+        let node = NodeEndpoint::start(&env, ep, &on_events, events_to_js)
+            .map_err(|e| err("ERR_QUIC_CONFIG", e))?;
+        Ok(QuicEndpoint { inner: Some(node) })
     }
 
     fn stopped() -> JsError {
         err("ERR_QUIC_CLOSED", "the QUIC endpoint has stopped")
     }
 
-    fn handle(&self) -> Result<&quic::EndpointHandle, JsError> {
+    /// Apply a command to the running endpoint.
+    fn command<R>(&self, f: impl FnOnce(&mut Endpoint) -> R) -> Result<R, JsError> {
         self.inner
             .as_ref()
-            .ok_or_else(|| err("ERR_QUIC_CLOSED", "the QUIC endpoint is closed"))
+            .ok_or_else(|| err("ERR_QUIC_CLOSED", "the QUIC endpoint is closed"))?
+            .command(f)
+            .ok_or_else(Self::stopped)
+    }
+
+    fn send_with(&self, conn: u32, data: Vec<u8>, raw: Option<bool>) -> Result<u32, JsError> {
+        self.command(|ep| {
+            let request = ep.ids().request();
+            ep.apply(Command::Send {
+                conn,
+                request,
+                data,
+                raw,
+            });
+            request
+        })
     }
 
     /// The bound UDP port.
@@ -321,7 +330,7 @@ impl QuicEndpoint {
     pub fn port(&self) -> u32 {
         self.inner
             .as_ref()
-            .map_or(0, |h| u32::from(h.local_addr.port()))
+            .map_or(0, |h| u32::from(h.local_addr().port()))
     }
 
     /// Open a connection to `host:port` (SNI `serverName`, may be empty); returns its id. A
@@ -329,9 +338,15 @@ impl QuicEndpoint {
     #[napi]
     pub fn connect(&self, host: String, port: u32, server_name: String) -> Result<u32, JsError> {
         let addr = resolve(&host, port)?;
-        self.handle()?
-            .connect(addr, &server_name)
-            .ok_or_else(Self::stopped)
+        self.command(|ep| {
+            let conn = ep.ids().conn();
+            ep.apply(Command::Connect {
+                conn,
+                addr,
+                server_name,
+            });
+            conn
+        })
     }
 
     /// Send `data` as one MESSAGE on a new stream of connection `conn`; returns the request id
@@ -339,9 +354,7 @@ impl QuicEndpoint {
     /// again into its send buffer). Messages sent before the handshake completes wait for it.
     #[napi]
     pub fn send(&self, conn: u32, data: BufferSlice<'_>) -> Result<u32, JsError> {
-        self.handle()?
-            .send(conn, data.to_vec())
-            .ok_or_else(Self::stopped)
+        self.send_with(conn, data.to_vec(), None)
     }
 
     /// Write `data` as is (no frame header) on a new stream, with FIN only if `fin`; the
@@ -349,9 +362,7 @@ impl QuicEndpoint {
     /// and never-finished streams.
     #[napi]
     pub fn send_raw(&self, conn: u32, data: BufferSlice<'_>, fin: bool) -> Result<u32, JsError> {
-        self.handle()?
-            .send_raw(conn, data.to_vec(), fin)
-            .ok_or_else(Self::stopped)
+        self.send_with(conn, data.to_vec(), Some(fin))
     }
 
     /// Acknowledge the inbound message on `stream` of `conn`, with an optional receipt (at most
@@ -364,8 +375,13 @@ impl QuicEndpoint {
         receipt: Option<BufferSlice<'_>>,
     ) -> Result<(), JsError> {
         let receipt = receipt.map(|r| r.to_vec()).unwrap_or_default();
-        self.handle()?.reply(conn, stream as u64, Ok(receipt));
-        Ok(())
+        self.command(|ep| {
+            ep.apply(Command::Reply {
+                conn,
+                stream: stream as u64,
+                answer: Ok(receipt),
+            })
+        })
     }
 
     /// Refuse the inbound message on `stream` of `conn` with an ERROR frame: `code` (16 bits,
@@ -373,23 +389,31 @@ impl QuicEndpoint {
     #[napi]
     pub fn refuse(&self, conn: u32, stream: f64, code: u32, reason: String) -> Result<(), JsError> {
         let code = u16::try_from(code).map_err(|_| err("ERR_QUIC_PARAM", "code is 16 bits"))?;
-        self.handle()?
-            .reply(conn, stream as u64, Err((code, reason)));
-        Ok(())
+        self.command(|ep| {
+            ep.apply(Command::Reply {
+                conn,
+                stream: stream as u64,
+                answer: Err((code, reason)),
+            })
+        })
     }
 
     /// Close connection `conn` with an application error `code` (e.g. 0x10, peer rejected).
     #[napi]
     pub fn close_connection(&self, conn: u32, code: u32, reason: String) -> Result<(), JsError> {
         let code = u16::try_from(code).map_err(|_| err("ERR_QUIC_PARAM", "code is 16 bits"))?;
-        self.handle()?.close_connection(conn, code, &reason);
-        Ok(())
+        self.command(|ep| ep.apply(Command::CloseConnection { conn, code, reason }))
     }
 
     /// A snapshot of the endpoint's counters.
     #[napi]
     pub fn stats(&self) -> Result<QuicStats, JsError> {
-        let s = self.handle()?.stats.snapshot();
+        let s = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| err("ERR_QUIC_CLOSED", "the QUIC endpoint is closed"))?
+            .stats()
+            .snapshot();
         Ok(QuicStats {
             connections_open: s.connections_open as f64,
             connections_inbound: s.connections_inbound as f64,
@@ -423,12 +447,12 @@ impl QuicEndpoint {
         })
     }
 
-    /// Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop the thread.
-    /// Pending sends get `response` events with code 0x101 (closed); idempotent.
+    /// Close every connection (CONNECTION_CLOSE with code 0x07, shutdown) and stop. Pending
+    /// sends get `response` events with code 0x07 (shutdown) before this returns; idempotent.
     #[napi]
     pub fn close(&mut self) {
-        if let Some(mut h) = self.inner.take() {
-            h.shutdown();
+        if let Some(node) = self.inner.take() {
+            node.close();
         }
     }
 }

@@ -1,12 +1,14 @@
-//! The socket loop of one QUIC endpoint, on its own thread.
+//! One QUIC endpoint: its UDP socket, its connections and every cap, with no thread of its own.
 //!
 //! One UDP socket carries both roles: inbound connections (the server side, when listening)
-//! and outbound ones (the client side, opened by [`EndpointHandle::connect`]); packets are routed
-//! by Destination Connection ID. Each turn of the loop follows quiche-server: wait for a
-//! datagram, a command from the application or the nearest timer; feed datagrams to their
-//! connections (accepting, refusing or Retry-ing new ones); run timers; read and write stream
-//! data; flush every connection's packets; reap closed connections; deliver the turn's events
-//! to the application in one batch.
+//! and outbound ones (the client side, opened by [`Command::Connect`]); packets are routed by
+//! Destination Connection ID. A driver runs it (the N-API layer on Node's event loop, or
+//! [`super::thread`] on a thread of its own): it applies the application's [`Command`]s, calls
+//! [`Endpoint::turn`] when the socket is readable or [`Endpoint::timeout`] has passed, and
+//! [`Endpoint::settle`] after commands, then hands [`Endpoint::take_events`] to the
+//! application. A turn follows quiche-server: feed datagrams to their connections (accepting,
+//! refusing or Retry-ing new ones); run timers; read and write stream data; flush every
+//! connection's packets; reap closed connections.
 //!
 //! Bounds (see [`Limits`]): a MESSAGE's declared length is checked against the maximum and
 //! reserved against the endpoint's total budget before any body byte is buffered; a stream
@@ -24,18 +26,14 @@ use super::udp;
 use super::Limits;
 use bytes::BufMut;
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const SOCKET: Token = Token(0);
-const WAKER: Token = Token(1);
 /// Timers that are not quiche's (handshake, stream deadlines) are checked this often.
 const SWEEP: Duration = Duration::from_millis(50);
 /// Close reasons remembered after a connection is forgotten (for late sends).
@@ -90,20 +88,7 @@ pub enum Event {
     },
 }
 
-/// Where events go (the N-API layer: a threadsafe function; Rust tests: a channel).
-pub trait EventSink: Send + 'static {
-    fn deliver(&mut self, events: Vec<Event>);
-}
-
-impl EventSink for mpsc::Sender<Event> {
-    fn deliver(&mut self, events: Vec<Event>) {
-        for e in events {
-            let _ = self.send(e);
-        }
-    }
-}
-
-/// Requests from the application to the socket thread.
+/// Requests from the application, applied with [`Endpoint::apply`].
 #[derive(Debug)]
 pub enum Command {
     Connect {
@@ -184,182 +169,150 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The application's handle on a running endpoint. Dropping it shuts the endpoint down.
-pub struct EndpointHandle {
-    tx: mpsc::Sender<Command>,
-    waker: Arc<Waker>,
-    wake_pending: Arc<AtomicBool>,
-    ids: Arc<AtomicU32>,
-    next_request: AtomicU32,
-    pub stats: Arc<Stats>,
-    pub local_addr: SocketAddr,
-    thread: Option<JoinHandle<()>>,
+/// Connection and request ids: allocated by whoever issues commands, possibly on another thread.
+#[derive(Debug)]
+pub struct Ids {
+    conns: AtomicU32,
+    requests: AtomicU32,
 }
 
-impl EndpointHandle {
-    /// Queue a command; false when the endpoint thread is gone (closed, or stopped by a bug).
-    fn command(&self, c: Command) -> bool {
-        // The waker (an eventfd write) is rung once per batch of commands, not once per
-        // command: the loop clears `wake_pending` before it drains the channel.
-        if self.tx.send(c).is_err() {
-            return false;
-        }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            let _ = self.waker.wake();
-        }
-        true
+impl Ids {
+    /// The id of a connection about to be opened with [`Command::Connect`].
+    pub fn conn(&self) -> u32 {
+        self.conns.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Open a connection to `addr` (TLS SNI `server_name`); returns its id at once, or `None`
-    /// when the endpoint has stopped. A `Connected` or `Closed` event follows.
-    pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Option<u32> {
-        let conn = self.ids.fetch_add(1, Ordering::Relaxed);
-        self.command(Command::Connect {
-            conn,
-            addr,
-            server_name: server_name.to_owned(),
-        })
-        .then_some(conn)
-    }
-
-    /// Send one message on a new stream of `conn`; returns the request id that its
-    /// `Response` event carries (`None`: the endpoint has stopped). Messages sent before the
-    /// handshake completes wait for it.
-    pub fn send(&self, conn: u32, data: Vec<u8>) -> Option<u32> {
-        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
-        self.command(Command::Send {
-            conn,
-            request,
-            data,
-            raw: None,
-        })
-        .then_some(request)
-    }
-
-    /// Like [`send`](Self::send) but `data` is written as is (no frame header), with FIN only
-    /// if `fin`: for robustness tests and diagnostics (malformed and never-finished streams).
-    pub fn send_raw(&self, conn: u32, data: Vec<u8>, fin: bool) -> Option<u32> {
-        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
-        self.command(Command::Send {
-            conn,
-            request,
-            data,
-            raw: Some(fin),
-        })
-        .then_some(request)
-    }
-
-    pub fn reply(&self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
-        // Ignored once the endpoint has stopped: the connection is gone with it.
-        let _ = self.command(Command::Reply {
-            conn,
-            stream,
-            answer,
-        });
-    }
-
-    pub fn close_connection(&self, conn: u32, code: u16, reason: &str) {
-        let _ = self.command(Command::CloseConnection {
-            conn,
-            code,
-            reason: reason.to_owned(),
-        });
-    }
-
-    /// Close every connection and stop the thread (idempotent; waits for the thread).
-    pub fn shutdown(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.command(Command::Shutdown);
-            let _ = t.join();
-        }
+    /// The id of a request about to be sent with [`Command::Send`].
+    pub fn request(&self) -> u32 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
     }
 }
 
-impl Drop for EndpointHandle {
-    fn drop(&mut self) {
-        self.shutdown();
+impl Endpoint {
+    /// Bind `bind` and set the endpoint up. `listen`: accept inbound connections (else only
+    /// outbound ones are made).
+    pub fn bind(
+        bind: SocketAddr,
+        listen: bool,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        limits: Limits,
+    ) -> Result<Endpoint, String> {
+        let config = tls::build_config(cert_pem, key_pem, &limits).map_err(|e| e.to_string())?;
+        let socket = bind_socket(bind).map_err(|e| format!("cannot bind UDP {bind}: {e}"))?;
+        let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
+        let gro = udp::enable_gro(&socket);
+        udp::set_dont_fragment(&socket, local_addr.is_ipv6());
+        Ok(Endpoint {
+            socket,
+            local_addr,
+            listen,
+            config,
+            limits,
+            secrets: Secrets::random(),
+            stats: Arc::new(Stats::default()),
+            ids: Arc::new(Ids {
+                conns: AtomicU32::new(1),
+                requests: AtomicU32::new(1),
+            }),
+            conns: HashMap::new(),
+            by_cid: HashMap::new(),
+            per_address: HashMap::new(),
+            recently_closed: VecDeque::new(),
+            inbound_count: 0,
+            refusing: 0,
+            buffered: 0,
+            queued: 0,
+            events: Vec::new(),
+            buf: vec![0u8; 65535],
+            out: vec![0u8; GSO_BYTES],
+            next_sweep: Instant::now() + SWEEP,
+            shutting_down: false,
+            gso: cfg!(target_os = "linux"),
+            gro,
+        })
     }
-}
 
-/// Bind `bind`, start the endpoint thread and return its handle. `listen`: accept inbound
-/// connections (else only outbound ones are made).
-pub fn spawn(
-    bind: SocketAddr,
-    listen: bool,
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    limits: Limits,
-    sink: Box<dyn EventSink>,
-) -> Result<EndpointHandle, String> {
-    let config = tls::build_config(cert_pem, key_pem, &limits).map_err(|e| e.to_string())?;
-    let socket = bind_socket(bind).map_err(|e| format!("cannot bind UDP {bind}: {e}"))?;
-    let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
-    let poll = Poll::new().map_err(|e| e.to_string())?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
-    let (tx, rx) = mpsc::channel();
-    let stats = Arc::new(Stats::default());
-    let ids = Arc::new(AtomicU32::new(1));
-    let wake_pending = Arc::new(AtomicBool::new(false));
-    let mut ep = Endpoint {
-        wake_pending: wake_pending.clone(),
-        socket,
-        poll,
-        local_addr,
-        listen,
-        config,
-        limits,
-        secrets: Secrets::random(),
-        rx,
-        sink,
-        stats: stats.clone(),
-        ids: ids.clone(),
-        conns: HashMap::new(),
-        by_cid: HashMap::new(),
-        per_address: HashMap::new(),
-        recently_closed: VecDeque::new(),
-        inbound_count: 0,
-        refusing: 0,
-        buffered: 0,
-        queued: 0,
-        events: Vec::new(),
-        buf: vec![0u8; 65535],
-        out: vec![0u8; GSO_BYTES],
-        shutting_down: false,
-        gso: cfg!(target_os = "linux"),
-        gro: false,
-    };
-    ep.gro = udp::enable_gro(&ep.socket);
-    udp::set_dont_fragment(&ep.socket, local_addr.is_ipv6());
-    ep.poll
-        .registry()
-        .register(&mut ep.socket, SOCKET, Interest::READABLE)
-        .map_err(|e| e.to_string())?;
-    let thread = std::thread::Builder::new()
-        .name("amp-quic".into())
-        .spawn(move || {
-            // A bug must not leave the application waiting forever: if the loop panics, every
-            // connection is reported closed (pending sends fail with CLOSED) and the thread
-            // ends, after which the handle's calls report the endpoint as stopped.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ep.run()));
-            if run.is_err() {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ep.reap(true);
-                    let events = std::mem::take(&mut ep.events);
-                    ep.sink.deliver(events);
-                }));
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The live counters (shared: readable from any thread).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// The id allocator (shared: commands may be prepared on another thread).
+    pub fn ids(&self) -> &Arc<Ids> {
+        &self.ids
+    }
+
+    /// The UDP socket, for the driver to wait on (readable).
+    pub fn socket_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// True once [`Command::Shutdown`] has been applied and settled: every connection is
+    /// reported closed, the driver stops.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down && self.conns.is_empty()
+    }
+
+    /// The events produced so far, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// How long the driver may wait for the socket before calling [`turn`](Self::turn) anyway
+    /// (quiche's timers and this endpoint's own deadlines); `None`: no connection, no timer.
+    pub fn timeout(&self) -> Option<Duration> {
+        if self.conns.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut timeout = self.next_sweep.saturating_duration_since(now);
+        for c in self.conns.values() {
+            if let Some(t) = c.q.timeout_instant() {
+                timeout = timeout.min(t.saturating_duration_since(now));
             }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(EndpointHandle {
-        tx,
-        waker,
-        wake_pending,
-        ids,
-        next_request: AtomicU32::new(1),
-        stats,
-        local_addr,
-        thread: Some(thread),
-    })
+        }
+        Some(timeout)
+    }
+
+    /// Read every waiting datagram, run expired timers, then [`settle`](Self::settle).
+    pub fn turn(&mut self) {
+        self.read_socket();
+        let now = Instant::now();
+        for c in self.conns.values_mut() {
+            if c.q.timeout_instant().is_some_and(|t| t <= now) {
+                c.q.on_timeout();
+            }
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + SWEEP;
+        }
+        self.settle();
+    }
+
+    /// Read and write stream data, send every pending packet, report closed connections.
+    pub fn settle(&mut self) {
+        self.process_streams();
+        // Counters first: a peer may read them as soon as it sees these packets.
+        self.publish();
+        self.flush();
+        // On shutdown the CONNECTION_CLOSE packets have just been sent: do not wait for the
+        // draining period (RFC 9000 §10.2.2), report every connection closed now.
+        self.reap(self.shutting_down);
+        self.publish();
+    }
+
+    /// After a bug (a panic) in the endpoint: report every connection closed, so that no
+    /// request waits forever, and forget them.
+    pub fn abandon(&mut self) {
+        self.shutting_down = true;
+        self.reap(true);
+    }
 }
 
 fn bind_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
@@ -495,19 +448,15 @@ struct Conn {
     delivered: usize,
 }
 
-struct Endpoint {
+pub struct Endpoint {
     socket: UdpSocket,
-    poll: Poll,
     local_addr: SocketAddr,
     listen: bool,
     config: quiche::Config,
     limits: Limits,
     secrets: Secrets,
-    rx: mpsc::Receiver<Command>,
-    wake_pending: Arc<AtomicBool>,
-    sink: Box<dyn EventSink>,
     stats: Arc<Stats>,
-    ids: Arc<AtomicU32>,
+    ids: Arc<Ids>,
     conns: HashMap<u32, Conn>,
     by_cid: HashMap<Vec<u8>, u32>,
     per_address: HashMap<IpAddr, usize>,
@@ -521,6 +470,7 @@ struct Endpoint {
     events: Vec<Event>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    next_sweep: Instant,
     shutting_down: bool,
     /// Send with UDP_SEGMENT (turned off for good at the first refusal).
     gso: bool,
@@ -535,51 +485,6 @@ fn random_cid() -> Vec<u8> {
 }
 
 impl Endpoint {
-    fn run(&mut self) {
-        let mut events = Events::with_capacity(256);
-        let mut next_sweep = Instant::now() + SWEEP;
-        loop {
-            let now = Instant::now();
-            let mut timeout = next_sweep.saturating_duration_since(now);
-            for c in self.conns.values() {
-                if let Some(t) = c.q.timeout_instant() {
-                    timeout = timeout.min(t.saturating_duration_since(now));
-                }
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    break;
-                }
-            }
-            self.commands();
-            self.read_socket();
-            let now = Instant::now();
-            for c in self.conns.values_mut() {
-                if c.q.timeout_instant().is_some_and(|t| t <= now) {
-                    c.q.on_timeout();
-                }
-            }
-            if now >= next_sweep {
-                self.sweep(now);
-                next_sweep = now + SWEEP;
-            }
-            self.process_streams();
-            // Counters first: a peer may read them as soon as it sees this turn's packets.
-            self.publish();
-            self.flush();
-            // On shutdown the CONNECTION_CLOSE packets have just been sent: do not wait for
-            // the draining period (RFC 9000 §10.2.2), report every connection closed now.
-            self.reap(self.shutting_down);
-            self.publish();
-            if !self.events.is_empty() {
-                self.sink.deliver(std::mem::take(&mut self.events));
-            }
-            if self.shutting_down {
-                break;
-            }
-        }
-    }
-
     fn publish(&self) {
         let s = &self.stats;
         let open = self
@@ -595,65 +500,64 @@ impl Endpoint {
         s.queue_length.store(self.queued as u64, Ordering::Relaxed);
     }
 
-    fn commands(&mut self) {
-        self.wake_pending.store(false, Ordering::Release);
-        while let Ok(cmd) = self.rx.try_recv() {
-            match cmd {
-                Command::Connect {
-                    conn,
-                    addr,
-                    server_name,
-                } => self.connect(conn, addr, &server_name),
-                Command::Send {
-                    conn,
-                    request,
-                    data,
-                    raw,
-                } => match self.conns.get_mut(&conn) {
-                    Some(c) if !c.gone && !c.q.is_closed() && c.closing_code.is_none() => {
-                        let deadline = Instant::now() + self.limits.stream_timeout;
-                        c.waiting.push(Waiting {
-                            request,
-                            data,
-                            raw,
-                            deadline,
-                        });
-                    }
-                    other => {
-                        // A connection that is closing keeps its reason (e.g. refused, peer
-                        // rejected); so does a recently forgotten one, for sends the
-                        // application issued before it heard of the close.
-                        let (code, reason) = match other {
-                            Some(c) => close_reason(c),
-                            None => self
-                                .recently_closed
-                                .iter()
-                                .find(|(id, _)| *id == conn)
-                                .map(|(_, r)| r.clone())
-                                .unwrap_or((code::CLOSED, "no such open connection".into())),
-                        };
-                        self.events.push(Event::Response {
-                            conn,
-                            request,
-                            outcome: Outcome::Error { code, reason },
-                        })
-                    }
-                },
-                Command::Reply {
-                    conn,
-                    stream,
-                    answer,
-                } => self.reply(conn, stream, answer),
-                Command::CloseConnection { conn, code, reason } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        close(c, code, &reason);
-                    }
+    /// Carry out one command of the application; its effects go out at the next
+    /// [`settle`](Self::settle) or [`turn`](Self::turn).
+    pub fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect {
+                conn,
+                addr,
+                server_name,
+            } => self.connect(conn, addr, &server_name),
+            Command::Send {
+                conn,
+                request,
+                data,
+                raw,
+            } => match self.conns.get_mut(&conn) {
+                Some(c) if !c.gone && !c.q.is_closed() && c.closing_code.is_none() => {
+                    let deadline = Instant::now() + self.limits.stream_timeout;
+                    c.waiting.push(Waiting {
+                        request,
+                        data,
+                        raw,
+                        deadline,
+                    });
                 }
-                Command::Shutdown => {
-                    self.shutting_down = true;
-                    for c in self.conns.values_mut() {
-                        close(c, code::SHUTDOWN, "endpoint shutting down");
-                    }
+                other => {
+                    // A connection that is closing keeps its reason (e.g. refused, peer
+                    // rejected); so does a recently forgotten one, for sends the
+                    // application issued before it heard of the close.
+                    let (code, reason) = match other {
+                        Some(c) => close_reason(c),
+                        None => self
+                            .recently_closed
+                            .iter()
+                            .find(|(id, _)| *id == conn)
+                            .map(|(_, r)| r.clone())
+                            .unwrap_or((code::CLOSED, "no such open connection".into())),
+                    };
+                    self.events.push(Event::Response {
+                        conn,
+                        request,
+                        outcome: Outcome::Error { code, reason },
+                    })
+                }
+            },
+            Command::Reply {
+                conn,
+                stream,
+                answer,
+            } => self.reply(conn, stream, answer),
+            Command::CloseConnection { conn, code, reason } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    close(c, code, &reason);
+                }
+            }
+            Command::Shutdown => {
+                self.shutting_down = true;
+                for c in self.conns.values_mut() {
+                    close(c, code::SHUTDOWN, "endpoint shutting down");
                 }
             }
         }
@@ -856,7 +760,7 @@ impl Endpoint {
             &mut self.config,
         )
         .ok()?;
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let id = self.ids.conn();
         let mut c = new_conn(id, q, true, from, scid.clone());
         if let Some(reason) = refuse_reason {
             c.refusing = true;

@@ -3,20 +3,24 @@
 //! - [`frame`]: the stream framing (one MESSAGE per bidirectional stream, answered by one ACK or
 //!   ERROR on the same stream), with its bounded incremental decoder.
 //! - [`tls`]: TLS 1.3 / transport configuration and stateless Retry tokens.
-//! - [`endpoint`]: the socket loop (recv / process / send / timeout, after quiche's
+//! - [`endpoint`]: one endpoint's socket work (recv / process / send / timeout, after quiche's
 //!   `apps/src/bin/quiche-server.rs`), server and client roles on one UDP socket, and every
 //!   cap (connections in total and per address, streams, frame size, buffered bytes, the
 //!   bounded queue to the application, handshake / idle / stream timeouts, Retry under load).
+//!   It has no thread: a driver runs it, Node's event loop (`napi_quic`) or [`thread`].
+//! - [`thread`]: an endpoint on a thread of its own, for Rust users and tests.
 //!
 //! The endpoint is mechanism only: it hands the peer's certificate to the application, which
 //! decides (DID check) and may close the connection; it hands every complete frame to the
 //! application and sends back whatever ACK or ERROR the application answers.
 pub mod endpoint;
 pub mod frame;
+pub mod thread;
 pub mod tls;
 mod udp;
 
-pub use endpoint::{spawn, Command, EndpointHandle, Event, EventSink, Outcome, StatsSnapshot};
+pub use endpoint::{Command, Endpoint, Event, Ids, Outcome, Stats, StatsSnapshot};
+pub use thread::{spawn, EndpointHandle, EventSink};
 
 use std::time::Duration;
 

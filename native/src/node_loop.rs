@@ -1,0 +1,322 @@
+//! A QUIC [`Endpoint`] run by Node's own event loop, on the JavaScript thread: no thread of its
+//! own and no hand-off between threads.
+//!
+//! - The loop watches the endpoint's UDP socket; when it is readable, or the endpoint's timer
+//!   fires, the endpoint takes a turn and the turn's events go to JavaScript at once, in one
+//!   call through `napi_make_callback` (so promise jobs queued by the handler run before the
+//!   callback returns).
+//! - Commands from JavaScript (connect, send, reply, close) are applied at once. Their packets
+//!   go out right after the event callback that issued them returns, or, for commands issued
+//!   elsewhere, just before the loop next waits (a libuv prepare hook): every message sent in
+//!   one turn of the loop shares packets with the others.
+//!
+//! Why not a socket thread: a message and its acknowledgement crossed threads six times per
+//! round trip (socket thread to JavaScript and back, on both sides), each a wake-up of a
+//! sleeping thread; on the JavaScript thread a round trip costs the two wake-ups of any
+//! request over TCP. docs/ARCHITECTURE.md has the measurements.
+#![allow(unsafe_code)]
+
+use crate::quic::{Command, Endpoint, Event, Stats};
+use crate::uv::{self, Handle, Hooks};
+use napi::bindgen_prelude::{Function, JsValue, ToNapiValue};
+use napi::{sys, Env};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The JavaScript side's handle on an endpoint running on its event loop (not `Send`: it
+/// stays on that thread). `J` is what a batch of events becomes for the callback.
+pub struct NodeEndpoint<J: ToNapiValue> {
+    state: Rc<State<J>>,
+}
+
+struct State<J: ToNapiValue> {
+    ep: RefCell<Endpoint>,
+    hooks: RefCell<Option<Hooks>>,
+    env: sys::napi_env,
+    callback: sys::napi_ref,
+    context: sys::napi_async_context,
+    to_js: fn(Vec<Event>) -> J,
+    stats: Arc<Stats>,
+    local_addr: SocketAddr,
+    /// Commands applied since the endpoint last settled.
+    dirty: Cell<bool>,
+    /// Closed, failed, or its environment is going away: no more work, calls fail.
+    stopped: Cell<bool>,
+    /// The callback reference and async context are released (environment teardown).
+    released: Cell<bool>,
+}
+
+impl<J: ToNapiValue> NodeEndpoint<J> {
+    /// Run `ep` on the event loop of `env`'s thread (the calling one), handing each batch of
+    /// events, as `to_js` makes it, to `callback`.
+    pub fn start(
+        env: &Env,
+        ep: Endpoint,
+        callback: &Function<'_>,
+        to_js: fn(Vec<Event>) -> J,
+    ) -> Result<Self, String> {
+        // SAFETY: `env` is the environment of this call and `callback` a value of it; the
+        // returned value is not `Send`, so every later use is on this thread.
+        unsafe { Self::start_raw(env.raw(), ep, callback.value().value, to_js) }
+    }
+
+    unsafe fn start_raw(
+        env: sys::napi_env,
+        ep: Endpoint,
+        callback: sys::napi_value,
+        to_js: fn(Vec<Event>) -> J,
+    ) -> Result<Self, String> {
+        let event_loop = uv::event_loop(env)?;
+        let fd = ep.socket_fd();
+        let mut callback_ref = ptr::null_mut();
+        napi_ok(
+            sys::napi_create_reference(env, callback, 1, &mut callback_ref),
+            "napi_create_reference",
+        )?;
+        let mut name = ptr::null_mut();
+        let label = "AfterSMTP.QuicEndpoint";
+        sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
+        let mut resource = ptr::null_mut();
+        sys::napi_create_object(env, &mut resource);
+        let mut context = ptr::null_mut();
+        napi_ok(
+            sys::napi_async_init(env, resource, name, &mut context),
+            "napi_async_init",
+        )?;
+        let state = Rc::new(State {
+            stats: ep.stats(),
+            local_addr: ep.local_addr(),
+            ep: RefCell::new(ep),
+            hooks: RefCell::new(None),
+            env,
+            callback: callback_ref,
+            context,
+            to_js,
+            dirty: Cell::new(false),
+            stopped: Cell::new(false),
+            released: Cell::new(false),
+        });
+        let data = Rc::as_ptr(&state) as *mut c_void;
+        match Hooks::start(
+            event_loop,
+            fd,
+            data,
+            on_readable::<J>,
+            on_timer::<J>,
+            on_prepare::<J>,
+        ) {
+            Ok(h) => *state.hooks.borrow_mut() = Some(h),
+            Err(e) => {
+                state.release();
+                return Err(e);
+            }
+        }
+        sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown::<J>), data);
+        Ok(NodeEndpoint { state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local_addr
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.state.stats
+    }
+
+    /// Apply commands made by `f`; `None` when the endpoint has stopped.
+    pub fn command<R>(&self, f: impl FnOnce(&mut Endpoint) -> R) -> Option<R> {
+        let s = &self.state;
+        if s.stopped.get() {
+            return None;
+        }
+        s.dirty.set(true);
+        Some(f(&mut s.ep.borrow_mut()))
+    }
+
+    /// Close every connection (pending requests and connections are reported to the callback
+    /// before this returns), then stop watching the socket. Idempotent.
+    pub fn close(&self) {
+        let s = &self.state;
+        if s.stopped.get() {
+            return;
+        }
+        s.run(|ep| {
+            ep.apply(Command::Shutdown);
+            ep.settle();
+        });
+        s.stop();
+    }
+}
+
+impl<J: ToNapiValue> Drop for NodeEndpoint<J> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn napi_ok(status: sys::napi_status, what: &str) -> Result<(), String> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+impl<J: ToNapiValue> State<J> {
+    /// Do `work` on the endpoint, hand its events to JavaScript, then send at once what
+    /// JavaScript did in that call (answers, new messages), and re-arm the timer.
+    fn run(&self, work: impl FnOnce(&mut Endpoint)) {
+        if self.stopped.get() {
+            return;
+        }
+        self.dirty.set(false);
+        self.work_and_deliver(work);
+        if self.dirty.get() && !self.stopped.get() {
+            self.dirty.set(false);
+            self.work_and_deliver(Endpoint::settle);
+        }
+        self.rearm();
+    }
+
+    fn work_and_deliver(&self, work: impl FnOnce(&mut Endpoint)) {
+        let done = catch_unwind(AssertUnwindSafe(|| {
+            let mut ep = self.ep.borrow_mut();
+            work(&mut ep);
+            ep.take_events()
+        }));
+        match done {
+            Ok(events) => self.deliver(events),
+            Err(_) => self.fail(),
+        }
+    }
+
+    /// A bug (a panic) in the endpoint: report every connection closed so that no request
+    /// waits forever, and stop; later calls report the endpoint as stopped.
+    fn fail(&self) {
+        let events = catch_unwind(AssertUnwindSafe(|| {
+            let mut ep = self.ep.borrow_mut();
+            ep.abandon();
+            ep.take_events()
+        }));
+        self.stop();
+        if let Ok(events) = events {
+            self.deliver(events);
+        }
+    }
+
+    fn rearm(&self) {
+        if self.stopped.get() {
+            return;
+        }
+        let timeout = self.ep.borrow().timeout();
+        if let Some(h) = self.hooks.borrow().as_ref() {
+            h.set_timer(timeout.map(|d| d.as_nanos().div_ceil(1_000_000) as u64));
+        }
+    }
+
+    /// Stop watching the socket and the timer; events can still be delivered.
+    fn stop(&self) {
+        self.stopped.set(true);
+        if let Some(mut h) = self.hooks.borrow_mut().take() {
+            h.close();
+        }
+    }
+
+    /// Hand `events` to the JavaScript callback (nothing when empty). An exception the callback
+    /// throws becomes an uncaught exception of the process, as from any event handler.
+    fn deliver(&self, events: Vec<Event>) {
+        if events.is_empty() || self.released.get() {
+            return;
+        }
+        let env = self.env;
+        // SAFETY: on the environment's thread (see `start`), inside a handle scope; the
+        // reference and the async context are live until `release`.
+        unsafe {
+            let mut scope = ptr::null_mut();
+            if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+                return;
+            }
+            if let Ok(batch) = J::to_napi_value(env, (self.to_js)(events)) {
+                let mut func = ptr::null_mut();
+                let mut recv = ptr::null_mut();
+                let mut result = ptr::null_mut();
+                sys::napi_get_reference_value(env, self.callback, &mut func);
+                // napi_make_callback wants an object as `this`: the global one.
+                sys::napi_get_global(env, &mut recv);
+                let status =
+                    sys::napi_make_callback(env, self.context, recv, func, 1, &batch, &mut result);
+                if status == sys::Status::napi_pending_exception {
+                    let mut exc = ptr::null_mut();
+                    sys::napi_get_and_clear_last_exception(env, &mut exc);
+                    sys::napi_fatal_exception(env, exc);
+                }
+            }
+            sys::napi_close_handle_scope(env, scope);
+        }
+    }
+
+    /// Release what N-API holds for this endpoint (once).
+    fn release(&self) {
+        if self.released.replace(true) {
+            return;
+        }
+        // SAFETY: on the environment's thread, with the environment still alive (called from
+        // `drop` or from its teardown hook, which runs first).
+        unsafe {
+            sys::napi_remove_env_cleanup_hook(
+                self.env,
+                Some(on_env_teardown::<J>),
+                self as *const State<J> as *mut c_void,
+            );
+            sys::napi_delete_reference(self.env, self.callback);
+            sys::napi_async_destroy(self.env, self.context);
+        }
+    }
+}
+
+impl<J: ToNapiValue> Drop for State<J> {
+    fn drop(&mut self) {
+        self.stop();
+        self.release();
+    }
+}
+
+/// The state behind a handle, kept alive for the length of a callback (the JavaScript object
+/// owning it may be collected meanwhile).
+///
+/// # Safety
+/// `h` is one of the hooks of a live `State` (hooks are closed before a `State` is dropped,
+/// and libuv runs no callback of a closed handle).
+unsafe fn state_of<J: ToNapiValue>(h: *mut Handle) -> Rc<State<J>> {
+    let p = uv::handle_data(h) as *const State<J>;
+    Rc::increment_strong_count(p);
+    Rc::from_raw(p)
+}
+
+unsafe extern "C" fn on_readable<J: ToNapiValue>(h: *mut Handle, _status: c_int, _events: c_int) {
+    state_of::<J>(h).run(Endpoint::turn);
+}
+
+unsafe extern "C" fn on_timer<J: ToNapiValue>(h: *mut Handle) {
+    state_of::<J>(h).run(Endpoint::turn);
+}
+
+unsafe extern "C" fn on_prepare<J: ToNapiValue>(h: *mut Handle) {
+    let s = state_of::<J>(h);
+    if s.dirty.get() {
+        s.run(Endpoint::settle);
+    }
+}
+
+/// The environment is going away (a worker thread ending, the process exiting): stop and
+/// release everything while N-API still works.
+unsafe extern "C" fn on_env_teardown<J: ToNapiValue>(data: *mut c_void) {
+    let s = &*(data as *const State<J>);
+    s.stop();
+    s.release();
+}
