@@ -28,6 +28,11 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// Events handed to JavaScript before the first flush of a turn (see `State::run`).
+const FIRST_BATCH: usize = 4;
+/// Flushes of one turn triggered by JavaScript's own commands (see `State::run`).
+const MAX_ROUNDS: usize = 8;
+
 /// The JavaScript side's handle on an endpoint running on its event loop (not `Send`: it
 /// stays on that thread). `J` is what a batch of events becomes for the callback.
 pub struct NodeEndpoint<J: ToNapiValue> {
@@ -170,28 +175,57 @@ fn napi_ok(status: sys::napi_status, what: &str) -> Result<(), String> {
 impl<J: ToNapiValue> State<J> {
     /// Do `work` on the endpoint, hand its events to JavaScript, then send at once what
     /// JavaScript did in that call (answers, new messages), and re-arm the timer.
+    /// Do `work` on the endpoint, hand its events to JavaScript, send at once what JavaScript
+    /// did meanwhile (answers, new messages), and re-arm the timer.
+    ///
+    /// The first [`FIRST_BATCH`] events go to JavaScript on their own and their answers leave
+    /// before the rest is handed over: the peer starts on them while this end handles the
+    /// rest, so both ends work at the same time instead of in turns.
     fn run(&self, work: impl FnOnce(&mut Endpoint)) {
         if self.stopped.get() {
             return;
         }
         self.dirty.set(false);
-        self.work_and_deliver(work);
-        if self.dirty.get() && !self.stopped.get() {
-            self.dirty.set(false);
-            self.work_and_deliver(Endpoint::settle);
+        let Some(mut events) = self.work(work) else {
+            return;
+        };
+        let mut rest = if events.len() > FIRST_BATCH {
+            events.split_off(FIRST_BATCH)
+        } else {
+            Vec::new()
+        };
+        let mut rounds = 0;
+        while !events.is_empty() && !self.stopped.get() {
+            self.deliver(events);
+            events = std::mem::take(&mut rest);
+            // What JavaScript did leaves now; a handler that keeps causing events (say, sends on
+            // a closed connection) gets them a few rounds at a time, the prepare hook settling
+            // the remainder on the next turn of the loop.
+            if self.dirty.get() && !self.stopped.get() && rounds < MAX_ROUNDS {
+                rounds += 1;
+                self.dirty.set(false);
+                let Some(more) = self.work(Endpoint::settle) else {
+                    return;
+                };
+                events.extend(more);
+            }
         }
         self.rearm();
     }
 
-    fn work_and_deliver(&self, work: impl FnOnce(&mut Endpoint)) {
+    /// Do `work` on the endpoint and take its events; `None` after a fault (see `fail`).
+    fn work(&self, work: impl FnOnce(&mut Endpoint)) -> Option<Vec<Event>> {
         let done = catch_unwind(AssertUnwindSafe(|| {
             let mut ep = self.ep.borrow_mut();
             work(&mut ep);
             ep.take_events()
         }));
         match done {
-            Ok(events) => self.deliver(events),
-            Err(_) => self.fail(),
+            Ok(events) => Some(events),
+            Err(_) => {
+                self.fail();
+                None
+            }
         }
     }
 
