@@ -94,6 +94,8 @@ interface Outbound {
   readonly verify: QuicPeer['verify'];
   settle?: (err?: QuicError) => void;
   open: boolean;
+  /** The handshake completed and `verify` accepted the peer. */
+  verified: boolean;
   /** Why the connection closed (once it has). */
   closed?: QuicError;
 }
@@ -101,6 +103,8 @@ interface Outbound {
 interface Inbound {
   info?: QuicPeerInfo;
   verdict?: Promise<boolean>;
+  /** The verdict, once known. */
+  verified?: boolean;
 }
 
 function peerInfo(ev: QuicEvent): QuicPeerInfo {
@@ -183,20 +187,31 @@ export class QuicTransport {
     return this.#send(peer, data, fin);
   }
 
-  async #send(peer: QuicPeer, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
-    if (this.#closed) throw new QuicError(QUIC_CODES.shutdown, 'the transport is closed');
+  #send(peer: QuicPeer, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
+    if (this.#closed) {
+      return Promise.reject(new QuicError(QUIC_CODES.shutdown, 'the transport is closed'));
+    }
     let out: Outbound;
     try {
       out = this.#connection(peer);
     } catch (err) {
-      // ERR_QUIC_CLOSED (the endpoint thread stopped) or ERR_QUIC_PARAM (bad host or port).
+      // ERR_QUIC_CLOSED (the endpoint stopped) or ERR_QUIC_PARAM (bad host or port).
       const e = err as { code?: string; message: string };
-      if (e.code === 'ERR_QUIC_CLOSED') throw new QuicError(QUIC_CODES.closed, e.message);
-      throw err;
+      if (e.code === 'ERR_QUIC_CLOSED') {
+        return Promise.reject(new QuicError(QUIC_CODES.closed, e.message));
+      }
+      return Promise.reject(err as Error);
     }
-    await out.ready;
-    if (this.#closed) throw new QuicError(QUIC_CODES.shutdown, 'the transport is closed');
-    if (out.closed !== undefined) throw out.closed;
+    // A verified connection sends at once; a new one first waits for its handshake and check.
+    if (out.verified) return this.#sendOn(out, data, rawFin);
+    return out.ready.then(() => this.#sendOn(out, data, rawFin));
+  }
+
+  #sendOn(out: Outbound, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
+    if (this.#closed) {
+      return Promise.reject(new QuicError(QUIC_CODES.shutdown, 'the transport is closed'));
+    }
+    if (out.closed !== undefined) return Promise.reject(out.closed);
     return new Promise<Buffer>((resolve, reject) => {
       const bytes = Buffer.isBuffer(data)
         ? data
@@ -208,7 +223,7 @@ export class QuicTransport {
             ? this.#native.send(out.conn, bytes)
             : this.#native.sendRaw(out.conn, bytes, rawFin);
       } catch (err) {
-        // Only when the endpoint thread has stopped (ERR_QUIC_CLOSED).
+        // Only when the endpoint has stopped (ERR_QUIC_CLOSED).
         reject(new QuicError(QUIC_CODES.closed, (err as Error).message));
         return;
       }
@@ -251,7 +266,15 @@ export class QuicTransport {
       });
       // A connection nobody awaits any more must not turn into an unhandled rejection.
       ready.catch(() => undefined);
-      const out: Outbound = { conn, key, ready, verify: peer.verify, settle, open: true };
+      const out: Outbound = {
+        conn,
+        key,
+        ready,
+        verify: peer.verify,
+        settle,
+        open: true,
+        verified: false,
+      };
       list.push(out);
       this.#outbound.set(conn, out);
       return out;
@@ -315,6 +338,7 @@ export class QuicTransport {
         (ok) => {
           if (!out.open) return;
           if (ok) {
+            out.verified = true;
             out.settle?.();
             out.settle = undefined;
           } else {
@@ -335,12 +359,14 @@ export class QuicTransport {
         () => false,
       )
       .then((ok) => {
+        inbound.verified = ok;
         if (!ok && !this.#closed) {
           this.#native.closeConnection(ev.conn, QUIC_CODES.peerRejected, 'peer rejected');
         }
         return ok;
       });
-    this.#inbound.set(ev.conn, { info, verdict });
+    const inbound: Inbound = { info, verdict };
+    this.#inbound.set(ev.conn, inbound);
   }
 
   #onMessage(ev: QuicEvent): void {
@@ -352,28 +378,47 @@ export class QuicTransport {
       this.#native.refuse(conn, stream, QUIC_CODES.internal, 'connection not verified');
       return;
     }
-    const info = inbound.info;
-    void inbound.verdict.then(async (ok) => {
-      if (!ok || this.#closed) return;
-      let receipt: Buffer | undefined;
-      try {
-        receipt = await (this.#opts.onMessage as NonNullable<QuicTransportOptions['onMessage']>)({
-          data,
-          peer: info,
-        });
-      } catch (err) {
-        if (this.#closed) return;
-        if (err instanceof QuicRefusal) {
-          this.#native.refuse(conn, stream, err.wireCode, err.message);
-        } else {
-          const txid = randomUUID();
-          this.#opts.onError?.(err, txid);
-          this.#native.refuse(conn, stream, QUIC_CODES.internal, `temporary failure, tx ${txid}`);
-        }
-        return;
-      }
-      if (!this.#closed) this.#native.reply(conn, stream, receipt);
-    });
+    const msg: InboundMessage = { data, peer: inbound.info };
+    // A verified peer's message is handled at once; until the verdict is known it waits.
+    if (inbound.verified === true) this.#handle(conn, stream, msg);
+    else if (inbound.verified === undefined) {
+      void inbound.verdict.then((ok) => {
+        if (ok) this.#handle(conn, stream, msg);
+      });
+    }
+  }
+
+  /** Run the application's handler and answer with its receipt or refusal. */
+  #handle(conn: number, stream: number, msg: InboundMessage): void {
+    if (this.#closed) return;
+    let result: ReturnType<NonNullable<QuicTransportOptions['onMessage']>>;
+    try {
+      result = (this.#opts.onMessage as NonNullable<QuicTransportOptions['onMessage']>)(msg);
+    } catch (err) {
+      this.#answerFailure(conn, stream, err);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (receipt) => {
+          if (!this.#closed) this.#native.reply(conn, stream, receipt);
+        },
+        (err: unknown) => this.#answerFailure(conn, stream, err),
+      );
+    } else {
+      this.#native.reply(conn, stream, result);
+    }
+  }
+
+  #answerFailure(conn: number, stream: number, err: unknown): void {
+    if (this.#closed) return;
+    if (err instanceof QuicRefusal) {
+      this.#native.refuse(conn, stream, err.wireCode, err.message);
+    } else {
+      const txid = randomUUID();
+      this.#opts.onError?.(err, txid);
+      this.#native.refuse(conn, stream, QUIC_CODES.internal, `temporary failure, tx ${txid}`);
+    }
   }
 
   #onClosed(ev: QuicEvent): void {

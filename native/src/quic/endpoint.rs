@@ -848,12 +848,13 @@ impl Endpoint {
     }
 
     fn process_streams(&mut self) {
-        let ids: Vec<u32> = self.conns.keys().copied().collect();
-        for id in ids {
-            let mut c = self.conns.remove(&id).expect("listed");
-            self.process_conn(&mut c);
-            self.conns.insert(id, c);
+        // The map is taken out (process_conn needs the endpoint too) rather than each entry
+        // moved out and back: a connection is several kilobytes.
+        let mut conns = std::mem::take(&mut self.conns);
+        for c in conns.values_mut() {
+            self.process_conn(c);
         }
+        self.conns = conns;
     }
 
     fn process_conn(&mut self, c: &mut Conn) {
