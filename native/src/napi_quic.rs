@@ -2,14 +2,14 @@
 //! endpoint runs on Node's event loop ([`crate::node_loop`]).
 //!
 //! Events (handshakes with the peer's certificate, inbound messages, answers to outbound
-//! messages, closed connections) reach JavaScript in batches through one callback, in the
-//! order the endpoint produced them. Message bodies are handed over without a copy: the `Vec`
+//! messages, closed connections) reach JavaScript in flat batches ([`QuicEventBatch`])
+//! through one callback, in the order the endpoint produced them. Message bodies are handed over without a copy: the `Vec`
 //! the frame was received into becomes an external Buffer. Thrown errors carry a `code`:
 //! `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
 //! `ERR_QUIC_CLOSED` (the endpoint was closed, or stopped by a fault).
 use crate::node_loop::NodeEndpoint;
 use crate::quic::{self, frame, Command, Endpoint, Event, Limits, Outcome};
-use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Float64Array, Function};
 use napi::Env;
 use napi_derive::napi;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -58,100 +58,104 @@ pub struct QuicEndpointOptions {
     pub stream_timeout_ms: Option<u32>,
 }
 
-/// One event from the socket thread. `kind` says which fields are set:
-/// - `connected`: `conn`, `inbound`, `remoteAddress`, `remotePort`, `peerCertificate` (DER);
-/// - `message`: `conn`, `stream`, `data` (answer with `reply` or `refuse`);
-/// - `response`: `conn`, `request`, and `data` (the ACK's receipt) or `code` + `reason`;
-/// - `closed`: `conn`, `inbound`, `code`, `reason`.
+/// Event kinds in [`QuicEventBatch::records`].
+const KIND_CONNECTED: f64 = 0.0;
+const KIND_MESSAGE: f64 = 1.0;
+const KIND_RESPONSE: f64 = 2.0;
+const KIND_CLOSED: f64 = 3.0;
+/// Numbers per event in [`QuicEventBatch::records`].
+const RECORD: usize = 5;
+
+/// A batch of events from the endpoint, in order, flat: one object per batch rather than one
+/// per event (creating objects property by property through N-API costs more than the rest of
+/// a small message's trip). Event `i` is `records[5i .. 5i+5]` = `kind, conn, id, code,
+/// inbound`, with `payloads[i]` and `texts[i]`:
+/// - kind 0, connected: `id` the remote port, `inbound` 1 or 0, payload the peer's certificate
+///   (DER), text the remote address;
+/// - kind 1, message: `id` the stream (answer with `reply` or `refuse`), payload the message;
+/// - kind 2, response: `id` the request; `code` -1 and payload the ACK's receipt (null when
+///   empty), or `code` the error code and text the reason;
+/// - kind 3, closed: `code`, `inbound` 1 or 0, text the reason.
 #[napi(object, object_from_js = false)]
-pub struct QuicEvent {
-    #[napi(ts_type = "'connected' | 'message' | 'response' | 'closed'")]
-    pub kind: &'static str,
-    pub conn: u32,
-    pub stream: Option<f64>,
-    pub request: Option<u32>,
-    pub data: Option<Buffer>,
-    pub code: Option<u32>,
-    pub reason: Option<String>,
-    pub inbound: Option<bool>,
-    pub remote_address: Option<String>,
-    pub remote_port: Option<u32>,
-    pub peer_certificate: Option<Buffer>,
+pub struct QuicEventBatch {
+    pub records: Float64Array,
+    pub payloads: Vec<Option<Buffer>>,
+    pub texts: Vec<Option<String>>,
 }
 
-impl QuicEvent {
-    fn new(kind: &'static str, conn: u32) -> Self {
-        QuicEvent {
-            kind,
-            conn,
-            stream: None,
-            request: None,
-            data: None,
-            code: None,
-            reason: None,
-            inbound: None,
-            remote_address: None,
-            remote_port: None,
-            peer_certificate: None,
-        }
+/// The batch as JavaScript receives it. Message bodies are not copied: each `Vec` becomes an
+/// external Buffer.
+fn events_to_js(events: Vec<Event>) -> QuicEventBatch {
+    let mut records = Vec::with_capacity(events.len() * RECORD);
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut texts = Vec::with_capacity(events.len());
+    for e in events {
+        let (record, payload, text) = match e {
+            Event::Connected {
+                conn,
+                inbound,
+                peer,
+                peer_cert,
+            } => (
+                [
+                    KIND_CONNECTED,
+                    conn.into(),
+                    peer.port().into(),
+                    -1.0,
+                    flag(inbound),
+                ],
+                Some(Buffer::from(peer_cert)),
+                Some(peer.ip().to_string()),
+            ),
+            Event::Message { conn, stream, data } => (
+                [KIND_MESSAGE, conn.into(), stream as f64, -1.0, 0.0],
+                Some(Buffer::from(data)),
+                None,
+            ),
+            Event::Response {
+                conn,
+                request,
+                outcome,
+            } => match outcome {
+                Outcome::Ack(receipt) => (
+                    [KIND_RESPONSE, conn.into(), request.into(), -1.0, 0.0],
+                    (!receipt.is_empty()).then(|| Buffer::from(receipt)),
+                    None,
+                ),
+                Outcome::Error { code, reason } => (
+                    [KIND_RESPONSE, conn.into(), request.into(), code.into(), 0.0],
+                    None,
+                    Some(reason),
+                ),
+            },
+            Event::Closed {
+                conn,
+                inbound,
+                code,
+                reason,
+            } => (
+                [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
+                None,
+                Some(reason),
+            ),
+        };
+        records.extend_from_slice(&record);
+        payloads.push(payload);
+        texts.push(text);
+    }
+    QuicEventBatch {
+        records: Float64Array::new(records),
+        payloads,
+        texts,
     }
 }
 
-fn to_js(e: Event) -> QuicEvent {
-    match e {
-        Event::Connected {
-            conn,
-            inbound,
-            peer,
-            peer_cert,
-        } => QuicEvent {
-            inbound: Some(inbound),
-            remote_address: Some(peer.ip().to_string()),
-            remote_port: Some(u32::from(peer.port())),
-            peer_certificate: Some(Buffer::from(peer_cert)),
-            ..QuicEvent::new("connected", conn)
-        },
-        Event::Message { conn, stream, data } => QuicEvent {
-            stream: Some(stream as f64),
-            // Zero copy: the Vec becomes an external Buffer, freed by V8's finalizer.
-            data: Some(Buffer::from(data)),
-            ..QuicEvent::new("message", conn)
-        },
-        Event::Response {
-            conn,
-            request,
-            outcome,
-        } => {
-            let mut ev = QuicEvent {
-                request: Some(request),
-                ..QuicEvent::new("response", conn)
-            };
-            match outcome {
-                Outcome::Ack(receipt) => ev.data = Some(Buffer::from(receipt)),
-                Outcome::Error { code, reason } => {
-                    ev.code = Some(u32::from(code));
-                    ev.reason = Some(reason);
-                }
-            }
-            ev
-        }
-        Event::Closed {
-            conn,
-            inbound,
-            code,
-            reason,
-        } => QuicEvent {
-            inbound: Some(inbound),
-            code: Some(u32::from(code)),
-            reason: Some(reason),
-            ..QuicEvent::new("closed", conn)
-        },
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
     }
-}
-
-/// A batch of events as the callback receives it: an array of `QuicEvent` objects.
-fn events_to_js(events: Vec<Event>) -> Vec<QuicEvent> {
-    events.into_iter().map(to_js).collect()
 }
 
 /// Counters of one endpoint (monotonic unless marked as a gauge).
@@ -198,7 +202,7 @@ pub struct QuicStats {
 /// A QUIC endpoint (server and client on one UDP socket) run by this thread's event loop.
 #[napi]
 pub struct QuicEndpoint {
-    inner: Option<NodeEndpoint<Vec<QuicEvent>>>,
+    inner: Option<NodeEndpoint<QuicEventBatch>>,
 }
 
 fn opt_usize(v: Option<u32>, d: usize) -> usize {
@@ -272,7 +276,7 @@ impl QuicEndpoint {
     pub fn open(
         env: Env,
         options: QuicEndpointOptions,
-        #[napi(ts_arg_type = "(events: QuicEvent[]) => void")] on_events: Function<'_>,
+        #[napi(ts_arg_type = "(batch: QuicEventBatch) => void")] on_events: Function<'_>,
     ) -> Result<Self, JsError> {
         let limits = limits(&options)?;
         let bind = resolve(

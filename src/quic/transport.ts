@@ -1,7 +1,7 @@
 /**
  * The AMP QUIC transport, driven from TypeScript: one native endpoint (server and client on one
- * UDP socket, its own thread), the peer-certificate check, the inbound-message hand-off and a
- * client connection pool.
+ * UDP socket, run by this thread's event loop), the peer-certificate check, the inbound-message
+ * hand-off and a client connection pool.
  *
  * Guarantees:
  * - Inbound: no message of a connection reaches `onMessage` before `verifyInboundPeer` accepted
@@ -15,7 +15,7 @@
  * - Connections are pooled per peer (`host:port`), up to `connectionsPerPeer` each, and reused.
  */
 import { randomUUID } from 'node:crypto';
-import { QuicEndpoint, type QuicEvent, type QuicStats } from '../native/index.js';
+import { QuicEndpoint, type QuicEventBatch, type QuicStats } from '../native/index.js';
 import { certificateSpki } from '../tls/certificate.js';
 import { QUIC_CODES, QuicError, QuicRefusal } from './errors.js';
 
@@ -107,21 +107,22 @@ interface Inbound {
   verified?: boolean;
 }
 
-function peerInfo(ev: QuicEvent): QuicPeerInfo {
-  const certificate = ev.peerCertificate ?? Buffer.alloc(0);
-  let spki: Buffer = Buffer.alloc(0);
+/** Event kinds and record width of a QuicEventBatch (native/src/napi_quic.rs). */
+const CONNECTED = 0;
+const MESSAGE = 1;
+const RESPONSE = 2;
+const CLOSED = 3;
+const RECORD = 5;
+const EMPTY = Buffer.alloc(0);
+
+function peerInfo(conn: number, address: string, port: number, certificate: Buffer): QuicPeerInfo {
+  let spki: Buffer = EMPTY;
   try {
     spki = certificateSpki(certificate);
   } catch {
     // An unparsable certificate has no SPKI: no DID record can match it.
   }
-  return {
-    conn: ev.conn,
-    address: ev.remoteAddress ?? '',
-    port: ev.remotePort ?? 0,
-    certificate,
-    spki,
-  };
+  return { conn, address, port, certificate, spki };
 }
 
 export class QuicTransport {
@@ -293,41 +294,52 @@ export class QuicTransport {
     if (list.length === 0) this.#pool.delete(out.key);
   }
 
-  #onEvents(events: QuicEvent[]): void {
+  #onEvents(batch: QuicEventBatch): void {
     if (this.#closed) return;
-    for (const ev of events) {
-      switch (ev.kind) {
-        case 'response':
-          this.#onResponse(ev);
+    const { records, payloads, texts } = batch;
+    for (let i = 0; i < payloads.length; i++) {
+      const r = i * RECORD;
+      const kind = records[r];
+      const conn = records[r + 1] as number;
+      const id = records[r + 2] as number;
+      const code = records[r + 3] as number;
+      const inbound = records[r + 4] === 1;
+      const payload = payloads[i] ?? EMPTY;
+      const text = texts[i] ?? '';
+      switch (kind) {
+        case MESSAGE:
+          this.#onMessage(conn, id, payload);
           break;
-        case 'message':
-          this.#onMessage(ev);
+        case RESPONSE:
+          this.#onResponse(id, code, payload, text);
           break;
-        case 'connected':
-          if (ev.inbound === true) this.#onInboundConnected(ev);
-          else this.#onOutboundConnected(ev);
+        case CONNECTED: {
+          const info = peerInfo(conn, text, id, payload);
+          if (inbound) this.#onInboundConnected(info);
+          else this.#onOutboundConnected(info);
           break;
-        case 'closed':
-          this.#onClosed(ev);
+        }
+        case CLOSED:
+          this.#onClosed(conn, inbound, code, text);
           break;
       }
     }
   }
 
-  #onResponse(ev: QuicEvent): void {
-    const p = this.#pending.get(ev.request as number);
+  /** `code` -1: the peer's ACK with `receipt`; else its error code and `reason`. */
+  #onResponse(request: number, code: number, receipt: Buffer, reason: string): void {
+    const p = this.#pending.get(request);
     if (p === undefined) return;
-    this.#pending.delete(ev.request as number);
-    if (ev.code === undefined) p.resolve(ev.data ?? Buffer.alloc(0));
-    else p.reject(new QuicError(ev.code, ev.reason ?? ''));
+    this.#pending.delete(request);
+    if (code < 0) p.resolve(receipt);
+    else p.reject(new QuicError(code, reason));
   }
 
-  #onOutboundConnected(ev: QuicEvent): void {
-    const out = this.#outbound.get(ev.conn);
+  #onOutboundConnected(info: QuicPeerInfo): void {
+    const out = this.#outbound.get(info.conn);
     if (out === undefined) return;
-    const info = peerInfo(ev);
     const reject = (reason: string) => {
-      this.#native.closeConnection(ev.conn, QUIC_CODES.peerRejected, 'peer rejected');
+      this.#native.closeConnection(info.conn, QUIC_CODES.peerRejected, 'peer rejected');
       this.#drop(out);
       out.settle?.(new QuicError(QUIC_CODES.peerRejected, reason));
       out.settle = undefined;
@@ -349,8 +361,7 @@ export class QuicTransport {
       );
   }
 
-  #onInboundConnected(ev: QuicEvent): void {
-    const info = peerInfo(ev);
+  #onInboundConnected(info: QuicPeerInfo): void {
     const check = this.#opts.verifyInboundPeer;
     const verdict = Promise.resolve()
       .then(() => (check === undefined ? false : check(info)))
@@ -361,18 +372,15 @@ export class QuicTransport {
       .then((ok) => {
         inbound.verified = ok;
         if (!ok && !this.#closed) {
-          this.#native.closeConnection(ev.conn, QUIC_CODES.peerRejected, 'peer rejected');
+          this.#native.closeConnection(info.conn, QUIC_CODES.peerRejected, 'peer rejected');
         }
         return ok;
       });
     const inbound: Inbound = { info, verdict };
-    this.#inbound.set(ev.conn, inbound);
+    this.#inbound.set(info.conn, inbound);
   }
 
-  #onMessage(ev: QuicEvent): void {
-    const conn = ev.conn;
-    const stream = ev.stream as number;
-    const data = ev.data ?? Buffer.alloc(0);
+  #onMessage(conn: number, stream: number, data: Buffer): void {
     const inbound = this.#inbound.get(conn);
     if (inbound?.verdict === undefined || inbound.info === undefined) {
       this.#native.refuse(conn, stream, QUIC_CODES.internal, 'connection not verified');
@@ -421,15 +429,15 @@ export class QuicTransport {
     }
   }
 
-  #onClosed(ev: QuicEvent): void {
-    if (ev.inbound === true) {
-      this.#inbound.delete(ev.conn);
+  #onClosed(conn: number, inbound: boolean, code: number, reason: string): void {
+    if (inbound) {
+      this.#inbound.delete(conn);
       return;
     }
-    const out = this.#outbound.get(ev.conn);
+    const out = this.#outbound.get(conn);
     if (out === undefined) return;
     this.#drop(out);
-    out.closed = new QuicError(ev.code ?? QUIC_CODES.closed, ev.reason ?? 'connection closed');
+    out.closed = new QuicError(code, reason || 'connection closed');
     out.settle?.(out.closed);
     out.settle = undefined;
   }
