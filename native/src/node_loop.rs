@@ -159,8 +159,19 @@ impl<J: ToNapiValue> NodeEndpoint<J> {
 }
 
 impl<J: ToNapiValue> Drop for NodeEndpoint<J> {
+    /// Collected without `close()`: the connections are closed (CONNECTION_CLOSE is sent) but
+    /// nothing is reported, since JavaScript must not run from a finalizer.
     fn drop(&mut self) {
-        self.close();
+        let s = &self.state;
+        if s.stopped.get() {
+            return;
+        }
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let mut ep = s.ep.borrow_mut();
+            ep.apply(Command::Shutdown);
+            ep.settle();
+        }));
+        s.stop();
     }
 }
 
@@ -173,8 +184,6 @@ fn napi_ok(status: sys::napi_status, what: &str) -> Result<(), String> {
 }
 
 impl<J: ToNapiValue> State<J> {
-    /// Do `work` on the endpoint, hand its events to JavaScript, then send at once what
-    /// JavaScript did in that call (answers, new messages), and re-arm the timer.
     /// Do `work` on the endpoint, hand its events to JavaScript, send at once what JavaScript
     /// did meanwhile (answers, new messages), and re-arm the timer.
     ///
