@@ -216,6 +216,9 @@ impl Endpoint {
                 requests: AtomicU32::new(1),
             }),
             conns: HashMap::new(),
+            touched: HashSet::new(),
+            starved: false,
+            gone: 0,
             by_cid: HashMap::new(),
             per_address: HashMap::new(),
             recently_closed: VecDeque::new(),
@@ -286,10 +289,12 @@ impl Endpoint {
         for c in self.conns.values_mut() {
             if c.q.timeout_instant().is_some_and(|t| t <= now) {
                 c.q.on_timeout();
+                self.touched.insert(c.id);
             }
         }
         if now >= self.next_sweep {
             self.sweep(now);
+            self.touch_all();
             self.next_sweep = now + SWEEP;
         }
         self.settle();
@@ -297,21 +302,26 @@ impl Endpoint {
 
     /// Read and write stream data, send every pending packet, report closed connections.
     pub fn settle(&mut self) {
-        self.process_streams();
+        let touched: Vec<u32> = self.touched.drain().collect();
+        self.process_streams(&touched);
         // Counters first: a peer may read them as soon as it sees these packets.
         self.publish();
-        self.flush();
+        self.flush(&touched);
         // On shutdown the CONNECTION_CLOSE packets have just been sent: do not wait for the
         // draining period (RFC 9000 §10.2.2), report every connection closed now.
-        self.reap(self.shutting_down);
+        self.reap(&touched, self.shutting_down);
         self.publish();
+    }
+
+    fn touch_all(&mut self) {
+        self.touched.extend(self.conns.keys().copied());
     }
 
     /// After a bug (a panic) in the endpoint: report every connection closed, so that no
     /// request waits forever, and forget them.
     pub fn abandon(&mut self) {
         self.shutting_down = true;
-        self.reap(true);
+        self.reap(&[], true);
     }
 }
 
@@ -458,6 +468,14 @@ pub struct Endpoint {
     stats: Arc<Stats>,
     ids: Arc<Ids>,
     conns: HashMap<u32, Conn>,
+    /// Connections with something to do at the next settle (a packet, a command, a timer):
+    /// settling looks at these only, so idle connections cost nothing per turn.
+    touched: HashSet<u32>,
+    /// A connection left stream data unread because the application queue was full: the
+    /// next answer that frees a slot must look at every connection again.
+    starved: bool,
+    /// Connections reported closed but still draining (not counted as open).
+    gone: usize,
     by_cid: HashMap<Vec<u8>, u32>,
     per_address: HashMap<IpAddr, usize>,
     recently_closed: VecDeque<(u32, (u16, String))>,
@@ -487,11 +505,7 @@ fn random_cid() -> Vec<u8> {
 impl Endpoint {
     fn publish(&self) {
         let s = &self.stats;
-        let open = self
-            .conns
-            .values()
-            .filter(|c| !c.refusing && !c.gone)
-            .count();
+        let open = self.conns.len() - self.refusing - self.gone;
         s.connections_open.store(open as u64, Ordering::Relaxed);
         s.buffered_bytes
             .store(self.buffered as u64, Ordering::Relaxed);
@@ -516,6 +530,7 @@ impl Endpoint {
                 raw,
             } => match self.conns.get_mut(&conn) {
                 Some(c) if !c.gone && !c.q.is_closed() && c.closing_code.is_none() => {
+                    self.touched.insert(conn);
                     let deadline = Instant::now() + self.limits.stream_timeout;
                     c.waiting.push(Waiting {
                         request,
@@ -552,6 +567,7 @@ impl Endpoint {
             Command::CloseConnection { conn, code, reason } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     close(c, code, &reason);
+                    self.touched.insert(conn);
                 }
             }
             Command::Shutdown => {
@@ -559,6 +575,7 @@ impl Endpoint {
                 for c in self.conns.values_mut() {
                     close(c, code::SHUTDOWN, "endpoint shutting down");
                 }
+                self.touch_all();
             }
         }
     }
@@ -597,6 +614,7 @@ impl Endpoint {
         bump(&self.stats.connections_outbound);
         self.by_cid.insert(scid.clone(), id);
         self.conns.insert(id, new_conn(id, q, false, addr, scid));
+        self.touched.insert(id);
     }
 
     fn reply(&mut self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
@@ -626,6 +644,8 @@ impl Endpoint {
         };
         c.ins.insert(stream, InStream::Answering(out));
         c.writes.insert(stream);
+        self.touched.insert(conn);
+        self.release_starved();
     }
 
     fn read_socket(&mut self) {
@@ -684,6 +704,7 @@ impl Endpoint {
         if c.q.recv(pkt, quiche::RecvInfo { from, to: local }).is_err() {
             bump(&self.stats.packets_dropped);
         }
+        self.touched.insert(id);
     }
 
     /// A packet for no known connection: maybe a new inbound connection. Returns its id.
@@ -847,14 +868,25 @@ impl Endpoint {
         }
     }
 
-    fn process_streams(&mut self) {
+    fn process_streams(&mut self, ids: &[u32]) {
         // The map is taken out (process_conn needs the endpoint too) rather than each entry
         // moved out and back: a connection is several kilobytes.
         let mut conns = std::mem::take(&mut self.conns);
-        for c in conns.values_mut() {
-            self.process_conn(c);
+        for id in ids {
+            if let Some(c) = conns.get_mut(id) {
+                self.process_conn(c);
+            }
         }
         self.conns = conns;
+    }
+
+    /// An answer or a closed connection freed a slot of the application queue: connections
+    /// left unread while it was full are looked at again.
+    fn release_starved(&mut self) {
+        if self.starved && self.queued < self.limits.queue_depth {
+            self.starved = false;
+            self.touch_all();
+        }
     }
 
     fn process_conn(&mut self, c: &mut Conn) {
@@ -998,6 +1030,7 @@ impl Endpoint {
         };
         if behind {
             // Backpressure: leave the bytes in quiche, extend no credit.
+            self.starved = true;
             return;
         }
         let result: Result<bool, (u16, String)> = loop {
@@ -1176,11 +1209,14 @@ impl Endpoint {
         });
     }
 
-    /// Send every connection's pending packets: with GSO, up to [`udp::MAX_SEGMENTS`] packets
-    /// of one connection per system call.
-    fn flush(&mut self) {
+    /// Send the pending packets of connections `ids`: with GSO, up to [`udp::MAX_SEGMENTS`]
+    /// packets of one connection per system call.
+    fn flush(&mut self, ids: &[u32]) {
         let batch = if self.gso { GSO_BATCH } else { 1 };
-        for c in self.conns.values_mut() {
+        for id in ids {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
             let mut done = false;
             while !done {
                 let mut off = 0;
@@ -1251,8 +1287,18 @@ impl Endpoint {
     /// Report connections that are closing (closed, draining, or closed by either side) to
     /// the application at once, failing their pending requests; forget them once quiche is
     /// done with them (after the draining period, RFC 9000 §10.2), or now when `all`.
-    fn reap(&mut self, all: bool) {
-        for c in self.conns.values_mut() {
+    /// `ids`: the connections to look at (every one when `all`).
+    fn reap(&mut self, ids: &[u32], all: bool) {
+        let ids: Vec<u32> = if all {
+            self.conns.keys().copied().collect()
+        } else {
+            ids.to_vec()
+        };
+        let mut freed = false;
+        for id in &ids {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
             let ending = all
                 || c.q.is_closed()
                 || c.q.is_draining()
@@ -1262,6 +1308,8 @@ impl Endpoint {
                 continue;
             }
             c.gone = true;
+            self.gone += 1;
+            freed |= c.delivered > 0;
             self.buffered -= c.reserved;
             self.queued -= c.delivered;
             c.reserved = 0;
@@ -1292,14 +1340,20 @@ impl Endpoint {
                 reason,
             });
         }
-        let done: Vec<u32> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| all || c.q.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            let c = self.conns.remove(&id).expect("listed");
+        if freed {
+            self.release_starved();
+        }
+        for id in ids {
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            if !(all || c.q.is_closed()) {
+                continue;
+            }
+            let c = self.conns.remove(&id).expect("present");
+            if c.gone && !c.refusing {
+                self.gone -= 1;
+            }
             if !c.refusing {
                 if self.recently_closed.len() >= RECENTLY_CLOSED {
                     self.recently_closed.pop_front();
