@@ -19,66 +19,30 @@ import { AmqpQueue } from '../src/queue/amqp.js';
 import { LmdbQueue } from '../src/queue/lmdb.js';
 import { NatsQueue } from '../src/queue/nats.js';
 import type { DeliveryQueue } from '../src/queue/types.js';
+import { measureBackends, type Backend } from './lib/backends.js';
 import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './lib/measure.js';
 
 const CONCURRENCY = [1, 16, 256];
 const BODY = randomBytes(4096);
 
-interface Cell {
-  backend: string;
-  fsync: string;
-  producers: number;
-  opsPerSecond: number;
-  p50ms: number;
-  p99ms: number;
-  entries: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
-}
-
-async function measureCell(queue: DeliveryQueue, producers: number, seconds: number) {
-  const latencies: number[] = [];
+/** One entry (one recipient, 4 KiB) begun, filled and committed. */
+function enqueue(queue: DeliveryQueue): () => Promise<unknown> {
   let n = 0;
-  const run = async (until: number, record: boolean): Promise<void> => {
-    while (performance.now() < until) {
-      const t0 = performance.now();
-      const tx = queue.begin({
-        messageId: `bench-${n++}`,
-        sender: 'a@b.example',
-        senderKind: 'legacy',
-      });
-      tx.addRecipient({ address: 'r@rcpt.example', destination: 'smtp:rcpt.example' });
-      tx.body(BODY);
-      await tx.commit();
-      if (record) latencies.push(performance.now() - t0);
-    }
+  return () => {
+    const tx = queue.begin({
+      messageId: `bench-${n++}`,
+      sender: 'a@b.example',
+      senderKind: 'legacy',
+    });
+    tx.addRecipient({ address: 'r@rcpt.example', destination: 'smtp:rcpt.example' });
+    tx.body(BODY);
+    return tx.commit();
   };
-  const warm = performance.now() + 200;
-  await Promise.all(Array.from({ length: producers }, () => run(warm, false)));
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: producers }, () => run(end, true)));
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    opsPerSecond: latencies.length / elapsed,
-    p50ms: percentile(latencies, 0.5),
-    p99ms: percentile(latencies, 0.99),
-    entries: latencies.length,
-  };
-}
-
-interface Backend {
-  name: string;
-  fsync: string;
-  open(): Promise<{ queue: DeliveryQueue; close(): Promise<void> } | string>;
 }
 
 const bounce = { reportingMta: 'bench.test' };
 
-function lmdbBackend(groupCommit: boolean): Backend {
+function lmdbBackend(groupCommit: boolean): Backend<DeliveryQueue> {
   return {
     name: groupCommit ? 'lmdb group commit' : 'lmdb one entry per sync',
     fsync: groupCommit ? 'fsync per group commit' : 'fsync per entry',
@@ -86,7 +50,7 @@ function lmdbBackend(groupCommit: boolean): Backend {
       const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-bench-queue-'));
       const queue = new LmdbQueue({ path: dir, groupCommit, bounce });
       return {
-        queue,
+        handle: queue,
         async close() {
           await queue.close();
           rmSync(dir, { recursive: true, force: true });
@@ -96,7 +60,7 @@ function lmdbBackend(groupCommit: boolean): Backend {
   };
 }
 
-const BACKENDS: Backend[] = [
+const BACKENDS: Backend<DeliveryQueue>[] = [
   lmdbBackend(true),
   lmdbBackend(false),
   {
@@ -111,7 +75,7 @@ const BACKENDS: Backend[] = [
           bounce,
           connectTimeoutMs: 2000,
         });
-        return { queue, close: async () => (await queue.destroy(), await queue.close()) };
+        return { handle: queue, close: async () => (await queue.destroy(), await queue.close()) };
       } catch (err) {
         return `skipped: ${(err as Error).message}`;
       }
@@ -124,7 +88,7 @@ const BACKENDS: Backend[] = [
       const url = process.env.AFTERSMTP_AMQP_URL ?? 'amqp://127.0.0.1:5672';
       try {
         const queue = await AmqpQueue.open({ url, name: `bench-${Date.now()}`, bounce });
-        return { queue, close: async () => (await queue.destroy(), await queue.close()) };
+        return { handle: queue, close: async () => (await queue.destroy(), await queue.close()) };
       } catch (err) {
         return `skipped: ${(err as Error).message}`;
       }
@@ -138,38 +102,18 @@ await runSections([
     title: 'Enqueue to durable commit, 4 KiB entries, one recipient',
     async run() {
       const seconds = Math.max(1, defaultSeconds());
-      const cells: Cell[] = [];
-      const notes: string[] = [];
-      for (const b of BACKENDS) {
-        for (const producers of CONCURRENCY) {
-          const opened = await b.open();
-          if (typeof opened === 'string') {
-            notes.push(`${b.name}: ${opened}`);
-            break;
-          }
-          try {
-            cells.push({
-              backend: b.name,
-              fsync: b.fsync,
-              producers,
-              ...(await measureCell(opened.queue, producers, seconds)),
-            });
-          } finally {
-            await opened.close();
-          }
-        }
-      }
+      const { cells, notes } = await measureBackends(BACKENDS, CONCURRENCY, enqueue, seconds, 200);
       const baseline = (p: number) =>
-        cells.find((c) => c.backend === 'lmdb one entry per sync' && c.producers === p)
+        cells.find((c) => c.backend === 'lmdb one entry per sync' && c.concurrency === p)
           ?.opsPerSecond;
       const rows = cells.map((c) => [
         c.backend,
         c.fsync,
-        String(c.producers),
+        String(c.concurrency),
         formatOps(c.opsPerSecond),
         c.p50ms.toFixed(2),
         c.p99ms.toFixed(2),
-        formatRatio(ratio(c.opsPerSecond, baseline(c.producers))),
+        formatRatio(ratio(c.opsPerSecond, baseline(c.concurrency))),
       ]);
       notes.push(
         `${seconds} s measured per row after 0.2 s warm-up; ratio: against lmdb one entry per sync at the same concurrency.`,
@@ -188,7 +132,7 @@ await runSections([
         notes,
         json: cells.map((c) => ({
           ...c,
-          ratioToBaseline: ratio(c.opsPerSecond, baseline(c.producers)),
+          ratioToBaseline: ratio(c.opsPerSecond, baseline(c.concurrency)),
         })),
       };
     },

@@ -21,66 +21,29 @@ import { generateKey, Keyring } from '../src/store/keys.js';
 import { LmdbMailboxStore } from '../src/store/lmdb.js';
 import { PostgresMailboxStore } from '../src/store/postgres.js';
 import type { MailboxStore } from '../src/store/types.js';
+import { measureBackends, type Backend } from './lib/backends.js';
 import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './lib/measure.js';
 
 const CONCURRENCY = [1, 64];
 const BODY = randomBytes(4096);
 const HASH = createHash('sha256').update(BODY).digest();
 
-interface Cell {
-  backend: string;
-  fsync: string;
-  writers: number;
-  opsPerSecond: number;
-  p50ms: number;
-  p99ms: number;
-  deliveries: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
-}
-
-async function measureCell(store: MailboxStore, writers: number, seconds: number) {
-  const latencies: number[] = [];
+/** One delivery to writer `w`'s own mailbox. */
+function deliver(store: MailboxStore): (w: number) => Promise<unknown> {
   let n = 0;
-  const run = async (w: number, until: number, record: boolean): Promise<void> => {
-    while (performance.now() < until) {
-      const t0 = performance.now();
-      await store.deliver({
-        recipient: `did:aftersmtp:bench.example:user${w}`,
-        messageId: `bench-${n++}`,
-        sender: 'did:aftersmtp:sender.example:s',
-        receivedAt: Date.now(),
-        expiresAt: Date.now() + 3_600_000,
-        ciphertextHash: HASH,
-        envelope: BODY,
-      });
-      if (record) latencies.push(performance.now() - t0);
-    }
-  };
-  const warm = performance.now() + 300;
-  await Promise.all(Array.from({ length: writers }, (_, w) => run(w, warm, false)));
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: writers }, (_, w) => run(w, end, true)));
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    opsPerSecond: latencies.length / elapsed,
-    p50ms: percentile(latencies, 0.5),
-    p99ms: percentile(latencies, 0.99),
-    deliveries: latencies.length,
-  };
+  return (w) =>
+    store.deliver({
+      recipient: `did:aftersmtp:bench.example:user${w}`,
+      messageId: `bench-${n++}`,
+      sender: 'did:aftersmtp:sender.example:s',
+      receivedAt: Date.now(),
+      expiresAt: Date.now() + 3_600_000,
+      ciphertextHash: HASH,
+      envelope: BODY,
+    });
 }
 
-interface Backend {
-  name: string;
-  fsync: string;
-  open(): Promise<{ store: MailboxStore; close(): Promise<void> } | string>;
-}
-
-const BACKENDS: Backend[] = [
+const BACKENDS: Backend<MailboxStore>[] = [
   {
     name: 'lmdb',
     fsync: 'fsync per group commit',
@@ -91,7 +54,7 @@ const BACKENDS: Backend[] = [
         keyring: new Keyring([generateKey()]),
       });
       return {
-        store,
+        handle: store,
         async close() {
           await store.close();
           rmSync(dir, { recursive: true, force: true });
@@ -123,7 +86,7 @@ const BACKENDS: Backend[] = [
         poolSize: 64,
       });
       return {
-        store,
+        handle: store,
         async close() {
           await store.close();
           const c = new pg.Client({ connectionString: url });
@@ -142,29 +105,9 @@ await runSections([
     title: 'Deliver to durable commit, 4 KiB envelopes, encrypted at rest',
     async run() {
       const seconds = Math.max(1, defaultSeconds());
-      const cells: Cell[] = [];
-      const notes: string[] = [];
-      for (const b of BACKENDS) {
-        for (const writers of CONCURRENCY) {
-          const opened = await b.open();
-          if (typeof opened === 'string') {
-            notes.push(`${b.name}: ${opened}`);
-            break;
-          }
-          try {
-            cells.push({
-              backend: b.name,
-              fsync: b.fsync,
-              writers,
-              ...(await measureCell(opened.store, writers, seconds)),
-            });
-          } finally {
-            await opened.close();
-          }
-        }
-      }
+      const { cells, notes } = await measureBackends(BACKENDS, CONCURRENCY, deliver, seconds, 300);
       const baseline = (w: number) =>
-        cells.find((c) => c.backend === 'lmdb' && c.writers === w)?.opsPerSecond;
+        cells.find((c) => c.backend === 'lmdb' && c.concurrency === w)?.opsPerSecond;
       notes.push(
         `${seconds} s measured per row after 0.3 s warm-up; one process; each writer has its own mailbox; ` +
           'ratio: against lmdb at the same concurrency.',
@@ -182,14 +125,17 @@ await runSections([
         rows: cells.map((c) => [
           c.backend,
           c.fsync,
-          String(c.writers),
+          String(c.concurrency),
           formatOps(c.opsPerSecond),
           c.p50ms.toFixed(2),
           c.p99ms.toFixed(2),
-          formatRatio(ratio(c.opsPerSecond, baseline(c.writers))),
+          formatRatio(ratio(c.opsPerSecond, baseline(c.concurrency))),
         ]),
         notes,
-        json: cells.map((c) => ({ ...c, ratioToLmdb: ratio(c.opsPerSecond, baseline(c.writers)) })),
+        json: cells.map((c) => ({
+          ...c,
+          ratioToLmdb: ratio(c.opsPerSecond, baseline(c.concurrency)),
+        })),
       };
     },
   },
