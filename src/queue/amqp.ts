@@ -27,7 +27,7 @@ import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError, QueueUnavailableError } from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
-import { dueAt, dueRecipients, planSettle, settleResult } from './settle.js';
+import { dueAt, dueRecipients, leasedJob, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -241,19 +241,12 @@ export class AmqpQueue implements DeliveryQueue {
     }, this.leaseMs);
     const redeliveries = Number(m.properties.headers?.['x-delivery-count'] ?? 0);
     return {
-      job: {
-        jobId: job.jobId,
-        entryId: job.entryId,
-        messageId: job.messageId,
-        sender: job.sender,
-        senderKind: job.senderKind,
-        bounce: job.bounce,
-        destination: job.destination,
+      job: leasedJob(
+        job,
         recipients,
         body,
-        enqueuedAt: job.enqueuedAt,
-        deliveries: job.deliveries + (Number.isFinite(redeliveries) ? redeliveries : 0),
-      },
+        job.deliveries + (Number.isFinite(redeliveries) ? redeliveries : 0),
+      ),
       settle: async (outcomes) => {
         if (expired) throw new QueueStateError(`the lease on ${job.jobId} expired`);
         clearTimeout(timer);

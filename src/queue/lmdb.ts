@@ -16,7 +16,7 @@ import { QueueDecodeError, QueueStateError } from './errors.js';
 import { entryIdOf, newEntryId } from './ids.js';
 import { LmdbStore, type StoredJob } from './lmdb-store.js';
 import { decodeEntry, decodeJob, type JobRecord } from './record.js';
-import { dueRecipients, planSettle, settleResult } from './settle.js';
+import { dueRecipients, leasedJob, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -225,19 +225,7 @@ export class LmdbQueue implements DeliveryQueue {
   private toLease(l: Leased): Lease {
     const job = l.job;
     return {
-      job: {
-        jobId: job.jobId,
-        entryId: job.entryId,
-        messageId: job.messageId,
-        sender: job.sender,
-        senderKind: job.senderKind,
-        bounce: job.bounce,
-        destination: job.destination,
-        recipients: l.recipients,
-        body: l.body,
-        enqueuedAt: job.enqueuedAt,
-        deliveries: job.deliveries,
-      },
+      job: leasedJob(job, l.recipients, l.body, job.deliveries),
       settle: (outcomes) => this.settle(l, outcomes),
     };
   }

@@ -30,7 +30,7 @@ import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueUnavailableError, QueueDecodeError } from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
-import { dueAt, dueRecipients, planSettle, settleResult } from './settle.js';
+import { dueAt, dueRecipients, leasedJob, planSettle, settleResult } from './settle.js';
 import { Transaction } from './transaction.js';
 import type { Random } from './backoff.js';
 import {
@@ -214,19 +214,12 @@ export class NatsQueue implements DeliveryQueue {
     }
     const body = Buffer.from(job.body as Uint8Array);
     return {
-      job: {
-        jobId: job.jobId,
-        entryId: job.entryId,
-        messageId: job.messageId,
-        sender: job.sender,
-        senderKind: job.senderKind,
-        bounce: job.bounce,
-        destination: job.destination,
+      job: leasedJob(
+        job,
         recipients,
         body,
-        enqueuedAt: job.enqueuedAt,
-        deliveries: job.deliveries + Math.max(0, m.info.redeliveryCount - 1),
-      },
+        job.deliveries + Math.max(0, m.info.redeliveryCount - 1),
+      ),
       settle: (outcomes) => this.settle(m, job, recipients, body, outcomes),
     };
   }

@@ -5,7 +5,7 @@
  */
 import { nextAttemptAt, type Random } from './backoff.js';
 import { RECORD_VERSION, type DeadRecord, type JobRecord, type RecipientState } from './record.js';
-import type { RecipientOutcome, RetryPolicy, SettleResult } from './types.js';
+import type { LeasedJob, RecipientOutcome, RetryPolicy, SettleResult } from './types.js';
 
 export interface SettlePlan {
   /** The job with its remaining recipients, or undefined when it is finished. */
@@ -13,6 +13,28 @@ export interface SettlePlan {
   readonly dead: readonly DeadRecord[];
   readonly delivered: number;
   readonly retried: number;
+}
+
+/** What a lease hands out of `job`: its due `recipients`, its `body`, and `deliveries`. */
+export function leasedJob(
+  job: JobRecord,
+  recipients: readonly string[],
+  body: Uint8Array,
+  deliveries: number,
+): LeasedJob {
+  return {
+    jobId: job.jobId,
+    entryId: job.entryId,
+    messageId: job.messageId,
+    sender: job.sender,
+    senderKind: job.senderKind,
+    bounce: job.bounce,
+    destination: job.destination,
+    recipients,
+    body,
+    enqueuedAt: job.enqueuedAt,
+    deliveries,
+  };
 }
 
 /** The recipients of `job` that are due at `now` (the ones a lease hands out). */
