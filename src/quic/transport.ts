@@ -101,8 +101,8 @@ interface Outbound {
 }
 
 interface Inbound {
-  info?: QuicPeerInfo;
-  verdict?: Promise<boolean>;
+  readonly info: QuicPeerInfo;
+  readonly verdict: Promise<boolean>;
   /** The verdict, once known. */
   verified?: boolean;
 }
@@ -382,7 +382,7 @@ export class QuicTransport {
 
   #onMessage(conn: number, stream: number, data: Buffer): void {
     const inbound = this.#inbound.get(conn);
-    if (inbound?.verdict === undefined || inbound.info === undefined) {
+    if (inbound === undefined) {
       this.#native.refuse(conn, stream, QUIC_CODES.internal, 'connection not verified');
       return;
     }
