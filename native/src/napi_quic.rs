@@ -3,12 +3,12 @@
 //!
 //! Events (handshakes with the peer's certificate, inbound messages, answers to outbound
 //! messages, closed connections) reach JavaScript in flat batches ([`QuicEventBatch`])
-//! through one callback, in the order the endpoint produced them. Message bodies are handed over without a copy: the `Vec`
-//! the frame was received into becomes an external Buffer. Thrown errors carry a `code`:
+//! through one callback, in the order the endpoint produced them. Message bodies are handed
+//! over without a copy: the memory they were read into becomes an external Buffer. Thrown errors carry a `code`:
 //! `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
 //! `ERR_QUIC_CLOSED` (the endpoint was closed, or stopped by a fault).
 use crate::node_loop::NodeEndpoint;
-use crate::quic::{self, frame, Command, Endpoint, Event, Limits, Outcome};
+use crate::quic::{self, frame, Batch, Command, Endpoint, Event, Limits, Outcome, Payload};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Float64Array, Function};
 use napi::Env;
 use napi_derive::napi;
@@ -64,33 +64,46 @@ const KIND_MESSAGE: f64 = 1.0;
 const KIND_RESPONSE: f64 = 2.0;
 const KIND_CLOSED: f64 = 3.0;
 /// Numbers per event in [`QuicEventBatch::records`].
-const RECORD: usize = 5;
+const RECORD: usize = 8;
 
 /// A batch of events from the endpoint, in order, flat: one object per batch rather than one
 /// per event (creating objects property by property through N-API costs more than the rest of
-/// a small message's trip). Event `i` is `records[5i .. 5i+5]` = `kind, conn, id, code,
-/// inbound`, with `payloads[i]` and `texts[i]`:
+/// a small message's trip). Event `i` is `records[8i .. 8i+8]` = `kind, conn, id, code,
+/// inbound, page, offset, length`, with `texts[i]`; its payload is `length` bytes at `offset`
+/// of `pages[page]` (`page` -1: none):
 /// - kind 0, connected: `id` the remote port, `inbound` 1 or 0, payload the peer's certificate
 ///   (DER), text the remote address;
 /// - kind 1, message: `id` the stream (answer with `reply` or `refuse`), payload the message;
-/// - kind 2, response: `id` the request; `code` -1 and payload the ACK's receipt (null when
+/// - kind 2, response: `id` the request; `code` -1 and payload the ACK's receipt (none when
 ///   empty), or `code` the error code and text the reason;
 /// - kind 3, closed: `code`, `inbound` 1 or 0, text the reason.
+///
+/// Small message bodies share pages (`crate::quic::batch`); every other payload is a page of
+/// its own. Nothing is copied: each page becomes an external Buffer.
 #[napi(object, object_from_js = false)]
 pub struct QuicEventBatch {
     pub records: Float64Array,
-    pub payloads: Vec<Option<Buffer>>,
+    pub pages: Vec<Buffer>,
     pub texts: Vec<Option<String>>,
 }
 
-/// The batch as JavaScript receives it. Message bodies are not copied: each `Vec` becomes an
-/// external Buffer.
-fn events_to_js(events: Vec<Event>) -> QuicEventBatch {
+/// The batch as JavaScript receives it.
+fn events_to_js(batch: Batch) -> QuicEventBatch {
+    let Batch { events, pages } = batch;
     let mut records = Vec::with_capacity(events.len() * RECORD);
-    let mut payloads = Vec::with_capacity(events.len());
     let mut texts = Vec::with_capacity(events.len());
+    let mut pages: Vec<Buffer> = pages.into_iter().map(Buffer::from).collect();
+    // A payload in a buffer of its own becomes a page of its own: `[page, offset, length]`.
+    let mut own = |v: Vec<u8>| -> [f64; 3] {
+        if v.is_empty() {
+            return [-1.0, 0.0, 0.0];
+        }
+        let len = v.len() as f64;
+        pages.push(Buffer::from(v));
+        [(pages.len() - 1) as f64, 0.0, len]
+    };
     for e in events {
-        let (record, payload, text) = match e {
+        let (head, at, text) = match e {
             Event::Connected {
                 conn,
                 inbound,
@@ -104,12 +117,15 @@ fn events_to_js(events: Vec<Event>) -> QuicEventBatch {
                     -1.0,
                     flag(inbound),
                 ],
-                Some(Buffer::from(peer_cert)),
+                own(peer_cert),
                 Some(peer.ip().to_string()),
             ),
             Event::Message { conn, stream, data } => (
                 [KIND_MESSAGE, conn.into(), stream as f64, -1.0, 0.0],
-                Some(Buffer::from(data)),
+                match data {
+                    Payload::Owned(v) => own(v),
+                    Payload::Paged { page, off, len } => [page.into(), off.into(), len.into()],
+                },
                 None,
             ),
             Event::Response {
@@ -119,12 +135,12 @@ fn events_to_js(events: Vec<Event>) -> QuicEventBatch {
             } => match outcome {
                 Outcome::Ack(receipt) => (
                     [KIND_RESPONSE, conn.into(), request.into(), -1.0, 0.0],
-                    (!receipt.is_empty()).then(|| Buffer::from(receipt)),
+                    own(receipt),
                     None,
                 ),
                 Outcome::Error { code, reason } => (
                     [KIND_RESPONSE, conn.into(), request.into(), code.into(), 0.0],
-                    None,
+                    [-1.0, 0.0, 0.0],
                     Some(reason),
                 ),
             },
@@ -135,17 +151,17 @@ fn events_to_js(events: Vec<Event>) -> QuicEventBatch {
                 reason,
             } => (
                 [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
-                None,
+                [-1.0, 0.0, 0.0],
                 Some(reason),
             ),
         };
-        records.extend_from_slice(&record);
-        payloads.push(payload);
+        records.extend_from_slice(&head);
+        records.extend_from_slice(&at);
         texts.push(text);
     }
     QuicEventBatch {
         records: Float64Array::new(records),
-        payloads,
+        pages,
         texts,
     }
 }

@@ -16,7 +16,7 @@
 //! request over TCP. docs/ARCHITECTURE.md has the measurements.
 #![allow(unsafe_code)]
 
-use crate::quic::{Command, Endpoint, Event, Stats};
+use crate::quic::{Batch, Command, Endpoint, Stats};
 use crate::uv::{self, Handle, Hooks};
 use napi::bindgen_prelude::{Function, JsValue, ToNapiValue};
 use napi::{sys, Env};
@@ -45,7 +45,7 @@ struct State<J: ToNapiValue> {
     env: sys::napi_env,
     callback: sys::napi_ref,
     context: sys::napi_async_context,
-    to_js: fn(Vec<Event>) -> J,
+    to_js: fn(Batch) -> J,
     stats: Arc<Stats>,
     local_addr: SocketAddr,
     /// Commands applied since the endpoint last settled.
@@ -63,7 +63,7 @@ impl<J: ToNapiValue> NodeEndpoint<J> {
         env: &Env,
         ep: Endpoint,
         callback: &Function<'_>,
-        to_js: fn(Vec<Event>) -> J,
+        to_js: fn(Batch) -> J,
     ) -> Result<Self, String> {
         // SAFETY: `env` is the environment of this call and `callback` a value of it; the
         // returned value is not `Send`, so every later use is on this thread.
@@ -72,12 +72,13 @@ impl<J: ToNapiValue> NodeEndpoint<J> {
 
     unsafe fn start_raw(
         env: sys::napi_env,
-        ep: Endpoint,
+        mut ep: Endpoint,
         callback: sys::napi_value,
-        to_js: fn(Vec<Event>) -> J,
+        to_js: fn(Batch) -> J,
     ) -> Result<Self, String> {
         let event_loop = uv::event_loop(env)?;
         let fd = ep.socket_fd();
+        ep.split_batches_at(FIRST_BATCH);
         let mut callback_ref = ptr::null_mut();
         napi_ok(
             sys::napi_create_reference(env, callback, 1, &mut callback_ref),
@@ -198,11 +199,7 @@ impl<J: ToNapiValue> State<J> {
         let Some(mut events) = self.work(work) else {
             return;
         };
-        let mut rest = if events.len() > FIRST_BATCH {
-            events.split_off(FIRST_BATCH)
-        } else {
-            Vec::new()
-        };
+        let mut rest = events.split_off(FIRST_BATCH);
         let mut rounds = 0;
         while !events.is_empty() && !self.stopped.get() {
             self.deliver(events);
@@ -216,14 +213,14 @@ impl<J: ToNapiValue> State<J> {
                 let Some(more) = self.work(Endpoint::settle) else {
                     return;
                 };
-                events.extend(more);
+                events.append(more);
             }
         }
         self.rearm();
     }
 
     /// Do `work` on the endpoint and take its events; `None` after a fault (see `fail`).
-    fn work(&self, work: impl FnOnce(&mut Endpoint)) -> Option<Vec<Event>> {
+    fn work(&self, work: impl FnOnce(&mut Endpoint)) -> Option<Batch> {
         let done = catch_unwind(AssertUnwindSafe(|| {
             let mut ep = self.ep.borrow_mut();
             work(&mut ep);
@@ -272,8 +269,8 @@ impl<J: ToNapiValue> State<J> {
 
     /// Hand `events` to the JavaScript callback (nothing when empty). An exception the callback
     /// throws becomes an uncaught exception of the process, as from any event handler.
-    fn deliver(&self, events: Vec<Event>) {
-        if events.is_empty() || self.released.get() {
+    fn deliver(&self, batch: Batch) {
+        if batch.is_empty() || self.released.get() {
             return;
         }
         let env = self.env;
@@ -284,7 +281,7 @@ impl<J: ToNapiValue> State<J> {
             if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
                 return;
             }
-            if let Ok(batch) = J::to_napi_value(env, (self.to_js)(events)) {
+            if let Ok(batch) = J::to_napi_value(env, (self.to_js)(batch)) {
                 let mut func = ptr::null_mut();
                 let mut recv = ptr::null_mut();
                 let mut result = ptr::null_mut();

@@ -46,6 +46,10 @@ export interface QuicPeerInfo {
 }
 
 export interface InboundMessage {
+  /**
+   * The message body, not copied. A small body is a view of a page shared with other
+   * messages (docs/ARCHITECTURE.md): copy what is kept after the answer.
+   */
   readonly data: Buffer;
   readonly peer: QuicPeerInfo;
 }
@@ -112,7 +116,7 @@ const CONNECTED = 0;
 const MESSAGE = 1;
 const RESPONSE = 2;
 const CLOSED = 3;
-const RECORD = 5;
+const RECORD = 8;
 const EMPTY = Buffer.alloc(0);
 
 function peerInfo(conn: number, address: string, port: number, certificate: Buffer): QuicPeerInfo {
@@ -296,15 +300,20 @@ export class QuicTransport {
 
   #onEvents(batch: QuicEventBatch): void {
     if (this.#closed) return;
-    const { records, payloads, texts } = batch;
-    for (let i = 0; i < payloads.length; i++) {
+    const { records, pages, texts } = batch;
+    for (let i = 0; i < texts.length; i++) {
       const r = i * RECORD;
       const kind = records[r];
       const conn = records[r + 1] as number;
       const id = records[r + 2] as number;
       const code = records[r + 3] as number;
       const inbound = records[r + 4] === 1;
-      const payload = payloads[i] ?? EMPTY;
+      const page = records[r + 5] as number;
+      const offset = records[r + 6] as number;
+      const payload =
+        page < 0
+          ? EMPTY
+          : (pages[page] as Buffer).subarray(offset, offset + (records[r + 7] as number));
       const text = texts[i] ?? '';
       switch (kind) {
         case MESSAGE:

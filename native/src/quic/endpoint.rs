@@ -20,6 +20,7 @@
 //! complete within the stream timeout are answered `TIMEOUT` and their reservation is released
 //! (slowloris). Memory: at most `max_buffered_bytes` of message bytes here, plus quiche's
 //! receive buffers, which flow control bounds to `connection_window` per connection.
+use super::batch::{Batch, Pages, Payload, SMALL_BODY};
 use super::frame::{self, code, Expect, FrameDecoder, Need};
 use super::tls::{self, Secrets};
 use super::udp;
@@ -71,7 +72,7 @@ pub enum Event {
     Message {
         conn: u32,
         stream: u64,
-        data: Vec<u8>,
+        data: Payload,
     },
     /// The outcome of an outbound message.
     Response {
@@ -227,6 +228,7 @@ impl Endpoint {
             buffered: 0,
             queued: 0,
             events: Vec::new(),
+            pages: Pages::default(),
             buf: vec![0u8; 65535],
             out: vec![0u8; GSO_BYTES],
             next_sweep: Instant::now() + SWEEP,
@@ -261,9 +263,18 @@ impl Endpoint {
         self.shutting_down && self.conns.is_empty()
     }
 
-    /// The events produced so far, in order.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+    /// The driver hands the first `n` events of each batch over on their own (see
+    /// [`Batch::split_off`]).
+    pub fn split_batches_at(&mut self, n: usize) {
+        self.pages.split_at(n);
+    }
+
+    /// The events produced so far, in order, with the pages their small message bodies are in.
+    pub fn take_events(&mut self) -> Batch {
+        Batch {
+            events: std::mem::take(&mut self.events),
+            pages: self.pages.take(),
+        }
     }
 
     /// How long the driver may wait for the socket before calling [`turn`](Self::turn) anyway
@@ -486,6 +497,8 @@ pub struct Endpoint {
     /// Messages with the application, not yet answered.
     queued: usize,
     events: Vec<Event>,
+    /// Pages of the small message bodies of `events`.
+    pages: Pages,
     buf: Vec<u8>,
     out: Vec<u8>,
     next_sweep: Instant,
@@ -1033,6 +1046,7 @@ impl Endpoint {
             self.starved = true;
             return;
         }
+        let mut paged = None;
         let result: Result<bool, (u16, String)> = loop {
             let need = dec.need();
             if *fin && matches!(need, Need::Header(_) | Need::Body(_)) {
@@ -1057,8 +1071,23 @@ impl Endpoint {
                     c.reserved += len;
                     self.buffered += len;
                     *reserved = len;
-                    dec.start_body();
-                    continue;
+                    match read_small_body(&mut self.pages, self.events.len(), &mut c.q, sid, len) {
+                        None => {
+                            dec.start_body();
+                            continue;
+                        }
+                        Some(Ok(SmallRead::Paged(at))) => {
+                            dec.body_read_elsewhere();
+                            paged = Some(at);
+                            Ok((len, true, Ok(())))
+                        }
+                        Some(Ok(SmallRead::Unfinished(bytes))) => {
+                            dec.start_body();
+                            let fed = dec.feed(&bytes).map(|_| ());
+                            Ok((bytes.len(), false, fed))
+                        }
+                        Some(Err(e)) => Err(e),
+                    }
                 }
                 Need::Body(n) => {
                     let body = dec.body_mut().expect("started");
@@ -1107,7 +1136,8 @@ impl Endpoint {
                 let Some(InStream::Reading { dec, reserved, .. }) = c.ins.remove(&sid) else {
                     unreachable!("reading");
                 };
-                let (_, data) = dec.finish().expect("complete frame");
+                let (_, body) = dec.finish().expect("complete frame");
+                let data = paged.unwrap_or(Payload::Owned(body));
                 bump(&self.stats.frames_received);
                 c.ins.insert(sid, InStream::Delivered { reserved });
                 c.delivered += 1;
@@ -1450,6 +1480,44 @@ fn close(c: &mut Conn, code: u16, reason: &str) {
 
 /// Answer an inbound stream with an ERROR now, stop the peer's sending (STOP_SENDING with the
 /// same code) and release the stream's reservation.
+/// What [`read_small_body`] read.
+enum SmallRead {
+    /// The whole body and the stream's FIN, in a shared page.
+    Paged(Payload),
+    /// The whole body but no FIN yet (it, or bytes that make the stream malformed, may
+    /// follow): the bytes, for the stream's own buffer.
+    Unfinished(Vec<u8>),
+}
+
+/// Read a message body of `len` bytes of stream `sid` into a shared page (see
+/// [`super::batch`]) when it is small and quiche holds all of it; `None`, with nothing read,
+/// otherwise.
+fn read_small_body(
+    pages: &mut Pages,
+    event: usize,
+    q: &mut quiche::Connection,
+    sid: u64,
+    len: usize,
+) -> Option<Result<SmallRead, quiche::Error>> {
+    if len == 0 || len > SMALL_BODY || q.stream_readable_len(sid, len) < len {
+        return None;
+    }
+    let (page, buf) = pages.room(len, event);
+    let off = buf.len();
+    let read = q.stream_recv_buf(sid, &mut (&mut *buf).limit(len));
+    Some(read.map(|(n, fin)| {
+        if n == len && fin {
+            SmallRead::Paged(Payload::Paged {
+                page,
+                off: off as u32,
+                len: len as u32,
+            })
+        } else {
+            SmallRead::Unfinished(buf.drain(off..).collect())
+        }
+    }))
+}
+
 fn refuse(c: &mut Conn, buffered: &mut usize, sid: u64, code: u16, reason: &str) {
     if let Some(InStream::Reading { reserved, .. }) = c.ins.get(&sid) {
         c.reserved -= *reserved;

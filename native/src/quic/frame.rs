@@ -179,6 +179,8 @@ pub struct FrameDecoder {
     ty: u8,
     len: usize,
     body: Option<Vec<u8>>,
+    /// The body was read in one piece into memory the caller owns.
+    body_elsewhere: bool,
 }
 
 impl FrameDecoder {
@@ -190,6 +192,7 @@ impl FrameDecoder {
             ty: 0,
             len: 0,
             body: None,
+            body_elsewhere: false,
         }
     }
 
@@ -197,6 +200,9 @@ impl FrameDecoder {
     pub fn need(&self) -> Need {
         if self.have < HEADER_LEN {
             return Need::Header(HEADER_LEN - self.have);
+        }
+        if self.body_elsewhere {
+            return Need::End;
         }
         match &self.body {
             None => Need::Reserve {
@@ -254,6 +260,13 @@ impl FrameDecoder {
     pub fn start_body(&mut self) {
         debug_assert!(matches!(self.need(), Need::Reserve { .. }));
         self.body = Some(Vec::with_capacity(self.len));
+    }
+
+    /// The caller reserved the body and read all of it into memory of its own (at `Reserve`):
+    /// the frame is complete, and [`finish`](Self::finish) returns an empty body.
+    pub fn body_read_elsewhere(&mut self) {
+        debug_assert!(matches!(self.need(), Need::Reserve { .. }));
+        self.body_elsewhere = true;
     }
 
     /// The body being filled (for reading straight from the transport into it), if started.

@@ -13,12 +13,14 @@
 //! The endpoint is mechanism only: it hands the peer's certificate to the application, which
 //! decides (DID check) and may close the connection; it hands every complete frame to the
 //! application and sends back whatever ACK or ERROR the application answers.
+pub mod batch;
 pub mod endpoint;
 pub mod frame;
 pub mod thread;
 pub mod tls;
 mod udp;
 
+pub use batch::{Batch, Payload};
 pub use endpoint::{Command, Endpoint, Event, Ids, Outcome, Stats, StatsSnapshot};
 pub use thread::{spawn, EndpointHandle, EventSink};
 

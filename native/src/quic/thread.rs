@@ -4,6 +4,7 @@
 //! The thread waits (mio) for the socket, a command from the application or the endpoint's
 //! next timer; applies the commands, takes a [`Endpoint::turn`] and hands the events to an
 //! [`EventSink`] in one batch.
+use super::batch::Batch;
 use super::endpoint::{Command, Endpoint, Event, Ids, Stats};
 use super::Limits;
 use mio::unix::SourceFd;
@@ -20,12 +21,13 @@ const WAKER: Token = Token(1);
 
 /// Where events go (the Rust tests: a channel).
 pub trait EventSink: Send + 'static {
-    fn deliver(&mut self, events: Vec<Event>);
+    fn deliver(&mut self, batch: Batch);
 }
 
+/// Each event on its own, every message body in a buffer of its own.
 impl EventSink for mpsc::Sender<Event> {
-    fn deliver(&mut self, events: Vec<Event>) {
-        for e in events {
+    fn deliver(&mut self, batch: Batch) {
+        for e in batch.into_owned() {
             let _ = self.send(e);
         }
     }
