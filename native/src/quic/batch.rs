@@ -10,9 +10,10 @@
 //! out of quiche either way; larger bodies, and bodies that arrive over several turns, keep a
 //! buffer of their own.
 //!
-//! A page is filled only while its batch is being built and never grows (its capacity is
-//! reserved up front), so a view handed out stays valid and unchanged. The price: a message
-//! the application keeps after answering keeps its whole page (at most [`PAGE_BYTES`]) alive.
+//! A page is filled only while its batch is being built (its capacity is reserved up front,
+//! so it is never moved), then cut to what it holds and handed over whole: a view handed out
+//! stays valid and unchanged. The price: a message the application keeps after answering keeps
+//! its whole page (at most [`PAGE_BYTES`]) alive.
 use super::endpoint::Event;
 
 /// Capacity of one page.
@@ -77,9 +78,14 @@ impl Pages {
         (index as u32, &mut self.pages[index])
     }
 
+    /// The pages, each cut to what it holds (in place: the rest of its allocation is freed).
     pub fn take(&mut self) -> Vec<Vec<u8>> {
         self.last_first_event = 0;
-        std::mem::take(&mut self.pages)
+        let mut pages = std::mem::take(&mut self.pages);
+        for p in &mut pages {
+            p.shrink_to_fit();
+        }
+        pages
     }
 }
 
@@ -93,6 +99,13 @@ pub struct Batch {
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+    }
+
+    /// True when every event is of the same connection.
+    pub fn single_connection(&self) -> bool {
+        let mut conns = self.events.iter().map(Event::conn);
+        let first = conns.next();
+        conns.all(|c| Some(c) == first)
     }
 
     /// Keep the first `n` events; return the others as a batch of their own, with the pages
@@ -237,10 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn bodies_share_pages_that_never_grow() {
+    fn bodies_share_pages_cut_to_size() {
         let (b, want) = batch_of(0, &[SMALL_BODY; 9]);
         assert_eq!(b.pages.len(), 3, "four small bodies per page");
-        assert!(b.pages.iter().all(|p| p.capacity() == PAGE_BYTES));
+        assert!(b.pages.iter().all(|p| p.capacity() == p.len()));
         assert_eq!(bodies(&b), want);
     }
 

@@ -89,6 +89,18 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The connection the event is about.
+    pub fn conn(&self) -> u32 {
+        match self {
+            Event::Connected { conn, .. }
+            | Event::Message { conn, .. }
+            | Event::Response { conn, .. }
+            | Event::Closed { conn, .. } => *conn,
+        }
+    }
+}
+
 /// Requests from the application, applied with [`Endpoint::apply`].
 #[derive(Debug)]
 pub enum Command {
