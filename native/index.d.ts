@@ -94,8 +94,8 @@ export declare class QuicEndpoint {
   connect(host: string, port: number, serverName: string): number
   /**
    * Send `data` as one MESSAGE on a new stream of connection `conn`; returns the request id
-   * that the `response` event carries. The bytes are copied once here (quiche copies them
-   * again into its send buffer). Messages sent before the handshake completes wait for it.
+   * that the `response` event carries. The bytes are copied once, here, into the frame that
+   * quiche then sends from. Messages sent before the handshake completes wait for it.
    */
   send(conn: number, data: Buffer): number
   /**
@@ -343,9 +343,9 @@ export interface QuicStats {
   errorsSent: number
   acksReceived: number
   errorsReceived: number
-  /** Message bytes received (stream payload). */
+  /** Stream bytes of inbound messages (frames, headers included). */
   bytesReceived: number
-  /** Message bytes sent (MESSAGE bodies). */
+  /** Stream bytes of outbound messages (frames, headers included). */
   bytesSent: number
   /** Gauge: message bytes reserved (being received, or with the application). */
   bufferedBytes: number

@@ -192,9 +192,9 @@ pub struct QuicStats {
     pub errors_sent: f64,
     pub acks_received: f64,
     pub errors_received: f64,
-    /// Message bytes received (stream payload).
+    /// Stream bytes of inbound messages (frames, headers included).
     pub bytes_received: f64,
-    /// Message bytes sent (MESSAGE bodies).
+    /// Stream bytes of outbound messages (frames, headers included).
     pub bytes_sent: f64,
     /// Gauge: message bytes reserved (being received, or with the application).
     pub buffered_bytes: f64,
@@ -332,14 +332,14 @@ impl QuicEndpoint {
             .ok_or_else(Self::stopped)
     }
 
-    fn send_with(&self, conn: u32, data: Vec<u8>, raw: Option<bool>) -> Result<u32, JsError> {
+    fn send_bytes(&self, conn: u32, bytes: Vec<u8>, fin: bool) -> Result<u32, JsError> {
         self.command(|ep| {
             let request = ep.ids().request();
             ep.apply(Command::Send {
                 conn,
                 request,
-                data,
-                raw,
+                bytes,
+                fin,
             });
             request
         })
@@ -370,11 +370,17 @@ impl QuicEndpoint {
     }
 
     /// Send `data` as one MESSAGE on a new stream of connection `conn`; returns the request id
-    /// that the `response` event carries. The bytes are copied once here (quiche copies them
-    /// again into its send buffer). Messages sent before the handshake completes wait for it.
+    /// that the `response` event carries. The bytes are copied once, here, into the frame that
+    /// quiche then sends from. Messages sent before the handshake completes wait for it.
     #[napi]
     pub fn send(&self, conn: u32, data: BufferSlice<'_>) -> Result<u32, JsError> {
-        self.send_with(conn, data.to_vec(), None)
+        if u32::try_from(data.len()).is_err() {
+            return Err(err(
+                "ERR_QUIC_PARAM",
+                "a message is at most 4 GiB - 1 bytes",
+            ));
+        }
+        self.send_bytes(conn, frame::encode(frame::TYPE_MESSAGE, &data), true)
     }
 
     /// Write `data` as is (no frame header) on a new stream, with FIN only if `fin`; the
@@ -382,7 +388,7 @@ impl QuicEndpoint {
     /// and never-finished streams.
     #[napi]
     pub fn send_raw(&self, conn: u32, data: BufferSlice<'_>, fin: bool) -> Result<u32, JsError> {
-        self.send_with(conn, data.to_vec(), Some(fin))
+        self.send_bytes(conn, data.to_vec(), fin)
     }
 
     /// Acknowledge the inbound message on `stream` of `conn`, with an optional receipt (at most

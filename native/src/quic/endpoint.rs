@@ -25,7 +25,7 @@ use super::frame::{self, code, Expect, FrameDecoder, Need};
 use super::tls::{self, Secrets};
 use super::udp;
 use super::Limits;
-use bytes::BufMut;
+use bytes::{BufMut, Bytes};
 use mio::net::UdpSocket;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -109,12 +109,13 @@ pub enum Command {
         addr: SocketAddr,
         server_name: String,
     },
+    /// Send `bytes` on a new stream of `conn`, then FIN if `fin`: a MESSAGE frame
+    /// ([`frame::encode`]), or anything at all for robustness tests and diagnostics.
     Send {
         conn: u32,
         request: u32,
-        data: Vec<u8>,
-        /// `Some(fin)`: write `data` as is, without a frame header (tests and diagnostics).
-        raw: Option<bool>,
+        bytes: Vec<u8>,
+        fin: bool,
     },
     /// Answer an inbound message: `Ok(receipt)` is an ACK, `Err((code, reason))` an ERROR.
     Reply {
@@ -359,71 +360,65 @@ fn bind_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(s.into()))
 }
 
-/// Bytes still to write on a stream: a 5-byte header then a body, or one encoded frame.
+/// quiche's stream buffers are [`Bytes`]: what the application sends is handed to quiche
+/// without a copy (`stream_send_zc`), and quiche keeps views of it until the peer has
+/// acknowledged it.
+#[derive(Debug, Clone, Default)]
+struct SharedBufs;
+
+impl quiche::BufFactory for SharedBufs {
+    type Buf = Bytes;
+    type DgramBuf = Vec<u8>;
+
+    fn buf_from_slice(buf: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(buf)
+    }
+
+    fn dgram_buf_from_slice(buf: &[u8]) -> Vec<u8> {
+        buf.to_vec()
+    }
+}
+
+type Quic = quiche::Connection<SharedBufs>;
+
+/// Bytes being written to a stream (a frame, or raw bytes in tests), then FIN if `fin`.
 struct OutBuf {
-    header: [u8; frame::HEADER_LEN],
-    header_off: usize,
-    body: Vec<u8>,
-    off: usize,
+    data: Bytes,
     fin: bool,
 }
 
 impl OutBuf {
-    fn frame(ty: u8, body: Vec<u8>) -> Self {
+    fn new(bytes: Vec<u8>, fin: bool) -> Self {
         OutBuf {
-            header: frame::encode_header(ty, body.len()),
-            header_off: 0,
-            body,
-            off: 0,
-            fin: true,
-        }
-    }
-
-    /// Bytes written as they are (no header), with or without FIN: tests and diagnostics.
-    fn raw(body: Vec<u8>, fin: bool) -> Self {
-        OutBuf {
-            header: [0; frame::HEADER_LEN],
-            header_off: frame::HEADER_LEN,
-            body,
-            off: 0,
+            data: Bytes::from(bytes),
             fin,
         }
     }
 
     /// Write as much as quiche takes; `Ok(true)` when everything (and FIN) is written.
-    fn write(&mut self, q: &mut quiche::Connection, sid: u64) -> Result<bool, quiche::Error> {
-        while self.header_off < frame::HEADER_LEN {
-            let fin = self.body.is_empty();
-            match q.stream_send(sid, &self.header[self.header_off..], fin) {
-                Ok(n) => self.header_off += n,
-                Err(quiche::Error::Done) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-            if self.header_off < frame::HEADER_LEN {
-                return Ok(false);
-            }
-            if fin {
+    fn write(&mut self, q: &mut Quic, sid: u64) -> Result<bool, quiche::Error> {
+        let sent = if self.data.is_empty() {
+            if !self.fin {
                 return Ok(true);
             }
-        }
-        if self.body.is_empty() && self.fin {
-            return match q.stream_send(sid, &[], true) {
-                Ok(_) => Ok(true),
-                Err(quiche::Error::Done) => Ok(false),
-                Err(e) => Err(e),
-            };
-        }
-        while self.off < self.body.len() {
-            match q.stream_send(sid, &self.body[self.off..], self.fin) {
-                Ok(n) => self.off += n,
-                Err(quiche::Error::Done) => return Ok(false),
-                Err(e) => return Err(e),
+            q.stream_send(sid, &[], true).map(|_| None)
+        } else {
+            // quiche drops the buffer when it takes none of it: it gets a second reference.
+            q.stream_send_zc(sid, self.data.clone(), self.fin)
+                .map(|(_, rest)| rest)
+        };
+        match sent {
+            Ok(None) => {
+                self.data = Bytes::new();
+                Ok(true)
             }
-            if self.off < self.body.len() {
-                return Ok(false);
+            Ok(Some(rest)) => {
+                self.data = rest;
+                Ok(false)
             }
+            Err(quiche::Error::Done) => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(true)
     }
 }
 
@@ -452,14 +447,14 @@ struct Request {
 
 struct Waiting {
     request: u32,
-    data: Vec<u8>,
-    raw: Option<bool>,
+    bytes: Vec<u8>,
+    fin: bool,
     deadline: Instant,
 }
 
 struct Conn {
     id: u32,
-    q: quiche::Connection,
+    q: Quic,
     inbound: bool,
     peer: SocketAddr,
     cids: Vec<Vec<u8>>,
@@ -551,16 +546,16 @@ impl Endpoint {
             Command::Send {
                 conn,
                 request,
-                data,
-                raw,
+                bytes,
+                fin,
             } => match self.conns.get_mut(&conn) {
                 Some(c) if !c.gone && !c.q.is_closed() && c.closing_code.is_none() => {
                     self.touched.insert(conn);
                     let deadline = Instant::now() + self.limits.stream_timeout;
                     c.waiting.push(Waiting {
                         request,
-                        data,
-                        raw,
+                        bytes,
+                        fin,
                         deadline,
                     });
                 }
@@ -626,7 +621,7 @@ impl Endpoint {
         } else {
             Some(server_name)
         };
-        let q = match quiche::connect(
+        let q = match quiche::connect_with_buffer_factory(
             sni,
             &quiche::ConnectionId::from_ref(&scid),
             self.local_addr,
@@ -657,14 +652,12 @@ impl Endpoint {
         let out = match answer {
             Ok(receipt) => {
                 bump(&self.stats.acks_sent);
-                let mut receipt = receipt;
-                receipt.truncate(frame::MAX_ACK_BODY);
-                OutBuf::frame(frame::TYPE_ACK, receipt)
+                let receipt = &receipt[..receipt.len().min(frame::MAX_ACK_BODY)];
+                OutBuf::new(frame::encode(frame::TYPE_ACK, receipt), true)
             }
             Err((code, reason)) => {
                 bump(&self.stats.errors_sent);
-                let f = frame::encode_error(code, &reason);
-                OutBuf::frame(frame::TYPE_ERROR, f[frame::HEADER_LEN..].to_vec())
+                OutBuf::new(frame::encode_error(code, &reason), true)
             }
         };
         c.ins.insert(stream, InStream::Answering(out));
@@ -798,7 +791,7 @@ impl Endpoint {
             scid = self.secrets.derive_cid(&hdr.dcid);
         }
         let odcid = odcid.map(quiche::ConnectionId::from_vec);
-        let q = quiche::accept(
+        let q = quiche::accept_with_buf_factory(
             &quiche::ConnectionId::from_ref(&scid),
             odcid.as_ref(),
             self.local_addr,
@@ -995,7 +988,10 @@ impl Endpoint {
         let credit = c.q.peer_streams_left_bidi() as usize;
         let n = credit.min(c.waiting.len());
         for Waiting {
-            request, data, raw, ..
+            request,
+            bytes,
+            fin,
+            ..
         } in c.waiting.drain(..n)
         {
             let sid = c.next_stream;
@@ -1004,15 +1000,12 @@ impl Endpoint {
             bump(&self.stats.frames_sent);
             self.stats
                 .bytes_sent
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             c.outs.insert(
                 sid,
                 Request {
                     request,
-                    out: Some(match raw {
-                        None => OutBuf::frame(frame::TYPE_MESSAGE, data),
-                        Some(fin) => OutBuf::raw(data, fin),
-                    }),
+                    out: Some(OutBuf::new(bytes, fin)),
                     dec: FrameDecoder::new(Expect::Response),
                     fin: false,
                     deadline: Instant::now() + self.limits.stream_timeout,
@@ -1461,7 +1454,7 @@ fn send_batch(
     keep
 }
 
-fn new_conn(id: u32, q: quiche::Connection, inbound: bool, peer: SocketAddr, cid: Vec<u8>) -> Conn {
+fn new_conn(id: u32, q: Quic, inbound: bool, peer: SocketAddr, cid: Vec<u8>) -> Conn {
     Conn {
         id,
         q,
@@ -1507,7 +1500,7 @@ enum SmallRead {
 fn read_small_body(
     pages: &mut Pages,
     event: usize,
-    q: &mut quiche::Connection,
+    q: &mut Quic,
     sid: u64,
     len: usize,
 ) -> Option<Result<SmallRead, quiche::Error>> {
@@ -1535,13 +1528,9 @@ fn refuse(c: &mut Conn, buffered: &mut usize, sid: u64, code: u16, reason: &str)
         c.reserved -= *reserved;
         *buffered -= *reserved;
     }
-    let f = frame::encode_error(code, reason);
     c.ins.insert(
         sid,
-        InStream::Answering(OutBuf::frame(
-            frame::TYPE_ERROR,
-            f[frame::HEADER_LEN..].to_vec(),
-        )),
+        InStream::Answering(OutBuf::new(frame::encode_error(code, reason), true)),
     );
     c.writes.insert(sid);
     let _ =

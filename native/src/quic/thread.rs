@@ -6,6 +6,7 @@
 //! [`EventSink`] in one batch.
 use super::batch::Batch;
 use super::endpoint::{Command, Endpoint, Event, Ids, Stats};
+use super::frame;
 use super::Limits;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -74,22 +75,22 @@ impl EndpointHandle {
     /// `Response` event carries (`None`: the endpoint has stopped). Messages sent before the
     /// handshake completes wait for it.
     pub fn send(&self, conn: u32, data: Vec<u8>) -> Option<u32> {
-        self.send_with(conn, data, None)
+        self.send_bytes(conn, frame::encode(frame::TYPE_MESSAGE, &data), true)
     }
 
     /// Like [`send`](Self::send) but `data` is written as is (no frame header), with FIN only
     /// if `fin`: for robustness tests and diagnostics (malformed and never-finished streams).
     pub fn send_raw(&self, conn: u32, data: Vec<u8>, fin: bool) -> Option<u32> {
-        self.send_with(conn, data, Some(fin))
+        self.send_bytes(conn, data, fin)
     }
 
-    fn send_with(&self, conn: u32, data: Vec<u8>, raw: Option<bool>) -> Option<u32> {
+    fn send_bytes(&self, conn: u32, bytes: Vec<u8>, fin: bool) -> Option<u32> {
         let request = self.ids.request();
         self.command(Command::Send {
             conn,
             request,
-            data,
-            raw,
+            bytes,
+            fin,
         })
         .then_some(request)
     }
