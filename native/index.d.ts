@@ -84,7 +84,7 @@ export declare class QuicEndpoint {
    * Bind the UDP socket and run the endpoint on this thread's event loop. `onEvents`
    * receives every event in batches. The endpoint keeps the process alive until `close()`.
    */
-  static open(options: QuicEndpointOptions, onEvents: (batch: QuicEventBatch) => void): QuicEndpoint
+  static open(options: QuicEndpointOptions, onEvents: (records: Float64Array, count: number, pages: Buffer[] | undefined, texts: string[] | undefined) => void): QuicEndpoint
   /** The bound UDP port. */
   get port(): number
   /**
@@ -302,28 +302,6 @@ export interface QuicEndpointOptions {
   handshakeTimeoutMs?: number
   idleTimeoutMs?: number
   streamTimeoutMs?: number
-}
-
-/**
- * A batch of events from the endpoint, in order, flat: one object per batch rather than one
- * per event (creating objects property by property through N-API costs more than the rest of
- * a small message's trip). Event `i` is `records[8i .. 8i+8]` = `kind, conn, id, code,
- * inbound, page, offset, length`, with `texts[i]`; its payload is `length` bytes at `offset`
- * of `pages[page]` (`page` -1: none):
- * - kind 0, connected: `id` the remote port, `inbound` 1 or 0, payload the peer's certificate
- *   (DER), text the remote address;
- * - kind 1, message: `id` the stream (answer with `reply` or `refuse`), payload the message;
- * - kind 2, response: `id` the request; `code` -1 and payload the ACK's receipt (none when
- *   empty), or `code` the error code and text the reason;
- * - kind 3, closed: `code`, `inbound` 1 or 0, text the reason.
- *
- * Small message bodies share pages (`crate::quic::batch`); every other payload is a page of
- * its own. Nothing is copied: each page becomes an external Buffer.
- */
-export interface QuicEventBatch {
-  records: Float64Array
-  pages: Array<Buffer>
-  texts: Array<string | undefined | null>
 }
 
 /** Counters of one endpoint (monotonic unless marked as a gauge). */

@@ -2,14 +2,14 @@
 //! endpoint runs on Node's event loop ([`crate::node_loop`]).
 //!
 //! Events (handshakes with the peer's certificate, inbound messages, answers to outbound
-//! messages, closed connections) reach JavaScript in flat batches ([`QuicEventBatch`])
+//! messages, closed connections) reach JavaScript in flat batches ([`flatten`])
 //! through one callback, in the order the endpoint produced them. Message bodies are handed
 //! over without a copy: the memory they were read into becomes an external Buffer. Thrown errors carry a `code`:
 //! `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
 //! `ERR_QUIC_CLOSED` (the endpoint was closed, or stopped by a fault).
-use crate::node_loop::NodeEndpoint;
+use crate::node_loop::{Flat, NodeEndpoint};
 use crate::quic::{self, frame, Batch, Command, Endpoint, Event, Limits, Outcome, Payload};
-use napi::bindgen_prelude::{Buffer, BufferSlice, Float64Array, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::Env;
 use napi_derive::napi;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -58,19 +58,22 @@ pub struct QuicEndpointOptions {
     pub stream_timeout_ms: Option<u32>,
 }
 
-/// Event kinds in [`QuicEventBatch::records`].
+/// Event kinds in the records handed to JavaScript (see [`flatten`]).
 const KIND_CONNECTED: f64 = 0.0;
 const KIND_MESSAGE: f64 = 1.0;
 const KIND_RESPONSE: f64 = 2.0;
 const KIND_CLOSED: f64 = 3.0;
-/// Numbers per event in [`QuicEventBatch::records`].
-const RECORD: usize = 8;
+const NO_PAYLOAD: [f64; 3] = [-1.0, 0.0, 0.0];
 
-/// A batch of events from the endpoint, in order, flat: one object per batch rather than one
-/// per event (creating objects property by property through N-API costs more than the rest of
-/// a small message's trip). Event `i` is `records[8i .. 8i+8]` = `kind, conn, id, code,
-/// inbound, page, offset, length`, with `texts[i]`; its payload is `length` bytes at `offset`
-/// of `pages[page]` (`page` -1: none):
+/// A batch of events, flat: the callback gets `(records, count, pages, texts)` rather than an
+/// object per event (creating objects property by property through N-API costs more than the
+/// rest of a small message's trip).
+///
+/// `records` is a Float64Array reused from batch to batch (read it before the callback
+/// returns): event `i` of `count` is `records[8i .. 8i+8]` = `kind, conn, id, code, inbound,
+/// page, offset, length`; its payload is `length` bytes at `offset` of `pages[page]` (`page`
+/// -1: none). `texts` holds, in order, the text of each event that has one (connected, error
+/// response, closed); `pages` and `texts` are undefined when empty.
 /// - kind 0, connected: `id` the remote port, `inbound` 1 or 0, payload the peer's certificate
 ///   (DER), text the remote address;
 /// - kind 1, message: `id` the stream (answer with `reply` or `refuse`), payload the message;
@@ -80,89 +83,84 @@ const RECORD: usize = 8;
 ///
 /// Small message bodies share pages (`crate::quic::batch`); every other payload is a page of
 /// its own. Nothing is copied: each page becomes an external Buffer.
-#[napi(object, object_from_js = false)]
-pub struct QuicEventBatch {
-    pub records: Float64Array,
-    pub pages: Vec<Buffer>,
-    pub texts: Vec<Option<String>>,
-}
-
-/// The batch as JavaScript receives it.
-fn events_to_js(batch: Batch) -> QuicEventBatch {
+fn flatten(batch: Batch, flat: &mut Flat) {
     let Batch { events, pages } = batch;
-    let mut records = Vec::with_capacity(events.len() * RECORD);
-    let mut texts = Vec::with_capacity(events.len());
-    let mut pages: Vec<Buffer> = pages.into_iter().map(Buffer::from).collect();
+    flat.count = events.len() as u32;
+    flat.pages.extend(pages.into_iter().map(Buffer::from));
+    let Flat {
+        records,
+        pages,
+        texts,
+        ..
+    } = flat;
     // A payload in a buffer of its own becomes a page of its own: `[page, offset, length]`.
     let mut own = |v: Vec<u8>| -> [f64; 3] {
         if v.is_empty() {
-            return [-1.0, 0.0, 0.0];
+            return NO_PAYLOAD;
         }
         let len = v.len() as f64;
         pages.push(Buffer::from(v));
         [(pages.len() - 1) as f64, 0.0, len]
     };
     for e in events {
-        let (head, at, text) = match e {
+        let (head, at) = match e {
             Event::Connected {
                 conn,
                 inbound,
                 peer,
                 peer_cert,
-            } => (
-                [
+            } => {
+                texts.push(peer.ip().to_string());
+                let head = [
                     KIND_CONNECTED,
                     conn.into(),
                     peer.port().into(),
                     -1.0,
                     flag(inbound),
-                ],
-                own(peer_cert),
-                Some(peer.ip().to_string()),
-            ),
+                ];
+                (head, own(peer_cert))
+            }
             Event::Message { conn, stream, data } => (
                 [KIND_MESSAGE, conn.into(), stream as f64, -1.0, 0.0],
                 match data {
                     Payload::Owned(v) => own(v),
                     Payload::Paged { page, off, len } => [page.into(), off.into(), len.into()],
                 },
-                None,
             ),
             Event::Response {
                 conn,
                 request,
-                outcome,
-            } => match outcome {
-                Outcome::Ack(receipt) => (
-                    [KIND_RESPONSE, conn.into(), request.into(), -1.0, 0.0],
-                    own(receipt),
-                    None,
-                ),
-                Outcome::Error { code, reason } => (
+                outcome: Outcome::Ack(receipt),
+            } => (
+                [KIND_RESPONSE, conn.into(), request.into(), -1.0, 0.0],
+                own(receipt),
+            ),
+            Event::Response {
+                conn,
+                request,
+                outcome: Outcome::Error { code, reason },
+            } => {
+                texts.push(reason);
+                (
                     [KIND_RESPONSE, conn.into(), request.into(), code.into(), 0.0],
-                    [-1.0, 0.0, 0.0],
-                    Some(reason),
-                ),
-            },
+                    NO_PAYLOAD,
+                )
+            }
             Event::Closed {
                 conn,
                 inbound,
                 code,
                 reason,
-            } => (
-                [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
-                [-1.0, 0.0, 0.0],
-                Some(reason),
-            ),
+            } => {
+                texts.push(reason);
+                (
+                    [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
+                    NO_PAYLOAD,
+                )
+            }
         };
         records.extend_from_slice(&head);
         records.extend_from_slice(&at);
-        texts.push(text);
-    }
-    QuicEventBatch {
-        records: Float64Array::new(records),
-        pages,
-        texts,
     }
 }
 
@@ -218,7 +216,7 @@ pub struct QuicStats {
 /// A QUIC endpoint (server and client on one UDP socket) run by this thread's event loop.
 #[napi]
 pub struct QuicEndpoint {
-    inner: Option<NodeEndpoint<QuicEventBatch>>,
+    inner: Option<NodeEndpoint>,
 }
 
 fn opt_usize(v: Option<u32>, d: usize) -> usize {
@@ -292,7 +290,10 @@ impl QuicEndpoint {
     pub fn open(
         env: Env,
         options: QuicEndpointOptions,
-        #[napi(ts_arg_type = "(batch: QuicEventBatch) => void")] on_events: Function<'_>,
+        #[napi(
+            ts_arg_type = "(records: Float64Array, count: number, pages: Buffer[] | undefined, texts: string[] | undefined) => void"
+        )]
+        on_events: Function<'_>,
     ) -> Result<Self, JsError> {
         let limits = limits(&options)?;
         let bind = resolve(
@@ -314,7 +315,7 @@ impl QuicEndpoint {
             };
             err(code, e)
         })?;
-        let node = NodeEndpoint::start(&env, ep, &on_events, events_to_js)
+        let node = NodeEndpoint::start(&env, ep, &on_events, flatten)
             .map_err(|e| err("ERR_QUIC_CONFIG", e))?;
         Ok(QuicEndpoint { inner: Some(node) })
     }

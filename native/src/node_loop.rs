@@ -18,7 +18,7 @@
 
 use crate::quic::{Batch, Command, Endpoint, Stats};
 use crate::uv::{self, Handle, Hooks};
-use napi::bindgen_prelude::{Function, JsValue, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, Function, JsValue, ToNapiValue};
 use napi::{sys, Env};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -34,19 +34,42 @@ const FIRST_BATCH: usize = 8;
 /// Flushes of one turn triggered by JavaScript's own commands (see `State::run`).
 const MAX_ROUNDS: usize = 8;
 
-/// The JavaScript side's handle on an endpoint running on its event loop (not `Send`: it
-/// stays on that thread). `J` is what a batch of events becomes for the callback.
-pub struct NodeEndpoint<J: ToNapiValue> {
-    state: Rc<State<J>>,
+/// A batch of events made flat for JavaScript (the layout is the caller's, see `napi_quic`):
+/// the callback gets `(records, count, pages, texts)`, `records` a Float64Array reused from
+/// batch to batch, `pages` and `texts` arrays (undefined when empty). The vectors are kept
+/// and reused; `flatten` fills them.
+#[derive(Default)]
+pub struct Flat {
+    pub count: u32,
+    pub records: Vec<f64>,
+    pub pages: Vec<Buffer>,
+    pub texts: Vec<String>,
 }
 
-struct State<J: ToNapiValue> {
+/// Makes a batch flat, into cleared vectors.
+pub type Flatten = fn(Batch, &mut Flat);
+
+/// Numbers the reused records array holds at first (it grows as needed).
+const RECORDS_AT_FIRST: usize = 8192;
+
+/// The JavaScript side's handle on an endpoint running on its event loop (not `Send`: it
+/// stays on that thread).
+pub struct NodeEndpoint {
+    state: Rc<State>,
+}
+
+struct State {
     ep: RefCell<Endpoint>,
     hooks: RefCell<Option<Hooks>>,
     env: sys::napi_env,
     callback: sys::napi_ref,
     context: sys::napi_async_context,
-    to_js: fn(Batch) -> J,
+    flatten: Flatten,
+    flat: RefCell<Flat>,
+    /// The reused records array (null until the first batch), its memory and length.
+    records: Cell<(sys::napi_ref, *mut f64, usize)>,
+    /// A callback of this endpoint is running.
+    delivering: Cell<bool>,
     stats: Arc<Stats>,
     local_addr: SocketAddr,
     /// Commands applied since the endpoint last settled.
@@ -57,25 +80,25 @@ struct State<J: ToNapiValue> {
     released: Cell<bool>,
 }
 
-impl<J: ToNapiValue> NodeEndpoint<J> {
+impl NodeEndpoint {
     /// Run `ep` on the event loop of `env`'s thread (the calling one), handing each batch of
-    /// events, as `to_js` makes it, to `callback`.
+    /// events, as `flatten` makes it, to `callback`.
     pub fn start(
         env: &Env,
         ep: Endpoint,
         callback: &Function<'_>,
-        to_js: fn(Batch) -> J,
+        flatten: Flatten,
     ) -> Result<Self, String> {
         // SAFETY: `env` is the environment of this call and `callback` a value of it; the
         // returned value is not `Send`, so every later use is on this thread.
-        unsafe { Self::start_raw(env.raw(), ep, callback.value().value, to_js) }
+        unsafe { Self::start_raw(env.raw(), ep, callback.value().value, flatten) }
     }
 
     unsafe fn start_raw(
         env: sys::napi_env,
         mut ep: Endpoint,
         callback: sys::napi_value,
-        to_js: fn(Batch) -> J,
+        flatten: Flatten,
     ) -> Result<Self, String> {
         let event_loop = uv::event_loop(env)?;
         let fd = ep.socket_fd();
@@ -103,27 +126,23 @@ impl<J: ToNapiValue> NodeEndpoint<J> {
             env,
             callback: callback_ref,
             context,
-            to_js,
+            flatten,
+            flat: RefCell::new(Flat::default()),
+            records: Cell::new((ptr::null_mut(), ptr::null_mut(), 0)),
+            delivering: Cell::new(false),
             dirty: Cell::new(false),
             stopped: Cell::new(false),
             released: Cell::new(false),
         });
         let data = Rc::as_ptr(&state) as *mut c_void;
-        match Hooks::start(
-            event_loop,
-            fd,
-            data,
-            on_readable::<J>,
-            on_timer::<J>,
-            on_prepare::<J>,
-        ) {
+        match Hooks::start(event_loop, fd, data, on_readable, on_timer, on_prepare) {
             Ok(h) => *state.hooks.borrow_mut() = Some(h),
             Err(e) => {
                 state.release();
                 return Err(e);
             }
         }
-        sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown::<J>), data);
+        sys::napi_add_env_cleanup_hook(env, Some(on_env_teardown), data);
         Ok(NodeEndpoint { state })
     }
 
@@ -160,7 +179,7 @@ impl<J: ToNapiValue> NodeEndpoint<J> {
     }
 }
 
-impl<J: ToNapiValue> Drop for NodeEndpoint<J> {
+impl Drop for NodeEndpoint {
     /// Collected without `close()`: the connections are closed (CONNECTION_CLOSE is sent) but
     /// nothing is reported, since JavaScript must not run from a finalizer.
     fn drop(&mut self) {
@@ -185,7 +204,7 @@ fn napi_ok(status: sys::napi_status, what: &str) -> Result<(), String> {
     }
 }
 
-impl<J: ToNapiValue> State<J> {
+impl State {
     /// Do `work` on the endpoint, hand its events to JavaScript, send at once what JavaScript
     /// did meanwhile (answers, new messages), and re-arm the timer.
     ///
@@ -290,15 +309,25 @@ impl<J: ToNapiValue> State<J> {
             if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
                 return;
             }
-            if let Ok(batch) = J::to_napi_value(env, (self.to_js)(batch)) {
+            let nested = self.delivering.get();
+            if let Some(args) = self.arguments(batch, nested) {
                 let mut func = ptr::null_mut();
                 let mut recv = ptr::null_mut();
                 let mut result = ptr::null_mut();
                 sys::napi_get_reference_value(env, self.callback, &mut func);
                 // napi_make_callback wants an object as `this`: the global one.
                 sys::napi_get_global(env, &mut recv);
-                let status =
-                    sys::napi_make_callback(env, self.context, recv, func, 1, &batch, &mut result);
+                self.delivering.set(true);
+                let status = sys::napi_make_callback(
+                    env,
+                    self.context,
+                    recv,
+                    func,
+                    args.len(),
+                    args.as_ptr(),
+                    &mut result,
+                );
+                self.delivering.set(nested);
                 if status == sys::Status::napi_pending_exception {
                     let mut exc = ptr::null_mut();
                     sys::napi_get_and_clear_last_exception(env, &mut exc);
@@ -307,6 +336,62 @@ impl<J: ToNapiValue> State<J> {
             }
             sys::napi_close_handle_scope(env, scope);
         }
+    }
+
+    /// The callback's arguments for `batch`: `(records, count, pages, texts)`. `nested`: a
+    /// callback is running (JavaScript closed the endpoint from a handler) and reads the reused
+    /// records array, so this batch gets one of its own.
+    ///
+    /// # Safety
+    /// On the environment's thread, inside a handle scope.
+    unsafe fn arguments(&self, batch: Batch, nested: bool) -> Option<[sys::napi_value; 4]> {
+        let env = self.env;
+        let mut flat = self.flat.borrow_mut();
+        flat.records.clear();
+        flat.pages.clear();
+        flat.texts.clear();
+        (self.flatten)(batch, &mut flat);
+        let len = flat.records.len();
+        let (array, data) = if nested {
+            new_float64_array(env, len)?
+        } else {
+            self.reused_records(len)?
+        };
+        // SAFETY: `data` is the memory of a live array of at least `len` numbers (V8 does not
+        // move ArrayBuffer memory), and JavaScript is not running.
+        std::slice::from_raw_parts_mut(data, len).copy_from_slice(&flat.records);
+        let count = u32::to_napi_value(env, flat.count).ok()?;
+        let pages = optional_array(env, std::mem::take(&mut flat.pages))?;
+        let texts = optional_array(env, std::mem::take(&mut flat.texts))?;
+        Some([array, count, pages, texts])
+    }
+
+    /// The reused records array, grown when it holds fewer than `len` numbers.
+    unsafe fn reused_records(&self, len: usize) -> Option<(sys::napi_value, *mut f64)> {
+        let env = self.env;
+        let (mut reference, mut data, capacity) = self.records.get();
+        if reference.is_null() || len > capacity {
+            let capacity = len.max(2 * capacity).max(RECORDS_AT_FIRST);
+            let (array, memory) = new_float64_array(env, capacity)?;
+            let mut new_reference = ptr::null_mut();
+            napi_ok(
+                sys::napi_create_reference(env, array, 1, &mut new_reference),
+                "napi_create_reference",
+            )
+            .ok()?;
+            if !reference.is_null() {
+                sys::napi_delete_reference(env, reference);
+            }
+            (reference, data) = (new_reference, memory);
+            self.records.set((reference, data, capacity));
+        }
+        let mut array = ptr::null_mut();
+        napi_ok(
+            sys::napi_get_reference_value(env, reference, &mut array),
+            "napi_get_reference_value",
+        )
+        .ok()?;
+        Some((array, data))
     }
 
     /// Release what N-API holds for this endpoint (once).
@@ -319,20 +404,69 @@ impl<J: ToNapiValue> State<J> {
         unsafe {
             sys::napi_remove_env_cleanup_hook(
                 self.env,
-                Some(on_env_teardown::<J>),
-                self as *const State<J> as *mut c_void,
+                Some(on_env_teardown),
+                self as *const State as *mut c_void,
             );
             sys::napi_delete_reference(self.env, self.callback);
+            let (records, _, _) = self.records.replace((ptr::null_mut(), ptr::null_mut(), 0));
+            if !records.is_null() {
+                sys::napi_delete_reference(self.env, records);
+            }
             sys::napi_async_destroy(self.env, self.context);
         }
     }
 }
 
-impl<J: ToNapiValue> Drop for State<J> {
+impl Drop for State {
     fn drop(&mut self) {
         self.stop();
         self.release();
     }
+}
+
+/// A new Float64Array of `len` numbers (not initialised: its memory comes from V8), and its
+/// memory.
+///
+/// # Safety
+/// On the environment's thread, inside a handle scope.
+unsafe fn new_float64_array(env: sys::napi_env, len: usize) -> Option<(sys::napi_value, *mut f64)> {
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut array = ptr::null_mut();
+    napi_ok(
+        sys::napi_create_arraybuffer(env, len * 8, &mut data, &mut buffer),
+        "napi_create_arraybuffer",
+    )
+    .ok()?;
+    napi_ok(
+        sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::float64_array,
+            len,
+            buffer,
+            0,
+            &mut array,
+        ),
+        "napi_create_typedarray",
+    )
+    .ok()?;
+    Some((array, data.cast()))
+}
+
+/// `items` as a JavaScript array, or undefined when there are none.
+///
+/// # Safety
+/// On the environment's thread, inside a handle scope.
+unsafe fn optional_array<T: ToNapiValue>(
+    env: sys::napi_env,
+    items: Vec<T>,
+) -> Option<sys::napi_value> {
+    if items.is_empty() {
+        let mut undefined = ptr::null_mut();
+        sys::napi_get_undefined(env, &mut undefined);
+        return Some(undefined);
+    }
+    Vec::to_napi_value(env, items).ok()
 }
 
 /// The state behind a handle, kept alive for the length of a callback (the JavaScript object
@@ -341,22 +475,22 @@ impl<J: ToNapiValue> Drop for State<J> {
 /// # Safety
 /// `h` is one of the hooks of a live `State` (hooks are closed before a `State` is dropped,
 /// and libuv runs no callback of a closed handle).
-unsafe fn state_of<J: ToNapiValue>(h: *mut Handle) -> Rc<State<J>> {
-    let p = uv::handle_data(h) as *const State<J>;
+unsafe fn state_of(h: *mut Handle) -> Rc<State> {
+    let p = uv::handle_data(h) as *const State;
     Rc::increment_strong_count(p);
     Rc::from_raw(p)
 }
 
-unsafe extern "C" fn on_readable<J: ToNapiValue>(h: *mut Handle, _status: c_int, _events: c_int) {
-    state_of::<J>(h).run(Endpoint::turn);
+unsafe extern "C" fn on_readable(h: *mut Handle, _status: c_int, _events: c_int) {
+    state_of(h).run(Endpoint::turn);
 }
 
-unsafe extern "C" fn on_timer<J: ToNapiValue>(h: *mut Handle) {
-    state_of::<J>(h).run(Endpoint::turn);
+unsafe extern "C" fn on_timer(h: *mut Handle) {
+    state_of(h).run(Endpoint::turn);
 }
 
-unsafe extern "C" fn on_prepare<J: ToNapiValue>(h: *mut Handle) {
-    let s = state_of::<J>(h);
+unsafe extern "C" fn on_prepare(h: *mut Handle) {
+    let s = state_of(h);
     if s.dirty.get() {
         s.run(Endpoint::settle);
     }
@@ -364,8 +498,8 @@ unsafe extern "C" fn on_prepare<J: ToNapiValue>(h: *mut Handle) {
 
 /// The environment is going away (a worker thread ending, the process exiting): stop and
 /// release everything while N-API still works.
-unsafe extern "C" fn on_env_teardown<J: ToNapiValue>(data: *mut c_void) {
-    let s = &*(data as *const State<J>);
+unsafe extern "C" fn on_env_teardown(data: *mut c_void) {
+    let s = &*(data as *const State);
     s.stop();
     s.release();
 }

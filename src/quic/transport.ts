@@ -15,7 +15,7 @@
  * - Connections are pooled per peer (`host:port`), up to `connectionsPerPeer` each, and reused.
  */
 import { randomUUID } from 'node:crypto';
-import { QuicEndpoint, type QuicEventBatch, type QuicStats } from '../native/index.js';
+import { QuicEndpoint, type QuicStats } from '../native/index.js';
 import { certificateSpki } from '../tls/certificate.js';
 import { QUIC_CODES, QuicError, QuicRefusal } from './errors.js';
 
@@ -111,7 +111,7 @@ interface Inbound {
   verified?: boolean;
 }
 
-/** Event kinds and record width of a QuicEventBatch (native/src/napi_quic.rs). */
+/** Event kinds and record width of the endpoint's event records (native/src/napi_quic.rs). */
 const CONNECTED = 0;
 const MESSAGE = 1;
 const RESPONSE = 2;
@@ -156,7 +156,7 @@ export class QuicTransport {
         keyPem: opts.keyPem,
         ...opts.limits,
       },
-      (events) => this.#onEvents(events),
+      (records, count, pages, texts) => this.#onEvents(records, count, pages, texts),
     );
   }
 
@@ -298,10 +298,16 @@ export class QuicTransport {
     if (list.length === 0) this.#pool.delete(out.key);
   }
 
-  #onEvents(batch: QuicEventBatch): void {
+  /** A batch of events (layout: `flatten` in native/src/napi_quic.rs). */
+  #onEvents(
+    records: Float64Array,
+    count: number,
+    pages: Buffer[] | undefined,
+    texts: string[] | undefined,
+  ): void {
     if (this.#closed) return;
-    const { records, pages, texts } = batch;
-    for (let i = 0; i < texts.length; i++) {
+    let t = 0;
+    for (let i = 0; i < count; i++) {
       const r = i * RECORD;
       const kind = records[r];
       const conn = records[r + 1] as number;
@@ -313,8 +319,12 @@ export class QuicTransport {
       const payload =
         page < 0
           ? EMPTY
-          : (pages[page] as Buffer).subarray(offset, offset + (records[r + 7] as number));
-      const text = texts[i] ?? '';
+          : ((pages as Buffer[])[page] as Buffer).subarray(
+              offset,
+              offset + (records[r + 7] as number),
+            );
+      const hasText = kind === CONNECTED || kind === CLOSED || (kind === RESPONSE && code >= 0);
+      const text = hasText ? ((texts as string[])[t++] as string) : '';
       switch (kind) {
         case MESSAGE:
           this.#onMessage(conn, id, payload);
@@ -422,7 +432,8 @@ export class QuicTransport {
         },
         (err: unknown) => this.#answerFailure(conn, stream, err),
       );
-    } else {
+    } else if (!this.#closed) {
+      // (The handler may have closed the transport.)
       this.#native.reply(conn, stream, result);
     }
   }

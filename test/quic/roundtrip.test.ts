@@ -3,7 +3,8 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { startPair } from './helpers.js';
+import { QuicError } from '../../src/quic/index.js';
+import { startPair, type Pair } from './helpers.js';
 
 describe('QUIC transport: round trips', () => {
   it('delivers a message and resolves with the peer receipt', async () => {
@@ -60,6 +61,34 @@ describe('QUIC transport: round trips', () => {
       receipts.forEach((r, i) => assert.equal(r.toString(), digest(msgs[i] as Buffer), `#${i}`));
       // What the handler kept is unchanged once every later message has arrived.
       assert.deepEqual(kept.map(digest).sort(), msgs.map(digest).sort());
+    } finally {
+      pair.close();
+    }
+  });
+
+  it('settles every send when a handler closes the receiving transport mid-batch', async () => {
+    // The close reports its own events while the batch is still being read: they must not
+    // disturb the rest of that batch (native/src/node_loop.rs, `arguments`).
+    let handled = 0;
+    const holder: { pair?: Pair } = {};
+    const pair = await startPair({
+      onMessage: (m) => {
+        if (++handled === 3) holder.pair?.server.close();
+        return Buffer.from(`ok ${m.data.length}`);
+      },
+    });
+    holder.pair = pair;
+    try {
+      const sends = Array.from({ length: 32 }, () =>
+        pair.client.send(pair.peer, Buffer.alloc(100)),
+      );
+      const results = await Promise.allSettled(sends);
+      const failed = results.filter((r) => r.status === 'rejected');
+      assert.ok(failed.length > 0, 'the sends after the close fail');
+      for (const r of failed) assert.ok(r.reason instanceof QuicError, String(r.reason));
+      for (const r of results) {
+        if (r.status === 'fulfilled') assert.equal(r.value.toString(), 'ok 100');
+      }
     } finally {
       pair.close();
     }
