@@ -47,30 +47,37 @@ impl Payload {
 #[derive(Debug, Default)]
 pub struct Pages {
     pages: Vec<Vec<u8>>,
-    /// The driver hands the first `split` events over on their own (0: never split).
+    /// Pages never span the event indexes `split`, `2 * split`, `4 * split`, ... (0: none).
     split: usize,
     /// Index of the first event with a body in the last page.
     last_first_event: usize,
 }
 
 impl Pages {
-    /// The driver hands the first `n` events of each batch over on their own: no page may hold
-    /// bodies from both sides (see [`Batch::split_off`]).
+    /// The driver may hand a batch over in parts, split at event `n` or at `n` times a power of
+    /// two: no page holds bodies from both sides of those points (see [`Batch::split_off`]).
     pub fn split_at(&mut self, n: usize) {
         self.split = n;
+    }
+
+    /// Which part, between the split points, event `event` is in.
+    fn part(&self, event: usize) -> u32 {
+        if self.split == 0 || event < self.split {
+            0
+        } else {
+            (event / self.split).ilog2() + 1
+        }
     }
 
     /// A page with room for `len` more bytes (`len` ≤ [`SMALL_BODY`]) for the body of the
     /// batch's event number `event`, and the page's index. Append at most `len` bytes.
     pub fn room(&mut self, len: usize, event: usize) -> (u32, &mut Vec<u8>) {
         debug_assert!(len <= SMALL_BODY);
-        let crosses_split =
-            self.split > 0 && self.last_first_event < self.split && event >= self.split;
         let full = self
             .pages
             .last()
             .is_none_or(|p| p.capacity() - p.len() < len);
-        if full || crosses_split {
+        if full || self.part(event) != self.part(self.last_first_event) {
             self.pages.push(Vec::with_capacity(PAGE_BYTES));
             self.last_first_event = event;
         }
@@ -109,7 +116,7 @@ impl Batch {
     }
 
     /// Keep the first `n` events; return the others as a batch of their own, with the pages
-    /// their bodies are in. The endpoint starts a new page at its split point (see
+    /// their bodies are in. The endpoint starts a new page at its split points (see
     /// [`Pages::split_at`]); should a page still hold bodies of both sides, nothing is split.
     pub fn split_off(&mut self, n: usize) -> Batch {
         if n >= self.events.len() {
@@ -259,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_split_batch_keeps_every_body_and_no_page_spans_it() {
-        let (mut first, want) = batch_of(4, &[1000; 10]);
+        let (mut first, want) = batch_of(4, &[1000; 7]);
         assert_eq!(first.pages.len(), 2, "a new page at the split point");
         let rest = first.split_off(4);
         assert_eq!((first.pages.len(), rest.pages.len()), (1, 1));
@@ -273,6 +280,22 @@ mod tests {
             .iter()
             .zip(&want)
             .all(|(e, w)| matches!(e, Event::Message { data: Payload::Owned(v), .. } if v == w)));
+    }
+
+    #[test]
+    fn pages_start_at_every_split_point() {
+        let (b, want) = batch_of(4, &[100; 40]);
+        // Parts: 0..4, 4..8, 8..16, 16..32, 32..40.
+        assert_eq!(b.pages.len(), 5);
+        for at in [4, 8, 16, 32] {
+            let mut first = Batch {
+                events: b.events.clone(),
+                pages: b.pages.clone(),
+            };
+            let rest = first.split_off(at);
+            assert_eq!(bodies(&first), want[..at], "split at {at}");
+            assert_eq!(bodies(&rest), want[at..], "split at {at}");
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub enum Outcome {
 }
 
 /// Something the application must hear about; delivered in batches, in order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Event {
     /// A connection's handshake completed; `peer_cert` is the peer's leaf certificate (DER).
     Connected {
@@ -231,6 +231,7 @@ impl Endpoint {
             }),
             conns: HashMap::new(),
             touched: HashSet::new(),
+            unsent: HashSet::new(),
             starved: false,
             gone: 0,
             by_cid: HashMap::new(),
@@ -306,7 +307,10 @@ impl Endpoint {
         Some(timeout)
     }
 
-    /// Read every waiting datagram, run expired timers, then [`settle`](Self::settle).
+    /// Read every waiting datagram, run expired timers and process what arrived: the events
+    /// are ready, the packets are not sent yet. The driver hands the events over and then
+    /// calls [`settle`](Self::settle), so that the ACKs of what arrived leave in the packets
+    /// that carry the answers, not in packets of their own.
     pub fn turn(&mut self) {
         self.read_socket();
         let now = Instant::now();
@@ -321,20 +325,28 @@ impl Endpoint {
             self.touch_all();
             self.next_sweep = now + SWEEP;
         }
-        self.settle();
+        self.process_touched();
     }
 
     /// Read and write stream data, send every pending packet, report closed connections.
     pub fn settle(&mut self) {
-        let touched: Vec<u32> = self.touched.drain().collect();
-        self.process_streams(&touched);
+        self.process_touched();
+        let ids: Vec<u32> = self.unsent.drain().collect();
         // Counters first: a peer may read them as soon as it sees these packets.
         self.publish();
-        self.flush(&touched);
+        self.flush(&ids);
         // On shutdown the CONNECTION_CLOSE packets have just been sent: do not wait for the
         // draining period (RFC 9000 §10.2.2), report every connection closed now.
-        self.reap(&touched, self.shutting_down);
+        self.reap(&ids, self.shutting_down);
         self.publish();
+    }
+
+    /// Read and write the stream data of the touched connections; their packets wait for the
+    /// next settle.
+    fn process_touched(&mut self) {
+        let touched: Vec<u32> = self.touched.drain().collect();
+        self.process_streams(&touched);
+        self.unsent.extend(touched);
     }
 
     fn touch_all(&mut self) {
@@ -489,6 +501,8 @@ pub struct Endpoint {
     /// Connections with something to do at the next settle (a packet, a command, a timer):
     /// settling looks at these only, so idle connections cost nothing per turn.
     touched: HashSet<u32>,
+    /// Connections processed since the last settle, whose packets are not sent yet.
+    unsent: HashSet<u32>,
     /// A connection left stream data unread because the application queue was full: the
     /// next answer that frees a slot must look at every connection again.
     starved: bool,

@@ -194,6 +194,7 @@ fn run(
             ep.apply(cmd);
         }
         ep.turn();
+        ep.settle();
         let batch = ep.take_events();
         if !batch.is_empty() {
             sink.deliver(batch);
