@@ -95,11 +95,14 @@ interface Outbound {
   readonly conn: number;
   readonly key: string;
   readonly ready: Promise<void>;
+  /** The check the connection was opened with. */
   readonly verify: QuicPeer['verify'];
   settle?: (err?: QuicError) => void;
   open: boolean;
   /** The handshake completed and `verify` accepted the peer. */
   verified: boolean;
+  /** The peer's certificate, once the handshake completed. */
+  info?: QuicPeerInfo;
   /** Why the connection closed (once it has). */
   closed?: QuicError;
 }
@@ -208,8 +211,41 @@ export class QuicTransport {
       return Promise.reject(err as Error);
     }
     // A verified connection sends at once; a new one first waits for its handshake and check.
-    if (out.verified) return this.#sendOn(out, data, rawFin);
-    return out.ready.then(() => this.#sendOn(out, data, rawFin));
+    if (out.verified) return this.#checkedSend(out, peer, data, rawFin);
+    return out.ready.then(() => this.#checkedSend(out, peer, data, rawFin));
+  }
+
+  /**
+   * Send on a pooled connection once `peer`'s own check accepts it: a connection is pooled by
+   * host and port, and the caller that opened it may have expected another certificate (two
+   * gateway records naming the same address). The same check as the opener's is not run twice.
+   */
+  #checkedSend(
+    out: Outbound,
+    peer: QuicPeer,
+    data: Uint8Array,
+    rawFin: boolean | undefined,
+  ): Promise<Buffer> {
+    if (peer.verify === out.verify || out.info === undefined) {
+      return this.#sendOn(out, data, rawFin);
+    }
+    const rejected = () =>
+      new QuicError(
+        QUIC_CODES.peerRejected,
+        `the certificate of ${out.key} is not the one this message expects`,
+      );
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = peer.verify(out.info);
+    } catch {
+      return Promise.reject(rejected());
+    }
+    if (verdict === true) return this.#sendOn(out, data, rawFin);
+    if (verdict === false) return Promise.reject(rejected());
+    return Promise.resolve(verdict).then(
+      (ok) => (ok === true ? this.#sendOn(out, data, rawFin) : Promise.reject(rejected())),
+      () => Promise.reject(rejected()),
+    );
   }
 
   #sendOn(out: Outbound, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
@@ -357,6 +393,7 @@ export class QuicTransport {
   #onOutboundConnected(info: QuicPeerInfo): void {
     const out = this.#outbound.get(info.conn);
     if (out === undefined) return;
+    out.info = info;
     const reject = (reason: string) => {
       this.#native.closeConnection(info.conn, QUIC_CODES.peerRejected, 'peer rejected');
       this.#drop(out);

@@ -3,7 +3,12 @@
 // total connection caps answer CONNECTION_REFUSED.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { QuicError, QuicTransport, type CertificateAndKey } from '../../src/quic/index.js';
+import {
+  QuicError,
+  QuicTransport,
+  type CertificateAndKey,
+  type QuicPeerInfo,
+} from '../../src/quic/index.js';
 import { startPair, testCertificates } from './helpers.js';
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
@@ -39,6 +44,34 @@ describe('QUIC transport: peers', () => {
       assert.equal(pair.client.stats().framesSent, 0, 'nothing was sent to the wrong peer');
       // The pool forgot the rejected connection: the right pin works.
       assert.equal((await pair.client.send(pair.peer, Buffer.from('hi'))).toString(), 'ok 2');
+    } finally {
+      pair.close();
+    }
+  });
+
+  it('checks a pooled connection against the pin of each caller', async () => {
+    const [, , stranger] = (await testCertificates()) as CertificateAndKey[];
+    const pair = await startPair({ keep: true });
+    try {
+      assert.equal((await pair.client.send(pair.peer, Buffer.from('one'))).toString(), 'ok 3');
+      // Same host and port, but this caller expects another gateway's certificate.
+      const otherGateway = {
+        ...pair.peer,
+        verify: async (p: { spki: Buffer }) => p.spki.equals(stranger!.spki),
+      };
+      await rejectsWith(
+        pair.client.send(otherGateway, Buffer.from('two')),
+        'ERR_QUIC_PEER_REJECTED',
+      );
+      // A different check that accepts, and the opener's own, still use the connection.
+      const samePin = { ...pair.peer, verify: (p: QuicPeerInfo) => pair.peer.verify(p) };
+      assert.equal((await pair.client.send(samePin, Buffer.from('three'))).toString(), 'ok 5');
+      assert.equal((await pair.client.send(pair.peer, Buffer.from('four'))).toString(), 'ok 4');
+      assert.deepEqual(
+        pair.received.map((b) => b.toString()),
+        ['one', 'three', 'four'],
+      );
+      assert.equal(pair.client.stats().connectionsOutbound, 1);
     } finally {
       pair.close();
     }
