@@ -8,7 +8,7 @@
 //! `ERR_QUIC_CONFIG` (bad options, PEM or key), `ERR_QUIC_BIND`, `ERR_QUIC_PARAM`,
 //! `ERR_QUIC_CLOSED` (the endpoint was closed, or stopped by a fault).
 use crate::node_loop::{Flat, NodeEndpoint};
-use crate::quic::{self, frame, Batch, Command, Endpoint, Event, Limits, Outcome, Payload};
+use crate::quic::{self, frame, Answer, Batch, Command, Endpoint, Event, Limits, Outcome, Payload};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::Env;
 use napi_derive::napi;
@@ -401,12 +401,12 @@ impl QuicEndpoint {
         stream: f64,
         receipt: Option<BufferSlice<'_>>,
     ) -> Result<(), JsError> {
-        let receipt = receipt.map(|r| r.to_vec()).unwrap_or_default();
+        let answer = Answer::ack(receipt.as_deref().unwrap_or_default());
         self.command(|ep| {
             ep.apply(Command::Reply {
                 conn,
                 stream: stream as u64,
-                answer: Ok(receipt),
+                answer,
             })
         })
     }
@@ -420,7 +420,7 @@ impl QuicEndpoint {
             ep.apply(Command::Reply {
                 conn,
                 stream: stream as u64,
-                answer: Err((code, reason)),
+                answer: Answer::error(code, &reason),
             })
         })
     }

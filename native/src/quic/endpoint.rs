@@ -101,6 +101,27 @@ impl Event {
     }
 }
 
+/// The answer to an inbound message, as its complete frame (built once, where the
+/// application's receipt or reason is copied in).
+#[derive(Debug)]
+pub enum Answer {
+    Ack(Vec<u8>),
+    Error(Vec<u8>),
+}
+
+impl Answer {
+    /// An ACK carrying `receipt` (cut to [`frame::MAX_ACK_BODY`] bytes).
+    pub fn ack(receipt: &[u8]) -> Self {
+        let receipt = &receipt[..receipt.len().min(frame::MAX_ACK_BODY)];
+        Answer::Ack(frame::encode(frame::TYPE_ACK, receipt))
+    }
+
+    /// An ERROR with `code` and `reason` (cut to [`frame::MAX_ERROR_REASON`] bytes).
+    pub fn error(code: u16, reason: &str) -> Self {
+        Answer::Error(frame::encode_error(code, reason))
+    }
+}
+
 /// Requests from the application, applied with [`Endpoint::apply`].
 #[derive(Debug)]
 pub enum Command {
@@ -117,11 +138,11 @@ pub enum Command {
         bytes: Vec<u8>,
         fin: bool,
     },
-    /// Answer an inbound message: `Ok(receipt)` is an ACK, `Err((code, reason))` an ERROR.
+    /// Answer an inbound message.
     Reply {
         conn: u32,
         stream: u64,
-        answer: Result<Vec<u8>, (u16, String)>,
+        answer: Answer,
     },
     CloseConnection {
         conn: u32,
@@ -651,7 +672,7 @@ impl Endpoint {
         self.touched.insert(id);
     }
 
-    fn reply(&mut self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
+    fn reply(&mut self, conn: u32, stream: u64, answer: Answer) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -663,18 +684,18 @@ impl Endpoint {
         c.delivered -= 1;
         self.buffered -= reserved;
         self.queued -= 1;
-        let out = match answer {
-            Ok(receipt) => {
+        let frame = match answer {
+            Answer::Ack(frame) => {
                 bump(&self.stats.acks_sent);
-                let receipt = &receipt[..receipt.len().min(frame::MAX_ACK_BODY)];
-                OutBuf::new(frame::encode(frame::TYPE_ACK, receipt), true)
+                frame
             }
-            Err((code, reason)) => {
+            Answer::Error(frame) => {
                 bump(&self.stats.errors_sent);
-                OutBuf::new(frame::encode_error(code, &reason), true)
+                frame
             }
         };
-        c.ins.insert(stream, InStream::Answering(out));
+        c.ins
+            .insert(stream, InStream::Answering(OutBuf::new(frame, true)));
         c.writes.insert(stream);
         self.touched.insert(conn);
         self.release_starved();

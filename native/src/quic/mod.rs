@@ -21,7 +21,7 @@ pub mod tls;
 mod udp;
 
 pub use batch::{Batch, Payload};
-pub use endpoint::{Command, Endpoint, Event, Ids, Outcome, Stats, StatsSnapshot};
+pub use endpoint::{Answer, Command, Endpoint, Event, Ids, Outcome, Stats, StatsSnapshot};
 pub use thread::{spawn, EndpointHandle, EventSink};
 
 use std::time::Duration;

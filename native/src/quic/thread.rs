@@ -5,7 +5,7 @@
 //! next timer; applies the commands, takes a [`Endpoint::turn`] and hands the events to an
 //! [`EventSink`] in one batch.
 use super::batch::Batch;
-use super::endpoint::{Command, Endpoint, Event, Ids, Stats};
+use super::endpoint::{Answer, Command, Endpoint, Event, Ids, Stats};
 use super::frame;
 use super::Limits;
 use mio::unix::SourceFd;
@@ -97,6 +97,10 @@ impl EndpointHandle {
 
     pub fn reply(&self, conn: u32, stream: u64, answer: Result<Vec<u8>, (u16, String)>) {
         // Ignored once the endpoint has stopped: the connection is gone with it.
+        let answer = match answer {
+            Ok(receipt) => Answer::ack(&receipt),
+            Err((code, reason)) => Answer::error(code, &reason),
+        };
         let _ = self.command(Command::Reply {
             conn,
             stream,
