@@ -4,11 +4,12 @@
 //! and outbound ones (the client side, opened by [`Command::Connect`]); packets are routed by
 //! Destination Connection ID. A driver runs it (the N-API layer on Node's event loop, or
 //! [`super::thread`] on a thread of its own): it applies the application's [`Command`]s, calls
-//! [`Endpoint::turn`] when the socket is readable or [`Endpoint::timeout`] has passed, and
-//! [`Endpoint::settle`] after commands, then hands [`Endpoint::take_events`] to the
-//! application. A turn follows quiche-server: feed datagrams to their connections (accepting,
-//! refusing or Retry-ing new ones); run timers; read and write stream data; flush every
-//! connection's packets; reap closed connections.
+//! [`Endpoint::turn`] when the socket is readable or [`Endpoint::timeout`] has passed, hands
+//! [`Endpoint::take_events`] to the application, and calls [`Endpoint::settle`] after a turn
+//! and after commands. Together they follow quiche-server: feed datagrams to their connections
+//! (accepting, refusing or Retry-ing new ones); run timers; read and write stream data (the
+//! turn); flush every connection's packets; reap closed connections (the settle). The flush
+//! waits for the settle so that the ACKs of what arrived can leave with the answers to it.
 //!
 //! Bounds (see [`Limits`]): a MESSAGE's declared length is checked against the maximum and
 //! reserved against the endpoint's total budget before any body byte is buffered; a stream

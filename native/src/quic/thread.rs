@@ -2,8 +2,8 @@
 //! endpoint on its own event loop instead (`napi_quic`).
 //!
 //! The thread waits (mio) for the socket, a command from the application or the endpoint's
-//! next timer; applies the commands, takes a [`Endpoint::turn`] and hands the events to an
-//! [`EventSink`] in one batch.
+//! next timer; applies the commands, takes a [`Endpoint::turn`], settles, and hands the events
+//! to an [`EventSink`] in one batch.
 use super::batch::Batch;
 use super::endpoint::{Answer, Command, Endpoint, Event, Ids, Stats};
 use super::frame;
