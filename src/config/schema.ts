@@ -301,7 +301,7 @@ export const SETTINGS = {
   queueLeaseMs: setting({
     env: 'AFTERSMTP_QUEUE_LEASE_MS',
     default: '300000',
-    doc: 'How long a delivery worker holds a job before it is deliverable again (worker crash or hang), in ms.',
+    doc: 'How long a delivery worker holds a job before it is deliverable again (a hung worker), in ms. With the lmdb queue, the leases of a process that died come back when the queue next opens (docs/QUEUE.md).',
     parse: integer(1000, 86_400_000),
   }),
   store: setting({

@@ -9,6 +9,8 @@
  *   dead        [dead ms, <job id>, <recipient>] -> DeadRecord
  *   quarantine  [ms, <source>]        -> QuarantineRecord (undecodable bytes and the reason)
  *   meta        'retries' | 'dead' | 'quarantined' -> counters
+ *   holders     <queue instance id>   -> HolderRecord (holders.ts): the open queues, whose ids
+ *                                        begin their lease tokens
  *
  * Values are msgpackr records encoded by record.ts (the store itself sees bytes), so a corrupt
  * value surfaces as a QueueDecodeError that the caller quarantines.
@@ -23,6 +25,7 @@ import {
   type EntryRecord,
   type JobRecord,
 } from './record.js';
+import type { HolderRecord } from './holders.js';
 import { dueAt } from './settle.js';
 
 type Key = string | number | (string | number)[];
@@ -44,6 +47,7 @@ export class LmdbStore {
   readonly dead: Database<Buffer, Key>;
   readonly quarantine: Database<Buffer, Key>;
   readonly meta: Database<number, string>;
+  readonly holders: Database<HolderRecord, string>;
 
   constructor(path: string) {
     // Never noSync: durability comes from awaiting `flushed` after each commit.
@@ -55,6 +59,7 @@ export class LmdbStore {
     this.dead = this.root.openDB<Buffer, Key>('dead', bin);
     this.quarantine = this.root.openDB<Buffer, Key>('quarantine', bin);
     this.meta = this.root.openDB<number, string>('meta', { encoding: 'msgpack' });
+    this.holders = this.root.openDB<HolderRecord, string>('holders', { encoding: 'msgpack' });
   }
 
   /** Resolves when every earlier commit is on disk. */

@@ -8,11 +8,14 @@
  * and synced alone, one after another (the benchmark's baseline).
  *
  * Leases are written to the store (the job's schedule key moves to the lease expiry), so a job
- * leased by a process that died is due again when the lease expires, also after a restart.
+ * leased by a process that died is due again when the lease expires, also after a restart; and
+ * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening makes
+ * the leases of holders that are gone due at once.
  */
 import { randomBytes } from 'node:crypto';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError } from './errors.js';
+import { holderAlive, thisHolder } from './holders.js';
 import { entryIdOf, newEntryId } from './ids.js';
 import { LmdbStore, type StoredJob } from './lmdb-store.js';
 import { decodeEntry, decodeJob, type JobRecord } from './record.js';
@@ -77,6 +80,8 @@ export class LmdbQueue implements DeliveryQueue {
   private serial: Promise<unknown> = Promise.resolve();
   private waiters = new Set<() => void>();
   private closed = false;
+  /** This queue's id as a lease holder: the prefix of its lease tokens. */
+  private readonly holder = randomBytes(6).toString('hex');
 
   constructor(private readonly options: LmdbQueueOptions) {
     this.store = new LmdbStore(options.path);
@@ -85,6 +90,45 @@ export class LmdbQueue implements DeliveryQueue {
     this.groupCommit = options.groupCommit ?? true;
     this.random = options.random ?? Math.random;
     this.clock = options.clock ?? Date.now;
+    this.store.root.transactionSync(() => {
+      void this.store.holders.put(this.holder, thisHolder(this.leaseMs));
+      this.releaseOrphanedLeases();
+    });
+  }
+
+  /**
+   * Inside a write transaction: make the leased jobs of holders that are gone due again now
+   * (their normal due time), and forget those holders. A lease sits in the schedule at its
+   * expiry, at most a lease length from now, so only that stretch is read.
+   */
+  private releaseOrphanedLeases(): void {
+    const store = this.store;
+    const alive = new Set<string>();
+    let longest = this.leaseMs;
+    for (const { key, value } of store.holders.getRange()) {
+      longest = Math.max(longest, value.leaseMs);
+      if (key === this.holder || holderAlive(value)) alive.add(key);
+      else void store.holders.remove(key);
+    }
+    const now = this.clock();
+    const keys = [...store.schedule.getKeys({ start: [now], end: [now + longest + 1] })] as [
+      number,
+      string,
+    ][];
+    for (const [scheduledAt, jobId] of keys) {
+      const raw = store.jobs.get(jobId);
+      if (raw === undefined) continue;
+      let job: StoredJob;
+      try {
+        job = decodeStoredJob(raw);
+      } catch {
+        continue; // quarantined when it is next leased
+      }
+      const holder = job.leaseToken.split(':', 2);
+      if (holder.length === 2 && !alive.has(holder[0] as string)) {
+        store.putJob(job, '', undefined, { ...job, scheduledAt });
+      }
+    }
   }
 
   begin(info: EnvelopeInfo): EnqueueTransaction {
@@ -213,7 +257,7 @@ export class LmdbQueue implements DeliveryQueue {
       store.putJob(job, '', undefined, { ...current, scheduledAt: -1 });
       return undefined;
     }
-    const token = randomBytes(8).toString('hex');
+    const token = `${this.holder}:${randomBytes(8).toString('hex')}`;
     const updated = { ...job, deliveries: job.deliveries + 1 };
     const stored = store.putJob(updated, token, now + this.leaseMs, {
       ...current,
@@ -283,6 +327,8 @@ export class LmdbQueue implements DeliveryQueue {
     this.closed = true;
     this.wake();
     await this.serial.catch(() => undefined);
+    // Leases still out are orphaned now: the next queue to open makes them due at once.
+    await this.store.holders.remove(this.holder);
     await this.store.flushed;
     await this.store.close();
   }

@@ -1,6 +1,9 @@
 // The lmdb backend against the shared contract suite, plus what only the embedded store has:
-// a stale lease cannot settle, and entries survive a reopen.
+// a stale lease cannot settle, entries survive a reopen, and the leases of a holder that is gone
+// (killed, or closed with leases out) are due at once for the next queue to open.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +71,69 @@ describe('lmdb queue', () => {
       await l?.settle([{ recipient: 'x@rcpt.example', status: 'delivered' }]);
       await b.close();
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves the leases of a live holder alone and frees those of a closed one', async () => {
+    const dir = tempQueueDir();
+    const open = () =>
+      new LmdbQueue({ path: dir, leaseMs: 600_000, bounce: { reportingMta: 'mx.test' } });
+    const a = open();
+    const b = open();
+    let c: LmdbQueue | undefined;
+    try {
+      await enqueue(a, [rcpt('x@rcpt.example')], { messageId: 'held-by-a' });
+      assert.equal((await leaseAll(a, 1)).length, 1);
+      assert.deepEqual(await b.lease(1, 0), [], 'a is alive: its lease stands');
+      await a.close(); // with the lease still out
+      c = open();
+      const [again] = await c.lease(1, 0);
+      assert.equal(again?.job.messageId, 'held-by-a', 'due at once, not in ten minutes');
+      await again?.settle([{ recipient: 'x@rcpt.example', status: 'delivered' }]);
+    } finally {
+      await b.close();
+      await c?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes the leases of a killed process due at once on the next open', async () => {
+    const dir = tempQueueDir();
+    const lmdb = new URL('../../src/queue/lmdb.js', import.meta.url).href;
+    // The child enqueues and leases one job with a ten-minute lease, says so, and waits.
+    const script = `
+      const { LmdbQueue } = await import(${JSON.stringify(lmdb)});
+      const q = new LmdbQueue({ path: ${JSON.stringify(dir)}, leaseMs: 600000, bounce: { reportingMta: 'mx.test' } });
+      const tx = q.begin({ messageId: 'held-by-child', sender: 'a@sender.example', senderKind: 'legacy' });
+      tx.addRecipient({ address: 'x@rcpt.example', destination: 'smtp:rcpt.example' });
+      tx.body(Buffer.from('Subject: hi\\r\\n\\r\\nhello\\r\\n'));
+      await tx.commit();
+      const leases = await q.lease(1, 1000);
+      process.stdout.write('leased ' + leases.length + '\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let queue: LmdbQueue | undefined;
+    try {
+      // The first line, or nothing if the child died first.
+      const line = await Promise.race([
+        once(child.stdout, 'data').then(([d]) => String(d).trim()),
+        once(child, 'exit').then(() => 'exited'),
+      ]);
+      assert.equal(line, 'leased 1');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      queue = new LmdbQueue({ path: dir, bounce: { reportingMta: 'mx.test' } });
+      const [l] = await queue.lease(1, 0);
+      assert.equal(l?.job.messageId, 'held-by-child');
+      assert.equal(l?.job.deliveries, 1, 'the killed attempt counts');
+      await l?.settle([{ recipient: 'x@rcpt.example', status: 'delivered' }]);
+    } finally {
+      child.kill('SIGKILL');
+      await queue?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
