@@ -259,6 +259,16 @@ describe('messaging on one gateway', () => {
     assert.equal(e.code, 'ERR_CHALLENGE_UNKNOWN', "bob's challenge does not log alice in");
   });
 
+  test('a token stops working once its DID is revoked', async () => {
+    const frank = await register(client, 'frank');
+    const tf = await token(client, frank);
+    await client.ack(tf, { message_ids: ['none'] });
+    await revoke(client, frank);
+    const e = await refusal(client.ack(tf, { message_ids: ['none'] }));
+    assert.equal(e.code, 'ERR_DID_REVOKED');
+    assert.equal(e.grpcCode, status.FAILED_PRECONDITION);
+  });
+
   test("another DID's mailbox: nothing to read, ack or receipt through one's own token", async () => {
     const ta = await token(client, alice);
     const [sealed] = seal(alice, [bob], 'private', 'for bob only');

@@ -11,8 +11,10 @@
  *   SecretKeySet. There is no shared or built-in secret: a token verifies with the gateway's
  *   public record only.
  * - verifyToken checks, in this order: syntax and bounds, label and version, that the token was
- *   issued by THIS gateway key, the signature, and the validity window. Each failure is an
- *   UNAUTHENTICATED refusal with its own code.
+ *   issued by THIS gateway key, the signature, the validity window, and the DID as it stands in
+ *   the ledger now: revoked (FAILED_PRECONDITION, ERR_DID_REVOKED) or its keys rotated after
+ *   the token was issued (ERR_TOKEN_STALE). Each other failure is an UNAUTHENTICATED refusal
+ *   with its own code.
  *
  * Pure functions of their inputs except for the challenge table (owned by one Authenticator,
  * constructed by the composition root) and the clock, which is injectable for tests.
@@ -189,8 +191,11 @@ export interface IssuedChallenge {
   readonly expiresAt: number;
 }
 
-/** The DID's current record in this gateway's ledger, or a refusal (unknown, revoked). */
-export function currentRecord(ledger: IdentityLedger, did: string): PublicKeyRecord {
+/** The DID's current entry in this gateway's ledger, or a refusal (unknown, revoked). */
+function currentEntry(
+  ledger: IdentityLedger,
+  did: string,
+): { record: PublicKeyRecord; loggedAt: number } {
   let entry;
   try {
     entry = decodeEntry(ledger.lookup(did).entry);
@@ -203,7 +208,12 @@ export function currentRecord(ledger: IdentityLedger, did: string): PublicKeyRec
   if (entry.type === 'revoke') {
     throw new ClientApiRefusal(status.FAILED_PRECONDITION, 'ERR_DID_REVOKED', `${did} is revoked`);
   }
-  return entry.record;
+  return entry;
+}
+
+/** The DID's current record in this gateway's ledger, or a refusal (unknown, revoked). */
+export function currentRecord(ledger: IdentityLedger, did: string): PublicKeyRecord {
+  return currentEntry(ledger, did).record;
 }
 
 export class Authenticator {
@@ -346,6 +356,14 @@ export class Authenticator {
     }
     if (claims.issuedAt > now + CLOCK_SKEW_MS || claims.expiresAt <= claims.issuedAt) {
       throw unauthenticated('ERR_TOKEN_MALFORMED', 'the token is malformed (validity window)');
+    }
+    // The DID as it stands now: a revoked DID, or one whose keys were rotated after the token
+    // was issued (a lost key replaced), no longer acts on its token.
+    if (currentEntry(this.#ledger, claims.did).loggedAt > claims.issuedAt) {
+      throw unauthenticated(
+        'ERR_TOKEN_STALE',
+        `the keys of ${claims.did} changed after this token was issued (authenticate again)`,
+      );
     }
     return claims;
   }
