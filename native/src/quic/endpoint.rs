@@ -46,6 +46,12 @@ const MAX_REFUSING: usize = 256;
 const GSO_BATCH: usize = udp::MAX_SEGMENTS;
 /// Bytes per GSO send: one UDP payload at most (65507 bytes).
 const GSO_BYTES: usize = 65_000;
+/// Stateless resets sent per sweep at most (a flood of stray packets gets no more answers).
+const MAX_RESETS_PER_SWEEP: usize = 64;
+/// Longest stateless reset sent; RFC 9000 §10.3 asks for one shorter than the packet that
+/// caused it, and at least 21 bytes (5 unpredictable, then the 16-byte token).
+const MAX_RESET_LEN: usize = 43;
+const MIN_RESET_LEN: usize = 21;
 /// Socket buffers asked of the kernel (bursts of large messages on one socket).
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -235,6 +241,7 @@ impl Endpoint {
         limits: Limits,
     ) -> Result<Endpoint, String> {
         let config = tls::build_config(cert_pem, key_pem, &limits).map_err(|e| e.to_string())?;
+        let secrets = Secrets::new(key_pem).map_err(|e| e.to_string())?;
         let socket = bind_socket(bind).map_err(|e| format!("cannot bind UDP {bind}: {e}"))?;
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let gro = udp::enable_gro(&socket);
@@ -245,7 +252,8 @@ impl Endpoint {
             listen,
             config,
             limits,
-            secrets: Secrets::random(),
+            secrets,
+            resets_left: MAX_RESETS_PER_SWEEP,
             stats: Arc::new(Stats::default()),
             ids: Arc::new(Ids {
                 conns: AtomicU32::new(1),
@@ -546,6 +554,8 @@ pub struct Endpoint {
     out: Vec<u8>,
     next_sweep: Instant,
     shutting_down: bool,
+    /// Stateless resets this sweep may still send.
+    resets_left: usize,
     /// Send with UDP_SEGMENT (turned off for good at the first refusal).
     gso: bool,
     /// The socket delivers GRO-coalesced reads.
@@ -657,6 +667,8 @@ impl Endpoint {
         } else {
             Some(server_name)
         };
+        // Only a server announces a stateless reset token in its transport parameters.
+        self.config.set_stateless_reset_token(None);
         let q = match quiche::connect_with_buffer_factory(
             sni,
             &quiche::ConnectionId::from_ref(&scid),
@@ -746,6 +758,10 @@ impl Endpoint {
         }
         let id = match id {
             Some(id) => id,
+            None if hdr.ty == quiche::Type::Short => {
+                let dcid = hdr.dcid.to_vec();
+                return self.unknown_short_packet(&dcid, pkt, from);
+            }
             None => match self.accept(&hdr, pkt, from) {
                 Some(id) => id,
                 None => return,
@@ -762,6 +778,53 @@ impl Endpoint {
     }
 
     /// A packet for no known connection: maybe a new inbound connection. Returns its id.
+    /// A short-header packet for no connection id this endpoint knows. It may be a stateless
+    /// reset from a peer that restarted: its connection id is random, so it is offered to the
+    /// outbound connections to that address, and quiche closes the one whose peer's reset token
+    /// it carries. Otherwise it is a packet for a connection this endpoint no longer has, and is
+    /// answered with a stateless reset.
+    fn unknown_short_packet(&mut self, dcid: &[u8], pkt: &[u8], from: SocketAddr) {
+        let to = self.local_addr;
+        let mut closed = false;
+        for c in self.conns.values_mut() {
+            if c.inbound || c.peer != from || c.q.is_closed() {
+                continue;
+            }
+            // quiche works on the packet in place: each connection gets a copy.
+            let _ = c.q.recv(&mut pkt.to_vec(), quiche::RecvInfo { from, to });
+            if c.q.is_closed() {
+                closed = true;
+                c.closing_code = Some((code::CLOSED, "reset by the peer (it restarted)".into()));
+                self.touched.insert(c.id);
+            }
+        }
+        if !closed {
+            self.stateless_reset(dcid, pkt.len(), from);
+        }
+    }
+
+    /// RFC 9000 §10.3: a packet for a connection this endpoint does not know (it was restarted,
+    /// or has forgotten the connection) is answered with a stateless reset, which closes the
+    /// sender's connection at once instead of at its idle timeout. The token is the one this
+    /// endpoint gave for that connection id (see [`Secrets::reset_token`]); a peer that never
+    /// had a connection with this gateway key ignores it. Shorter than the packet it answers,
+    /// so it amplifies nothing, and at most [`MAX_RESETS_PER_SWEEP`] per sweep.
+    fn stateless_reset(&mut self, dcid: &[u8], len: usize, to: SocketAddr) {
+        bump(&self.stats.packets_dropped);
+        if len <= MIN_RESET_LEN || self.resets_left == 0 || dcid.len() != tls::CID_LEN {
+            return;
+        }
+        self.resets_left -= 1;
+        let n = (len - 1).min(MAX_RESET_LEN);
+        let mut reset = [0u8; MAX_RESET_LEN];
+        getrandom::fill(&mut reset[..n - 16]).expect("OS random source");
+        reset[0] = 0x40 | (reset[0] & 0x3f); // a short header: fixed bit set, long bit clear
+        reset[n - 16..n].copy_from_slice(&self.secrets.reset_token(dcid).to_be_bytes());
+        if self.socket.send_to(&reset[..n], to).is_ok() {
+            bump(&self.stats.packets_sent);
+        }
+    }
+
     fn accept(&mut self, hdr: &quiche::Header<'_>, pkt: &[u8], from: SocketAddr) -> Option<u32> {
         if !self.listen || self.shutting_down || hdr.ty != quiche::Type::Initial {
             bump(&self.stats.packets_dropped);
@@ -827,6 +890,8 @@ impl Endpoint {
             scid = self.secrets.derive_cid(&hdr.dcid);
         }
         let odcid = odcid.map(quiche::ConnectionId::from_vec);
+        self.config
+            .set_stateless_reset_token(Some(self.secrets.reset_token(&scid)));
         let q = quiche::accept_with_buf_factory(
             &quiche::ConnectionId::from_ref(&scid),
             odcid.as_ref(),
@@ -854,6 +919,7 @@ impl Endpoint {
 
     /// Handshake timeouts and stream deadlines (the timers quiche does not run).
     fn sweep(&mut self, now: Instant) {
+        self.resets_left = MAX_RESETS_PER_SWEEP;
         let hs = self.limits.handshake_timeout;
         for c in self.conns.values_mut() {
             if !c.q.is_established() && !c.q.is_closed() && now >= c.created + hs {

@@ -113,17 +113,38 @@ const TOKEN_PREFIX: &[u8] = b"amp1";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Keys of the endpoint's stateless mechanisms (connection-id derivation, Retry tokens),
-/// random per process.
+/// Keys of the endpoint's stateless mechanisms: connection-id derivation and Retry tokens
+/// (random per process), and stateless reset tokens (derived from the endpoint's private key,
+/// so that the same gateway restarted can still reset the connections of its previous run).
 pub struct Secrets {
     key: [u8; 32],
+    reset: [u8; 32],
 }
 
 impl Secrets {
-    pub fn random() -> Self {
+    /// Fresh keys, the reset key derived from `key_pem` (the endpoint's TLS private key).
+    pub fn new(key_pem: &[u8]) -> Result<Self, ConfigError> {
+        let der = PKey::private_key_from_pem(key_pem)
+            .and_then(|k| k.private_key_to_der())
+            .map_err(|e| cfg_err("private key")(e.to_string()))?;
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(b"aftersmtp/quic/stateless-reset/v1")
+            .expect("any key length");
+        m.update(&der);
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("OS random source");
-        Secrets { key }
+        Ok(Secrets {
+            key,
+            reset: m.finalize().into_bytes().into(),
+        })
+    }
+
+    /// The stateless reset token of one of this endpoint's connection ids (RFC 9000 §10.3.2:
+    /// HMAC of the id under a static key).
+    pub fn reset_token(&self, cid: &[u8]) -> u128 {
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.reset).expect("any key length");
+        m.update(cid);
+        let mac: [u8; 32] = m.finalize().into_bytes().into();
+        u128::from_be_bytes(mac[..16].try_into().expect("16 bytes"))
     }
 
     fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -204,9 +225,34 @@ fn addr_bytes(a: &SocketAddr) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn key_pem() -> Vec<u8> {
+        let group =
+            boring::ec::EcGroup::from_curve_name(boring::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = boring::ec::EcKey::generate(&group).unwrap();
+        PKey::from_ec_key(key)
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap()
+    }
+
+    #[test]
+    fn reset_tokens_survive_a_restart_with_the_same_key_only() {
+        let pem = key_pem();
+        let (a, b) = (Secrets::new(&pem).unwrap(), Secrets::new(&pem).unwrap());
+        assert_eq!(a.reset_token(b"cid-1"), b.reset_token(b"cid-1"));
+        assert_ne!(a.reset_token(b"cid-1"), a.reset_token(b"cid-2"));
+        let other = Secrets::new(&key_pem()).unwrap();
+        assert_ne!(a.reset_token(b"cid-1"), other.reset_token(b"cid-1"));
+        assert_ne!(
+            a.derive_cid(b"x"),
+            b.derive_cid(b"x"),
+            "the other keys are per process"
+        );
+    }
+
     #[test]
     fn token_round_trip_and_binding() {
-        let s = Secrets::random();
+        let s = Secrets::new(&key_pem()).unwrap();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:5001".parse().unwrap();
         let t = s.mint_token(&a, b"odcid-123");
@@ -216,7 +262,7 @@ mod tests {
         *bad.last_mut().unwrap() ^= 1;
         assert_eq!(s.validate_token(&a, &bad), None);
         assert_eq!(
-            Secrets::random().validate_token(&a, &t),
+            Secrets::new(&key_pem()).unwrap().validate_token(&a, &t),
             None,
             "bound to the key"
         );
