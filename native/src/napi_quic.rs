@@ -70,10 +70,10 @@ const NO_PAYLOAD: [f64; 3] = [-1.0, 0.0, 0.0];
 /// rest of a small message's trip).
 ///
 /// `records` is a Float64Array reused from batch to batch (read it before the callback
-/// returns): event `i` of `count` is `records[8i .. 8i+8]` = `kind, conn, id, code, inbound,
-/// page, offset, length`; its payload is `length` bytes at `offset` of `pages[page]` (`page`
-/// -1: none). `texts` holds, in order, the text of each event that has one (connected, error
-/// response, closed); `pages` and `texts` are undefined when empty.
+/// returns): event `i` of `count` is `records[9i .. 9i+9]` = `kind, conn, id, code, inbound,
+/// page, offset, length, text`; its payload is `length` bytes at `offset` of `pages[page]`
+/// (`page` -1: none), its text `texts[text]` (-1: none); `pages` and `texts` are undefined
+/// when empty.
 /// - kind 0, connected: `id` the remote port, `inbound` 1 or 0, payload the peer's certificate
 ///   (DER), text the remote address;
 /// - kind 1, message: `id` the stream (answer with `reply` or `refuse`), payload the message;
@@ -103,29 +103,30 @@ fn flatten(batch: Batch, flat: &mut Flat) {
         [(pages.len() - 1) as f64, 0.0, len]
     };
     for e in events {
-        let (head, at) = match e {
+        let (head, at, text) = match e {
             Event::Connected {
                 conn,
                 inbound,
                 peer,
                 peer_cert,
-            } => {
-                texts.push(peer.ip().to_string());
-                let head = [
+            } => (
+                [
                     KIND_CONNECTED,
                     conn.into(),
                     peer.port().into(),
                     -1.0,
                     flag(inbound),
-                ];
-                (head, own(peer_cert))
-            }
+                ],
+                own(peer_cert),
+                Some(peer.ip().to_string()),
+            ),
             Event::Message { conn, stream, data } => (
                 [KIND_MESSAGE, conn.into(), stream as f64, -1.0, 0.0],
                 match data {
                     Payload::Owned(v) => own(v),
                     Payload::Paged { page, off, len } => [page.into(), off.into(), len.into()],
                 },
+                None,
             ),
             Event::Response {
                 conn,
@@ -134,33 +135,35 @@ fn flatten(batch: Batch, flat: &mut Flat) {
             } => (
                 [KIND_RESPONSE, conn.into(), request.into(), -1.0, 0.0],
                 own(receipt),
+                None,
             ),
             Event::Response {
                 conn,
                 request,
                 outcome: Outcome::Error { code, reason },
-            } => {
-                texts.push(reason);
-                (
-                    [KIND_RESPONSE, conn.into(), request.into(), code.into(), 0.0],
-                    NO_PAYLOAD,
-                )
-            }
+            } => (
+                [KIND_RESPONSE, conn.into(), request.into(), code.into(), 0.0],
+                NO_PAYLOAD,
+                Some(reason),
+            ),
             Event::Closed {
                 conn,
                 inbound,
                 code,
                 reason,
-            } => {
-                texts.push(reason);
-                (
-                    [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
-                    NO_PAYLOAD,
-                )
-            }
+            } => (
+                [KIND_CLOSED, conn.into(), 0.0, code.into(), flag(inbound)],
+                NO_PAYLOAD,
+                Some(reason),
+            ),
         };
+        let text = text.map_or(-1.0, |t| {
+            texts.push(t);
+            (texts.len() - 1) as f64
+        });
         records.extend_from_slice(&head);
         records.extend_from_slice(&at);
+        records.push(text);
     }
 }
 
@@ -401,14 +404,11 @@ impl QuicEndpoint {
         stream: f64,
         receipt: Option<BufferSlice<'_>>,
     ) -> Result<(), JsError> {
-        let answer = Answer::ack(receipt.as_deref().unwrap_or_default());
-        self.command(|ep| {
-            ep.apply(Command::Reply {
-                conn,
-                stream: stream as u64,
-                answer,
-            })
-        })
+        self.answer(
+            conn,
+            stream,
+            Answer::ack(receipt.as_deref().unwrap_or_default()),
+        )
     }
 
     /// Refuse the inbound message on `stream` of `conn` with an ERROR frame: `code` (16 bits,
@@ -416,11 +416,15 @@ impl QuicEndpoint {
     #[napi]
     pub fn refuse(&self, conn: u32, stream: f64, code: u32, reason: String) -> Result<(), JsError> {
         let code = u16::try_from(code).map_err(|_| err("ERR_QUIC_PARAM", "code is 16 bits"))?;
+        self.answer(conn, stream, Answer::error(code, &reason))
+    }
+
+    fn answer(&self, conn: u32, stream: f64, answer: Answer) -> Result<(), JsError> {
         self.command(|ep| {
             ep.apply(Command::Reply {
                 conn,
                 stream: stream as u64,
-                answer: Answer::error(code, &reason),
+                answer,
             })
         })
     }

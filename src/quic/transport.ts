@@ -119,7 +119,7 @@ const CONNECTED = 0;
 const MESSAGE = 1;
 const RESPONSE = 2;
 const CLOSED = 3;
-const RECORD = 8;
+const RECORD = 9;
 const EMPTY = Buffer.alloc(0);
 
 function peerInfo(conn: number, address: string, port: number, certificate: Buffer): QuicPeerInfo {
@@ -234,18 +234,13 @@ export class QuicTransport {
         QUIC_CODES.peerRejected,
         `the certificate of ${out.key} is not the one this message expects`,
       );
-    let verdict: boolean | Promise<boolean>;
-    try {
-      verdict = peer.verify(out.info);
-    } catch {
-      return Promise.reject(rejected());
-    }
-    if (verdict === true) return this.#sendOn(out, data, rawFin);
-    if (verdict === false) return Promise.reject(rejected());
-    return Promise.resolve(verdict).then(
-      (ok) => (ok === true ? this.#sendOn(out, data, rawFin) : Promise.reject(rejected())),
-      () => Promise.reject(rejected()),
-    );
+    const info = out.info;
+    return Promise.resolve()
+      .then(() => peer.verify(info))
+      .then(
+        (ok) => (ok === true ? this.#sendOn(out, data, rawFin) : Promise.reject(rejected())),
+        () => Promise.reject(rejected()),
+      );
   }
 
   #sendOn(out: Outbound, data: Uint8Array, rawFin: boolean | undefined): Promise<Buffer> {
@@ -342,7 +337,6 @@ export class QuicTransport {
     texts: string[] | undefined,
   ): void {
     if (this.#closed) return;
-    let t = 0;
     for (let i = 0; i < count; i++) {
       const r = i * RECORD;
       const kind = records[r];
@@ -359,8 +353,8 @@ export class QuicTransport {
               offset,
               offset + (records[r + 7] as number),
             );
-      const hasText = kind === CONNECTED || kind === CLOSED || (kind === RESPONSE && code >= 0);
-      const text = hasText ? ((texts as string[])[t++] as string) : '';
+      const t = records[r + 8] as number;
+      const text = t < 0 ? '' : ((texts as string[])[t] as string);
       switch (kind) {
         case MESSAGE:
           this.#onMessage(conn, id, payload);
