@@ -46,8 +46,9 @@ const MAX_REFUSING: usize = 256;
 const GSO_BATCH: usize = udp::MAX_SEGMENTS;
 /// Bytes per GSO send: one UDP payload at most (65507 bytes).
 const GSO_BYTES: usize = 65_000;
-/// Stateless resets sent per sweep at most (a flood of stray packets gets no more answers).
-const MAX_RESETS_PER_SWEEP: usize = 64;
+/// Packets for unknown connections looked at per sweep at most (offered to connections as a
+/// possible stateless reset, or answered with one); a flood of stray packets costs no more.
+const MAX_UNKNOWN_PER_SWEEP: usize = 64;
 /// Longest stateless reset sent; RFC 9000 §10.3 asks for one shorter than the packet that
 /// caused it, and at least 21 bytes (5 unpredictable, then the 16-byte token).
 const MAX_RESET_LEN: usize = 43;
@@ -253,7 +254,7 @@ impl Endpoint {
             config,
             limits,
             secrets,
-            resets_left: MAX_RESETS_PER_SWEEP,
+            unknown_left: MAX_UNKNOWN_PER_SWEEP,
             stats: Arc::new(Stats::default()),
             ids: Arc::new(Ids {
                 conns: AtomicU32::new(1),
@@ -554,8 +555,8 @@ pub struct Endpoint {
     out: Vec<u8>,
     next_sweep: Instant,
     shutting_down: bool,
-    /// Stateless resets this sweep may still send.
-    resets_left: usize,
+    /// Packets for unknown connections this sweep may still look at.
+    unknown_left: usize,
     /// Send with UDP_SEGMENT (turned off for good at the first refusal).
     gso: bool,
     /// The socket delivers GRO-coalesced reads.
@@ -782,8 +783,14 @@ impl Endpoint {
     /// reset from a peer that restarted: its connection id is random, so it is offered to the
     /// outbound connections to that address, and quiche closes the one whose peer's reset token
     /// it carries. Otherwise it is a packet for a connection this endpoint no longer has, and is
-    /// answered with a stateless reset.
+    /// answered with a stateless reset. At most [`MAX_UNKNOWN_PER_SWEEP`] such packets per
+    /// sweep are looked at.
     fn unknown_short_packet(&mut self, dcid: &[u8], pkt: &[u8], from: SocketAddr) {
+        bump(&self.stats.packets_dropped);
+        if self.unknown_left == 0 {
+            return;
+        }
+        self.unknown_left -= 1;
         let to = self.local_addr;
         let mut closed = false;
         for c in self.conns.values_mut() {
@@ -808,13 +815,11 @@ impl Endpoint {
     /// sender's connection at once instead of at its idle timeout. The token is the one this
     /// endpoint gave for that connection id (see [`Secrets::reset_token`]); a peer that never
     /// had a connection with this gateway key ignores it. Shorter than the packet it answers,
-    /// so it amplifies nothing, and at most [`MAX_RESETS_PER_SWEEP`] per sweep.
+    /// so it amplifies nothing.
     fn stateless_reset(&mut self, dcid: &[u8], len: usize, to: SocketAddr) {
-        bump(&self.stats.packets_dropped);
-        if len <= MIN_RESET_LEN || self.resets_left == 0 || dcid.len() != tls::CID_LEN {
+        if len <= MIN_RESET_LEN || dcid.len() != tls::CID_LEN {
             return;
         }
-        self.resets_left -= 1;
         let n = (len - 1).min(MAX_RESET_LEN);
         let mut reset = [0u8; MAX_RESET_LEN];
         getrandom::fill(&mut reset[..n - 16]).expect("OS random source");
@@ -919,7 +924,7 @@ impl Endpoint {
 
     /// Handshake timeouts and stream deadlines (the timers quiche does not run).
     fn sweep(&mut self, now: Instant) {
-        self.resets_left = MAX_RESETS_PER_SWEEP;
+        self.unknown_left = MAX_UNKNOWN_PER_SWEEP;
         let hs = self.limits.handshake_timeout;
         for c in self.conns.values_mut() {
             if !c.q.is_established() && !c.q.is_closed() && now >= c.created + hs {
