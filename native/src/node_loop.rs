@@ -238,7 +238,7 @@ impl State {
             return;
         };
         let single = events.single_connection();
-        if single {
+        if single && self.ep.borrow().needs_settle() {
             let Some(more) = self.work(Endpoint::settle) else {
                 return;
             };
@@ -259,12 +259,14 @@ impl State {
             if self.stopped.get() {
                 break;
             }
-            // What JavaScript did, and the ACKs of what arrived, leave now: always once (a
-            // turn leaves its packets for this), then while JavaScript keeps issuing commands.
+            // What JavaScript did, and the ACKs of what arrived, leave now: once for what the
+            // work left unsent (a turn leaves its packets), then while JavaScript keeps issuing
+            // commands.
             // A handler that keeps causing events (say, sends on a closed connection) gets them
             // a few rounds at a time, the prepare hook settling the remainder on the next turn
             // of the loop.
-            if rounds == 0 || (self.dirty.get() && rounds < MAX_ROUNDS) {
+            let unsent = rounds == 0 && self.ep.borrow().needs_settle();
+            if unsent || (self.dirty.get() && rounds < MAX_ROUNDS) {
                 rounds += 1;
                 self.dirty.set(false);
                 let Some(more) = self.work(Endpoint::settle) else {

@@ -372,6 +372,12 @@ impl Endpoint {
         self.publish();
     }
 
+    /// True when a [`settle`](Self::settle) has something to do: connections touched, or
+    /// processed with their packets not sent yet.
+    pub fn needs_settle(&self) -> bool {
+        !self.touched.is_empty() || !self.unsent.is_empty()
+    }
+
     /// Read and write the stream data of the touched connections; their packets wait for the
     /// next settle.
     fn process_touched(&mut self) {
