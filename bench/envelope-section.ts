@@ -10,7 +10,7 @@
  * sign and verify, and ChaCha20-Poly1305 seal and open of the body. Everything above that sum is
  * the envelope's own overhead (encodings, transcripts, hashing, copies).
  */
-import { openEnvelope, sealEnvelope, encodeEnvelope } from '../src/amp/index.js';
+import { openEnvelope, sealEnvelope, encodeEnvelope } from '../src/envelope/index.js';
 import { generateIdentity, type SecretKeySet, type SuiteId } from '../src/identity/index.js';
 import * as native from '../src/native/index.js';
 import { formatOps, measure, type Section, type SectionResult } from './lib/measure.js';

@@ -24,7 +24,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { encodeEnvelope, sealMessage } from '../src/amp/index.js';
+import { encodeEnvelope, sealMessage } from '../src/envelope/index.js';
 import { GatewayClient } from '../src/amp/client-api/index.js';
 import { readKeyFile } from '../src/identity/index.js';
 import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';

@@ -17,7 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGETS = [
   [
     'proto/aftersmtp/amp/v1/envelope.proto',
-    'src/amp/envelope-schema.generated.ts',
+    'src/envelope/envelope-schema.generated.ts',
     'ENVELOPE_SCHEMA',
   ],
   [

@@ -3,7 +3,7 @@
 //   node scripts/protocol-example.js [--json]
 import console from 'node:console';
 import process from 'node:process';
-import { protocolExample } from '../dist/src/amp/example.js';
+import { protocolExample } from '../dist/src/envelope/example.js';
 
 const { values } = protocolExample();
 if (process.argv.includes('--json')) {

@@ -11,8 +11,8 @@ import {
   openEnvelope,
   sealMessage,
   type Envelope,
-} from '../../src/amp/index.js';
-import { decodeSealedContent } from '../../src/amp/codec.js';
+} from '../../src/envelope/index.js';
+import { decodeSealedContent } from '../../src/envelope/codec.js';
 import { BODY, HOUR, NOW, cast } from './helpers.js';
 
 function typedOnly(fn: () => unknown): 'ok' | 'typed' {

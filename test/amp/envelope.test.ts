@@ -9,8 +9,8 @@ import {
   sealEnvelope,
   sealMessage,
   type Envelope,
-} from '../../src/amp/index.js';
-import { WRAP_AAD, wrapInfo } from '../../src/amp/transcript.js';
+} from '../../src/envelope/index.js';
+import { WRAP_AAD, wrapInfo } from '../../src/envelope/transcript.js';
 import { generateIdentity, type SecretKeySet, type SuiteId } from '../../src/identity/index.js';
 import type { Signature } from '../../src/identity/signature.js';
 import { SUITES } from '../../src/identity/suites.js';

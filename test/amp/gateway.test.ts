@@ -10,7 +10,7 @@ import {
   sealMessage,
   verifyGatewaySignature,
   type Envelope,
-} from '../../src/amp/index.js';
+} from '../../src/envelope/index.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { BODY, HOUR, NOW, cast, flip, withHeader } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { protocolExample } from '../../src/amp/example.js';
+import { protocolExample } from '../../src/envelope/example.js';
 
 // dist/test/amp/ -> test/fixtures/envelope/ in the source tree
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/envelope/', import.meta.url));

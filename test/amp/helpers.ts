@@ -1,6 +1,6 @@
 // Shared fixtures for the AMP tests: identities per suite and small envelope helpers.
 import { generateIdentity, type SecretKeySet, type SuiteId } from '../../src/identity/index.js';
-import type { Envelope, MessageBody } from '../../src/amp/index.js';
+import type { Envelope, MessageBody } from '../../src/envelope/index.js';
 
 export const NOW = 1_750_000_000_000;
 export const HOUR = 3_600_000;

@@ -13,8 +13,8 @@ import { Chacha20Poly1305 } from '@hpke/chacha20poly1305';
 import { DhkemX25519HkdfSha256 } from '@hpke/dhkem-x25519';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import protobuf from 'protobufjs';
-import { protocolExample } from '../../src/amp/example.js';
-import { decodeEnvelope, openEnvelope } from '../../src/amp/index.js';
+import { protocolExample } from '../../src/envelope/example.js';
+import { decodeEnvelope, openEnvelope } from '../../src/envelope/index.js';
 import { SecretKeySet } from '../../src/identity/keys.js';
 
 const here = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));

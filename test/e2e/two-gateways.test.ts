@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeEnvelope, sealMessage } from '../../src/amp/index.js';
+import { encodeEnvelope, sealMessage } from '../../src/envelope/index.js';
 import { GatewayClient } from '../../src/amp/client-api/index.js';
 import { readKeyFile, SecretKeySet } from '../../src/identity/index.js';
 import { tempDir } from '../helpers/cli.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openEnvelope } from '../../src/amp/index.js';
+import { openEnvelope } from '../../src/envelope/index.js';
 import type { GatewayClient } from '../../src/amp/client-api/index.js';
 import { readKeyFile, type SecretKeySet, type SuiteId } from '../../src/identity/index.js';
 import { runCli, tempDir } from '../helpers/cli.js';

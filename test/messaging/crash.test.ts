@@ -3,7 +3,7 @@
 // each message exactly once in the mailbox (the store is idempotent by recipient + message id).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeEnvelope, openEnvelope, sealMessage } from '../../src/amp/index.js';
+import { encodeEnvelope, openEnvelope, sealMessage } from '../../src/envelope/index.js';
 import type { Gateway } from '../client-api/helpers.js';
 import { connect, register, startMessagingGateway, token, waitInbox } from './helpers.js';
 

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { encodeEnvelope, openEnvelope, sealMessage } from '../../src/amp/index.js';
+import { encodeEnvelope, openEnvelope, sealMessage } from '../../src/envelope/index.js';
 import { GatewayClient, receiptFromMsg } from '../../src/amp/client-api/index.js';
-import { verifyReceipt } from '../../src/amp/delivery/receipt.js';
+import { verifyReceipt } from '../../src/envelope/receipt.js';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {

@@ -10,12 +10,12 @@ import {
   encodeEnvelope,
   openEnvelope,
   sealMessage,
-} from '../../src/amp/index.js';
+} from '../../src/envelope/index.js';
 import {
   ampDestination,
   FAILURE_NOTICE_CONTENT_TYPE,
   LocalDeliveryWorker,
-} from '../../src/amp/delivery/local.js';
+} from '../../src/delivery/worker.js';
 import { publishGatewayRecord } from '../../src/ledger/gateway-record.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { openStore } from '../../src/store/open.js';

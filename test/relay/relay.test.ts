@@ -11,9 +11,9 @@ import {
   openEnvelope,
   sealEnvelope,
   type Envelope,
-} from '../../src/amp/index.js';
-import { addGatewaySignature } from '../../src/amp/gateway.js';
-import { verifyReceipt } from '../../src/amp/delivery/receipt.js';
+} from '../../src/envelope/index.js';
+import { addGatewaySignature } from '../../src/envelope/gateway.js';
+import { verifyReceipt } from '../../src/envelope/receipt.js';
 import type { RecipientOutcome } from '../../src/queue/types.js';
 import {
   PeerDirectory,

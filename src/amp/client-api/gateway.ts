@@ -18,8 +18,8 @@ import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../.
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
 import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
-import type { MessagingMetrics } from '../delivery/metrics.js';
-import type { MailboxSignal } from '../delivery/signal.js';
+import type { MessagingMetrics } from '../../mailbox/metrics.js';
+import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
 

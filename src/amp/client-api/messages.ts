@@ -18,7 +18,7 @@ import type {
   RevokeRequest,
   RotateRequest,
 } from '../../ledger/index.js';
-import type { DeliveryReceipt } from '../delivery/receipt.js';
+import type { DeliveryReceipt } from '../../envelope/receipt.js';
 
 export interface SignatureMsg {
   ed25519: Buffer;

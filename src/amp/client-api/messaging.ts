@@ -7,7 +7,7 @@
  * transaction per envelope; the answer is sent only after commit resolved, i.e. the entry is
  * durable), the mailbox methods to the store, read and delete only, always with the token's DID
  * as the mailbox: a token for one DID can never name another's mailbox. Nothing here writes an
- * envelope into the store; the delivery worker (src/amp/delivery) does.
+ * envelope into the store; the delivery worker (src/delivery) does.
  *
  * What DispatchMessage checks (the gateway cannot see inside the ciphertext): the envelope
  * decodes within AFTERSMTP_MAX_ENVELOPE_BYTES, has not expired, its cleartext sender is the
@@ -33,12 +33,12 @@ import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/index.js';
 import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../codec.js';
-import { addGatewaySignature } from '../gateway.js';
-import { ampDestination, transactionId } from '../delivery/local.js';
-import { NO_METRICS, type MessagingMetrics } from '../delivery/metrics.js';
-import { decodeStoredReceipt } from '../delivery/receipt.js';
-import type { MailboxSignal } from '../delivery/signal.js';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../envelope/codec.js';
+import { addGatewaySignature } from '../../envelope/gateway.js';
+import { ampDestination, transactionId } from '../../delivery/worker.js';
+import { NO_METRICS, type MessagingMetrics } from '../../mailbox/metrics.js';
+import { decodeStoredReceipt } from '../../envelope/receipt.js';
+import type { MailboxSignal } from '../../mailbox/signal.js';
 import { Authenticator, currentRecord, tokenFromAuthorization, type TokenClaims } from './auth.js';
 import {
   ackFromMsg,

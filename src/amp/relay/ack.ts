@@ -1,7 +1,7 @@
 /**
  * The body of the relay's QUIC ACK frame (docs/PROTOCOL.md §13.4): one result per recipient of
  * the envelope copy, each either a delivery receipt signed by the receiving gateway (the fields
- * and transcript of src/amp/delivery/receipt.ts, so the sender can store and serve it as is) or
+ * and transcript of src/envelope/receipt.ts, so the sender can store and serve it as is) or
  * a refusal of that recipient with a relay code.
  *
  *     ack      = lp("aftersmtp/amp/v1/relay-ack", u32(n)) || n × result
@@ -14,7 +14,7 @@
  * trailing bytes. It checks shape only: the sender verifies each receipt's signature.
  */
 import { lp, u32be, u64be } from '../../identity/lp.js';
-import type { DeliveryReceipt } from '../delivery/receipt.js';
+import type { DeliveryReceipt } from '../../envelope/receipt.js';
 import { RelayError } from './errors.js';
 
 export const ACK_LABEL = 'aftersmtp/amp/v1/relay-ack';

@@ -33,15 +33,15 @@ import type { IdentityLedger } from '../../ledger/ledger.js';
 import { QuicRefusal } from '../../quic/errors.js';
 import type { InboundMessage, QuicPeerInfo } from '../../quic/transport.js';
 import type { MailboxStore } from '../../store/types.js';
-import { decodeEnvelope, type Envelope } from '../codec.js';
+import { decodeEnvelope, type Envelope } from '../../envelope/codec.js';
 import {
   decodeStoredReceipt,
   encodeStoredReceipt,
   signReceipt,
   type DeliveryReceipt,
-} from '../delivery/receipt.js';
-import { verifyGatewaySignature } from '../gateway.js';
-import { DEFAULT_MAX_ENVELOPE_BYTES } from '../limits.js';
+} from '../../envelope/receipt.js';
+import { verifyGatewaySignature } from '../../envelope/gateway.js';
+import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../envelope/limits.js';
 import { encodeRelayAck, type RelayResult } from './ack.js';
 import { RELAY_REFUSALS, type RelayRefusalCode } from './errors.js';
 import { gatewayDid, type RemoteGateway, type RemoteIdentityResolver } from './identities.js';

@@ -15,7 +15,7 @@ import {
   verifyGatewaySignature,
   DEFAULT_TTL_MS,
   type OpenedMessage,
-} from '../../amp/index.js';
+} from '../../envelope/index.js';
 import { readKeyFile, readPublicRecordFile, type PublicKeyRecord } from '../../identity/index.js';
 import { readBoundedFile } from '../../identity/files.js';
 import {

@@ -11,9 +11,9 @@
  * Output: text, or with --json one JSON document ({ messages: [...] }); with --json --follow, one
  * JSON document per line per message. Exit 1 if any message failed to open or verify.
  */
-import { openEnvelope, type OpenedMessage } from '../../amp/index.js';
+import { openEnvelope, type OpenedMessage } from '../../envelope/index.js';
 import { receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
-import { verifyReceipt } from '../../amp/delivery/receipt.js';
+import { verifyReceipt } from '../../envelope/receipt.js';
 import { AfterSmtpError } from '../../errors.js';
 import { formatDid, parseDid, readKeyFile } from '../../identity/index.js';
 import { flag, optionalString, requireString, UsageError, type Command } from '../command.js';

@@ -12,7 +12,7 @@
  * only after the queue committed each envelope.
  */
 import { readFile } from 'node:fs/promises';
-import { encodeEnvelope, sealMessage } from '../../amp/index.js';
+import { encodeEnvelope, sealMessage } from '../../envelope/index.js';
 import { bundleFromMsg, type GatewayClient } from '../../amp/client-api/index.js';
 import type { RemoteIdentityResolver } from '../../amp/relay/identities.js';
 import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';

@@ -23,20 +23,20 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { AfterSmtpError } from '../../errors.js';
-import { formatDid, parseDid } from '../../identity/did.js';
-import type { SecretKeySet } from '../../identity/keys.js';
-import type { IdentityLedger } from '../../ledger/index.js';
-import { decodeAmpNotice } from '../../queue/amp-notice.js';
-import type { DeliveryQueue, Lease, LeasedJob, RecipientOutcome } from '../../queue/types.js';
-import type { MailboxStore } from '../../store/types.js';
-import { currentRecord } from '../client-api/auth.js';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../codec.js';
-import { sealEnvelope } from '../envelope.js';
-import { addGatewaySignature, verifyGatewaySignature } from '../gateway.js';
-import { NO_METRICS, type MessagingMetrics } from './metrics.js';
-import { encodeStoredReceipt, signReceipt } from './receipt.js';
-import type { MailboxSignal } from './signal.js';
+import { AfterSmtpError } from '../errors.js';
+import { formatDid, parseDid } from '../identity/did.js';
+import type { SecretKeySet } from '../identity/keys.js';
+import type { IdentityLedger } from '../ledger/index.js';
+import { decodeAmpNotice } from '../queue/amp-notice.js';
+import type { DeliveryQueue, Lease, LeasedJob, RecipientOutcome } from '../queue/types.js';
+import type { MailboxStore } from '../store/types.js';
+import { currentRecord } from '../amp/client-api/auth.js';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec.js';
+import { sealEnvelope } from '../envelope/envelope.js';
+import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
+import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
+import { encodeStoredReceipt, signReceipt } from '../envelope/receipt.js';
+import type { MailboxSignal } from '../mailbox/signal.js';
 
 export const FAILURE_NOTICE_CONTENT_TYPE = 'application/vnd.aftersmtp.failure-notice+json';
 const NOTICE_TTL_MS = 7 * 24 * 3_600_000;

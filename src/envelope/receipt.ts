@@ -8,10 +8,10 @@
  * signature verifies (both halves for hybrid-v1); decodeStoredReceipt validates every field.
  */
 import { Packr } from 'msgpackr';
-import { CryptoError, InputError } from '../../errors.js';
-import { lp, u64be } from '../../identity/lp.js';
-import type { PublicKeyRecord, SecretKeySet } from '../../identity/keys.js';
-import { verifySignature, type Signature } from '../../identity/signature.js';
+import { CryptoError, InputError } from '../errors.js';
+import { lp, u64be } from '../identity/lp.js';
+import type { PublicKeyRecord, SecretKeySet } from '../identity/keys.js';
+import { verifySignature, type Signature } from '../identity/signature.js';
 
 export const PURPOSE_RECEIPT = 'aftersmtp/amp/v1/receipt';
 
