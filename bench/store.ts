@@ -27,6 +27,8 @@ import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './li
 const CONCURRENCY = [1, 64];
 const BODY = randomBytes(4096);
 const HASH = createHash('sha256').update(BODY).digest();
+/** About the size of a classic-v1 receipt record. */
+const RECEIPT = randomBytes(256);
 
 /** One delivery to writer `w`'s own mailbox. */
 function deliver(store: MailboxStore): (w: number) => Promise<unknown> {
@@ -40,6 +42,7 @@ function deliver(store: MailboxStore): (w: number) => Promise<unknown> {
       expiresAt: Date.now() + 3_600_000,
       ciphertextHash: HASH,
       envelope: BODY,
+      receipt: RECEIPT,
     });
 }
 

@@ -61,6 +61,16 @@ export function parseListenAddress(raw: string): ListenAddress {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
+/** A listen address, or `off` (the listener is not started). */
+function listenOrOff(raw: string): ListenAddress | 'off' {
+  return raw === 'off' ? 'off' : parseListenAddress(raw);
+}
+
+function absolutePath(raw: string): string {
+  if (!isAbsolute(raw) || raw.includes('\0')) throw new Error('expected an absolute path');
+  return raw;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS = {
@@ -201,6 +211,95 @@ export const SETTINGS = {
     default: String(33 * 1024 * 1024),
     doc: 'Largest gRPC request the client API accepts, in bytes; larger ones are refused (RESOURCE_EXHAUSTED) before they are decoded. Keep it above AFTERSMTP_MAX_ENVELOPE_BYTES (a DispatchMessage carries one envelope).',
     parse: integer(16 * 1024, 64 * 1024 * 1024),
+  }),
+  hostname: setting({
+    env: 'AFTERSMTP_HOSTNAME',
+    default: undefined,
+    doc: "This gateway's host name: the SMTP greeting, Received lines and Authentication-Results. Unset: the machine's host name.",
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(raw)) {
+        throw new Error(`expected a host name, got ${JSON.stringify(raw)}`);
+      }
+      return raw.toLowerCase();
+    },
+  }),
+  smtpListen: setting({
+    env: 'AFTERSMTP_SMTP_LISTEN',
+    default: '127.0.0.1:25',
+    doc: 'SMTP listener for mail from the internet (MX, port 25: the served domains only, no AUTH, never relays), or `off`. Production sets 0.0.0.0:25; a non-root service needs CAP_NET_BIND_SERVICE (docs/OPERATIONS.md).',
+    parse: listenOrOff,
+  }),
+  submissionListen: setting({
+    env: 'AFTERSMTP_SUBMISSION_LISTEN',
+    default: '127.0.0.1:587',
+    doc: 'SMTP submission listener (port 587: STARTTLS, then AUTH required), or `off`.',
+    parse: listenOrOff,
+  }),
+  submissionsListen: setting({
+    env: 'AFTERSMTP_SUBMISSIONS_LISTEN',
+    default: '127.0.0.1:465',
+    doc: 'SMTP submission over implicit TLS (port 465, RFC 8314; AUTH required), or `off`.',
+    parse: listenOrOff,
+  }),
+  smtpTlsCert: setting({
+    env: 'AFTERSMTP_SMTP_TLS_CERT',
+    default: undefined,
+    doc: 'PEM certificate chain for SMTP TLS (STARTTLS and port 465), with AFTERSMTP_SMTP_TLS_KEY. Unset: the generated certificate (<data dir>/tls.crt).',
+    parse: absolutePath,
+  }),
+  smtpTlsKey: setting({
+    env: 'AFTERSMTP_SMTP_TLS_KEY',
+    default: undefined,
+    doc: 'PEM private key of AFTERSMTP_SMTP_TLS_CERT.',
+    parse: absolutePath,
+  }),
+  smtpMaxMessageBytes: setting({
+    env: 'AFTERSMTP_SMTP_MAX_MESSAGE_BYTES',
+    default: String(25 * 1024 * 1024),
+    doc: 'Largest message SMTP accepts (advertised as SIZE), in bytes; it must fit an envelope (AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB).',
+    parse: integer(1024, 1024 * 1024 * 1024),
+  }),
+  smtpMaxRecipients: setting({
+    env: 'AFTERSMTP_SMTP_MAX_RECIPIENTS',
+    default: '100',
+    doc: 'Recipients per SMTP message; more get 452 4.5.3 (RFC 5321 4.5.3.1.8 asks for at least 100).',
+    parse: integer(1, 10_000),
+  }),
+  smtpMaxConnections: setting({
+    env: 'AFTERSMTP_SMTP_MAX_CONNECTIONS',
+    default: '1000',
+    doc: 'SMTP connections open at once, over all SMTP listeners; more are closed at once.',
+    parse: integer(1, 100_000),
+  }),
+  smtpMaxConnectionsPerAddress: setting({
+    env: 'AFTERSMTP_SMTP_MAX_CONNECTIONS_PER_ADDRESS',
+    default: '20',
+    doc: 'SMTP connections open at once from one client address.',
+    parse: integer(1, 100_000),
+  }),
+  smtpCommandsPerMinute: setting({
+    env: 'AFTERSMTP_SMTP_COMMANDS_PER_MINUTE',
+    default: '1200',
+    doc: 'SMTP commands per minute from one client address, over all its connections; more get 421 4.7.0 and the connection is closed.',
+    parse: integer(10, 1_000_000),
+  }),
+  smtpMinDataRate: setting({
+    env: 'AFTERSMTP_SMTP_MIN_DATA_RATE',
+    default: '500',
+    doc: 'Bytes per second a client must keep up during DATA (after 10 s), as Postfix smtpd_min_data_rate; slower gets 421 4.4.2.',
+    parse: integer(1, 1_000_000_000),
+  }),
+  smtpTimeout: setting({
+    env: 'AFTERSMTP_SMTP_TIMEOUT',
+    default: '300',
+    doc: 'Seconds an SMTP client may stay silent while the server waits for it (RFC 5321 4.5.3.2).',
+    parse: integer(5, 3600),
+  }),
+  legacyTtl: setting({
+    env: 'AFTERSMTP_LEGACY_TTL',
+    default: String(30 * 86_400),
+    doc: 'Seconds mail from SMTP may wait for its recipient in AMP (the expiry of the envelopes the gateway seals).',
+    parse: integer(3600, 366 * 86_400),
   }),
   ledgerPolicy: setting({
     env: 'AFTERSMTP_LEDGER_POLICY',

@@ -1,50 +1,44 @@
 /**
- * The local delivery worker: takes jobs for this gateway's own domain (`amp:<domain>`) from the
- * delivery queue and puts each recipient's copy into the mailbox store (DESIGN.md §3, §5;
- * docs/PROTOCOL.md §12.4). It is the only writer of the store.
+ * The delivery worker (DESIGN.md §1b, §5): takes committed jobs from the queue and routes each by
+ * its destination: `amp:<our domain>` into local mailboxes (through the one mailbox writer),
+ * `amp:<other domain>` to the QUIC relay, `smtp:<domain>` to the off-ramp; bounces the queue made
+ * for AMP senders are sealed by the gateway and put in the sender's mailbox. It reports one
+ * outcome per recipient back to the queue (settle): delivered, temporary (retried with backoff),
+ * permanent (bounced).
  *
- * For each leased job:
- * - a message: the envelope must decode within bounds, carry a gateway signature that verifies
- *   with this gateway's own record from the ledger, and not be expired; then, per recipient (who
- *   must be named by a wrap and still be active in the ledger), store.deliver (durable,
- *   idempotent by recipient + message id) preceded by a receipt signed by the gateway key
- *   (message id, ciphertext hash, recipient, sender, time; kept if one exists), and a wake-up
- *   for followers;
- * - a bounce (an AMP failure notice the queue produced for dead recipients): sealed by the
- *   gateway as an AMP envelope to the original sender and delivered into the sender's mailbox
- *   (message id = the notice's id, so a retried bounce is stored once);
- * - another destination (a remote domain): temporary failure ERR_RELAY_UNAVAILABLE unless a
- *   remote handler is given (the QUIC relay plugs in there).
+ * Local mail: the envelope must decode within bounds, carry a gateway signature that verifies with
+ * this gateway's own record, not be expired, and be wrapped for each recipient, who must still be
+ * active in the ledger (the one recipient check, src/pipeline/recipients.ts); faults of the
+ * envelope or the recipient are permanent; trouble of the store is temporary.
  *
- * Outcomes go back to the queue per recipient (settle): envelope-level faults (undecodable,
- * forged or missing gateway signature, expired) and recipient faults (unknown, revoked, no wrap)
- * are permanent and bounce; store trouble (quota, unavailable) is temporary and retried.
+ * A slow or dead destination delays only its own recipients: jobs run concurrently up to
+ * `concurrency` (no job waits for another to finish), at most `perDestination` of them for one
+ * remote destination; further jobs of a busy destination wait in hand (at most `concurrency` x 4
+ * jobs are in hand, so leasing goes on for the others) and one that waited `maxWaitMs` is put back
+ * as a temporary failure; a destination that could not be reached at all (DNS, connection,
+ * handshake) is left alone for `deadDestinationMs`: its jobs are put back at once without an
+ * attempt, as Postfix does with a dead destination. The local mailboxes are one destination
+ * without a cap of its own.
+ *
  * stop() stops leasing and waits for the jobs in hand; an unsettled lease simply expires.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { AfterSmtpError } from '../errors.js';
 import { formatDid, parseDid } from '../identity/did.js';
 import type { SecretKeySet } from '../identity/keys.js';
-import type { IdentityLedger } from '../ledger/index.js';
 import { decodeAmpNotice } from '../queue/amp-notice.js';
 import type { DeliveryQueue, Lease, LeasedJob, RecipientOutcome } from '../queue/types.js';
-import type { MailboxStore } from '../store/types.js';
-import { currentRecord } from '../amp/client-api/auth.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec.js';
 import { sealEnvelope } from '../envelope/envelope.js';
 import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
 import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
-import { encodeStoredReceipt, signReceipt } from '../envelope/receipt.js';
-import type { MailboxSignal } from '../mailbox/signal.js';
+import type { MailboxWriter } from '../mailbox/writer.js';
+import { ampDestination } from '../pipeline/addresses.js';
+import { localState, type LedgerView } from '../pipeline/recipients.js';
 
 export const FAILURE_NOTICE_CONTENT_TYPE = 'application/vnd.aftersmtp.failure-notice+json';
 const NOTICE_TTL_MS = 7 * 24 * 3_600_000;
-
-/** The queue destination of mail for the DIDs of `domain` (bounces route here by default). */
-export function ampDestination(domain: string): string {
-  return `amp:${domain.toLowerCase()}`;
-}
 
 export interface DeliveryLogger {
   info(obj: object, msg: string): void;
@@ -52,22 +46,43 @@ export interface DeliveryLogger {
   error(obj: object, msg: string): void;
 }
 
-/** Delivers a job for another domain (the QUIC relay); absent: ERR_RELAY_UNAVAILABLE. */
-export type RemoteHandler = (job: LeasedJob) => Promise<RecipientOutcome[]>;
+/** A recipient's outcome, with the stable code of a failure when the handler has one. */
+export type DeliveryOutcome = RecipientOutcome & { readonly code?: string };
 
-export interface LocalDeliveryOptions {
+/** Delivers a job for a destination other than the local mailboxes. */
+export type DestinationHandler = (job: LeasedJob) => Promise<DeliveryOutcome[]>;
+
+/** Failure codes that mean the destination itself could not be reached. */
+const UNREACHABLE = new Set([
+  'ERR_RELAY_DNS',
+  'ERR_RELAY_UNAVAILABLE',
+  'ERR_QUIC_HANDSHAKE_TIMEOUT',
+  'ERR_QUIC_CONNECTION_REFUSED',
+  'ERR_QUIC_TIMEOUT',
+  'ERR_SMTP_UNREACHABLE',
+]);
+
+export interface DeliveryWorkerOptions {
   readonly queue: DeliveryQueue;
-  readonly store: MailboxStore;
-  readonly ledger: IdentityLedger;
+  readonly mailbox: MailboxWriter;
+  readonly ledger: LedgerView;
   readonly gateway: SecretKeySet;
   readonly domain: string;
   readonly maxEnvelopeBytes: number;
   readonly log: DeliveryLogger;
   readonly metrics?: MessagingMetrics;
-  readonly signal?: MailboxSignal;
-  readonly remote?: RemoteHandler;
-  /** Jobs leased at once (default 16). */
-  readonly batch?: number;
+  /** Another AMP domain (the QUIC relay); absent: a temporary failure. */
+  readonly remote?: DestinationHandler;
+  /** An ordinary address (the off-ramp); absent: a temporary failure. */
+  readonly offramp?: DestinationHandler;
+  /** Jobs in progress at once (default 64). */
+  readonly concurrency?: number;
+  /** Jobs in progress at once for one remote destination (default 16). */
+  readonly perDestination?: number;
+  /** How long a job may wait in hand for its busy destination (default 60 s). */
+  readonly maxWaitMs?: number;
+  /** How long an unreachable destination is left alone (default 60 s). */
+  readonly deadDestinationMs?: number;
   readonly now?: () => number;
 }
 
@@ -75,17 +90,34 @@ function reasonOf(err: unknown): string {
   return err instanceof AfterSmtpError ? `${err.code}: ${err.message}` : 'internal error';
 }
 
-export class LocalDeliveryWorker {
-  readonly #o: LocalDeliveryOptions;
+export class DeliveryWorker {
+  readonly #o: DeliveryWorkerOptions;
   readonly #metrics: MessagingMetrics;
   readonly #now: () => number;
+  readonly #concurrency: number;
+  readonly #perDestination: number;
+  readonly #deadMs: number;
+  readonly #maxWaitMs: number;
+  readonly #local: string;
+  /** Jobs in progress, and per destination how many run and which wait their turn. */
+  readonly #running = new Set<Promise<void>>();
+  readonly #active = new Map<string, number>();
+  readonly #waiting = new Map<string, { lease: Lease; since: number }[]>();
+  #waitingCount = 0;
+  /** Destinations found unreachable, until when they are left alone. */
+  readonly #dead = new Map<string, number>();
   #stopping = false;
   #loop: Promise<void> | undefined;
 
-  constructor(opts: LocalDeliveryOptions) {
+  constructor(opts: DeliveryWorkerOptions) {
     this.#o = opts;
     this.#metrics = opts.metrics ?? NO_METRICS;
     this.#now = opts.now ?? Date.now;
+    this.#concurrency = opts.concurrency ?? 64;
+    this.#perDestination = Math.min(opts.perDestination ?? 16, this.#concurrency);
+    this.#deadMs = opts.deadDestinationMs ?? 60_000;
+    this.#maxWaitMs = opts.maxWaitMs ?? 60_000;
+    this.#local = ampDestination(opts.domain);
   }
 
   start(): void {
@@ -100,177 +132,275 @@ export class LocalDeliveryWorker {
 
   async #run(): Promise<void> {
     while (!this.#stopping) {
+      this.#expireWaiting();
+      const free = Math.min(
+        this.#concurrency - this.#running.size,
+        this.#concurrency * 4 - this.#running.size - this.#waitingCount,
+      );
+      if (free <= 0) {
+        await Promise.race([...this.#running, sleep(1000)]);
+        continue;
+      }
       let leases: Lease[];
       try {
-        leases = await this.#o.queue.lease(this.#o.batch ?? 16, 500);
+        leases = await this.#o.queue.lease(free, 500);
       } catch (err) {
         if (this.#stopping) break;
         this.#o.log.error({ err }, 'delivery: lease failed; retrying in 1 s');
         await sleep(1000);
         continue;
       }
-      await Promise.all(leases.map((l) => this.#handle(l)));
+      for (const l of leases) this.#admit(l);
     }
+    while (this.#running.size > 0) await Promise.race(this.#running);
+  }
+
+  /** Starts a leased job now, queues it behind its destination's, or puts it back. */
+  #admit(lease: Lease): void {
+    const dest = lease.job.destination;
+    const deadUntil = this.#dead.get(dest);
+    if (deadUntil !== undefined && deadUntil > this.#now()) {
+      this.#track(
+        this.#putBack(
+          lease,
+          'ERR_DESTINATION_DOWN: not attempted, the destination was unreachable moments ago',
+        ),
+      );
+      return;
+    }
+    const cap = dest === this.#local ? this.#concurrency : this.#perDestination;
+    if ((this.#active.get(dest) ?? 0) < cap) {
+      this.#launch(lease);
+      return;
+    }
+    const waiting = this.#waiting.get(dest) ?? [];
+    waiting.push({ lease, since: this.#now() });
+    this.#waiting.set(dest, waiting);
+    this.#waitingCount++;
+  }
+
+  /** Puts back the jobs that waited too long for their busy destination. */
+  #expireWaiting(): void {
+    const limit = this.#now() - this.#maxWaitMs;
+    for (const [dest, list] of this.#waiting) {
+      while (list.length > 0 && (list[0] as { since: number }).since <= limit) {
+        const { lease } = list.shift() as { lease: Lease };
+        this.#waitingCount--;
+        this.#track(
+          this.#putBack(lease, 'ERR_DESTINATION_BUSY: waited too long for a delivery slot'),
+        );
+      }
+      if (list.length === 0) this.#waiting.delete(dest);
+    }
+  }
+
+  #launch(lease: Lease): void {
+    const dest = lease.job.destination;
+    this.#active.set(dest, (this.#active.get(dest) ?? 0) + 1);
+    this.#track(
+      this.#handle(lease).finally(() => {
+        const n = (this.#active.get(dest) ?? 1) - 1;
+        if (n === 0) this.#active.delete(dest);
+        else this.#active.set(dest, n);
+        const list = this.#waiting.get(dest);
+        const next = list?.shift();
+        if (list?.length === 0) this.#waiting.delete(dest);
+        if (next !== undefined) {
+          this.#waitingCount--;
+          this.#admit(next.lease);
+        }
+      }),
+    );
+  }
+
+  #track(p: Promise<void>): void {
+    const tracked = p.finally(() => this.#running.delete(tracked));
+    this.#running.add(tracked);
+  }
+
+  /** Settles every recipient of a job as a temporary failure, without an attempt. */
+  async #putBack(lease: Lease, reason: string): Promise<void> {
+    await this.#settle(
+      lease,
+      lease.job.recipients.map((recipient) => ({ recipient, status: 'temporary', reason })),
+    );
   }
 
   async #handle(lease: Lease): Promise<void> {
     const job = lease.job;
-    const tx = { transaction: job.entryId, messageId: job.messageId, job: job.jobId };
-    let outcomes: RecipientOutcome[];
+    let outcomes: DeliveryOutcome[];
     try {
-      if (job.destination !== ampDestination(this.#o.domain)) {
-        outcomes =
-          this.#o.remote !== undefined
-            ? await this.#o.remote(job)
-            : job.recipients.map((recipient) => ({
-                recipient,
-                status: 'temporary' as const,
-                reason: `ERR_RELAY_UNAVAILABLE: no relay to ${job.destination} yet`,
-              }));
-      } else if (job.bounce) {
-        outcomes = await this.#deliverNotice(job);
-      } else {
-        outcomes = await this.#deliverEnvelope(job);
-      }
+      outcomes = await this.#deliver(job);
     } catch (err) {
-      this.#o.log.error({ ...tx, err }, 'delivery: unexpected failure; will retry');
-      outcomes = job.recipients.map((recipient) => ({
-        recipient,
-        status: 'temporary' as const,
-        reason: 'internal error',
-      }));
+      this.#o.log.error(
+        { messageId: job.messageId, entry: job.entryId, job: job.jobId, err },
+        'delivery: unexpected failure; will retry',
+      );
+      outcomes = this.#all(job, 'temporary', 'internal error');
+    }
+    if (
+      outcomes.length > 0 &&
+      outcomes.every(
+        (o) => o.status === 'temporary' && o.code !== undefined && UNREACHABLE.has(o.code),
+      )
+    ) {
+      this.#dead.set(job.destination, this.#now() + this.#deadMs);
+    } else if (outcomes.some((o) => o.status === 'delivered')) {
+      this.#dead.delete(job.destination);
     }
     for (const o of outcomes) this.#metrics.messageOut(o.status);
+    await this.#settle(lease, outcomes);
+  }
+
+  #deliver(job: LeasedJob): Promise<DeliveryOutcome[]> {
+    if (job.destination === this.#local) {
+      return job.bounce ? this.#deliverNotice(job) : this.#deliverEnvelope(job);
+    }
+    const handler = job.destination.startsWith('smtp:') ? this.#o.offramp : this.#o.remote;
+    if (handler === undefined) {
+      return Promise.resolve(
+        this.#all(job, 'temporary', `ERR_NO_ROUTE: nothing here delivers to ${job.destination}`),
+      );
+    }
+    return handler(job);
+  }
+
+  async #settle(lease: Lease, outcomes: readonly DeliveryOutcome[]): Promise<void> {
+    const job = lease.job;
+    const ids = { messageId: job.messageId, entry: job.entryId, job: job.jobId };
     try {
       const r = await lease.settle(outcomes);
-      this.#o.log.info(
-        {
-          ...tx,
-          destination: job.destination,
-          delivered: r.delivered,
-          retried: r.retried,
-          dead: r.dead,
-          bounce: r.bounceEntryId,
-          failures: outcomes.filter((o) => o.status !== 'delivered'),
-        },
-        'delivery settled',
-      );
+      const failures = outcomes.filter((o) => o.status !== 'delivered');
+      const line = {
+        ...ids,
+        destination: job.destination,
+        delivered: r.delivered,
+        retried: r.retried,
+        dead: r.dead,
+        ...(r.bounceEntryId !== undefined ? { bounce: r.bounceEntryId } : {}),
+        ...(failures.length > 0 ? { failures } : {}),
+      };
+      if (r.dead > 0) this.#o.log.warn(line, 'delivery settled');
+      else this.#o.log.info(line, 'delivery settled');
     } catch (err) {
       // The lease will expire and the job will be handed out again (at least once).
-      this.#o.log.error({ ...tx, err }, 'delivery: settle failed');
+      this.#o.log.error({ ...ids, err }, 'delivery: settle failed');
     }
   }
 
-  #all(job: LeasedJob, status: 'permanent' | 'temporary', reason: string): RecipientOutcome[] {
+  #all(job: LeasedJob, status: 'permanent' | 'temporary', reason: string): DeliveryOutcome[] {
     return job.recipients.map((recipient) => ({ recipient, status, reason }));
   }
 
-  async #deliverEnvelope(job: LeasedJob): Promise<RecipientOutcome[]> {
+  /** Whether `recipient` is a DID of this domain that is active now; the failure otherwise. */
+  #checkLocal(recipient: string): string | undefined {
+    try {
+      if (parseDid(recipient).domain !== this.#o.domain) return 'ERR_NOT_OUR_DOMAIN';
+    } catch (err) {
+      return reasonOf(err);
+    }
+    const s = localState(recipient, this.#o.ledger);
+    return s.state === 'current' ? undefined : `${s.refusal.code}: ${s.refusal.text}`;
+  }
+
+  async #deliverEnvelope(job: LeasedJob): Promise<DeliveryOutcome[]> {
     let env: Envelope;
     try {
       env = decodeEnvelope(job.body, { maxBytes: this.#o.maxEnvelopeBytes });
       const gatewayDid = formatDid({ domain: this.#o.domain, localpart: 'gateway' });
-      verifyGatewaySignature(env, currentRecord(this.#o.ledger, gatewayDid));
+      const gw = this.#o.ledger.current(gatewayDid);
+      if (gw.state !== 'current') throw new Error(`${gatewayDid} is not active in the ledger`);
+      verifyGatewaySignature(env, gw.record);
     } catch (err) {
       return this.#all(job, 'permanent', reasonOf(err));
     }
-    const now = this.#now();
-    if (now >= env.expiresAt) {
+    if (this.#now() >= env.expiresAt) {
       return this.#all(job, 'permanent', 'ERR_ENVELOPE_EXPIRED: the message expired in the queue');
     }
     const ciphertextHash = createHash('sha256').update(env.ciphertext).digest();
-    const out: RecipientOutcome[] = [];
+    const out: DeliveryOutcome[] = [];
     for (const recipient of job.recipients) {
       if (!env.wraps.some((w) => w.recipient === recipient)) {
         out.push({ recipient, status: 'permanent', reason: 'ERR_ENVELOPE_NO_WRAP' });
         continue;
       }
-      try {
-        if (parseDid(recipient).domain !== this.#o.domain) throw new Error('not local');
-        currentRecord(this.#o.ledger, recipient);
-      } catch (err) {
-        out.push({ recipient, status: 'permanent', reason: reasonOf(err) });
+      const problem = this.#checkLocal(recipient);
+      if (problem !== undefined) {
+        out.push({ recipient, status: 'permanent', reason: problem });
         continue;
       }
-      try {
-        await this.#store(recipient, job.messageId, env.sender, env.expiresAt, job, {
+      out.push(
+        await this.#store(recipient, job, {
+          messageId: env.messageId,
+          sender: env.sender,
+          expiresAt: env.expiresAt,
           ciphertextHash,
           envelope: job.body,
-          receiptMessageId: env.messageId,
-        });
-        out.push({ recipient, status: 'delivered' });
-      } catch (err) {
-        out.push({ recipient, status: 'temporary', reason: reasonOf(err) });
-      }
+        }),
+      );
     }
     return out;
   }
 
   async #store(
     recipient: string,
-    messageId: string,
-    sender: string,
-    expiresAt: number,
     job: LeasedJob,
-    what: { ciphertextHash: Buffer; envelope: Uint8Array; receiptMessageId: Buffer },
-  ): Promise<void> {
-    const { store } = this.#o;
-    // The receipt is stored first, so an envelope is never visible without its receipt. A crash
-    // between the two leaves the job unsettled: it is leased again and the deliver happens then.
-    const had =
-      (await this.#metrics.storeOp('getReceipt', () => store.getReceipt(recipient, messageId))) !==
-      undefined;
-    if (!had) {
-      const receipt = signReceipt(
-        {
-          messageId: what.receiptMessageId,
-          ciphertextHash: what.ciphertextHash,
-          recipient,
-          sender,
-          deliveredAt: this.#now(),
-        },
-        this.#o.gateway,
-      );
-      await this.#metrics.storeOp('putReceipt', () =>
-        store.putReceipt(recipient, messageId, encodeStoredReceipt(receipt), expiresAt),
-      );
-    }
-    await this.#metrics.storeOp('deliver', () =>
-      store.deliver({
+    what: {
+      messageId: Buffer;
+      sender: string;
+      expiresAt: number;
+      ciphertextHash: Buffer;
+      envelope: Uint8Array;
+      storeId?: string;
+      /** A notice sealed again on a retry: its ciphertext differs from the stored one's. */
+      resealed?: boolean;
+    },
+  ): Promise<DeliveryOutcome> {
+    try {
+      const { resealed, ...delivery } = what;
+      const r = await this.#o.mailbox.deliver({
         recipient,
-        messageId,
-        sender,
         receivedAt: job.enqueuedAt,
-        expiresAt,
-        ciphertextHash: what.ciphertextHash,
-        envelope: what.envelope,
-      }),
-    );
-    this.#o.signal?.notify(recipient);
+        ...delivery,
+      });
+      if (r.kind === 'conflict' && resealed !== true) {
+        return {
+          recipient,
+          status: 'permanent',
+          reason: 'ERR_DUPLICATE_CONFLICT: this message id was delivered before with other content',
+        };
+      }
+      return { recipient, status: 'delivered' };
+    } catch (err) {
+      return { recipient, status: 'temporary', reason: reasonOf(err) };
+    }
   }
 
   /** A failure notice from the queue, sealed by the gateway to the original sender. */
-  async #deliverNotice(job: LeasedJob): Promise<RecipientOutcome[]> {
+  async #deliverNotice(job: LeasedJob): Promise<DeliveryOutcome[]> {
     let notice;
     try {
       notice = decodeAmpNotice(job.body);
     } catch (err) {
       return this.#all(job, 'permanent', reasonOf(err));
     }
-    const out: RecipientOutcome[] = [];
+    const out: DeliveryOutcome[] = [];
     for (const recipient of job.recipients) {
-      let record;
-      try {
-        record = currentRecord(this.#o.ledger, recipient);
-      } catch (err) {
-        out.push({ recipient, status: 'permanent', reason: reasonOf(err) });
+      const s = localState(recipient, this.#o.ledger);
+      if (s.state !== 'current') {
+        out.push({
+          recipient,
+          status: 'permanent',
+          reason: `${s.refusal.code}: ${s.refusal.text}`,
+        });
         continue;
       }
+      const now = this.#now();
+      let signed: Envelope;
       try {
-        const now = this.#now();
         const sealed = sealEnvelope({
           author: this.#o.gateway,
-          signedRecipients: [record],
+          signedRecipients: [s.record],
           body: {
             subject: `Undeliverable: ${notice.failures.map((f) => f.recipient).join(', ')}`.slice(
               0,
@@ -282,23 +412,24 @@ export class LocalDeliveryWorker {
           createdAt: now,
           expiresAt: now + NOTICE_TTL_MS,
         });
-        const signed = addGatewaySignature(sealed, this.#o.gateway);
-        const bytes = encodeEnvelope(signed, { maxBytes: this.#o.maxEnvelopeBytes });
-        await this.#store(recipient, job.messageId, signed.sender, signed.expiresAt, job, {
-          ciphertextHash: createHash('sha256').update(signed.ciphertext).digest(),
-          envelope: bytes,
-          receiptMessageId: signed.messageId,
-        });
-        out.push({ recipient, status: 'delivered' });
+        signed = addGatewaySignature(sealed, this.#o.gateway);
       } catch (err) {
         out.push({ recipient, status: 'temporary', reason: reasonOf(err) });
+        continue;
       }
+      out.push(
+        await this.#store(recipient, job, {
+          messageId: signed.messageId,
+          sender: signed.sender,
+          expiresAt: signed.expiresAt,
+          ciphertextHash: createHash('sha256').update(signed.ciphertext).digest(),
+          envelope: encodeEnvelope(signed, { maxBytes: this.#o.maxEnvelopeBytes }),
+          // A retried bounce is stored once: its id is the notice's queue message id.
+          storeId: job.messageId,
+          resealed: true,
+        }),
+      );
     }
     return out;
   }
-}
-
-/** A random transaction id for log lines that have no queue entry yet. */
-export function transactionId(): string {
-  return randomBytes(8).toString('hex');
 }

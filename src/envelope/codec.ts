@@ -50,6 +50,26 @@ export interface GatewaySignature {
   readonly signature: Signature;
 }
 
+/** What the gateway that let a legacy message into AMP saw (docs/PROTOCOL.md §6.8). */
+export interface Origin {
+  readonly entrance: 'smtp' | 'submission';
+  readonly mailFrom: string;
+  readonly headerFrom: string;
+  readonly clientAddress: string;
+  readonly helo: string;
+  readonly login: string;
+  readonly authenticationResults: string;
+  readonly spf: string;
+  readonly dkim: string;
+  readonly dmarc: string;
+  readonly arc: string;
+  readonly receivedAt: number;
+}
+
+/** Longest string of an Origin field; the Authentication-Results value may be longer. */
+export const MAX_ORIGIN_FIELD_BYTES = 1024;
+export const MAX_AUTHENTICATION_RESULTS_BYTES = 8192;
+
 export interface Envelope {
   readonly version: number;
   readonly suite: SuiteId;
@@ -60,6 +80,7 @@ export interface Envelope {
   readonly wraps: readonly Wrap[];
   readonly ciphertext: Buffer;
   readonly gatewaySignature?: GatewaySignature;
+  readonly origin?: Origin;
 }
 
 export interface MessageBody {
@@ -216,17 +237,61 @@ function envelopeFromMessage(m: Msg): Envelope {
     wraps,
     ciphertext: bytes(m.ciphertext, 'ciphertext', AEAD_TAG_LENGTH, Number.MAX_SAFE_INTEGER),
   };
-  if (m.gateway_signature === null || m.gateway_signature === undefined) return envelope;
+  const withOrigin =
+    m.origin === null || m.origin === undefined
+      ? envelope
+      : { ...envelope, origin: originFromMessage(msg(m.origin, 'origin')) };
+  if (m.gateway_signature === null || m.gateway_signature === undefined) return withOrigin;
   const g = msg(m.gateway_signature, 'gateway_signature');
   const gs = suite(g.suite, 'gateway_signature.suite');
   return {
-    ...envelope,
+    ...withOrigin,
     gatewaySignature: {
       gateway: did(g.gateway, 'gateway_signature.gateway'),
       keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
       suite: gs,
       signature: signature(g.signature, gs, 'gateway_signature.signature'),
     },
+  };
+}
+
+function originFromMessage(o: Msg): Origin {
+  const field = (name: string, max = MAX_ORIGIN_FIELD_BYTES): string =>
+    str(o[name] ?? '', `origin.${name}`, max, true);
+  const entrance = field('entrance');
+  if (entrance !== 'smtp' && entrance !== 'submission') {
+    fail(`origin.entrance ${JSON.stringify(entrance.slice(0, 32))} is not smtp or submission`);
+  }
+  return {
+    entrance,
+    mailFrom: field('mail_from'),
+    headerFrom: field('header_from'),
+    clientAddress: field('client_address'),
+    helo: field('helo'),
+    login: field('login'),
+    authenticationResults: field('authentication_results', MAX_AUTHENTICATION_RESULTS_BYTES),
+    spf: field('spf'),
+    dkim: field('dkim'),
+    dmarc: field('dmarc'),
+    arc: field('arc'),
+    receivedAt: u64(o.received_at ?? 0, 'origin.received_at'),
+  };
+}
+
+function originToMessage(o: Origin): Msg {
+  return {
+    entrance: o.entrance,
+    mail_from: o.mailFrom,
+    header_from: o.headerFrom,
+    client_address: o.clientAddress,
+    helo: o.helo,
+    login: o.login,
+    authentication_results: o.authenticationResults,
+    spf: o.spf,
+    dkim: o.dkim,
+    dmarc: o.dmarc,
+    arc: o.arc,
+    received_at: o.receivedAt,
   };
 }
 
@@ -246,6 +311,7 @@ function envelopeToMessage(e: Envelope): Msg {
     })),
     ciphertext: e.ciphertext,
   };
+  if (e.origin) m.origin = originToMessage(e.origin);
   if (e.gatewaySignature) {
     const g = e.gatewaySignature;
     m.gateway_signature = {

@@ -19,6 +19,23 @@ export const ENVELOPE_SCHEMA = {
                     wraps: { rule: 'repeated', type: 'Wrap', id: 7 },
                     ciphertext: { type: 'bytes', id: 8 },
                     gateway_signature: { type: 'GatewaySignature', id: 9 },
+                    origin: { type: 'Origin', id: 10 },
+                  },
+                },
+                Origin: {
+                  fields: {
+                    entrance: { type: 'string', id: 1 },
+                    mail_from: { type: 'string', id: 2 },
+                    header_from: { type: 'string', id: 3 },
+                    client_address: { type: 'string', id: 4 },
+                    helo: { type: 'string', id: 5 },
+                    login: { type: 'string', id: 6 },
+                    authentication_results: { type: 'string', id: 7 },
+                    spf: { type: 'string', id: 8 },
+                    dkim: { type: 'string', id: 9 },
+                    dmarc: { type: 'string', id: 10 },
+                    arc: { type: 'string', id: 11 },
+                    received_at: { type: 'uint64', id: 12 },
                   },
                 },
                 Wrap: {

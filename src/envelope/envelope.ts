@@ -76,6 +76,12 @@ export interface SealEnvelopeInput {
   expiresAt?: number;
   /** Ledger checkpoint reference the recipient keys were read from; empty if none. */
   checkpoint?: Uint8Array;
+  /**
+   * The message id, when several envelopes are copies of one message (the gateway's copies of
+   * one SMTP message, one per recipient DID); default: a fresh random one. Never reuse an id
+   * for another message.
+   */
+  messageId?: Buffer;
   randomness?: SealRandomness;
   maxBytes?: number;
 }
@@ -160,7 +166,14 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
     input('injected randomness has the wrong shape');
   }
   const contentKey = rnd ? Buffer.from(rnd.contentKey) : randomBytes(CONTENT_KEY_LENGTH);
-  const messageId = rnd ? Buffer.from(rnd.messageId) : randomBytes(MESSAGE_ID_LENGTH);
+  if (inp.messageId !== undefined && inp.messageId.length !== MESSAGE_ID_LENGTH) {
+    input(`messageId must be ${MESSAGE_ID_LENGTH} bytes`);
+  }
+  const messageId = rnd
+    ? Buffer.from(rnd.messageId)
+    : inp.messageId !== undefined
+      ? Buffer.from(inp.messageId)
+      : randomBytes(MESSAGE_ID_LENGTH);
   const author = inp.author.record;
   const recipients = inp.signedRecipients.map(ref);
   const body: MessageBody = { ...inp.body, content: Buffer.from(inp.body.content) };

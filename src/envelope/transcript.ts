@@ -7,7 +7,7 @@
 import { hkdfSha256, sha256 } from '../native/index.js';
 import { lp, u32be, u64be } from '../identity/lp.js';
 import type { SuiteId } from '../identity/suites.js';
-import type { MessageBody, RecipientRef, Wrap } from './codec.js';
+import type { MessageBody, Origin, RecipientRef, Wrap } from './codec.js';
 import { ENVELOPE_VERSION } from './limits.js';
 
 export const LABEL_CONTENT_KEY = 'aftersmtp/amp/v1/content-key';
@@ -15,6 +15,7 @@ export const LABEL_CONTENT_AAD = 'aftersmtp/amp/v1/content-aad';
 export const LABEL_WRAP = 'aftersmtp/amp/v1/wrap';
 export const LABEL_BODY = 'aftersmtp/amp/v1/body';
 export const LABEL_WRAPS = 'aftersmtp/amp/v1/wraps';
+export const LABEL_ORIGIN = 'aftersmtp/amp/v1/origin';
 /** Transcript label and signature purpose (signature.ts derives the per-algorithm contexts). */
 export const PURPOSE_AUTHOR = 'aftersmtp/amp/v1/author';
 export const PURPOSE_GATEWAY = 'aftersmtp/amp/v1/gateway';
@@ -102,6 +103,28 @@ export interface GatewayTranscriptInput {
   wraps: readonly Wrap[];
   ciphertext: Buffer;
   gateway: RecipientRef;
+  origin?: Origin;
+}
+
+/** SHA-256 over lp(label, every Origin field in proto order, u64be(received_at)) (§6.8). */
+export function originHash(o: Origin): Buffer {
+  return sha256(
+    lp(
+      LABEL_ORIGIN,
+      o.entrance,
+      o.mailFrom,
+      o.headerFrom,
+      o.clientAddress,
+      o.helo,
+      o.login,
+      o.authenticationResults,
+      o.spf,
+      o.dkim,
+      o.dmarc,
+      o.arc,
+      u64be(o.receivedAt),
+    ),
+  );
 }
 
 /** The bytes the sending gateway signs (purpose PURPOSE_GATEWAY). */
@@ -120,5 +143,8 @@ export function gatewayTranscript(t: GatewayTranscriptInput): Buffer {
     wrapsHash(t.wraps),
     t.gateway.did,
     t.gateway.keyId,
+    // Present only on mail that entered from SMTP: one more element, so the transcripts of
+    // envelopes without an origin are unchanged.
+    ...(t.origin === undefined ? [] : [originHash(t.origin)]),
   );
 }

@@ -7,6 +7,7 @@ export {
   IdentityLedger,
   type AppendResult,
   type BatchResult,
+  type DidState,
   type LedgerOptions,
   type LookupAnswer,
   type RegisterRequest,

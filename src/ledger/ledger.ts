@@ -156,6 +156,15 @@ interface Prepared {
   entry: Buffer;
 }
 
+/** What the ledger says of a DID now (`current`): no proof is built for it. */
+export type DidState =
+  | { readonly state: 'current'; readonly record: PublicKeyRecord; readonly leaf: number }
+  | { readonly state: 'revoked' }
+  | { readonly state: 'unknown' };
+
+/** Decoded records kept by leaf (entries never change, so a cached one never goes stale). */
+const RECORD_CACHE_SIZE = 4096;
+
 export class IdentityLedger {
   readonly store: LogStore;
   readonly origin: string;
@@ -167,6 +176,7 @@ export class IdentityLedger {
   readonly #issuer: ChallengeIssuer;
   readonly #defaults: ReadonlyMap<string, DomainPolicy>;
   #cached: { size: number; note: string } | undefined;
+  readonly #records = new Map<number, PublicKeyRecord | null>();
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: LedgerOptions) {
@@ -319,6 +329,27 @@ export class IdentityLedger {
   /** The entry at `leaf`, decoded (the log only holds entries it could decode). */
   entryAt(leaf: number): LedgerEntry {
     return decodeEntry(this.store.leaf(leaf));
+  }
+
+  /**
+   * The DID's state in this log: its current record (the last register or rotate entry), revoked,
+   * or unknown (never registered here, or a DID of another domain). One indexed read and, for a
+   * leaf not seen lately, one entry decode; unlike `lookup` it builds no proof.
+   */
+  current(did: string): DidState {
+    const row = this.#didRow(did);
+    if (row === undefined) return { state: 'unknown' };
+    if (row.revoked) return { state: 'revoked' };
+    let record = this.#records.get(row.leaf);
+    if (record === undefined) {
+      const e = this.entryAt(row.leaf);
+      record = e.type === 'revoke' ? null : e.record;
+      if (this.#records.size >= RECORD_CACHE_SIZE) {
+        this.#records.delete(this.#records.keys().next().value as number);
+      }
+      this.#records.set(row.leaf, record);
+    }
+    return record === null ? { state: 'revoked' } : { state: 'current', record, leaf: row.leaf };
   }
 
   /** The current record of an active DID, with its leaf. */

@@ -1,13 +1,14 @@
 /**
  * The messaging metrics on the admin Prometheus registry (the caller owns the registry; no global
- * one is touched): messages in (DispatchMessage) and out (local delivery) by result, and the
- * mailbox store's latency by operation. Handlers and the worker get the small interface, not
- * prom-client.
+ * one is touched): messages in (what the pipeline decided, per entrance) and out (deliveries) by
+ * result, and the mailbox store's latency by operation. Entrances, the pipeline and the worker
+ * get the small interface, not prom-client.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 export interface MessagingMetrics {
-  messageIn(result: string): void;
+  /** A submission at `entrance` (smtp, submission, client-api, relay): accepted or a code. */
+  messageIn(entrance: string, result: string): void;
   messageOut(result: string, n?: number): void;
   /** Times `fn` as one store operation `op`. */
   storeOp<T>(op: string, fn: () => Promise<T>): Promise<T>;
@@ -22,8 +23,8 @@ export const NO_METRICS: MessagingMetrics = {
 export function registerMessagingMetrics(registry: Registry): MessagingMetrics {
   const inbound = new Counter({
     name: 'aftersmtp_messages_in_total',
-    help: 'Envelopes submitted with DispatchMessage, by result (queued or the refusal code).',
-    labelNames: ['result'],
+    help: 'Messages submitted, by entrance (smtp, submission, client-api, relay) and result (accepted or the refusal code).',
+    labelNames: ['entrance', 'result'],
     registers: [registry],
   });
   const outbound = new Counter({
@@ -40,7 +41,7 @@ export function registerMessagingMetrics(registry: Registry): MessagingMetrics {
     registers: [registry],
   });
   return {
-    messageIn: (result) => inbound.inc({ result }),
+    messageIn: (entrance, result) => inbound.inc({ entrance, result }),
     messageOut: (result, n = 1) => outbound.inc({ result }, n),
     async storeOp(op, fn) {
       const end = latency.startTimer({ op });

@@ -24,7 +24,12 @@ import amqp, {
   type ConsumeMessage,
 } from 'amqplib';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
-import { QueueDecodeError, QueueStateError, QueueUnavailableError } from './errors.js';
+import {
+  QueueDecodeError,
+  QueueStateError,
+  QueueUnavailableError,
+  QueueUnsupportedError,
+} from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
 import { dueAt, dueRecipients, leasedJob, planSettle, settleResult } from './settle.js';
@@ -175,6 +180,9 @@ export class AmqpQueue implements DeliveryQueue {
   }
 
   begin(info: EnvelopeInfo): EnqueueTransaction {
+    if (info.hold === true) {
+      throw new QueueUnsupportedError('this queue backend cannot hold entries; use lmdb for HOLD');
+    }
     if (this.closed) throw new QueueStateError('the queue is closed');
     return new Transaction(
       info,

@@ -27,7 +27,7 @@ import {
   type NatsConnection,
 } from 'nats';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
-import { QueueUnavailableError, QueueDecodeError } from './errors.js';
+import { QueueUnavailableError, QueueDecodeError, QueueUnsupportedError } from './errors.js';
 import { newEntryId } from './ids.js';
 import { decodeJob, encodeRecord, RECORD_VERSION, type JobRecord } from './record.js';
 import { dueAt, dueRecipients, leasedJob, planSettle, settleResult } from './settle.js';
@@ -155,6 +155,9 @@ export class NatsQueue implements DeliveryQueue {
   }
 
   begin(info: EnvelopeInfo): EnqueueTransaction {
+    if (info.hold === true) {
+      throw new QueueUnsupportedError('this queue backend cannot hold entries; use lmdb for HOLD');
+    }
     return new Transaction(
       info,
       async (_entryId, jobs, body) => {

@@ -88,7 +88,7 @@ export class Transaction implements EnqueueTransaction {
           lastError: '',
         })),
         deliveries: 0,
-        held: false,
+        held: this.info.hold === true,
         rev: 0,
       });
     }

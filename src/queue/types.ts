@@ -49,6 +49,11 @@ export interface EnvelopeInfo {
   readonly senderKind: SenderKind;
   /** Set on bounces; with a null sender it means: never produce a bounce about this entry. */
   readonly bounce?: boolean;
+  /**
+   * Commit the entry held (Postfix's hold queue): nothing is delivered until an operator releases
+   * it. The embedded lmdb queue only; the others refuse it in `begin` (QueueUnsupportedError).
+   */
+  readonly hold?: boolean;
 }
 
 export interface RecipientInput {

@@ -23,13 +23,12 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { randomBytes } from '../native/index.js';
 import { StoreClosedError, StoreCorruptError, StoreKeyError, StoreQuotaError } from './errors.js';
-import type { Keyring } from './keys.js';
+import type { Keyring, NodeKey } from './keys.js';
 import {
   checkAck,
   checkDeliver,
   checkList,
   checkMessageId,
-  checkReceipt,
   checkRecipient,
   decodeEnvelopeRecord,
   decodeReceiptRecord,
@@ -43,7 +42,7 @@ import {
 } from './record.js';
 import {
   DEFAULT_LIMITS,
-  type DeliverInput,
+  type DeliverWithReceipt,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -208,7 +207,7 @@ export class LmdbMailboxStore implements MailboxStore {
     return recipientHash(this.indexKey, checkRecipient(recipient));
   }
 
-  async deliver(input: DeliverInput): Promise<DeliverResult> {
+  async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {
     this.live();
     checkDeliver(input, this.limits, Date.now());
     const rh = this.rh(input.recipient);
@@ -217,9 +216,13 @@ export class LmdbMailboxStore implements MailboxStore {
     const plain = encodeEnvelopeRecord(input);
     const size = input.envelope.length;
     const write = this.keyring.write;
-    const result = await this.root.transaction((): DeliverResult => {
+    const result = await this.root.transaction((): { seq: number; duplicate: boolean } => {
       const prior = decodeId(this.ids.get(idKey));
-      if (prior !== undefined) return { seq: prior.seq, duplicate: true };
+      if (prior !== undefined) {
+        // A delivery stored before receipts were written with it keeps the one given now.
+        if (this.receipts.get(idKey) === undefined) this.putReceiptRecord(idKey, input, write);
+        return { seq: prior.seq, duplicate: true };
+      }
       const mb = decodeMailbox(this.mailboxes.get(rh));
       if (
         mb.count + 1 > this.limits.maxMailboxCount ||
@@ -239,11 +242,26 @@ export class LmdbMailboxStore implements MailboxStore {
         rh,
         encodeMailbox({ lastSeq: seq, count: mb.count + 1, bytes: mb.bytes + size }),
       );
+      this.putReceiptRecord(idKey, input, write);
       return { seq, duplicate: false };
     });
     // Also for a duplicate: the first delivery may be committed and not yet flushed.
     await this.root.flushed;
-    return result;
+    if (!result.duplicate) return { ...result, receipt: input.receipt };
+    const first = await this.getReceipt(input.recipient, input.messageId);
+    return { ...result, receipt: first ?? input.receipt };
+  }
+
+  /** Writes the receipt record of (recipient, messageId) at `rk`, inside the caller's transaction. */
+  private putReceiptRecord(rk: Buffer, input: DeliverWithReceipt, write: NodeKey): void {
+    const plain = encodeReceiptRecord(
+      input.recipient,
+      input.messageId,
+      input.receipt,
+      input.expiresAt,
+    );
+    void this.receipts.put(rk, sealFrame(write, 'receipt', rk, u64(input.expiresAt), plain));
+    void this.expiry.put(Buffer.concat([u64(input.expiresAt), Buffer.from([1]), rk]), EMPTY);
   }
 
   /** Opens one stored envelope; StoreCorruptError if it fails authentication or its identity. */
@@ -391,36 +409,6 @@ export class LmdbMailboxStore implements MailboxStore {
     }
     await this.root.flushed;
     return total;
-  }
-
-  async putReceipt(
-    recipient: string,
-    messageId: string,
-    receipt: Uint8Array,
-    expiresAt: number,
-  ): Promise<void> {
-    this.live();
-    checkMessageId(messageId);
-    checkReceipt(receipt, expiresAt, this.limits, Date.now());
-    const rh = this.rh(recipient);
-    const rk = Buffer.concat([rh, messageIdHash(this.indexKey, rh, messageId)]);
-    const plain = encodeReceiptRecord(recipient, messageId, receipt, expiresAt);
-    const write = this.keyring.write;
-    await this.root.transaction(() => {
-      const old = this.receipts.get(rk);
-      if (old !== undefined) {
-        try {
-          const { header } = peekFrame(old);
-          if (header.length === 8)
-            void this.expiry.remove(Buffer.concat([header, Buffer.from([1]), rk]));
-        } catch {
-          // an unreadable old receipt is simply replaced
-        }
-      }
-      void this.receipts.put(rk, sealFrame(write, 'receipt', rk, u64(expiresAt), plain));
-      void this.expiry.put(Buffer.concat([u64(expiresAt), Buffer.from([1]), rk]), EMPTY);
-    });
-    await this.root.flushed;
   }
 
   async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {

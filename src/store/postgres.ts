@@ -37,7 +37,6 @@ import {
   checkDeliver,
   checkList,
   checkMessageId,
-  checkReceipt,
   checkRecipient,
   decodeEnvelopeRecord,
   decodeReceiptRecord,
@@ -48,7 +47,7 @@ import {
 } from './record.js';
 import {
   DEFAULT_LIMITS,
-  type DeliverInput,
+  type DeliverWithReceipt,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -272,14 +271,27 @@ export class PostgresMailboxStore implements MailboxStore {
     return recipientHash(this.indexKey, checkRecipient(recipient));
   }
 
-  async deliver(input: DeliverInput): Promise<DeliverResult> {
+  async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {
     this.live();
     checkDeliver(input, this.limits, Date.now());
     const rh = this.rh(input.recipient);
     const ih = messageIdHash(this.indexKey, rh, input.messageId);
     const record = encodeEnvelopeRecord(input);
     const size = input.envelope.length;
-    return this.tx(async (c) => {
+    const receipt = Buffer.concat([
+      rh,
+      ih,
+      encodeReceiptRecord(input.recipient, input.messageId, input.receipt, input.expiresAt),
+    ]);
+    // Inserted with the envelope, in its transaction; a redelivery keeps the first receipt (or
+    // stores this one when the first delivery was stored without one).
+    const putReceipt = (c: pg.PoolClient): Promise<unknown> =>
+      c.query(
+        `INSERT INTO store_receipts (rh, ih, expires_at, key_id, sealed)
+         VALUES ($1, $2, $3, $4, pgp_sym_encrypt_bytea($5, $6, $7)) ON CONFLICT (rh, ih) DO NOTHING`,
+        [rh, ih, input.expiresAt, this.keyIds[0], receipt, this.writeKey, PGP_OPTIONS],
+      );
+    const result = await this.tx(async (c) => {
       await c.query(
         'INSERT INTO store_mailboxes (rh, last_seq, count, bytes) VALUES ($1, 0, 0, 0) ON CONFLICT (rh) DO NOTHING',
         [rh],
@@ -294,7 +306,10 @@ export class PostgresMailboxStore implements MailboxStore {
         'SELECT seq FROM store_ids WHERE rh = $1 AND ih = $2',
         [rh, ih],
       );
-      if (prior.rows[0]) return { seq: Number(prior.rows[0].seq), duplicate: true };
+      if (prior.rows[0]) {
+        await putReceipt(c);
+        return { seq: Number(prior.rows[0].seq), duplicate: true };
+      }
       const count = Number(mb?.count ?? 0);
       const bytes = Number(mb?.bytes ?? 0);
       if (count + 1 > this.limits.maxMailboxCount || bytes + size > this.limits.maxMailboxBytes) {
@@ -315,8 +330,12 @@ export class PostgresMailboxStore implements MailboxStore {
         'UPDATE store_mailboxes SET last_seq = $2, count = count + 1, bytes = bytes + $3 WHERE rh = $1',
         [rh, seq, size],
       );
+      await putReceipt(c);
       return { seq, duplicate: false };
     });
+    if (!result.duplicate) return { ...result, receipt: input.receipt };
+    const first = await this.getReceipt(input.recipient, input.messageId);
+    return { ...result, receipt: first ?? input.receipt };
   }
 
   /** Checks a decrypted envelope against its row; StoreCorruptError when anything is off. */
@@ -519,31 +538,6 @@ export class PostgresMailboxStore implements MailboxStore {
       if (n === 0) break;
     }
     return total;
-  }
-
-  async putReceipt(
-    recipient: string,
-    messageId: string,
-    receipt: Uint8Array,
-    expiresAt: number,
-  ): Promise<void> {
-    this.live();
-    checkMessageId(messageId);
-    checkReceipt(receipt, expiresAt, this.limits, Date.now());
-    const rh = this.rh(recipient);
-    const ih = messageIdHash(this.indexKey, rh, messageId);
-    const plain = Buffer.concat([
-      rh,
-      ih,
-      encodeReceiptRecord(recipient, messageId, receipt, expiresAt),
-    ]);
-    await this.pool.query(
-      `INSERT INTO store_receipts (rh, ih, expires_at, key_id, sealed)
-       VALUES ($1, $2, $3, $4, pgp_sym_encrypt_bytea($5, $6, $7))
-       ON CONFLICT (rh, ih) DO UPDATE SET expires_at = EXCLUDED.expires_at, key_id = EXCLUDED.key_id,
-                                          sealed = EXCLUDED.sealed`,
-      [rh, ih, expiresAt, this.keyIds[0], plain, this.writeKey, PGP_OPTIONS],
-    );
   }
 
   async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {

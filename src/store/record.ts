@@ -26,6 +26,7 @@ import {
   MAX_DID_BYTES,
   MAX_MESSAGE_ID_LENGTH,
   type DeliverInput,
+  type DeliverWithReceipt,
   type ListOptions,
   type StoreLimits,
 } from './types.js';
@@ -76,7 +77,7 @@ export function checkTime(t: unknown, what: string): number {
   return t;
 }
 
-export function checkDeliver(input: DeliverInput, limits: StoreLimits, now: number): void {
+export function checkDeliver(input: DeliverWithReceipt, limits: StoreLimits, now: number): void {
   if (typeof input !== 'object' || input === null)
     throw new StoreInputError('deliver: expected an object');
   checkRecipient(input.recipient);
@@ -96,6 +97,7 @@ export function checkDeliver(input: DeliverInput, limits: StoreLimits, now: numb
       `envelope: expected 1 to ${limits.maxEnvelopeBytes} bytes, got ${input.envelope.length}`,
     );
   }
+  checkReceipt(input.receipt, input.expiresAt, limits, now);
 }
 
 export function checkList(

@@ -4,21 +4,22 @@
  * (lmdb, the embedded default; postgres, for several gateways sharing one database), and checked
  * by one contract suite (test/store/contract.ts).
  *
- *   const { seq } = await store.deliver({ recipient, messageId, sender, receivedAt, expiresAt,
- *                                         ciphertextHash, envelope });
- *   // resolved => durable: only now may the relay send its signed AMP acknowledgement.
+ *   const { seq, receipt } = await store.deliver({ recipient, messageId, sender, receivedAt,
+ *                                                  expiresAt, ciphertextHash, envelope, receipt });
+ *   // resolved => envelope and receipt durable, together: only now may an acknowledgement go.
  *   const page = await store.list(recipient, { after: cursor, limit: 100 });
  *   for (const e of page.envelopes) show(e);          // seq order, oldest first
  *   cursor = page.cursor;                              // resume from here (also after a restart)
  *   await store.ack(recipient, page.envelopes.map((e) => e.messageId));
  *
  * Guarantees:
- * - `deliver` resolves only once the envelope is durable (LMDB: committed and fsynced, group
+ * - `deliver` writes the envelope and its receipt in one transaction (never one without the other)
+ *   and resolves only once both are durable (LMDB: committed and fsynced, group
  *   commit; PostgreSQL: a committed transaction on a server with fsync and synchronous_commit on).
  *   If it rejects, nothing may be acknowledged.
  * - Idempotent by (recipient, messageId): delivering the same message to the same recipient again
  *   (an at-least-once relay retrying after a lost acknowledgement) stores nothing and resolves with
- *   the first delivery's sequence number and `duplicate: true` — also after the envelope was acked,
+ *   the first delivery's sequence number, its receipt and `duplicate: true` — also after the envelope was acked,
  *   until its expiry (the store keeps a tombstone of acked ids until then).
  * - Every recipient has a monotonic sequence: each new envelope gets a larger `seq` than every
  *   envelope delivered to that recipient before. `list` returns envelopes with `seq > after` in seq
@@ -59,6 +60,12 @@ export interface DeliverInput {
   readonly envelope: Uint8Array;
 }
 
+/** What the mailbox writer hands to `deliver`: the envelope and its signed delivery receipt. */
+export interface DeliverWithReceipt extends DeliverInput {
+  /** The encoded receipt the gateway signed for this delivery; kept until `expiresAt`. */
+  readonly receipt: Uint8Array;
+}
+
 /** A stored envelope as `list` and `fetch` return it. */
 export interface StoredEnvelope extends DeliverInput {
   /** Position in the recipient's mailbox; strictly increasing per recipient. */
@@ -69,8 +76,10 @@ export interface StoredEnvelope extends DeliverInput {
 
 export interface DeliverResult {
   readonly seq: number;
-  /** True when (recipient, messageId) was delivered before; nothing was written. */
+  /** True when (recipient, messageId) was delivered before; no envelope was written. */
   readonly duplicate: boolean;
+  /** The receipt stored for this delivery: the one given, or the first delivery's. */
+  readonly receipt: Uint8Array;
 }
 
 export interface ListOptions {
@@ -150,8 +159,11 @@ export interface RewrapResult {
 export interface MailboxStore {
   readonly backend: StoreBackendName;
   readonly limits: StoreLimits;
-  /** Stores an envelope durably; idempotent by (recipient, messageId). See the contract above. */
-  deliver(input: DeliverInput): Promise<DeliverResult>;
+  /**
+   * Stores an envelope and its receipt durably, in one transaction; idempotent by (recipient,
+   * messageId). See the contract above.
+   */
+  deliver(input: DeliverWithReceipt): Promise<DeliverResult>;
   /** A page of the recipient's mailbox after a cursor, in seq order; expired ones left out. */
   list(recipient: string, options?: ListOptions): Promise<Page>;
   /** One envelope of the recipient's mailbox, or undefined (unknown, acked, expired). */
@@ -161,13 +173,6 @@ export interface MailboxStore {
   usage(recipient: string): Promise<MailboxUsage>;
   /** Deletes every envelope, tombstone and receipt whose expiry is <= now; returns the count. */
   purgeExpired(now?: number): Promise<number>;
-  /** Stores (or replaces) the delivery receipt of (recipient, messageId) durably, until expiresAt. */
-  putReceipt(
-    recipient: string,
-    messageId: string,
-    receipt: Uint8Array,
-    expiresAt: number,
-  ): Promise<void>;
   getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined>;
   /** Which keys seal what (for the rotation procedure in docs/STORE.md). */
   keyStatus(): Promise<KeyStatus>;

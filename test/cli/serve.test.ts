@@ -50,6 +50,9 @@ test('serve creates the gateway identity, serves health and metrics, and restart
     AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
     AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
     AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SMTP_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SUBMISSION_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SUBMISSIONS_LISTEN: '127.0.0.1:0',
     AFTERSMTP_DOMAIN: 'example.org',
     AFTERSMTP_SUITE: 'classic-v1',
   };

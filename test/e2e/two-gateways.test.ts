@@ -86,10 +86,7 @@ describe('two gateways, discovery through real DNS', { skip }, () => {
 
   /** The sending gateway's "delivery settled" line for a queue entry towards another domain. */
   function settled(gw: E2eGateway, entry: string, pred: (l: LogLine) => boolean, ms = 20_000) {
-    return gw.waitLog(
-      (l) => l.msg === 'delivery settled' && l.transaction === entry && pred(l),
-      ms,
-    );
+    return gw.waitLog((l) => l.msg === 'delivery settled' && l.entry === entry && pred(l), ms);
   }
 
   const delivered = (l: LogLine) => (l.delivered as number) > 0;

@@ -90,7 +90,10 @@ describe('messaging on one gateway', () => {
     assert.equal(receiptFromMsg(viaSender.receipt).messageId.toString('hex'), item!.message_id);
 
     const metrics = await (await fetch(`${String(gw.ready.admin)}/metrics`)).text();
-    assert.match(metrics, /^aftersmtp_messages_in_total\{result="queued"\} 1$/m);
+    assert.match(
+      metrics,
+      /^aftersmtp_messages_in_total\{entrance="client-api",result="accepted"\} 1$/m,
+    );
     assert.match(metrics, /^aftersmtp_messages_out_total\{result="delivered"\} 1$/m);
     assert.match(metrics, /^aftersmtp_queue_depth 0$/m);
     assert.match(metrics, /^aftersmtp_store_latency_seconds_count\{op="deliver"\} 1$/m);

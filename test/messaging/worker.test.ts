@@ -11,11 +11,9 @@ import {
   openEnvelope,
   sealMessage,
 } from '../../src/envelope/index.js';
-import {
-  ampDestination,
-  FAILURE_NOTICE_CONTENT_TYPE,
-  LocalDeliveryWorker,
-} from '../../src/delivery/worker.js';
+import { DeliveryWorker, FAILURE_NOTICE_CONTENT_TYPE } from '../../src/delivery/worker.js';
+import { MailboxWriter } from '../../src/mailbox/writer.js';
+import { ampDestination } from '../../src/pipeline/addresses.js';
 import { publishGatewayRecord } from '../../src/ledger/gateway-record.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { openStore } from '../../src/store/open.js';
@@ -44,9 +42,9 @@ test('an envelope expired in the queue bounces a failure notice into the sender 
     warn: (_o: object, m: string) => lines.push(m),
     error: (o: object, m: string) => lines.push(`${m} ${JSON.stringify(o)}`),
   };
-  const worker = new LocalDeliveryWorker({
+  const worker = new DeliveryWorker({
     queue,
-    store,
+    mailbox: new MailboxWriter({ store, gatewayKeys: gateway }),
     ledger,
     gateway,
     domain: DOMAIN,

@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config/load.js';
 import {
   PeerDirectory,
   openRelay,
+  openRemoteIdentities,
   type Relay,
   RelayReceiver,
   RelaySender,
@@ -33,7 +34,9 @@ import {
 } from '../../src/quic/index.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
+import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { registerRequest } from '../ledger/helpers.js';
+import { testPipeline } from '../helpers/pipeline.js';
 import { startUnbound, type DnsServer } from '../client-api/helpers.js';
 
 export const ZONE = 'test';
@@ -48,6 +51,7 @@ export interface TestGateway {
   readonly ledger: IdentityLedger;
   readonly api: ClientApiServer;
   readonly store: LmdbMailboxStore;
+  readonly queue: LmdbQueue;
   readonly transport: QuicTransport;
   /** Set when the relay was built by openRelay (the serve wiring) instead of piece by piece. */
   relay?: Relay;
@@ -106,6 +110,7 @@ export async function startTestGateway(
     path: join(dir, 'mailboxes'),
     keyring: new Keyring([generateKey()]),
   });
+  const queue = new LmdbQueue({ path: join(dir, 'queue'), bounce: { reportingMta: domain } });
   const gw: TestGateway = {
     domain,
     dir,
@@ -114,6 +119,7 @@ export async function startTestGateway(
     ledger,
     api,
     store,
+    queue,
     transport: undefined as unknown as QuicTransport,
     async user(localpart, suite = 'classic-v1') {
       const u = SecretKeySet.generate(`did:aftersmtp:${domain}:${localpart}`, suite);
@@ -128,6 +134,7 @@ export async function startTestGateway(
       gw.identities?.close();
       gw.transport?.close();
       await api.close(0);
+      await queue.close();
       await store.close();
       ledger.close();
       rmSync(dir, { recursive: true, force: true });
@@ -164,15 +171,17 @@ export async function wireRelay(
       AFTERSMTP_DNS_SERVERS: dns.server,
     });
     gw.relay?.close();
-    gw.relay = await openRelay({
+    gw.identities?.close();
+    const identities = await openRemoteIdentities(config);
+    gw.relay = openRelay({
       config,
       tls: gw.cert,
       gatewayKeys: gw.keys,
-      ledger: gw.ledger,
-      store: gw.store,
+      identities,
+      pipeline: testPipeline({ ...gw, identities }),
     });
     (gw as { transport: QuicTransport }).transport = gw.relay.transport;
-    gw.identities = gw.relay.identities;
+    gw.identities = identities;
     gw.sender = gw.relay.sender;
     gw.receiver = gw.relay.receiver;
     return;
@@ -193,11 +202,7 @@ export async function wireRelay(
     maxEnvelopeBytes: opts.maxEnvelopeBytes,
   });
   gw.receiver = new RelayReceiver({
-    domains: [gw.domain],
-    ledger: gw.ledger,
-    store: gw.store,
-    gatewayKeys: gw.keys,
-    identities,
+    pipeline: testPipeline({ ...gw, identities }),
     maxEnvelopeBytes: opts.maxEnvelopeBytes,
   });
 }

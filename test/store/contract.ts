@@ -11,7 +11,7 @@ import {
   StoreQuotaError,
 } from '../../src/store/errors.js';
 import { generateKey, Keyring } from '../../src/store/keys.js';
-import type { DeliverInput, MailboxStore, StoreLimits } from '../../src/store/types.js';
+import type { DeliverWithReceipt, MailboxStore, StoreLimits } from '../../src/store/types.js';
 
 export interface Harness {
   /** The store as last opened. */
@@ -35,12 +35,17 @@ export const BOB = 'did:aftersmtp:a.example:bob';
 export const SENDER = 'did:aftersmtp:b.example:carol';
 
 let counter = 0;
-export function envelope(recipient: string, overrides: Partial<DeliverInput> = {}): DeliverInput {
+export function envelope(
+  recipient: string,
+  overrides: Partial<DeliverWithReceipt> = {},
+): DeliverWithReceipt {
   const body =
     overrides.envelope ?? Buffer.from(`envelope ${++counter} ${randomBytes(8).toString('hex')}`);
+  const messageId = `m-${randomBytes(12).toString('hex')}`;
   return {
     recipient,
-    messageId: `m-${randomBytes(12).toString('hex')}`,
+    messageId,
+    receipt: Buffer.from(`receipt of ${messageId}`),
     sender: SENDER,
     receivedAt: Date.now(),
     expiresAt: Date.now() + 3_600_000,
@@ -71,7 +76,7 @@ export function storeContract(name: string, open: Open): void {
     it('delivers durably and returns every field on fetch and list', async () => {
       await withStore(open, async ({ store }) => {
         const e = envelope(ALICE);
-        assert.deepEqual(await store.deliver(e), { seq: 1, duplicate: false });
+        assert.deepEqual(await store.deliver(e), { seq: 1, duplicate: false, receipt: e.receipt });
         const got = await store.fetch(ALICE, e.messageId);
         assert.ok(got);
         assert.equal(got.seq, 1);
@@ -105,10 +110,15 @@ export function storeContract(name: string, open: Open): void {
         assert.deepEqual(await store.deliver({ ...e, recipient: BOB }), {
           seq: 1,
           duplicate: false,
+          receipt: e.receipt,
         });
         assert.equal((await store.usage(ALICE)).count, 1);
         assert.equal(await store.ack(ALICE, [e.messageId]), 1);
-        assert.deepEqual(await store.deliver(e), { seq: 1, duplicate: true });
+        // A redelivery answers the first delivery's receipt, not the one it brings.
+        const again = await store.deliver({ ...e, receipt: Buffer.from('another receipt') });
+        assert.equal(again.seq, 1);
+        assert.equal(again.duplicate, true);
+        assert.equal(Buffer.from(again.receipt).toString(), Buffer.from(e.receipt).toString());
         assert.equal((await store.list(ALICE)).envelopes.length, 0);
         assert.equal((await store.usage(ALICE)).count, 0);
       });
@@ -197,7 +207,6 @@ export function storeContract(name: string, open: Open): void {
         const later = envelope(ALICE);
         await store.deliver(soon);
         await store.deliver(later);
-        await store.putReceipt(BOB, soon.messageId, Buffer.from('receipt'), Date.now() + 300);
         assert.equal((await store.list(ALICE)).envelopes.length, 2);
         await sleep(400);
         assert.equal(await store.fetch(ALICE, soon.messageId), undefined);
@@ -205,8 +214,9 @@ export function storeContract(name: string, open: Open): void {
           (await store.list(ALICE)).envelopes.map((e) => e.messageId),
           [later.messageId],
         );
-        assert.equal(await store.getReceipt(BOB, soon.messageId), undefined);
-        assert.equal(await store.purgeExpired(), 2);
+        assert.equal(await store.getReceipt(ALICE, soon.messageId), undefined);
+        assert.ok(await store.getReceipt(ALICE, later.messageId));
+        assert.equal(await store.purgeExpired(), 2, 'the envelope and its receipt');
         assert.equal(await store.purgeExpired(), 0);
         assert.deepEqual(await store.usage(ALICE), {
           count: 1,
@@ -215,34 +225,53 @@ export function storeContract(name: string, open: Open): void {
         });
         // Acked envelopes leave tombstones; they go at their expiry too.
         await store.ack(ALICE, [later.messageId]);
-        assert.equal(await store.purgeExpired(later.expiresAt), 1);
+        assert.equal(await store.purgeExpired(later.expiresAt), 2, 'the tombstone and the receipt');
         assert.deepEqual(await store.usage(ALICE), { count: 0, bytes: 0, lastSeq: 2 });
       });
     });
 
-    it('stores, replaces and returns receipts by (recipient, message id)', async () => {
+    it('stores the receipt with its envelope, by (recipient, message id), until its expiry', async () => {
       await withStore(open, async ({ store }) => {
-        const exp = Date.now() + 60_000;
-        assert.equal(await store.getReceipt(ALICE, 'm-1'), undefined);
-        await store.putReceipt(ALICE, 'm-1', Buffer.from('first'), exp);
-        await store.putReceipt(ALICE, 'm-1', Buffer.from('second'), exp + 1000);
+        const e = envelope(ALICE, { expiresAt: Date.now() + 60_000 });
+        assert.equal(await store.getReceipt(ALICE, e.messageId), undefined);
+        await store.deliver(e);
         assert.equal(
-          Buffer.from((await store.getReceipt(ALICE, 'm-1')) ?? []).toString(),
-          'second',
+          Buffer.from((await store.getReceipt(ALICE, e.messageId)) ?? []).toString(),
+          Buffer.from(e.receipt).toString(),
         );
-        assert.equal(await store.getReceipt(BOB, 'm-1'), undefined);
+        assert.equal(await store.getReceipt(BOB, e.messageId), undefined);
         assert.equal(await store.getReceipt(ALICE, 'm-2'), undefined);
-        assert.equal(await store.purgeExpired(exp + 500), 0);
-        assert.equal(await store.purgeExpired(exp + 1000), 1);
-        assert.equal(await store.getReceipt(ALICE, 'm-1'), undefined);
+        // Acked, the envelope goes; its receipt stays until the expiry.
+        await store.ack(ALICE, [e.messageId]);
+        assert.ok(await store.getReceipt(ALICE, e.messageId));
+        assert.equal(await store.purgeExpired(e.expiresAt - 1), 0);
+        assert.equal(await store.purgeExpired(e.expiresAt), 2, 'the tombstone and the receipt');
+        assert.equal(await store.getReceipt(ALICE, e.messageId), undefined);
       });
+    });
+
+    it('writes no envelope without its receipt: a refused delivery leaves neither', async () => {
+      await withStore(
+        open,
+        async ({ store }) => {
+          const e = envelope(ALICE, { receipt: Buffer.alloc(65) });
+          await assert.rejects(store.deliver(e), StoreInputError);
+          assert.equal(await store.fetch(ALICE, e.messageId), undefined);
+          assert.equal(await store.getReceipt(ALICE, e.messageId), undefined);
+          await store.deliver(envelope(ALICE));
+          const full = envelope(ALICE);
+          await assert.rejects(store.deliver(full), StoreQuotaError);
+          assert.equal(await store.getReceipt(ALICE, full.messageId), undefined);
+        },
+        { maxReceiptBytes: 64, maxMailboxCount: 1 },
+      );
     });
 
     it('bounds every input with a StoreInputError, and a full mailbox with a StoreQuotaError', async () => {
       await withStore(
         open,
         async ({ store }) => {
-          const bad: Partial<DeliverInput>[] = [
+          const bad: Partial<DeliverWithReceipt>[] = [
             { recipient: 'alice@a.example' },
             { recipient: `did:aftersmtp:a.example:${'x'.repeat(600)}` },
             { sender: 'nobody' },
@@ -255,6 +284,8 @@ export function storeContract(name: string, open: Open): void {
             { expiresAt: Date.now() - 1 },
             { receivedAt: -1 },
             { receivedAt: 1.5 },
+            { receipt: Buffer.alloc(0) },
+            { receipt: Buffer.alloc(65) },
           ];
           for (const b of bad)
             await assert.rejects(
@@ -271,14 +302,6 @@ export function storeContract(name: string, open: Open): void {
               ALICE,
               Array.from({ length: 6 }, (_, i) => `m${i}`),
             ),
-            StoreInputError,
-          );
-          await assert.rejects(
-            store.putReceipt(ALICE, 'm', Buffer.alloc(65), Date.now() + 1000),
-            StoreInputError,
-          );
-          await assert.rejects(
-            store.putReceipt(ALICE, 'm', Buffer.from('r'), Date.now() - 1),
             StoreInputError,
           );
           assert.equal((await store.usage(ALICE)).lastSeq, 0, 'nothing was written');
@@ -304,14 +327,15 @@ export function storeContract(name: string, open: Open): void {
           'Subject: PLAINTEXT-SUBJECT-MARKER\r\n\r\nPLAINTEXT-BODY-MARKER '.repeat(20),
         );
         const messageId = 'PLAINTEXT-MESSAGE-ID-MARKER';
-        await h.store.deliver(envelope(recipient, { sender, envelope: body, messageId }));
-        await h.store.deliver(envelope(recipient, { sender, envelope: body }));
-        await h.store.putReceipt(
-          recipient,
-          messageId,
-          Buffer.from('PLAINTEXT-RECEIPT-MARKER'),
-          Date.now() + 60_000,
+        await h.store.deliver(
+          envelope(recipient, {
+            sender,
+            envelope: body,
+            messageId,
+            receipt: Buffer.from('PLAINTEXT-RECEIPT-MARKER'),
+          }),
         );
+        await h.store.deliver(envelope(recipient, { sender, envelope: body }));
         const raw = await h.rawDump();
         assert.ok(raw.length > 2 * body.length, 'the dump holds the stored records');
         for (const marker of [
@@ -347,12 +371,6 @@ export function storeContract(name: string, open: Open): void {
         async (h) => {
           const first = [envelope(ALICE), envelope(ALICE), envelope(BOB)];
           for (const e of first) await h.store.deliver(e);
-          await h.store.putReceipt(
-            ALICE,
-            first[0]!.messageId,
-            Buffer.from('r1'),
-            Date.now() + 60_000,
-          );
           // Rotate: k2 writes, k1 still opens.
           await h.reopen(new Keyring([k2, k1]));
           const late = envelope(ALICE);
@@ -366,7 +384,7 @@ export function storeContract(name: string, open: Open): void {
           );
           await h.reopen(new Keyring([k2, k1]));
           const r = await h.store.rewrap();
-          assert.equal(r.rewrapped, 4, 'three envelopes and a receipt were sealed with k1');
+          assert.equal(r.rewrapped, 6, 'three envelopes and their receipts were sealed with k1');
           assert.deepEqual(r.retirable, [k1.id]);
           assert.deepEqual((await h.store.keyStatus()).inUse, [k2.id]);
           assert.equal((await h.store.rewrap()).rewrapped, 0);
@@ -379,7 +397,7 @@ export function storeContract(name: string, open: Open): void {
           assert.equal((await h.store.list(BOB)).envelopes.length, 1);
           assert.equal(
             Buffer.from((await h.store.getReceipt(ALICE, first[0]!.messageId)) ?? []).toString(),
-            'r1',
+            Buffer.from(first[0]!.receipt).toString(),
           );
           assert.equal(await h.store.quarantined(), 0);
         },

@@ -30,6 +30,7 @@ async function main(): Promise<void> {
           expiresAt: Date.now() + 3_600_000,
           ciphertextHash: createHash('sha256').update(body).digest(),
           envelope: body,
+          receipt: Buffer.from(`receipt ${messageId}`),
         });
         say(`ack ${messageId}`);
       }

@@ -1,13 +1,14 @@
 /**
- * The client API's part of `aftersmtp serve` (called from the composition root, serve.ts): the
- * TLS certificate (src/tls, generated on first start), the domain's ledger in the data directory
- * (its key encrypted under the gateway key's passphrase, same rules: src/identity/gateway.ts),
- * the gateway's own record published in that ledger, and the gRPC listener.
+ * The client API's part of `aftersmtp serve` (called from the composition root, serve.ts), in
+ * two steps: openGatewayLedger (the TLS certificate, src/tls, generated on first start; the
+ * domain's ledger in the data directory, its key encrypted under the gateway key's passphrase,
+ * same rules: src/identity/gateway.ts; the gateway's own record published in it), then, once
+ * the pipeline is built over that ledger, startGatewayClientApi (the gRPC listener).
  *
  * Guarantees: every ledger policy configured must name a served domain (ConfigError naming
  * AFTERSMTP_LEDGER_POLICY otherwise); if anything fails after the ledger is open, the ledger is
- * closed before the error propagates; close() stops the listener and then closes the ledger.
- * The TLS material and the ledger are returned so the QUIC relay can be wired to the same ones.
+ * closed before the error propagates. The TLS material and the ledger are returned so the QUIC
+ * relay and the pipeline use the same ones.
  */
 import { ConfigError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
@@ -16,7 +17,6 @@ import type { SecretKeySet } from '../../identity/index.js';
 import { publishGatewayRecord } from '../../ledger/gateway-record.js';
 import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../../ledger/index.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
-import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
@@ -25,28 +25,36 @@ import { startClientApi, type ClientApiLogger } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
 export interface GatewayMessaging {
-  readonly queue: DeliveryQueue;
+  readonly pipeline: MessagingDeps['pipeline'];
   readonly store: MailboxStore;
   readonly signal: MailboxSignal;
   readonly metrics?: MessagingMetrics;
-  /** Verified resolution of other domains' DIDs (the relay); absent: local recipients only. */
-  readonly remote?: MessagingDeps['remote'];
+}
+
+/** The gateway's TLS material and its domain's ledger, opened from the data directory. */
+export interface GatewayLedger {
+  readonly tls: TlsMaterial;
+  readonly ledger: IdentityLedger;
+  /** Fields for the "aftersmtp serving" log line. */
+  readonly announce: Record<string, unknown>;
+  close(): void;
 }
 
 export interface GatewayClientApi {
-  readonly tls: TlsMaterial;
-  readonly ledger: IdentityLedger;
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
   close(): Promise<void>;
 }
 
-export async function startGatewayClientApi(
+/**
+ * The certificate (generated on first start) and the domain's ledger with the gateway's own
+ * record published in it; ledger policies must name the served domain.
+ */
+export async function openGatewayLedger(
   config: Config,
   identity: SecretKeySet,
-  log: ClientApiLogger & { warn(msg: string): void },
-  messaging?: GatewayMessaging,
-): Promise<GatewayClientApi> {
+  log: { warn(msg: string): void },
+): Promise<GatewayLedger> {
   const policies = config.ledgerPolicy ?? new Map();
   for (const domain of policies.keys()) {
     if (domain !== config.domain) {
@@ -80,33 +88,11 @@ export async function startGatewayClientApi(
     if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
     const published = publishGatewayRecord(ledger, identity, tls.spki);
     if (published.note !== undefined) log.warn(published.note);
-    const server = await startClientApi({
-      host: config.grpcListen.host,
-      port: config.grpcListen.port,
-      certPem: tls.certPem,
-      keyPem: tls.keyPem,
-      ledger,
-      maxMessageBytes: config.grpcMaxMessageBytes,
-      log,
-      messaging:
-        messaging === undefined
-          ? undefined
-          : {
-              ...messaging,
-              gateway: identity,
-              ledger,
-              domain: config.domain,
-              maxEnvelopeBytes: config.maxEnvelopeBytes,
-              tokenTtlMs: config.clientTokenTtl * 1000,
-            },
-    });
     const policy = ledger.policy(config.domain);
     return {
       tls,
       ledger,
       announce: {
-        grpc: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
-        grpcServices: [...new Set(server.methods.map((m) => m.split('/')[0]))],
         tlsSpki: tls.spkiPin,
         tlsCert: tls.certFile,
         logOrigin: ledger.origin,
@@ -115,13 +101,47 @@ export async function startGatewayClientApi(
         ledgerPolicy: `${policy.policy}${policy.policy === 'open-pow' ? `:${policy.bits}` : ''}`,
         gatewayRecord: { action: published.action, leaf: published.leafIndex },
       },
-      async close() {
-        await server.close();
-        ledger.close();
-      },
+      close: () => ledger.close(),
     };
   } catch (err) {
     ledger.close();
     throw err;
   }
+}
+
+/** The gRPC listener over an open gateway ledger; close() stops it (the ledger stays open). */
+export async function startGatewayClientApi(
+  config: Config,
+  identity: SecretKeySet,
+  gw: GatewayLedger,
+  log: ClientApiLogger,
+  messaging?: GatewayMessaging,
+): Promise<GatewayClientApi> {
+  const server = await startClientApi({
+    host: config.grpcListen.host,
+    port: config.grpcListen.port,
+    certPem: gw.tls.certPem,
+    keyPem: gw.tls.keyPem,
+    ledger: gw.ledger,
+    maxMessageBytes: config.grpcMaxMessageBytes,
+    log,
+    messaging:
+      messaging === undefined
+        ? undefined
+        : {
+            ...messaging,
+            gateway: identity,
+            ledger: gw.ledger,
+            domain: config.domain,
+            maxEnvelopeBytes: config.maxEnvelopeBytes,
+            tokenTtlMs: config.clientTokenTtl * 1000,
+          },
+  });
+  return {
+    announce: {
+      grpc: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
+      grpcServices: [...new Set(server.methods.map((m) => m.split('/')[0]))],
+    },
+    close: () => server.close(),
+  };
 }

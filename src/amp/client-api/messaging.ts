@@ -2,24 +2,18 @@
  * The client API's messaging methods (DESIGN.md §4, docs/PROTOCOL.md §12): RequestChallenge,
  * Authenticate, DispatchMessage, FetchInbox (server stream), Ack, GetReceipt.
  *
- * A listener in the sense of STYLE.md: each handler turns the wire message into a typed request,
- * checks the caller's token, and hands over: DispatchMessage to the delivery queue (one
- * transaction per envelope; the answer is sent only after commit resolved, i.e. the entry is
- * durable), the mailbox methods to the store, read and delete only, always with the token's DID
- * as the mailbox: a token for one DID can never name another's mailbox. Nothing here writes an
- * envelope into the store; the delivery worker (src/delivery) does.
- *
- * What DispatchMessage checks (the gateway cannot see inside the ciphertext): the envelope
- * decodes within AFTERSMTP_MAX_ENVELOPE_BYTES, has not expired, its cleartext sender is the
- * token's DID and that DID is active in the ledger (the current key id is logged as the claim the
- * gateway vouches for), and every DID with a wrap is an active DID of this gateway's domain whose
- * current key id is the wrapped one; a recipient of another domain must be active in its own
- * domain's ledger, resolved and verified through the relay (without a relay: ERR_RELAY_UNAVAILABLE). The gateway signature is added
- * (PROTOCOL.md §6.4) before the envelope is queued.
+ * An entrance in the sense of DESIGN.md §1b: each handler turns the wire message into a typed
+ * request and checks the caller's token. DispatchMessage decodes the envelope within
+ * AFTERSMTP_MAX_ENVELOPE_BYTES and hands it, with the token's DID, to the pipeline, which checks
+ * sender and recipients, adds the gateway signature and commits it to the queue; the answer is
+ * sent only once that commit is durable. The mailbox methods read and delete in the store,
+ * always with the token's DID as the mailbox: a token for one DID can never name another's
+ * mailbox. Nothing here writes an envelope into the store; the mailbox writer does.
  *
  * Errors become statuses in status.ts only; refusals carry a stable `aftersmtp-code`.
  */
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import {
   status,
   type sendUnaryData,
@@ -28,18 +22,15 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { AfterSmtpError } from '../../errors.js';
-import { parseDid } from '../../identity/did.js';
 import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/index.js';
-import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../envelope/codec.js';
-import { addGatewaySignature } from '../../envelope/gateway.js';
-import { ampDestination, transactionId } from '../../delivery/worker.js';
+import { decodeEnvelope, type Envelope } from '../../envelope/codec.js';
 import { NO_METRICS, type MessagingMetrics } from '../../mailbox/metrics.js';
 import { decodeStoredReceipt } from '../../envelope/receipt.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
-import { Authenticator, currentRecord, tokenFromAuthorization, type TokenClaims } from './auth.js';
+import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
+import { Authenticator, tokenFromAuthorization, type TokenClaims } from './auth.js';
 import {
   ackFromMsg,
   authenticateFromMsg,
@@ -60,10 +51,7 @@ import {
   type LoginChallengeMsg,
   type RequestChallengeRequestMsg,
 } from './messages.js';
-import { ClientApiRefusal, toGrpcStatus } from './status.js';
-import { classify } from '../relay/errors.js';
-import type { RemoteIdentity } from '../relay/identities.js';
-import type { PublicKeyRecord } from '../../identity/keys.js';
+import { ClientApiRefusal, PipelineRefusal, refusalToStatus, toGrpcStatus } from './status.js';
 
 export interface MessagingLogger {
   info(obj: object, msg: string): void;
@@ -74,7 +62,8 @@ export interface MessagingDeps {
   readonly gateway: SecretKeySet;
   readonly ledger: IdentityLedger;
   readonly domain: string;
-  readonly queue: DeliveryQueue;
+  /** The one way in for DispatchMessage (src/pipeline). */
+  readonly pipeline: { submitAmp(sub: AmpSubmission): Promise<Outcome> };
   readonly store: MailboxStore;
   readonly maxEnvelopeBytes: number;
   readonly tokenTtlMs: number;
@@ -82,12 +71,17 @@ export interface MessagingDeps {
   readonly metrics?: MessagingMetrics;
   /** How often a follower re-reads its mailbox without a wake-up (other processes). */
   readonly followPollMs?: number;
-  /**
-   * Resolves a DID of another domain from that domain's own gateway, verified (the relay's
-   * RemoteIdentityResolver). Absent: recipients of other domains are refused
-   * (ERR_RELAY_UNAVAILABLE).
-   */
-  readonly remote?: { resolve(did: string): Promise<RemoteIdentity> };
+}
+
+/** A transaction id for log lines of one call. */
+function transactionId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** `ipv4:1.2.3.4:5` / `ipv6:[::1]:5` (grpc-js getPeer()) as address and port. */
+function peerAddress(peer: string): { address: string; port: number } {
+  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:(\d+)$/.exec(peer);
+  return m === null ? { address: peer, port: 0 } : { address: m[1] ?? peer, port: Number(m[2]) };
 }
 
 export interface MessagingService {
@@ -171,64 +165,22 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
   ): Promise<DispatchMessageResponseMsg> {
     const transaction = transactionId();
     try {
-      const res = await dispatchChecked(req, caller(call), transaction);
-      metrics.messageIn('queued');
-      return res;
+      return await dispatchChecked(req, caller(call), transaction, call.getPeer());
     } catch (err) {
-      metrics.messageIn(err instanceof AfterSmtpError ? err.code : 'ERR_INTERNAL');
-      if (err instanceof ClientApiRefusal) {
+      // Refusals before the pipeline (the token, the envelope's bytes); it counts its own.
+      if (err instanceof ClientApiRefusal && !(err instanceof PipelineRefusal)) {
+        metrics.messageIn('client-api', err.code);
         log.info({ transaction, code: err.code, peer: call.getPeer() }, 'dispatch refused');
       }
       throw err;
     }
   }
 
-  /** The current record of a recipient, local (our ledger) or remote (its own domain's). */
-  async function recipientRecord(did: string, domain: string): Promise<PublicKeyRecord> {
-    if (domain === deps.domain) {
-      try {
-        return currentRecord(deps.ledger, did);
-      } catch (err) {
-        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_UNKNOWN') {
-          throw refuse(status.NOT_FOUND, 'ERR_RECIPIENT_UNKNOWN', `${did} is not registered`);
-        }
-        if (err instanceof ClientApiRefusal && err.code === 'ERR_DID_REVOKED') {
-          throw refuse(status.FAILED_PRECONDITION, 'ERR_RECIPIENT_REVOKED', `${did} is revoked`);
-        }
-        throw err;
-      }
-    }
-    if (deps.remote === undefined) {
-      throw refuse(
-        status.FAILED_PRECONDITION,
-        'ERR_RELAY_UNAVAILABLE',
-        `${did} is at ${domain}: this gateway does not relay to other domains`,
-      );
-    }
-    let remote: RemoteIdentity;
-    try {
-      remote = await deps.remote.resolve(did);
-    } catch (err) {
-      const c = classify(err);
-      if (c.code === 'ERR_DID_UNKNOWN') {
-        throw refuse(status.NOT_FOUND, 'ERR_RECIPIENT_UNKNOWN', `${did} is not registered`);
-      }
-      throw refuse(
-        c.temporary ? status.UNAVAILABLE : status.FAILED_PRECONDITION,
-        c.code,
-        `${did}: ${c.reason}`,
-      );
-    }
-    if (remote.revoked || remote.record === undefined) {
-      throw refuse(status.FAILED_PRECONDITION, 'ERR_RECIPIENT_REVOKED', `${did} is revoked`);
-    }
-    return remote.record;
-  }
-
   async function dispatchChecked(
     req: DispatchMessageRequestMsg,
     claims: TokenClaims,
     transaction: string,
+    peer: string,
   ): Promise<DispatchMessageResponseMsg> {
     const raw = req.envelope;
     if (!Buffer.isBuffer(raw) || raw.length === 0) {
@@ -241,72 +193,27 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
         `the envelope is ${raw.length} bytes, over this gateway's ${deps.maxEnvelopeBytes}-byte limit`,
       );
     }
-    let env: Envelope;
+    let envelope: Envelope;
     try {
-      env = decodeEnvelope(raw, { maxBytes: deps.maxEnvelopeBytes });
+      envelope = decodeEnvelope(raw, { maxBytes: deps.maxEnvelopeBytes });
     } catch (err) {
       const code = err instanceof AfterSmtpError ? err.code : 'ERR_ENVELOPE_FORMAT';
       throw refuse(status.INVALID_ARGUMENT, code, (err as Error).message);
     }
-    if (env.sender !== claims.did) {
-      throw refuse(
-        status.PERMISSION_DENIED,
-        'ERR_SENDER_MISMATCH',
-        `the envelope's sender ${env.sender} is not the authenticated ${claims.did}`,
-      );
-    }
-    if (Date.now() >= env.expiresAt) {
-      throw refuse(status.FAILED_PRECONDITION, 'ERR_ENVELOPE_EXPIRED', 'the envelope has expired');
-    }
-    const sender = currentRecord(deps.ledger, claims.did);
-    const recipients = [...new Set(env.wraps.map((w) => w.recipient))];
-    for (const did of recipients) {
-      let domain: string;
-      try {
-        domain = parseDid(did).domain;
-      } catch {
-        throw refuse(status.INVALID_ARGUMENT, 'ERR_RECIPIENT_INVALID', `${did} is not a DID`);
-      }
-      const record = await recipientRecord(did, domain);
-      for (const w of env.wraps.filter((x) => x.recipient === did)) {
-        if (!w.keyId.equals(record.keyId)) {
-          throw refuse(
-            status.FAILED_PRECONDITION,
-            'ERR_RECIPIENT_KEY_STALE',
-            `the wrap for ${did} is for a key that is not its current one (resolve it again)`,
-          );
-        }
-      }
-    }
-    const signed = addGatewaySignature(env, deps.gateway);
-    const body = encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes });
-    const messageId = env.messageId.toString('hex');
-    const tx = deps.queue.begin({ messageId, sender: claims.did, senderKind: 'amp' });
-    try {
-      for (const address of recipients) {
-        tx.addRecipient({ address, destination: ampDestination(parseDid(address).domain) });
-      }
-      tx.body(body);
-    } catch (err) {
-      tx.abort();
-      throw err;
-    }
-    const entryId = await tx.commit(); // durable: only now is the answer sent
-    log.info(
-      {
-        transaction,
-        messageId,
-        entryId,
-        sender: claims.did,
-        // The gateway cannot see the author key id (it is inside the ciphertext); this is the
-        // key the sender authenticated with, which the gateway vouches for.
-        senderKeyId: sender.keyId.toString('base64'),
-        recipients,
-        bytes: body.length,
-      },
-      'message queued',
-    );
-    return { message_id: messageId, queue_entry_id: entryId, recipients };
+    const { address, port } = peerAddress(peer);
+    const outcome = await deps.pipeline.submitAmp({
+      transaction,
+      client: { entrance: 'client-api', address, port, tls: true, did: claims.did },
+      envelope,
+      bytes: raw,
+      receivedAt: Date.now(),
+    });
+    if (outcome.kind === 'refused') throw refusalToStatus(outcome.refusal);
+    return {
+      message_id: outcome.messageId,
+      queue_entry_id: outcome.entries[0] ?? '',
+      recipients: outcome.recipients.map((r) => r.recipient),
+    };
   }
 
   async function receiptMsg(

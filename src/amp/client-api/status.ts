@@ -54,6 +54,35 @@ export class ClientApiRefusal extends AfterSmtpError {
   }
 }
 
+/** A refusal the pipeline decided, as a ClientApiRefusal (refusalToStatus). */
+export class PipelineRefusal extends ClientApiRefusal {}
+
+/** gRPC statuses of the pipeline's refusal codes (src/pipeline/refusals.ts) that are not the default. */
+const PIPELINE_STATUS: Readonly<Record<string, status>> = {
+  ERR_SENDER_MISMATCH: status.PERMISSION_DENIED,
+  ERR_ACCESS_DENIED: status.PERMISSION_DENIED,
+  ERR_RECIPIENT_UNKNOWN: status.NOT_FOUND,
+  ERR_RECIPIENT_INVALID: status.INVALID_ARGUMENT,
+  ERR_ENVELOPE_FORMAT: status.INVALID_ARGUMENT,
+  ERR_TOO_LARGE: status.RESOURCE_EXHAUSTED,
+  ERR_MAILBOX_FULL: status.RESOURCE_EXHAUSTED,
+  ERR_INTERNAL: status.INTERNAL,
+};
+
+/**
+ * A pipeline refusal as the status the client sees: the code in the trailer, and the status by
+ * code, else UNAVAILABLE for a temporary refusal and FAILED_PRECONDITION for a permanent one.
+ */
+export function refusalToStatus(r: {
+  code: string;
+  temporary: boolean;
+  text: string;
+}): PipelineRefusal {
+  const s =
+    PIPELINE_STATUS[r.code] ?? (r.temporary ? status.UNAVAILABLE : status.FAILED_PRECONDITION);
+  return new PipelineRefusal(s, r.code, r.text);
+}
+
 export function toGrpcStatus(err: unknown): MappedError {
   const metadata = new Metadata();
   if (err instanceof ClientApiRefusal) {

@@ -35,6 +35,10 @@ export const RELAY_REFUSALS = {
   ERR_RELAY_RECIPIENT_REVOKED: { wire: 0x1012, temporary: false },
   ERR_RELAY_RECIPIENT_KEY: { wire: 0x1013, temporary: false },
   ERR_RELAY_MAILBOX_FULL: { wire: 0x1020, temporary: true },
+  /** The receiver cannot take the message now (its storage is full or down); try later. */
+  ERR_RELAY_BUSY: { wire: 0x1021, temporary: true },
+  /** Refused by the receiver's policy for a reason without a code of its own. */
+  ERR_RELAY_REFUSED: { wire: 0x1030, temporary: false },
 } as const;
 
 export type RelayRefusalCode = keyof typeof RELAY_REFUSALS;
@@ -45,6 +49,33 @@ const BY_WIRE = new Map<number, RelayRefusalCode>(
 
 export function refusalByWire(wire: number): RelayRefusalCode | undefined {
   return BY_WIRE.get(wire);
+}
+
+/** The pipeline's refusal codes (src/pipeline/refusals.ts) as relay codes on the wire. */
+const FROM_PIPELINE: Readonly<Record<string, RelayRefusalCode>> = {
+  ERR_ENVELOPE_EXPIRED: 'ERR_RELAY_EXPIRED',
+  ERR_ENVELOPE_FORMAT: 'ERR_RELAY_ENVELOPE_FORMAT',
+  ERR_DUPLICATE_CONFLICT: 'ERR_RELAY_ENVELOPE_FORMAT',
+  ERR_TOO_LARGE: 'ERR_RELAY_TOO_LARGE',
+  ERR_GATEWAY_SIGNATURE: 'ERR_RELAY_GATEWAY_SIGNATURE',
+  ERR_PEER_MISMATCH: 'ERR_RELAY_PEER_MISMATCH',
+  ERR_SENDER_UNVERIFIABLE: 'ERR_RELAY_SENDER_UNVERIFIABLE',
+  ERR_SENDER_UNAVAILABLE: 'ERR_RELAY_SENDER_UNAVAILABLE',
+  ERR_NOT_OUR_DOMAIN: 'ERR_RELAY_NOT_OUR_DOMAIN',
+  ERR_RECIPIENT_INVALID: 'ERR_RELAY_NOT_OUR_DOMAIN',
+  ERR_RECIPIENT_UNKNOWN: 'ERR_RELAY_UNKNOWN_RECIPIENT',
+  ERR_RECIPIENT_REVOKED: 'ERR_RELAY_RECIPIENT_REVOKED',
+  ERR_RECIPIENT_KEY_STALE: 'ERR_RELAY_RECIPIENT_KEY',
+  ERR_MAILBOX_FULL: 'ERR_RELAY_MAILBOX_FULL',
+  ERR_STORAGE_UNAVAILABLE: 'ERR_RELAY_BUSY',
+};
+
+/**
+ * The relay code a pipeline refusal is sent with: its own, or for a code the relay has no
+ * counterpart for, a generic one of the same kind (temporary: BUSY; permanent: REFUSED).
+ */
+export function relayRefusalFor(r: { code: string; temporary: boolean }): RelayRefusalCode {
+  return FROM_PIPELINE[r.code] ?? (r.temporary ? 'ERR_RELAY_BUSY' : 'ERR_RELAY_REFUSED');
 }
 
 export function isRelayRefusalCode(code: string): code is RelayRefusalCode {

@@ -32,4 +32,11 @@ export {
   type RelayRoute,
 } from './routes.js';
 export { RelaySender, type RelayOutcome, type RelaySenderOptions } from './sender.js';
-export { openRelay, type OpenRelayOptions, type Relay, type RelayConfig } from './relay.js';
+export {
+  openRelay,
+  openRemoteIdentities,
+  type OpenRelayOptions,
+  type Relay,
+  type RelayConfig,
+} from './relay.js';
+export { remoteDirectory } from './directory.js';

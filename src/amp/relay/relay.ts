@@ -1,24 +1,25 @@
 /**
- * The relay's part of `aftersmtp serve` (the composition root wires it, DESIGN.md §4): from the
- * validated configuration and the gateway's TLS material, key, ledger and mailbox store, builds
- * the peer directory, the remote identity resolver (state in the data directory), the inbound
- * RelayReceiver, the QUIC endpoint bound to AFTERSMTP_QUIC_LISTEN with it as handler, and the
- * outbound RelaySender on the same endpoint.
+ * The relay's part of `aftersmtp serve` (the composition root wires it, DESIGN.md §4): the
+ * remote identity resolver (peer directory from routes and DNS, state in the data directory),
+ * which the pipeline also reads; then, from the gateway's TLS material and key and the pipeline,
+ * the inbound RelayReceiver, the QUIC endpoint bound to AFTERSMTP_QUIC_LISTEN with it as handler,
+ * and the outbound RelaySender on the same endpoint.
  *
- *   const relay = await openRelay({ config, tls, gatewayKeys: identity, ledger, store, log });
- *   worker = new LocalDeliveryWorker({ ..., remote: (job) => relay.sender.relayJob(job) });
+ *   const identities = await openRemoteIdentities(config);
+ *   const pipeline = new Pipeline({ ..., remote: remoteDirectory(identities) });
+ *   const relay = openRelay({ config, tls, gatewayKeys: identity, identities, pipeline, log });
+ *   worker = new DeliveryWorker({ ..., remote: (job) => relay.sender.relayJob(job) });
  *   ...
- *   relay.close();
+ *   relay.close(); identities.close();
  *
  * Guarantees: one QUIC endpoint (UDP socket) serves both directions, so the certificate peers
- * see is the one published as `quic-tls-spki`; if binding fails, nothing is left open.
+ * see is the one published as `quic-tls-spki`; if binding fails, nothing is left open by it.
  */
 import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
-import type { IdentityLedger } from '../../ledger/ledger.js';
+import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
-import type { MailboxStore } from '../../store/types.js';
 import { PeerDirectory } from './discovery.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
 import { RelayReceiver, type RelayLogger } from './receiver.js';
@@ -42,59 +43,55 @@ export interface OpenRelayOptions {
   /** The gateway's certificate (the one published as quic-tls-spki): loadOrCreateCertificate. */
   readonly tls: { readonly certPem: string; readonly keyPem: string };
   readonly gatewayKeys: SecretKeySet;
-  readonly ledger: IdentityLedger;
-  readonly store: Pick<MailboxStore, 'deliver' | 'putReceipt' | 'getReceipt'>;
+  /** From openRemoteIdentities; the relay does not close it. */
+  readonly identities: RemoteIdentityResolver;
+  readonly pipeline: { submitAmp(sub: AmpSubmission): Promise<Outcome> };
   readonly log?: RelayLogger & { error(obj: object, msg: string): void };
-  /** After a new envelope is stored for a local recipient (e.g. MailboxSignal.notify). */
-  readonly onDelivered?: (recipient: string) => void;
 }
 
 export interface Relay {
   readonly transport: QuicTransport;
   readonly sender: RelaySender;
   readonly receiver: RelayReceiver;
-  readonly identities: RemoteIdentityResolver;
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
   close(): void;
 }
 
-export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
-  const c = o.config;
+/** The verified resolver of other domains' identities, with its state in the data directory. */
+export async function openRemoteIdentities(
+  c: Pick<
+    RelayConfig,
+    'dataDir' | 'dnsServers' | 'relayRoutes' | 'relayCacheTtl' | 'relayCacheSize'
+  >,
+): Promise<RemoteIdentityResolver> {
   const ttlMs = c.relayCacheTtl * 1000;
   const directory = new PeerDirectory({ routes: c.relayRoutes, dnsServers: c.dnsServers, ttlMs });
-  const identities = await RemoteIdentityResolver.open({
+  return RemoteIdentityResolver.open({
     directory,
     statePath: relayStatePath(c.dataDir),
     cacheSize: c.relayCacheSize,
     cacheTtlMs: ttlMs,
   });
+}
+
+export function openRelay(o: OpenRelayOptions): Relay {
+  const c = o.config;
+  const identities = o.identities;
   const receiver = new RelayReceiver({
-    domains: [c.domain],
-    ledger: o.ledger,
-    store: o.store,
-    gatewayKeys: o.gatewayKeys,
-    identities,
+    pipeline: o.pipeline,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
-    log: o.log,
-    onDelivered: o.onDelivered,
   });
-  let transport: QuicTransport;
-  try {
-    transport = QuicTransport.open({
-      certPem: o.tls.certPem,
-      keyPem: o.tls.keyPem,
-      host: c.quicListen.host,
-      port: c.quicListen.port,
-      limits: quicLimitsFromConfig(c),
-      verifyInboundPeer: receiver.verifyPeer,
-      onMessage: receiver.handle,
-      onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
-    });
-  } catch (err) {
-    identities.close();
-    throw err;
-  }
+  const transport = QuicTransport.open({
+    certPem: o.tls.certPem,
+    keyPem: o.tls.keyPem,
+    host: c.quicListen.host,
+    port: c.quicListen.port,
+    limits: quicLimitsFromConfig(c),
+    verifyInboundPeer: receiver.verifyPeer,
+    onMessage: receiver.handle,
+    onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
+  });
   const sender = new RelaySender({
     transport,
     identities,
@@ -107,14 +104,12 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     transport,
     sender,
     receiver,
-    identities,
     announce: {
       quic: `${host}:${transport.port}`,
       relayRoutes: c.relayRoutes === undefined ? [] : [...c.relayRoutes.keys()],
     },
     close() {
       transport.close();
-      identities.close();
     },
   };
 }

@@ -1,29 +1,105 @@
 /**
  * `aftersmtp serve`: the composition root. Validates the configuration, loads (or creates) the
- * gateway identity, wires the listeners, and stops cleanly on SIGINT/SIGTERM. It serves the
- * admin listener (health and metrics), the client API (gRPC: ledger and messaging) and the AMP
- * relay (QUIC, gateway to gateway) over the delivery queue and the mailbox store, with the
- * delivery worker handing local mail to the store and remote mail to the relay; the legacy
- * bridge is wired here when it lands, and the log says exactly what is listening.
- * Shutdown runs in reverse order: purge timer, worker, relay, client API (and ledger), store,
- * queue, admin.
+ * gateway identity, and wires, in order: the queue and the mailbox store, the admin listener,
+ * the gateway's certificate and ledger, the verified resolver of other domains, the maps, the
+ * pipeline (the one way in) over all of them, then the entrances that hand it mail (the client
+ * API over gRPC, the relay over QUIC, SMTP) and the delivery worker that takes committed mail
+ * out. It stops cleanly on SIGINT/SIGTERM, in reverse order, and logs what it serves.
  */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { startAdminServer } from '../../admin/server.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
-import { startGatewayClientApi } from '../../amp/client-api/gateway.js';
-import { LocalDeliveryWorker } from '../../delivery/worker.js';
+import { openGatewayLedger, startGatewayClientApi } from '../../amp/client-api/gateway.js';
+import { openRelay, openRemoteIdentities, remoteDirectory } from '../../amp/relay/index.js';
+import { DeliveryWorker } from '../../delivery/worker.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
+import { MailboxWriter } from '../../mailbox/writer.js';
+import { mailAuthenticator } from '../../pipeline/authentication.js';
+import { Pipeline } from '../../pipeline/pipeline.js';
 import { registerQueueGauges } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
+import { EMPTY_MAPS } from '../../routing/empty.js';
 import { openStore } from '../../store/open.js';
-import { openRelay, type Relay } from '../../amp/relay/relay.js';
-import { RelayError } from '../../amp/relay/errors.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
+import { startSmtp, type SmtpListeners } from '../../legacy/smtp/server.js';
+import { SubmissionUsers } from '../../legacy/users.js';
+import { ConfigError } from '../../errors.js';
+import type { Config } from '../../config/schema.js';
 import type { Command } from '../command.js';
+
+/** The SMTP listeners from the configuration (ConfigError for settings that contradict). */
+async function openSmtp(
+  config: Config,
+  gwTls: { certPem: string; keyPem: string },
+  pipeline: Pipeline,
+  users: SubmissionUsers,
+  host: string,
+  log: Parameters<typeof startSmtp>[0]['log'],
+): Promise<SmtpListeners> {
+  const problems: string[] = [];
+  if ((config.smtpTlsCert === undefined) !== (config.smtpTlsKey === undefined)) {
+    problems.push(
+      'AFTERSMTP_SMTP_TLS_CERT and AFTERSMTP_SMTP_TLS_KEY go together: set both or neither',
+    );
+  }
+  if (config.smtpMaxMessageBytes > config.maxEnvelopeBytes - 64 * 1024) {
+    problems.push(
+      `AFTERSMTP_SMTP_MAX_MESSAGE_BYTES (${config.smtpMaxMessageBytes}) must be at most AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB (${config.maxEnvelopeBytes - 64 * 1024}): a message must fit its envelope`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new ConfigError('ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const tls =
+    config.smtpTlsCert !== undefined && config.smtpTlsKey !== undefined
+      ? { cert: await readFile(config.smtpTlsCert), key: await readFile(config.smtpTlsKey) }
+      : { cert: gwTls.certPem, key: gwTls.keyPem };
+  const on = (a: Config['smtpListen']) => (a === 'off' ? undefined : a);
+  return startSmtp({
+    pipeline,
+    users,
+    hostname: host,
+    tls,
+    listen: {
+      ...(on(config.smtpListen) !== undefined ? { mx: on(config.smtpListen) } : {}),
+      ...(on(config.submissionListen) !== undefined
+        ? { submission: on(config.submissionListen) }
+        : {}),
+      ...(on(config.submissionsListen) !== undefined
+        ? { submissions: on(config.submissionsListen) }
+        : {}),
+    },
+    limits: {
+      maxMessageBytes: config.smtpMaxMessageBytes,
+      maxRecipients: config.smtpMaxRecipients,
+      maxConnections: config.smtpMaxConnections,
+      maxConnectionsPerAddress: config.smtpMaxConnectionsPerAddress,
+      commandsPerMinute: config.smtpCommandsPerMinute,
+      minDataRate: config.smtpMinDataRate,
+      idleTimeoutMs: config.smtpTimeout * 1000,
+    },
+    log,
+  });
+}
+
+/** What to undo at shutdown (or when start-up fails half way), last opened first. */
+class Teardown {
+  readonly #steps: (() => unknown)[] = [];
+
+  add(step: () => unknown): void {
+    this.#steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (const step of this.#steps.reverse()) await step();
+    this.#steps.length = 0;
+  }
+}
 
 export const serveCommand: Command = {
   path: ['serve'],
@@ -59,103 +135,106 @@ export const serveCommand: Command = {
       1,
     );
 
-    const queue = await openQueue(config);
-    const store = await openStore(config).catch(async (err) => {
-      await queue.close();
+    const teardown = new Teardown();
+    try {
+      const queue = await openQueue(config);
+      teardown.add(() => queue.close());
+      const store = await openStore(config);
+      teardown.add(() => store.close());
+      registerQueueGauges(registry, queue);
+      const metrics = registerMessagingMetrics(registry);
+      const signal = new MailboxSignal();
+      const admin = await startAdminServer(config.adminListen, registry);
+      teardown.add(() => admin.close());
+      const gw = await openGatewayLedger(config, identity, log);
+      teardown.add(() => gw.close());
+      const identities = await openRemoteIdentities(config);
+      teardown.add(() => identities.close());
+      const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      const gatewayHost = config.hostname ?? hostname();
+      const pipeline = new Pipeline({
+        domains: [config.domain],
+        ledger: gw.ledger,
+        remote: remoteDirectory(identities),
+        maps: () => EMPTY_MAPS,
+        queue,
+        mailbox,
+        gatewayKeys: identity,
+        hostname: gatewayHost,
+        maxEnvelopeBytes: config.maxEnvelopeBytes,
+        legacyTtlMs: config.legacyTtl * 1000,
+        authenticator: mailAuthenticator({ hostname: gatewayHost, dnsServers: config.dnsServers }),
+        log,
+        metrics,
+      });
+      const clientApi = await startGatewayClientApi(config, identity, gw, log, {
+        pipeline,
+        store,
+        signal,
+        metrics,
+      });
+      teardown.add(() => clientApi.close());
+      const relay = openRelay({
+        config,
+        tls: gw.tls,
+        gatewayKeys: identity,
+        identities,
+        pipeline,
+        log,
+      });
+      teardown.add(() => relay.close());
+      registerQuicMetrics(registry, relay.transport);
+      const users = SubmissionUsers.open(config.dataDir);
+      teardown.add(() => users.close());
+      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, log);
+      teardown.add(() => smtp.close());
+      const worker = new DeliveryWorker({
+        queue,
+        mailbox,
+        ledger: gw.ledger,
+        gateway: identity,
+        domain: config.domain,
+        maxEnvelopeBytes: config.maxEnvelopeBytes,
+        log,
+        metrics,
+        remote: (job) => relay.sender.relayJob(job),
+      });
+      worker.start();
+      teardown.add(() => worker.stop());
+      const purge = setInterval(() => {
+        metrics
+          .storeOp('purgeExpired', () => store.purgeExpired())
+          .then(
+            (n) => n > 0 && log.info({ purged: n }, 'purged expired mail'),
+            (err: unknown) => log.error({ err }, 'purging expired mail failed'),
+          );
+      }, config.mailboxPurgeInterval * 1000);
+      purge.unref();
+      teardown.add(() => clearInterval(purge));
+      log.info(
+        {
+          gateway: identity.record.did,
+          suite: identity.record.suite,
+          keyId: identity.record.keyId.toString('base64'),
+          dataDir: config.dataDir,
+          admin: `http://${admin.address.address}:${admin.address.port}`,
+          ...gw.announce,
+          ...clientApi.announce,
+          ...relay.announce,
+          smtp: Object.fromEntries(
+            Object.entries(smtp.addresses).map(([role, a]) => [role, `${a.address}:${a.port}`]),
+          ),
+          queue: queue.backend,
+          store: store.backend,
+        },
+        'aftersmtp serving',
+      );
+    } catch (err) {
+      await teardown.run();
       throw err;
-    });
-    registerQueueGauges(registry, queue);
-    const metrics = registerMessagingMetrics(registry);
-    const signal = new MailboxSignal();
-    const closeStorage = async (): Promise<void> => {
-      await store.close();
-      await queue.close();
-    };
-    const admin = await startAdminServer(config.adminListen, registry).catch(async (err) => {
-      await closeStorage();
-      throw err;
-    });
-    // The relay needs the ledger and certificate the client API opens, and dispatch needs the
-    // relay's resolver: dispatch reaches it through `started`, set once the relay is open.
-    const started: { relay?: Relay } = {};
-    const remote = {
-      resolve: (did: string) =>
-        started.relay === undefined
-          ? Promise.reject(new RelayError('ERR_RELAY_UNAVAILABLE', 'the relay is starting', true))
-          : started.relay.identities.resolve(did),
-    };
-    const clientApi = await startGatewayClientApi(config, identity, log, {
-      queue,
-      store,
-      signal,
-      metrics,
-      remote,
-    }).catch(async (err) => {
-      await closeStorage();
-      await admin.close();
-      throw err;
-    });
-    const relay = await openRelay({
-      config,
-      tls: clientApi.tls,
-      gatewayKeys: identity,
-      ledger: clientApi.ledger,
-      store,
-      log,
-      onDelivered: (recipient) => signal.notify(recipient),
-    }).catch(async (err) => {
-      await clientApi.close();
-      await closeStorage();
-      await admin.close();
-      throw err;
-    });
-    started.relay = relay;
-    registerQuicMetrics(registry, relay.transport);
-    const worker = new LocalDeliveryWorker({
-      queue,
-      store,
-      ledger: clientApi.ledger,
-      gateway: identity,
-      domain: config.domain,
-      maxEnvelopeBytes: config.maxEnvelopeBytes,
-      log,
-      metrics,
-      signal,
-      remote: (job) => relay.sender.relayJob(job),
-    });
-    worker.start();
-    const purge = setInterval(() => {
-      metrics
-        .storeOp('purgeExpired', () => store.purgeExpired())
-        .then(
-          (n) => n > 0 && log.info({ purged: n }, 'purged expired mail'),
-          (err: unknown) => log.error({ err }, 'purging expired mail failed'),
-        );
-    }, config.mailboxPurgeInterval * 1000);
-    purge.unref();
-    log.info(
-      {
-        gateway: identity.record.did,
-        suite: identity.record.suite,
-        keyId: identity.record.keyId.toString('base64'),
-        dataDir: config.dataDir,
-        admin: `http://${admin.address.address}:${admin.address.port}`,
-        ...clientApi.announce,
-        ...relay.announce,
-        queue: queue.backend,
-        store: store.backend,
-        notYetServed: ['SMTP bridge'],
-      },
-      'aftersmtp serving',
-    );
-
+    }
     log.info({ signal: await stopped }, 'shutting down');
-    clearInterval(purge);
-    await worker.stop();
-    relay.close();
-    await clientApi.close();
-    await closeStorage();
-    await admin.close();
+    await teardown.run();
     log.info('stopped');
   },
 };

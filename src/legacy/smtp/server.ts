@@ -1,0 +1,610 @@
+/**
+ * The SMTP listeners (DESIGN.md §4, §7): port 25 (MX: mail for the domains this gateway serves,
+ * no AUTH, never relays unless access_map trusts the client), 587 (submission: STARTTLS, then AUTH
+ * is required before MAIL) and 465 (submission over implicit TLS, RFC 8314). An entrance in the
+ * sense of DESIGN.md §1b: smtp-server speaks the protocol; each step of the dialogue is asked of
+ * the pipeline (connect, MAIL, RCPT), and the message after DATA is handed to it whole; the 250
+ * is sent only when the pipeline resolved, i.e. after the queue commit.
+ *
+ * Around smtp-server, for what it does not bound: a connection guard (caps in total and per
+ * address, src/net/guard.ts), a TLS handshake deadline on 465, the byte guard (guard.ts: bare CR,
+ * LF, NUL; STARTTLS pipelining; command rate; minimum DATA rate), RFC 5321 limits (512-byte
+ * command lines, 1000-byte text lines, 64/255/256-byte address parts, a recipient limit), a
+ * message size limit (SIZE), and a cap on failed AUTH per address.
+ *
+ * Guarantees: no reply carries internal error text; a message whose connection was refused by
+ * the guard while its DATA was in flight is never committed; a refused recipient is never part of
+ * the message; a message is committed once, for the recipients accepted at RCPT.
+ */
+import {
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { ConnectionGuard, clientAddress } from '../../net/guard.js';
+import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
+import { mergeEffects } from '../../pipeline/admission.js';
+import type { Client, Effects, RecipientPlan, Refusal } from '../../pipeline/types.js';
+import { ConnectionGuardState, type Violation } from './guard.js';
+import { CODE, STATUS, refusalReply, replyLine, type SmtpReply } from './replies.js';
+
+export type ListenerRole = 'mx' | 'submission' | 'submissions';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface SmtpLimits {
+  /** Largest message accepted (SIZE), in bytes. */
+  readonly maxMessageBytes: number;
+  /** Recipients per message (RFC 5321 §4.5.3.1.8: at least 100). */
+  readonly maxRecipients: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
+  /** Commands per minute per client address, over all its connections. */
+  readonly commandsPerMinute: number;
+  /** DATA slower than this (bytes/s, after a 10 s grace) closes the connection (Postfix's 500). */
+  readonly minDataRate: number;
+  /** No command for this long closes the connection (RFC 5321 §4.5.3.2.7: at least 5 min). */
+  readonly idleTimeoutMs: number;
+  /** The TLS handshake of port 465 must finish within this. */
+  readonly handshakeTimeoutMs: number;
+  /** Failed AUTH attempts per address per hour before its connections are closed. */
+  readonly authFailuresPerHour: number;
+}
+
+export const DEFAULT_SMTP_LIMITS: SmtpLimits = {
+  maxMessageBytes: 25 * 1024 * 1024,
+  maxRecipients: 100,
+  maxConnections: 1000,
+  maxConnectionsPerAddress: 20,
+  commandsPerMinute: 1200,
+  minDataRate: 500,
+  idleTimeoutMs: 300_000,
+  handshakeTimeoutMs: 10_000,
+  authFailuresPerHour: 10,
+};
+
+/** Who may log in on submission: `verify` answers the user's DID for a right password. */
+export interface SubmissionDirectory {
+  verify(login: string, password: string): Promise<{ login: string; did: string } | undefined>;
+}
+
+export interface SmtpLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface SmtpOptions {
+  readonly pipeline: Pick<Pipeline, 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy'>;
+  readonly users: SubmissionDirectory;
+  /** The name in the greeting and EHLO reply. */
+  readonly hostname: string;
+  readonly tls: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  readonly listen: Partial<Record<ListenerRole, ListenAddress>>;
+  readonly limits?: Partial<SmtpLimits>;
+  readonly log: SmtpLogger;
+  readonly now?: () => number;
+}
+
+export interface SmtpListeners {
+  /** Where each configured listener is bound. */
+  readonly addresses: Partial<Record<ListenerRole, AddressInfo>>;
+  close(): Promise<void>;
+}
+
+/** A reply as smtp-server takes it from a callback: the code, and the text after it. */
+function replyError(r: SmtpReply): Error & { responseCode: number } {
+  return Object.assign(new Error(`${r.status} ${r.text}`), { responseCode: r.code });
+}
+
+function refusalError(r: Refusal): Error & { responseCode: number } {
+  return replyError(refusalReply(r));
+}
+
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+let repliesPatched = false;
+
+/**
+ * smtp-server adds an enhanced status code to every reply from a fixed table by reply code; ours
+ * (replies.ts) are chosen per refusal (a relay denial is 554 5.7.1, not the table's 5.6.0). A reply
+ * whose text starts with an enhanced code is sent as it is; the library's own replies keep theirs.
+ */
+function patchEnhancedCodes(): void {
+  if (repliesPatched) return;
+  repliesPatched = true;
+  const proto = SMTPConnection.prototype as unknown as {
+    send(code: number, data: unknown, context?: unknown): unknown;
+  };
+  const send = proto.send;
+  proto.send = function (this: unknown, code, data, context) {
+    return send.call(
+      this,
+      code,
+      data,
+      typeof data === 'string' && ENHANCED.test(data) ? false : context,
+    );
+  };
+}
+
+/** What one connection has established. */
+interface ConnState {
+  readonly guard: ConnectionGuardState;
+  client: Client;
+  trusted: boolean;
+  effects: Effects;
+  plans: RecipientPlan[];
+}
+
+/** A token bucket per client address (commands, AUTH failures), swept of idle entries. */
+class AddressBuckets {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly capacity: number,
+    readonly periodMs: number,
+    readonly now: () => number,
+  ) {}
+
+  take(address: string): boolean {
+    const now = this.now();
+    const b = this.#buckets.get(address) ?? { tokens: this.capacity, at: now };
+    b.tokens = Math.min(this.capacity, b.tokens + ((now - b.at) * this.capacity) / this.periodMs);
+    b.at = now;
+    this.#buckets.set(address, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  empty(address: string): boolean {
+    const b = this.#buckets.get(address);
+    if (b === undefined) return false;
+    const tokens = Math.min(
+      this.capacity,
+      b.tokens + ((this.now() - b.at) * this.capacity) / this.periodMs,
+    );
+    return tokens < 1;
+  }
+
+  sweep(): void {
+    const idle = this.now() - this.periodMs;
+    for (const [a, b] of this.#buckets) if (b.at < idle) this.#buckets.delete(a);
+  }
+}
+
+/** RFC 5321 §4.5.3.1: local part 64, domain 255, path 256 octets. */
+function addressTooLong(address: string): boolean {
+  const at = address.lastIndexOf('@');
+  const local = at < 0 ? address : address.slice(0, at);
+  const domain = at < 0 ? '' : address.slice(at + 1);
+  return (
+    Buffer.byteLength(local) > 64 ||
+    Buffer.byteLength(domain) > 255 ||
+    Buffer.byteLength(address) + 2 > 256
+  );
+}
+
+/** The first text line over 1000 octets with its CRLF (RFC 5321 §4.5.3.1.6), if any. */
+class LineLengthCheck {
+  #run = 0;
+  tooLong = false;
+
+  feed(chunk: Buffer): void {
+    let start = 0;
+    for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) {
+      if (this.#run + (i + 1 - start) > 1000) this.tooLong = true;
+      this.#run = 0;
+      start = i + 1;
+    }
+    this.#run += chunk.length - start;
+    if (this.#run > 1000) this.tooLong = true;
+  }
+}
+
+export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
+  patchEnhancedCodes();
+  const limits: SmtpLimits = { ...DEFAULT_SMTP_LIMITS, ...o.limits };
+  const now = o.now ?? Date.now;
+  const commands = new AddressBuckets(limits.commandsPerMinute, 60_000, now);
+  const authFailures = new AddressBuckets(limits.authFailuresPerHour, 3_600_000, now);
+  const connections = new Map<string, ConnState>();
+  const caps = new ConnectionGuard(
+    {
+      maxConnections: limits.maxConnections,
+      maxPerAddress: limits.maxConnectionsPerAddress,
+      idleTimeoutMs: 0, // smtp-server's own idle timeout (421) applies
+    },
+    {
+      onRefused: (reason, address) =>
+        o.log.warn({ address, reason }, 'smtp connection refused: over the connection cap'),
+    },
+  );
+
+  const sweep = setInterval(() => {
+    commands.sweep();
+    authFailures.sweep();
+    const t = now();
+    for (const c of connections.values()) {
+      const g = c.guard;
+      const elapsed = (t - g.dataSince) / 1000;
+      if (g.inData && elapsed > 10 && g.dataBytes / elapsed < limits.minDataRate) {
+        g.refuse('slow-data', `421 4.4.2 ${o.hostname} Error: data arrives too slowly`);
+      }
+    }
+  }, 1000);
+  sweep.unref();
+
+  const servers: { role: ListenerRole; server: Server; smtp: SMTPServer }[] = [];
+  const addresses: Partial<Record<ListenerRole, AddressInfo>> = {};
+
+  function stateOf(session: SMTPServerSession): ConnState {
+    const s = connections.get(session.id);
+    if (s === undefined) throw new Error(`no state for SMTP session ${session.id}`);
+    return s;
+  }
+
+  function smtpState(c: ConnState, session: SMTPServerSession): SmtpState {
+    const user = session.user as { login: string; did: string } | undefined;
+    c.client = {
+      ...c.client,
+      tls: session.secure,
+      ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
+      ...(user !== undefined ? { login: user.login, did: user.did } : {}),
+    };
+    return { client: c.client, trusted: c.trusted };
+  }
+
+  function makeServer(role: ListenerRole): SMTPServer {
+    const implicit = role === 'submissions';
+    const smtp: SMTPServer = new SMTPServer({
+      name: o.hostname,
+      banner: 'AfterSMTP',
+      key: o.tls.key,
+      cert: o.tls.cert,
+      secure: implicit,
+      secured: implicit,
+      logger: false,
+      disableReverseLookup: true,
+      size: limits.maxMessageBytes,
+      maxRecipients: limits.maxRecipients,
+      // RFC 5321 §4.5.3.1.4: 512 octets with the CRLF.
+      maxCommandLength: 510,
+      socketTimeout: limits.idleTimeoutMs,
+      closeTimeout: 5000,
+      hideENHANCEDSTATUSCODES: false,
+      hideSMTPUTF8: true,
+      hideDSN: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      // Port 25 offers no AUTH; submission requires it before MAIL, and only over TLS.
+      authOptional: role === 'mx',
+      disabledCommands: role === 'mx' ? ['AUTH'] : implicit ? ['STARTTLS'] : [],
+      allowInsecureAuth: false,
+
+      onConnect(session, cb) {
+        const c = stateOf(session);
+        const verdict = o.pipeline.connect(c.client);
+        c.trusted = verdict.trusted;
+        if (verdict.verdict.kind === 'refuse') {
+          o.log.info(
+            { client: c.client.address, listener: role, code: verdict.verdict.refusal.code },
+            'smtp client refused',
+          );
+          cb(refusalError(verdict.verdict.refusal));
+          return;
+        }
+        if (verdict.verdict.effects !== undefined) {
+          c.effects = mergeEffects(c.effects, verdict.verdict.effects);
+        }
+        cb();
+      },
+
+      onSecure(socket, session, cb) {
+        // STARTTLS: from now on the guard reads the cleartext inside TLS.
+        if (!implicit) stateOf(session).guard.attach(socket as TLSSocket);
+        cb();
+      },
+
+      onAuth(auth: SMTPServerAuthentication, session, cb) {
+        const c = stateOf(session);
+        const address = c.client.address;
+        if (authFailures.empty(address)) {
+          c.guard.refuse('auth-failures', `421 4.7.0 ${o.hostname} Error: too many failed logins`);
+          cb(
+            replyError({
+              code: CODE.SERVICE_UNAVAILABLE,
+              status: STATUS.SECURITY_TEMPORARY,
+              text: 'Error: too many failed logins',
+            }),
+          );
+          return;
+        }
+        const login = auth.username ?? '';
+        o.users.verify(login, auth.password ?? '').then(
+          (user) => {
+            if (user === undefined) {
+              authFailures.take(address);
+              o.log.info({ client: address, login }, 'smtp login failed');
+              cb(
+                replyError({
+                  code: CODE.AUTH_FAILED,
+                  status: STATUS.AUTH_INVALID,
+                  text: 'Error: authentication failed',
+                }),
+              );
+              return;
+            }
+            cb(null, { user } as unknown as SMTPServerAuthenticationResponse);
+          },
+          (err: unknown) => {
+            o.log.error({ err, client: address }, 'smtp login: internal error');
+            cb(
+              replyError({
+                code: CODE.LOCAL_ERROR,
+                status: STATUS.SYSTEM_TEMPORARY,
+                text: 'Error: try again later',
+              }),
+            );
+          },
+        );
+      },
+
+      onMailFrom(address: SMTPServerAddress, session, cb) {
+        const c = stateOf(session);
+        c.plans = [];
+        c.effects = {};
+        const from = address.address;
+        if (addressTooLong(from)) {
+          cb(
+            replyError({
+              code: CODE.SYNTAX_ERROR,
+              status: '5.1.7',
+              text: 'Error: sender address too long (RFC 5321 4.5.3.1)',
+            }),
+          );
+          return;
+        }
+        const v = o.pipeline.mailFrom(smtpState(c, session), from);
+        if (v.kind === 'refuse') {
+          cb(refusalError(v.refusal));
+          return;
+        }
+        c.effects = mergeEffects(c.effects, v.effects);
+        cb();
+      },
+
+      onRcptTo(address: SMTPServerAddress, session, cb) {
+        const c = stateOf(session);
+        const rcpt = address.address;
+        if (addressTooLong(rcpt)) {
+          cb(
+            replyError({
+              code: CODE.SYNTAX_ERROR,
+              status: STATUS.BAD_MAILBOX_SYNTAX,
+              text: 'Error: recipient address too long (RFC 5321 4.5.3.1)',
+            }),
+          );
+          return;
+        }
+        const state = {
+          ...smtpState(c, session),
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        };
+        o.pipeline.rcptTo(state, rcpt).then(
+          (r) => {
+            if (r.kind === 'refused') {
+              cb(refusalError(r.refusal));
+              return;
+            }
+            c.plans = [
+              ...c.plans.filter((p) => p.address.toLowerCase() !== rcpt.toLowerCase()),
+              r.plan,
+            ];
+            c.effects = mergeEffects(c.effects, r.effects);
+            cb();
+          },
+          (err: unknown) => {
+            o.log.error({ err, client: c.client.address }, 'smtp RCPT: internal error');
+            cb(
+              replyError({
+                code: CODE.LOCAL_ERROR,
+                status: STATUS.SYSTEM_TEMPORARY,
+                text: 'Error: try again later',
+              }),
+            );
+          },
+        );
+      },
+
+      onData(stream: SMTPServerDataStream, session, cb) {
+        const c = stateOf(session);
+        c.guard.startData();
+        readMessage(stream, limits.maxMessageBytes)
+          .then(async (m) => {
+            if (c.guard.refused !== undefined) {
+              cb(
+                replyError({
+                  code: CODE.TRANSACTION_FAILED,
+                  status: STATUS.SYNTAX,
+                  text: 'Error: connection refused',
+                }),
+              );
+              return;
+            }
+            if (m.tooBig || stream.sizeExceeded) {
+              cb(
+                replyError({
+                  code: CODE.EXCEEDED_STORAGE,
+                  status: STATUS.TOO_BIG,
+                  text: 'Error: message too big',
+                }),
+              );
+              return;
+            }
+            if (m.longLine) {
+              cb(
+                replyError({
+                  code: CODE.MAILBOX_UNAVAILABLE,
+                  status: STATUS.MEDIA,
+                  text: 'Error: a line is longer than 1000 octets (RFC 5321 4.5.3.1.6)',
+                }),
+              );
+              return;
+            }
+            const state = smtpState(c, session);
+            const transaction = randomBytes(8).toString('hex');
+            const outcome = await o.pipeline.submitLegacy({
+              transaction,
+              client: state.client,
+              mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              recipients: c.plans,
+              effects: c.effects,
+              message: m.message,
+              receivedAt: now(),
+            });
+            c.plans = [];
+            c.effects = {};
+            if (outcome.kind === 'refused') {
+              cb(refusalError(outcome.refusal));
+              return;
+            }
+            cb(null, `${STATUS.OK} Ok: queued as ${outcome.messageId}`);
+          })
+          .catch((err: unknown) => {
+            o.log.error({ err, client: c.client.address }, 'smtp DATA: internal error');
+            cb(
+              replyError({
+                code: CODE.LOCAL_ERROR,
+                status: STATUS.SYSTEM_TEMPORARY,
+                text: 'Error: try again later',
+              }),
+            );
+          });
+      },
+
+      onClose(session) {
+        connections.delete(session.id);
+      },
+    });
+    smtp.on('error', (err) =>
+      o.log.warn({ err: (err as Error).message, listener: role }, 'smtp connection error'),
+    );
+    return smtp;
+  }
+
+  /** Counts the socket in, puts the byte guard on it, and hands it to smtp-server. */
+  function accept(role: ListenerRole, smtp: SMTPServer, socket: Socket | TLSSocket): void {
+    const address = clientAddress(socket);
+    const guard = new ConnectionGuardState({
+      takeCommand: () => commands.take(address),
+      onViolation: (kind: Violation) =>
+        o.log.warn(
+          { client: address, listener: role, violation: kind },
+          'smtp connection closed by the guard',
+        ),
+    });
+    guard.attach(socket);
+    // Our id for smtp-server's session, so its callbacks find this connection's state.
+    const id = randomBytes(9).toString('base64url');
+    connections.set(id, {
+      guard,
+      client: {
+        entrance: role === 'mx' ? 'smtp' : 'submission',
+        address,
+        port: socket.remotePort ?? 0,
+        tls: role === 'submissions',
+      },
+      trusted: false,
+      effects: {},
+      plans: [],
+    });
+    smtp.connect(socket, { id });
+  }
+
+  for (const role of ['mx', 'submission', 'submissions'] as const) {
+    const where = o.listen[role];
+    if (where === undefined) continue;
+    const smtp = makeServer(role);
+    let server: Server;
+    if (role === 'submissions') {
+      const tlsServer = createTlsServer({
+        key: o.tls.key,
+        cert: o.tls.cert,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: limits.handshakeTimeoutMs,
+      });
+      tlsServer.on('connection', (raw: Socket) => {
+        if (!caps.admit(raw)) return;
+      });
+      tlsServer.on('secureConnection', (tlsSocket: TLSSocket) => {
+        accept(role, smtp, tlsSocket);
+      });
+      tlsServer.on('tlsClientError', () => undefined);
+      server = tlsServer;
+    } else {
+      server = createNetServer((socket) => {
+        if (!caps.admit(socket)) return;
+        accept(role, smtp, socket);
+      });
+    }
+    server.on('error', (err) => o.log.error({ err, listener: role }, 'smtp listener error'));
+    server.listen(where.port, where.host);
+    try {
+      await once(server, 'listening');
+    } catch (err) {
+      for (const s of servers) s.server.close();
+      throw err;
+    }
+    addresses[role] = server.address() as AddressInfo;
+    servers.push({ role, server, smtp });
+  }
+
+  return {
+    addresses,
+    async close() {
+      clearInterval(sweep);
+      await Promise.all(
+        servers.map(
+          ({ server, smtp }) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              smtp.close(() => undefined);
+            }),
+        ),
+      );
+    },
+  };
+}
+
+/** Reads a message from DATA within the size limit, checking its line lengths. */
+async function readMessage(
+  stream: Readable,
+  max: number,
+): Promise<{ message: Buffer; tooBig: boolean; longLine: boolean }> {
+  const chunks: Buffer[] = [];
+  const lines = new LineLengthCheck();
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) continue; // read to the end, keep nothing more
+    lines.feed(chunk);
+    chunks.push(chunk);
+  }
+  return { message: Buffer.concat(chunks), tooBig: size > max, longLine: lines.tooLong };
+}

@@ -1,0 +1,98 @@
+/**
+ * The one writer of the mailbox store (DESIGN.md §1b): every path that puts an envelope into a
+ * mailbox of this gateway (the pipeline's commit for mail a peer gateway relays, the delivery
+ * worker for queued local mail and bounces) goes through `deliver`. It signs the delivery
+ * receipt (docs/PROTOCOL.md §12.4) with the gateway key, stores envelope and receipt in ONE
+ * store transaction, and then wakes the recipient's followers.
+ *
+ * Guarantees: when `deliver` resolves with `stored` or `duplicate`, the envelope and a receipt
+ * for it are durable together; a redelivery of (recipient, message id) stores nothing new and
+ * answers the first receipt; a redelivery whose ciphertext differs from the first one's is
+ * `conflict` (nothing written; the caller refuses it). Whether the recipient may receive mail is
+ * not checked here: the pipeline and the worker ask the ledger before they call.
+ */
+import type { SecretKeySet } from '../identity/keys.js';
+import {
+  decodeStoredReceipt,
+  encodeStoredReceipt,
+  signReceipt,
+  type DeliveryReceipt,
+} from '../envelope/receipt.js';
+import type { MailboxStore } from '../store/types.js';
+import { NO_METRICS, type MessagingMetrics } from './metrics.js';
+import type { MailboxSignal } from './signal.js';
+
+export interface MailboxDelivery {
+  /** The recipient DID: whose mailbox. */
+  readonly recipient: string;
+  /** The AMP message id (16 bytes), as the receipt names it. */
+  readonly messageId: Buffer;
+  /** The sender DID of the envelope's routing header. */
+  readonly sender: string;
+  readonly receivedAt: number;
+  readonly expiresAt: number;
+  /** SHA-256 of the envelope's ciphertext. */
+  readonly ciphertextHash: Buffer;
+  /** The encoded envelope. */
+  readonly envelope: Uint8Array;
+  /** The store's id for the message when it is not the hex of `messageId` (bounces). */
+  readonly storeId?: string;
+}
+
+export type MailboxResult =
+  | { readonly kind: 'stored' | 'duplicate'; readonly receipt: DeliveryReceipt }
+  | { readonly kind: 'conflict' };
+
+export interface MailboxWriterOptions {
+  readonly store: Pick<MailboxStore, 'deliver'>;
+  /** The gateway key that signs receipts. */
+  readonly gatewayKeys: SecretKeySet;
+  readonly signal?: MailboxSignal;
+  readonly metrics?: MessagingMetrics;
+  readonly now?: () => number;
+}
+
+export class MailboxWriter {
+  readonly #o: MailboxWriterOptions;
+  readonly #metrics: MessagingMetrics;
+  readonly #now: () => number;
+
+  constructor(options: MailboxWriterOptions) {
+    this.#o = options;
+    this.#metrics = options.metrics ?? NO_METRICS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async deliver(d: MailboxDelivery): Promise<MailboxResult> {
+    const receipt = signReceipt(
+      {
+        messageId: d.messageId,
+        ciphertextHash: d.ciphertextHash,
+        recipient: d.recipient,
+        sender: d.sender,
+        deliveredAt: this.#now(),
+      },
+      this.#o.gatewayKeys,
+    );
+    const result = await this.#metrics.storeOp('deliver', () =>
+      this.#o.store.deliver({
+        recipient: d.recipient,
+        messageId: d.storeId ?? d.messageId.toString('hex'),
+        sender: d.sender,
+        receivedAt: d.receivedAt,
+        expiresAt: d.expiresAt,
+        ciphertextHash: d.ciphertextHash,
+        envelope: d.envelope,
+        receipt: encodeStoredReceipt(receipt),
+      }),
+    );
+    if (!result.duplicate) {
+      this.#o.signal?.notify(d.recipient);
+      return { kind: 'stored', receipt };
+    }
+    const first = decodeStoredReceipt(result.receipt);
+    return first.ciphertextHash.equals(d.ciphertextHash)
+      ? { kind: 'duplicate', receipt: first }
+      : { kind: 'conflict' };
+  }
+}

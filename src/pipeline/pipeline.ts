@@ -1,0 +1,367 @@
+/**
+ * The pipeline (DESIGN.md §1b): the one way in. Entrances (src/amp/client-api, src/amp/relay,
+ * src/legacy/smtp) turn wire input into the values of types.ts and call this; the stages
+ * (admission, addressing, policy, transform, commit) are functions of (submission, a snapshot of
+ * the maps) that return verdicts; this module is the one place that acts on them: it stops at a
+ * refusal, collects effects (discard, hold, header lines), applies each entrance's rule for
+ * recipients that are refused while others are not, and returns an Outcome only once the commit
+ * is durable, so an entrance that answers after `submit*` resolves answers after the commit.
+ *
+ * Recipients refused, per entrance: SMTP answers each RCPT on its own (refused ones never reach
+ * DATA); the relay accepts the recipients that pass and answers a result for each; the client
+ * API refuses the whole envelope when any recipient is refused (its client fixes and sends again).
+ */
+import { randomBytes } from 'node:crypto';
+import type { SecretKeySet } from '../identity/keys.js';
+import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
+import type { MessagingMetrics } from '../mailbox/metrics.js';
+import type { MailboxWriter } from '../mailbox/writer.js';
+import type { DeliveryQueue } from '../queue/types.js';
+import type { MapSnapshot } from '../routing/index.js';
+import {
+  admitAmp,
+  admitClient,
+  admitRecipient,
+  admitSender,
+  mergeEffects,
+  type ClientVerdict,
+  type SmtpState,
+} from './admission.js';
+import { ampDestination, didDomain } from './addresses.js';
+import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
+import type { MessageAuthenticator } from './authentication.js';
+import { commitToMailboxes, commitToQueue, type QueueEntry } from './commit.js';
+import { runPolicy, type PolicyCheck } from './policy.js';
+import type { LedgerView, RemoteDirectory } from './recipients.js';
+import { refusal } from './refusals.js';
+import {
+  messageFacts,
+  originOf,
+  sealCopies,
+  signDispatched,
+  stampedMessage,
+  type TransformDeps,
+} from './transform.js';
+import type {
+  AmpSubmission,
+  Effects,
+  LegacySubmission,
+  Outcome,
+  Refusal,
+  Target,
+  Verdict,
+} from './types.js';
+
+export interface PipelineLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface PipelineOptions extends TransformDeps {
+  /** The domains this gateway serves (their DIDs are in `ledger`, their mailboxes here). */
+  readonly domains: readonly string[];
+  readonly ledger: LedgerView;
+  /** Identities of other domains; absent: this gateway does not relay. */
+  readonly remote?: RemoteDirectory;
+  /** The current snapshot of the maps (taken once per step). */
+  readonly maps: () => MapSnapshot;
+  readonly queue: DeliveryQueue;
+  readonly mailbox: MailboxWriter;
+  readonly authenticator: MessageAuthenticator;
+  /** Checks of the policy stage, in order (spam scanners and MailScript plug in here). */
+  readonly policy?: readonly PolicyCheck[];
+  /** Postfix recipient_delimiter (default '+'). */
+  readonly delimiter?: string;
+  readonly log: PipelineLogger;
+  readonly metrics?: Pick<MessagingMetrics, 'messageIn'>;
+}
+
+export type { SmtpState } from './admission.js';
+
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #domains: ReadonlySet<string>;
+  readonly #deps: {
+    domains: ReadonlySet<string>;
+    ledger: LedgerView;
+    remote?: RemoteDirectory;
+    delimiter?: string;
+  };
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    this.#domains = new Set(options.domains.map((d) => d.toLowerCase()));
+    this.#deps = {
+      domains: this.#domains,
+      ledger: options.ledger,
+      ...(options.remote !== undefined ? { remote: options.remote } : {}),
+      ...(options.delimiter !== undefined ? { delimiter: options.delimiter } : {}),
+    };
+  }
+
+  get gatewayKeys(): SecretKeySet {
+    return this.#o.gatewayKeys;
+  }
+
+  // ---- the SMTP dialogue: admission and addressing, one step at a time ----
+
+  /** At connect: may this client talk to us, and may it relay? */
+  connect(client: SmtpState['client']): ClientVerdict {
+    return admitClient(client, this.#o.maps());
+  }
+
+  /** At MAIL FROM. */
+  mailFrom(state: SmtpState, address: string): Verdict {
+    return admitSender(state, address, this.#o.maps());
+  }
+
+  /** At RCPT TO: admission, then addressing; the effects of the recipient's access entry. */
+  async rcptTo(
+    state: SmtpState,
+    address: string,
+  ): Promise<AddressingResult & { readonly effects?: Effects }> {
+    const maps = this.#o.maps();
+    const admitted = admitRecipient(state, address, this.#deps, maps);
+    if (admitted.kind === 'refuse') return { kind: 'refused', refusal: admitted.refusal };
+    const addressed = await addressRecipient(address, this.#deps, maps);
+    return admitted.effects === undefined ? addressed : { ...addressed, effects: admitted.effects };
+  }
+
+  // ---- whole submissions ----
+
+  /** A legacy message after DATA: policy, transform (verify, seal), commit. */
+  async submitLegacy(sub: LegacySubmission): Promise<Outcome> {
+    const outcome = await this.#legacy(sub).catch((err: unknown) => this.#failed(sub, err));
+    this.#count(sub.client.entrance, outcome);
+    return outcome;
+  }
+
+  /** An AMP envelope: admission, addressing, policy, transform, commit. */
+  async submitAmp(sub: AmpSubmission): Promise<Outcome> {
+    const outcome = await this.#amp(sub).catch((err: unknown) => this.#failed(sub, err));
+    this.#count(sub.client.entrance, outcome);
+    return outcome;
+  }
+
+  async #legacy(sub: LegacySubmission): Promise<Outcome> {
+    const maps = this.#o.maps();
+    const messageId = randomBytes(MESSAGE_ID_LENGTH);
+    const id = messageId.toString('hex');
+    const policy = await runPolicy(this.#o.policy ?? [], { kind: 'legacy', submission: sub }, maps);
+    if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
+    const effects = mergeEffects(sub.effects, policy.effects);
+    const recipients = sub.recipients.map((r) => ({ recipient: r.address }));
+    if (effects.discard !== undefined) {
+      this.#o.log.info(
+        { transaction: sub.transaction, messageId: id, reason: effects.discard },
+        'message discarded',
+      );
+      return {
+        kind: 'accepted',
+        messageId: id,
+        recipients,
+        entries: [],
+        discarded: effects.discard,
+      };
+    }
+    const targets = sub.recipients.flatMap((r) => r.targets);
+    const dids = uniqueBy(
+      targets.filter((t): t is Extract<Target, { kind: 'did' }> => t.kind === 'did'),
+      (t) => t.did,
+    );
+    const addresses = uniqueBy(
+      targets.filter((t): t is Extract<Target, { kind: 'address' }> => t.kind === 'address'),
+      (t) => t.address.toLowerCase(),
+    );
+    const auth = await this.#o.authenticator.check(sub.message, sub.client, sub.mailFrom);
+    const stamped = stampedMessage({ ...sub, effects }, auth, this.#o.hostname);
+    const facts = await messageFacts(sub.message);
+    const origin = originOf(sub, auth, facts);
+    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
+    const entries: QueueEntry[] = copies.map((c) => ({
+      recipients: [
+        { address: c.recipient, destination: ampDestination(didDomain(c.recipient) ?? '') },
+      ],
+      body: c.bytes,
+    }));
+    if (addresses.length > 0) {
+      entries.push({
+        recipients: addresses.map((a) => ({ address: a.address, destination: a.destination })),
+        body: stamped,
+      });
+    }
+    const info = {
+      messageId: id,
+      sender: sub.mailFrom,
+      senderKind: 'legacy' as const,
+      ...(effects.hold !== undefined ? { hold: true } : {}),
+    };
+    const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, entries));
+    if (!Array.isArray(committed)) return committed;
+    this.#o.log.info(
+      {
+        transaction: sub.transaction,
+        messageId: id,
+        entrance: sub.client.entrance,
+        client: sub.client.address,
+        mailFrom: sub.mailFrom,
+        recipients: sub.recipients.map((r) => r.address),
+        envelopes: copies.length,
+        offramp: addresses.length,
+        entries: committed,
+        spf: auth.spf,
+        dkim: auth.dkim,
+        dmarc: auth.dmarc,
+        ...(effects.hold !== undefined ? { held: effects.hold } : {}),
+      },
+      'message queued',
+    );
+    return { kind: 'accepted', messageId: id, recipients, entries: committed };
+  }
+
+  async #amp(sub: AmpSubmission): Promise<Outcome> {
+    const maps = this.#o.maps();
+    const env = sub.envelope;
+    const id = env.messageId.toString('hex');
+    const admitted = await admitAmp(sub, this.#deps);
+    if (admitted.kind === 'refuse') return this.#refused(sub, admitted.refusal);
+    const verdicts = await addressAmp(sub, this.#deps);
+    const relay = sub.client.entrance === 'relay';
+    if (!relay) {
+      const first = [...verdicts.values()].find((r) => r !== undefined);
+      if (first !== undefined) return this.#refused(sub, first);
+    }
+    const accepted = [...verdicts].filter(([, r]) => r === undefined).map(([did]) => did);
+    const refused = [...verdicts]
+      .filter((e): e is [string, Refusal] => e[1] !== undefined)
+      .map(([recipient, r]) => ({ recipient, refusal: r }));
+    if (accepted.length === 0) return this.#refused(sub, refused[0]?.refusal ?? noRecipient());
+    const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
+    if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
+    if (relay) {
+      const results = await this.#commit(sub, () =>
+        commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt),
+      );
+      if (!Array.isArray(results)) return results;
+      const all = [...results, ...refused];
+      this.#o.log.info(
+        {
+          transaction: sub.transaction,
+          messageId: id,
+          entrance: 'relay',
+          sender: env.sender,
+          gateway: env.gatewaySignature?.gateway,
+          peer: sub.client.address,
+          accepted: all.filter((r) => r.refusal === undefined).length,
+          refused: all.filter((r) => r.refusal !== undefined).map((r) => r.refusal?.code),
+        },
+        'relay message received',
+      );
+      if (all.every((r) => r.refusal !== undefined)) {
+        return this.#refused(sub, all[0]?.refusal ?? noRecipient());
+      }
+      return { kind: 'accepted', messageId: id, recipients: all, entries: [] };
+    }
+    const body = signDispatched(env, this.#o);
+    const entry: QueueEntry = {
+      recipients: accepted.map((address) => ({
+        address,
+        destination: ampDestination(didDomain(address) ?? ''),
+      })),
+      body,
+    };
+    const info = { messageId: id, sender: env.sender, senderKind: 'amp' as const };
+    const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, [entry]));
+    if (!Array.isArray(committed)) return committed;
+    this.#o.log.info(
+      {
+        transaction: sub.transaction,
+        messageId: id,
+        entrance: sub.client.entrance,
+        sender: env.sender,
+        recipients: accepted,
+        bytes: body.length,
+        entries: committed,
+      },
+      'message queued',
+    );
+    return {
+      kind: 'accepted',
+      messageId: id,
+      recipients: accepted.map((recipient) => ({ recipient })),
+      entries: committed,
+    };
+  }
+
+  /** Runs a commit; a failure to commit is a temporary refusal (and a log line with the cause). */
+  async #commit<T>(
+    sub: { transaction: string },
+    fn: () => Promise<T>,
+  ): Promise<T | Extract<Outcome, { kind: 'refused' }>> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.#o.log.error(
+        { transaction: sub.transaction, err, code: (err as { code?: unknown }).code },
+        'commit failed: the message is refused for now',
+      );
+      return {
+        kind: 'refused',
+        refusal: refusal(
+          'ERR_STORAGE_UNAVAILABLE',
+          'the message cannot be stored now; try again later',
+        ),
+      };
+    }
+  }
+
+  #refused(
+    sub: { transaction: string; client: { entrance: string; address: string } },
+    r: Refusal,
+  ): Extract<Outcome, { kind: 'refused' }> {
+    this.#o.log.info(
+      {
+        transaction: sub.transaction,
+        entrance: sub.client.entrance,
+        client: sub.client.address,
+        code: r.code,
+        temporary: r.temporary,
+        reason: r.text,
+      },
+      'message refused',
+    );
+    return { kind: 'refused', refusal: r };
+  }
+
+  /** A bug in a stage: a safe temporary refusal, and the error with the transaction id logged. */
+  #failed(sub: { transaction: string }, err: unknown): Outcome {
+    this.#o.log.error({ transaction: sub.transaction, err }, 'pipeline internal error');
+    return {
+      kind: 'refused',
+      refusal: {
+        code: 'ERR_INTERNAL',
+        temporary: true,
+        text: `internal error (transaction ${sub.transaction})`,
+      },
+    };
+  }
+
+  #count(entrance: string, o: Outcome): void {
+    this.#o.metrics?.messageIn(entrance, o.kind === 'accepted' ? 'accepted' : o.refusal.code);
+  }
+}
+
+function noRecipient(): Refusal {
+  return refusal('ERR_RECIPIENT_INVALID', 'the envelope names no recipient');
+}
+
+function uniqueBy<T>(items: readonly T[], key: (t: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((t) => {
+    const k = key(t);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

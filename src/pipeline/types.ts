@@ -1,0 +1,133 @@
+/**
+ * The pipeline's values (DESIGN.md §1b): what an entrance hands in (a submission, and for SMTP
+ * the client, sender and recipients as the dialogue goes), what a stage answers (a verdict),
+ * and what comes out (an outcome). Entrances build these from wire input; stages never see a
+ * socket, a gRPC call or a QUIC stream, and never touch the queue or the store.
+ */
+import type { PublicKeyRecord } from '../identity/keys.js';
+import type { Envelope } from '../envelope/codec.js';
+import type { DeliveryReceipt } from '../envelope/receipt.js';
+
+/** Where a message came in. */
+export type Entrance =
+  /** SMTP port 25: mail from the internet for the domains this gateway serves. */
+  | 'smtp'
+  /** SMTP ports 587 and 465: submission by an authenticated user. */
+  | 'submission'
+  /** gRPC DispatchMessage: an AMP client of this gateway. */
+  | 'client-api'
+  /** QUIC DeliverMessage: another AMP gateway. */
+  | 'relay';
+
+/** The party on the other end, as its entrance saw and authenticated it. */
+export interface Client {
+  readonly entrance: Entrance;
+  /** IP address (IPv4-mapped IPv6 given as IPv4). */
+  readonly address: string;
+  readonly port: number;
+  /** SMTP: the EHLO/HELO name. */
+  readonly helo?: string;
+  readonly tls: boolean;
+  /** The DID the entrance authenticated: a client API token's, or a submission login's. */
+  readonly did?: string;
+  /** SMTP AUTH: the login name. */
+  readonly login?: string;
+  /** Relay: DER SubjectPublicKeyInfo of the sending gateway's QUIC certificate. */
+  readonly spki?: Buffer;
+}
+
+/**
+ * A refusal: a stable code (each edge maps it to its own reply), whether trying again later may
+ * succeed, and a one-line text that is safe to show to the party refused.
+ */
+export interface Refusal {
+  readonly code: string;
+  readonly temporary: boolean;
+  readonly text: string;
+  /** An SMTP reply code an operator chose (an access_map entry such as `550 text`). */
+  readonly smtpCode?: number;
+}
+
+/** What admission may ask of the rest of the message (Postfix access-map actions). */
+export interface Effects {
+  /** Accept and deliver nothing (DISCARD), with the reason for the log. */
+  readonly discard?: string;
+  /** Commit the message held until an operator releases it (HOLD), with the reason. */
+  readonly hold?: string;
+  /** Header lines to put in front of the message (PREPEND); legacy mail only. */
+  readonly headers?: readonly string[];
+}
+
+/** A stage's answer about a message, a sender or one recipient. */
+export type Verdict =
+  | { readonly kind: 'continue'; readonly effects?: Effects }
+  | { readonly kind: 'refuse'; readonly refusal: Refusal };
+
+export const CONTINUE: Verdict = { kind: 'continue' };
+
+/** Where one recipient's copy goes, as addressing resolved it. */
+export type Target =
+  /** An AMP identity: sealed (legacy mail) or relayed (AMP mail) to its current key. */
+  | {
+      readonly kind: 'did';
+      readonly did: string;
+      readonly record: PublicKeyRecord;
+      /** A DID of this gateway's domain (the mailbox is here). */
+      readonly local: boolean;
+    }
+  /** An ordinary address outside AMP: the off-ramp delivers it over SMTP. */
+  | { readonly kind: 'address'; readonly address: string; readonly destination: string };
+
+/** An SMTP recipient as accepted at RCPT TO: the address given and what it resolved to. */
+export interface RecipientPlan {
+  readonly address: string;
+  readonly targets: readonly Target[];
+}
+
+/** A legacy message after DATA: everything the SMTP dialogue established, and the bytes. */
+export interface LegacySubmission {
+  readonly transaction: string;
+  readonly client: Client;
+  /** RFC 5321 reverse path; '' is the null sender. */
+  readonly mailFrom: string;
+  /** The recipients accepted at RCPT TO. */
+  readonly recipients: readonly RecipientPlan[];
+  /** What admission asked for along the dialogue. */
+  readonly effects: Effects;
+  /** The message as received (dot-unstuffed, CRLF line ends). */
+  readonly message: Buffer;
+  readonly receivedAt: number;
+}
+
+/** An AMP envelope from a client of this gateway or from another gateway. */
+export interface AmpSubmission {
+  readonly transaction: string;
+  readonly client: Client;
+  /** Decoded within bounds by the entrance. */
+  readonly envelope: Envelope;
+  /** The bytes it was decoded from. */
+  readonly bytes: Uint8Array;
+  readonly receivedAt: number;
+}
+
+export interface RecipientResult {
+  readonly recipient: string;
+  /** Set when the recipient was refused. */
+  readonly refusal?: Refusal;
+  /** Relay entrance: the receipt of the mailbox commit. */
+  readonly receipt?: DeliveryReceipt;
+}
+
+/** What the pipeline did with a submission. */
+export type Outcome =
+  | {
+      readonly kind: 'accepted';
+      /** The AMP message id (hex) that follows the message to every delivery outcome. */
+      readonly messageId: string;
+      readonly recipients: readonly RecipientResult[];
+      /** Queue entries committed (none when the message was discarded or went to mailboxes). */
+      readonly entries: readonly string[];
+      /** Set when admission asked for the message to be discarded. */
+      readonly discarded?: string;
+    }
+  | { readonly kind: 'refused'; readonly refusal: Refusal };

@@ -1,0 +1,226 @@
+// A gateway's SMTP side in one process, for the on-ramp tests: the real ledger (SQLite), mailbox
+// store and queue (LMDB), pipeline, delivery worker and SMTP listeners (ports 25, 587, 465 on
+// 127.0.0.1, port 0), with users registered in the ledger. Messages are sent with real clients
+// (nodemailer; raw sockets for byte-exact cases) and read back by opening the envelopes that
+// reached the mailboxes.
+import { connect as netConnect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { generateSelfSignedCertificate } from '../../src/quic/index.js';
+import { DeliveryWorker } from '../../src/delivery/worker.js';
+import { openEnvelope, type OpenedMessage } from '../../src/envelope/index.js';
+import { decodeEnvelope } from '../../src/envelope/codec.js';
+import type { SecretKeySet } from '../../src/identity/keys.js';
+import { publishGatewayRecord } from '../../src/ledger/gateway-record.js';
+import type { IdentityLedger } from '../../src/ledger/ledger.js';
+import { MailboxWriter } from '../../src/mailbox/writer.js';
+import { startSmtp, type SmtpLimits, type SmtpListeners } from '../../src/legacy/smtp/server.js';
+import { SubmissionUsers } from '../../src/legacy/users.js';
+import type { Pipeline } from '../../src/pipeline/pipeline.js';
+import { LmdbQueue } from '../../src/queue/lmdb.js';
+import type { MapSnapshot } from '../../src/routing/index.js';
+import { Keyring, generateKey } from '../../src/store/keys.js';
+import { LmdbMailboxStore } from '../../src/store/lmdb.js';
+import type { Envelope } from '../../src/envelope/codec.js';
+import { DOMAIN, identity, openLedger, registerRequest } from '../ledger/helpers.js';
+import { QUIET, testPipeline } from '../helpers/pipeline.js';
+
+export { DOMAIN };
+
+export interface SmtpGateway {
+  readonly ledger: IdentityLedger;
+  readonly store: LmdbMailboxStore;
+  readonly queue: LmdbQueue;
+  readonly keys: SecretKeySet;
+  readonly pipeline: Pipeline;
+  readonly smtp: SmtpListeners;
+  readonly users: SubmissionUsers;
+  readonly dir: string;
+  readonly port: { mx: number; submission: number; submissions: number };
+  readonly tlsCert: string;
+  /** Registers a user of DOMAIN and returns its keys. */
+  user(localpart: string): Promise<SecretKeySet>;
+  /** Waits for `n` envelopes in the user's mailbox and opens them. */
+  inbox(user: SecretKeySet, n: number, ms?: number): Promise<Received[]>;
+  close(): Promise<void>;
+}
+
+export interface Received {
+  readonly envelope: Envelope;
+  readonly opened: OpenedMessage;
+}
+
+export interface SmtpGatewayOptions {
+  readonly maps?: () => MapSnapshot;
+  readonly limits?: Partial<SmtpLimits>;
+  readonly dnsServers?: readonly string[];
+}
+
+export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<SmtpGateway> {
+  const { ledger, dir, cleanup } = openLedger();
+  const keys = identity('gateway');
+  const cert = await generateSelfSignedCertificate({ commonName: DOMAIN });
+  publishGatewayRecord(ledger, keys, cert.spki);
+  const store = await LmdbMailboxStore.open({
+    path: join(dir, 'mailboxes'),
+    keyring: new Keyring([generateKey()]),
+  });
+  const queue = new LmdbQueue({ path: join(dir, 'queue'), bounce: { reportingMta: DOMAIN } });
+  const pipeline = testPipeline({
+    domain: DOMAIN,
+    ledger,
+    keys,
+    store,
+    queue,
+    ...(opts.maps !== undefined ? { maps: opts.maps } : {}),
+    ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
+  });
+  const worker = new DeliveryWorker({
+    queue,
+    mailbox: new MailboxWriter({ store, gatewayKeys: keys }),
+    ledger,
+    gateway: keys,
+    domain: DOMAIN,
+    maxEnvelopeBytes: 32 * 1024 * 1024,
+    log: QUIET,
+  });
+  worker.start();
+  const users = SubmissionUsers.open(dir);
+  const any = { host: '127.0.0.1', port: 0 };
+  const smtp = await startSmtp({
+    pipeline,
+    users,
+    hostname: `mx.${DOMAIN}`,
+    tls: { cert: cert.certPem, key: cert.keyPem },
+    listen: { mx: any, submission: any, submissions: any },
+    limits: opts.limits,
+    log: QUIET,
+  });
+  const a = smtp.addresses;
+  return {
+    ledger,
+    store,
+    queue,
+    keys,
+    pipeline,
+    smtp,
+    users,
+    dir,
+    tlsCert: cert.certPem,
+    port: {
+      mx: a.mx?.port ?? 0,
+      submission: a.submission?.port ?? 0,
+      submissions: a.submissions?.port ?? 0,
+    },
+    async user(localpart) {
+      const u = identity(localpart);
+      ledger.register(await registerRequest(ledger, u));
+      return u;
+    },
+    async inbox(user, n, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const page = await store.list(user.did);
+        if (page.envelopes.length >= n || Date.now() > deadline) {
+          return page.envelopes.map((e) => ({
+            envelope: decodeEnvelope(e.envelope),
+            opened: openEnvelope(e.envelope, user),
+          }));
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async close() {
+      await smtp.close();
+      await worker.stop();
+      users.close();
+      await queue.close();
+      await store.close();
+      cleanup();
+    },
+  };
+}
+
+/** A raw SMTP client for byte-exact dialogues: send bytes, read replies. */
+export class RawSmtp {
+  readonly socket: Socket;
+  #buffer = '';
+  #closed = false;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => (this.#buffer += d.toString('latin1')));
+    socket.on('close', () => (this.#closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  static async open(port: number): Promise<RawSmtp> {
+    const socket = netConnect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const c = new RawSmtp(socket);
+    await c.reply();
+    return c;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** The next complete reply (all its lines), or what arrived before the connection closed. */
+  async reply(ms = 5000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.#buffer);
+      if (m !== null) {
+        this.#buffer = this.#buffer.slice(m[0].length);
+        return m[0];
+      }
+      if (this.#closed || Date.now() > deadline) {
+        const rest = this.#buffer;
+        this.#buffer = '';
+        return rest;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Sends a command line (CRLF added) and returns its reply. */
+  async cmd(line: string): Promise<string> {
+    this.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** Waits until the server closes the connection (true) or `ms` passes (false). */
+  async waitClosed(ms = 3000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!this.#closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.#closed;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A small RFC 5322 message. */
+export function message(
+  opts: { from?: string; to?: string; subject?: string; body?: string } = {},
+): string {
+  return [
+    `From: ${opts.from ?? 'Sender <sender@example.net>'}`,
+    `To: ${opts.to ?? `alice@${DOMAIN}`}`,
+    `Subject: ${opts.subject ?? 'hello'}`,
+    `Message-ID: <${randomBytes(8).toString('hex')}@example.net>`,
+    `Date: ${new Date().toUTCString()}`,
+    '',
+    opts.body ?? 'Hello from the legacy internet.',
+    '',
+  ].join('\r\n');
+}
