@@ -58,6 +58,7 @@ function checkLogin(login: string): string {
   if (typeof login !== 'string' || login.length === 0 || Buffer.byteLength(login) > MAX_LOGIN) {
     throw new InputError('ERR_USER_LOGIN', `a login must be 1 to ${MAX_LOGIN} bytes`);
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
   if (/[\s\0-\x1f\x7f]/.test(login)) {
     throw new InputError('ERR_USER_LOGIN', 'a login cannot contain spaces or control characters');
   }

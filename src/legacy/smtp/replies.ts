@@ -65,11 +65,6 @@ export interface SmtpReply {
   readonly text: string;
 }
 
-/** `code status text` as one reply line (without CRLF). */
-export function replyLine(r: SmtpReply): string {
-  return `${r.code} ${r.status} ${r.text}`;
-}
-
 /** Code and status of each refusal code, where it differs from the default of its kind. */
 const BY_REFUSAL: Readonly<Record<string, readonly [number, string]>> = {
   ERR_ACCESS_DENIED: [CODE.TRANSACTION_FAILED, STATUS.NOT_AUTHORIZED],

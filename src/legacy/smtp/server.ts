@@ -40,7 +40,7 @@ import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal } from '../../pipeline/types.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
-import { CODE, STATUS, refusalReply, replyLine, type SmtpReply } from './replies.js';
+import { CODE, STATUS, refusalReply, type SmtpReply } from './replies.js';
 
 export type ListenerRole = 'mx' | 'submission' | 'submissions';
 
