@@ -107,6 +107,13 @@ export interface DnsServer {
 }
 
 /** Starts unbound answering `records` (name -> TXT strings) authoritatively for their zone. */
+/** A TXT value as quoted character-strings of at most 255 octets each (RFC 1035 3.3.14). */
+function txtStrings(value: string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < value.length; i += 255) parts.push(value.slice(i, i + 255));
+  return parts.map((p) => `"${p.replace(/"/g, '\\"')}"`).join(' ');
+}
+
 export async function startUnbound(
   zone: string,
   records: Record<string, string[]>,
@@ -116,7 +123,7 @@ export async function startUnbound(
   const dir = tempDir('unbound');
   const port = await freeUdpPort();
   const data = Object.entries(records).flatMap(([name, texts]) =>
-    texts.map((t) => `  local-data: '${name}. 60 IN TXT "${t.replace(/"/g, '\\"')}"'`),
+    texts.map((t) => `  local-data: '${name}. 60 IN TXT ${txtStrings(t)}'`),
   );
   const conf = join(dir, 'unbound.conf');
   writeFileSync(
