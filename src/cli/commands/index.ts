@@ -15,6 +15,7 @@ import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
 import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
+import { usersCommands } from './users.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -30,5 +31,6 @@ export const COMMANDS: readonly Command[] = [
   envelopeSealCommand,
   envelopeOpenCommand,
   ...queueCommands,
+  ...usersCommands,
   benchCommand,
 ];
