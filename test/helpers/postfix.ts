@@ -1,0 +1,150 @@
+// A private Postfix instance (Debian's postfix package) for tests that need a real MTA as a peer:
+// its own main.cf/master.cf, queue and data directories under a temporary directory, on
+// 127.0.0.1 only, started and stopped with `postfix -c DIR`; the system's instance is neither
+// read nor touched. It runs as root (Postfix's master needs it), as CI does; without root or
+// without the package, `postfixAvailable()` says why.
+import { execFile } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface PostfixOptions {
+  /** main.cf lines added after the base settings (relayhost, relay_domains, ...). */
+  readonly mainCf: readonly string[];
+  readonly myhostname?: string;
+}
+
+export interface PostfixInstance {
+  readonly port: number;
+  readonly dir: string;
+  /** The instance's mail log (for assertions and failure messages). */
+  log(): string;
+  /** Files still in its queue (incoming, active, deferred, hold, maildrop). */
+  queued(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Why a private Postfix cannot run here, or undefined when it can. */
+export function postfixUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'a private Postfix needs root';
+  if (!existsSync('/usr/sbin/postfix')) return 'postfix is not installed (Debian package postfix)';
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const SERVICES = `pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+`;
+
+export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> {
+  const why = postfixUnavailable();
+  if (why !== undefined) throw new Error(why);
+  const dir = mkdtempSync('/var/tmp/aftersmtp-postfix-');
+  chmodSync(dir, 0o755); // Postfix's daemons (user postfix) traverse it
+  const conf = join(dir, 'etc');
+  const spool = join(dir, 'spool');
+  const data = join(dir, 'data');
+  const logFile = join(dir, 'maillog');
+  mkdirSync(conf, { mode: 0o755 });
+  mkdirSync(spool, { mode: 0o755 });
+  mkdirSync(data, { mode: 0o700 });
+  const { stdout: uid } = await run('id', ['-u', 'postfix']);
+  const { stdout: gid } = await run('id', ['-g', 'postfix']);
+  chownSync(data, Number(uid), Number(gid));
+  const port = await freePort();
+  const name = o.myhostname ?? 'peer.localdomain';
+  writeFileSync(
+    join(conf, 'main.cf'),
+    [
+      '# A private test instance; not the system one.',
+      'compatibility_level = 3.6',
+      `queue_directory = ${spool}`,
+      `data_directory = ${data}`,
+      `myhostname = ${name}`,
+      'mydomain = localdomain',
+      `syslog_name = postfix-test-${port}`,
+      'inet_interfaces = 127.0.0.1',
+      'inet_protocols = ipv4',
+      'mynetworks = 127.0.0.0/8',
+      'mydestination =',
+      'local_recipient_maps =',
+      'alias_maps =',
+      'alias_database =',
+      'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
+      'smtpd_tls_security_level = none',
+      'smtp_tls_security_level = none',
+      'biff = no',
+      `maillog_file = ${logFile}`,
+      `maillog_file_prefixes = ${dir}`,
+      ...o.mainCf,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - - smtpd\n${SERVICES}`);
+  await run('postfix', ['-c', conf, 'check']);
+  await run('postfix', ['-c', conf, 'start']);
+  return {
+    port,
+    dir,
+    log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+    async queued() {
+      const { stdout } = await run('find', [
+        ...['incoming', 'active', 'deferred', 'hold', 'maildrop'].map((q) => join(spool, q)),
+        '-type',
+        'f',
+      ]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+      return stdout.split('\n').filter((l) => l.length > 0).length;
+    },
+    async stop() {
+      await run('postfix', ['-c', conf, 'stop']).catch(() => undefined);
+      const pidFile = join(spool, 'pid', 'master.pid');
+      for (let i = 0; i < 50 && existsSync(pidFile); i++) {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
