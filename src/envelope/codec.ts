@@ -363,14 +363,20 @@ export function decodeEnvelope(data: Uint8Array, options: DecodeOptions = {}): E
   return typed(() => envelopeFromMessage(decodeMessage(EnvelopeType, data, 'envelope')));
 }
 
-/** Validates and encodes an envelope. */
+/**
+ * Validates and encodes an envelope. What we send always passes our own decoder: the message is
+ * checked with the decoder's own field rules (envelopeFromMessage) and the output against the
+ * size cap, without a second protobuf pass.
+ */
 export function encodeEnvelope(envelope: Envelope, options: DecodeOptions = {}): Buffer {
-  const out = Buffer.from(
-    EnvelopeType.encode(EnvelopeType.fromObject(envelopeToMessage(envelope))).finish(),
-  );
-  // Our own output must pass our own decoder (and its size cap).
-  decodeEnvelope(out, options);
-  return out;
+  const max = options.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
+  const message = envelopeToMessage(envelope);
+  typed(() => envelopeFromMessage(message));
+  const written = EnvelopeType.encode(message).finish();
+  if (written.length > max) {
+    fail(`${written.length} bytes is over the ${max}-byte limit`, 'ERR_ENVELOPE_TOO_LARGE');
+  }
+  return Buffer.from(written.buffer, written.byteOffset, written.length);
 }
 
 // ---- sealed content (the AEAD plaintext) ----

@@ -1,9 +1,10 @@
 /**
  * Commit (DESIGN.md §1b, §5): the one step that makes a message durable, after which (and only
  * after which) its entrance answers. Mail for the delivery workers is a queue transaction
- * (src/queue/types.ts: begin, add recipients, body, commit); mail a peer gateway relays to our
- * own mailboxes goes straight through the one mailbox writer, because the relay answers with
- * the receipts of those writes.
+ * (src/queue/types.ts: begin, add recipients, body, commit); mail for our own mailboxes goes
+ * straight through the one mailbox writer when it arrives whole (a peer gateway's envelope,
+ * whose ACK carries the receipts of those writes; the gateway's own sealed copies of an SMTP
+ * message), and through the queue otherwise.
  *
  * Guarantees: `commitToQueue` resolves only when every entry it was given is durable; if any
  * commit fails it rejects (the entrance refuses with a temporary failure; entries that did
@@ -16,6 +17,7 @@ import type { Envelope } from '../envelope/codec.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
 import type { DeliveryQueue, EnvelopeInfo, RecipientInput } from '../queue/types.js';
 import { refusal } from './refusals.js';
+import type { SealedCopy } from './transform.js';
 import type { RecipientResult } from './types.js';
 
 /** One queue entry to commit: its recipients (with their destinations) and its body. */
@@ -90,4 +92,36 @@ export async function commitToMailboxes(
     );
   }
   return out;
+}
+
+/**
+ * Stores sealed copies for local recipients straight into their mailboxes; returns the copies
+ * that could not be stored now (a full mailbox, the store unavailable), which the caller queues
+ * so the delivery worker tries them again.
+ */
+export async function storeCopies(
+  writer: MailboxWriter,
+  copies: readonly SealedCopy[],
+  receivedAt: number,
+): Promise<SealedCopy[]> {
+  const failed: SealedCopy[] = [];
+  await Promise.all(
+    copies.map(async (c) => {
+      try {
+        const r = await writer.deliver({
+          recipient: c.recipient,
+          messageId: c.envelope.messageId,
+          sender: c.envelope.sender,
+          receivedAt,
+          expiresAt: c.envelope.expiresAt,
+          ciphertextHash: createHash('sha256').update(c.envelope.ciphertext).digest(),
+          envelope: c.bytes,
+        });
+        if (r.kind === 'conflict') failed.push(c);
+      } catch {
+        failed.push(c);
+      }
+    }),
+  );
+  return failed;
 }

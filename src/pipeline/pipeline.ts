@@ -30,7 +30,7 @@ import {
 import { ampDestination, didDomain } from './addresses.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
 import type { MessageAuthenticator } from './authentication.js';
-import { commitToMailboxes, commitToQueue, type QueueEntry } from './commit.js';
+import { commitToMailboxes, commitToQueue, storeCopies, type QueueEntry } from './commit.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
 import { refusal } from './refusals.js';
@@ -179,7 +179,15 @@ export class Pipeline {
     const facts = await messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
     const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
-    const entries: QueueEntry[] = copies.map((c) => ({
+    // Copies for our own mailboxes are stored at once (one durable write each, no queue hop);
+    // what the store cannot take now is queued for the worker. A held message is all queued.
+    const direct = effects.hold === undefined ? copies.filter((c) => c.local) : [];
+    const retry = await this.#commit(sub, () =>
+      storeCopies(this.#o.mailbox, direct, sub.receivedAt),
+    );
+    if (!Array.isArray(retry)) return retry;
+    const queued = [...copies.filter((c) => !direct.includes(c)), ...retry];
+    const entries: QueueEntry[] = queued.map((c) => ({
       recipients: [
         { address: c.recipient, destination: ampDestination(didDomain(c.recipient) ?? '') },
       ],
@@ -197,7 +205,10 @@ export class Pipeline {
       senderKind: 'legacy' as const,
       ...(effects.hold !== undefined ? { hold: true } : {}),
     };
-    const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, entries));
+    const committed =
+      entries.length === 0
+        ? []
+        : await this.#commit(sub, () => commitToQueue(this.#o.queue, info, entries));
     if (!Array.isArray(committed)) return committed;
     this.#o.log.info(
       {
@@ -208,6 +219,7 @@ export class Pipeline {
         mailFrom: sub.mailFrom,
         recipients: sub.recipients.map((r) => r.address),
         envelopes: copies.length,
+        stored: direct.length - retry.length,
         offramp: addresses.length,
         entries: committed,
         spf: auth.spf,
@@ -215,7 +227,7 @@ export class Pipeline {
         dmarc: auth.dmarc,
         ...(effects.hold !== undefined ? { held: effects.hold } : {}),
       },
-      'message queued',
+      'message accepted',
     );
     return { kind: 'accepted', messageId: id, recipients, entries: committed };
   }

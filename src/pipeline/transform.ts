@@ -34,6 +34,8 @@ export interface TransformDeps {
 export interface SealedCopy {
   readonly recipient: string;
   readonly local: boolean;
+  /** The signed envelope, and its encoding. */
+  readonly envelope: Envelope;
   readonly bytes: Buffer;
 }
 
@@ -142,6 +144,7 @@ export function sealCopies(
     return {
       recipient: t.did,
       local: t.local,
+      envelope: signed,
       bytes: encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes }),
     };
   });
