@@ -1,0 +1,159 @@
+/**
+ * One immutable version of every map, compiled for lookups: what the pipeline reads. A snapshot
+ * is built from the stored entries of one read transaction (so it is one consistent version) and
+ * is never changed afterwards; a reload builds a new one and swaps the engine's reference, so a
+ * reader that holds a snapshot (one message, one SMTP transaction) sees one version throughout.
+ *
+ * Guarantees: every stored entry is checked again with the current rules (entries.ts) while the
+ * snapshot is built; one that fails makes the build fail with a MapStoreError naming it, and the
+ * engine keeps serving the previous snapshot. Lookups never throw on their input: what is not an
+ * address, a domain or an IP address matches nothing.
+ */
+import { AccessTable } from './access.js';
+import { AliasTable, type ExpansionTrace } from './aliases.js';
+import { CanonicalTable } from './canonical.js';
+import { parseIp } from './cidr.js';
+import { checkEntry } from './entries.js';
+import { compileEach, MapInputError } from './errors.js';
+import { RelayDomains } from './relay-domains.js';
+import { RouteTable } from './routes.js';
+import {
+  MAP_NAMES,
+  type AccessMatch,
+  type AliasExpansion,
+  type LookupOptions,
+  type MapEntry,
+  type MapName,
+  type MapSnapshot,
+  type MapTestResult,
+  type Route,
+  type TestAs,
+} from './types.js';
+
+export type EntriesByMap = Readonly<Record<MapName, readonly MapEntry[]>>;
+
+export function emptyEntries(): Record<MapName, MapEntry[]> {
+  return Object.fromEntries(MAP_NAMES.map((m) => [m, []])) as unknown as Record<
+    MapName,
+    MapEntry[]
+  >;
+}
+
+/** Checks stored entries with the current rules and returns them in normal form, frozen. */
+export function checkStored(entries: readonly MapEntry[]): MapEntry[] {
+  const out: MapEntry[] = [];
+  compileEach(entries, (e) => {
+    const normal = checkEntry(e.map, e.key, e.value, e.class);
+    out.push(Object.freeze({ ...e, ...normal }));
+  });
+  return out;
+}
+
+export class Snapshot implements MapSnapshot {
+  readonly version: number;
+  readonly #access: AccessTable;
+  readonly #relay: RelayDomains;
+  readonly #routes: RouteTable;
+  readonly #canonical: CanonicalTable;
+  readonly #aliases: AliasTable;
+
+  /** `entries`: per map, in map order (seq). */
+  constructor(version: number, entries: EntriesByMap, options: LookupOptions) {
+    this.version = version;
+    this.#access = new AccessTable(checkStored(entries.access_map), options);
+    this.#relay = new RelayDomains(checkStored(entries.relay_domains));
+    this.#routes = new RouteTable(checkStored(entries.mx_record_map), options);
+    this.#canonical = new CanonicalTable(checkStored(entries.canonical_maps), options);
+    this.#aliases = new AliasTable(checkStored(entries.virtual_alias_maps), options);
+    Object.freeze(this);
+  }
+
+  /** Entries of `map` that an earlier entry shadows, in words (canonical_maps). */
+  warnings(map: MapName): readonly string[] {
+    return map === 'canonical_maps' ? this.#canonical.warnings : [];
+  }
+
+  accessClient(ip: string): AccessMatch | undefined {
+    return this.#access.client(ip)?.match;
+  }
+
+  accessSender(address: string): AccessMatch | undefined {
+    return this.#access.address(address, 'sender')?.match;
+  }
+
+  accessRecipient(address: string): AccessMatch | undefined {
+    return this.#access.address(address, 'recipient')?.match;
+  }
+
+  isRelayDomain(domain: string): boolean {
+    return this.#relay.lookup(domain) !== undefined;
+  }
+
+  route(address: string): Route | undefined {
+    return this.#routes.lookup(address)?.route;
+  }
+
+  canonicalRecipient(address: string): string | undefined {
+    return this.#canonical.rewrite(address, 'recipient')?.result;
+  }
+
+  canonicalSender(didOrAddress: string): string | undefined {
+    return this.#canonical.rewrite(didOrAddress, 'sender')?.result;
+  }
+
+  expandAlias(address: string): AliasExpansion {
+    return this.#aliases.expand(address);
+  }
+
+  /**
+   * What `maps test` prints: the lookup keys tried in order, the entry that decided, and the
+   * answer the method above gives. `as` picks the check; by default an IP address is a client,
+   * '' or '<>' the null sender, a DID a sender (canonical_maps), anything else a recipient.
+   */
+  explain(map: MapName, input: string, as?: TestAs): MapTestResult {
+    const tried: string[] = [];
+    const base = { map, input, tried, version: this.version };
+    const trimmed = input.trim();
+    switch (map) {
+      case 'access_map': {
+        const check: TestAs =
+          as ??
+          (parseIp(trimmed)
+            ? 'client'
+            : trimmed === '' || trimmed === '<>'
+              ? 'sender'
+              : 'recipient');
+        const hit =
+          check === 'client'
+            ? this.#access.client(input, tried)
+            : this.#access.address(input, check, tried);
+        return { ...base, as: check, ...(hit ? { matched: hit.entry } : {}), result: hit?.match };
+      }
+      case 'relay_domains': {
+        const hit = this.#relay.lookup(input, tried);
+        return { ...base, ...(hit ? { matched: hit } : {}), result: hit !== undefined };
+      }
+      case 'mx_record_map': {
+        const hit = this.#routes.lookup(input, tried);
+        return { ...base, ...(hit ? { matched: hit.entry } : {}), result: hit?.route };
+      }
+      case 'canonical_maps': {
+        if (as === 'client')
+          throw new MapInputError('canonical_maps rewrites senders or recipients, not clients');
+        const check = as ?? (trimmed.startsWith('did:') ? 'sender' : 'recipient');
+        const hit = this.#canonical.rewrite(input, check, tried);
+        return { ...base, as: check, ...(hit ? { matched: hit.entry } : {}), result: hit?.result };
+      }
+      case 'virtual_alias_maps': {
+        const trace: ExpansionTrace = { tried, steps: [] };
+        const result = this.#aliases.expand(input, trace);
+        return {
+          ...base,
+          ...(trace.first ? { matched: trace.first } : {}),
+          result,
+          steps: trace.steps,
+        };
+      }
+    }
+  }
+}
