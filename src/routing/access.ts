@@ -48,7 +48,7 @@ import {
   type AccessAction,
   type AccessMatch,
   type EntryClass,
-  type EntryKind,
+  type CheckedEntry,
   type LookupOptions,
   type MapEntry,
 } from './types.js';
@@ -141,11 +141,7 @@ export function formatAccessAction(v: AccessVerdict): string {
 }
 
 /** Normalizes and checks one access_map entry; throws MapInputError. */
-export function checkAccessEntry(
-  rawKey: string,
-  rawValue: string,
-  cls: EntryClass,
-): { key: string; value: string; kind: EntryKind } {
+export function checkAccessEntry(rawKey: string, rawValue: string, cls: EntryClass): CheckedEntry {
   const key = rawKey.trim();
   if (isRegexpKey(key)) {
     const re = compileRegexpKey(key);
@@ -158,7 +154,7 @@ export function checkAccessEntry(
     const verdict = parseAccessAction(probe(v));
     const head = verdict.code !== undefined ? String(verdict.code) : verdict.action;
     const tail = space < 0 ? '' : v.slice(space + 1).trim();
-    return { key: re.text, value: tail ? `${head} ${tail}` : head, kind: 'regexp' };
+    return { key: re.text, value: tail ? `${head} ${tail}` : head, kind: 'regexp', regexp: re };
   }
   const value = formatAccessAction(parseAccessAction(rawValue));
   if (key === '<>') return { key, value, kind: 'exact' };
@@ -228,14 +224,18 @@ export class AccessTable {
   readonly #options: LookupOptions;
 
   /** `entries` in map order, already checked (entries.ts checkEntry). */
-  constructor(entries: readonly MapEntry[], options: LookupOptions) {
+  constructor(
+    entries: readonly MapEntry[],
+    options: LookupOptions,
+    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
+  ) {
     this.#options = options;
     for (const entry of entries) {
       if (entry.kind === 'regexp') {
         const space = entry.value.search(/[ \t]/);
         this.#patterns.push({
           entry,
-          re: compileRegexpKey(entry.key),
+          re: regexps.get(entry) ?? compileRegexpKey(entry.key),
           verdict: parseAccessAction(probe(entry.value)),
           textTemplate: space < 0 ? '' : entry.value.slice(space + 1).trim(),
         });

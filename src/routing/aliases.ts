@@ -44,7 +44,7 @@ import {
   type AliasExpansion,
   type AliasStep,
   type EntryClass,
-  type EntryKind,
+  type CheckedEntry,
   type LookupOptions,
   type MapEntry,
 } from './types.js';
@@ -61,11 +61,7 @@ export function parseTargets(value: string): string[] {
 }
 
 /** Normalizes and checks one virtual_alias_maps entry; throws MapInputError. */
-export function checkAliasEntry(
-  rawKey: string,
-  rawValue: string,
-  cls: EntryClass,
-): { key: string; value: string; kind: EntryKind } {
+export function checkAliasEntry(rawKey: string, rawValue: string, cls: EntryClass): CheckedEntry {
   if (cls !== 'both')
     throw new MapInputError('virtual_alias_maps entries have no sender/recipient class');
   const key = rawKey.trim();
@@ -74,7 +70,7 @@ export function checkAliasEntry(
     const targets = splitTargets(rawValue);
     if (targets.length === 0) throw new MapInputError('an alias needs at least one target');
     checkTemplate(rawValue, re);
-    return { key: re.text, value: targets.join(', '), kind: 'regexp' };
+    return { key: re.text, value: targets.join(', '), kind: 'regexp', regexp: re };
   }
   return { key: checkMailKey(key), value: parseTargets(rawValue).join(', '), kind: 'exact' };
 }
@@ -109,11 +105,15 @@ export class AliasTable {
   readonly #patterns: { entry: MapEntry; re: RegexpKey }[] = [];
   readonly #options: LookupOptions;
 
-  constructor(entries: readonly MapEntry[], options: LookupOptions) {
+  constructor(
+    entries: readonly MapEntry[],
+    options: LookupOptions,
+    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
+  ) {
     this.#options = options;
     for (const entry of entries) {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: compileRegexpKey(entry.key) });
+        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
       } else if (!this.#exact.has(entry.key)) {
         this.#exact.set(entry.key, { entry, targets: parseTargets(entry.value) });
       }

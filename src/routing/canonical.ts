@@ -42,7 +42,7 @@ import {
 import {
   LIMITS,
   type EntryClass,
-  type EntryKind,
+  type CheckedEntry,
   type LookupOptions,
   type MapEntry,
 } from './types.js';
@@ -71,7 +71,7 @@ export function checkCanonicalEntry(
   rawKey: string,
   rawValue: string,
   _cls: EntryClass,
-): { key: string; value: string; kind: EntryKind } {
+): CheckedEntry {
   const key = rawKey.trim();
   const value = rawValue.trim();
   if (/\s/.test(value)) throw new MapInputError('a canonical_maps value is one DID or address');
@@ -79,7 +79,7 @@ export function checkCanonicalEntry(
     const re = compileRegexpKey(key);
     checkTemplate(value, re);
     if (value.length === 0) throw new MapInputError('empty value');
-    return { key: re.text, value, kind: 'regexp' };
+    return { key: re.text, value, kind: 'regexp', regexp: re };
   }
   const k = checkMailKey(key);
   const v = checkTarget(value, !k.startsWith(DID_PREFIX));
@@ -107,11 +107,15 @@ export class CanonicalTable {
   /** Entries shadowed by an earlier one, in words. */
   readonly warnings: string[] = [];
 
-  constructor(entries: readonly MapEntry[], options: LookupOptions) {
+  constructor(
+    entries: readonly MapEntry[],
+    options: LookupOptions,
+    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
+  ) {
     this.#options = options;
     for (const entry of entries) {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: compileRegexpKey(entry.key) });
+        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
         continue;
       }
       const { key, value } = entry;

@@ -18,7 +18,7 @@ import { looksLikeNetwork, networkText, parseNetwork } from './cidr.js';
 import { isRegexpKey } from './regexp.js';
 import { checkRelayDomainEntry } from './relay-domains.js';
 import { checkRouteEntry } from './routes.js';
-import { LIMITS, type EntryClass, type EntryKind, type MapName } from './types.js';
+import { LIMITS, type CheckedEntry, type EntryClass, type MapName } from './types.js';
 
 export type ImportFormat = 'hash' | 'cidr' | 'regexp';
 
@@ -31,17 +31,11 @@ export const MAP_FORMATS: Readonly<Record<MapName, readonly ImportFormat[]>> = {
   virtual_alias_maps: ['hash', 'regexp'],
 };
 
-export interface NormalEntry {
-  readonly key: string;
-  readonly value: string;
+export interface NormalEntry extends CheckedEntry {
   readonly class: EntryClass;
-  readonly kind: EntryKind;
 }
 
-const CHECKS: Record<
-  MapName,
-  (key: string, value: string, cls: EntryClass) => { key: string; value: string; kind: EntryKind }
-> = {
+const CHECKS: Record<MapName, (key: string, value: string, cls: EntryClass) => CheckedEntry> = {
   access_map: checkAccessEntry,
   relay_domains: checkRelayDomainEntry,
   mx_record_map: checkRouteEntry,

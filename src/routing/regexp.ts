@@ -76,9 +76,12 @@ export function compileRegexpKey(key: string): RegexpKey {
   try {
     re = new RegExp(pattern, `${ignoreCase ? 'i' : ''}${multiline ? 'm' : ''}`);
   } catch (err) {
-    throw new MapInputError(
-      `regexp ${JSON.stringify(shown)} does not compile: ${(err as Error).message}`,
+    // V8 repeats the pattern ("Invalid regular expression: /.../: why"); keep the why.
+    const reason = (err as Error).message.replace(
+      /^Invalid regular expression: \/.*\/[a-z]*: /s,
+      '',
     );
+    throw new MapInputError(`regexp ${JSON.stringify(shown)} does not compile: ${reason}`);
   }
   // An alternative that matches the empty string makes exec() report every group.
   const groups = (new RegExp(`(?:${pattern})|`).exec('') as RegExpExecArray).length - 1;

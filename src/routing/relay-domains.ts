@@ -11,14 +11,14 @@
  */
 import { checkEntryDomain, domainKeys, normalizeDomain } from './addresses.js';
 import { MapInputError } from './errors.js';
-import { type EntryClass, type EntryKind, type MapEntry } from './types.js';
+import { type EntryClass, type CheckedEntry, type MapEntry } from './types.js';
 
 /** Normalizes and checks one relay_domains entry; throws MapInputError. */
 export function checkRelayDomainEntry(
   rawKey: string,
   rawValue: string,
   cls: EntryClass,
-): { key: string; value: string; kind: EntryKind } {
+): CheckedEntry {
   if (cls !== 'both')
     throw new MapInputError('relay_domains entries have no sender/recipient class');
   const key = rawKey.trim();

@@ -30,7 +30,7 @@ import {
 import {
   LIMITS,
   type EntryClass,
-  type EntryKind,
+  type CheckedEntry,
   type LookupOptions,
   type MapEntry,
   type Route,
@@ -159,11 +159,7 @@ export function formatRoute(r: Route): string {
 }
 
 /** Normalizes and checks one mx_record_map entry; throws MapInputError. */
-export function checkRouteEntry(
-  rawKey: string,
-  rawValue: string,
-  cls: EntryClass,
-): { key: string; value: string; kind: EntryKind } {
+export function checkRouteEntry(rawKey: string, rawValue: string, cls: EntryClass): CheckedEntry {
   if (cls !== 'both')
     throw new MapInputError('mx_record_map entries have no sender/recipient class');
   const key = rawKey.trim();
@@ -172,7 +168,7 @@ export function checkRouteEntry(
     const value = rawValue.trim();
     checkTemplate(value, re);
     parseRoute(probe(value));
-    return { key: re.text, value, kind: 'regexp' };
+    return { key: re.text, value, kind: 'regexp', regexp: re };
   }
   const value = formatRoute(parseRoute(rawValue));
   if (key === '*') return { key, value, kind: 'exact' };
@@ -204,11 +200,15 @@ export class RouteTable {
   readonly #patterns: { entry: MapEntry; re: RegexpKey }[] = [];
   readonly #options: LookupOptions;
 
-  constructor(entries: readonly MapEntry[], options: LookupOptions) {
+  constructor(
+    entries: readonly MapEntry[],
+    options: LookupOptions,
+    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
+  ) {
     this.#options = options;
     for (const entry of entries) {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: compileRegexpKey(entry.key) });
+        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
       } else if (!this.#exact.has(entry.key)) {
         this.#exact.set(entry.key, { entry, route: parseRoute(entry.value) });
       }

@@ -16,6 +16,7 @@ import { parseIp } from './cidr.js';
 import { checkEntry } from './entries.js';
 import { compileEach, MapInputError } from './errors.js';
 import { RelayDomains } from './relay-domains.js';
+import type { RegexpKey } from './regexp.js';
 import { RouteTable } from './routes.js';
 import {
   MAP_NAMES,
@@ -39,14 +40,23 @@ export function emptyEntries(): Record<MapName, MapEntry[]> {
   >;
 }
 
+export interface CheckedEntries {
+  readonly entries: readonly MapEntry[];
+  /** Each regexp entry's compiled key, compiled once by the check. */
+  readonly regexps: ReadonlyMap<MapEntry, RegexpKey>;
+}
+
 /** Checks stored entries with the current rules and returns them in normal form, frozen. */
-export function checkStored(entries: readonly MapEntry[]): MapEntry[] {
-  const out: MapEntry[] = [];
-  compileEach(entries, (e) => {
-    const normal = checkEntry(e.map, e.key, e.value, e.class);
-    out.push(Object.freeze({ ...e, ...normal }));
+export function checkStored(stored: readonly MapEntry[]): CheckedEntries {
+  const entries: MapEntry[] = [];
+  const regexps = new Map<MapEntry, RegexpKey>();
+  compileEach(stored, (e) => {
+    const { regexp, ...normal } = checkEntry(e.map, e.key, e.value, e.class);
+    const entry = Object.freeze({ ...e, ...normal });
+    entries.push(entry);
+    if (regexp) regexps.set(entry, regexp);
   });
-  return out;
+  return { entries, regexps };
 }
 
 export class Snapshot implements MapSnapshot {
@@ -60,11 +70,15 @@ export class Snapshot implements MapSnapshot {
   /** `entries`: per map, in map order (seq). */
   constructor(version: number, entries: EntriesByMap, options: LookupOptions) {
     this.version = version;
-    this.#access = new AccessTable(checkStored(entries.access_map), options);
-    this.#relay = new RelayDomains(checkStored(entries.relay_domains));
-    this.#routes = new RouteTable(checkStored(entries.mx_record_map), options);
-    this.#canonical = new CanonicalTable(checkStored(entries.canonical_maps), options);
-    this.#aliases = new AliasTable(checkStored(entries.virtual_alias_maps), options);
+    const access = checkStored(entries.access_map);
+    const routes = checkStored(entries.mx_record_map);
+    const canonical = checkStored(entries.canonical_maps);
+    const aliases = checkStored(entries.virtual_alias_maps);
+    this.#access = new AccessTable(access.entries, options, access.regexps);
+    this.#relay = new RelayDomains(checkStored(entries.relay_domains).entries);
+    this.#routes = new RouteTable(routes.entries, options, routes.regexps);
+    this.#canonical = new CanonicalTable(canonical.entries, options, canonical.regexps);
+    this.#aliases = new AliasTable(aliases.entries, options, aliases.regexps);
     Object.freeze(this);
   }
 

@@ -7,6 +7,7 @@
  * route's host is a valid host name or IP address, an access text has no control characters, an
  * alias target is a DID or an address).
  */
+import type { RegexpKey } from './regexp.js';
 
 export const MAP_NAMES = [
   'access_map',
@@ -30,6 +31,15 @@ export const ENTRY_CLASSES: readonly EntryClass[] = ['both', 'sender', 'recipien
 
 /** How an entry's key is matched: a table key, an IP network, or a Postfix regexp pattern. */
 export type EntryKind = 'exact' | 'cidr' | 'regexp';
+
+/** An entry's key and value in normal form, as a map's check returns them. */
+export interface CheckedEntry {
+  readonly key: string;
+  readonly value: string;
+  readonly kind: EntryKind;
+  /** A regexp entry's compiled key: compiled once, when the entry is checked. */
+  readonly regexp?: RegexpKey;
+}
 
 export interface MapEntry {
   readonly map: MapName;
@@ -138,8 +148,8 @@ export const LIMITS = {
   maxKeyLength: 320,
   /** A regexp key, delimiters and flags included. */
   maxRegexpLength: 1024,
-  /** A value (an alias list may be long). */
-  maxValueLength: 16_384,
+  /** A value (an alias list of 1000 targets fits). */
+  maxValueLength: 65_536,
   /** Reply or log text in an access action or an error route (fits a 512-octet reply line). */
   maxTextLength: 400,
   /** Lookup input longer than this matches nothing (addresses are at most 256 octets). */
