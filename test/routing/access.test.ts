@@ -12,17 +12,37 @@ describe('access actions', () => {
     assert.deepEqual(parseAccessAction('ok'), { action: 'OK' });
     assert.deepEqual(parseAccessAction('DUNNO'), { action: 'DUNNO' });
     assert.deepEqual(parseAccessAction('reject'), { action: 'REJECT' });
-    assert.deepEqual(parseAccessAction('REJECT 5.7.1 go away'), { action: 'REJECT', text: '5.7.1 go away' });
-    assert.deepEqual(parseAccessAction('DEFER  try later '), { action: 'DEFER', text: 'try later' });
-    assert.deepEqual(parseAccessAction('DISCARD spam trap'), { action: 'DISCARD', text: 'spam trap' });
+    assert.deepEqual(parseAccessAction('REJECT 5.7.1 go away'), {
+      action: 'REJECT',
+      text: '5.7.1 go away',
+    });
+    assert.deepEqual(parseAccessAction('DEFER  try later '), {
+      action: 'DEFER',
+      text: 'try later',
+    });
+    assert.deepEqual(parseAccessAction('DISCARD spam trap'), {
+      action: 'DISCARD',
+      text: 'spam trap',
+    });
     assert.deepEqual(parseAccessAction('HOLD'), { action: 'HOLD' });
-    assert.deepEqual(parseAccessAction('PREPEND X-Checked: yes'), { action: 'PREPEND', text: 'X-Checked: yes' });
+    assert.deepEqual(parseAccessAction('PREPEND X-Checked: yes'), {
+      action: 'PREPEND',
+      text: 'X-Checked: yes',
+    });
     assert.equal(formatAccessAction(parseAccessAction('reject   no')), 'REJECT no');
   });
 
   it('maps Postfix numeric forms to REJECT and DEFER with their code', () => {
-    assert.deepEqual(parseAccessAction('550 5.7.1 no'), { action: 'REJECT', code: 550, text: '5.7.1 no' });
-    assert.deepEqual(parseAccessAction('450 4.7.1 later'), { action: 'DEFER', code: 450, text: '4.7.1 later' });
+    assert.deepEqual(parseAccessAction('550 5.7.1 no'), {
+      action: 'REJECT',
+      code: 550,
+      text: '5.7.1 no',
+    });
+    assert.deepEqual(parseAccessAction('450 4.7.1 later'), {
+      action: 'DEFER',
+      code: 450,
+      text: '4.7.1 later',
+    });
     assert.equal(formatAccessAction(parseAccessAction('554  5.7.1  x')), '554 5.7.1  x');
   });
 
@@ -39,7 +59,11 @@ describe('access actions', () => {
       ['REJECT caf\u00e9', /printable ASCII/],
       [`REJECT ${'x'.repeat(401)}`, /longer than 400/],
     ] as const) {
-      assert.throws(() => parseAccessAction(value), (err: unknown) => err instanceof MapInputError && why.test(err.message), value);
+      assert.throws(
+        () => parseAccessAction(value),
+        (err: unknown) => err instanceof MapInputError && why.test(err.message),
+        value,
+      );
     }
   });
 });
@@ -63,7 +87,11 @@ describe('client lookups', () => {
   });
 
   it('treats a partial IPv4 key as Postfix does (198.51 = 198.51.0.0/16)', () => {
-    assert.deepEqual(s.accessClient('198.51.100.1'), { action: 'DEFER', text: 'partial', key: '198.51.0.0/16' });
+    assert.deepEqual(s.accessClient('198.51.100.1'), {
+      action: 'DEFER',
+      text: 'partial',
+      key: '198.51.0.0/16',
+    });
   });
 
   it('matches IPv6 networks, in any textual form of the address', () => {
@@ -102,9 +130,15 @@ describe('client lookups', () => {
       engine.list('access_map').map((e) => e.key),
       ['2001:db8::/32', '192.0.2.0/24', '203.0.113.5'],
     );
-    assert.throws(() => engine.set('access_map', '192.0.2.1/24', 'OK'), /host bits .* the network is 192\.0\.2\.0\/24/);
+    assert.throws(
+      () => engine.set('access_map', '192.0.2.1/24', 'OK'),
+      /host bits .* the network is 192\.0\.2\.0\/24/,
+    );
     assert.throws(() => engine.set('access_map', '192.0.2.0/33', 'OK'), /prefix length/);
-    assert.throws(() => engine.set('access_map', '192.0.2.0/24', 'OK', { class: 'sender' }), /class is both/);
+    assert.throws(
+      () => engine.set('access_map', '192.0.2.0/24', 'OK', { class: 'sender' }),
+      /class is both/,
+    );
     engine.close();
   });
 });
@@ -128,8 +162,14 @@ describe('sender and recipient lookups', () => {
 
   it('DUNNO stops the search: less specific keys are not tried (access(5))', () => {
     const s = snapshotWith(rows);
-    assert.deepEqual(s.accessRecipient('good@example.org'), { action: 'DUNNO', key: 'good@example.org' });
-    assert.deepEqual(s.accessRecipient('good+x@example.org'), { action: 'DUNNO', key: 'good@example.org' });
+    assert.deepEqual(s.accessRecipient('good@example.org'), {
+      action: 'DUNNO',
+      key: 'good@example.org',
+    });
+    assert.deepEqual(s.accessRecipient('good+x@example.org'), {
+      action: 'DUNNO',
+      key: 'good@example.org',
+    });
     assert.equal(s.accessRecipient('bad@example.org')?.action, 'REJECT');
   });
 
@@ -137,7 +177,11 @@ describe('sender and recipient lookups', () => {
     const s = snapshotWith(rows);
     assert.equal(s.accessSender('a@mail.example.net')?.key, '.example.net');
     assert.equal(s.accessSender('a@example.net'), undefined);
-    assert.equal(s.accessSender('a@mail.example.com'), undefined, 'a bare key does not cover subdomains');
+    assert.equal(
+      s.accessSender('a@mail.example.com'),
+      undefined,
+      'a bare key does not cover subdomains',
+    );
   });
 
   it('with parent matching on, a bare domain key covers subdomains and .domain keys are not tried', () => {
@@ -161,10 +205,14 @@ describe('sender and recipient lookups', () => {
   });
 
   it('the recipient delimiter is configurable, and can be off', () => {
-    const minus = snapshotWith([['access_map', 'joe@example.org', 'OK']], { recipientDelimiter: '-' });
+    const minus = snapshotWith([['access_map', 'joe@example.org', 'OK']], {
+      recipientDelimiter: '-',
+    });
     assert.equal(minus.accessSender('joe-x@example.org')?.action, 'OK');
     assert.equal(minus.accessSender('joe+x@example.org'), undefined);
-    const none = snapshotWith([['access_map', 'joe@example.org', 'OK']], { recipientDelimiter: '' });
+    const none = snapshotWith([['access_map', 'joe@example.org', 'OK']], {
+      recipientDelimiter: '',
+    });
     assert.equal(none.accessSender('joe+x@example.org'), undefined);
   });
 
@@ -185,7 +233,10 @@ describe('sender and recipient lookups', () => {
 
   it('refuses keys that are not addresses, domains or networks', () => {
     const engine = engineWith([]);
-    assert.throws(() => engine.set('access_map', '@example.org', 'OK'), /write the domain without @/);
+    assert.throws(
+      () => engine.set('access_map', '@example.org', 'OK'),
+      /write the domain without @/,
+    );
     assert.throws(() => engine.set('access_map', 'a b', 'OK'), /whitespace/);
     assert.throws(() => engine.set('access_map', 'exa_mple.org', 'OK'), /invalid domain/);
     engine.close();
@@ -244,13 +295,19 @@ describe('regexp entries', () => {
   it('refuses an action taken from a substitution, bad references and bad patterns', () => {
     const engine = engineWith([]);
     assert.throws(() => engine.set('access_map', '/^(.*)$/', '$1'), /action itself/);
-    assert.throws(() => engine.set('access_map', '/^(.*)$/', 'REJECT $2'), /uses \$2 but .* has 1 group/);
+    assert.throws(
+      () => engine.set('access_map', '/^(.*)$/', 'REJECT $2'),
+      /uses \$2 but .* has 1 group/,
+    );
     assert.throws(() => engine.set('access_map', '/(/', 'REJECT'), /does not compile/);
     assert.throws(() => engine.set('access_map', '/[[:alpha:]]/', 'REJECT'), /POSIX class/);
     assert.throws(() => engine.set('access_map', '/a/x', 'REJECT'), /x flag/);
     assert.throws(() => engine.set('access_map', '/a/q', 'REJECT'), /unknown flag/);
     assert.throws(() => engine.set('access_map', '!/(a)/', 'REJECT $1'), /negated/);
-    assert.throws(() => engine.set('access_map', `/${'a'.repeat(1100)}/`, 'REJECT'), /longer than 1024/);
+    assert.throws(
+      () => engine.set('access_map', `/${'a'.repeat(1100)}/`, 'REJECT'),
+      /longer than 1024/,
+    );
     engine.close();
   });
 });

@@ -64,7 +64,11 @@ describe('access_map address keys (access(5))', () => {
   });
 
   it('an address literal has no parent domains', () => {
-    assert.deepEqual(accessAddressKeys('joe@[192.0.2.1]', off), ['joe@[192.0.2.1]', '[192.0.2.1]', 'joe@']);
+    assert.deepEqual(accessAddressKeys('joe@[192.0.2.1]', off), [
+      'joe@[192.0.2.1]',
+      '[192.0.2.1]',
+      'joe@',
+    ]);
   });
 });
 

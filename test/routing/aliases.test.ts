@@ -20,7 +20,12 @@ describe('virtual_alias_maps expansion', () => {
     ]);
     assert.deepEqual(s.expandAlias('team@example.org'), {
       kind: 'expanded',
-      targets: ['ann@example.org', 'bob@home.example', 'did:aftersmtp:example.org:carol', 'bob@work.example'],
+      targets: [
+        'ann@example.org',
+        'bob@home.example',
+        'did:aftersmtp:example.org:carol',
+        'bob@work.example',
+      ],
     });
   });
 
@@ -42,7 +47,10 @@ describe('virtual_alias_maps expansion', () => {
 
   it('self-mapping compares without regard to case', () => {
     const s = snapshotWith([alias('Ann@Example.org', 'ANN@example.org, copy@example.org')]);
-    assert.deepEqual(s.expandAlias('ann@example.org'), { kind: 'expanded', targets: ['ANN@example.org', 'copy@example.org'] });
+    assert.deepEqual(s.expandAlias('ann@example.org'), {
+      kind: 'expanded',
+      targets: ['ANN@example.org', 'copy@example.org'],
+    });
   });
 
   it('removes duplicates and keeps the first occurrence', () => {
@@ -57,7 +65,10 @@ describe('virtual_alias_maps expansion', () => {
   });
 
   it('a loop ends in the nesting limit, not in an endless expansion', () => {
-    const s = snapshotWith([alias('a@example.org', 'b@example.org'), alias('b@example.org', 'a@example.org')]);
+    const s = snapshotWith([
+      alias('a@example.org', 'b@example.org'),
+      alias('b@example.org', 'a@example.org'),
+    ]);
     const r = s.expandAlias('a@example.org');
     assert.equal(r.kind, 'limit');
     assert.match((r as { reason: string }).reason, /nesting .* exceeds 100/);
@@ -75,19 +86,31 @@ describe('virtual_alias_maps expansion', () => {
   });
 
   it('1000 addresses are fine, 1001 are over the expansion limit', () => {
-    const targets = (n: number): string => Array.from({ length: n }, (_, i) => `u${i}@example.org`).join(', ');
-    const ok = snapshotWith([alias('big@example.org', targets(1000))]).expandAlias('big@example.org');
+    const targets = (n: number): string =>
+      Array.from({ length: n }, (_, i) => `u${i}@example.org`).join(', ');
+    const ok = snapshotWith([alias('big@example.org', targets(1000))]).expandAlias(
+      'big@example.org',
+    );
     assert.equal(ok.kind, 'expanded');
     assert.equal((ok as { targets: readonly string[] }).targets.length, 1000);
-    const over = snapshotWith([alias('big@example.org', targets(1001))]).expandAlias('big@example.org');
+    const over = snapshotWith([alias('big@example.org', targets(1001))]).expandAlias(
+      'big@example.org',
+    );
     assert.equal(over.kind, 'limit');
     assert.match((over as { reason: string }).reason, /exceeds 1000 addresses/);
   });
 
   it('the expansion limit counts across levels (a fan-out of fan-outs)', () => {
-    const rows: Row[] = [alias('top@example.org', Array.from({ length: 40 }, (_, i) => `l${i}@example.org`).join(' '))];
+    const rows: Row[] = [
+      alias('top@example.org', Array.from({ length: 40 }, (_, i) => `l${i}@example.org`).join(' ')),
+    ];
     for (let i = 0; i < 40; i++) {
-      rows.push(alias(`l${i}@example.org`, Array.from({ length: 30 }, (_, j) => `m${i}-${j}@example.org`).join(' ')));
+      rows.push(
+        alias(
+          `l${i}@example.org`,
+          Array.from({ length: 30 }, (_, j) => `m${i}-${j}@example.org`).join(' '),
+        ),
+      );
     }
     const r = snapshotWith(rows).expandAlias('top@example.org');
     assert.equal(r.kind, 'limit');
@@ -104,13 +127,24 @@ describe('virtual_alias_maps expansion', () => {
       kind: 'expanded',
       targets: ['joseph+x@example.net', 'did:aftersmtp:example.org:joe'],
     });
-    assert.deepEqual(s.expandAlias('joe+exact@example.org'), { kind: 'expanded', targets: ['exact@example.net'] });
-    assert.deepEqual(s.expandAlias('nobody@example.org'), { kind: 'expanded', targets: ['catchall@example.net'] });
-    assert.deepEqual(s.expandAlias('Ann@forward.example'), { kind: 'expanded', targets: ['Ann@example.net'] });
+    assert.deepEqual(s.expandAlias('joe+exact@example.org'), {
+      kind: 'expanded',
+      targets: ['exact@example.net'],
+    });
+    assert.deepEqual(s.expandAlias('nobody@example.org'), {
+      kind: 'expanded',
+      targets: ['catchall@example.net'],
+    });
+    assert.deepEqual(s.expandAlias('Ann@forward.example'), {
+      kind: 'expanded',
+      targets: ['Ann@example.net'],
+    });
   });
 
   it('DID keys expand too (exactly, case kept)', () => {
-    const s = snapshotWith([alias('did:aftersmtp:example.org:Team', 'did:aftersmtp:example.org:a, b@example.net')]);
+    const s = snapshotWith([
+      alias('did:aftersmtp:example.org:Team', 'did:aftersmtp:example.org:a, b@example.net'),
+    ]);
     assert.deepEqual(s.expandAlias('did:aftersmtp:example.org:Team'), {
       kind: 'expanded',
       targets: ['did:aftersmtp:example.org:a', 'b@example.net'],
@@ -119,7 +153,9 @@ describe('virtual_alias_maps expansion', () => {
   });
 
   it('regexp entries expand into their substituted targets', () => {
-    const s = snapshotWith([alias('/^(.+)-all@example\\.org$/', '$1-a@example.org, $1-b@example.org')]);
+    const s = snapshotWith([
+      alias('/^(.+)-all@example\\.org$/', '$1-a@example.org, $1-b@example.org'),
+    ]);
     assert.deepEqual(s.expandAlias('ops-all@example.org'), {
       kind: 'expanded',
       targets: ['ops-a@example.org', 'ops-b@example.org'],
@@ -128,11 +164,27 @@ describe('virtual_alias_maps expansion', () => {
 
   it('stores targets in one form and refuses bad ones, naming them', () => {
     const engine = engineWith([]);
-    engine.set('virtual_alias_maps', 'Team@Example.ORG', 'A@Example.ORG,b@example.org   c@BÜCHER.example');
-    assert.deepEqual(engine.get('virtual_alias_maps', 'team@example.org')?.value, 'A@example.org, b@example.org, c@xn--bcher-kva.example');
-    assert.throws(() => engine.set('virtual_alias_maps', 'x@example.org', 'a@example.org, local'), /"local"/);
-    assert.throws(() => engine.set('virtual_alias_maps', 'x@example.org', ' , '), /no value|at least one target/);
-    assert.throws(() => engine.set('virtual_alias_maps', 'x@example.org', 'a@example.org', { class: 'sender' }), /no sender\/recipient class/);
+    engine.set(
+      'virtual_alias_maps',
+      'Team@Example.ORG',
+      'A@Example.ORG,b@example.org   c@BÜCHER.example',
+    );
+    assert.deepEqual(
+      engine.get('virtual_alias_maps', 'team@example.org')?.value,
+      'A@example.org, b@example.org, c@xn--bcher-kva.example',
+    );
+    assert.throws(
+      () => engine.set('virtual_alias_maps', 'x@example.org', 'a@example.org, local'),
+      /"local"/,
+    );
+    assert.throws(
+      () => engine.set('virtual_alias_maps', 'x@example.org', ' , '),
+      /no value|at least one target/,
+    );
+    assert.throws(
+      () => engine.set('virtual_alias_maps', 'x@example.org', 'a@example.org', { class: 'sender' }),
+      /no sender\/recipient class/,
+    );
     engine.close();
   });
 });

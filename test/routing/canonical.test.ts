@@ -29,7 +29,11 @@ describe('canonical_maps exact entries', () => {
       ['canonical_maps', 'did:aftersmtp:msgs.global:ceo', 'boss@msgs.global', 'sender'],
     ]);
     assert.equal(s.canonicalRecipient('support@msgs.global'), TEAM);
-    assert.equal(s.canonicalSender(TEAM), 'helpdesk@msgs.global', 'the recipient-only alias is not the sender address');
+    assert.equal(
+      s.canonicalSender(TEAM),
+      'helpdesk@msgs.global',
+      'the recipient-only alias is not the sender address',
+    );
     assert.equal(s.canonicalSender('did:aftersmtp:msgs.global:ceo'), 'boss@msgs.global');
     assert.equal(s.canonicalRecipient('boss@msgs.global'), undefined);
   });
@@ -51,7 +55,11 @@ describe('canonical_maps exact entries', () => {
     ]);
     assert.equal(s.canonicalRecipient('joe+exact@example.org'), 'other@example.org');
     assert.equal(s.canonicalRecipient('joe+news@example.org'), 'joseph+news@example.org');
-    assert.equal(s.canonicalRecipient('Ann+x@old.example'), 'Ann+x@new.example', '@domain keeps the local part');
+    assert.equal(
+      s.canonicalRecipient('Ann+x@old.example'),
+      'Ann+x@new.example',
+      '@domain keeps the local part',
+    );
     assert.equal(s.canonicalRecipient('anyone@catch.example'), 'did:aftersmtp:catch.example:all');
     assert.equal(s.canonicalRecipient('help+x@msgs.global'), TEAM, 'no extension in a DID');
   });
@@ -67,7 +75,10 @@ describe('canonical_maps exact entries', () => {
     const engine = engineWith([['canonical_maps', 'helpdesk@msgs.global', TEAM]]);
     const r = engine.set('canonical_maps', 'support@msgs.global', TEAM);
     assert.equal(r.warnings.length, 1);
-    assert.match(r.warnings[0] as string, /sender rewriting of did:aftersmtp:msgs\.global:support-team already comes from entry helpdesk@msgs\.global/);
+    assert.match(
+      r.warnings[0] as string,
+      /sender rewriting of did:aftersmtp:msgs\.global:support-team already comes from entry helpdesk@msgs\.global/,
+    );
     assert.equal(engine.snapshot().canonicalSender(TEAM), 'helpdesk@msgs.global');
     assert.equal(engine.snapshot().canonicalRecipient('support@msgs.global'), TEAM);
     engine.close();
@@ -75,11 +86,26 @@ describe('canonical_maps exact entries', () => {
 
   it('refuses values that are not a DID or an address, and malformed DIDs', () => {
     const engine = engineWith([]);
-    assert.throws(() => engine.set('canonical_maps', 'a@example.org', 'b@example.org c@example.org'), /one DID or address/);
-    assert.throws(() => engine.set('canonical_maps', 'a@example.org', 'did:aftersmtp:example.org:a+b'), /percent-encoded/);
-    assert.throws(() => engine.set('canonical_maps', 'a@example.org', 'nobody'), /expected local@domain/);
-    assert.throws(() => engine.set('canonical_maps', TEAM, '@example.org'), /expected a DID or local@domain/);
-    assert.throws(() => engine.set('canonical_maps', 'example.org', TEAM), /expected a DID, user@domain or @domain/);
+    assert.throws(
+      () => engine.set('canonical_maps', 'a@example.org', 'b@example.org c@example.org'),
+      /one DID or address/,
+    );
+    assert.throws(
+      () => engine.set('canonical_maps', 'a@example.org', 'did:aftersmtp:example.org:a+b'),
+      /percent-encoded/,
+    );
+    assert.throws(
+      () => engine.set('canonical_maps', 'a@example.org', 'nobody'),
+      /expected local@domain/,
+    );
+    assert.throws(
+      () => engine.set('canonical_maps', TEAM, '@example.org'),
+      /expected a DID or local@domain/,
+    );
+    assert.throws(
+      () => engine.set('canonical_maps', 'example.org', TEAM),
+      /expected a DID, user@domain or @domain/,
+    );
     engine.close();
   });
 });
@@ -93,7 +119,10 @@ describe('canonical_maps regexp entries', () => {
       ['canonical_maps', '/^x@dollar\\.example$/', 'a$$b@example.org'],
     ]);
     assert.equal(s.canonicalRecipient('john@legacy.example'), 'did:aftersmtp:msgs.global:john');
-    assert.equal(s.canonicalRecipient('john+tag@legacy.example'), 'did:aftersmtp:msgs.global:john%2Btag');
+    assert.equal(
+      s.canonicalRecipient('john+tag@legacy.example'),
+      'did:aftersmtp:msgs.global:john%2Btag',
+    );
     assert.equal(s.canonicalSender('did:aftersmtp:msgs.global:jane'), 'jane@legacy.example');
     assert.equal(s.canonicalSender('jane@legacy.example'), undefined, 'recipient-only pattern');
     assert.equal(s.canonicalRecipient('ann@sales.split.example'), 'sales-ann@joined.example');
@@ -112,7 +141,10 @@ describe('canonical_maps regexp entries', () => {
 
   it('refuses references to groups the pattern does not have', () => {
     const engine = engineWith([]);
-    assert.throws(() => engine.set('canonical_maps', '/^(a)(b)$/', '$3@example.org'), /uses \$3 but .* has 2 groups/);
+    assert.throws(
+      () => engine.set('canonical_maps', '/^(a)(b)$/', '$3@example.org'),
+      /uses \$3 but .* has 2 groups/,
+    );
     assert.throws(() => engine.set('canonical_maps', '/^(a)$/', '$x@example.org'), /bad \$/);
     engine.close();
   });

@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { networkText, parseIp, parseNetwork, PrefixTable, type Network } from '../../src/routing/cidr.js';
+import {
+  networkText,
+  parseIp,
+  parseNetwork,
+  PrefixTable,
+  type Network,
+} from '../../src/routing/cidr.js';
 import { MapInputError } from '../../src/routing/index.js';
 import { engineWith } from './helpers.js';
 
@@ -38,7 +44,11 @@ describe('parseNetwork', () => {
       ['1.2.3.4.5', /not an IP/],
       ['2001:db8:::1', /not an IP/],
     ] as const) {
-      assert.throws(() => parseNetwork(input), (e: unknown) => e instanceof MapInputError && why.test(e.message), input);
+      assert.throws(
+        () => parseNetwork(input),
+        (e: unknown) => e instanceof MapInputError && why.test(e.message),
+        input,
+      );
     }
   });
 
@@ -64,7 +74,10 @@ function referenceContains(net: Network, ip: { family: 4 | 6; bytes: Uint8Array 
   return (big(ip.bytes) & mask) === big(net.bytes);
 }
 
-function referenceLongest(nets: readonly Network[], ip: { family: 4 | 6; bytes: Uint8Array }): Network | undefined {
+function referenceLongest(
+  nets: readonly Network[],
+  ip: { family: 4 | 6; bytes: Uint8Array },
+): Network | undefined {
   let best: Network | undefined;
   for (const n of nets) if (referenceContains(n, ip) && (!best || n.prefix > best.prefix)) best = n;
   return best;
@@ -73,7 +86,8 @@ function referenceLongest(nets: readonly Network[], ip: { family: 4 | 6; bytes: 
 function textOfIp(family: 4 | 6, bytes: Uint8Array): string {
   if (family === 4) return bytes.join('.');
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
+  for (let i = 0; i < 16; i += 2)
+    groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
   return groups.join(':');
 }
 
@@ -86,7 +100,10 @@ const arbNetwork = arbFamily.chain((family) =>
       prefix: fc.integer({ min: 0, max: family === 4 ? 32 : 128 }),
     })
     .map(({ bytes, prefix }) => {
-      const masked = Uint8Array.from(bytes, (b, i) => b & ((0xff << (8 - Math.max(0, Math.min(8, prefix - i * 8)))) & 0xff));
+      const masked = Uint8Array.from(
+        bytes,
+        (b, i) => b & ((0xff << (8 - Math.max(0, Math.min(8, prefix - i * 8)))) & 0xff),
+      );
       return parseNetwork(`${textOfIp(family, masked)}/${prefix}`);
     }),
 );
@@ -132,9 +149,13 @@ describe('longest-prefix match (property)', () => {
       fc.property(arbCase, ({ nets, ip }) => {
         const engine = engineWith([]);
         try {
-          engine.import('access_map', nets.map((n, i) => `${networkText(n)} REJECT n${i}`).join('\n'), {
-            format: 'cidr',
-          });
+          engine.import(
+            'access_map',
+            nets.map((n, i) => `${networkText(n)} REJECT n${i}`).join('\n'),
+            {
+              format: 'cidr',
+            },
+          );
           const stored = engine.list('access_map').map((e) => parseNetwork(e.key));
           const want = referenceLongest(stored, ip);
           assert.equal(engine.snapshot().accessClient(ip.text)?.key, want && networkText(want));

@@ -21,7 +21,8 @@ const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/maps/', import.me
 
 function runCase(text: string): unknown {
   const header = /^# map=(\S+) format=(\S+)(?: class=(\S+))?/.exec(text);
-  if (!header || !isMapName(header[1] as string)) throw new Error('fixture lacks its "# map=... format=..." line');
+  if (!header || !isMapName(header[1] as string))
+    throw new Error('fixture lacks its "# map=... format=..." line');
   const map = header[1] as Parameters<MappingEngine['list']>[0];
   const engine = MappingEngine.open({ path: ':memory:', pollMs: 0 });
   try {
@@ -32,7 +33,9 @@ function runCase(text: string): unknown {
     return {
       imported: result.imported,
       warnings: result.warnings,
-      entries: engine.list(map).map(({ key, value, class: cls, kind }) => ({ key, value, class: cls, kind })),
+      entries: engine
+        .list(map)
+        .map(({ key, value, class: cls, kind }) => ({ key, value, class: cls, kind })),
     };
   } catch (err) {
     if (!(err instanceof MapInputError)) throw err;
@@ -43,7 +46,9 @@ function runCase(text: string): unknown {
 }
 
 describe('Postfix table import (golden)', () => {
-  const cases = readdirSync(FIXTURES).filter((f) => f.endsWith('.txt')).sort();
+  const cases = readdirSync(FIXTURES)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
   it('has cases', () => assert.ok(cases.length >= 10));
   for (const file of cases) {
     it(file, () => {
@@ -61,7 +66,9 @@ describe('Postfix table import (golden)', () => {
       }
       if (want !== got) {
         writeFileSync(`${path}.got`, got);
-        assert.fail(`${path} differs from the import result; see ${path}.got (UPDATE_GOLDEN=1 to accept)`);
+        assert.fail(
+          `${path} differs from the import result; see ${path}.got (UPDATE_GOLDEN=1 to accept)`,
+        );
       }
     });
   }
@@ -91,8 +98,14 @@ describe('parsePostfixTable', () => {
 
   it('refuses NUL bytes, oversized input and overlong lines, naming the line', () => {
     assert.throws(() => parsePostfixTable('a b\nc\0 d', 'hash'), /^MapInputError: line 2: NUL/);
-    assert.throws(() => parsePostfixTable(`a ${'b'.repeat(70_000)}`, 'hash'), /line 1: longer than/);
-    assert.throws(() => parsePostfixTable(`a b\n ${'c'.repeat(70_000)}`, 'hash'), /line 1: longer than/);
+    assert.throws(
+      () => parsePostfixTable(`a ${'b'.repeat(70_000)}`, 'hash'),
+      /line 1: longer than/,
+    );
+    assert.throws(
+      () => parsePostfixTable(`a b\n ${'c'.repeat(70_000)}`, 'hash'),
+      /line 1: longer than/,
+    );
   });
 
   it('takes a bare key only where the map allows it (relay_domains)', () => {
