@@ -25,15 +25,8 @@ import {
   checkEntryLocalpart,
   splitAddress,
 } from './addresses.js';
-import {
-  contains,
-  looksLikeNetwork,
-  networkText,
-  parseIp,
-  parseNetwork,
-  PrefixTable,
-} from './cidr.js';
-import { MapInputError } from './errors.js';
+import { looksLikeNetwork, networkText, parseIp, parseNetwork, PrefixTable } from './cidr.js';
+import { compileEach, MapInputError } from './errors.js';
 import {
   checkTemplate,
   compileRegexpKey,
@@ -154,7 +147,7 @@ export function checkAccessEntry(rawKey: string, rawValue: string, cls: EntryCla
     const verdict = parseAccessAction(probe(v));
     const head = verdict.code !== undefined ? String(verdict.code) : verdict.action;
     const tail = space < 0 ? '' : v.slice(space + 1).trim();
-    return { key: re.text, value: tail ? `${head} ${tail}` : head, kind: 'regexp', regexp: re };
+    return { key: re.text, value: tail ? `${head} ${tail}` : head, kind: 'regexp' };
   }
   const value = formatAccessAction(parseAccessAction(rawValue));
   if (key === '<>') return { key, value, kind: 'exact' };
@@ -224,45 +217,46 @@ export class AccessTable {
   readonly #options: LookupOptions;
 
   /** `entries` in map order, already checked (entries.ts checkEntry). */
-  constructor(
-    entries: readonly MapEntry[],
-    options: LookupOptions,
-    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
-  ) {
+  constructor(entries: readonly MapEntry[], options: LookupOptions) {
     this.#options = options;
-    for (const entry of entries) {
+    compileEach(entries, (entry) => {
       if (entry.kind === 'regexp') {
+        const re = compileRegexpKey(entry.key);
+        checkTemplate(entry.value, re);
         const space = entry.value.search(/[ \t]/);
         this.#patterns.push({
           entry,
-          re: regexps.get(entry) ?? compileRegexpKey(entry.key),
+          re,
           verdict: parseAccessAction(probe(entry.value)),
           textTemplate: space < 0 ? '' : entry.value.slice(space + 1).trim(),
         });
-        continue;
+        return;
       }
       const verdict = parseAccessAction(entry.value);
       if (entry.kind === 'cidr') this.#networks.add(parseNetwork(entry.key), { entry, verdict });
       else if (!this.#exact.has(entry.key)) this.#exact.set(entry.key, { entry, verdict });
-    }
+    });
   }
 
-  /** Networks that a Postfix cidr table (first match in file order) would never reach. */
+  /**
+   * Networks that a Postfix cidr table (first match in file order) would never reach: a wider
+   * network containing them comes earlier. One probe per prefix length per network.
+   */
   shadowedNetworks(): string[] {
+    const out: string[] = [];
     const nets = [...this.#networks.networks()].sort(
       (a, b) => a.value.entry.seq - b.value.entry.seq,
     );
-    const out: string[] = [];
-    nets.forEach((later, i) => {
-      const earlier = nets
-        .slice(0, i)
-        .find((e) => e.net.prefix < later.net.prefix && contains(e.net, later.net));
+    for (const later of nets) {
+      const earlier = this.#networks
+        .wider(later.net)
+        .find((e) => e.value.entry.seq < later.value.entry.seq);
       if (earlier) {
         out.push(
           `${later.value.entry.key} is inside ${earlier.value.entry.key}, which comes first: a Postfix cidr table would never reach it; this map uses the longest prefix, so ${later.value.entry.key} applies`,
         );
       }
-    });
+    }
     return out;
   }
 

@@ -30,7 +30,7 @@ import {
   substitutedTarget,
 } from './addresses.js';
 import { checkMailKey } from './canonical.js';
-import { MapInputError } from './errors.js';
+import { compileEach, MapInputError } from './errors.js';
 import {
   checkTemplate,
   compileRegexpKey,
@@ -70,7 +70,7 @@ export function checkAliasEntry(rawKey: string, rawValue: string, cls: EntryClas
     const targets = splitTargets(rawValue);
     if (targets.length === 0) throw new MapInputError('an alias needs at least one target');
     checkTemplate(rawValue, re);
-    return { key: re.text, value: targets.join(', '), kind: 'regexp', regexp: re };
+    return { key: re.text, value: targets.join(', '), kind: 'regexp' };
   }
   return { key: checkMailKey(key), value: parseTargets(rawValue).join(', '), kind: 'exact' };
 }
@@ -105,19 +105,17 @@ export class AliasTable {
   readonly #patterns: { entry: MapEntry; re: RegexpKey }[] = [];
   readonly #options: LookupOptions;
 
-  constructor(
-    entries: readonly MapEntry[],
-    options: LookupOptions,
-    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
-  ) {
+  constructor(entries: readonly MapEntry[], options: LookupOptions) {
     this.#options = options;
-    for (const entry of entries) {
+    compileEach(entries, (entry) => {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
+        const re = compileRegexpKey(entry.key);
+        checkTemplate(entry.value, re);
+        this.#patterns.push({ entry, re });
       } else if (!this.#exact.has(entry.key)) {
         this.#exact.set(entry.key, { entry, targets: parseTargets(entry.value) });
       }
-    }
+    });
   }
 
   /** One level: the targets of `address`, or undefined when no entry matches. */

@@ -30,7 +30,7 @@ import {
   splitAddress,
   substitutedTarget,
 } from './addresses.js';
-import { MapInputError } from './errors.js';
+import { compileEach, MapInputError } from './errors.js';
 import {
   checkTemplate,
   compileRegexpKey,
@@ -79,7 +79,7 @@ export function checkCanonicalEntry(
     const re = compileRegexpKey(key);
     checkTemplate(value, re);
     if (value.length === 0) throw new MapInputError('empty value');
-    return { key: re.text, value, kind: 'regexp', regexp: re };
+    return { key: re.text, value, kind: 'regexp' };
   }
   const k = checkMailKey(key);
   const v = checkTarget(value, !k.startsWith(DID_PREFIX));
@@ -107,18 +107,18 @@ export class CanonicalTable {
   /** Entries shadowed by an earlier one, in words. */
   readonly warnings: string[] = [];
 
-  constructor(
-    entries: readonly MapEntry[],
-    options: LookupOptions,
-    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
-  ) {
+  constructor(entries: readonly MapEntry[], options: LookupOptions) {
     this.#options = options;
-    for (const entry of entries) {
+    compileEach(entries, (entry) => {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
-        continue;
+        const re = compileRegexpKey(entry.key);
+        checkTemplate(entry.value, re);
+        this.#patterns.push({ entry, re });
+        return;
       }
-      const { key, value } = entry;
+      const { key } = entry;
+      // Only valid DIDs and addresses are ever handed out (a hand-edited row fails here).
+      const value = checkTarget(entry.value, !isDid(key));
       const pair = (isAddress(key) && isDid(value)) || (isDid(key) && isAddress(value));
       const address = isAddress(key) ? key : value.toLowerCase();
       const did = isDid(key) ? key : value;
@@ -129,7 +129,7 @@ export class CanonicalTable {
       if (entry.class !== 'recipient') {
         this.#add('sender', pair ? did : key, { entry, to: pair ? addressOut : value });
       }
-    }
+    });
   }
 
   #add(as: 'sender' | 'recipient', from: string, rewrite: Rewrite): void {

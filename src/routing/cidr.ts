@@ -37,12 +37,21 @@ function fromParsed(addr: ipaddr.IPv4 | ipaddr.IPv6): IpAddress {
     return fromParsed((addr as ipaddr.IPv6).toIPv4Address());
   }
   const bytes = Uint8Array.from(addr.toByteArray());
-  if (addr.kind() === 'ipv4') return { family: 4, bytes, text: addr.toString() };
+  if (addr.kind() === 'ipv4') return { family: 4, bytes, text: bytes.join('.') };
   return { family: 6, bytes, text: (addr as ipaddr.IPv6).toRFC5952String() };
 }
 
+const DOTTED_QUAD =
+  /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
+
 function parseStrict(raw: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(raw)) return ipaddr.IPv4.parse(raw);
+  // Dotted quads without leading zeros (no octal, hex or short forms), read directly: this is the
+  // common case of a client lookup and of a large cidr table.
+  const quad = DOTTED_QUAD.exec(raw);
+  if (quad) {
+    const octets = quad.slice(1, 5).map(Number);
+    return octets.every((o) => o <= 255) ? new ipaddr.IPv4(octets) : undefined;
+  }
   if (raw.includes(':') && ipaddr.IPv6.isValid(raw)) return ipaddr.IPv6.parse(raw);
   return undefined;
 }
@@ -81,8 +90,8 @@ export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
 }
 
 function textOf(bytes: Uint8Array, family: 4 | 6): string {
-  const addr = ipaddr.fromByteArray(Array.from(bytes));
-  return family === 4 ? addr.toString() : (addr as ipaddr.IPv6).toRFC5952String();
+  if (family === 4) return bytes.join('.');
+  return (ipaddr.fromByteArray(Array.from(bytes)) as ipaddr.IPv6).toRFC5952String();
 }
 
 /** The canonical key text of a network: `addr` for a host, `addr/len` otherwise. */
@@ -137,14 +146,6 @@ export function parseNetwork(raw: string): Network {
   return net;
 }
 
-/** Whether `ip` is inside `net`. */
-export function contains(net: Network, ip: IpAddress): boolean {
-  return (
-    net.family === ip.family &&
-    Buffer.from(maskBytes(ip.bytes, net.prefix)).equals(Buffer.from(net.bytes))
-  );
-}
-
 interface Family<T> {
   /** Prefix lengths present, longest first. */
   lengths: number[];
@@ -191,6 +192,20 @@ export class PrefixTable<T> {
       if (hit) return hit;
     }
     return undefined;
+  }
+
+  /** The networks in the table strictly wider than `net` that contain it, widest first. */
+  wider(net: Network): { net: Network; value: T }[] {
+    const fam = this.#families[net.family];
+    const out: { net: Network; value: T }[] = [];
+    for (const len of [...fam.lengths].reverse()) {
+      if (len >= net.prefix) break;
+      const hit = fam.byLength
+        .get(len)
+        ?.get(Buffer.from(maskBytes(net.bytes, len)).toString('hex'));
+      if (hit) out.push(hit);
+    }
+    return out;
   }
 
   /** Every network, for the import check of first-match tables. */

@@ -38,6 +38,7 @@ import {
 } from './entries.js';
 import { MapInputError, MapLimitError, MapStoreError } from './errors.js';
 import { parsePostfixTable } from './postfix-format.js';
+import { CanonicalTable } from './canonical.js';
 import { emptyEntries, Snapshot } from './snapshot.js';
 import {
   DEFAULT_LOOKUP_OPTIONS,
@@ -84,6 +85,12 @@ export interface MappingEngineOptions {
   readonly maxEntriesPerMap?: number;
   /** How often to look for changes made by another process, in ms; 0: never (a CLI). */
   readonly pollMs?: number;
+  /**
+   * Build the snapshot when opening (default: true, what `serve` wants: a map that does not load
+   * stops the start). false: on first use, so that a CLI can still list, fix or delete entries
+   * of a database whose other entries do not load.
+   */
+  readonly loadSnapshot?: boolean;
   /** access_map: a bare domain key also matches subdomains (AFTERSMTP_MAPS_PARENT_DOMAIN_MATCHES). */
   readonly parentDomainMatches?: boolean;
   /** Characters that start an address extension (AFTERSMTP_RECIPIENT_DELIMITER); '' for none. */
@@ -184,7 +191,7 @@ export class MappingEngine {
     del: Database.Statement<[string, string]>;
     clear: Database.Statement<[string]>;
   };
-  #snapshot: Snapshot;
+  #snapshot: Snapshot | undefined;
   /** The last version that failed to load, so a bad version is reported once, not every poll. */
   #failedVersion: number | undefined;
 
@@ -210,7 +217,8 @@ export class MappingEngine {
       this.#stmt = {
         version: this.#db.prepare("SELECT value FROM meta WHERE key = 'version'"),
         bump: this.#db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'version'"),
-        all: this.#db.prepare(`SELECT ${cols} FROM entries ORDER BY map, seq`),
+        // The table is clustered by (map, key): scan it in that order and sort by seq in memory.
+        all: this.#db.prepare(`SELECT ${cols} FROM entries`),
         list: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? ORDER BY seq`),
         get: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? AND key = ?`),
         count: this.#db.prepare('SELECT count(*) AS n FROM entries WHERE map = ?'),
@@ -224,7 +232,7 @@ export class MappingEngine {
         del: this.#db.prepare('DELETE FROM entries WHERE map = ? AND key = ?'),
         clear: this.#db.prepare('DELETE FROM entries WHERE map = ?'),
       };
-      this.#snapshot = this.#read();
+      if (options.loadSnapshot ?? true) this.#snapshot = this.#read();
     } catch (err) {
       this.#db.close();
       throw err;
@@ -242,6 +250,11 @@ export class MappingEngine {
 
   /** The current snapshot: cheap, and immutable; hold it for the length of one message. */
   snapshot(): MapSnapshot {
+    return this.#current();
+  }
+
+  #current(): Snapshot {
+    this.#snapshot ??= this.#read();
     return this.#snapshot;
   }
 
@@ -263,7 +276,7 @@ export class MappingEngine {
       this.#upsert(map, entry);
       this.#checkCount(map);
     });
-    return { version, warnings: this.#snapshot.warnings(map).filter((w) => w.includes(entry.key)) };
+    return { version, warnings: this.#warnings(map).filter((w) => w.includes(entry.key)) };
   }
 
   /** Deletes one entry; false if there was none. */
@@ -328,7 +341,7 @@ export class MappingEngine {
       for (const entry of entries.values()) this.#upsert(map, entry);
       this.#checkCount(map);
     });
-    warnings.push(...this.#snapshot.warnings(map));
+    warnings.push(...this.#warnings(map));
     return { imported: entries.size, version, warnings };
   }
 
@@ -338,7 +351,7 @@ export class MappingEngine {
    */
   test(map: MapName, key: string, opts: { as?: TestAs } = {}): MapTestResult {
     this.refresh();
-    return this.#snapshot.explain(map, key, opts.as);
+    return this.#current().explain(map, key, opts.as);
   }
 
   /** Calls `listener` with the new version after each reload; returns a function that stops it. */
@@ -358,6 +371,7 @@ export class MappingEngine {
    * true if a new snapshot was swapped in. Throws MapStoreError if it does not load.
    */
   refresh(): boolean {
+    if (this.#snapshot === undefined) return false; // built on first use, from the newest version
     const version = this.#stmt.version.get()?.value ?? 0;
     if (version === this.#snapshot.version) return false;
     const next = this.#read();
@@ -382,6 +396,7 @@ export class MappingEngine {
   #poll(): void {
     try {
       const version = this.#stmt.version.get()?.value ?? 0;
+      if (this.#snapshot === undefined) return;
       if (version === this.#snapshot.version || version === this.#failedVersion) return;
       try {
         this.refresh();
@@ -416,18 +431,33 @@ export class MappingEngine {
       const entry = toEntry(row);
       byMap[entry.map].push(entry);
     }
+    for (const entries of Object.values(byMap)) entries.sort((a, b) => a.seq - b.seq);
     return new Snapshot(version, byMap, this.#options);
   }
 
-  /** Runs `change` in a write transaction that bumps the version if it changed anything. */
+  /**
+   * Runs `change` in a write transaction that bumps the version if it changed anything, then
+   * loads the new version here; returns the version the transaction left.
+   */
   #write(change: () => boolean | void): number {
-    this.#db
+    const version = this.#db
       .transaction(() => {
         if (change() !== false) this.#stmt.bump.run();
+        return this.#stmt.version.get()?.value ?? 0;
       })
       .immediate();
     this.refresh();
-    return this.#snapshot.version;
+    return version;
+  }
+
+  /** What an operator should know about `map` as stored (shadowed canonical entries). */
+  #warnings(map: MapName): readonly string[] {
+    if (map !== 'canonical_maps') return [];
+    try {
+      return new CanonicalTable(this.list(map), this.#options).warnings;
+    } catch (err) {
+      return [`${map} has an entry that does not load: ${(err as Error).message}`];
+    }
   }
 
   #upsert(map: MapName, entry: NormalEntry): void {

@@ -17,7 +17,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { checkEntryDomain, checkEntryLocalpart, routeKeys, splitAddress } from './addresses.js';
-import { MapInputError } from './errors.js';
+import { compileEach, MapInputError } from './errors.js';
 import {
   checkTemplate,
   compileRegexpKey,
@@ -168,7 +168,7 @@ export function checkRouteEntry(rawKey: string, rawValue: string, cls: EntryClas
     const value = rawValue.trim();
     checkTemplate(value, re);
     parseRoute(probe(value));
-    return { key: re.text, value, kind: 'regexp', regexp: re };
+    return { key: re.text, value, kind: 'regexp' };
   }
   const value = formatRoute(parseRoute(rawValue));
   if (key === '*') return { key, value, kind: 'exact' };
@@ -200,19 +200,17 @@ export class RouteTable {
   readonly #patterns: { entry: MapEntry; re: RegexpKey }[] = [];
   readonly #options: LookupOptions;
 
-  constructor(
-    entries: readonly MapEntry[],
-    options: LookupOptions,
-    regexps: ReadonlyMap<MapEntry, RegexpKey> = new Map(),
-  ) {
+  constructor(entries: readonly MapEntry[], options: LookupOptions) {
     this.#options = options;
-    for (const entry of entries) {
+    compileEach(entries, (entry) => {
       if (entry.kind === 'regexp') {
-        this.#patterns.push({ entry, re: regexps.get(entry) ?? compileRegexpKey(entry.key) });
+        const re = compileRegexpKey(entry.key);
+        checkTemplate(entry.value, re);
+        this.#patterns.push({ entry, re });
       } else if (!this.#exact.has(entry.key)) {
         this.#exact.set(entry.key, { entry, route: parseRoute(entry.value) });
       }
-    }
+    });
   }
 
   lookup(addressOrDomain: string, tried: string[] = []): RouteHit | undefined {

@@ -4,19 +4,18 @@
  * is never changed afterwards; a reload builds a new one and swaps the engine's reference, so a
  * reader that holds a snapshot (one message, one SMTP transaction) sees one version throughout.
  *
- * Guarantees: every stored entry is checked again with the current rules (entries.ts) while the
- * snapshot is built; one that fails makes the build fail with a MapStoreError naming it, and the
- * engine keeps serving the previous snapshot. Lookups never throw on their input: what is not an
- * address, a domain or an IP address matches nothing.
+ * Guarantees: while a snapshot is built, every stored value is parsed again (actions, networks,
+ * routes, DIDs and addresses, alias targets) and every regexp compiled, once; an entry that fails
+ * makes the build fail with a MapStoreError naming it, and the engine keeps serving the previous
+ * snapshot, so the pipeline is never handed a value that was not checked. Lookups never throw on
+ * their input: what is not an address, a domain or an IP address matches nothing.
  */
 import { AccessTable } from './access.js';
 import { AliasTable, type ExpansionTrace } from './aliases.js';
 import { CanonicalTable } from './canonical.js';
 import { parseIp } from './cidr.js';
-import { checkEntry } from './entries.js';
-import { compileEach, MapInputError } from './errors.js';
+import { MapInputError } from './errors.js';
 import { RelayDomains } from './relay-domains.js';
-import type { RegexpKey } from './regexp.js';
 import { RouteTable } from './routes.js';
 import {
   MAP_NAMES,
@@ -40,25 +39,6 @@ export function emptyEntries(): Record<MapName, MapEntry[]> {
   >;
 }
 
-export interface CheckedEntries {
-  readonly entries: readonly MapEntry[];
-  /** Each regexp entry's compiled key, compiled once by the check. */
-  readonly regexps: ReadonlyMap<MapEntry, RegexpKey>;
-}
-
-/** Checks stored entries with the current rules and returns them in normal form, frozen. */
-export function checkStored(stored: readonly MapEntry[]): CheckedEntries {
-  const entries: MapEntry[] = [];
-  const regexps = new Map<MapEntry, RegexpKey>();
-  compileEach(stored, (e) => {
-    const { regexp, ...normal } = checkEntry(e.map, e.key, e.value, e.class);
-    const entry = Object.freeze({ ...e, ...normal });
-    entries.push(entry);
-    if (regexp) regexps.set(entry, regexp);
-  });
-  return { entries, regexps };
-}
-
 export class Snapshot implements MapSnapshot {
   readonly version: number;
   readonly #access: AccessTable;
@@ -70,21 +50,12 @@ export class Snapshot implements MapSnapshot {
   /** `entries`: per map, in map order (seq). */
   constructor(version: number, entries: EntriesByMap, options: LookupOptions) {
     this.version = version;
-    const access = checkStored(entries.access_map);
-    const routes = checkStored(entries.mx_record_map);
-    const canonical = checkStored(entries.canonical_maps);
-    const aliases = checkStored(entries.virtual_alias_maps);
-    this.#access = new AccessTable(access.entries, options, access.regexps);
-    this.#relay = new RelayDomains(checkStored(entries.relay_domains).entries);
-    this.#routes = new RouteTable(routes.entries, options, routes.regexps);
-    this.#canonical = new CanonicalTable(canonical.entries, options, canonical.regexps);
-    this.#aliases = new AliasTable(aliases.entries, options, aliases.regexps);
+    this.#access = new AccessTable(entries.access_map, options);
+    this.#relay = new RelayDomains(entries.relay_domains);
+    this.#routes = new RouteTable(entries.mx_record_map, options);
+    this.#canonical = new CanonicalTable(entries.canonical_maps, options);
+    this.#aliases = new AliasTable(entries.virtual_alias_maps, options);
     Object.freeze(this);
-  }
-
-  /** Entries of `map` that an earlier entry shadows, in words (canonical_maps). */
-  warnings(map: MapName): readonly string[] {
-    return map === 'canonical_maps' ? this.#canonical.warnings : [];
   }
 
   accessClient(ip: string): AccessMatch | undefined {

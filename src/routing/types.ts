@@ -7,7 +7,6 @@
  * route's host is a valid host name or IP address, an access text has no control characters, an
  * alias target is a DID or an address).
  */
-import type { RegexpKey } from './regexp.js';
 
 export const MAP_NAMES = [
   'access_map',
@@ -37,8 +36,6 @@ export interface CheckedEntry {
   readonly key: string;
   readonly value: string;
   readonly kind: EntryKind;
-  /** A regexp entry's compiled key: compiled once, when the entry is checked. */
-  readonly regexp?: RegexpKey;
 }
 
 export interface MapEntry {

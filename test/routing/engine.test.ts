@@ -4,7 +4,6 @@
 // seeing exactly that version.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import {
@@ -280,9 +279,16 @@ describe('MappingEngine reload across processes', () => {
       raw2.prepare("UPDATE entries SET value = 'FROBNICATE' WHERE key = 'example.org'").run();
       raw2.close();
       assert.throws(
-        () => MappingEngine.open({ path: join(path), pollMs: 0 }),
+        () => MappingEngine.open({ path, pollMs: 0 }),
         /stored entry "example\.org" does not load/,
       );
+      // The CLI opens without loading, so the operator can still see and repair the map.
+      const repair = MappingEngine.open({ path, pollMs: 0, loadSnapshot: false });
+      assert.equal(repair.get('access_map', 'example.org')?.value, 'FROBNICATE');
+      assert.throws(() => repair.test('access_map', 'a@example.org'), MapStoreError);
+      repair.set('access_map', 'example.org', 'OK');
+      assert.equal(repair.test('access_map', 'a@example.org').matched?.value, 'OK');
+      repair.close();
     } finally {
       cli.close();
       server.close();

@@ -41,6 +41,7 @@ function withEngine<T>(fn: (engine: MappingEngine) => T | Promise<T>): Promise<T
     parentDomainMatches: config.mapsParentDomainMatches,
     recipientDelimiter: config.recipientDelimiter,
     pollMs: 0,
+    loadSnapshot: false,
   });
   return Promise.resolve()
     .then(() => fn(engine))
