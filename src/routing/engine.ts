@@ -3,21 +3,25 @@
  * from memory as immutable snapshots (snapshot.ts), and reloaded without a restart when another
  * process (the `aftersmtp maps` CLI) changes them.
  *
- * Storage: one row per entry (map, key, value, class, kind, seq) and a `version` counter in the
- * meta table that every write transaction increments. WAL journal with `synchronous=FULL`: when
- * set/del/import returns, the change is on disk. Writes take the write lock first
- * (BEGIN IMMEDIATE, waiting up to 5 s for another writer) and check the per-map entry limit
- * inside the transaction, so two CLIs cannot together overfill a map. `import --replace` deletes
- * and inserts in one transaction: a reader sees the old map or the new one, never a mix.
+ * Storage: one row per entry (map, key, value, class, kind, seq), and in the meta table a
+ * `version` counter and one `version:<map>` counter per map, which every write transaction
+ * increments with its change. WAL journal with `synchronous=FULL`: when set/del/import returns,
+ * the change is on disk. Writes take the write lock first (BEGIN IMMEDIATE, waiting up to 5 s for
+ * another writer) and check the per-map entry limit inside the transaction, so two CLIs cannot
+ * together overfill a map. `import --replace` deletes and inserts in one transaction: a reader
+ * sees the old map or the new one, never a mix.
  *
  * Reload: every `pollMs` (250 ms) the engine reads the version counter row, and when it differs
- * from its snapshot's, reads the version and every entry in one read transaction, builds a new
- * snapshot and swaps the reference. Why the counter row and not `PRAGMA data_version`: both cost
- * one read of the WAL index, but the counter is written in the same transaction as the change, so
- * it names the snapshot (the same number in every process: logs, onReload, `maps test` agree on
- * which version answered), and it also changes for this connection's own writes, which
- * data_version does not report. A change committed by another process is therefore live here
- * within one poll interval plus the rebuild (well under a second for maps of 10^5 entries).
+ * from its snapshot's, reads in one read transaction the versions and the entries of each map
+ * whose own version moved, compiles those maps, builds a new snapshot that shares the compiled
+ * tables of the others, and swaps the reference. Why the counter row and not
+ * `PRAGMA data_version`: both cost one read of the WAL index, but the counter is written in the
+ * same transaction as the change, so it names the snapshot (the same number in every process:
+ * logs, onReload and `maps test` agree on which version answered), it also changes for this
+ * connection's own writes, which data_version does not report, and the per-map counters say
+ * what to recompile. A change committed by another process is live here within one poll
+ * interval plus the rebuild of the changed map (a few microseconds per entry of that map; a
+ * change to a small map costs nothing more when another map is large).
  *
  * Guarantees: snapshot() is a field read; a snapshot is never mutated, so a message that holds one
  * sees exactly one version of every map; a new version whose entries do not all load (edited by
@@ -39,11 +43,12 @@ import {
 import { MapInputError, MapLimitError, MapStoreError } from './errors.js';
 import { parsePostfixTable } from './postfix-format.js';
 import { CanonicalTable } from './canonical.js';
-import { emptyEntries, Snapshot } from './snapshot.js';
+import { compileMap, Snapshot, type MapTables } from './snapshot.js';
 import {
   DEFAULT_LOOKUP_OPTIONS,
   ENTRY_CLASSES,
   LIMITS,
+  MAP_NAMES,
   isMapName,
   type EntryClass,
   type EntryKind,
@@ -75,7 +80,8 @@ CREATE TABLE IF NOT EXISTS entries (
   PRIMARY KEY (map, key)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS entries_order ON entries (map, seq);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ${SCHEMA_VERSION}), ('version', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ${SCHEMA_VERSION}), ('version', 0),
+  ${MAP_NAMES.map((m) => `('version:${m}', 0)`).join(', ')};
 `;
 
 export interface MappingEngineOptions {
@@ -180,8 +186,8 @@ export class MappingEngine {
   readonly #errorListeners = new Set<(err: Error) => void>();
   readonly #stmt: {
     version: Database.Statement<[], { value: number }>;
-    bump: Database.Statement<[]>;
-    all: Database.Statement<[], Row>;
+    bump: Database.Statement<[string]>;
+    mapVersion: Database.Statement<[string], { value: number }>;
     list: Database.Statement<[string], Row>;
     get: Database.Statement<[string, string], Row>;
     count: Database.Statement<[string], { n: number }>;
@@ -216,9 +222,10 @@ export class MappingEngine {
       const cols = 'map, key, value, class, kind, seq';
       this.#stmt = {
         version: this.#db.prepare("SELECT value FROM meta WHERE key = 'version'"),
-        bump: this.#db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'version'"),
-        // The table is clustered by (map, key): scan it in that order and sort by seq in memory.
-        all: this.#db.prepare(`SELECT ${cols} FROM entries`),
+        bump: this.#db.prepare(
+          "UPDATE meta SET value = value + 1 WHERE key IN ('version', 'version:' || ?)",
+        ),
+        mapVersion: this.#db.prepare("SELECT value FROM meta WHERE key = 'version:' || ?"),
         list: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? ORDER BY seq`),
         get: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? AND key = ?`),
         count: this.#db.prepare('SELECT count(*) AS n FROM entries WHERE map = ?'),
@@ -272,7 +279,7 @@ export class MappingEngine {
   /** Adds or replaces one entry (a replaced entry keeps its place in the map order). */
   set(map: MapName, key: string, value: string, opts: SetOptions = {}): WriteResult {
     const entry = checkEntry(map, key, value, opts.class ?? 'both');
-    const version = this.#write(() => {
+    const version = this.#write(map, () => {
       this.#upsert(map, entry);
       this.#checkCount(map);
     });
@@ -282,7 +289,7 @@ export class MappingEngine {
   /** Deletes one entry; false if there was none. */
   del(map: MapName, key: string): boolean {
     let deleted = false;
-    this.#write(() => {
+    this.#write(map, () => {
       deleted = this.#stmt.del.run(map, normalizeKey(key)).changes > 0;
       return deleted;
     });
@@ -336,7 +343,7 @@ export class MappingEngine {
       const asEntries = [...entries.values()].map((e) => ({ ...e, map, seq: e.line }));
       warnings.push(...new AccessTable(asEntries, this.#options).shadowedNetworks());
     }
-    const version = this.#write(() => {
+    const version = this.#write(map, () => {
       if (opts.replace) this.#stmt.clear.run(map);
       for (const entry of entries.values()) this.#upsert(map, entry);
       this.#checkCount(map);
@@ -374,7 +381,7 @@ export class MappingEngine {
     if (this.#snapshot === undefined) return false; // built on first use, from the newest version
     const version = this.#stmt.version.get()?.value ?? 0;
     if (version === this.#snapshot.version) return false;
-    const next = this.#read();
+    const next = this.#read(this.#snapshot);
     this.#snapshot = next;
     this.#failedVersion = undefined;
     for (const listener of this.#reloadListeners) {
@@ -420,29 +427,46 @@ export class MappingEngine {
     }
   }
 
-  /** One read transaction: the version and every entry of it, compiled. */
-  #read(): Snapshot {
-    const { version, rows } = this.#db.transaction(() => ({
-      version: this.#stmt.version.get()?.value ?? 0,
-      rows: this.#stmt.all.all(),
-    }))();
-    const byMap = emptyEntries();
-    for (const row of rows) {
-      const entry = toEntry(row);
-      byMap[entry.map].push(entry);
-    }
-    for (const entries of Object.values(byMap)) entries.sort((a, b) => a.seq - b.seq);
-    return new Snapshot(version, byMap, this.#options);
+  /**
+   * One read transaction: the version, each map's version, and the entries of every map whose
+   * version differs from `previous` (all of them without one); those maps are compiled again,
+   * the others keep their compiled tables.
+   */
+  #read(previous?: Snapshot): Snapshot {
+    const { version, mapVersions, changed } = this.#db.transaction(() => {
+      const mapVersions = {} as Record<MapName, number>;
+      const changed = new Map<MapName, MapEntry[]>();
+      for (const map of MAP_NAMES) {
+        mapVersions[map] = this.#stmt.mapVersion.get(map)?.value ?? 0;
+        if (previous?.mapVersions[map] !== mapVersions[map]) {
+          changed.set(map, this.#stmt.list.all(map).map(toEntry));
+        }
+      }
+      return { version: this.#stmt.version.get()?.value ?? 0, mapVersions, changed };
+    })();
+    const table = <M extends MapName>(map: M): MapTables[M] => {
+      const entries = changed.get(map);
+      if (entries !== undefined) return compileMap(map, entries, this.#options);
+      return (previous as Snapshot).table(map);
+    };
+    const tables: MapTables = {
+      access_map: table('access_map'),
+      relay_domains: table('relay_domains'),
+      mx_record_map: table('mx_record_map'),
+      canonical_maps: table('canonical_maps'),
+      virtual_alias_maps: table('virtual_alias_maps'),
+    };
+    return new Snapshot(version, mapVersions, tables);
   }
 
   /**
    * Runs `change` in a write transaction that bumps the version if it changed anything, then
    * loads the new version here; returns the version the transaction left.
    */
-  #write(change: () => boolean | void): number {
+  #write(map: MapName, change: () => boolean | void): number {
     const version = this.#db
       .transaction(() => {
-        if (change() !== false) this.#stmt.bump.run();
+        if (change() !== false) this.#stmt.bump.run(map);
         return this.#stmt.version.get()?.value ?? 0;
       })
       .immediate();

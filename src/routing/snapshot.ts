@@ -18,7 +18,6 @@ import { MapInputError } from './errors.js';
 import { RelayDomains } from './relay-domains.js';
 import { RouteTable } from './routes.js';
 import {
-  MAP_NAMES,
   type AccessMatch,
   type AliasExpansion,
   type LookupOptions,
@@ -30,32 +29,60 @@ import {
   type TestAs,
 } from './types.js';
 
-export type EntriesByMap = Readonly<Record<MapName, readonly MapEntry[]>>;
-
-export function emptyEntries(): Record<MapName, MapEntry[]> {
-  return Object.fromEntries(MAP_NAMES.map((m) => [m, []])) as unknown as Record<
-    MapName,
-    MapEntry[]
-  >;
+/** One compiled table per map. */
+export interface MapTables {
+  readonly access_map: AccessTable;
+  readonly relay_domains: RelayDomains;
+  readonly mx_record_map: RouteTable;
+  readonly canonical_maps: CanonicalTable;
+  readonly virtual_alias_maps: AliasTable;
 }
+
+/** Compiles one map's entries (in map order); throws MapStoreError naming an entry that fails. */
+export function compileMap<M extends MapName>(
+  map: M,
+  entries: readonly MapEntry[],
+  options: LookupOptions,
+): MapTables[M] {
+  const tables: { [K in MapName]: () => MapTables[K] } = {
+    access_map: () => new AccessTable(entries, options),
+    relay_domains: () => new RelayDomains(entries),
+    mx_record_map: () => new RouteTable(entries, options),
+    canonical_maps: () => new CanonicalTable(entries, options),
+    virtual_alias_maps: () => new AliasTable(entries, options),
+  };
+  return tables[map]();
+}
+
+/** The version of each map: a reload compiles again only the maps whose version moved. */
+export type MapVersions = Readonly<Record<MapName, number>>;
 
 export class Snapshot implements MapSnapshot {
   readonly version: number;
+  readonly mapVersions: MapVersions;
+  readonly #tables: MapTables;
   readonly #access: AccessTable;
   readonly #relay: RelayDomains;
   readonly #routes: RouteTable;
   readonly #canonical: CanonicalTable;
   readonly #aliases: AliasTable;
 
-  /** `entries`: per map, in map order (seq). */
-  constructor(version: number, entries: EntriesByMap, options: LookupOptions) {
+  /** Tables are immutable, so a new snapshot may share those of maps that did not change. */
+  constructor(version: number, mapVersions: MapVersions, tables: MapTables) {
     this.version = version;
-    this.#access = new AccessTable(entries.access_map, options);
-    this.#relay = new RelayDomains(entries.relay_domains);
-    this.#routes = new RouteTable(entries.mx_record_map, options);
-    this.#canonical = new CanonicalTable(entries.canonical_maps, options);
-    this.#aliases = new AliasTable(entries.virtual_alias_maps, options);
+    this.mapVersions = Object.freeze({ ...mapVersions });
+    this.#tables = Object.freeze({ ...tables });
+    this.#access = tables.access_map;
+    this.#relay = tables.relay_domains;
+    this.#routes = tables.mx_record_map;
+    this.#canonical = tables.canonical_maps;
+    this.#aliases = tables.virtual_alias_maps;
     Object.freeze(this);
+  }
+
+  /** The compiled table of `map`, to share with the next snapshot. */
+  table<M extends MapName>(map: M): MapTables[M] {
+    return this.#tables[map];
   }
 
   accessClient(ip: string): AccessMatch | undefined {

@@ -14,6 +14,7 @@ import {
   MappingEngine,
   mapsDatabasePath,
 } from '../../src/routing/index.js';
+import type { Snapshot } from '../../src/routing/snapshot.js';
 import { tempDir } from '../helpers/cli.js';
 
 const dirs: string[] = [];
@@ -206,6 +207,29 @@ describe('MappingEngine reload across processes', () => {
     }
   });
 
+  it('a reload compiles again only the maps that changed', () => {
+    const path = dbPath();
+    const server = MappingEngine.open({ path, pollMs: 0 });
+    const cli = MappingEngine.open({ path, pollMs: 0, loadSnapshot: false });
+    try {
+      cli.set('access_map', '192.0.2.0/24', 'REJECT');
+      server.refresh();
+      const before = server.snapshot() as Snapshot;
+      cli.set('relay_domains', 'example.net', '');
+      assert.equal(server.refresh(), true);
+      const after = server.snapshot() as Snapshot;
+      assert.equal(after.version, 2);
+      assert.deepEqual(after.mapVersions, { ...before.mapVersions, relay_domains: 1 });
+      assert.equal(after.table('access_map'), before.table('access_map'), 'shared, not rebuilt');
+      assert.notEqual(after.table('relay_domains'), before.table('relay_domains'));
+      assert.equal(after.isRelayDomain('example.net'), true);
+      assert.equal(before.isRelayDomain('example.net'), false);
+    } finally {
+      cli.close();
+      server.close();
+    }
+  });
+
   it('a reader never sees half of a replaced map while another engine rewrites it', async () => {
     const path = dbPath();
     const server = MappingEngine.open({ path, pollMs: 5 });
@@ -259,7 +283,9 @@ describe('MappingEngine reload across processes', () => {
       // A hand edit that bypasses the checks: a value that is no action.
       const raw = new Database(path);
       raw.prepare("UPDATE entries SET value = 'FROBNICATE' WHERE key = 'example.org'").run();
-      raw.prepare("UPDATE meta SET value = value + 1 WHERE key = 'version'").run();
+      raw
+        .prepare("UPDATE meta SET value = value + 1 WHERE key IN ('version', 'version:access_map')")
+        .run();
       raw.close();
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(errors.length, 1, 'reported once, not at every poll');
