@@ -189,6 +189,7 @@ export class MappingEngine {
     bump: Database.Statement<[string]>;
     mapVersion: Database.Statement<[string], { value: number }>;
     list: Database.Statement<[string], Row>;
+    scan: Database.Statement<[string], Row>;
     get: Database.Statement<[string, string], Row>;
     count: Database.Statement<[string], { n: number }>;
     nextSeq: Database.Statement<[string], { seq: number }>;
@@ -227,6 +228,8 @@ export class MappingEngine {
         ),
         mapVersion: this.#db.prepare("SELECT value FROM meta WHERE key = 'version:' || ?"),
         list: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? ORDER BY seq`),
+        // In primary-key order, the table's own (WITHOUT ROWID) order: no index lookup per row.
+        scan: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ?`),
         get: this.#db.prepare(`SELECT ${cols} FROM entries WHERE map = ? AND key = ?`),
         count: this.#db.prepare('SELECT count(*) AS n FROM entries WHERE map = ?'),
         nextSeq: this.#db.prepare(
@@ -439,7 +442,11 @@ export class MappingEngine {
       for (const map of MAP_NAMES) {
         mapVersions[map] = this.#stmt.mapVersion.get(map)?.value ?? 0;
         if (previous?.mapVersions[map] !== mapVersions[map]) {
-          changed.set(map, this.#stmt.list.all(map).map(toEntry));
+          const entries = this.#stmt.scan.all(map).map(toEntry);
+          changed.set(
+            map,
+            entries.sort((a, b) => a.seq - b.seq),
+          );
         }
       }
       return { version: this.#stmt.version.get()?.value ?? 0, mapVersions, changed };
