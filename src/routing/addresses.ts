@@ -280,6 +280,7 @@ export function substitutedTarget(raw: string, allowDomain: boolean): string | u
   if (!raw.startsWith(DID_PREFIX)) return undefined;
   const rest = raw.slice(DID_PREFIX.length);
   const colon = rest.indexOf(':');
+  if (colon <= 0) return undefined;
   try {
     return formatDid({ domain: rest.slice(0, colon), localpart: rest.slice(colon + 1) });
   } catch {
