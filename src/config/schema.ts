@@ -10,6 +10,7 @@ import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
+import { checkRecipientDelimiter } from '../routing/addresses.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -36,6 +37,12 @@ function integer(min: number, max: number) {
     }
     return n;
   };
+}
+
+function yesNo(raw: string): boolean {
+  if (raw === 'yes' || raw === 'true') return true;
+  if (raw === 'no' || raw === 'false') return false;
+  throw new Error(`expected yes or no, got ${JSON.stringify(raw)}`);
 }
 
 function oneOf<T extends string>(values: readonly T[]) {
@@ -434,6 +441,30 @@ export const SETTINGS = {
       }
       return raw;
     },
+  }),
+  mapsMaxEntries: setting({
+    env: 'AFTERSMTP_MAPS_MAX_ENTRIES',
+    default: '100000',
+    doc: 'Entries allowed in each map of <data dir>/maps.sqlite (access_map, relay_domains, mx_record_map, canonical_maps, virtual_alias_maps); a set or import over it is refused. See docs/MAPS.md.',
+    parse: integer(1, 10_000_000),
+  }),
+  mapsParentDomainMatches: setting({
+    env: 'AFTERSMTP_MAPS_PARENT_DOMAIN_MATCHES',
+    default: 'no',
+    doc: 'access_map: yes makes a bare domain key (example.org) match its subdomains (Postfix parent_domain_matches_subdomains with smtpd_access_maps); no: only .example.org keys match subdomains.',
+    parse: yesNo,
+  }),
+  mapsPollMs: setting({
+    env: 'AFTERSMTP_MAPS_POLL_MS',
+    default: '250',
+    doc: 'How often, in ms, a running gateway looks for map changes made by `aftersmtp maps` (another process); a change is live within this interval plus the rebuild.',
+    parse: integer(50, 60_000),
+  }),
+  recipientDelimiter: setting({
+    env: 'AFTERSMTP_RECIPIENT_DELIMITER',
+    default: '+',
+    doc: 'Characters that start an address extension (user+ext@domain) in map lookups, each one a delimiter (Postfix recipient_delimiter); empty turns extensions off.',
+    parse: checkRecipientDelimiter,
   }),
 } as const;
 

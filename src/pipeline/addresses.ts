@@ -37,11 +37,15 @@ export function didDomain(did: string): string | undefined {
  * The default DID of an address: the local part without its extension, lower-cased. Undefined
  * when the result is not a valid DID (a quoted local part, say).
  */
-export function defaultDid(address: string, delimiter = '+'): string | undefined {
+export function defaultDid(address: string, delimiters = '+'): string | undefined {
   const at = address.lastIndexOf('@');
   if (at <= 0) return undefined;
   let local = address.slice(0, at).toLowerCase();
-  const ext = delimiter === '' ? -1 : local.indexOf(delimiter);
+  // Each character of `delimiters` starts an extension (Postfix recipient_delimiter).
+  const ext = [...delimiters].reduce((first, d) => {
+    const i = local.indexOf(d);
+    return i > 0 && (first < 0 || i < first) ? i : first;
+  }, -1);
   if (ext > 0) local = local.slice(0, ext);
   try {
     return addressToDid(`${local}@${address.slice(at + 1)}`);

@@ -1,34 +1,35 @@
-/** The MappingEngine's public surface (placeholder types; the engine lands with src/routing/engine.ts). */
-export type MapName =
-  'access_map' | 'relay_domains' | 'mx_record_map' | 'canonical_maps' | 'virtual_alias_maps';
-export type AccessAction = 'OK' | 'REJECT' | 'DEFER' | 'DISCARD' | 'HOLD' | 'PREPEND' | 'DUNNO';
-export interface AccessMatch {
-  readonly action: AccessAction;
-  readonly text?: string;
-  readonly code?: number;
-  readonly key: string;
-}
-export type Route =
-  | { readonly kind: 'amp'; readonly host: string; readonly port: number }
-  | {
-      readonly kind: 'smtp';
-      readonly host: string;
-      readonly port: number;
-      readonly mxLookup: boolean;
-    }
-  | { readonly kind: 'error'; readonly text: string };
-export type AliasExpansion =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'expanded'; readonly targets: readonly string[] }
-  | { readonly kind: 'limit'; readonly reason: string };
-export interface MapSnapshot {
-  readonly version: number;
-  accessClient(ip: string): AccessMatch | undefined;
-  accessSender(address: string): AccessMatch | undefined;
-  accessRecipient(address: string): AccessMatch | undefined;
-  isRelayDomain(domain: string): boolean;
-  route(address: string): Route | undefined;
-  canonicalRecipient(address: string): string | undefined;
-  canonicalSender(didOrAddress: string): string | undefined;
-  expandAlias(address: string): AliasExpansion;
-}
+/**
+ * The MappingEngine (DESIGN.md §1b): Postfix-grade maps that the pipeline consults through an
+ * immutable snapshot: access_map, relay_domains, mx_record_map, canonical_maps and
+ * virtual_alias_maps. docs/MAPS.md describes each map, its keys, lookup order and limits.
+ */
+export { MappingEngine, DEFAULT_POLL_MS, mapsDatabasePath } from './engine.js';
+export type {
+  ImportOptions,
+  ImportResult,
+  MappingEngineOptions,
+  SetOptions,
+  WriteResult,
+} from './engine.js';
+export { MAP_FORMATS, checkEntry, type ImportFormat } from './entries.js';
+export { MapInputError, MapLimitError, MapStoreError } from './errors.js';
+export { parsePostfixTable, type TableLine } from './postfix-format.js';
+export {
+  ENTRY_CLASSES,
+  LIMITS,
+  MAP_NAMES,
+  isMapName,
+  type AccessAction,
+  type AccessMatch,
+  type AliasExpansion,
+  type AliasStep,
+  type EntryClass,
+  type EntryKind,
+  type MapEntry,
+  type MapName,
+  type MapSnapshot,
+  type MapTestResult,
+  type MapTestValue,
+  type Route,
+  type TestAs,
+} from './types.js';

@@ -8,8 +8,7 @@ import { MailboxWriter } from '../../src/mailbox/writer.js';
 import { mailAuthenticator } from '../../src/pipeline/authentication.js';
 import { Pipeline, type PipelineOptions } from '../../src/pipeline/pipeline.js';
 import type { DeliveryQueue } from '../../src/queue/types.js';
-import { EMPTY_MAPS } from '../../src/routing/empty.js';
-import type { MapSnapshot } from '../../src/routing/index.js';
+import { MappingEngine } from '../../src/routing/index.js';
 import type { MailboxStore } from '../../src/store/types.js';
 
 export const QUIET = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -21,7 +20,8 @@ export interface TestPipelineOptions {
   readonly store: MailboxStore;
   readonly queue: DeliveryQueue;
   readonly identities?: RemoteIdentityResolver;
-  readonly maps?: () => MapSnapshot;
+  /** The maps (default: an empty engine in memory). */
+  readonly maps?: MappingEngine;
   readonly signal?: MailboxSignal;
   readonly dnsServers?: readonly string[];
   readonly overrides?: Partial<PipelineOptions>;
@@ -32,7 +32,10 @@ export function testPipeline(o: TestPipelineOptions): Pipeline {
     domains: [o.domain],
     ledger: o.ledger,
     ...(o.identities !== undefined ? { remote: remoteDirectory(o.identities) } : {}),
-    maps: o.maps ?? (() => EMPTY_MAPS),
+    maps: (() => {
+      const engine = o.maps ?? MappingEngine.open({ path: ':memory:', pollMs: 0 });
+      return () => engine.snapshot();
+    })(),
     queue: o.queue,
     mailbox: new MailboxWriter({
       store: o.store,

@@ -18,7 +18,7 @@ import { startSmtp, type SmtpLimits, type SmtpListeners } from '../../src/legacy
 import { SubmissionUsers } from '../../src/legacy/users.js';
 import type { Pipeline } from '../../src/pipeline/pipeline.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
-import type { MapSnapshot } from '../../src/routing/index.js';
+import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import type { Envelope } from '../../src/envelope/codec.js';
@@ -35,6 +35,8 @@ export interface SmtpGateway {
   readonly pipeline: Pipeline;
   readonly smtp: SmtpListeners;
   readonly users: SubmissionUsers;
+  /** The gateway's maps (a file in `dir`; another engine on it is what `aftersmtp maps` does). */
+  readonly maps: MappingEngine;
   readonly dir: string;
   readonly port: { mx: number; submission: number; submissions: number };
   readonly tlsCert: string;
@@ -51,7 +53,6 @@ export interface Received {
 }
 
 export interface SmtpGatewayOptions {
-  readonly maps?: () => MapSnapshot;
   readonly limits?: Partial<SmtpLimits>;
   readonly dnsServers?: readonly string[];
 }
@@ -66,13 +67,14 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     keyring: new Keyring([generateKey()]),
   });
   const queue = new LmdbQueue({ path: join(dir, 'queue'), bounce: { reportingMta: DOMAIN } });
+  const maps = MappingEngine.open({ path: mapsDatabasePath(dir), pollMs: 50 });
   const pipeline = testPipeline({
     domain: DOMAIN,
     ledger,
     keys,
     store,
     queue,
-    ...(opts.maps !== undefined ? { maps: opts.maps } : {}),
+    maps,
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
   });
   const worker = new DeliveryWorker({
@@ -105,6 +107,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     pipeline,
     smtp,
     users,
+    maps,
     dir,
     tlsCert: cert.certPem,
     port: {
@@ -134,6 +137,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
       await smtp.close();
       await worker.stop();
       users.close();
+      maps.close();
       await queue.close();
       await store.close();
       cleanup();
@@ -144,6 +148,8 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
 /** A raw SMTP client for byte-exact dialogues: send bytes, read replies. */
 export class RawSmtp {
   readonly socket: Socket;
+  /** The server's first reply (its greeting, or its refusal at connect). */
+  greeting = '';
   #buffer = '';
   #closed = false;
 
@@ -161,7 +167,7 @@ export class RawSmtp {
       socket.once('error', reject);
     });
     const c = new RawSmtp(socket);
-    await c.reply();
+    c.greeting = await c.reply();
     return c;
   }
 

@@ -4,6 +4,7 @@ import { benchCommand } from './bench.js';
 import { envelopeOpenCommand, envelopeSealCommand } from './envelope.js';
 import { inboxCommand } from './inbox.js';
 import { keygenCommand } from './keygen.js';
+import { mapsCommands } from './maps.js';
 import { queueCommands } from './queue.js';
 import {
   ledgerApproveCommand,
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   ledgerApproveCommand,
   envelopeSealCommand,
   envelopeOpenCommand,
+  ...mapsCommands,
   ...queueCommands,
   ...usersCommands,
   benchCommand,

@@ -23,7 +23,7 @@ import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
 import { registerQueueGauges } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
-import { EMPTY_MAPS } from '../../routing/empty.js';
+import { MappingEngine, mapsDatabasePath } from '../../routing/index.js';
 import { openStore } from '../../store/open.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
 import { startSmtp, type SmtpListeners } from '../../legacy/smtp/server.js';
@@ -150,13 +150,26 @@ export const serveCommand: Command = {
       teardown.add(() => gw.close());
       const identities = await openRemoteIdentities(config);
       teardown.add(() => identities.close());
+      const maps = MappingEngine.open({
+        path: mapsDatabasePath(config.dataDir),
+        maxEntriesPerMap: config.mapsMaxEntries,
+        pollMs: config.mapsPollMs,
+        parentDomainMatches: config.mapsParentDomainMatches,
+        recipientDelimiter: config.recipientDelimiter,
+      });
+      teardown.add(() => maps.close());
+      maps.onReload((version) => log.info({ version }, 'maps reloaded'));
+      maps.onError((err) =>
+        log.error({ err }, 'maps: a change could not be loaded; the previous maps stay in use'),
+      );
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
       const gatewayHost = config.hostname ?? hostname();
       const pipeline = new Pipeline({
         domains: [config.domain],
         ledger: gw.ledger,
         remote: remoteDirectory(identities),
-        maps: () => EMPTY_MAPS,
+        maps: () => maps.snapshot(),
+        delimiter: config.recipientDelimiter,
         queue,
         mailbox,
         gatewayKeys: identity,
