@@ -9,18 +9,29 @@
  * closed before the error propagates; close() stops the listener and then closes the ledger.
  * The TLS material and the ledger are returned so the QUIC relay can be wired to the same ones.
  */
-import { ConfigError } from '../../errors.js';
+import { ConfigError, asEnvironmentError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
-import { gatewayIdentityFiles, gatewayPassphrase } from '../../identity/gateway.js';
+import { join } from 'node:path';
+import {
+  gatewayIdentityFiles,
+  gatewayPassphrase,
+  wrongGatewayPassphrase,
+} from '../../identity/gateway.js';
 import type { SecretKeySet } from '../../identity/index.js';
 import { publishGatewayRecord } from '../../ledger/gateway-record.js';
-import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../../ledger/index.js';
+import {
+  LOG_KEY_FILE,
+  openDataDirLedger,
+  TokenBucketLimiter,
+  type IdentityLedger,
+} from '../../ledger/index.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
 import type { DeliveryQueue } from '../../queue/types.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
+import type { ClientApiMetrics } from './metrics.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
@@ -31,6 +42,8 @@ export interface GatewayMessaging {
   readonly metrics?: MessagingMetrics;
   /** Verified resolution of other domains' DIDs (the relay); absent: local recipients only. */
   readonly remote?: MessagingDeps['remote'];
+  /** Calls by method and status, ledger writes (metrics.ts). */
+  readonly apiMetrics?: ClientApiMetrics;
 }
 
 export interface GatewayClientApi {
@@ -57,7 +70,8 @@ export async function startGatewayClientApi(
     }
   }
   const notes: string[] = [];
-  const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), notes);
+  const files = gatewayIdentityFiles(config);
+  const passphrase = await gatewayPassphrase(config, files, notes);
   const tls = await loadOrCreateCertificate({
     dir: config.dataDir,
     commonName: config.domain,
@@ -75,6 +89,13 @@ export async function startGatewayClientApi(
       challengeTtlMs: config.ledgerChallengeTtl * 1000,
       limiter: new TokenBucketLimiter(config.ledgerRateLimit),
     },
+  }).catch((err: unknown) => {
+    const wrong = wrongGatewayPassphrase(err, join(config.dataDir, LOG_KEY_FILE), config, files);
+    throw asEnvironmentError(
+      wrong,
+      'ERR_LEDGER_STORE',
+      `cannot open the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
+    );
   });
   try {
     if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
@@ -87,6 +108,8 @@ export async function startGatewayClientApi(
       keyPem: tls.keyPem,
       ledger,
       maxMessageBytes: config.grpcMaxMessageBytes,
+      setting: 'AFTERSMTP_GRPC_LISTEN',
+      metrics: messaging?.apiMetrics,
       log,
       messaging:
         messaging === undefined
@@ -122,6 +145,10 @@ export async function startGatewayClientApi(
     };
   } catch (err) {
     ledger.close();
-    throw err;
+    throw asEnvironmentError(
+      err,
+      'ERR_LEDGER_STORE',
+      `cannot write the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
+    );
   }
 }

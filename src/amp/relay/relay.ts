@@ -16,6 +16,7 @@
 import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/ledger.js';
+import { listenError } from '../../net/listen.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
 import type { MailboxStore } from '../../store/types.js';
@@ -93,6 +94,13 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     });
   } catch (err) {
     identities.close();
+    if ((err as { code?: unknown }).code === 'ERR_QUIC_BIND') {
+      throw listenError(
+        'ERR_QUIC_BIND',
+        { protocol: 'UDP', ...c.quicListen, setting: 'AFTERSMTP_QUIC_LISTEN' },
+        err,
+      );
+    }
     throw err;
   }
   const sender = new RelaySender({

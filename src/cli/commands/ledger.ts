@@ -10,14 +10,20 @@
  *   ledger approve <did>       issues a single-use approval reference for one registration
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { checkDid } from '../../identity/index.js';
-import { gatewayIdentityFiles, gatewayPassphrase } from '../../identity/gateway.js';
+import {
+  gatewayIdentityFiles,
+  gatewayPassphrase,
+  wrongGatewayPassphrase,
+} from '../../identity/gateway.js';
 import {
   formatLedgerCheckpoint,
   formatLedgerKey,
   ledgerCheckpoint,
   ledgerKey,
+  LOG_KEY_FILE,
   openDataDirLedger,
   parsePolicySpec,
   type DomainPolicy,
@@ -31,12 +37,15 @@ const JSON_OPTION = { json: { type: 'boolean' } } as const;
 async function withLedger<T>(fn: (ledger: IdentityLedger) => T): Promise<T> {
   const config = loadConfig();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), []);
+  const files = gatewayIdentityFiles(config);
+  const passphrase = await gatewayPassphrase(config, files, []);
   const { ledger } = await openDataDirLedger({
     dataDir: config.dataDir,
     domains: [config.domain],
     passphrase,
     ledger: config.ledgerPolicy === undefined ? {} : { policies: config.ledgerPolicy },
+  }).catch((err: unknown) => {
+    throw wrongGatewayPassphrase(err, join(config.dataDir, LOG_KEY_FILE), config, files);
   });
   try {
     return fn(ledger);
@@ -60,8 +69,13 @@ export const ledgerKeyCommand: Command = {
       if ((err as { code?: string }).code !== 'ERR_LOG_KEY' || !/no log key/.test(String(err))) {
         throw err;
       }
-      const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), []);
-      info = await ledgerKey({ dataDir: config.dataDir, domain: config.domain, passphrase });
+      const files = gatewayIdentityFiles(config);
+      const passphrase = await gatewayPassphrase(config, files, []);
+      info = await ledgerKey({ dataDir: config.dataDir, domain: config.domain, passphrase }).catch(
+        (e: unknown) => {
+          throw wrongGatewayPassphrase(e, join(config.dataDir, LOG_KEY_FILE), config, files);
+        },
+      );
     }
     if (flag(args, 'json')) {
       printJson(info);
