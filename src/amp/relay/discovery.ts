@@ -8,8 +8,10 @@
  * (permanent) when neither a route nor an aftersmtp1 record exists, ERR_RELAY_DISCOVERY
  * (permanent) for a malformed or ambiguous record, ERR_RELAY_DNS (temporary) when DNS fails.
  * With a route, DNS is still asked for `k=` (the log key is never configured by a route), and a
- * DNS failure then only leaves `logKey` undefined (the pinned key is used). Answers are cached
- * for `ttlMs` (the TXT records' own TTL is not visible through node's resolver).
+ * DNS failure then only leaves `logKey` undefined (the pinned key is used). An operator's pin
+ * (`aftersmtp ledger pin`, pins.ts) is the log key whatever DNS says, as a route is the endpoint.
+ * Answers are cached for `ttlMs` (the TXT records' own TTL is not visible through node's
+ * resolver).
  */
 import { Resolver } from 'node:dns/promises';
 import { AfterSmtpError } from '../../errors.js';
@@ -28,9 +30,11 @@ export interface RelayPeer {
   readonly quic: Endpoint;
   /** The client API endpoint (gRPC over TLS), for ResolveIdentity. */
   readonly api: Endpoint;
-  /** The domain log's verifier key from DNS `k=`, when published. */
+  /** The domain log's verifier key: the operator's pin, else DNS `k=` when published. */
   readonly logKey: string | undefined;
   readonly source: 'route' | 'dns';
+  /** Where logKey came from. */
+  readonly logKeySource?: 'pin' | 'dns';
 }
 
 export interface PeerDirectoryOptions {
@@ -42,6 +46,8 @@ export interface PeerDirectoryOptions {
   /** How long an answer is reused (default 60 s; 0: never). */
   readonly ttlMs?: number;
   readonly now?: () => number;
+  /** The operator's log-key pins (LogPinFile.get); they win over DNS `k=`. */
+  readonly pins?: (domain: string) => Promise<string | undefined>;
 }
 
 interface DnsAnswer {
@@ -73,6 +79,7 @@ export class PeerDirectory {
   readonly #resolver: Resolver;
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #pins: ((domain: string) => Promise<string | undefined>) | undefined;
   readonly #cache = new Map<string, { at: number; answer: DnsAnswer | null }>();
 
   constructor(opts: PeerDirectoryOptions = {}) {
@@ -81,19 +88,30 @@ export class PeerDirectory {
     if (opts.dnsServers !== undefined) this.#resolver.setServers([...opts.dnsServers]);
     this.#ttlMs = opts.ttlMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
+    this.#pins = opts.pins;
   }
 
   /** The gateway of `domain` (lower-case A-label, as in DIDs). */
   async find(domain: string): Promise<RelayPeer> {
+    const pin = await this.#pins?.(domain);
     const route = this.#routes.get(domain);
     if (route !== undefined) {
-      let logKey: string | undefined;
-      try {
-        logKey = (await this.#dns(domain))?.logKey;
-      } catch {
-        logKey = undefined; // the pinned key (if any) decides; verifyAnswer says so otherwise
+      let logKey = pin;
+      if (logKey === undefined) {
+        try {
+          logKey = (await this.#dns(domain))?.logKey;
+        } catch {
+          logKey = undefined; // the pinned key (if any) decides; verifyAnswer says so otherwise
+        }
       }
-      return { domain, quic: route.quic, api: route.api, logKey, source: 'route' };
+      return {
+        domain,
+        quic: route.quic,
+        api: route.api,
+        logKey,
+        source: 'route',
+        logKeySource: pin !== undefined ? 'pin' : 'dns',
+      };
     }
     const answer = await this.#dns(domain);
     if (answer === null) {
@@ -103,7 +121,13 @@ export class PeerDirectory {
         false,
       );
     }
-    return { domain, ...answer, source: 'dns' };
+    return {
+      domain,
+      ...answer,
+      logKey: pin ?? answer.logKey,
+      source: 'dns',
+      logKeySource: pin !== undefined ? 'pin' : 'dns',
+    };
   }
 
   /** Forgets cached answers (all, or one domain's). */

@@ -21,6 +21,7 @@ import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
 import type { MailboxStore } from '../../store/types.js';
 import { PeerDirectory } from './discovery.js';
+import { LogPinFile, logPinsPath } from './pins.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
 import { RelayReceiver, type RelayLogger } from './receiver.js';
 import { RelaySender } from './sender.js';
@@ -63,7 +64,13 @@ export interface Relay {
 export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   const c = o.config;
   const ttlMs = c.relayCacheTtl * 1000;
-  const directory = new PeerDirectory({ routes: c.relayRoutes, dnsServers: c.dnsServers, ttlMs });
+  const pins = new LogPinFile(logPinsPath(c.dataDir));
+  const directory = new PeerDirectory({
+    routes: c.relayRoutes,
+    dnsServers: c.dnsServers,
+    ttlMs,
+    pins: (domain) => pins.get(domain),
+  });
   const identities = await RemoteIdentityResolver.open({
     directory,
     statePath: relayStatePath(c.dataDir),

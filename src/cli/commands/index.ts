@@ -9,11 +9,15 @@ import {
   ledgerApproveCommand,
   ledgerCheckpointCommand,
   ledgerKeyCommand,
+  ledgerPinCommand,
   ledgerPolicyCommand,
+  ledgerRevokeCommand,
 } from './ledger.js';
+import { revokeCommand, rotateCommand } from './rotate.js';
 import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
 import { sendCommand } from './send.js';
+import { statusCommand } from './status.js';
 import { serveCommand } from './serve.js';
 
 export const COMMANDS: readonly Command[] = [
@@ -21,12 +25,17 @@ export const COMMANDS: readonly Command[] = [
   keygenCommand,
   registerCommand,
   resolveCommand,
+  rotateCommand,
+  revokeCommand,
   sendCommand,
+  statusCommand,
   inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,
   ledgerPolicyCommand,
   ledgerApproveCommand,
+  ledgerPinCommand,
+  ledgerRevokeCommand,
   envelopeSealCommand,
   envelopeOpenCommand,
   ...queueCommands,

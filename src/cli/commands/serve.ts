@@ -8,16 +8,22 @@
  * Shutdown runs in reverse order: purge timer, worker, relay, client API (and ledger), store,
  * queue, admin.
  */
-import { pino } from 'pino';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../../admin/process-metrics.js';
+import { Readiness } from '../../admin/readiness.js';
 import { startAdminServer } from '../../admin/server.js';
+import { clientApiMethods } from '../../amp/client-api/definition.js';
+import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
+import { routeGrpcLogs } from '../../amp/client-api/server.js';
+import { createLogger } from '../../log.js';
+import { registerCertificateMetrics } from '../../tls/metrics.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
 import { startGatewayClientApi } from '../../amp/client-api/gateway.js';
 import { LocalDeliveryWorker } from '../../delivery/worker.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
-import { registerQueueGauges } from '../../queue/metrics.js';
+import { registerQueueMetrics } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
 import { openStore } from '../../store/open.js';
 import { openRelay, type Relay } from '../../amp/relay/relay.js';
@@ -39,12 +45,13 @@ export const serveCommand: Command = {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    const log = pino({ level: config.logLevel, base: { service: 'aftersmtp' } });
+    const log = createLogger(config.logLevel);
+    routeGrpcLogs(log);
     const { identity, notes } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'aftersmtp_' });
+    registerProcessMetrics(registry);
     new Gauge({
       name: 'aftersmtp_gateway_info',
       help: 'Constant 1, labelled with the gateway identity.',
@@ -64,20 +71,29 @@ export const serveCommand: Command = {
       await queue.close();
       throw err;
     });
-    registerQueueGauges(registry, queue);
+    // Every series is registered now, before anything is served (zero until it happens).
+    const started: { relay?: Relay; certPem?: string } = {};
+    registerQueueMetrics(registry, queue);
     const metrics = registerMessagingMetrics(registry);
+    const apiMetrics = registerClientApiMetrics(registry, clientApiMethods());
+    registerQuicMetrics(registry, () => started.relay?.transport.stats());
+    registerCertificateMetrics(registry, () => started.certPem);
+    const readiness = new Readiness();
+    readiness.add('store', () => store.quarantined());
+    readiness.add('queue', () => queue.stats());
     const signal = new MailboxSignal();
     const closeStorage = async (): Promise<void> => {
       await store.close();
       await queue.close();
     };
-    const admin = await startAdminServer(config.adminListen, registry).catch(async (err) => {
-      await closeStorage();
-      throw err;
-    });
+    const admin = await startAdminServer(config.adminListen, registry, readiness).catch(
+      async (err) => {
+        await closeStorage();
+        throw err;
+      },
+    );
     // The relay needs the ledger and certificate the client API opens, and dispatch needs the
     // relay's resolver: dispatch reaches it through `started`, set once the relay is open.
-    const started: { relay?: Relay } = {};
     const remote = {
       resolve: (did: string) =>
         started.relay === undefined
@@ -90,6 +106,7 @@ export const serveCommand: Command = {
       signal,
       metrics,
       remote,
+      apiMetrics,
     }).catch(async (err) => {
       await closeStorage();
       await admin.close();
@@ -110,7 +127,8 @@ export const serveCommand: Command = {
       throw err;
     });
     started.relay = relay;
-    registerQuicMetrics(registry, relay.transport);
+    started.certPem = clientApi.tls.certPem;
+    readiness.add('ledger', () => clientApi.ledger.checkpoint());
     const worker = new LocalDeliveryWorker({
       queue,
       store,
@@ -148,8 +166,10 @@ export const serveCommand: Command = {
       },
       'aftersmtp serving',
     );
+    readiness.serving();
 
     log.info({ signal: await stopped }, 'shutting down');
+    readiness.stopping();
     clearInterval(purge);
     await worker.stop();
     relay.close();
