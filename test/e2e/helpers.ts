@@ -90,8 +90,9 @@ export class E2eGateway {
   }
 
   /** The `_aftersmtp._tcp` TXT record: p= QUIC relay, c= client API, k= log key. */
-  txt(): string {
-    return `v=aftersmtp1; p=127.0.0.1:${this.quicPort}; c=127.0.0.1:${this.grpcPort}; k=${this.logKey}`;
+  /** The discovery record, naming the gateway by `host` (an address, or a name DNS resolves). */
+  txt(host = '127.0.0.1'): string {
+    return `v=aftersmtp1; p=${host}:${this.quicPort}; c=${host}:${this.grpcPort}; k=${this.logKey}`;
   }
 
   get grpc(): string {

@@ -31,7 +31,7 @@ import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
-import type { ClientApiMetrics } from './metrics.js';
+import type { ClientApiRequestMetrics } from './request-metrics.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
@@ -43,7 +43,7 @@ export interface GatewayMessaging {
   /** Verified resolution of other domains' DIDs (the relay); absent: local recipients only. */
   readonly remote?: MessagingDeps['remote'];
   /** Calls by method and status, ledger writes (metrics.ts). */
-  readonly apiMetrics?: ClientApiMetrics;
+  readonly apiMetrics?: ClientApiRequestMetrics;
 }
 
 export interface GatewayClientApi {

@@ -44,7 +44,11 @@ import {
   type RotateIdentityRequestMsg,
 } from './messages.js';
 import { messagingService, type MessagingDeps } from './messaging.js';
-import { metricsInterceptor, type ClientApiMetrics, type LedgerOperation } from './metrics.js';
+import {
+  metricsInterceptor,
+  type ClientApiRequestMetrics,
+  type LedgerOperation,
+} from './request-metrics.js';
 import { toGrpcStatus } from './status.js';
 
 export interface ClientApiLogger {
@@ -65,7 +69,7 @@ export interface ClientApiOptions {
   /** The setting that chose host and port, named when binding fails (AFTERSMTP_GRPC_LISTEN). */
   readonly setting?: string;
   /** Calls by method and status, and ledger writes (metrics.ts); none when absent. */
-  readonly metrics?: ClientApiMetrics;
+  readonly metrics?: ClientApiRequestMetrics;
 }
 
 export interface ClientApiServer {
@@ -115,7 +119,7 @@ function unary<Req, Res>(
 function ledgerWrite<Req>(
   operation: LedgerOperation,
   log: ClientApiLogger,
-  metrics: ClientApiMetrics | undefined,
+  metrics: ClientApiRequestMetrics | undefined,
   didOf: (req: Req) => unknown,
   fn: Handler<Req, LedgerWriteResponseMsg>,
 ): Handler<Req, LedgerWriteResponseMsg> {
@@ -151,7 +155,7 @@ function ledgerWrite<Req>(
 export function ledgerHandlers(
   ledger: IdentityLedger,
   log: ClientApiLogger,
-  metrics?: ClientApiMetrics,
+  metrics?: ClientApiRequestMetrics,
 ): UntypedServiceImplementation {
   return {
     GetRegistrationChallenge: unary<GetRegistrationChallengeRequestMsg, RegistrationChallengeMsg>(

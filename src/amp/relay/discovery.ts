@@ -10,11 +10,14 @@
  * With a route, DNS is still asked for `k=` (the log key is never configured by a route), and a
  * DNS failure then only leaves `logKey` undefined (the pinned key is used). An operator's pin
  * (`aftersmtp ledger pin`, pins.ts) is the log key whatever DNS says, as a route is the endpoint.
- * Answers are cached for `ttlMs` (the TXT records' own TTL is not visible through node's
- * resolver).
+ * Host names in `p=`, `c=` and routes are resolved to addresses here, asynchronously, through
+ * the same DNS servers (src/amp/hosts.ts): the QUIC endpoint and the client API channel are given
+ * addresses, never names. Answers (records and addresses) are cached for `ttlMs` (the records'
+ * own TTL is not visible through node's resolver).
  */
 import { Resolver } from 'node:dns/promises';
 import { AfterSmtpError } from '../../errors.js';
+import { HostResolver } from '../hosts.js';
 import {
   DISCOVERY_PREFIX,
   parseDiscoveryRecord,
@@ -26,10 +29,13 @@ import { RelayError } from './errors.js';
 
 export interface RelayPeer {
   readonly domain: string;
-  /** The QUIC relay endpoint (UDP). */
+  /** The QUIC relay endpoint (UDP), as published or routed (host may be a name). */
   readonly quic: Endpoint;
   /** The client API endpoint (gRPC over TLS), for ResolveIdentity. */
   readonly api: Endpoint;
+  /** quic.host and api.host resolved: the addresses to connect to. */
+  readonly quicAddress: string;
+  readonly apiAddress: string;
   /** The domain log's verifier key: the operator's pin, else DNS `k=` when published. */
   readonly logKey: string | undefined;
   readonly source: 'route' | 'dns';
@@ -77,6 +83,8 @@ function clientApiTag(text: string, quic: Endpoint): Endpoint {
 export class PeerDirectory {
   readonly #routes: ReadonlyMap<string, RelayRoute>;
   readonly #resolver: Resolver;
+  readonly #hosts: HostResolver;
+  readonly #addresses = new Map<string, { at: number; address: string }>();
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #pins: ((domain: string) => Promise<string | undefined>) | undefined;
@@ -86,6 +94,7 @@ export class PeerDirectory {
     this.#routes = opts.routes ?? new Map();
     this.#resolver = new Resolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
     if (opts.dnsServers !== undefined) this.#resolver.setServers([...opts.dnsServers]);
+    this.#hosts = new HostResolver({ servers: opts.dnsServers, timeoutMs: opts.dnsTimeoutMs });
     this.#ttlMs = opts.ttlMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
     this.#pins = opts.pins;
@@ -108,6 +117,7 @@ export class PeerDirectory {
         domain,
         quic: route.quic,
         api: route.api,
+        ...(await this.#addressesOf(domain, route.quic, route.api)),
         logKey,
         source: 'route',
         logKeySource: pin !== undefined ? 'pin' : 'dns',
@@ -124,6 +134,7 @@ export class PeerDirectory {
     return {
       domain,
       ...answer,
+      ...(await this.#addressesOf(domain, answer.quic, answer.api)),
       logKey: pin ?? answer.logKey,
       source: 'dns',
       logKeySource: pin !== undefined ? 'pin' : 'dns',
@@ -138,6 +149,44 @@ export class PeerDirectory {
 
   cancel(): void {
     this.#resolver.cancel();
+    this.#hosts.cancel();
+  }
+
+  async #addressesOf(
+    domain: string,
+    quic: Endpoint,
+    api: Endpoint,
+  ): Promise<{ quicAddress: string; apiAddress: string }> {
+    const [quicAddress, apiAddress] = await Promise.all([
+      this.#address(domain, quic.host),
+      this.#address(domain, api.host),
+    ]);
+    return { quicAddress, apiAddress };
+  }
+
+  /** `host` (of `domain`'s gateway) as an address: a failure is temporary (ERR_RELAY_DNS). */
+  async #address(domain: string, host: string): Promise<string> {
+    const hit = this.#addresses.get(host);
+    if (hit !== undefined && this.#now() - hit.at < this.#ttlMs) return hit.address;
+    let address: string;
+    try {
+      address = await this.#hosts.address(host);
+    } catch (err) {
+      throw new RelayError(
+        'ERR_RELAY_DNS',
+        `the gateway of ${domain}: ${(err as Error).message}`,
+        true,
+        { cause: err },
+      );
+    }
+    if (this.#ttlMs > 0) {
+      this.#addresses.set(host, { at: this.#now(), address });
+      if (this.#addresses.size > 10_000) {
+        const first = this.#addresses.keys().next().value;
+        if (first !== undefined) this.#addresses.delete(first);
+      }
+    }
+    return address;
   }
 
   /** The domain's record, or null when it has none. */

@@ -20,6 +20,7 @@ import { listenError } from '../../net/listen.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
 import type { MailboxStore } from '../../store/types.js';
+import { HostResolver } from '../hosts.js';
 import { PeerDirectory } from './discovery.js';
 import { LogPinFile, logPinsPath } from './pins.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
@@ -89,10 +90,12 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   });
   let transport: QuicTransport;
   try {
+    // The native endpoint binds an address; a name (localhost) is resolved here, asynchronously.
+    const bindHost = await new HostResolver().address(c.quicListen.host);
     transport = QuicTransport.open({
       certPem: o.tls.certPem,
       keyPem: o.tls.keyPem,
-      host: c.quicListen.host,
+      host: bindHost,
       port: c.quicListen.port,
       limits: quicLimitsFromConfig(c),
       verifyInboundPeer: receiver.verifyPeer,

@@ -1,6 +1,7 @@
 /** The registry of CLI subcommands, in the order `aftersmtp --help` lists them. */
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
+import { dnsCommand } from './dns.js';
 import { envelopeOpenCommand, envelopeSealCommand } from './envelope.js';
 import { inboxCommand } from './inbox.js';
 import { keygenCommand } from './keygen.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   ledgerApproveCommand,
   ledgerPinCommand,
   ledgerRevokeCommand,
+  dnsCommand,
   envelopeSealCommand,
   envelopeOpenCommand,
   ...queueCommands,

@@ -13,7 +13,7 @@ import { registerProcessMetrics } from '../../admin/process-metrics.js';
 import { Readiness } from '../../admin/readiness.js';
 import { startAdminServer } from '../../admin/server.js';
 import { clientApiMethods } from '../../amp/client-api/definition.js';
-import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
+import { registerClientApiRequestMetrics } from '../../amp/client-api/request-metrics.js';
 import { routeGrpcLogs } from '../../amp/client-api/server.js';
 import { createLogger } from '../../log.js';
 import { registerCertificateMetrics } from '../../tls/metrics.js';
@@ -75,7 +75,7 @@ export const serveCommand: Command = {
     const started: { relay?: Relay; certPem?: string } = {};
     registerQueueMetrics(registry, queue);
     const metrics = registerMessagingMetrics(registry);
-    const apiMetrics = registerClientApiMetrics(registry, clientApiMethods());
+    const apiMetrics = registerClientApiRequestMetrics(registry, clientApiMethods());
     registerQuicMetrics(registry, () => started.relay?.transport.stats());
     registerCertificateMetrics(registry, () => started.certPem);
     const readiness = new Readiness();

@@ -13,7 +13,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 
 export type LedgerOperation = 'register' | 'rotate' | 'revoke';
 
-export interface ClientApiMetrics {
+export interface ClientApiRequestMetrics {
   /** One finished call: its method, gRPC status code (0 = OK) and duration. */
   request(method: string, code: number, seconds: number): void;
   /** One ledger write: `accepted`, or the refusal code. */
@@ -26,10 +26,10 @@ export function statusName(code: number): string {
   return name ?? String(code);
 }
 
-export function registerClientApiMetrics(
+export function registerClientApiRequestMetrics(
   registry: Registry,
   methods: readonly string[],
-): ClientApiMetrics {
+): ClientApiRequestMetrics {
   const requests = new Counter({
     name: 'aftersmtp_client_api_requests_total',
     help: 'Client API (gRPC) calls finished, by method and gRPC status code.',
@@ -68,7 +68,7 @@ export function registerClientApiMetrics(
 }
 
 /** A server interceptor that reports every call's final status and duration to `metrics`. */
-export function metricsInterceptor(metrics: ClientApiMetrics): ServerInterceptor {
+export function metricsInterceptor(metrics: ClientApiRequestMetrics): ServerInterceptor {
   return (method, call) => {
     const started = performance.now();
     const name = method.path.slice(method.path.lastIndexOf('/') + 1);
