@@ -44,6 +44,7 @@ PACKAGES=(
   "g++:BoringSSL and node-gyp (better-sqlite3)"
   "make:node-gyp"
   "python3:node-gyp"
+  "curl:README's examples wait for /readyz with it"
 )
 if [ "$with_tests" = 1 ]; then
   PACKAGES+=(

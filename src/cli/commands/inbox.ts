@@ -136,10 +136,11 @@ export const inboxCommand: Command = {
   summary: 'Fetch your mailbox from your gateway, open and verify every message.',
   usage:
     '--key <key file> --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
-    '       [--after <seq>] [--follow] [--ack] [--body-dir <dir>] [--log-key <key>] [--state <file>] [--json]\n\n' +
+    '       [--after <seq>] [--follow] [--limit <n>] [--ack] [--body-dir <dir>] [--log-key <key>] [--state <file>] [--json]\n\n' +
     GATEWAY_USAGE +
     '\n  --after <seq>                resume after this sequence number (printed with each message)\n' +
     '  --follow                     keep waiting for new mail (stop with Ctrl-C)\n' +
+    '  --limit <n>                  stop after n messages (with --follow: wait for n)\n' +
     '  --ack                        delete each message from the mailbox once it is shown\n' +
     '  --body-dir <dir>             write each body, byte for byte, to <dir>/<message id>\n' +
     '  --old-key <key file>         also open mail sealed to this earlier key (after aftersmtp rotate)\n' +
@@ -151,6 +152,7 @@ export const inboxCommand: Command = {
     ...GATEWAY_OPTIONS,
     key: { type: 'string' },
     after: { type: 'string' },
+    limit: { type: 'string' },
     follow: { type: 'boolean' },
     ack: { type: 'boolean' },
     'body-dir': { type: 'string' },
@@ -161,6 +163,9 @@ export const inboxCommand: Command = {
     const afterRaw = optionalString(args, 'after') ?? '0';
     if (!/^[0-9]{1,15}$/.test(afterRaw)) throw new UsageError('--after must be a sequence number');
     const follow = flag(args, 'follow');
+    const limitRaw = optionalString(args, 'limit') ?? '0';
+    if (!/^[0-9]{1,6}$/.test(limitRaw)) throw new UsageError('--limit must be a whole number');
+    const limit = Number(limitRaw);
     const ack = flag(args, 'ack');
     const json = flag(args, 'json');
     const bodyDir = optionalString(args, 'body-dir');
@@ -259,7 +264,7 @@ export const inboxCommand: Command = {
       };
       for await (const item of client.fetchInbox(
         token,
-        { after: Number(afterRaw), follow },
+        { after: Number(afterRaw), follow, limit },
         abort.signal,
       )) {
         const s = await show(item);
