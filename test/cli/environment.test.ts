@@ -217,3 +217,26 @@ test('a full disk: one line naming the file that could not be written', async (t
     disk.release();
   }
 });
+
+test('a gateway that is down: ERR_GATEWAY_UNREACHABLE names the address, in words', async () => {
+  const r = await runCli(
+    [
+      'resolve',
+      'did:aftersmtp:example.org:alice',
+      '--gateway',
+      '127.0.0.1:1',
+      '--gateway-spki',
+      'sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=',
+      '--log-key',
+      'example.org/aftersmtp-ledger/v1+67538a6a+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs',
+      '--state',
+      join(tempDir('env'), 'state.json'),
+    ],
+    { env: {} },
+  );
+  assertOneLine(
+    r,
+    'ERR_GATEWAY_UNREACHABLE',
+    /cannot reach 127\.0\.0\.1:1: connection refused \[ECONNREFUSED\]/,
+  );
+});
