@@ -88,8 +88,9 @@ export declare class QuicEndpoint {
   /** The bound UDP port. */
   get port(): number
   /**
-   * Open a connection to `host:port` (SNI `serverName`, may be empty); returns its id. A
-   * `connected` (with the peer's certificate) or `closed` event follows.
+   * Open a connection to `host:port` (`host` an IP address: never a name, see socket_addr;
+   * SNI `serverName`, may be empty); returns its id. A `connected` (with the peer's
+   * certificate) or `closed` event follows.
    */
   connect(host: string, port: number, serverName: string): number
   /**
@@ -281,7 +282,10 @@ export interface QuicCodes {
  * durations are in milliseconds.
  */
 export interface QuicEndpointOptions {
-  /** Address to bind (default `0.0.0.0`). */
+  /**
+   * IP address to bind (default `0.0.0.0`); a host name is refused (`ERR_QUIC_PARAM`): the
+   * caller resolves names, asynchronously, before it calls.
+   */
   host?: string
   /** UDP port to bind (default 4434; 0 picks a free port). */
   port?: number

@@ -12,7 +12,7 @@ use crate::quic::{self, frame, Answer, Batch, Command, Endpoint, Event, Limits, 
 use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::Env;
 use napi_derive::napi;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Custom N-API status: its string becomes the JS error's `code` property.
@@ -35,7 +35,8 @@ fn err(code: &'static str, msg: impl Into<String>) -> JsError {
 /// durations are in milliseconds.
 #[napi(object)]
 pub struct QuicEndpointOptions {
-    /// Address to bind (default `0.0.0.0`).
+    /// IP address to bind (default `0.0.0.0`); a host name is refused (`ERR_QUIC_PARAM`): the
+    /// caller resolves names, asynchronously, before it calls.
     pub host: Option<String>,
     /// UDP port to bind (default 4434; 0 picks a free port).
     pub port: Option<u32>,
@@ -271,18 +272,22 @@ fn limits(o: &QuicEndpointOptions) -> Result<Limits, JsError> {
     Ok(l)
 }
 
-fn resolve(host: &str, port: u32) -> Result<SocketAddr, JsError> {
+/// `host` (an IP address, IPv6 with or without brackets) and `port` as a socket address. No name
+/// is looked up here: a DNS lookup would block the JavaScript thread this runs on, so names are
+/// resolved by the caller (asynchronously, with the configured DNS servers) before the call.
+fn socket_addr(host: &str, port: u32) -> Result<SocketAddr, JsError> {
     let port = u16::try_from(port).map_err(|_| err("ERR_QUIC_PARAM", format!("port {port}")))?;
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| err("ERR_QUIC_PARAM", format!("address {host}:{port}: {e}")))?
-        .next()
-        .ok_or_else(|| {
-            err(
-                "ERR_QUIC_PARAM",
-                format!("address {host}:{port}: no address"),
-            )
-        })
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = bare.parse().map_err(|_| {
+        err(
+            "ERR_QUIC_PARAM",
+            format!("{host} is not an IP address (host names are resolved before this call)"),
+        )
+    })?;
+    Ok(SocketAddr::new(ip, port))
 }
 
 #[napi]
@@ -299,7 +304,7 @@ impl QuicEndpoint {
         on_events: Function<'_>,
     ) -> Result<Self, JsError> {
         let limits = limits(&options)?;
-        let bind = resolve(
+        let bind = socket_addr(
             options.host.as_deref().unwrap_or("0.0.0.0"),
             options.port.unwrap_or(u32::from(quic::DEFAULT_PORT)),
         )?;
@@ -357,11 +362,12 @@ impl QuicEndpoint {
             .map_or(0, |h| u32::from(h.local_addr().port()))
     }
 
-    /// Open a connection to `host:port` (SNI `serverName`, may be empty); returns its id. A
-    /// `connected` (with the peer's certificate) or `closed` event follows.
+    /// Open a connection to `host:port` (`host` an IP address: never a name, see socket_addr;
+    /// SNI `serverName`, may be empty); returns its id. A `connected` (with the peer's
+    /// certificate) or `closed` event follows.
     #[napi]
     pub fn connect(&self, host: String, port: u32, server_name: String) -> Result<u32, JsError> {
-        let addr = resolve(&host, port)?;
+        let addr = socket_addr(&host, port)?;
         self.command(|ep| {
             let conn = ep.ids().conn();
             ep.apply(Command::Connect {

@@ -1,12 +1,17 @@
 /**
- * The admin HTTP listener: GET /healthz (liveness) and GET /metrics (Prometheus text format from
+ * The admin HTTP listener: GET /healthz (liveness: the process answers), GET /readyz
+ * (readiness: start-up is complete and the store, the queue and the ledger answer; 503 and the
+ * failing check otherwise, readiness.ts) and GET /metrics (Prometheus text format from
  * prom-client). It binds where AFTERSMTP_ADMIN_LISTEN says, 127.0.0.1 by default, and serves
- * nothing else: every other path or method is 404/405 with no body of interest.
+ * nothing else: every other path or method is 404/405 with no body of interest. A port that
+ * cannot be bound is ERR_ADMIN_BIND naming the address and the setting.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config/schema.js';
+import { listenError } from '../net/listen.js';
+import type { Readiness } from './readiness.js';
 
 export interface AdminServer {
   readonly address: AddressInfo;
@@ -16,6 +21,7 @@ export interface AdminServer {
 export async function startAdminServer(
   listen: ListenAddress,
   registry: Registry,
+  readiness?: Readiness,
 ): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -25,6 +31,25 @@ export async function startAdminServer(
     }
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      if (readiness === undefined) {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
+        return;
+      }
+      readiness.report().then(
+        (r) => {
+          const lines = [
+            r.ready ? 'ready' : `not ready (${r.state})`,
+            ...Object.entries(r.checks).map(([name, v]) => `${name}: ${v}`),
+          ];
+          res
+            .writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' })
+            .end(`${lines.join('\n')}\n`);
+        },
+        () => res.writeHead(500).end(),
+      );
       return;
     }
     if (path === '/metrics') {
@@ -39,9 +64,17 @@ export async function startAdminServer(
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) =>
+      reject(
+        listenError(
+          'ERR_ADMIN_BIND',
+          { protocol: 'TCP', ...listen, setting: 'AFTERSMTP_ADMIN_LISTEN' },
+          err,
+        ),
+      ),
+    );
     server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });

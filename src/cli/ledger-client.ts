@@ -13,7 +13,7 @@
  * domain's own gateway, found by AFTERSMTP_RELAY_ROUTES then DNS, answers verified with the
  * domain's DNS `k=` log key, pinned in the same client state file).
  */
-import { readFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DiscoveryResolver, parseDnsServers } from '../amp/discovery.js';
@@ -21,16 +21,13 @@ import { GatewayClient, type GatewayPin } from '../amp/client-api/index.js';
 import { PeerDirectory } from '../amp/relay/discovery.js';
 import { RemoteIdentityResolver } from '../amp/relay/identities.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
+import { envValue } from '../config/env.js';
 import { InputError } from '../errors.js';
 import { parseDid } from '../identity/index.js';
+import { readBoundedFile } from '../identity/files.js';
 import { ClientState } from '../ledger/index.js';
-import {
-  UsageError,
-  optionalString,
-  requireString,
-  type Options,
-  type ParsedArgs,
-} from './command.js';
+import { clientDefaults, type ClientConfigName } from './client-config.js';
+import { UsageError, optionalString, type Options, type ParsedArgs } from './command.js';
 
 export const GATEWAY_OPTIONS: Options = {
   gateway: { type: 'string' },
@@ -47,23 +44,62 @@ export const GATEWAY_USAGE =
   '  --gateway-spki sha256/<b64>  pin it by its key (printed by serve as tlsSpki)\n' +
   "  --log-key <verifier key>     the domain log's key (default: DNS k=, pinned on first use)\n" +
   '  --state <file>               client state (default ~/.aftersmtp/ledger-client.json)\n' +
-  '  --json                       one JSON document on stdout';
+  '  --json                       one JSON document on stdout\n' +
+  '  Defaults for --gateway, its pin, --key and --state: AFTERSMTP_GATEWAY, AFTERSMTP_GATEWAY_CERT\n' +
+  '  or AFTERSMTP_GATEWAY_SPKI, AFTERSMTP_KEY, AFTERSMTP_CLIENT_STATE, else the client config file\n' +
+  '  (AFTERSMTP_CLIENT_CONFIG, default ~/.aftersmtp/client.conf; docs/OPERATIONS.md).';
 
 export const DEFAULT_STATE_FILE = join('.aftersmtp', 'ledger-client.json');
 
-export async function connectGateway(args: ParsedArgs): Promise<GatewayClient> {
-  const target = requireString(args, 'gateway');
-  const certFile = optionalString(args, 'gateway-cert');
-  const spki = optionalString(args, 'gateway-spki');
-  if ((certFile === undefined) === (spki === undefined)) {
-    throw new UsageError('pin the gateway with exactly one of --gateway-cert and --gateway-spki');
+const MAX_CERT_FILE_BYTES = 64 * 1024;
+
+/** A flag's value, else its default from the environment or the client config file. */
+export function clientOption(args: ParsedArgs, name: ClientConfigName): string | undefined {
+  return optionalString(args, name) ?? clientDefaults().values[name];
+}
+
+/** The key file: --key, AFTERSMTP_KEY or `key =` in the client config, else a usage error. */
+export function keyFileOption(args: ParsedArgs): string {
+  const v = clientOption(args, 'key');
+  if (v === undefined || v === '') {
+    throw new UsageError('--key is required (or AFTERSMTP_KEY, or key = in the client config)');
   }
+  return v;
+}
+
+/** The gateway's address and pin, from the flags or, when no flag gives them, the defaults. */
+export function gatewayTarget(args: ParsedArgs): {
+  target: string;
+  certFile?: string;
+  spki?: string;
+} {
+  const target = clientOption(args, 'gateway');
+  if (target === undefined) {
+    throw new UsageError(
+      '--gateway is required (or AFTERSMTP_GATEWAY, or gateway = in the client config)',
+    );
+  }
+  let certFile = optionalString(args, 'gateway-cert');
+  let spki = optionalString(args, 'gateway-spki');
+  if (certFile === undefined && spki === undefined) {
+    const d = clientDefaults().values;
+    certFile = d['gateway-cert'];
+    spki = d['gateway-spki'];
+  }
+  if ((certFile === undefined) === (spki === undefined)) {
+    throw new UsageError(
+      'pin the gateway with exactly one of --gateway-cert and --gateway-spki (or AFTERSMTP_GATEWAY_CERT / AFTERSMTP_GATEWAY_SPKI)',
+    );
+  }
+  return certFile !== undefined ? { target, certFile } : { target, spki: spki as string };
+}
+
+export async function connectGateway(args: ParsedArgs): Promise<GatewayClient> {
+  const { target, certFile, spki } = gatewayTarget(args);
   let pin: GatewayPin;
   if (certFile !== undefined) {
-    const pem = await readFile(certFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      throw new InputError('ERR_TLS_CERT', `cannot read ${certFile} (${err.code ?? err.message})`);
-    });
-    pin = { certPem: pem.slice(0, 64 * 1024) };
+    const pem = await readBoundedFile(certFile, MAX_CERT_FILE_BYTES, 'ERR_TLS_CERT');
+    pin = { certPem: pem.toString('utf8') };
   } else {
     pin = { spki: spki as string };
   }
@@ -71,8 +107,8 @@ export async function connectGateway(args: ParsedArgs): Promise<GatewayClient> {
 }
 
 /** AFTERSMTP_DNS_SERVERS (undefined: the system's resolvers). */
-function dnsServersFromEnv(): string[] | undefined {
-  const raw = process.env.AFTERSMTP_DNS_SERVERS;
+export function dnsServersFromEnv(): string[] | undefined {
+  const raw = envValue('AFTERSMTP_DNS_SERVERS');
   if (raw === undefined) return undefined;
   try {
     return parseDnsServers(raw);
@@ -87,9 +123,9 @@ function dnsServersFromEnv(): string[] | undefined {
  * domain's client API; its answers are verified against its DNS `k=`, pinned in `state`.
  */
 export async function openRemoteIdentities(state: ClientState): Promise<RemoteIdentityResolver> {
-  const raw = process.env.AFTERSMTP_RELAY_ROUTES;
+  const raw = envValue('AFTERSMTP_RELAY_ROUTES');
   let routes;
-  if (raw !== undefined && raw.trim() !== '') {
+  if (raw !== undefined) {
     try {
       routes = parseRelayRoutes(raw);
     } catch (err) {
@@ -101,7 +137,7 @@ export async function openRemoteIdentities(state: ClientState): Promise<RemoteId
 }
 
 export async function loadClientState(args: ParsedArgs): Promise<ClientState> {
-  const path = optionalString(args, 'state') ?? join(homedir(), DEFAULT_STATE_FILE);
+  const path = clientOption(args, 'state') ?? join(homedir(), DEFAULT_STATE_FILE);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   return ClientState.load(path);
 }
@@ -134,7 +170,7 @@ export async function logKeyFor(
     if (!pinned && err instanceof InputError) {
       throw new InputError(
         'ERR_LEDGER_NO_PIN',
-        `no log key for ${domain}: ${err.message}; pass --log-key (aftersmtp ledger key prints it)`,
+        `no log key for ${domain}: ${err.message}; pass --log-key, or pin it once with "aftersmtp ledger pin --client ${domain} <key>" (the key "aftersmtp ledger key" prints on its gateway)`,
       );
     }
     throw err;

@@ -2,8 +2,39 @@
  * How the CLI talks to a person or a script: JSON (one document, --json) or text, and the
  * passphrase prompt. Secrets are never echoed or printed.
  */
+import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { envValue } from '../config/env.js';
+import { InputError, asEnvironmentError } from '../errors.js';
 import { UsageError } from './command.js';
+
+/**
+ * Writes a file the user named on the command line, never replacing one (ERR_OUTPUT_EXISTS);
+ * `-` is standard output. Other failures (a missing directory, a full disk) name the path.
+ */
+export async function writeOutputFile(
+  path: string,
+  data: Uint8Array,
+  flagName: string,
+): Promise<void> {
+  if (path === '-') {
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(data, (err) => (err ? reject(err) : resolve())),
+    );
+    return;
+  }
+  try {
+    await writeFile(path, data, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new InputError(
+        'ERR_OUTPUT_EXISTS',
+        `${path} (${flagName}) already exists; not overwriting it: remove it or choose another name`,
+      );
+    }
+    throw asEnvironmentError(err, 'ERR_OUTPUT_FILE', `cannot write ${path} (${flagName})`);
+  }
+}
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -14,15 +45,12 @@ export function printLines(lines: readonly string[]): void {
 }
 
 /**
- * The passphrase for key files: AFTERSMTP_PASSPHRASE when set, otherwise asked on the terminal
+ * The passphrase for key files: AFTERSMTP_PASSPHRASE when set (not empty), otherwise asked on the terminal
  * without echo (twice when `confirm`, for a new key file). With neither, a usage error.
  */
 export async function readPassphrase(purpose: string, confirm = false): Promise<string> {
-  const fromEnv = process.env.AFTERSMTP_PASSPHRASE;
-  if (fromEnv !== undefined) {
-    if (fromEnv.length === 0) throw new UsageError('AFTERSMTP_PASSPHRASE is set but empty');
-    return fromEnv;
-  }
+  const fromEnv = envValue('AFTERSMTP_PASSPHRASE');
+  if (fromEnv !== undefined) return fromEnv;
   if (!process.stdin.isTTY) {
     throw new UsageError(`a passphrase is needed (${purpose}): set AFTERSMTP_PASSPHRASE`);
   }

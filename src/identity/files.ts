@@ -3,27 +3,55 @@
  * records). Guarantees: a read never allocates more than `maxBytes` + 1 bytes whatever the file
  * claims or grows to; a write is atomic (temporary file, fsync, then link/rename) so a crash
  * leaves either the old file or the new one, never a torn file; I/O failures become
- * InputError(`<code>`) with the path in the message.
+ * InputError(`<code>`) with the path in the message. The path `-` is standard input (read once
+ * per process: a second `-` is refused), bounded the same way.
  */
 import { randomBytes } from 'node:crypto';
 import { open, link, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, errnoWords } from '../errors.js';
 
-/** Reads a regular file of at most `maxBytes` bytes. */
+function describeErrno(code: string | undefined): string {
+  const words = errnoWords(code);
+  return words === undefined ? (code ?? 'error') : `${words} [${code}]`;
+}
+
+/** Whether `-` (standard input) was read already: a stream, it has one reader per process. */
+let stdinTaken = false;
+
+async function readStdin(maxBytes: number, code: string, tooLargeCode: string): Promise<Buffer> {
+  if (stdinTaken) {
+    throw new InputError(code, 'standard input (-) can be given for one file only');
+  }
+  stdinTaken = true;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      process.stdin.destroy();
+      throw new InputError(tooLargeCode, `standard input is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+/** Reads a regular file (or, for `-`, standard input) of at most `maxBytes` bytes. */
 export async function readBoundedFile(
   path: string,
   maxBytes: number,
   code: string,
   tooLargeCode: string = code,
 ): Promise<Buffer> {
+  if (path === '-') return readStdin(maxBytes, code, tooLargeCode);
   let fh;
   try {
     fh = await open(path, 'r');
   } catch (err) {
     throw new InputError(
       code,
-      `cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      `cannot open ${path}: ${describeErrno((err as NodeJS.ErrnoException).code)}`,
       { cause: err },
     );
   }

@@ -81,7 +81,10 @@ export async function ledgerKey(opts: {
   if (exists) {
     const pub = await readLogKeyPublic(keyFile);
     if (pub.name !== origin) {
-      throw new InputError('ERR_LOG_KEY', `${keyFile} is the key of ${pub.name}, not ${origin}`);
+      throw new InputError(
+        'ERR_LOG_KEY',
+        `${keyFile} is the log key of ${pub.name}, not ${origin}: this data directory serves another domain (AFTERSMTP_DOMAIN; give each domain its own AFTERSMTP_DATA_DIR)`,
+      );
     }
     verifierKey = pub.verifierKey;
   } else {

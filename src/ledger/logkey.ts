@@ -204,7 +204,10 @@ export async function loadOrCreateLogKey(
   if (!exists) return { signer: await createLogKey(path, name, passphrase, params), created: true };
   const signer = await readLogKey(path, passphrase);
   if (signer.name !== name) {
-    throw new InputError('ERR_LOG_KEY', `${path} is the key of ${signer.name}, not ${name}`);
+    throw new InputError(
+      'ERR_LOG_KEY',
+      `${path} is the log key of ${signer.name}, not ${name}: this data directory serves another domain (AFTERSMTP_DOMAIN; give each domain its own AFTERSMTP_DATA_DIR)`,
+    );
   }
   return { signer, created: false };
 }

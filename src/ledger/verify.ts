@@ -110,6 +110,15 @@ export class ClientState {
     this.#logs.set(domain, log);
   }
 
+  /** Forgets a log (an operator's deliberate re-pin: `aftersmtp ledger pin --replace`). */
+  delete(domain: string): boolean {
+    return this.#logs.delete(domain);
+  }
+
+  domains(): string[] {
+    return [...this.#logs.keys()].sort();
+  }
+
   toJSON(): unknown {
     const logs: Record<string, unknown> = {};
     for (const [d, l] of [...this.#logs].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -182,7 +191,7 @@ function pinnedKey(state: ClientState, domain: string, dnsVerifierKey?: string):
     if (dnsVerifierKey === undefined) {
       throw new InputError(
         'ERR_LEDGER_NO_PIN',
-        `no pinned log key for ${domain} and none from DNS`,
+        `no pinned log key for ${domain} and none from DNS: pin the key that ${domain}'s operator prints with "aftersmtp ledger key" (aftersmtp ledger pin ${domain} <key>), or publish k= in its _aftersmtp._tcp TXT record`,
       );
     }
     parseVerifierKey(dnsVerifierKey);

@@ -1,5 +1,5 @@
 // `aftersmtp serve` on embedded defaults: creates the data directory and the gateway identity,
-// serves /healthz and /metrics on the admin listener, reloads the same identity on restart, and
+// serves /healthz, /readyz and /metrics on the admin listener, reloads the same identity on restart, and
 // stops cleanly on SIGTERM. Bad configuration is refused with exit code 1 and the variable named.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -43,7 +43,7 @@ function stop(child: ChildProcess): Promise<number | string | null> {
   });
 }
 
-test('serve creates the gateway identity, serves health and metrics, and restarts on it', async () => {
+test('serve creates the gateway identity, serves health and metrics, and restarts on it', async (t) => {
   const dataDir = join(tempDir('serve'), 'data');
   const env = {
     AFTERSMTP_DATA_DIR: dataDir,
@@ -57,6 +57,7 @@ test('serve creates the gateway identity, serves health and metrics, and restart
     AFTERSMTP_SUITE: 'classic-v1',
   };
   const first = await startServe(env);
+  t.after(() => first.child.kill('SIGKILL')); // a failed assertion must not leave it running
   assert.equal(first.ready.gateway, 'did:aftersmtp:example.org:gateway');
   assert.equal(first.ready.suite, 'classic-v1');
   assert.equal(statSync(join(dataDir, 'gateway.pass')).mode & 0o777, 0o600);
@@ -70,12 +71,16 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   const metrics = await (await fetch(`${admin}/metrics`)).text();
   assert.match(metrics, /aftersmtp_gateway_info\{did="did:aftersmtp:example.org:gateway"/);
   assert.match(metrics, /aftersmtp_process_resident_memory_bytes/);
-  assert.match(metrics, /aftersmtp_quic\{counter="connectionsOpen"\} 0/);
+  assert.match(metrics, /\naftersmtp_quic_connections_open 0\n/);
+  const ready = await fetch(`${admin}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.equal(await ready.text(), 'ready\nstore: ok\nqueue: ok\nledger: ok\n');
   assert.equal((await fetch(`${admin}/nothing`)).status, 404);
   assert.equal((await fetch(`${admin}/metrics`, { method: 'POST' })).status, 405);
   assert.equal(await stop(first.child), 0);
 
   const second = await startServe(env);
+  t.after(() => second.child.kill('SIGKILL'));
   assert.equal(second.ready.keyId, first.ready.keyId, 'the same identity is loaded on restart');
   assert.equal(await stop(second.child), 0);
 });

@@ -106,7 +106,6 @@ export interface DnsServer {
   close(): Promise<void>;
 }
 
-/** Starts unbound answering `records` (name -> TXT strings) authoritatively for their zone. */
 /** A TXT value as quoted character-strings of at most 255 octets each (RFC 1035 3.3.14). */
 function txtStrings(value: string): string {
   const parts: string[] = [];
@@ -114,9 +113,14 @@ function txtStrings(value: string): string {
   return parts.map((p) => `"${p.replace(/"/g, '\\"')}"`).join(' ');
 }
 
+/**
+ * Starts unbound answering `records` (name -> TXT strings) and `addresses` (name -> IPv4 or
+ * IPv6 addresses: A and AAAA records) authoritatively for their zone.
+ */
 export async function startUnbound(
   zone: string,
   records: Record<string, string[]>,
+  addresses: Record<string, string[]> = {},
 ): Promise<DnsServer> {
   const bin = unboundPath();
   if (bin === undefined) throw new Error('unbound is not installed');
@@ -125,6 +129,11 @@ export async function startUnbound(
   const data = Object.entries(records).flatMap(([name, texts]) =>
     texts.map((t) => `  local-data: '${name}. 60 IN TXT ${txtStrings(t)}'`),
   );
+  for (const [name, ips] of Object.entries(addresses)) {
+    for (const ip of ips) {
+      data.push(`  local-data: '${name}. 60 IN ${ip.includes(':') ? 'AAAA' : 'A'} ${ip}'`);
+    }
+  }
   const conf = join(dir, 'unbound.conf');
   writeFileSync(
     conf,

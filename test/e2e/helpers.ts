@@ -93,8 +93,9 @@ export class E2eGateway {
   }
 
   /** The `_aftersmtp._tcp` TXT record: p= QUIC relay, c= client API, k= log key. */
-  txt(): string {
-    return `v=aftersmtp1; p=127.0.0.1:${this.quicPort}; c=127.0.0.1:${this.grpcPort}; k=${this.logKey}`;
+  /** The discovery record, naming the gateway by `host` (an address, or a name DNS resolves). */
+  txt(host = '127.0.0.1'): string {
+    return `v=aftersmtp1; p=${host}:${this.quicPort}; c=${host}:${this.grpcPort}; k=${this.logKey}`;
   }
 
   get grpc(): string {
@@ -199,8 +200,29 @@ export interface E2eUser {
   readonly gateway: E2eGateway;
 }
 
-export async function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return runCli(args, { env: { AFTERSMTP_PASSPHRASE: USER_PASS, ...env } });
+export async function cli(
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): Promise<CliResult> {
+  return runCli(args, { env: { AFTERSMTP_PASSPHRASE: USER_PASS, ...env }, input });
+}
+
+/**
+ * keygen + register, the gateway's log key pinned beforehand in the user's client state
+ * (`aftersmtp ledger pin --state`), for domains that publish no DNS record.
+ */
+export async function makeUserWith(
+  work: string,
+  gw: E2eGateway,
+  local: string,
+  env: Record<string, string>,
+  logKey: string,
+): Promise<E2eUser> {
+  const stateFile = join(work, `${local}@${gw.domain}.state.json`);
+  const p = await cli(['ledger', 'pin', '--state', stateFile, gw.domain, logKey], {});
+  assert.equal(p.code, 0, p.stderr);
+  return makeUser(work, gw, local, 'classic-v1', env);
 }
 
 /** keygen + register (hashcash) with the real CLI; the log key comes from DNS (no --log-key). */

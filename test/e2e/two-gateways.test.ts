@@ -1,6 +1,7 @@
 // Two organisations end to end (issue 6): two real `aftersmtp serve` processes for alpha.test
 // and beta.test on 127.0.0.1, discovery through a real DNS server (unbound, `_aftersmtp._tcp`
-// TXT with p= the QUIC relay, c= the client API, k= the log key; no relay routes anywhere), users
+// TXT with p= the QUIC relay, c= the client API, k= the log key, naming host names that the same
+// server resolves; no relay routes anywhere), users
 // made with the real CLI (keygen, register with hashcash), mail sent with `aftersmtp send` and
 // read with `aftersmtp inbox --json` across the two domains, in both directions; refusals of
 // unknown and revoked remote recipients; and crash safety with SIGKILL on either side.
@@ -115,10 +116,16 @@ describe('two gateways, discovery through real DNS', { skip }, () => {
       AFTERSMTP_SUITE: 'classic-v1',
     });
     beta = await E2eGateway.prepare(work, 'beta.test', { ...gwEnv, AFTERSMTP_SUITE: 'hybrid-v1' });
-    dns = await startUnbound('test', {
-      '_aftersmtp._tcp.alpha.test': [alpha.txt()],
-      '_aftersmtp._tcp.beta.test': [beta.txt()],
-    });
+    // The records name the gateways by host name, as operators publish them: every name is
+    // resolved at AFTERSMTP_DNS_SERVERS (unbound), by the gateways and by the CLI alike.
+    dns = await startUnbound(
+      'test',
+      {
+        '_aftersmtp._tcp.alpha.test': [alpha.txt('relay.alpha.test')],
+        '_aftersmtp._tcp.beta.test': [beta.txt('relay.beta.test')],
+      },
+      { 'relay.alpha.test': ['127.0.0.1'], 'relay.beta.test': ['127.0.0.1'] },
+    );
     env = { AFTERSMTP_DNS_SERVERS: dns.server };
     for (const gw of [alpha, beta]) Object.assign(gw.env, env);
     await Promise.all([alpha.start(), beta.start()]);

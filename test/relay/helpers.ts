@@ -173,7 +173,7 @@ export async function wireRelay(
     gw.relay?.close();
     gw.identities?.close();
     const identities = await openRemoteIdentities(config);
-    gw.relay = openRelay({
+    gw.relay = await openRelay({
       config,
       tls: gw.cert,
       gatewayKeys: gw.keys,

@@ -163,13 +163,19 @@ test('classification: refusal codes, transport codes, and unknown errors', () =>
 describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
   let dns: DnsServer;
   before(async () => {
-    dns = await startUnbound('example', {
-      '_aftersmtp._tcp.a.example': [`v=aftersmtp1; p=relay.a.example:4434; k=${KEY}`],
-      '_aftersmtp._tcp.b.example': [`v=aftersmtp1; p=127.0.0.2:5000; c=127.0.0.3:5001`],
-      '_aftersmtp._tcp.c.example': ['v=aftersmtp1; p=1.2.3.4:1', 'v=aftersmtp1; p=1.2.3.5:1'],
-      '_aftersmtp._tcp.d.example': ['v=aftersmtp1; p=1.2.3.4:1; c=nope'],
-      '_aftersmtp._tcp.e.example': ['v=spf1 -all'],
-    });
+    dns = await startUnbound(
+      'example',
+      {
+        '_aftersmtp._tcp.a.example': [`v=aftersmtp1; p=relay.a.example:4434; k=${KEY}`],
+        '_aftersmtp._tcp.b.example': [`v=aftersmtp1; p=127.0.0.2:5000; c=127.0.0.3:5001`],
+        '_aftersmtp._tcp.c.example': ['v=aftersmtp1; p=1.2.3.4:1', 'v=aftersmtp1; p=1.2.3.5:1'],
+        '_aftersmtp._tcp.d.example': ['v=aftersmtp1; p=1.2.3.4:1; c=nope'],
+        '_aftersmtp._tcp.e.example': ['v=spf1 -all'],
+        '_aftersmtp._tcp.f.example': ['v=aftersmtp1; p=gone.f.example:4434'],
+        '_aftersmtp._tcp.g.example': ['v=aftersmtp1; p=v6.g.example:4434; c=relay.a.example:4433'],
+      },
+      { 'relay.a.example': ['127.0.0.7'], 'v6.g.example': ['2001:db8::7'] },
+    );
   });
   after(() => dns?.close());
 
@@ -179,10 +185,30 @@ describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
       domain: 'a.example',
       quic: { host: 'relay.a.example', port: 4434 },
       api: { host: 'relay.a.example', port: 4433 },
+      quicAddress: '127.0.0.7',
+      apiAddress: '127.0.0.7',
       logKey: KEY,
       source: 'dns',
+      logKeySource: 'dns',
     });
     assert.deepEqual((await d.find('b.example')).api, { host: '127.0.0.3', port: 5001 });
+  });
+
+  test('host names in p= and c= are resolved at the configured DNS servers (A, else AAAA)', async () => {
+    const d = new PeerDirectory({ dnsServers: [dns.server] });
+    const g = await d.find('g.example');
+    assert.deepEqual([g.quicAddress, g.apiAddress], ['2001:db8::7', '127.0.0.7']);
+    // A name the servers do not know: temporary, naming the host and the servers.
+    await assert.rejects(d.find('f.example'), (err: unknown) => {
+      assert.ok(err instanceof RelayError);
+      assert.equal(err.code, 'ERR_RELAY_DNS');
+      assert.equal(err.temporary, true);
+      assert.match(
+        err.message,
+        /cannot resolve gone\.f\.example at 127\.0\.0\.1:\d+ \(AFTERSMTP_DNS_SERVERS\)/,
+      );
+      return true;
+    });
   });
 
   test('a route wins over DNS but the log key still comes from DNS', async () => {

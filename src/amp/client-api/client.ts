@@ -23,7 +23,13 @@ import {
 } from '@grpc/grpc-js';
 import type { SecretKeySet } from '../../identity/keys.js';
 import { authTranscript, PURPOSE_AUTH, TOKEN_SCHEME } from './auth.js';
-import { CryptoError, InputError } from '../../errors.js';
+import { CryptoError, InputError, errnoWords } from '../../errors.js';
+
+/** "connection refused [ECONNREFUSED]", or undefined for a code that is not the network's. */
+function describe(code: string | undefined): string | undefined {
+  const words = errnoWords(code);
+  return words === undefined ? code : `${words} [${code}]`;
+}
 import { certificateSpki, parseSpkiPin, spkiPin } from '../../tls/certificate.js';
 import { gatewayServiceClient } from './definition.js';
 import { signatureToMsg } from './messages.js';
@@ -111,7 +117,7 @@ export function probeCertificate(target: string, timeoutMs = PROBE_TIMEOUT_MS): 
           ? err
           : new InputError(
               'ERR_GATEWAY_UNREACHABLE',
-              `cannot reach ${target}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+              `cannot reach ${target}: ${describe((err as NodeJS.ErrnoException).code) ?? err.message}`,
             ),
       );
     });

@@ -32,3 +32,9 @@ export function gatewayServiceClient(): ServiceClientConstructor {
   };
   return grpcObject.aftersmtp.client.v1.Gateway;
 }
+
+/** The method names of aftersmtp.client.v1.Gateway (e.g. for metrics present from the start). */
+export function clientApiMethods(): string[] {
+  const service = clientApiPackage()[SERVICE_NAME];
+  return service === undefined || 'format' in service ? [] : Object.keys(service);
+}

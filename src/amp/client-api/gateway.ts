@@ -10,17 +10,28 @@
  * closed before the error propagates. The TLS material and the ledger are returned so the QUIC
  * relay and the pipeline use the same ones.
  */
-import { ConfigError } from '../../errors.js';
+import { join } from 'node:path';
+import { ConfigError, asEnvironmentError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
-import { gatewayIdentityFiles, gatewayPassphrase } from '../../identity/gateway.js';
+import {
+  gatewayIdentityFiles,
+  gatewayPassphrase,
+  wrongGatewayPassphrase,
+} from '../../identity/gateway.js';
 import type { SecretKeySet } from '../../identity/index.js';
 import { publishGatewayRecord } from '../../ledger/gateway-record.js';
-import { openDataDirLedger, TokenBucketLimiter, type IdentityLedger } from '../../ledger/index.js';
+import {
+  LOG_KEY_FILE,
+  openDataDirLedger,
+  TokenBucketLimiter,
+  type IdentityLedger,
+} from '../../ledger/index.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
+import type { ClientApiRequestMetrics } from './request-metrics.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
@@ -29,6 +40,8 @@ export interface GatewayMessaging {
   readonly store: MailboxStore;
   readonly signal: MailboxSignal;
   readonly metrics?: MessagingMetrics;
+  /** Calls by method and status, ledger writes (request-metrics.ts). */
+  readonly apiMetrics?: ClientApiRequestMetrics;
 }
 
 /** The gateway's TLS material and its domain's ledger, opened from the data directory. */
@@ -65,7 +78,8 @@ export async function openGatewayLedger(
     }
   }
   const notes: string[] = [];
-  const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), notes);
+  const files = gatewayIdentityFiles(config);
+  const passphrase = await gatewayPassphrase(config, files, notes);
   const tls = await loadOrCreateCertificate({
     dir: config.dataDir,
     commonName: config.domain,
@@ -83,6 +97,13 @@ export async function openGatewayLedger(
       challengeTtlMs: config.ledgerChallengeTtl * 1000,
       limiter: new TokenBucketLimiter(config.ledgerRateLimit),
     },
+  }).catch((err: unknown) => {
+    const wrong = wrongGatewayPassphrase(err, join(config.dataDir, LOG_KEY_FILE), config, files);
+    throw asEnvironmentError(
+      wrong,
+      'ERR_LEDGER_STORE',
+      `cannot open the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
+    );
   });
   try {
     if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
@@ -105,7 +126,11 @@ export async function openGatewayLedger(
     };
   } catch (err) {
     ledger.close();
-    throw err;
+    throw asEnvironmentError(
+      err,
+      'ERR_LEDGER_STORE',
+      `cannot write the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
+    );
   }
 }
 
@@ -124,6 +149,8 @@ export async function startGatewayClientApi(
     keyPem: gw.tls.keyPem,
     ledger: gw.ledger,
     maxMessageBytes: config.grpcMaxMessageBytes,
+    setting: 'AFTERSMTP_GRPC_LISTEN',
+    metrics: messaging?.apiMetrics,
     log,
     messaging:
       messaging === undefined

@@ -11,16 +11,19 @@
  * - An unexpected error is logged with a transaction id and answered INTERNAL with that id only.
  * - close() stops accepting, lets calls in flight finish for up to `graceMs`, then cancels them.
  */
+import { format } from 'node:util';
 import {
   Server,
   ServerCredentials,
+  setLogger,
   type ServiceDefinition,
   type ServerUnaryCall,
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { InputError } from '../../errors.js';
+import { AfterSmtpError, InputError } from '../../errors.js';
+import { listenError } from '../../net/listen.js';
 import type { AppendResult, IdentityLedger } from '../../ledger/index.js';
 import { clientApiPackage, SERVICE_NAME } from './definition.js';
 import {
@@ -41,6 +44,11 @@ import {
   type RotateIdentityRequestMsg,
 } from './messages.js';
 import { messagingService, type MessagingDeps } from './messaging.js';
+import {
+  metricsInterceptor,
+  type ClientApiRequestMetrics,
+  type LedgerOperation,
+} from './request-metrics.js';
 import { toGrpcStatus } from './status.js';
 
 export interface ClientApiLogger {
@@ -58,6 +66,10 @@ export interface ClientApiOptions {
   readonly log: ClientApiLogger;
   /** The messaging methods (messaging.ts); without them only the ledger methods are served. */
   readonly messaging?: MessagingDeps;
+  /** The setting that chose host and port, named when binding fails (AFTERSMTP_GRPC_LISTEN). */
+  readonly setting?: string;
+  /** Calls by method and status, and ledger writes (metrics.ts); none when absent. */
+  readonly metrics?: ClientApiRequestMetrics;
 }
 
 export interface ClientApiServer {
@@ -100,9 +112,50 @@ function unary<Req, Res>(
   };
 }
 
+/**
+ * A ledger write (register, rotate, revoke): logged at info with the DID, the leaf and the
+ * client's address, refused ones with their code, and counted by result.
+ */
+function ledgerWrite<Req>(
+  operation: LedgerOperation,
+  log: ClientApiLogger,
+  metrics: ClientApiRequestMetrics | undefined,
+  didOf: (req: Req) => unknown,
+  fn: Handler<Req, LedgerWriteResponseMsg>,
+): Handler<Req, LedgerWriteResponseMsg> {
+  return (req, call) => {
+    const did = String(didOf(req) ?? '');
+    const peer = peerAddress(call.getPeer());
+    let res: LedgerWriteResponseMsg;
+    try {
+      res = fn(req, call);
+    } catch (err) {
+      const code = err instanceof AfterSmtpError ? err.code : 'ERR_INTERNAL';
+      metrics?.ledgerWrite(operation, code);
+      if (code !== 'ERR_INTERNAL') {
+        log.info({ operation, did, peer, code }, `ledger ${operation} refused`);
+      }
+      throw err;
+    }
+    metrics?.ledgerWrite(operation, 'accepted');
+    log.info(
+      {
+        operation,
+        did,
+        peer,
+        leaf: res.inclusion?.leaf_index,
+        treeSize: res.inclusion?.tree_size,
+      },
+      `ledger ${operation} logged`,
+    );
+    return res;
+  };
+}
+
 export function ledgerHandlers(
   ledger: IdentityLedger,
   log: ClientApiLogger,
+  metrics?: ClientApiRequestMetrics,
 ): UntypedServiceImplementation {
   return {
     GetRegistrationChallenge: unary<GetRegistrationChallengeRequestMsg, RegistrationChallengeMsg>(
@@ -116,30 +169,48 @@ export function ledgerHandlers(
     RegisterIdentity: unary<RegisterIdentityRequestMsg, LedgerWriteResponseMsg>(
       'RegisterIdentity',
       log,
-      (req, call) => {
-        const known = knownSizeFromMsg(req.known_tree_size);
-        return written(
-          ledger,
-          known,
-          ledger.register(registerFromMsg(req), peerAddress(call.getPeer())),
-        );
-      },
+      ledgerWrite(
+        'register',
+        log,
+        metrics,
+        (req) => req.record?.did,
+        (req, call) => {
+          const known = knownSizeFromMsg(req.known_tree_size);
+          return written(
+            ledger,
+            known,
+            ledger.register(registerFromMsg(req), peerAddress(call.getPeer())),
+          );
+        },
+      ),
     ),
     RotateIdentity: unary<RotateIdentityRequestMsg, LedgerWriteResponseMsg>(
       'RotateIdentity',
       log,
-      (req) => {
-        const known = knownSizeFromMsg(req.known_tree_size);
-        return written(ledger, known, ledger.rotate(rotateFromMsg(req)));
-      },
+      ledgerWrite(
+        'rotate',
+        log,
+        metrics,
+        (req) => req.did,
+        (req) => {
+          const known = knownSizeFromMsg(req.known_tree_size);
+          return written(ledger, known, ledger.rotate(rotateFromMsg(req)));
+        },
+      ),
     ),
     RevokeIdentity: unary<RevokeIdentityRequestMsg, LedgerWriteResponseMsg>(
       'RevokeIdentity',
       log,
-      (req) => {
-        const known = knownSizeFromMsg(req.known_tree_size);
-        return written(ledger, known, ledger.revoke(revokeFromMsg(req)));
-      },
+      ledgerWrite(
+        'revoke',
+        log,
+        metrics,
+        (req) => req.did,
+        (req) => {
+          const known = knownSizeFromMsg(req.known_tree_size);
+          return written(ledger, known, ledger.revoke(revokeFromMsg(req)));
+        },
+      ),
     ),
     ResolveIdentity: unary<ResolveIdentityRequestMsg, ResolveIdentityResponseMsg>(
       'ResolveIdentity',
@@ -210,6 +281,16 @@ function checkedConsistency(ledger: IdentityLedger, from: number, to: number): B
   return ledger.consistencyProof(from, to);
 }
 
+/**
+ * grpc-js writes its own diagnostics to standard error ("E No address added ..."): they go to
+ * the structured log at debug level instead, since every failure that matters reaches the caller
+ * as an error of its own (a bind failure as ERR_GRPC_BIND). Process-wide, as grpc-js's logger is.
+ */
+export function routeGrpcLogs(log: { debug(obj: object, msg: string): void }): void {
+  const write = (...args: unknown[]): void => log.debug({ grpc: format(...args) }, 'grpc-js');
+  setLogger({ error: write, info: write, debug: write });
+}
+
 /** Starts the listener; resolves once it is bound (port 0 gets a free port). */
 export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiServer> {
   const server = new Server({
@@ -217,6 +298,7 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
     'grpc.max_send_message_length': 4 * 1024 * 1024,
     'grpc.max_concurrent_streams': 100,
     'grpc.keepalive_time_ms': 60_000,
+    interceptors: opts.metrics === undefined ? [] : [metricsInterceptor(opts.metrics)],
   });
   const pkg = clientApiPackage();
   const service = pkg[SERVICE_NAME];
@@ -225,7 +307,10 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   }
   const messaging =
     opts.messaging === undefined ? undefined : messagingService(opts.messaging, opts.log);
-  const handlers = { ...ledgerHandlers(opts.ledger, opts.log), ...messaging?.handlers };
+  const handlers = {
+    ...ledgerHandlers(opts.ledger, opts.log, opts.metrics),
+    ...messaging?.handlers,
+  };
   server.addService(service as ServiceDefinition, handlers);
   new ReflectionService(pkg).addToServer(server);
   const credentials = ServerCredentials.createSsl(
@@ -236,7 +321,15 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${bindHost}:${opts.port}`, credentials, (err, p) =>
-      err ? reject(err) : resolve(p),
+      err
+        ? reject(
+            listenError(
+              'ERR_GRPC_BIND',
+              { protocol: 'TCP', host: opts.host, port: opts.port, setting: opts.setting },
+              err,
+            ),
+          )
+        : resolve(p),
     );
   });
   return {

@@ -8,11 +8,16 @@
  * (permanent) when neither a route nor an aftersmtp1 record exists, ERR_RELAY_DISCOVERY
  * (permanent) for a malformed or ambiguous record, ERR_RELAY_DNS (temporary) when DNS fails.
  * With a route, DNS is still asked for `k=` (the log key is never configured by a route), and a
- * DNS failure then only leaves `logKey` undefined (the pinned key is used). Answers are cached
- * for `ttlMs` (the TXT records' own TTL is not visible through node's resolver).
+ * DNS failure then only leaves `logKey` undefined (the pinned key is used). An operator's pin
+ * (`aftersmtp ledger pin`, pins.ts) is the log key whatever DNS says, as a route is the endpoint.
+ * Host names in `p=`, `c=` and routes are resolved to addresses here, asynchronously, through
+ * the same DNS servers (src/amp/hosts.ts): the QUIC endpoint and the client API channel are given
+ * addresses, never names. Answers (records and addresses) are cached for `ttlMs` (the records'
+ * own TTL is not visible through node's resolver).
  */
 import { Resolver } from 'node:dns/promises';
 import { AfterSmtpError } from '../../errors.js';
+import { HostResolver } from '../hosts.js';
 import {
   DISCOVERY_PREFIX,
   parseDiscoveryRecord,
@@ -24,13 +29,18 @@ import { RelayError } from './errors.js';
 
 export interface RelayPeer {
   readonly domain: string;
-  /** The QUIC relay endpoint (UDP). */
+  /** The QUIC relay endpoint (UDP), as published or routed (host may be a name). */
   readonly quic: Endpoint;
   /** The client API endpoint (gRPC over TLS), for ResolveIdentity. */
   readonly api: Endpoint;
-  /** The domain log's verifier key from DNS `k=`, when published. */
+  /** quic.host and api.host resolved: the addresses to connect to. */
+  readonly quicAddress: string;
+  readonly apiAddress: string;
+  /** The domain log's verifier key: the operator's pin, else DNS `k=` when published. */
   readonly logKey: string | undefined;
   readonly source: 'route' | 'dns';
+  /** Where logKey came from. */
+  readonly logKeySource?: 'pin' | 'dns';
 }
 
 export interface PeerDirectoryOptions {
@@ -42,6 +52,8 @@ export interface PeerDirectoryOptions {
   /** How long an answer is reused (default 60 s; 0: never). */
   readonly ttlMs?: number;
   readonly now?: () => number;
+  /** The operator's log-key pins (LogPinFile.get); they win over DNS `k=`. */
+  readonly pins?: (domain: string) => Promise<string | undefined>;
 }
 
 interface DnsAnswer {
@@ -71,29 +83,45 @@ function clientApiTag(text: string, quic: Endpoint): Endpoint {
 export class PeerDirectory {
   readonly #routes: ReadonlyMap<string, RelayRoute>;
   readonly #resolver: Resolver;
+  readonly #hosts: HostResolver;
+  readonly #addresses = new Map<string, { at: number; address: string }>();
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #pins: ((domain: string) => Promise<string | undefined>) | undefined;
   readonly #cache = new Map<string, { at: number; answer: DnsAnswer | null }>();
 
   constructor(opts: PeerDirectoryOptions = {}) {
     this.#routes = opts.routes ?? new Map();
     this.#resolver = new Resolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
     if (opts.dnsServers !== undefined) this.#resolver.setServers([...opts.dnsServers]);
+    this.#hosts = new HostResolver({ servers: opts.dnsServers, timeoutMs: opts.dnsTimeoutMs });
     this.#ttlMs = opts.ttlMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
+    this.#pins = opts.pins;
   }
 
   /** The gateway of `domain` (lower-case A-label, as in DIDs). */
   async find(domain: string): Promise<RelayPeer> {
+    const pin = await this.#pins?.(domain);
     const route = this.#routes.get(domain);
     if (route !== undefined) {
-      let logKey: string | undefined;
-      try {
-        logKey = (await this.#dns(domain))?.logKey;
-      } catch {
-        logKey = undefined; // the pinned key (if any) decides; verifyAnswer says so otherwise
+      let logKey = pin;
+      if (logKey === undefined) {
+        try {
+          logKey = (await this.#dns(domain))?.logKey;
+        } catch {
+          logKey = undefined; // the pinned key (if any) decides; verifyAnswer says so otherwise
+        }
       }
-      return { domain, quic: route.quic, api: route.api, logKey, source: 'route' };
+      return {
+        domain,
+        quic: route.quic,
+        api: route.api,
+        ...(await this.#addressesOf(domain, route.quic, route.api)),
+        logKey,
+        source: 'route',
+        logKeySource: pin !== undefined ? 'pin' : 'dns',
+      };
     }
     const answer = await this.#dns(domain);
     if (answer === null) {
@@ -103,7 +131,14 @@ export class PeerDirectory {
         false,
       );
     }
-    return { domain, ...answer, source: 'dns' };
+    return {
+      domain,
+      ...answer,
+      ...(await this.#addressesOf(domain, answer.quic, answer.api)),
+      logKey: pin ?? answer.logKey,
+      source: 'dns',
+      logKeySource: pin !== undefined ? 'pin' : 'dns',
+    };
   }
 
   /** Forgets cached answers (all, or one domain's). */
@@ -114,6 +149,44 @@ export class PeerDirectory {
 
   cancel(): void {
     this.#resolver.cancel();
+    this.#hosts.cancel();
+  }
+
+  async #addressesOf(
+    domain: string,
+    quic: Endpoint,
+    api: Endpoint,
+  ): Promise<{ quicAddress: string; apiAddress: string }> {
+    const [quicAddress, apiAddress] = await Promise.all([
+      this.#address(domain, quic.host),
+      this.#address(domain, api.host),
+    ]);
+    return { quicAddress, apiAddress };
+  }
+
+  /** `host` (of `domain`'s gateway) as an address: a failure is temporary (ERR_RELAY_DNS). */
+  async #address(domain: string, host: string): Promise<string> {
+    const hit = this.#addresses.get(host);
+    if (hit !== undefined && this.#now() - hit.at < this.#ttlMs) return hit.address;
+    let address: string;
+    try {
+      address = await this.#hosts.address(host);
+    } catch (err) {
+      throw new RelayError(
+        'ERR_RELAY_DNS',
+        `the gateway of ${domain}: ${(err as Error).message}`,
+        true,
+        { cause: err },
+      );
+    }
+    if (this.#ttlMs > 0) {
+      this.#addresses.set(host, { at: this.#now(), address });
+      if (this.#addresses.size > 10_000) {
+        const first = this.#addresses.keys().next().value;
+        if (first !== undefined) this.#addresses.delete(first);
+      }
+    }
+    return address;
   }
 
   /** The domain's record, or null when it has none. */

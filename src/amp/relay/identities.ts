@@ -173,7 +173,7 @@ export class RemoteIdentityResolver {
 
   async #channel(domain: string, peer: RelayPeer): Promise<Channel> {
     if (this.#closed) throw new RelayError('ERR_RELAY_CLOSED', 'the relay is closed', true);
-    const t = target(peer.api);
+    const t = target({ host: peer.apiAddress, port: peer.api.port });
     const existing = this.#channels.get(domain);
     if (existing !== undefined) {
       const ch = await existing.catch(() => undefined);

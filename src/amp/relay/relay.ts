@@ -7,7 +7,7 @@
  *
  *   const identities = await openRemoteIdentities(config);
  *   const pipeline = new Pipeline({ ..., remote: remoteDirectory(identities) });
- *   const relay = openRelay({ config, tls, gatewayKeys: identity, identities, pipeline, log });
+ *   const relay = await openRelay({ config, tls, gatewayKeys: identity, identities, pipeline, log });
  *   worker = new DeliveryWorker({ ..., remote: (job) => relay.sender.relayJob(job) });
  *   ...
  *   relay.close(); identities.close();
@@ -17,10 +17,13 @@
  */
 import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
+import { listenError } from '../../net/listen.js';
 import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
+import { HostResolver } from '../hosts.js';
 import { PeerDirectory } from './discovery.js';
+import { LogPinFile, logPinsPath } from './pins.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
 import { RelayReceiver, type RelayLogger } from './receiver.js';
 import { RelaySender } from './sender.js';
@@ -66,7 +69,13 @@ export async function openRemoteIdentities(
   >,
 ): Promise<RemoteIdentityResolver> {
   const ttlMs = c.relayCacheTtl * 1000;
-  const directory = new PeerDirectory({ routes: c.relayRoutes, dnsServers: c.dnsServers, ttlMs });
+  const pins = new LogPinFile(logPinsPath(c.dataDir));
+  const directory = new PeerDirectory({
+    routes: c.relayRoutes,
+    dnsServers: c.dnsServers,
+    ttlMs,
+    pins: (domain) => pins.get(domain),
+  });
   return RemoteIdentityResolver.open({
     directory,
     statePath: relayStatePath(c.dataDir),
@@ -75,23 +84,37 @@ export async function openRemoteIdentities(
   });
 }
 
-export function openRelay(o: OpenRelayOptions): Relay {
+export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   const c = o.config;
   const identities = o.identities;
   const receiver = new RelayReceiver({
     pipeline: o.pipeline,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
   });
-  const transport = QuicTransport.open({
-    certPem: o.tls.certPem,
-    keyPem: o.tls.keyPem,
-    host: c.quicListen.host,
-    port: c.quicListen.port,
-    limits: quicLimitsFromConfig(c),
-    verifyInboundPeer: receiver.verifyPeer,
-    onMessage: receiver.handle,
-    onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
-  });
+  let transport: QuicTransport;
+  try {
+    // The native endpoint binds an address; a name (localhost) is resolved here, asynchronously.
+    const bindHost = await new HostResolver().address(c.quicListen.host);
+    transport = QuicTransport.open({
+      certPem: o.tls.certPem,
+      keyPem: o.tls.keyPem,
+      host: bindHost,
+      port: c.quicListen.port,
+      limits: quicLimitsFromConfig(c),
+      verifyInboundPeer: receiver.verifyPeer,
+      onMessage: receiver.handle,
+      onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
+    });
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_QUIC_BIND') {
+      throw listenError(
+        'ERR_QUIC_BIND',
+        { protocol: 'UDP', ...c.quicListen, setting: 'AFTERSMTP_QUIC_LISTEN' },
+        err,
+      );
+    }
+    throw err;
+  }
   const sender = new RelaySender({
     transport,
     identities,

@@ -18,6 +18,7 @@
  * certificate mismatch, a changed log key...: bounce). Which is which is decided in errors.ts.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { AfterSmtpError } from '../../errors.js';
 import { parseDid } from '../../identity/did.js';
 import type { SecretKeySet } from '../../identity/keys.js';
@@ -176,8 +177,9 @@ export class RelaySender {
       return failed(batch, err);
     }
     const peer: QuicPeer = {
-      host: gw.peer.quic.host,
+      host: gw.peer.quicAddress,
       port: gw.peer.quic.port,
+      serverName: isIP(gw.peer.quic.host) === 0 ? gw.peer.quic.host : '',
       verify: (p) => p.spki.equals(gw.tlsSpki),
     };
     let ack: Buffer;
@@ -200,10 +202,10 @@ export class RelaySender {
           `the QUIC certificate of ${gw.peer.quic.host}:${gw.peer.quic.port} is not the one ${gw.did} publishes`,
           false,
         );
-        this.#log(env, gw.domain, batch, e);
+        this.#log(env, gw.domain, batch, e, gw);
         return failed(batch, e);
       }
-      this.#log(env, gw.domain, batch, err);
+      this.#log(env, gw.domain, batch, err, gw);
       return failed(batch, err);
     }
     return this.#settle(env, gw, batch, ack);
@@ -261,12 +263,28 @@ export class RelaySender {
     });
   }
 
-  #log(env: Envelope, domain: string, recipients: readonly string[], err: unknown): void {
+  /** One line per failed hand-over, naming the peer (its gateway DID and QUIC endpoint) when known. */
+  #log(
+    env: Envelope,
+    domain: string,
+    recipients: readonly string[],
+    err: unknown,
+    gw?: RemoteGateway,
+  ): void {
     const c = classify(err);
+    const q = gw?.peer.quic;
     this.#o.log?.warn(
       {
         messageId: env.messageId.toString('hex'),
         domain,
+        ...(gw !== undefined && q !== undefined
+          ? {
+              peer: gw.did,
+              peerQuic: `${q.host.includes(':') ? `[${q.host}]` : q.host}:${q.port}`,
+              peerAddress: gw.peer.quicAddress,
+              peerSource: gw.peer.source,
+            }
+          : {}),
         recipients,
         code: c.code,
         temporary: c.temporary,

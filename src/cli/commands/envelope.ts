@@ -4,7 +4,6 @@
  * the recipient's key file, verifies everything docs/PROTOCOL.md requires of an opener, and
  * prints the verified sender, recipients, timestamps and body.
  */
-import { writeFile } from 'node:fs/promises';
 import { loadConfig } from '../../config/load.js';
 import {
   decodeEnvelope,
@@ -27,7 +26,7 @@ import {
   type Command,
   type ParsedArgs,
 } from '../command.js';
-import { printJson, printLines, readPassphrase } from '../output.js';
+import { printLines, readPassphrase, writeOutputFile } from '../output.js';
 
 const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -52,6 +51,8 @@ export const envelopeSealCommand: Command = {
     '       --in <body file> --out <envelope file> [--subject <text>] [--content-type <type>]\n' +
     '       [--ttl 7d] [--gateway-key <key file>] [--json]\n\n' +
     'Each --bcc recipient gets an envelope of its own, written to <out>.bcc<N>.\n' +
+    'Files given as - are standard input (--in, one of them) or standard output (--out).\n' +
+    'An existing output file is never overwritten (ERR_OUTPUT_EXISTS).\n' +
     'With --gateway-key, the envelopes also carry that gateway signature (as a sending gateway adds).',
   options: {
     from: { type: 'string' },
@@ -72,6 +73,9 @@ export const envelopeSealCommand: Command = {
     requireStrings(args, 'to');
     const inPath = requireString(args, 'in');
     const out = requireString(args, 'out');
+    if (out === '-' && args.values.bcc !== undefined) {
+      throw new UsageError('--out - cannot hold the separate envelopes of --bcc recipients');
+    }
     const ttlFlag = optionalString(args, 'ttl');
     const ttl = ttlFlag === undefined ? DEFAULT_TTL_MS : parseDuration(ttlFlag, 'ttl');
     const gatewayKeyFile = optionalString(args, 'gateway-key');
@@ -112,14 +116,18 @@ export const envelopeSealCommand: Command = {
       const signed = gateway ? addGatewaySignature(envelope, gateway) : envelope;
       const bytes = encodeEnvelope(signed, { maxBytes: config.maxEnvelopeBytes });
       const file = bccRecipient ? `${out}.bcc${++bccIndex}` : out;
-      await writeFile(file, bytes, { flag: 'wx' });
+      await writeOutputFile(file, bytes, '--out');
       written.push({ file, bytes: bytes.length, recipients: signed.wraps.map((w) => w.recipient) });
     }
     if (flag(args, 'json')) {
-      printJson({ sender: author.record.did, envelopes: written });
+      const text = `${JSON.stringify({ sender: author.record.did, envelopes: written }, null, 2)}\n`;
+      if (out === '-') process.stderr.write(text);
+      else process.stdout.write(text);
       return;
     }
-    printLines(written.map((w) => `${w.file}  ${w.bytes} bytes  for ${w.recipients.join(', ')}`));
+    const lines = written.map((w) => `${w.file}  ${w.bytes} bytes  for ${w.recipients.join(', ')}`);
+    if (out === '-') process.stderr.write(`${lines.join('\n')}\n`);
+    else printLines(lines);
   },
 };
 
@@ -157,7 +165,8 @@ export const envelopeOpenCommand: Command = {
     '--key <key file> --in <envelope file> [--gateway-record <record file>] [--body-out <file>] [--json]\n\n' +
     'Refuses (exit 1) an envelope that is malformed, expired, not for this key, not listing this\n' +
     'recipient in its signed recipients, or whose author signature does not verify. With\n' +
-    '--gateway-record, the gateway signature must be present and verify with that record.',
+    '--gateway-record, the gateway signature must be present and verify with that record.\n' +
+    '--in - reads standard input; --body-out - writes the body, byte for byte, to standard output.',
   options: {
     key: { type: 'string' },
     in: { type: 'string' },
@@ -183,25 +192,34 @@ export const envelopeOpenCommand: Command = {
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const opened = openEnvelope(envelope, keys);
     const bodyOut = optionalString(args, 'body-out');
-    if (bodyOut !== undefined) await writeFile(bodyOut, opened.content, { flag: 'wx' });
+    if (bodyOut !== undefined) await writeOutputFile(bodyOut, opened.content, '--body-out');
     const json = openedToJson(opened, gatewayRecordFile !== undefined);
+    // With the body on standard output, what is said about it goes to standard error.
+    const say = (text: string): void => {
+      if (bodyOut === '-') process.stderr.write(text);
+      else process.stdout.write(text);
+    };
     if (flag(args, 'json')) {
-      printJson(json);
+      say(`${JSON.stringify(json, null, 2)}\n`);
       return;
     }
     const g = json.gatewaySignature;
-    printLines([
-      `from       ${json.sender.did} (key ${json.sender.keyId}, author signature verified)`,
-      `to         ${json.recipients.map((r) => r.did).join(', ')}`,
-      `sent       ${json.createdAt}`,
-      `expires    ${json.expiresAt}`,
-      `gateway    ${g ? `${g.did} (${g.verified ? 'verified' : 'present, not checked: no --gateway-record'})` : 'none'}`,
-      `subject    ${json.subject}`,
-      `type       ${json.contentType}`,
-      '',
-      'body' in json
-        ? json.body
-        : `(${opened.content.length} bytes of binary content; use --body-out)`,
-    ]);
+    say(
+      `${[
+        `from       ${json.sender.did} (key ${json.sender.keyId}, author signature verified)`,
+        `to         ${json.recipients.map((r) => r.did).join(', ')}`,
+        `sent       ${json.createdAt}`,
+        `expires    ${json.expiresAt}`,
+        `gateway    ${g ? `${g.did} (${g.verified ? 'verified' : 'present, not checked: no --gateway-record'})` : 'none'}`,
+        `subject    ${json.subject}`,
+        `type       ${json.contentType}`,
+        '',
+        bodyOut !== undefined
+          ? `(${opened.content.length} bytes written to ${bodyOut === '-' ? 'standard output' : bodyOut})`
+          : 'body' in json
+            ? json.body
+            : `(${opened.content.length} bytes of binary content; use --body-out)`,
+      ].join('\n')}\n`,
+    );
   },
 };

@@ -9,18 +9,24 @@
  * message that opened and verified is deleted from the mailbox after it was printed.
  *
  * Output: text, or with --json one JSON document ({ messages: [...] }); with --json --follow, one
- * JSON document per line per message. Exit 1 if any message failed to open or verify.
+ * JSON document per line per message. A body is text when it is UTF-8, else base64
+ * (`bodyBase64`); with --body-dir each body is written, byte for byte, to <dir>/<message id>.
+ * Exit 1 if any message failed to open or verify.
  */
 import { openEnvelope, type OpenedMessage } from '../../envelope/index.js';
 import { receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
 import { verifyReceipt } from '../../envelope/receipt.js';
-import { AfterSmtpError } from '../../errors.js';
-import { formatDid, parseDid, readKeyFile } from '../../identity/index.js';
-import { flag, optionalString, requireString, UsageError, type Command } from '../command.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AfterSmtpError, asEnvironmentError } from '../../errors.js';
+import { writeFileAtomic } from '../../identity/files.js';
+import { formatDid, parseDid, readKeyFile, type SecretKeySet } from '../../identity/index.js';
+import { flag, optionalString, UsageError, type Command } from '../command.js';
 import {
   GATEWAY_OPTIONS,
   GATEWAY_USAGE,
   connectGateway,
+  keyFileOption,
   loadClientState,
 } from '../ledger-client.js';
 import { printJson, printLines, readPassphrase } from '../output.js';
@@ -34,7 +40,12 @@ interface Shown {
   to?: string[];
   subject?: string;
   contentType?: string;
+  /** The body as text when it is valid UTF-8 (else bodyBase64), unless it went to --body-dir. */
   body?: string;
+  bodyBase64?: string;
+  /** Where --body-dir wrote the body, byte for byte. */
+  bodyFile?: string;
+  bodyBytes?: number;
   createdAt?: string;
   receipt: { verified: boolean; deliveredAt?: string; gateway?: string; error?: string };
   error?: { code: string; message: string };
@@ -67,10 +78,57 @@ function textOf(s: Shown): string[] {
         : `NOT VERIFIED: ${s.receipt.error ?? 'none'}`
     }`,
     '',
-    s.body ?? '',
+    s.bodyFile !== undefined
+      ? `(${s.bodyBytes} bytes written to ${s.bodyFile})`
+      : s.body !== undefined
+        ? s.body
+        : `(${s.bodyBytes} bytes of binary content; use --body-dir or --json)`,
     '',
   );
   return lines;
+}
+
+/**
+ * Opens with the first key set the envelope is sealed to: the current key, then earlier ones
+ * (mail that arrived before a rotation). The error is the current key's when none fits.
+ */
+function openWithAny(envelope: Uint8Array, keySets: readonly SecretKeySet[]): OpenedMessage {
+  let first: unknown;
+  for (const k of keySets) {
+    try {
+      return openEnvelope(envelope, k);
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  throw first;
+}
+
+function isUtf8Text(content: Buffer): boolean {
+  return Buffer.from(content.toString('utf8'), 'utf8').equals(content);
+}
+
+/** The body as the output carries it: a file in --body-dir, text, or base64. */
+async function bodyFields(
+  opened: OpenedMessage,
+  bodyDir: string | undefined,
+): Promise<Partial<Shown>> {
+  const bytes = opened.content;
+  if (bodyDir !== undefined) {
+    const file = join(bodyDir, opened.messageId.toString('hex'));
+    // The same message id always carries the same body: writing it again is harmless.
+    await writeFileAtomic(file, bytes, {
+      mode: 0o600,
+      overwrite: true,
+      code: 'ERR_OUTPUT_FILE',
+    }).catch((err: unknown) => {
+      throw asEnvironmentError(err, 'ERR_OUTPUT_FILE', `cannot write ${file} (--body-dir)`);
+    });
+    return { bodyFile: file, bodyBytes: bytes.length };
+  }
+  return isUtf8Text(bytes)
+    ? { body: bytes.toString('utf8'), bodyBytes: bytes.length }
+    : { bodyBase64: bytes.toString('base64'), bodyBytes: bytes.length };
 }
 
 export const inboxCommand: Command = {
@@ -78,11 +136,15 @@ export const inboxCommand: Command = {
   summary: 'Fetch your mailbox from your gateway, open and verify every message.',
   usage:
     '--key <key file> --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
-    '       [--after <seq>] [--follow] [--ack] [--log-key <key>] [--state <file>] [--json]\n\n' +
+    '       [--after <seq>] [--follow] [--limit <n>] [--ack] [--body-dir <dir>] [--log-key <key>] [--state <file>] [--json]\n\n' +
     GATEWAY_USAGE +
     '\n  --after <seq>                resume after this sequence number (printed with each message)\n' +
     '  --follow                     keep waiting for new mail (stop with Ctrl-C)\n' +
-    '  --ack                        delete each message from the mailbox once it is shown\n\n' +
+    '  --limit <n>                  stop after n messages (with --follow: wait for n)\n' +
+    '  --ack                        delete each message from the mailbox once it is shown\n' +
+    '  --body-dir <dir>             write each body, byte for byte, to <dir>/<message id>\n' +
+    '  --old-key <key file>         also open mail sealed to this earlier key (after aftersmtp rotate)\n' +
+    '  (with --json, a body that is not UTF-8 text is given as bodyBase64)\n\n' +
     "Senders of another domain are verified against that domain's gateway and DNS k= log key\n" +
     '(AFTERSMTP_RELAY_ROUTES, then DNS _aftersmtp._tcp with AFTERSMTP_DNS_SERVERS).\n' +
     'The key file passphrase comes from AFTERSMTP_PASSPHRASE, or is asked on the terminal.',
@@ -90,17 +152,37 @@ export const inboxCommand: Command = {
     ...GATEWAY_OPTIONS,
     key: { type: 'string' },
     after: { type: 'string' },
+    limit: { type: 'string' },
     follow: { type: 'boolean' },
     ack: { type: 'boolean' },
+    'body-dir': { type: 'string' },
+    'old-key': { type: 'string', multiple: true },
   },
   async run(args) {
-    const keyFile = requireString(args, 'key');
+    const keyFile = keyFileOption(args);
     const afterRaw = optionalString(args, 'after') ?? '0';
     if (!/^[0-9]{1,15}$/.test(afterRaw)) throw new UsageError('--after must be a sequence number');
     const follow = flag(args, 'follow');
+    const limitRaw = optionalString(args, 'limit') ?? '0';
+    if (!/^[0-9]{1,6}$/.test(limitRaw)) throw new UsageError('--limit must be a whole number');
+    const limit = Number(limitRaw);
     const ack = flag(args, 'ack');
     const json = flag(args, 'json');
-    const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
+    const bodyDir = optionalString(args, 'body-dir');
+    if (bodyDir !== undefined) {
+      await mkdir(bodyDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+        throw asEnvironmentError(err, 'ERR_OUTPUT_FILE', `cannot create ${bodyDir} (--body-dir)`);
+      });
+    }
+    const passphrase = await readPassphrase(`key file ${keyFile}`);
+    const keys = await readKeyFile(keyFile, passphrase);
+    const oldKeys: SecretKeySet[] = [];
+    for (const f of (args.values['old-key'] as string[] | undefined) ?? []) {
+      const k = await readKeyFile(f, passphrase);
+      if (k.did !== keys.did)
+        throw new UsageError(`--old-key ${f} is for ${k.did}, not ${keys.did}`);
+      oldKeys.push(k);
+    }
     const state = await loadClientState(args);
     const client = await connectGateway(args);
     const lookup = new IdentityLookup(client, args, state, parseDid(keys.did).domain);
@@ -123,7 +205,7 @@ export const inboxCommand: Command = {
         const base = { seq: item.seq, messageId: item.message_id, sender: item.sender };
         let opened: OpenedMessage;
         try {
-          opened = openEnvelope(item.envelope, keys);
+          opened = openWithAny(item.envelope, [keys, ...oldKeys]);
         } catch (err) {
           return {
             ...base,
@@ -175,14 +257,14 @@ export const inboxCommand: Command = {
           to: opened.recipients.map((r) => r.did),
           subject: opened.subject,
           contentType: opened.contentType,
-          body: opened.content.toString('utf8'),
+          ...(await bodyFields(opened, bodyDir)),
           createdAt: new Date(opened.createdAt).toISOString(),
           receipt,
         };
       };
       for await (const item of client.fetchInbox(
         token,
-        { after: Number(afterRaw), follow },
+        { after: Number(afterRaw), follow, limit },
         abort.signal,
       )) {
         const s = await show(item);

@@ -1,6 +1,7 @@
 /** The registry of CLI subcommands, in the order `aftersmtp --help` lists them. */
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
+import { dnsCommand } from './dns.js';
 import { envelopeOpenCommand, envelopeSealCommand } from './envelope.js';
 import { inboxCommand } from './inbox.js';
 import { keygenCommand } from './keygen.js';
@@ -10,11 +11,15 @@ import {
   ledgerApproveCommand,
   ledgerCheckpointCommand,
   ledgerKeyCommand,
+  ledgerPinCommand,
   ledgerPolicyCommand,
+  ledgerRevokeCommand,
 } from './ledger.js';
+import { revokeCommand, rotateCommand } from './rotate.js';
 import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
 import { sendCommand } from './send.js';
+import { statusCommand } from './status.js';
 import { serveCommand } from './serve.js';
 import { usersCommands } from './users.js';
 
@@ -23,12 +28,18 @@ export const COMMANDS: readonly Command[] = [
   keygenCommand,
   registerCommand,
   resolveCommand,
+  rotateCommand,
+  revokeCommand,
   sendCommand,
+  statusCommand,
   inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,
   ledgerPolicyCommand,
   ledgerApproveCommand,
+  ledgerPinCommand,
+  ledgerRevokeCommand,
+  dnsCommand,
   envelopeSealCommand,
   envelopeOpenCommand,
   ...mapsCommands,

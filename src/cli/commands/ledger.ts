@@ -8,16 +8,30 @@
  *   ledger checkpoint          the current signed checkpoint
  *   ledger policy <domain> [p] shows or sets a domain's registration policy
  *   ledger approve <did>       issues a single-use approval reference for one registration
+ *   ledger pin <domain> <key>  pins a peer domain's log key (for this gateway, or --client)
  */
 import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { relayStatePath } from '../../amp/relay/identities.js';
+import { checkLogKey, logPinsPath, readLogPins, writeLogPin } from '../../amp/relay/pins.js';
+import { AfterSmtpError } from '../../errors.js';
+import { checkDomain } from '../../identity/did.js';
+import { ClientState } from '../../ledger/verify.js';
+import { DEFAULT_STATE_FILE, clientOption } from '../ledger-client.js';
 import { loadConfig } from '../../config/load.js';
 import { checkDid } from '../../identity/index.js';
-import { gatewayIdentityFiles, gatewayPassphrase } from '../../identity/gateway.js';
+import {
+  gatewayIdentityFiles,
+  gatewayPassphrase,
+  wrongGatewayPassphrase,
+} from '../../identity/gateway.js';
 import {
   formatLedgerCheckpoint,
   formatLedgerKey,
   ledgerCheckpoint,
   ledgerKey,
+  LOG_KEY_FILE,
   openDataDirLedger,
   parsePolicySpec,
   type DomainPolicy,
@@ -31,12 +45,15 @@ const JSON_OPTION = { json: { type: 'boolean' } } as const;
 async function withLedger<T>(fn: (ledger: IdentityLedger) => T): Promise<T> {
   const config = loadConfig();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), []);
+  const files = gatewayIdentityFiles(config);
+  const passphrase = await gatewayPassphrase(config, files, []);
   const { ledger } = await openDataDirLedger({
     dataDir: config.dataDir,
     domains: [config.domain],
     passphrase,
     ledger: config.ledgerPolicy === undefined ? {} : { policies: config.ledgerPolicy },
+  }).catch((err: unknown) => {
+    throw wrongGatewayPassphrase(err, join(config.dataDir, LOG_KEY_FILE), config, files);
   });
   try {
     return fn(ledger);
@@ -60,8 +77,13 @@ export const ledgerKeyCommand: Command = {
       if ((err as { code?: string }).code !== 'ERR_LOG_KEY' || !/no log key/.test(String(err))) {
         throw err;
       }
-      const passphrase = await gatewayPassphrase(config, gatewayIdentityFiles(config), []);
-      info = await ledgerKey({ dataDir: config.dataDir, domain: config.domain, passphrase });
+      const files = gatewayIdentityFiles(config);
+      const passphrase = await gatewayPassphrase(config, files, []);
+      info = await ledgerKey({ dataDir: config.dataDir, domain: config.domain, passphrase }).catch(
+        (e: unknown) => {
+          throw wrongGatewayPassphrase(e, join(config.dataDir, LOG_KEY_FILE), config, files);
+        },
+      );
     }
     if (flag(args, 'json')) {
       printJson(info);
@@ -141,5 +163,128 @@ export const ledgerApproveCommand: Command = {
     const expiresAt = new Date(Date.now() + ttlMs).toISOString();
     if (flag(args, 'json')) printJson({ did, admin, reference, expiresAt });
     else printLines([reference, `# approves one registration of ${did} until ${expiresAt}`]);
+  },
+};
+
+export const ledgerPinCommand: Command = {
+  path: ['ledger', 'pin'],
+  summary: "Pin a peer domain's log key (its `aftersmtp ledger key`), or list the pins.",
+  usage:
+    '<domain> <log key> [--replace] [--client | --state <file>] [--json]\n' +
+    '       aftersmtp ledger pin --list [--client | --state <file>] [--json]\n\n' +
+    'For a domain whose _aftersmtp._tcp record has no k= (a peer reached by AFTERSMTP_RELAY_ROUTES,\n' +
+    'or a federation without DNS): the key its operator prints with `aftersmtp ledger key`, given\n' +
+    'out of band. A pin wins over DNS k=.\n\n' +
+    '  (default)        for this gateway: <AFTERSMTP_DATA_DIR>/log-pins.json, read by the running\n' +
+    '                   gateway at its next lookup of that domain (no restart)\n' +
+    '  --client         for the client commands instead: the client state file (AFTERSMTP_CLIENT_STATE,\n' +
+    '                   default ~/.aftersmtp/ledger-client.json)\n' +
+    '  --state <file>   for the client commands, in that state file\n' +
+    '  --replace        the state already trusts another key for the domain (pinned on first use):\n' +
+    '                   forget it and its newest checkpoint. Only when the domain really started a\n' +
+    '                   new log; for the gateway, stop it first (it keeps that state in memory).',
+  options: {
+    ...JSON_OPTION,
+    replace: { type: 'boolean' },
+    list: { type: 'boolean' },
+    client: { type: 'boolean' },
+    state: { type: 'string' },
+  },
+  positionals: true,
+  async run(args) {
+    const json = flag(args, 'json');
+    const clientSide = flag(args, 'client') || optionalString(args, 'state') !== undefined;
+    const statePath = clientSide
+      ? (clientOption(args, 'state') ?? join(homedir(), DEFAULT_STATE_FILE))
+      : relayStatePath(loadConfig().dataDir);
+    const pinsPath = clientSide ? undefined : logPinsPath(loadConfig().dataDir);
+    if (flag(args, 'list')) {
+      if (args.positionals.length > 0) throw new UsageError('--list takes no arguments');
+      const state = await ClientState.load(statePath);
+      const pins = pinsPath === undefined ? new Map<string, string>() : await readLogPins(pinsPath);
+      const rows = [...new Set([...pins.keys(), ...state.domains()])].sort().map((domain) => ({
+        domain,
+        pinned: pins.get(domain),
+        trusted: state.get(domain)?.verifierKey,
+        treeSize: state.get(domain)?.size,
+      }));
+      if (json) printJson(rows);
+      else
+        printLines(
+          rows.length === 0
+            ? ['no log keys pinned or trusted']
+            : rows.map(
+                (r) =>
+                  `${r.domain}  ${r.pinned ?? r.trusted}  (${r.pinned !== undefined ? 'pinned' : 'trusted on first use'}${r.treeSize !== undefined ? `, tree size ${r.treeSize}` : ''})`,
+              ),
+        );
+      return;
+    }
+    if (args.positionals.length !== 2) throw new UsageError('expected <domain> and <log key>');
+    const domain = checkDomain((args.positionals[0] as string).toLowerCase());
+    const key = args.positionals[1] as string;
+    try {
+      checkLogKey(domain, key);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (clientSide) await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
+    const state = await ClientState.load(statePath);
+    const trusted = state.get(domain)?.verifierKey;
+    const replace = flag(args, 'replace');
+    if (trusted !== undefined && trusted !== key && !replace) {
+      throw new AfterSmtpError(
+        'ERR_LOG_PIN_CONFLICT',
+        `${statePath} already trusts another log key for ${domain}: a log key changes only with a new log; if that is what happened, add --replace${clientSide ? '' : ' (with the gateway stopped)'}`,
+      );
+    }
+    let replaced = false;
+    if (trusted !== undefined && trusted !== key) {
+      state.delete(domain);
+      replaced = true;
+    }
+    if (pinsPath !== undefined) {
+      await writeLogPin(pinsPath, domain, key);
+      if (replaced) await state.save();
+    } else if (trusted !== key) {
+      state.set(domain, { verifierKey: key });
+      await state.save();
+    }
+    const where = pinsPath ?? statePath;
+    if (json) printJson({ domain, key, file: where, replaced });
+    else
+      printLines([
+        `pinned the log key of ${domain} in ${where}${replaced ? ' (the key trusted before is forgotten)' : ''}`,
+      ]);
+  },
+};
+
+export const ledgerRevokeCommand: Command = {
+  path: ['ledger', 'revoke'],
+  summary: "Revoke a DID's current key as the operator (a lost key): --reason and --yes.",
+  usage:
+    '<did> --reason <text> --yes [--admin <name>] [--json]\n\n' +
+    'Logs an administrator revocation in the local ledger (AFTERSMTP_DATA_DIR); from then on no\n' +
+    'one can seal mail to the DID until it registers again. The holder of a key that still\n' +
+    'exists revokes it with `aftersmtp revoke` instead. Cannot be undone.',
+  options: {
+    ...JSON_OPTION,
+    reason: { type: 'string' },
+    admin: { type: 'string' },
+    yes: { type: 'boolean' },
+  },
+  positionals: true,
+  async run(args) {
+    if (args.positionals.length !== 1) throw new UsageError('exactly one DID is expected');
+    const did = checkDid(args.positionals[0] as string);
+    const reason = optionalString(args, 'reason');
+    if (reason === undefined || reason.trim() === '') throw new UsageError('--reason is required');
+    if (!flag(args, 'yes')) throw new UsageError('revoking cannot be undone: add --yes');
+    const admin = optionalString(args, 'admin') ?? process.env.USER ?? 'admin';
+    const r = await withLedger((ledger) => ledger.adminRevoke(did, admin, reason));
+    if (flag(args, 'json'))
+      printJson({ did, admin, reason, leafIndex: r.leafIndex, treeSize: r.treeSize });
+    else
+      printLines([`revoked ${did} by ${admin}: ${reason} (leaf ${r.leafIndex} of ${r.treeSize})`]);
   },
 };

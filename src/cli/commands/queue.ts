@@ -12,7 +12,9 @@ import { lmdbQueuePath, retryPolicy } from '../../queue/open.js';
 import { UsageError, flag, type Command, type ParsedArgs } from '../command.js';
 import { printJson, printLines } from '../output.js';
 
-async function withAdmin<T>(fn: (admin: QueueAdmin, queue: LmdbQueue) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(
+  fn: (admin: QueueAdmin, queue: LmdbQueue) => Promise<T>,
+): Promise<T> {
   const config = loadConfig();
   if (config.queue !== 'lmdb') {
     throw new QueueUnsupportedError(

@@ -16,11 +16,13 @@ import {
 } from '../../ledger/index.js';
 import { CryptoError } from '../../errors.js';
 import { bundleFromMsg, recordToMsg, signatureToMsg } from '../../amp/client-api/index.js';
-import { flag, optionalString, requireString, type Command } from '../command.js';
+import { flag, optionalString, type Command } from '../command.js';
 import {
   GATEWAY_OPTIONS,
   GATEWAY_USAGE,
   connectGateway,
+  gatewayTarget,
+  keyFileOption,
   loadClientState,
   logKeyFor,
 } from '../ledger-client.js';
@@ -37,13 +39,14 @@ export const registerCommand: Command = {
     'The key file passphrase comes from AFTERSMTP_PASSPHRASE, or is asked on the terminal.',
   options: { ...GATEWAY_OPTIONS, key: { type: 'string' }, approval: { type: 'string' } },
   async run(args) {
-    const keyFile = requireString(args, 'key');
+    const keyFile = keyFileOption(args);
     const approval = optionalString(args, 'approval');
     const json = flag(args, 'json');
     const state = await loadClientState(args);
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const did = keys.did;
     const domain = did.split(':')[2] as string;
+    gatewayTarget(args); // a usage error before any lookup
     const logKey = await logKeyFor(args, did, state);
     const client = await connectGateway(args);
     try {

@@ -14,6 +14,7 @@ import {
   GATEWAY_OPTIONS,
   GATEWAY_USAGE,
   connectGateway,
+  gatewayTarget,
   loadClientState,
   logKeyFor,
 } from '../ledger-client.js';
@@ -34,6 +35,7 @@ export const resolveCommand: Command = {
     const domain = did.split(':')[2] as string;
     const json = flag(args, 'json');
     const state = await loadClientState(args);
+    gatewayTarget(args); // a usage error before any lookup
     const logKey = await logKeyFor(args, did, state);
     const client = await connectGateway(args);
     let answer;

@@ -11,12 +11,12 @@
  * DispatchMessage per envelope (the visible copy and one per Bcc recipient). The gateway answers
  * only after the queue committed each envelope.
  */
-import { readFile } from 'node:fs/promises';
 import { encodeEnvelope, sealMessage } from '../../envelope/index.js';
 import { bundleFromMsg, type GatewayClient } from '../../amp/client-api/index.js';
 import type { RemoteIdentityResolver } from '../../amp/relay/identities.js';
 import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';
 import { checkDid, parseDid, readKeyFile, type PublicKeyRecord } from '../../identity/index.js';
+import { readBoundedFile } from '../../identity/files.js';
 import {
   parseCheckpoint,
   verifyAnswer,
@@ -30,6 +30,7 @@ import {
   GATEWAY_OPTIONS,
   GATEWAY_USAGE,
   connectGateway,
+  keyFileOption,
   loadClientState,
   logKeyFor,
   openRemoteIdentities,
@@ -112,11 +113,12 @@ export const sendCommand: Command = {
   summary: 'Seal a message end to end and send it through your gateway (recipients by DID).',
   usage:
     '--key <key file> --to <did>... [--cc <did>...] [--bcc <did>...] --subject <text>\n' +
-    '       --body-file <file> [--content-type <type>] [--ttl 7d]\n' +
+    '       --body-file <file | -> [--content-type <type>] [--ttl 7d]\n' +
     '       --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
     '       [--log-key <key>] [--state <file>] [--json]\n\n' +
     GATEWAY_USAGE +
-    '\n  --content-type <type>        default text/plain; charset=utf-8\n' +
+    '\n  --body-file <file>           the body; - reads it from standard input\n' +
+    '  --content-type <type>        default text/plain; charset=utf-8\n' +
     '  --ttl <duration>             the message expires after this (default 30d)\n\n' +
     'Every recipient gets its keys verified from the ledger before sealing; each --bcc recipient\n' +
     'gets its own envelope whose signed list names only the visible recipients and itself.\n' +
@@ -136,7 +138,7 @@ export const sendCommand: Command = {
     ttl: { type: 'string' },
   },
   async run(args) {
-    const keyFile = requireString(args, 'key');
+    const keyFile = keyFileOption(args);
     const subject = requireString(args, 'subject');
     const bodyFile = requireString(args, 'body-file');
     const to = dids(args, 'to');
@@ -148,12 +150,7 @@ export const sendCommand: Command = {
     const ttl = optionalString(args, 'ttl');
     const ttlMs = ttl === undefined ? undefined : parseDuration(ttl, 'ttl');
     const json = flag(args, 'json');
-    const content = await readFile(bodyFile).catch((err: NodeJS.ErrnoException) => {
-      throw new InputError('ERR_BODY_FILE', `cannot read ${bodyFile} (${err.code ?? err.message})`);
-    });
-    if (content.length > MAX_BODY_FILE_BYTES) {
-      throw new InputError('ERR_BODY_FILE', `${bodyFile} is over ${MAX_BODY_FILE_BYTES} bytes`);
-    }
+    const content = await readBoundedFile(bodyFile, MAX_BODY_FILE_BYTES, 'ERR_BODY_FILE');
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const state = await loadClientState(args);
     const client = await connectGateway(args);

@@ -8,20 +8,31 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { pino } from 'pino';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../../admin/process-metrics.js';
+import { Readiness } from '../../admin/readiness.js';
 import { startAdminServer } from '../../admin/server.js';
+import { clientApiMethods } from '../../amp/client-api/definition.js';
+import { registerClientApiRequestMetrics } from '../../amp/client-api/request-metrics.js';
+import { routeGrpcLogs } from '../../amp/client-api/server.js';
+import { createLogger } from '../../log.js';
+import { registerCertificateMetrics } from '../../tls/metrics.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
 import { openGatewayLedger, startGatewayClientApi } from '../../amp/client-api/gateway.js';
-import { openRelay, openRemoteIdentities, remoteDirectory } from '../../amp/relay/index.js';
+import {
+  openRelay,
+  openRemoteIdentities,
+  remoteDirectory,
+  type Relay,
+} from '../../amp/relay/index.js';
 import { DeliveryWorker } from '../../delivery/worker.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
-import { registerQueueGauges } from '../../queue/metrics.js';
+import { registerQueueMetrics } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
 import { MappingEngine, mapsDatabasePath } from '../../routing/index.js';
 import { openStore } from '../../store/open.js';
@@ -115,12 +126,13 @@ export const serveCommand: Command = {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    const log = pino({ level: config.logLevel, base: { service: 'aftersmtp' } });
+    const log = createLogger(config.logLevel);
+    routeGrpcLogs(log);
     const { identity, notes } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'aftersmtp_' });
+    registerProcessMetrics(registry);
     new Gauge({
       name: 'aftersmtp_gateway_info',
       help: 'Constant 1, labelled with the gateway identity.',
@@ -136,18 +148,28 @@ export const serveCommand: Command = {
     );
 
     const teardown = new Teardown();
+    const readiness = new Readiness();
     try {
       const queue = await openQueue(config);
       teardown.add(() => queue.close());
       const store = await openStore(config);
       teardown.add(() => store.close());
-      registerQueueGauges(registry, queue);
+      // Every series is registered now, before anything is served (zero until it happens).
+      const started: { relay?: Relay; certPem?: string } = {};
+      registerQueueMetrics(registry, queue);
       const metrics = registerMessagingMetrics(registry);
+      const apiMetrics = registerClientApiRequestMetrics(registry, clientApiMethods());
+      registerQuicMetrics(registry, () => started.relay?.transport.stats());
+      registerCertificateMetrics(registry, () => started.certPem);
+      readiness.add('store', () => store.quarantined());
+      readiness.add('queue', () => queue.stats());
       const signal = new MailboxSignal();
-      const admin = await startAdminServer(config.adminListen, registry);
+      const admin = await startAdminServer(config.adminListen, registry, readiness);
       teardown.add(() => admin.close());
       const gw = await openGatewayLedger(config, identity, log);
       teardown.add(() => gw.close());
+      started.certPem = gw.tls.certPem;
+      readiness.add('ledger', () => gw.ledger.checkpoint());
       const identities = await openRemoteIdentities(config);
       teardown.add(() => identities.close());
       const maps = MappingEngine.open({
@@ -185,9 +207,10 @@ export const serveCommand: Command = {
         store,
         signal,
         metrics,
+        apiMetrics,
       });
       teardown.add(() => clientApi.close());
-      const relay = openRelay({
+      const relay = await openRelay({
         config,
         tls: gw.tls,
         gatewayKeys: identity,
@@ -196,7 +219,7 @@ export const serveCommand: Command = {
         log,
       });
       teardown.add(() => relay.close());
-      registerQuicMetrics(registry, relay.transport);
+      started.relay = relay;
       const users = SubmissionUsers.open(config.dataDir);
       teardown.add(() => users.close());
       const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, log);
@@ -242,11 +265,13 @@ export const serveCommand: Command = {
         },
         'aftersmtp serving',
       );
+      readiness.serving();
     } catch (err) {
       await teardown.run();
       throw err;
     }
     log.info({ signal: await stopped }, 'shutting down');
+    readiness.stopping();
     await teardown.run();
     log.info('stopped');
   },
