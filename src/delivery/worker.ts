@@ -25,6 +25,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { AfterSmtpError } from '../errors.js';
+import { isRoutine } from '../log.js';
 import { formatDid, parseDid } from '../identity/did.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import { decodeAmpNotice } from '../queue/amp-notice.js';
@@ -146,7 +147,10 @@ export class DeliveryWorker {
         leases = await this.#o.queue.lease(free, 500);
       } catch (err) {
         if (this.#stopping) break;
-        this.#o.log.error({ err }, 'delivery: lease failed; retrying in 1 s');
+        this.#o.log[isRoutine(err) ? 'warn' : 'error'](
+          { err },
+          'delivery: lease failed; retrying in 1 s',
+        );
         await sleep(1000);
         continue;
       }
@@ -284,7 +288,7 @@ export class DeliveryWorker {
       else this.#o.log.info(line, 'delivery settled');
     } catch (err) {
       // The lease will expire and the job will be handed out again (at least once).
-      this.#o.log.error({ ...ids, err }, 'delivery: settle failed');
+      this.#o.log[isRoutine(err) ? 'warn' : 'error']({ ...ids, err }, 'delivery: settle failed');
     }
   }
 

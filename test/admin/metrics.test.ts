@@ -95,7 +95,7 @@ describe('admin metrics, by Prometheus conventions', { skip: MISSING }, () => {
     }
     // Present from the start, at zero.
     for (const series of [
-      'aftersmtp_messages_in_total{result="queued"}',
+      'aftersmtp_messages_in_total{entrance="smtp",result="accepted"}',
       'aftersmtp_messages_out_total{result="delivered"}',
       'aftersmtp_messages_out_total{result="permanent"}',
       'aftersmtp_ledger_writes_total{operation="register",result="accepted"}',

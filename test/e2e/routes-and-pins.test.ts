@@ -105,7 +105,7 @@ describe('two gateways federated by routes and pinned log keys, no DNS', () => {
     const entry = (JSON.parse(sent.stdout) as { envelopes: { queueEntryId: string }[] })
       .envelopes[0]?.queueEntryId;
     await alpha.waitLog(
-      (l) => l.msg === 'delivery settled' && l.transaction === entry && (l.delivered as number) > 0,
+      (l) => l.msg === 'delivery settled' && l.entry === entry && (l.delivered as number) > 0,
       30_000,
     );
     const inbox = await cli(['inbox', ...userArgs(bob), '--json', '--follow', '--limit', '1'], {

@@ -36,6 +36,7 @@ import {
 } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
+import { listenError } from '../../net/listen.js';
 import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal } from '../../pipeline/types.js';
@@ -48,6 +49,13 @@ export interface ListenAddress {
   readonly host: string;
   readonly port: number;
 }
+
+/** The setting that chooses each listener's address (for errors an operator can act on). */
+const SETTING: Record<ListenerRole, string> = {
+  mx: 'AFTERSMTP_SMTP_LISTEN',
+  submission: 'AFTERSMTP_SUBMISSION_LISTEN',
+  submissions: 'AFTERSMTP_SUBMISSIONS_LISTEN',
+};
 
 export interface SmtpLimits {
   /** Largest message accepted (SIZE), in bytes. */
@@ -582,8 +590,13 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
     try {
       await once(server, 'listening');
     } catch (err) {
+      clearInterval(sweep);
       for (const s of servers) s.server.close();
-      throw err;
+      throw listenError(
+        'ERR_SMTP_BIND',
+        { protocol: 'TCP', ...where, setting: SETTING[role] },
+        err,
+      );
     }
     addresses[role] = server.address() as AddressInfo;
     servers.push({ role, server, smtp });
