@@ -262,8 +262,8 @@ export const SETTINGS = {
   }),
   smtpMaxMessageBytes: setting({
     env: 'AFTERSMTP_SMTP_MAX_MESSAGE_BYTES',
-    default: String(25 * 1024 * 1024),
-    doc: 'Largest message SMTP accepts (advertised as SIZE), in bytes; it must fit an envelope (AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB).',
+    default: undefined,
+    doc: 'Largest message SMTP accepts (advertised as SIZE), in bytes; it must fit an envelope (AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB). Unset: 25 MiB, or less when envelopes are smaller.',
     parse: integer(1024, 1024 * 1024 * 1024),
   }),
   smtpMaxRecipients: setting({

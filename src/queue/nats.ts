@@ -45,6 +45,13 @@ import {
   type SettleResult,
 } from './types.js';
 
+/**
+ * How long a publish waits for JetStream's acknowledgement. The server syncs every write before
+ * it answers; a busy disk takes longer than nats.js's 5 s default, and a timeout there only
+ * makes the caller retry a write that may have landed (de-duplicated by msgID).
+ */
+const PUBLISH_TIMEOUT_MS = 30_000;
+
 export interface NatsQueueOptions {
   readonly url: string;
   /** Prefix of the stream names (default AFTERSMTP_QUEUE) and subjects (lower-cased). */
@@ -168,7 +175,10 @@ export class NatsQueue implements DeliveryQueue {
   }
 
   private async publishJob(job: JobRecord, msgID = `${job.jobId}@${job.rev}`): Promise<void> {
-    await this.js.publish(`${this.names.subject}.jobs`, encodeRecord(job), { msgID });
+    await this.js.publish(`${this.names.subject}.jobs`, encodeRecord(job), {
+      msgID,
+      timeout: PUBLISH_TIMEOUT_MS,
+    });
   }
 
   async lease(max: number, waitMs = 0): Promise<Lease[]> {
@@ -229,7 +239,9 @@ export class NatsQueue implements DeliveryQueue {
 
   private async quarantine(source: string, reason: string, raw: Uint8Array): Promise<void> {
     const rec = { v: RECORD_VERSION, source, reason, raw, at: this.clock() };
-    await this.js.publish(`${this.names.subject}.quarantine`, encodeRecord(rec));
+    await this.js.publish(`${this.names.subject}.quarantine`, encodeRecord(rec), {
+      timeout: PUBLISH_TIMEOUT_MS,
+    });
   }
 
   private async settle(
@@ -256,6 +268,7 @@ export class NatsQueue implements DeliveryQueue {
       plan.dead.map((d) =>
         this.js.publish(`${this.names.subject}.dead`, encodeRecord(d), {
           msgID: `${d.jobId}/${d.recipient}@${job.rev}`,
+          timeout: PUBLISH_TIMEOUT_MS,
         }),
       ),
     );
@@ -295,7 +308,7 @@ export class NatsQueue implements DeliveryQueue {
 
   /** Publishes raw bytes as if they were a job (tests: the quarantine path). */
   async publishRaw(bytes: Uint8Array): Promise<void> {
-    await this.js.publish(`${this.names.subject}.jobs`, bytes);
+    await this.js.publish(`${this.names.subject}.jobs`, bytes, { timeout: PUBLISH_TIMEOUT_MS });
   }
 }
 

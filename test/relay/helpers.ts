@@ -159,7 +159,7 @@ export async function startTestGateway(
 export async function wireRelay(
   gw: TestGateway,
   dns: DnsServer,
-  opts: { maxEnvelopeBytes?: number; cacheTtlMs?: number } = {},
+  opts: { maxEnvelopeBytes?: number; cacheTtlMs?: number; lookupTimeoutMs?: number } = {},
 ): Promise<void> {
   const quicPort = (gw as { quicPort?: number }).quicPort;
   if (quicPort !== undefined) {
@@ -192,6 +192,7 @@ export async function wireRelay(
     directory,
     statePath: relayStatePath(gw.dir),
     cacheTtlMs: opts.cacheTtlMs,
+    ...(opts.lookupTimeoutMs !== undefined ? { timeoutMs: opts.lookupTimeoutMs } : {}),
   });
   gw.directory = directory;
   gw.identities = identities;

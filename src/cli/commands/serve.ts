@@ -58,9 +58,14 @@ async function openSmtp(
       'AFTERSMTP_SMTP_TLS_CERT and AFTERSMTP_SMTP_TLS_KEY go together: set both or neither',
     );
   }
-  if (config.smtpMaxMessageBytes > config.maxEnvelopeBytes - 64 * 1024) {
+  // A message must fit its envelope: the body, plus the trace lines, the sealed content's
+  // other fields and the envelope's own (64 KiB covers them with room).
+  const fits = config.maxEnvelopeBytes - 64 * 1024;
+  const maxMessageBytes =
+    config.smtpMaxMessageBytes ?? Math.max(1024, Math.min(25 * 1024 * 1024, fits));
+  if (config.smtpMaxMessageBytes !== undefined && maxMessageBytes > fits) {
     problems.push(
-      `AFTERSMTP_SMTP_MAX_MESSAGE_BYTES (${config.smtpMaxMessageBytes}) must be at most AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB (${config.maxEnvelopeBytes - 64 * 1024}): a message must fit its envelope`,
+      `AFTERSMTP_SMTP_MAX_MESSAGE_BYTES (${maxMessageBytes}) must be at most AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB (${fits}): a message must fit its envelope`,
     );
   }
   if (problems.length > 0) {
@@ -86,7 +91,7 @@ async function openSmtp(
         : {}),
     },
     limits: {
-      maxMessageBytes: config.smtpMaxMessageBytes,
+      maxMessageBytes,
       maxRecipients: config.smtpMaxRecipients,
       maxConnections: config.smtpMaxConnections,
       maxConnectionsPerAddress: config.smtpMaxConnectionsPerAddress,
