@@ -9,7 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { ListenAddress } from '../config/schema.js';
+import type { ListenAddress } from '../net/listen.js';
 import { listenError } from '../net/listen.js';
 import type { Readiness } from './readiness.js';
 

@@ -20,7 +20,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { envValue } from '../config/env.js';
+import { envValue } from '../env.js';
 import { InputError } from '../errors.js';
 
 export const CLIENT_CONFIG_NAMES = [

@@ -21,7 +21,7 @@ import { GatewayClient, type GatewayPin } from '../amp/client-api/index.js';
 import { PeerDirectory } from '../amp/relay/discovery.js';
 import { RemoteIdentityResolver } from '../amp/relay/identities.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
-import { envValue } from '../config/env.js';
+import { envValue } from '../env.js';
 import { InputError } from '../errors.js';
 import { parseDid } from '../identity/index.js';
 import { readBoundedFile } from '../identity/files.js';

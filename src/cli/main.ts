@@ -6,7 +6,7 @@
  * code but without a stack unless AFTERSMTP_DEBUG_STACKS=1.
  */
 import { readFileSync } from 'node:fs';
-import { envValue } from '../config/env.js';
+import { envValue } from '../env.js';
 import { AfterSmtpError, errnoWords } from '../errors.js';
 import {
   EXIT_FAILURE,

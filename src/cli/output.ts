@@ -4,7 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { envValue } from '../config/env.js';
+import { envValue } from '../env.js';
 import { InputError, asEnvironmentError } from '../errors.js';
 import { UsageError } from './command.js';
 

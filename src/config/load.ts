@@ -2,10 +2,10 @@
  * Reads and validates the AFTERSMTP_* environment once, at start-up. Every problem is reported
  * together, each naming its variable, so an operator fixes a bad configuration in one pass.
  * Unknown AFTERSMTP_* variables are refused too: a typo must not silently fall back to a default.
- * An empty value means unset (the default applies), as everywhere (src/config/env.ts).
+ * An empty value means unset (the default applies), as everywhere (src/env.ts).
  */
 import { ConfigError } from '../errors.js';
-import { envValue } from './env.js';
+import { envValue } from '../env.js';
 import { SETTINGS, type Config, type Setting } from './schema.js';
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

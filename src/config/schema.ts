@@ -10,6 +10,9 @@ import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
+import { parseListenAddress, type ListenAddress } from '../net/listen.js';
+
+export { parseListenAddress, type ListenAddress };
 import { checkRecipientDelimiter } from '../routing/addresses.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
@@ -52,20 +55,6 @@ function oneOf<T extends string>(values: readonly T[]) {
     }
     return raw as T;
   };
-}
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** `host:port` or `[v6]:port`; port 0 asks the system for a free port. */
-export function parseListenAddress(raw: string): ListenAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(raw);
-  if (!m) throw new Error(`expected host:port, got ${JSON.stringify(raw)}`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port ${port} is out of range`);
-  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 /** A listen address, or `off` (the listener is not started). */

@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { envValue } from '../config/env.js';
-import type { Config } from '../config/schema.js';
+import { envValue } from '../env.js';
+import type { SuiteId } from './suites.js';
 import { AfterSmtpError, CryptoError, EnvironmentError, asEnvironmentError } from '../errors.js';
 import { formatDid } from './did.js';
 import { generateIdentity, readKeyFile, writeKeyFile, writePublicRecordFile } from './index.js';
@@ -22,7 +22,15 @@ export interface GatewayIdentityFiles {
   readonly passphraseFile: string;
 }
 
-export function gatewayIdentityFiles(config: Config): GatewayIdentityFiles {
+/** The settings the gateway identity comes from (AFTERSMTP_DATA_DIR, _DOMAIN, _SUITE, ...). */
+export interface GatewaySettings {
+  readonly dataDir: string;
+  readonly domain: string;
+  readonly suite: SuiteId;
+  readonly passphraseFile: string | undefined;
+}
+
+export function gatewayIdentityFiles(config: GatewaySettings): GatewayIdentityFiles {
   return {
     keyFile: join(config.dataDir, 'gateway.key'),
     recordFile: join(config.dataDir, 'gateway.record.json'),
@@ -41,7 +49,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Where the gateway key's passphrase came from, for messages (never the passphrase itself). */
-export function passphraseSource(config: Config, files: GatewayIdentityFiles): string {
+export function passphraseSource(config: GatewaySettings, files: GatewayIdentityFiles): string {
   if (config.passphraseFile !== undefined)
     return `${config.passphraseFile} (AFTERSMTP_PASSPHRASE_FILE)`;
   if (envValue('AFTERSMTP_PASSPHRASE') !== undefined) return 'AFTERSMTP_PASSPHRASE';
@@ -62,7 +70,7 @@ async function readPassphraseFile(path: string, what: string): Promise<string> {
 }
 
 export async function gatewayPassphrase(
-  config: Config,
+  config: GatewaySettings,
   files: GatewayIdentityFiles,
   notes: string[],
 ): Promise<string> {
@@ -100,7 +108,7 @@ export async function gatewayPassphrase(
 export function wrongGatewayPassphrase(
   err: unknown,
   file: string,
-  config: Config,
+  config: GatewaySettings,
   files: GatewayIdentityFiles,
 ): unknown {
   if (!(err instanceof AfterSmtpError)) return err;
@@ -113,7 +121,7 @@ export function wrongGatewayPassphrase(
 }
 
 /** Loads the gateway identity, creating it (and the data directory) on first start. */
-export async function loadOrCreateGatewayIdentity(config: Config) {
+export async function loadOrCreateGatewayIdentity(config: GatewaySettings) {
   const files = gatewayIdentityFiles(config);
   const notes: string[] = [];
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {

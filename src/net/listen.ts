@@ -6,6 +6,21 @@
  */
 import { EnvironmentError, errnoWords } from '../errors.js';
 
+/** A listen address as the settings give it: a host (name or IP) and a port (0: any free). */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port` or `[v6]:port`; port 0 asks the system for a free port. */
+export function parseListenAddress(raw: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(raw);
+  if (!m) throw new Error(`expected host:port, got ${JSON.stringify(raw)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port ${port} is out of range`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
 export interface ListenTarget {
   readonly protocol: 'TCP' | 'UDP';
   readonly host: string;

@@ -6,25 +6,24 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
 import { AmqpQueue } from './amqp.js';
 import type { BounceOptions } from './bounce.js';
 import { LmdbQueue } from './lmdb.js';
 import { NatsQueue } from './nats.js';
-import type { DeliveryQueue, RetryPolicy } from './types.js';
+import type { BackendName, DeliveryQueue, RetryPolicy } from './types.js';
 
-export type QueueConfig = Pick<
-  Config,
-  | 'dataDir'
-  | 'domain'
-  | 'queue'
-  | 'natsUrl'
-  | 'amqpUrl'
-  | 'queueRetryBaseMs'
-  | 'queueRetryCapMs'
-  | 'queueMaxAgeMs'
-  | 'queueLeaseMs'
->;
+/** The settings a queue is opened with (AFTERSMTP_QUEUE*, AFTERSMTP_NATS_URL, ...). */
+export interface QueueConfig {
+  readonly dataDir: string;
+  readonly domain: string;
+  readonly queue: BackendName;
+  readonly natsUrl: string;
+  readonly amqpUrl: string;
+  readonly queueRetryBaseMs: number;
+  readonly queueRetryCapMs: number;
+  readonly queueMaxAgeMs: number;
+  readonly queueLeaseMs: number;
+}
 
 export function retryPolicy(config: QueueConfig): RetryPolicy {
   return {

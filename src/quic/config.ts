@@ -2,7 +2,6 @@
  * The QUIC transport's settings from the validated configuration (AFTERSMTP_QUIC_*, see
  * src/config/schema.ts and docs/OPERATIONS.md), with the checks that span several variables.
  */
-import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { QuicLimits } from './transport.js';
 
@@ -10,20 +9,19 @@ import type { QuicLimits } from './transport.js';
 export const FRAME_HEADER_BYTES = 5;
 
 /** The settings the QUIC endpoint's caps come from. */
-export type QuicConfig = Pick<
-  Config,
-  | 'quicMaxConnections'
-  | 'quicMaxConnectionsPerAddress'
-  | 'quicMaxStreamsPerConnection'
-  | 'quicMaxFrameBytes'
-  | 'quicMaxBufferedBytes'
-  | 'quicConnectionWindowBytes'
-  | 'quicQueueDepth'
-  | 'quicRetryThreshold'
-  | 'quicHandshakeTimeoutMs'
-  | 'quicIdleTimeoutMs'
-  | 'quicStreamTimeoutMs'
->;
+export interface QuicConfig {
+  readonly quicMaxConnections: number;
+  readonly quicMaxConnectionsPerAddress: number;
+  readonly quicMaxStreamsPerConnection: number;
+  readonly quicMaxFrameBytes: number;
+  readonly quicMaxBufferedBytes: number;
+  readonly quicConnectionWindowBytes: number;
+  readonly quicQueueDepth: number;
+  readonly quicRetryThreshold: number;
+  readonly quicHandshakeTimeoutMs: number;
+  readonly quicIdleTimeoutMs: number;
+  readonly quicStreamTimeoutMs: number;
+}
 
 /** The endpoint caps; throws ConfigError when a message could never fit its budgets. */
 export function quicLimitsFromConfig(c: QuicConfig): QuicLimits {

@@ -7,16 +7,20 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
 import { loadKeyring } from './keys.js';
 import { LmdbMailboxStore } from './lmdb.js';
 import { PostgresMailboxStore } from './postgres.js';
-import type { MailboxStore, StoreLimits } from './types.js';
+import type { MailboxStore, StoreBackendName, StoreLimits } from './types.js';
 
-export type StoreConfig = Pick<
-  Config,
-  'dataDir' | 'store' | 'postgresUrl' | 'storeKeyFile' | 'storeKey' | 'maxEnvelopeBytes'
->;
+/** The settings a mailbox store is opened with (AFTERSMTP_STORE*, AFTERSMTP_POSTGRES_URL, ...). */
+export interface StoreConfig {
+  readonly dataDir: string;
+  readonly store: StoreBackendName;
+  readonly postgresUrl: string;
+  readonly storeKeyFile: string | undefined;
+  readonly storeKey: string | undefined;
+  readonly maxEnvelopeBytes: number;
+}
 
 export function lmdbStorePath(dataDir: string): string {
   return join(dataDir, 'mailboxes');

@@ -12,11 +12,11 @@
  */
 import { join } from 'node:path';
 import { ConfigError, asEnvironmentError } from '../../errors.js';
-import type { Config } from '../../config/schema.js';
 import {
   gatewayIdentityFiles,
   gatewayPassphrase,
   wrongGatewayPassphrase,
+  type GatewaySettings,
 } from '../../identity/gateway.js';
 import type { SecretKeySet } from '../../identity/index.js';
 import { publishGatewayRecord } from '../../ledger/gateway-record.js';
@@ -26,6 +26,8 @@ import {
   TokenBucketLimiter,
   type IdentityLedger,
 } from '../../ledger/index.js';
+import type { DomainPolicy } from '../../ledger/policy.js';
+import type { ListenAddress } from '../../net/listen.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
@@ -33,6 +35,17 @@ import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
 import type { ClientApiRequestMetrics } from './request-metrics.js';
 import { startClientApi, type ClientApiLogger } from './server.js';
+
+/** The settings the client API and the gateway ledger are opened with. */
+export interface ClientApiSettings extends GatewaySettings {
+  readonly grpcListen: ListenAddress;
+  readonly grpcMaxMessageBytes: number;
+  readonly maxEnvelopeBytes: number;
+  readonly clientTokenTtl: number;
+  readonly ledgerPolicy: ReadonlyMap<string, DomainPolicy> | undefined;
+  readonly ledgerChallengeTtl: number;
+  readonly ledgerRateLimit: ConstructorParameters<typeof TokenBucketLimiter>[0];
+}
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
 export interface GatewayMessaging {
@@ -64,7 +77,7 @@ export interface GatewayClientApi {
  * record published in it; ledger policies must name the served domain.
  */
 export async function openGatewayLedger(
-  config: Config,
+  config: ClientApiSettings,
   identity: SecretKeySet,
   log: { warn(msg: string): void },
 ): Promise<GatewayLedger> {
@@ -136,7 +149,7 @@ export async function openGatewayLedger(
 
 /** The gRPC listener over an open gateway ledger; close() stops it (the ledger stays open). */
 export async function startGatewayClientApi(
-  config: Config,
+  config: ClientApiSettings,
   identity: SecretKeySet,
   gw: GatewayLedger,
   log: ClientApiLogger,

@@ -15,9 +15,8 @@
  * Guarantees: one QUIC endpoint (UDP socket) serves both directions, so the certificate peers
  * see is the one published as `quic-tls-spki`; if binding fails, nothing is left open by it.
  */
-import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
-import { listenError } from '../../net/listen.js';
+import { listenError, type ListenAddress } from '../../net/listen.js';
 import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
@@ -26,20 +25,20 @@ import { PeerDirectory } from './discovery.js';
 import { LogPinFile, logPinsPath } from './pins.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
 import { RelayReceiver, type RelayLogger } from './receiver.js';
+import type { RelayRoute } from './routes.js';
 import { RelaySender } from './sender.js';
 
-export type RelayConfig = QuicConfig &
-  Pick<
-    Config,
-    | 'dataDir'
-    | 'domain'
-    | 'dnsServers'
-    | 'relayRoutes'
-    | 'relayCacheTtl'
-    | 'relayCacheSize'
-    | 'quicListen'
-    | 'maxEnvelopeBytes'
-  >;
+/** The settings the relay is opened with (AFTERSMTP_QUIC_*, AFTERSMTP_RELAY_*, ...). */
+export interface RelayConfig extends QuicConfig {
+  readonly dataDir: string;
+  readonly domain: string;
+  readonly dnsServers: readonly string[] | undefined;
+  readonly relayRoutes: ReadonlyMap<string, RelayRoute> | undefined;
+  readonly relayCacheTtl: number;
+  readonly relayCacheSize: number;
+  readonly quicListen: ListenAddress;
+  readonly maxEnvelopeBytes: number;
+}
 
 export interface OpenRelayOptions {
   readonly config: RelayConfig;

@@ -18,7 +18,7 @@ import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { DISCOVERY_PREFIX, parseDiscoveryRecord, parseDnsServers } from '../../amp/discovery.js';
 import { loadConfig } from '../../config/load.js';
-import { parseListenAddress } from '../../config/schema.js';
+import { parseListenAddress } from '../../net/listen.js';
 import { AfterSmtpError } from '../../errors.js';
 import { checkDomain } from '../../identity/did.js';
 import { ledgerKey } from '../../ledger/cli-support.js';
