@@ -94,12 +94,12 @@ export class DkimKeys {
   }
 
   /** Makes a key for `selector` of `domain`; it signs at once when `activate` (or when it is the first of its algorithm). */
-  generate(
+  async generate(
     domain: string,
     selector: string,
     algorithm: DkimAlgorithm,
     activate = false,
-  ): DkimKeyInfo {
+  ): Promise<DkimKeyInfo> {
     const dir = this.#domainDir(domain);
     const file = join(dir, `${checkSelector(selector)}.key`);
     if (existsSync(file)) {
