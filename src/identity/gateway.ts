@@ -6,8 +6,9 @@
  * operator is told, and production deployments set one of the two variables).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prepareDataDir } from '../config/datadir.js';
 import type { Config } from '../config/schema.js';
 import { formatDid } from './did.js';
 import { generateIdentity, readKeyFile, writeKeyFile, writePublicRecordFile } from './index.js';
@@ -63,7 +64,7 @@ export async function gatewayPassphrase(
 export async function loadOrCreateGatewayIdentity(config: Config) {
   const files = gatewayIdentityFiles(config);
   const notes: string[] = [];
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  prepareDataDir(config.dataDir);
   const passphrase = await gatewayPassphrase(config, files, notes);
   if (await exists(files.keyFile)) {
     const identity = await readKeyFile(files.keyFile, passphrase);

@@ -23,7 +23,38 @@ import { openStore } from '../../store/open.js';
 import { openRelay, type Relay } from '../../amp/relay/relay.js';
 import { RelayError } from '../../amp/relay/errors.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
+import { prepareDataDir } from '../../config/datadir.js';
+import { checkDescriptorBudget } from '../../net/limits.js';
 import type { Command } from '../command.js';
+
+/** How long a stop may take after the first SIGINT/SIGTERM before the process exits anyway. */
+export const STOP_DEADLINE_MS = 20_000;
+
+interface StopLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Resolves with the first SIGINT or SIGTERM; arms the deadline and the second-signal exit. */
+function stopSignals(log: StopLog): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let first: string | undefined;
+    const onSignal = (signal: string): void => {
+      if (first !== undefined) {
+        log.error({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      first = signal;
+      setTimeout(() => {
+        log.error({ signal, deadlineMs: STOP_DEADLINE_MS }, 'did not stop in time: exiting now');
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
+      resolve(signal);
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+  });
+}
 
 export const serveCommand: Command = {
   path: ['serve'],
@@ -33,13 +64,13 @@ export const serveCommand: Command = {
   options: {},
   async run() {
     const config = loadConfig();
-    // Installed before anything is announced, so a signal that follows the "serving" line at
-    // once still stops the gateway cleanly.
-    const stopped = new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
     const log = pino({ level: config.logLevel, base: { service: 'aftersmtp' } });
+    // Installed before anything is opened: a signal during start-up lets the start finish (or
+    // fail) and then stops, and any stop that takes longer than STOP_DEADLINE_MS, or a second
+    // signal, ends the process at once, so SIGTERM always stops it.
+    const stopped = stopSignals(log);
+    prepareDataDir(config.dataDir);
+    checkDescriptorBudget(config);
     const { identity, notes } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
