@@ -9,8 +9,8 @@
  *
  * Leases are written to the store (the job's schedule key moves to the lease expiry), so a job
  * leased by a process that died is due again when the lease expires, also after a restart; and
- * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening makes
- * the leases of holders that are gone due at once.
+ * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening (and a
+ * working queue, every HOLDERS_CHECK_MS) makes the leases of holders that are gone due at once.
  */
 import { randomBytes } from 'node:crypto';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
@@ -34,6 +34,9 @@ import {
   type SettleResult,
 } from './types.js';
 
+/** How often a working queue looks for other holders that died (processes sharing it). */
+export const HOLDERS_CHECK_MS = 5000;
+
 export interface LmdbQueueOptions {
   /** Directory of the LMDB environment (created if missing). */
   readonly path: string;
@@ -45,6 +48,8 @@ export interface LmdbQueueOptions {
   readonly bounce: BounceOptions;
   readonly random?: Random;
   readonly clock?: () => number;
+  /** How often a working queue looks for holders that died (default HOLDERS_CHECK_MS). */
+  readonly holdersCheckMs?: number;
 }
 
 /** A stored job, or a QueueDecodeError naming what is wrong with it. */
@@ -82,6 +87,8 @@ export class LmdbQueue implements DeliveryQueue {
   private closed = false;
   /** This queue's id as a lease holder: the prefix of its lease tokens. */
   private readonly holder = randomBytes(6).toString('hex');
+  /** When the other holders were last looked at (for processes sharing the queue). */
+  private holdersCheckedAt = 0;
 
   constructor(private readonly options: LmdbQueueOptions) {
     this.store = new LmdbStore(options.path);
@@ -94,6 +101,7 @@ export class LmdbQueue implements DeliveryQueue {
       void this.store.holders.put(this.holder, thisHolder(this.leaseMs));
       this.releaseOrphanedLeases();
     });
+    this.holdersCheckedAt = this.clock();
   }
 
   /**
@@ -203,6 +211,14 @@ export class LmdbQueue implements DeliveryQueue {
     const out: Leased[] = [];
     const store = this.store;
     await store.root.transaction(() => {
+      // Another process sharing this queue may have died since: its leases come back now
+      // rather than when they expire (a cheap look, at most every HOLDERS_CHECK_MS).
+      if (now - this.holdersCheckedAt >= (this.options.holdersCheckMs ?? HOLDERS_CHECK_MS)) {
+        this.holdersCheckedAt = now;
+        if ((store.holders.getStats() as { entryCount: number }).entryCount > 1) {
+          this.releaseOrphanedLeases();
+        }
+      }
       const keys = [
         ...store.schedule.getKeys({ end: [now + 1], limit: Math.max(max * 2, 16) }),
       ] as [number, string][];
