@@ -291,7 +291,7 @@ export const SETTINGS = {
   }),
   clientLoginRateLimit: setting({
     env: 'AFTERSMTP_CLIENT_LOGIN_RATE_LIMIT',
-    default: '20/10',
+    default: '100/60',
     doc: 'Login calls (RequestChallenge, Authenticate) per client address: <burst>/<seconds to refill it>; over it, RESOURCE_EXHAUSTED with ERR_RATE_LIMITED before the request is read.',
     parse: rateLimit,
   }),

@@ -21,7 +21,7 @@ import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
-import { startClientApi, type ClientApiLogger } from './server.js';
+import { startClientApi, type ClientApiLogger, type ClientApiStats } from './server.js';
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
 export interface GatewayMessaging {
@@ -38,6 +38,8 @@ export interface GatewayClientApi {
   readonly ledger: IdentityLedger;
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
+  /** The listener's connections, refusals and request bytes in flight (metrics). */
+  stats(): ClientApiStats;
   close(): Promise<void>;
 }
 
@@ -87,6 +89,16 @@ export async function startGatewayClientApi(
       keyPem: tls.keyPem,
       ledger,
       maxMessageBytes: config.grpcMaxMessageBytes,
+      limits: {
+        maxUnauthenticatedBytes: config.grpcMaxUnauthenticatedBytes,
+        maxInflightBytes: config.grpcMaxInflightBytes,
+        maxConnections: config.grpcMaxConnections,
+        maxConnectionsPerAddress: config.grpcMaxConnectionsPerAddress,
+        maxStreamsPerConnection: config.grpcMaxStreamsPerConnection,
+        handshakeTimeoutMs: config.grpcHandshakeTimeoutMs,
+        idleTimeoutMs: config.grpcIdleTimeoutMs,
+        loginRateLimit: config.clientLoginRateLimit,
+      },
       log,
       messaging:
         messaging === undefined
@@ -115,6 +127,7 @@ export async function startGatewayClientApi(
         ledgerPolicy: `${policy.policy}${policy.policy === 'open-pow' ? `:${policy.bits}` : ''}`,
         gatewayRecord: { action: published.action, leaf: published.leafIndex },
       },
+      stats: () => server.stats(),
       async close() {
         await server.close();
         ledger.close();

@@ -14,6 +14,7 @@ import { startAdminServer } from '../../admin/server.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
 import { startGatewayClientApi } from '../../amp/client-api/gateway.js';
+import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
 import { LocalDeliveryWorker } from '../../delivery/worker.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
@@ -126,6 +127,7 @@ export const serveCommand: Command = {
       await admin.close();
       throw err;
     });
+    registerClientApiMetrics(registry, clientApi);
     const relay = await openRelay({
       config,
       tls: clientApi.tls,
