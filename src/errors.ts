@@ -21,3 +21,17 @@ export class CryptoError extends AfterSmtpError {}
 
 /** Configuration is invalid; the message names the variable. */
 export class ConfigError extends AfterSmtpError {}
+
+/**
+ * The file system of a store has no room for this write (below the free-space reserve, or the
+ * write itself failed for lack of space). Temporary: the sender retries later (gRPC UNAVAILABLE,
+ * QUIC BUSY, SMTP 452 4.3.1); nothing acknowledged is lost. Raised by the queue and the
+ * mailbox store (src/storage/space.ts).
+ */
+export class StorageFullError extends AfterSmtpError {
+  readonly temporary = true;
+
+  constructor(message: string, cause?: unknown) {
+    super('ERR_STORAGE_FULL', message, { cause });
+  }
+}

@@ -18,6 +18,8 @@ import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/ledger.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
 import { QuicTransport } from '../../quic/transport.js';
+import { QUIC_CODES, QuicRefusal } from '../../quic/errors.js';
+import { StorageFullError } from '../../errors.js';
 import type { MailboxStore } from '../../store/types.js';
 import { PeerDirectory } from './discovery.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
@@ -59,6 +61,14 @@ export interface Relay {
   close(): void;
 }
 
+/** No room for the message (ERR_STORAGE_FULL): the peer's queue retries later (BUSY). */
+function busyWhenFull(err: unknown): never {
+  if (err instanceof StorageFullError) {
+    throw new QuicRefusal('receiver storage full; retry later', QUIC_CODES.busy);
+  }
+  throw err;
+}
+
 export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   const c = o.config;
   const ttlMs = c.relayCacheTtl * 1000;
@@ -88,7 +98,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
       port: c.quicListen.port,
       limits: quicLimitsFromConfig(c),
       verifyInboundPeer: receiver.verifyPeer,
-      onMessage: receiver.handle,
+      onMessage: (msg) => receiver.handle(msg).catch(busyWhenFull),
       onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
     });
   } catch (err) {

@@ -21,6 +21,8 @@ import { MailboxSignal } from '../../mailbox/signal.js';
 import { registerQueueGauges } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
 import { openStore } from '../../store/open.js';
+import { registerStorageMetrics } from '../../storage/metrics.js';
+import { StorageSpace } from '../../storage/space.js';
 import { openRelay, type Relay } from '../../amp/relay/relay.js';
 import { RelayError } from '../../amp/relay/errors.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
@@ -91,8 +93,22 @@ export const serveCommand: Command = {
       1,
     );
 
-    const queue = await openQueue(config);
-    const store = await openStore(config).catch(async (err) => {
+    // The reserve of the data directory's file system (AFTERSMTP_STORAGE_MIN_FREE_BYTES): below
+    // it the embedded queue and store refuse new mail as a temporary failure.
+    const space = new StorageSpace({
+      path: config.dataDir,
+      minFreeBytes: config.storageMinFreeBytes,
+      onChange: (full, freeBytes, why) =>
+        full
+          ? log.error(
+              { freeBytes, reserve: config.storageMinFreeBytes, why },
+              'storage full: refusing new mail (temporary failure) until there is room',
+            )
+          : log.warn({ freeBytes, why }, 'storage has room again: taking new mail'),
+    });
+    registerStorageMetrics(registry, space);
+    const queue = await openQueue(config, undefined, space);
+    const store = await openStore(config, {}, space).catch(async (err) => {
       await queue.close();
       throw err;
     });
