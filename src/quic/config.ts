@@ -17,6 +17,8 @@ export type QuicConfig = Pick<
   | 'quicMaxStreamsPerConnection'
   | 'quicMaxFrameBytes'
   | 'quicMaxBufferedBytes'
+  | 'quicUnverifiedBufferedBytes'
+  | 'quicPeerBufferedBytes'
   | 'quicConnectionWindowBytes'
   | 'quicQueueDepth'
   | 'quicRetryThreshold'
@@ -45,6 +47,8 @@ export function quicLimitsFromConfig(c: QuicConfig): QuicLimits {
     maxStreamsPerConnection: c.quicMaxStreamsPerConnection,
     maxFrameBytes: c.quicMaxFrameBytes,
     maxBufferedBytes: c.quicMaxBufferedBytes,
+    unverifiedBufferedBytes: c.quicUnverifiedBufferedBytes,
+    peerBufferedBytes: c.quicPeerBufferedBytes,
     connectionWindowBytes: c.quicConnectionWindowBytes,
     queueDepth: c.quicQueueDepth,
     retryThreshold: c.quicRetryThreshold,

@@ -17,7 +17,9 @@ import type { Config } from '../../config/schema.js';
 import type { SecretKeySet } from '../../identity/keys.js';
 import type { IdentityLedger } from '../../ledger/ledger.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
-import { QuicTransport } from '../../quic/transport.js';
+import { QuicTransport, type QuicPeerInfo } from '../../quic/transport.js';
+import { LruTtlCache } from './cache.js';
+import { RELAY_REFUSALS } from './errors.js';
 import { QUIC_CODES, QuicRefusal } from '../../quic/errors.js';
 import { StorageFullError } from '../../errors.js';
 import type { MailboxStore } from '../../store/types.js';
@@ -61,6 +63,26 @@ export interface Relay {
   close(): void;
 }
 
+/** Refusals the receiver makes only after the sending gateway passed its check (§13.3). */
+const AFTER_GATEWAY_CHECK: ReadonlySet<number> = new Set(
+  (
+    [
+      'ERR_RELAY_NOT_OUR_DOMAIN',
+      'ERR_RELAY_UNKNOWN_RECIPIENT',
+      'ERR_RELAY_RECIPIENT_REVOKED',
+      'ERR_RELAY_RECIPIENT_KEY',
+      'ERR_RELAY_MAILBOX_FULL',
+    ] as const
+  ).map((code) => RELAY_REFUSALS[code].wire),
+);
+
+function gatewayPassed(err: unknown): boolean {
+  return (
+    err instanceof StorageFullError ||
+    (err instanceof QuicRefusal && AFTER_GATEWAY_CHECK.has(err.wireCode))
+  );
+}
+
 /** No room for the message (ERR_STORAGE_FULL): the peer's queue retries later (BUSY). */
 function busyWhenFull(err: unknown): never {
   if (err instanceof StorageFullError) {
@@ -89,7 +111,15 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     log: o.log,
     onDelivered: o.onDelivered,
   });
-  let transport: QuicTransport;
+  // Certificates bound to a verified gateway record (a message of theirs passed the gateway
+  // check, or we checked them as a server ourselves): their connections get the verified
+  // budget at once (docs/ARCHITECTURE.md, "QUIC under abuse").
+  const trusted = new LruTtlCache<string, true>(c.relayCacheSize, ttlMs);
+  const trust = (peer: QuicPeerInfo): void => {
+    trusted.set(peer.spki.toString('base64'), true);
+    transport?.markVerified(peer.conn);
+  };
+  let transport: QuicTransport | undefined;
   try {
     transport = QuicTransport.open({
       certPem: o.tls.certPem,
@@ -97,8 +127,24 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
       host: c.quicListen.host,
       port: c.quicListen.port,
       limits: quicLimitsFromConfig(c),
-      verifyInboundPeer: receiver.verifyPeer,
-      onMessage: (msg) => receiver.handle(msg).catch(busyWhenFull),
+      verifyInboundPeer: (peer) =>
+        !receiver.verifyPeer(peer)
+          ? false
+          : trusted.get(peer.spki.toString('base64')) === true
+            ? 'verified'
+            : true,
+      onOutboundVerified: (peer) => trusted.set(peer.spki.toString('base64'), true),
+      onMessage: (msg) =>
+        receiver.handle(msg).then(
+          (receipt) => {
+            trust(msg.peer);
+            return receipt;
+          },
+          (err: unknown) => {
+            if (gatewayPassed(err)) trust(msg.peer);
+            return busyWhenFull(err);
+          },
+        ),
       onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
     });
   } catch (err) {
