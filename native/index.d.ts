@@ -115,6 +115,12 @@ export declare class QuicEndpoint {
    * see docs/PROTOCOL.md) and a reason for the peer (at most 1024 bytes, never internal text).
    */
   refuse(conn: number, stream: number, code: number, reason: string): void
+  /**
+   * The inbound connection `conn`'s certificate is bound to a verified gateway record: its
+   * messages count against the verified part of the byte budget from now on (unknown or
+   * outbound connections are ignored).
+   */
+  verifyConnection(conn: number): void
   /** Close connection `conn` with an application error `code` (e.g. 0x10, peer rejected). */
   closeConnection(conn: number, code: number, reason: string): void
   /** A snapshot of the endpoint's counters. */
@@ -300,6 +306,8 @@ export interface QuicEndpointOptions {
   maxStreamsPerConnection?: number
   maxFrameBytes?: number
   maxBufferedBytes?: number
+  unverifiedBufferedBytes?: number
+  peerBufferedBytes?: number
   connectionWindowBytes?: number
   queueDepth?: number
   retryThreshold?: number
@@ -329,10 +337,14 @@ export interface QuicStats {
   bytesReceived: number
   /** Stream bytes of outbound messages (frames, headers included). */
   bytesSent: number
-  /** Gauge: message bytes reserved (being received, or with the application). */
+  /** Gauge: message bytes held (received so far, or with the application). */
   bufferedBytes: number
   /** Highest `bufferedBytes` seen. */
   bufferedBytesPeak: number
+  /** Gauge: message bytes held by connections not verified yet. */
+  bufferedBytesUnverified: number
+  /** Inbound connections the application verified. */
+  connectionsVerified: number
   /** Gauge: messages with the application, not yet answered. */
   queueLength: number
   packetsReceived: number

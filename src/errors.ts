@@ -90,3 +90,17 @@ export function environmentError(
 export function asEnvironmentError(err: unknown, code: string, what: string): unknown {
   return environmentError(err, code, what) ?? err;
 }
+
+/**
+ * The file system of a store has no room for this write (below the free-space reserve, or the
+ * write itself failed for lack of space). Temporary: the sender retries later (gRPC UNAVAILABLE,
+ * QUIC BUSY, SMTP 452 4.3.1); nothing acknowledged is lost. Raised by the queue and the
+ * mailbox store (src/storage/space.ts).
+ */
+export class StorageFullError extends AfterSmtpError {
+  readonly temporary = true;
+
+  constructor(message: string, cause?: unknown) {
+    super('ERR_STORAGE_FULL', message, { cause });
+  }
+}

@@ -51,6 +51,8 @@ pub struct QuicEndpointOptions {
     pub max_streams_per_connection: Option<u32>,
     pub max_frame_bytes: Option<u32>,
     pub max_buffered_bytes: Option<f64>,
+    pub unverified_buffered_bytes: Option<f64>,
+    pub peer_buffered_bytes: Option<f64>,
     pub connection_window_bytes: Option<u32>,
     pub queue_depth: Option<u32>,
     pub retry_threshold: Option<u32>,
@@ -198,10 +200,14 @@ pub struct QuicStats {
     pub bytes_received: f64,
     /// Stream bytes of outbound messages (frames, headers included).
     pub bytes_sent: f64,
-    /// Gauge: message bytes reserved (being received, or with the application).
+    /// Gauge: message bytes held (received so far, or with the application).
     pub buffered_bytes: f64,
     /// Highest `bufferedBytes` seen.
     pub buffered_bytes_peak: f64,
+    /// Gauge: message bytes held by connections not verified yet.
+    pub buffered_bytes_unverified: f64,
+    /// Inbound connections the application verified.
+    pub connections_verified: f64,
     /// Gauge: messages with the application, not yet answered.
     pub queue_length: f64,
     pub packets_received: f64,
@@ -233,11 +239,26 @@ fn opt_ms(v: Option<u32>, d: Duration) -> Duration {
 
 fn limits(o: &QuicEndpointOptions) -> Result<Limits, JsError> {
     let d = Limits::default();
-    let max_buffered = match o.max_buffered_bytes {
-        None => d.max_buffered_bytes,
-        Some(n) if n.fract() == 0.0 && (1.0..=2f64.powi(50)).contains(&n) => n as usize,
-        Some(n) => return Err(err("ERR_QUIC_PARAM", format!("maxBufferedBytes: {n}"))),
+    let bytes = |v: Option<f64>, d: usize, name: &str| match v {
+        None => Ok(d),
+        Some(n) if n.fract() == 0.0 && (1.0..=2f64.powi(50)).contains(&n) => Ok(n as usize),
+        Some(n) => Err(err("ERR_QUIC_PARAM", format!("{name}: {n}"))),
     };
+    let max_buffered = bytes(
+        o.max_buffered_bytes,
+        d.max_buffered_bytes,
+        "maxBufferedBytes",
+    )?;
+    let unverified = bytes(
+        o.unverified_buffered_bytes,
+        d.unverified_buffered_bytes,
+        "unverifiedBufferedBytes",
+    )?;
+    let per_peer = bytes(
+        o.peer_buffered_bytes,
+        d.peer_buffered_bytes,
+        "peerBufferedBytes",
+    )?;
     let l = Limits {
         max_connections: opt_usize(o.max_connections, d.max_connections),
         max_connections_per_address: opt_usize(
@@ -250,6 +271,8 @@ fn limits(o: &QuicEndpointOptions) -> Result<Limits, JsError> {
         ),
         max_frame_bytes: opt_usize(o.max_frame_bytes, d.max_frame_bytes),
         max_buffered_bytes: max_buffered,
+        unverified_buffered_bytes: unverified,
+        peer_buffered_bytes: per_peer,
         connection_window: opt_usize(o.connection_window_bytes, d.connection_window),
         queue_depth: opt_usize(o.queue_depth, d.queue_depth),
         retry_threshold: opt_usize(o.retry_threshold, d.retry_threshold),
@@ -435,6 +458,14 @@ impl QuicEndpoint {
         })
     }
 
+    /// The inbound connection `conn`'s certificate is bound to a verified gateway record: its
+    /// messages count against the verified part of the byte budget from now on (unknown or
+    /// outbound connections are ignored).
+    #[napi]
+    pub fn verify_connection(&self, conn: u32) -> Result<(), JsError> {
+        self.command(|ep| ep.apply(Command::Verify { conn }))
+    }
+
     /// Close connection `conn` with an application error `code` (e.g. 0x10, peer rejected).
     #[napi]
     pub fn close_connection(&self, conn: u32, code: u32, reason: String) -> Result<(), JsError> {
@@ -470,6 +501,8 @@ impl QuicEndpoint {
             bytes_sent: s.bytes_sent as f64,
             buffered_bytes: s.buffered_bytes as f64,
             buffered_bytes_peak: s.buffered_bytes_peak as f64,
+            buffered_bytes_unverified: s.buffered_bytes_unverified as f64,
+            connections_verified: s.connections_verified as f64,
             queue_length: s.queue_length as f64,
             packets_received: s.packets_received as f64,
             packets_sent: s.packets_sent as f64,

@@ -147,3 +147,32 @@ fn error_reasons_are_cut_on_a_char_boundary() {
     assert!(reason.len() <= frame::MAX_ERROR_REASON);
     assert!(reason.chars().all(|c| c == 'é'));
 }
+
+/// Regression (issue #12): a declared length is a promise, not memory. A body's buffer starts
+/// at INITIAL_BODY_CAPACITY and grows with the bytes that arrive, never past the declared
+/// length; a peer that announces 32 MiB and sends 40 bytes costs 64 KiB, not 32 MiB.
+#[test]
+fn body_memory_follows_the_bytes_that_arrive() {
+    let declared = 32 * 1024 * 1024;
+    let mut d = FrameDecoder::new(Expect::Message { max: declared });
+    d.feed(&encode_header(TYPE_MESSAGE, declared)).unwrap();
+    assert_eq!(
+        d.need(),
+        Need::Reserve {
+            ty: TYPE_MESSAGE,
+            len: declared
+        }
+    );
+    d.start_body();
+    d.feed(&[0x61; 40]).unwrap();
+    let cap = d.body_for(0).unwrap().capacity();
+    assert!(cap <= frame::INITIAL_BODY_CAPACITY, "capacity {cap}");
+    // Growing by arrival: at least doubling, capped at the declared length.
+    let body = d.body_for(declared - 40).unwrap();
+    assert_eq!(body.capacity(), declared);
+    let mut small = FrameDecoder::new(Expect::Message { max: 100 });
+    small.feed(&encode_header(TYPE_MESSAGE, 100)).unwrap();
+    small.start_body();
+    small.feed(&[1; 60]).unwrap();
+    assert!(small.body_for(40).unwrap().capacity() <= 100);
+}

@@ -1,11 +1,13 @@
 /**
  * Reads and validates the AFTERSMTP_* environment once, at start-up. Every problem is reported
  * together, each naming its variable, so an operator fixes a bad configuration in one pass.
- * Unknown AFTERSMTP_* variables are refused too: a typo must not silently fall back to a default.
- * An empty value means unset (the default applies), as everywhere (src/env.ts).
+ * Unknown AFTERSMTP_* variables are refused too: a typo must not silently fall back to a default,
+ * and so are settings that contradict each other (checks.ts). An empty value means unset (the
+ * default applies), as everywhere (src/env.ts).
  */
 import { ConfigError } from '../errors.js';
 import { envValue } from '../env.js';
+import { contradictions } from './checks.js';
 import { SETTINGS, type Config, type Setting } from './schema.js';
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -35,6 +37,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`${name}: unknown setting (see docs/OPERATIONS.md for the list)`);
     }
   }
+  // Settings that contradict each other, once each of them is valid alone.
+  if (problems.length === 0) problems.push(...contradictions(values as Config));
   if (problems.length > 0) {
     throw new ConfigError('ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`);
   }

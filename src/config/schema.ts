@@ -67,6 +67,15 @@ function absolutePath(raw: string): string {
   return raw;
 }
 
+/** `<burst>/<seconds to refill it>`, e.g. 10/60. */
+function rateLimit(raw: string): { capacity: number; refillPerSecond: number } {
+  const m = /^([0-9]{1,6})\/([0-9]{1,6})$/.exec(raw);
+  if (m === null || Number(m[1]) < 1 || Number(m[2]) < 1) {
+    throw new Error(`expected <burst>/<seconds>, both at least 1, got ${JSON.stringify(raw)}`);
+  }
+  return { capacity: Number(m[1]), refillPerSecond: Number(m[1]) / Number(m[2]) };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS = {
@@ -145,13 +154,25 @@ export const SETTINGS = {
   quicMaxFrameBytes: setting({
     env: 'AFTERSMTP_QUIC_MAX_FRAME_BYTES',
     default: String(32 * 1024 * 1024),
-    doc: 'Largest AMP message accepted over QUIC, in bytes; a larger declared length is refused (TOO_LARGE) before any byte is buffered.',
+    doc: 'Largest AMP message accepted over QUIC, in bytes; a larger declared length is refused (TOO_LARGE) before any body byte is read.',
     parse: integer(1024, 1024 * 1024 * 1024),
   }),
   quicMaxBufferedBytes: setting({
     env: 'AFTERSMTP_QUIC_MAX_BUFFERED_BYTES',
     default: String(256 * 1024 * 1024),
-    doc: 'Message bytes the QUIC endpoint holds in total (being received or being processed); new messages over it are refused BUSY.',
+    doc: 'Message bytes the QUIC endpoint holds in total (received so far or being processed), counted as they arrive; a new message that finds its budget full is refused BUSY.',
+    parse: integer(64 * 1024, 2 ** 40),
+  }),
+  quicUnverifiedBufferedBytes: setting({
+    env: 'AFTERSMTP_QUIC_UNVERIFIED_BUFFERED_BYTES',
+    default: String(64 * 1024 * 1024),
+    doc: 'Part of AFTERSMTP_QUIC_MAX_BUFFERED_BYTES that connections whose certificate is not yet bound to a verified gateway record may hold together; the rest is kept for verified peers.',
+    parse: integer(64 * 1024, 2 ** 40),
+  }),
+  quicPeerBufferedBytes: setting({
+    env: 'AFTERSMTP_QUIC_PEER_BUFFERED_BYTES',
+    default: String(64 * 1024 * 1024),
+    doc: 'Message bytes one peer may hold at once: one certificate, and for unverified connections also one IP address; its further messages wait unread. At least the largest message plus 5.',
     parse: integer(64 * 1024, 2 ** 40),
   }),
   quicConnectionWindowBytes: setting({
@@ -205,7 +226,7 @@ export const SETTINGS = {
   grpcMaxMessageBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_MESSAGE_BYTES',
     default: String(33 * 1024 * 1024),
-    doc: 'Largest gRPC request the client API accepts, in bytes; larger ones are refused (RESOURCE_EXHAUSTED) before they are decoded. Keep it above AFTERSMTP_MAX_ENVELOPE_BYTES (a DispatchMessage carries one envelope).',
+    doc: 'Largest DispatchMessage request (the only call with a large body, read only once its token is valid), in bytes; larger ones are refused (RESOURCE_EXHAUSTED) from the length prefix. At least AFTERSMTP_MAX_ENVELOPE_BYTES + 16 (a DispatchMessage carries one envelope).',
     parse: integer(16 * 1024, 64 * 1024 * 1024),
   }),
   hostname: setting({
@@ -297,6 +318,48 @@ export const SETTINGS = {
     doc: 'Seconds mail from SMTP may wait for its recipient in AMP (the expiry of the envelopes the gateway seals).',
     parse: integer(3600, 366 * 86_400),
   }),
+  grpcMaxUnauthenticatedBytes: setting({
+    env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
+    default: String(64 * 1024),
+    doc: 'Largest request of every client API call except DispatchMessage with a valid token (login, ledger, mailbox calls, reflection); checked from the length prefix, before the body is read.',
+    parse: integer(4 * 1024, 64 * 1024 * 1024),
+  }),
+  grpcMaxInflightBytes: setting({
+    env: 'AFTERSMTP_GRPC_MAX_INFLIGHT_BYTES',
+    default: String(256 * 1024 * 1024),
+    doc: 'Request bytes the client API holds at once over all calls (received and not yet answered); a call that would go over it is refused UNAVAILABLE (retry).',
+    parse: integer(1024 * 1024, 2 ** 40),
+  }),
+  grpcMaxConnections: setting({
+    env: 'AFTERSMTP_GRPC_MAX_CONNECTIONS',
+    default: '1024',
+    doc: 'Client API connections open at once (TCP, TLS handshakes included); more are closed at accept. Keep it well below the open-file limit.',
+    parse: integer(1, 1_000_000),
+  }),
+  grpcMaxConnectionsPerAddress: setting({
+    env: 'AFTERSMTP_GRPC_MAX_CONNECTIONS_PER_ADDRESS',
+    default: '32',
+    doc: 'Client API connections open at once from one IP address.',
+    parse: integer(1, 1_000_000),
+  }),
+  grpcMaxStreamsPerConnection: setting({
+    env: 'AFTERSMTP_GRPC_MAX_STREAMS_PER_CONNECTION',
+    default: '32',
+    doc: 'Concurrent calls (HTTP/2 streams) on one client API connection (SETTINGS_MAX_CONCURRENT_STREAMS).',
+    parse: integer(1, 10_000),
+  }),
+  grpcHandshakeTimeoutMs: setting({
+    env: 'AFTERSMTP_GRPC_HANDSHAKE_TIMEOUT_MS',
+    default: '10000',
+    doc: 'A client API connection whose TLS handshake is not complete this many milliseconds after accept is closed.',
+    parse: integer(100, 600_000),
+  }),
+  grpcIdleTimeoutMs: setting({
+    env: 'AFTERSMTP_GRPC_IDLE_TIMEOUT_MS',
+    default: '300000',
+    doc: 'A client API connection with no call in progress (or no traffic at all) for this many milliseconds is closed.',
+    parse: integer(1000, 86_400_000),
+  }),
   ledgerPolicy: setting({
     env: 'AFTERSMTP_LEDGER_POLICY',
     default: undefined,
@@ -307,13 +370,7 @@ export const SETTINGS = {
     env: 'AFTERSMTP_LEDGER_RATE_LIMIT',
     default: '10/60',
     doc: 'Registration requests per client address: <burst>/<seconds to refill it>, e.g. 10/60.',
-    parse: (raw) => {
-      const m = /^([0-9]{1,6})\/([0-9]{1,6})$/.exec(raw);
-      if (m === null || Number(m[1]) < 1 || Number(m[2]) < 1) {
-        throw new Error(`expected <burst>/<seconds>, both at least 1, got ${JSON.stringify(raw)}`);
-      }
-      return { capacity: Number(m[1]), refillPerSecond: Number(m[1]) / Number(m[2]) };
-    },
+    parse: rateLimit,
   }),
   ledgerChallengeTtl: setting({
     env: 'AFTERSMTP_LEDGER_CHALLENGE_TTL',
@@ -326,6 +383,12 @@ export const SETTINGS = {
     default: '900',
     doc: 'Seconds a client API token (from Authenticate, signed by the gateway key) stays valid.',
     parse: integer(1, 86_400),
+  }),
+  clientLoginRateLimit: setting({
+    env: 'AFTERSMTP_CLIENT_LOGIN_RATE_LIMIT',
+    default: '100/60',
+    doc: 'Login calls (RequestChallenge, Authenticate) per client address: <burst>/<seconds to refill it>; over it, RESOURCE_EXHAUSTED with ERR_RATE_LIMITED before the request is read.',
+    parse: rateLimit,
   }),
   mailboxPurgeInterval: setting({
     env: 'AFTERSMTP_MAILBOX_PURGE_INTERVAL',
@@ -398,6 +461,12 @@ export const SETTINGS = {
     default: '300000',
     doc: 'How long a delivery worker holds a job before it is deliverable again (a hung worker), in ms. With the lmdb queue, the leases of a process that died come back when the queue next opens (docs/QUEUE.md).',
     parse: integer(1000, 86_400_000),
+  }),
+  storageMinFreeBytes: setting({
+    env: 'AFTERSMTP_STORAGE_MIN_FREE_BYTES',
+    default: String(128 * 1024 * 1024),
+    doc: 'Free space the file system of the embedded stores (LMDB queue and mailboxes) must keep: below it new mail is refused as a temporary failure (ERR_STORAGE_FULL) while deliveries and deletions go on (like Postfix queue_minfree). 0 disables the check.',
+    parse: integer(0, 2 ** 50),
   }),
   store: setting({
     env: 'AFTERSMTP_STORE',

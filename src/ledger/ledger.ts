@@ -16,7 +16,7 @@
  * - The log never signs two different roots for one size: roots are a function of the leaves,
  *   leaves are append-only, and the database refuses to be signed by another key.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { InputError } from '../errors.js';
 import {
@@ -174,6 +174,7 @@ export class IdentityLedger {
   readonly #ttl: number;
   readonly #limiter: TokenBucketLimiter | undefined;
   readonly #issuer: ChallengeIssuer;
+  readonly #secret: Buffer;
   readonly #defaults: ReadonlyMap<string, DomainPolicy>;
   #cached: { size: number; note: string } | undefined;
   readonly #records = new Map<number, PublicKeyRecord | null>();
@@ -204,6 +205,18 @@ export class IdentityLedger {
     }
     const secret = this.store.meta('challenge_secret') as Buffer;
     this.#issuer = new ChallengeIssuer(secret);
+    this.#secret = Buffer.from(secret);
+  }
+
+  /**
+   * A 32-byte key for another stateless mechanism of this gateway (e.g. the client API's login
+   * challenges): HMAC-SHA256(the log's challenge secret, label). The same for every process
+   * that opens this log and across restarts; never the secret itself.
+   */
+  derivedKey(label: string): Buffer {
+    if (!label.startsWith('aftersmtp/'))
+      throw new RangeError('a derived key label starts with aftersmtp/');
+    return createHmac('sha256', this.#secret).update(label).digest();
   }
 
   /** Records origin, verifier key and challenge secret on first open; checks them after. */

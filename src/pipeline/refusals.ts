@@ -49,8 +49,10 @@ export const PIPELINE_REFUSALS = {
   ERR_MAILBOX_FULL: true,
   /** The same message id was delivered before with other content. */
   ERR_DUPLICATE_CONFLICT: false,
-  /** The queue or the store could not commit (down, or out of space). */
+  /** The queue or the store could not commit (down). */
   ERR_STORAGE_UNAVAILABLE: true,
+  /** The queue or the store has no room (below the reserve, or a write failed for lack of it). */
+  ERR_STORAGE_FULL: true,
 } as const;
 
 export type PipelineRefusalCode = keyof typeof PIPELINE_REFUSALS;

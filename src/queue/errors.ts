@@ -38,3 +38,6 @@ export class QueueUnsupportedError extends AfterSmtpError {
     super('ERR_QUEUE_UNSUPPORTED', message);
   }
 }
+
+/** No room on the queue's file system: temporary (src/errors.ts). */
+export { StorageFullError } from '../errors.js';

@@ -7,8 +7,10 @@
  *
  * A process is identified by its id, the boot it runs in and its start time (Linux:
  * /proc/sys/kernel/random/boot_id and /proc/<pid>/stat), so a process id reused after a crash
- * does not pass for the holder. Without /proc, `kill(pid, 0)` decides, and a reused process id
- * keeps the leases until they expire: the safe side, never a lease taken from a live holder.
+ * does not pass for the holder, and a zombie (killed but not yet reaped by its parent, which
+ * `kill(pid, 0)` still finds) is dead. Without /proc, `kill(pid, 0)` decides, and a reused
+ * process id or a zombie keeps the leases until they expire: the safe side, never a lease taken
+ * from a live holder.
  */
 import { readFileSync } from 'node:fs';
 
@@ -30,11 +32,19 @@ function readOr(path: string, fallback: string): string {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (after the command name, which may hold spaces and parens). */
-function startTime(pid: number | 'self'): string | undefined {
+/**
+ * Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, read after the command name, which
+ * may hold spaces and parens.
+ */
+function procStat(pid: number | 'self'): { state: string; start: string } | undefined {
   const stat = readOr(`/proc/${pid}/stat`, '');
   if (stat === '') return undefined;
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', start: fields[19] ?? '' };
+}
+
+function startTime(pid: number | 'self'): string | undefined {
+  return procStat(pid)?.start;
 }
 
 function bootId(): string {
@@ -46,12 +56,17 @@ export function thisHolder(leaseMs: number): HolderRecord {
   return { pid: process.pid, boot: bootId(), start: startTime('self') ?? '', leaseMs };
 }
 
-/** Whether the process that registered `h` is still running. */
+/**
+ * Whether the process that registered `h` is still running. A zombie (killed, not yet reaped by
+ * its parent: state Z, or X while it is being reaped) is dead: it holds nothing any more, and
+ * its parent may take long to reap it.
+ */
 export function holderAlive(h: HolderRecord): boolean {
   if (h.boot !== '') {
     if (h.boot !== bootId()) return false;
-    const start = startTime(h.pid);
-    if (start !== undefined || h.start !== '') return start === h.start;
+    const stat = procStat(h.pid);
+    if (stat !== undefined && (stat.state === 'Z' || stat.state === 'X')) return false;
+    if (stat !== undefined || h.start !== '') return stat?.start === h.start;
   }
   try {
     process.kill(h.pid, 0);

@@ -13,7 +13,9 @@
  *                                        begin their lease tokens
  *
  * Values are msgpackr records encoded by record.ts (the store itself sees bytes), so a corrupt
- * value surfaces as a QueueDecodeError that the caller quarantines.
+ * value surfaces as a QueueDecodeError that the caller quarantines. The writes are synchronous
+ * (putSync, removeSync): they belong to the caller's transaction, whose one promise reports a
+ * failed commit (src/storage/space.ts), instead of a promise per write that nobody awaits.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { entryIdOf } from './ids.js';
@@ -72,25 +74,25 @@ export class LmdbStore {
   }
 
   bump(name: Counter, by: number): void {
-    if (by !== 0) void this.meta.put(name, this.counter(name) + by);
+    if (by !== 0) this.meta.putSync(name, this.counter(name) + by);
   }
 
   /** Writes a job and its schedule key (none while held), removing the old key. */
   putJob(job: JobRecord, leaseToken = '', leaseUntil?: number, previous?: StoredJob): StoredJob {
     if (previous && previous.scheduledAt >= 0) {
-      void this.schedule.remove([previous.scheduledAt, previous.jobId]);
+      this.schedule.removeSync([previous.scheduledAt, previous.jobId]);
     }
     const scheduledAt = job.held ? -1 : (leaseUntil ?? dueAt(job));
     const stored: StoredJob = { ...job, scheduledAt, leaseToken };
-    void this.jobs.put(job.jobId, encodeRecord(stored));
-    if (scheduledAt >= 0) void this.schedule.put([scheduledAt, job.jobId], Buffer.alloc(0));
+    this.jobs.putSync(job.jobId, encodeRecord(stored));
+    if (scheduledAt >= 0) this.schedule.putSync([scheduledAt, job.jobId], Buffer.alloc(0));
     return stored;
   }
 
   /** Removes a finished job, and its entry once no job of it is left. */
   removeJob(job: StoredJob | { jobId: string; scheduledAt: number }): void {
-    if (job.scheduledAt >= 0) void this.schedule.remove([job.scheduledAt, job.jobId]);
-    void this.jobs.remove(job.jobId);
+    if (job.scheduledAt >= 0) this.schedule.removeSync([job.scheduledAt, job.jobId]);
+    this.jobs.removeSync(job.jobId);
     const entryId = entryIdOf(job.jobId);
     const raw = this.entries.get(entryId);
     if (raw === undefined) return;
@@ -101,24 +103,24 @@ export class LmdbStore {
       return; // quarantined when a job of it is next leased
     }
     const jobs = entry.jobs.filter((j) => j !== job.jobId);
-    if (jobs.length === 0) void this.entries.remove(entryId);
-    else void this.entries.put(entryId, encodeRecord({ ...entry, jobs }));
+    if (jobs.length === 0) this.entries.removeSync(entryId);
+    else this.entries.putSync(entryId, encodeRecord({ ...entry, jobs }));
   }
 
   putEntry(entryId: string, jobIds: string[], body: Uint8Array): void {
     const entry: EntryRecord = { v: RECORD_VERSION, entryId, body, jobs: jobIds };
-    void this.entries.put(entryId, encodeRecord(entry));
+    this.entries.putSync(entryId, encodeRecord(entry));
   }
 
   putDead(records: readonly DeadRecord[]): void {
-    for (const d of records) void this.dead.put([d.deadAt, d.jobId, d.recipient], encodeRecord(d));
+    for (const d of records) this.dead.putSync([d.deadAt, d.jobId, d.recipient], encodeRecord(d));
     this.bump('dead', records.length);
   }
 
   /** Moves undecodable bytes aside with the reason; the caller removes them from where they were. */
   putQuarantine(source: string, reason: string, raw: Uint8Array, now: number): void {
     const rec = { v: RECORD_VERSION, source, reason, raw, at: now };
-    void this.quarantine.put([now, source], encodeRecord(rec));
+    this.quarantine.putSync([now, source], encodeRecord(rec));
     this.bump('quarantined', 1);
   }
 

@@ -9,13 +9,14 @@
  *
  * Leases are written to the store (the job's schedule key moves to the lease expiry), so a job
  * leased by a process that died is due again when the lease expires, also after a restart; and
- * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening makes
- * the leases of holders that are gone due at once.
+ * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening (and a
+ * working queue, every HOLDERS_CHECK_MS) makes the leases of holders that are gone due at once.
  */
 import { randomBytes } from 'node:crypto';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError } from './errors.js';
 import { holderAlive, thisHolder } from './holders.js';
+import { LmdbWriter, type StorageSpace } from '../storage/space.js';
 import { entryIdOf, newEntryId } from './ids.js';
 import { LmdbStore, type StoredJob } from './lmdb-store.js';
 import { decodeEntry, decodeJob, type JobRecord } from './record.js';
@@ -34,6 +35,9 @@ import {
   type SettleResult,
 } from './types.js';
 
+/** How often a working queue looks for other holders that died (processes sharing it). */
+export const HOLDERS_CHECK_MS = 5000;
+
 export interface LmdbQueueOptions {
   /** Directory of the LMDB environment (created if missing). */
   readonly path: string;
@@ -45,6 +49,13 @@ export interface LmdbQueueOptions {
   readonly bounce: BounceOptions;
   readonly random?: Random;
   readonly clock?: () => number;
+  /** How often a working queue looks for holders that died (default HOLDERS_CHECK_MS). */
+  readonly holdersCheckMs?: number;
+  /**
+   * The room on the queue's file system: new entries are refused below its reserve, and
+   * writes that fail for lack of room become StorageFullError (temporary).
+   */
+  readonly space?: StorageSpace;
 }
 
 /** A stored job, or a QueueDecodeError naming what is wrong with it. */
@@ -72,6 +83,8 @@ interface Leased {
 export class LmdbQueue implements DeliveryQueue {
   readonly backend = 'lmdb' as const;
   readonly store: LmdbStore;
+  /** Transactions and flushes that survive a full disk (src/storage/space.ts). */
+  private readonly writer: LmdbWriter;
   private readonly retry: RetryPolicy;
   private readonly leaseMs: number;
   private readonly groupCommit: boolean;
@@ -82,18 +95,22 @@ export class LmdbQueue implements DeliveryQueue {
   private closed = false;
   /** This queue's id as a lease holder: the prefix of its lease tokens. */
   private readonly holder = randomBytes(6).toString('hex');
+  /** When the other holders were last looked at (for processes sharing the queue). */
+  private holdersCheckedAt = 0;
 
   constructor(private readonly options: LmdbQueueOptions) {
     this.store = new LmdbStore(options.path);
+    this.writer = new LmdbWriter(this.store.root, options.space);
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.leaseMs = options.leaseMs ?? 300_000;
     this.groupCommit = options.groupCommit ?? true;
     this.random = options.random ?? Math.random;
     this.clock = options.clock ?? Date.now;
     this.store.root.transactionSync(() => {
-      void this.store.holders.put(this.holder, thisHolder(this.leaseMs));
+      this.store.holders.putSync(this.holder, thisHolder(this.leaseMs));
       this.releaseOrphanedLeases();
     });
+    this.holdersCheckedAt = this.clock();
   }
 
   /**
@@ -108,7 +125,7 @@ export class LmdbQueue implements DeliveryQueue {
     for (const { key, value } of store.holders.getRange()) {
       longest = Math.max(longest, value.leaseMs);
       if (key === this.holder || holderAlive(value)) alive.add(key);
-      else void store.holders.remove(key);
+      else store.holders.removeSync(key);
     }
     const now = this.clock();
     const keys = [...store.schedule.getKeys({ start: [now], end: [now + longest + 1] })] as [
@@ -133,6 +150,7 @@ export class LmdbQueue implements DeliveryQueue {
 
   begin(info: EnvelopeInfo): EnqueueTransaction {
     this.checkOpen();
+    this.options.space?.admit('a new queue entry');
     return new Transaction(
       info,
       (entryId, jobs, body) => this.persist(entryId, jobs, body),
@@ -147,8 +165,8 @@ export class LmdbQueue implements DeliveryQueue {
   /** Commits and syncs; alone (serialised) when group commit is off. */
   private durable(write: () => void): Promise<void> {
     const run = async (): Promise<void> => {
-      await this.store.root.transaction(write);
-      await this.store.flushed;
+      await this.writer.write(write);
+      await this.writer.flush();
     };
     if (this.groupCommit) return run();
     const next = this.serial.then(run, run);
@@ -157,6 +175,7 @@ export class LmdbQueue implements DeliveryQueue {
   }
 
   private async persist(entryId: string, jobs: JobRecord[], body: Uint8Array): Promise<void> {
+    this.options.space?.admit('a new queue entry');
     await this.durable(() => this.writeEntry(entryId, jobs, body));
     this.wake();
   }
@@ -202,14 +221,22 @@ export class LmdbQueue implements DeliveryQueue {
     const now = this.clock();
     const out: Leased[] = [];
     const store = this.store;
-    await store.root.transaction(() => {
+    await this.writer.write(() => {
+      // Another process sharing this queue may have died since: its leases come back now
+      // rather than when they expire (a cheap look, at most every HOLDERS_CHECK_MS).
+      if (now - this.holdersCheckedAt >= (this.options.holdersCheckMs ?? HOLDERS_CHECK_MS)) {
+        this.holdersCheckedAt = now;
+        if ((store.holders.getStats() as { entryCount: number }).entryCount > 1) {
+          this.releaseOrphanedLeases();
+        }
+      }
       const keys = [
         ...store.schedule.getKeys({ end: [now + 1], limit: Math.max(max * 2, 16) }),
       ] as [number, string][];
       for (const key of keys) {
         if (out.length >= max) break;
         const jobId = key[1];
-        void store.schedule.remove(key);
+        store.schedule.removeSync(key);
         const leased = this.leaseOne(jobId, key[0], now);
         if (leased) out.push(leased);
       }
@@ -241,10 +268,10 @@ export class LmdbQueue implements DeliveryQueue {
     } catch (err) {
       if (rawEntry !== undefined) {
         store.putQuarantine(`lmdb:entries/${entryId}`, (err as Error).message, rawEntry, now);
-        void store.entries.remove(entryId);
+        store.entries.removeSync(entryId);
       }
       store.putQuarantine(`lmdb:jobs/${jobId}`, (err as Error).message, raw, now);
-      void store.jobs.remove(jobId);
+      store.jobs.removeSync(jobId);
       return undefined;
     }
     const current = { ...job, scheduledAt };
@@ -327,9 +354,10 @@ export class LmdbQueue implements DeliveryQueue {
     this.closed = true;
     this.wake();
     await this.serial.catch(() => undefined);
-    // Leases still out are orphaned now: the next queue to open makes them due at once.
-    await this.store.holders.remove(this.holder);
-    await this.store.flushed;
+    // Leases still out are orphaned now: the next queue to open makes them due at once (and
+    // if this last write fails, a full disk, the holder is found dead all the same).
+    await this.writer.write(() => this.store.holders.removeSync(this.holder)).catch(() => false);
+    await this.writer.flush().catch(() => undefined);
     await this.store.close();
   }
 }

@@ -11,6 +11,7 @@ import type { BounceOptions } from './bounce.js';
 import { LmdbQueue } from './lmdb.js';
 import { NatsQueue } from './nats.js';
 import type { BackendName, DeliveryQueue, RetryPolicy } from './types.js';
+import type { StorageSpace } from '../storage/space.js';
 
 /** The settings a queue is opened with (AFTERSMTP_QUEUE*, AFTERSMTP_NATS_URL, ...). */
 export interface QueueConfig {
@@ -37,16 +38,18 @@ export function lmdbQueuePath(dataDir: string): string {
   return join(dataDir, 'queue');
 }
 
+/** `space`: the room on the data directory's file system (the lmdb queue's reserve). */
 export async function openQueue(
   config: QueueConfig,
   bounce: BounceOptions = { reportingMta: config.domain },
+  space?: StorageSpace,
 ): Promise<DeliveryQueue> {
   const common = { retry: retryPolicy(config), leaseMs: config.queueLeaseMs, bounce };
   switch (config.queue) {
     case 'lmdb': {
       const path = lmdbQueuePath(config.dataDir);
       mkdirSync(path, { recursive: true });
-      return new LmdbQueue({ path, ...common });
+      return new LmdbQueue({ path, ...common, space });
     }
     case 'nats':
       return NatsQueue.open({ url: config.natsUrl, ...common });

@@ -15,6 +15,8 @@ export interface QuicConfig {
   readonly quicMaxStreamsPerConnection: number;
   readonly quicMaxFrameBytes: number;
   readonly quicMaxBufferedBytes: number;
+  readonly quicUnverifiedBufferedBytes: number;
+  readonly quicPeerBufferedBytes: number;
   readonly quicConnectionWindowBytes: number;
   readonly quicQueueDepth: number;
   readonly quicRetryThreshold: number;
@@ -43,6 +45,8 @@ export function quicLimitsFromConfig(c: QuicConfig): QuicLimits {
     maxStreamsPerConnection: c.quicMaxStreamsPerConnection,
     maxFrameBytes: c.quicMaxFrameBytes,
     maxBufferedBytes: c.quicMaxBufferedBytes,
+    unverifiedBufferedBytes: c.quicUnverifiedBufferedBytes,
+    peerBufferedBytes: c.quicPeerBufferedBytes,
     connectionWindowBytes: c.quicConnectionWindowBytes,
     queueDepth: c.quicQueueDepth,
     retryThreshold: c.quicRetryThreshold,

@@ -89,6 +89,14 @@ const FAMILIES = {
     kind: 'gauge',
     help: 'The highest aftersmtp_quic_buffered_bytes seen.',
   },
+  aftersmtp_quic_unverified_buffered_bytes: {
+    kind: 'gauge',
+    help: 'Message bytes held now for connections not yet bound to a verified gateway, against AFTERSMTP_QUIC_UNVERIFIED_BUFFERED_BYTES.',
+  },
+  aftersmtp_quic_connections_verified: {
+    kind: 'gauge',
+    help: 'Open connections bound to a verified gateway record (they have the verified budget).',
+  },
   aftersmtp_quic_pending_messages: {
     kind: 'gauge',
     help: 'Messages handed to the application and not yet answered, against AFTERSMTP_QUIC_QUEUE_DEPTH.',
@@ -128,6 +136,8 @@ export const QUIC_FIELDS: Readonly<Record<keyof QuicStats, readonly [FamilyName,
   bufferedBytes: ['aftersmtp_quic_buffered_bytes'],
   bufferedBytesPeak: ['aftersmtp_quic_buffered_peak_bytes'],
   queueLength: ['aftersmtp_quic_pending_messages'],
+  bufferedBytesUnverified: ['aftersmtp_quic_unverified_buffered_bytes'],
+  connectionsVerified: ['aftersmtp_quic_connections_verified'],
 };
 
 /**

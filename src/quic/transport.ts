@@ -6,6 +6,8 @@
  * Guarantees:
  * - Inbound: no message of a connection reaches `onMessage` before `verifyInboundPeer` accepted
  *   the peer's certificate; a rejected peer's connection is closed with PEER_REJECTED (0x10).
+ *   An accepted connection shares the small budget of unverified connections until it is
+ *   accepted as 'verified' or `markVerified` is called for it (docs/ARCHITECTURE.md).
  *   Every message gets exactly one answer: ACK with the handler's receipt, ERROR with a
  *   QuicRefusal's code, or INTERNAL with a transaction id (never internal text) when the
  *   handler fails.
@@ -26,6 +28,10 @@ export interface QuicLimits {
   maxStreamsPerConnection?: number;
   maxFrameBytes?: number;
   maxBufferedBytes?: number;
+  /** The part of maxBufferedBytes that connections not yet verified may hold together. */
+  unverifiedBufferedBytes?: number;
+  /** Declared bytes one peer (certificate; unverified: also IP address) may have in progress. */
+  peerBufferedBytes?: number;
   connectionWindowBytes?: number;
   queueDepth?: number;
   retryThreshold?: number;
@@ -33,6 +39,9 @@ export interface QuicLimits {
   idleTimeoutMs?: number;
   streamTimeoutMs?: number;
 }
+
+/** What `verifyInboundPeer` says about a connection (see there). */
+export type InboundVerdict = boolean | 'verified';
 
 /** The peer at the other end of a connection, as TLS showed it. */
 export interface QuicPeerInfo {
@@ -73,8 +82,15 @@ export interface QuicTransportOptions {
   /** Accept inbound connections (default: true when `onMessage` is given). */
   readonly listen?: boolean;
   readonly limits?: QuicLimits;
-  /** Checks an inbound peer's certificate; required when listening. */
-  readonly verifyInboundPeer?: (peer: QuicPeerInfo) => boolean | Promise<boolean>;
+  /**
+   * Checks an inbound peer's certificate; required when listening. `true` accepts the
+   * connection as not verified yet (its messages share the small budget of unverified
+   * connections, see `markVerified`); `'verified'` accepts it as bound to a verified gateway
+   * record already; false closes it (PEER_REJECTED).
+   */
+  readonly verifyInboundPeer?: (peer: QuicPeerInfo) => InboundVerdict | Promise<InboundVerdict>;
+  /** Called when an outbound connection's certificate passed its peer's check. */
+  readonly onOutboundVerified?: (peer: QuicPeerInfo) => void;
   /**
    * Handles an inbound message; resolves to the receipt sent in the ACK (or nothing). Throw
    * QuicRefusal to refuse it; anything else thrown becomes INTERNAL with a transaction id.
@@ -176,6 +192,16 @@ export class QuicTransport {
   /** The endpoint's counters. */
   stats(): QuicStats {
     return this.#native.stats();
+  }
+
+  /**
+   * The inbound connection `conn`'s certificate is bound to a verified gateway record (e.g. a
+   * message of it passed the gateway check): its messages count against the verified part of
+   * the byte budget from now on. Unknown or closed connections are ignored.
+   */
+  markVerified(conn: number): void {
+    if (this.#closed) return;
+    this.#native.verifyConnection(conn);
   }
 
   /**
@@ -403,6 +429,7 @@ export class QuicTransport {
             out.verified = true;
             out.settle?.();
             out.settle = undefined;
+            this.#opts.onOutboundVerified?.(info);
           } else {
             reject('the peer certificate does not match its gateway keys');
           }
@@ -416,15 +443,18 @@ export class QuicTransport {
     const verdict = Promise.resolve()
       .then(() => (check === undefined ? false : check(info)))
       .then(
-        (ok) => ok === true,
-        () => false,
+        (v): InboundVerdict => (v === true || v === 'verified' ? v : false),
+        () => false as const,
       )
-      .then((ok) => {
-        inbound.verified = ok;
-        if (!ok && !this.#closed) {
+      .then((v) => {
+        inbound.verified = v !== false;
+        if (this.#closed) return inbound.verified;
+        if (v === false) {
           this.#native.closeConnection(info.conn, QUIC_CODES.peerRejected, 'peer rejected');
+        } else if (v === 'verified') {
+          this.#native.verifyConnection(info.conn);
         }
-        return ok;
+        return inbound.verified;
       });
     const inbound: Inbound = { info, verdict };
     this.#inbound.set(info.conn, inbound);

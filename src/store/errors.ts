@@ -48,3 +48,6 @@ export class StoreClosedError extends AfterSmtpError {
     super('ERR_STORE_CLOSED', 'the mailbox store is closed');
   }
 }
+
+/** No room on the store's file system: temporary (src/errors.ts). */
+export { StorageFullError } from '../errors.js';

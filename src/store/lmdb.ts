@@ -22,6 +22,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { randomBytes } from '../native/index.js';
+import { LmdbWriter, type StorageSpace } from '../storage/space.js';
 import { StoreClosedError, StoreCorruptError, StoreKeyError, StoreQuotaError } from './errors.js';
 import type { Keyring, NodeKey } from './keys.js';
 import {
@@ -58,6 +59,11 @@ export interface LmdbStoreOptions {
   readonly path: string;
   readonly keyring: Keyring;
   readonly limits?: Partial<StoreLimits>;
+  /**
+   * The room on the store's file system: deliveries are refused below its reserve, and writes
+   * that fail for lack of room become StorageFullError (temporary).
+   */
+  readonly space?: StorageSpace;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -121,14 +127,19 @@ export class LmdbMailboxStore implements MailboxStore {
   readonly expiry: Database<Buffer, Buffer>;
   readonly quarantine: Database<Buffer, Buffer>;
   private readonly keyring: Keyring;
+  private readonly space: StorageSpace | undefined;
+  /** Transactions and flushes that survive a full disk (src/storage/space.ts). */
+  private readonly writer: LmdbWriter;
   private indexKey: Buffer = EMPTY;
   private closed = false;
 
   private constructor(options: LmdbStoreOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.keyring = options.keyring;
+    this.space = options.space;
     // Never noSync: durability comes from awaiting `flushed` after each commit.
     this.root = open({ path: options.path, maxDbs: 12, compression: false });
+    this.writer = new LmdbWriter(this.root, options.space);
     const bin = { keyEncoding: 'binary' as const, encoding: 'binary' as const, compression: false };
     this.meta = this.root.openDB<Buffer, string>('meta', {
       encoding: 'binary',
@@ -196,7 +207,17 @@ export class LmdbMailboxStore implements MailboxStore {
       [write.id]: sealFrame(write, 'index-key', INDEX_KEY_ID, EMPTY, this.indexKey),
     };
     await this.meta.put('index-keys', meta.pack(wraps));
-    await this.root.flushed;
+    await this.flush();
+  }
+
+  /** One write transaction; a failed commit is classified (src/storage/space.ts). */
+  private txn<T>(fn: () => T): Promise<T> {
+    return this.writer.write(fn);
+  }
+
+  /** Every earlier commit on disk. */
+  private flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   private live(): void {
@@ -210,13 +231,14 @@ export class LmdbMailboxStore implements MailboxStore {
   async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {
     this.live();
     checkDeliver(input, this.limits, Date.now());
+    this.space?.admit('a mailbox delivery');
     const rh = this.rh(input.recipient);
     const ih = messageIdHash(this.indexKey, rh, input.messageId);
     const idKey = Buffer.concat([rh, ih]);
     const plain = encodeEnvelopeRecord(input);
     const size = input.envelope.length;
     const write = this.keyring.write;
-    const result = await this.root.transaction((): { seq: number; duplicate: boolean } => {
+    const result = await this.txn((): { seq: number; duplicate: boolean } => {
       const prior = decodeId(this.ids.get(idKey));
       if (prior !== undefined) {
         // A delivery stored before receipts were written with it keeps the one given now.
@@ -235,10 +257,10 @@ export class LmdbMailboxStore implements MailboxStore {
       const header = Buffer.alloc(36);
       ih.copy(header, 0);
       header.writeUInt32BE(size, 32);
-      void this.envelopes.put(slot, sealFrame(write, 'envelope', slot, header, plain));
-      void this.ids.put(idKey, encodeId({ seq, expiresAt: input.expiresAt, live: true }));
-      void this.expiry.put(Buffer.concat([u64(input.expiresAt), Buffer.from([0]), rh, ih]), EMPTY);
-      void this.mailboxes.put(
+      this.envelopes.putSync(slot, sealFrame(write, 'envelope', slot, header, plain));
+      this.ids.putSync(idKey, encodeId({ seq, expiresAt: input.expiresAt, live: true }));
+      this.expiry.putSync(Buffer.concat([u64(input.expiresAt), Buffer.from([0]), rh, ih]), EMPTY);
+      this.mailboxes.putSync(
         rh,
         encodeMailbox({ lastSeq: seq, count: mb.count + 1, bytes: mb.bytes + size }),
       );
@@ -246,7 +268,7 @@ export class LmdbMailboxStore implements MailboxStore {
       return { seq, duplicate: false };
     });
     // Also for a duplicate: the first delivery may be committed and not yet flushed.
-    await this.root.flushed;
+    await this.flush();
     if (!result.duplicate) return { ...result, receipt: input.receipt };
     const first = await this.getReceipt(input.recipient, input.messageId);
     return { ...result, receipt: first ?? input.receipt };
@@ -260,8 +282,8 @@ export class LmdbMailboxStore implements MailboxStore {
       input.receipt,
       input.expiresAt,
     );
-    void this.receipts.put(rk, sealFrame(write, 'receipt', rk, u64(input.expiresAt), plain));
-    void this.expiry.put(Buffer.concat([u64(input.expiresAt), Buffer.from([1]), rk]), EMPTY);
+    this.receipts.putSync(rk, sealFrame(write, 'receipt', rk, u64(input.expiresAt), plain));
+    this.expiry.putSync(Buffer.concat([u64(input.expiresAt), Buffer.from([1]), rk]), EMPTY);
   }
 
   /** Opens one stored envelope; StoreCorruptError if it fails authentication or its identity. */
@@ -342,10 +364,10 @@ export class LmdbMailboxStore implements MailboxStore {
     const value = this.envelopes.get(slot);
     if (value === undefined) return;
     const h = envelopeHeader(value);
-    void this.envelopes.remove(slot);
+    this.envelopes.removeSync(slot);
     const rh = slot.subarray(0, 32);
     const mb = decodeMailbox(this.mailboxes.get(rh));
-    void this.mailboxes.put(
+    this.mailboxes.putSync(
       rh,
       encodeMailbox({ ...mb, count: mb.count - 1, bytes: mb.bytes - (h?.size ?? 0) }),
     );
@@ -357,18 +379,18 @@ export class LmdbMailboxStore implements MailboxStore {
     const rh = this.rh(recipient);
     if (idsToAck.length === 0) return 0;
     const keys = idsToAck.map((id) => Buffer.concat([rh, messageIdHash(this.indexKey, rh, id)]));
-    const n = await this.root.transaction(() => {
+    const n = await this.txn(() => {
       let acked = 0;
       for (const k of keys) {
         const row = decodeId(this.ids.get(k));
         if (row === undefined || !row.live) continue;
         this.dropEnvelope(Buffer.concat([rh, u64(row.seq)]));
-        void this.ids.put(k, encodeId({ ...row, live: false }));
+        this.ids.putSync(k, encodeId({ ...row, live: false }));
         acked++;
       }
       return acked;
     });
-    await this.root.flushed;
+    await this.flush();
     return n;
   }
 
@@ -382,7 +404,7 @@ export class LmdbMailboxStore implements MailboxStore {
     this.live();
     let total = 0;
     for (;;) {
-      const n = await this.root.transaction(() => {
+      const n = await this.txn(() => {
         let done = 0;
         for (const key of this.expiry.getKeys({ end: u64(now + 1), limit: BATCH })) {
           const k = Buffer.from(key);
@@ -394,12 +416,12 @@ export class LmdbMailboxStore implements MailboxStore {
             const row = decodeId(this.ids.get(idKey));
             if (row !== undefined) {
               if (row.live) this.dropEnvelope(Buffer.concat([rh, u64(row.seq)]));
-              void this.ids.remove(idKey);
+              this.ids.removeSync(idKey);
             }
           } else {
-            void this.receipts.remove(idKey);
+            this.receipts.removeSync(idKey);
           }
-          void this.expiry.remove(k);
+          this.expiry.removeSync(k);
           done++;
         }
         return done;
@@ -407,7 +429,7 @@ export class LmdbMailboxStore implements MailboxStore {
       total += n;
       if (n < BATCH) break;
     }
-    await this.root.flushed;
+    await this.flush();
     return total;
   }
 
@@ -431,7 +453,7 @@ export class LmdbMailboxStore implements MailboxStore {
           err.message,
           Buffer.from(value),
           () => {
-            void this.receipts.remove(rk);
+            this.receipts.removeSync(rk);
           },
         );
       }
@@ -449,7 +471,7 @@ export class LmdbMailboxStore implements MailboxStore {
         // Keep the id as a tombstone: a redelivery is still a duplicate, and ack finds nothing.
         const idKey = Buffer.concat([slot.subarray(0, 32), h.ih]);
         const row = decodeId(this.ids.get(idKey));
-        if (row !== undefined) void this.ids.put(idKey, encodeId({ ...row, live: false }));
+        if (row !== undefined) this.ids.putSync(idKey, encodeId({ ...row, live: false }));
       }
       return true;
     });
@@ -462,15 +484,15 @@ export class LmdbMailboxStore implements MailboxStore {
     raw: Buffer,
     remove: () => boolean | void,
   ): Promise<void> {
-    await this.root.transaction(() => {
+    await this.txn(() => {
       if (remove() === false) return;
       const at = Date.now();
       const rec = meta.pack({ v: 1, source, reason, raw, at });
-      void this.quarantine.put(Buffer.concat([u64(at), randomBytes(8)]), rec);
+      this.quarantine.putSync(Buffer.concat([u64(at), randomBytes(8)]), rec);
       const n = this.meta.get('quarantined');
-      void this.meta.put('quarantined', u64((n?.length === 8 ? readU64(n, 0) : 0) + 1));
+      this.meta.putSync('quarantined', u64((n?.length === 8 ? readU64(n, 0) : 0) + 1));
     });
-    await this.root.flushed;
+    await this.flush();
   }
 
   async quarantined(): Promise<number> {
@@ -520,7 +542,7 @@ export class LmdbMailboxStore implements MailboxStore {
         }
         if (last === undefined) break;
         const bad: { key: Buffer; value: Buffer; reason: string }[] = [];
-        rewrapped += await this.root.transaction(() => {
+        rewrapped += await this.txn(() => {
           let n = 0;
           for (const key of todo) {
             const value = db.get(key);
@@ -528,7 +550,7 @@ export class LmdbMailboxStore implements MailboxStore {
             try {
               const f = openFrame(this.keyring, kind, key, value);
               if (f.keyId === write.id) continue;
-              void db.put(key, sealFrame(write, kind, key, f.header, f.plaintext));
+              db.putSync(key, sealFrame(write, kind, key, f.header, f.plaintext));
               n++;
             } catch (err) {
               if (!(err instanceof StoreCorruptError)) throw err;
@@ -541,7 +563,7 @@ export class LmdbMailboxStore implements MailboxStore {
           if (kind === 'envelope') await this.quarantineEnvelope(b.key, b.value, b.reason);
           else
             await this.putQuarantine(`receipts/${b.key.toString('hex')}`, b.reason, b.value, () => {
-              void this.receipts.remove(b.key);
+              this.receipts.removeSync(b.key);
             });
         }
         // Continue after the last key looked at.
@@ -549,18 +571,18 @@ export class LmdbMailboxStore implements MailboxStore {
         if (seen < BATCH) break;
       }
     }
-    await this.root.flushed;
+    await this.flush();
     const before = Object.keys(this.wraps());
     const wraps = { [write.id]: sealFrame(write, 'index-key', INDEX_KEY_ID, EMPTY, this.indexKey) };
     await this.meta.put('index-keys', meta.pack(wraps));
-    await this.root.flushed;
+    await this.flush();
     return { rewrapped, retirable: before.filter((id) => id !== write.id) };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.root.flushed;
+    await this.flush().catch(() => undefined); // a failed sync was reported to its writer
     await this.root.close();
   }
 }

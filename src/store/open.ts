@@ -11,6 +11,7 @@ import { loadKeyring } from './keys.js';
 import { LmdbMailboxStore } from './lmdb.js';
 import { PostgresMailboxStore } from './postgres.js';
 import type { MailboxStore, StoreBackendName, StoreLimits } from './types.js';
+import type { StorageSpace } from '../storage/space.js';
 
 /** The settings a mailbox store is opened with (AFTERSMTP_STORE*, AFTERSMTP_POSTGRES_URL, ...). */
 export interface StoreConfig {
@@ -26,9 +27,11 @@ export function lmdbStorePath(dataDir: string): string {
   return join(dataDir, 'mailboxes');
 }
 
+/** `space`: the room on the data directory's file system (the lmdb store's reserve). */
 export async function openStore(
   config: StoreConfig,
   limits: Partial<StoreLimits> = {},
+  space?: StorageSpace,
 ): Promise<MailboxStore> {
   mkdirSync(config.dataDir, { recursive: true });
   const keyring = loadKeyring({
@@ -41,7 +44,7 @@ export async function openStore(
     case 'lmdb': {
       const path = lmdbStorePath(config.dataDir);
       mkdirSync(path, { recursive: true });
-      return LmdbMailboxStore.open({ path, keyring, limits: all });
+      return LmdbMailboxStore.open({ path, keyring, limits: all, space });
     }
     case 'postgres':
       return PostgresMailboxStore.open({ url: config.postgresUrl, keyring, limits: all });

@@ -79,7 +79,10 @@ describe('client API over a real gateway', () => {
 
   before(async () => {
     [a, b] = await Promise.all([
-      startGateway({ AFTERSMTP_GRPC_MAX_MESSAGE_BYTES: String(64 * 1024) }),
+      startGateway({
+        AFTERSMTP_GRPC_MAX_MESSAGE_BYTES: String(64 * 1024),
+        AFTERSMTP_MAX_ENVELOPE_BYTES: String(32 * 1024),
+      }),
       startGateway({ AFTERSMTP_LEDGER_CHALLENGE_TTL: '1' }),
     ]);
     client = await GatewayClient.connect({ target: a.grpc, pin: { spki: a.spki } });

@@ -11,16 +11,21 @@
 //! turn); flush every connection's packets; reap closed connections (the settle). The flush
 //! waits for the settle so that the ACKs of what arrived can leave with the answers to it.
 //!
-//! Bounds (see [`Limits`]): a MESSAGE's declared length is checked against the maximum and
-//! reserved against the endpoint's total budget before any body byte is buffered; a stream
-//! that cannot get its reservation from the total budget, or that starts while the application
-//! queue is full, is answered `BUSY` at once. A connection already holding its share
-//! (`connection_window`) waits instead: its next body stays unread in quiche. While the queue
-//! is full the loop reads no stream data at all. Unread data means quiche extends no
-//! flow-control credit, so the peers' senders stall (backpressure). Streams that do not
-//! complete within the stream timeout are answered `TIMEOUT` and their reservation is released
-//! (slowloris). Memory: at most `max_buffered_bytes` of message bytes here, plus quiche's
-//! receive buffers, which flow control bounds to `connection_window` per connection.
+//! Bounds (see [`Limits`]): a MESSAGE's declared length is checked against the maximum before
+//! any body byte is read, and reserved against its connection's window and its peer's share
+//! (one certificate; for a connection not yet verified, also one IP address): a message that
+//! does not fit them waits unread, so a peer that announces large messages and sends nothing
+//! only blocks itself. The shared budgets are charged by the bytes actually received: the
+//! endpoint's total, and within it the part that unverified connections hold together. A new
+//! stream that finds its budget (or the application queue) full is answered `BUSY` at once; a
+//! stream in progress that finds it full waits. While the queue is full the loop reads no
+//! stream data at all. Unread data means quiche extends no flow-control credit, so the peers'
+//! senders stall (backpressure). Streams that do not complete within the stream timeout are
+//! answered `TIMEOUT` and release what they held (slowloris). A connection is verified when
+//! the application says its certificate is bound to a verified gateway record
+//! ([`Command::Verify`]); from then on its bytes count against the verified part only. Memory:
+//! at most `max_buffered_bytes` of message bytes here, plus quiche's receive buffers, which
+//! flow control bounds to `connection_window` per connection.
 use super::batch::{Batch, Pages, Payload, SMALL_BODY};
 use super::frame::{self, code, Expect, FrameDecoder, Need};
 use super::tls::{self, Secrets};
@@ -28,6 +33,7 @@ use super::udp;
 use super::Limits;
 use bytes::{BufMut, Bytes};
 use mio::net::UdpSocket;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -157,6 +163,11 @@ pub enum Command {
         code: u16,
         reason: String,
     },
+    /// The inbound connection's certificate is bound to a verified gateway record: its bytes
+    /// count against the verified part of the budget from now on.
+    Verify {
+        conn: u32,
+    },
     Shutdown,
 }
 
@@ -195,6 +206,8 @@ counters!(
     bytes_sent,
     buffered_bytes,
     buffered_bytes_peak,
+    buffered_bytes_unverified,
+    connections_verified,
     queue_length,
     packets_received,
     packets_sent,
@@ -247,6 +260,7 @@ impl Endpoint {
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let gro = udp::enable_gro(&socket);
         udp::set_dont_fragment(&socket, local_addr.is_ipv6());
+        let budget = Budget::new(&limits);
         Ok(Endpoint {
             socket,
             local_addr,
@@ -270,7 +284,7 @@ impl Endpoint {
             recently_closed: VecDeque::new(),
             inbound_count: 0,
             refusing: 0,
-            buffered: 0,
+            budget,
             queued: 0,
             events: Vec::new(),
             pages: Pages::default(),
@@ -375,12 +389,18 @@ impl Endpoint {
     /// True when a [`settle`](Self::settle) has something to do: connections touched, or
     /// processed with their packets not sent yet.
     pub fn needs_settle(&self) -> bool {
-        !self.touched.is_empty() || !self.unsent.is_empty()
+        !self.touched.is_empty()
+            || !self.unsent.is_empty()
+            || (self.budget.released && !self.budget.blocked.is_empty())
     }
 
     /// Read and write the stream data of the touched connections; their packets wait for the
-    /// next settle.
+    /// next settle. Connections waiting for budget are looked at again once some was released.
     fn process_touched(&mut self) {
+        if self.budget.released {
+            self.budget.released = false;
+            self.touched.extend(self.budget.blocked.drain());
+        }
         let touched: Vec<u32> = self.touched.drain().collect();
         self.process_streams(&touched);
         self.unsent.extend(touched);
@@ -475,12 +495,16 @@ impl OutBuf {
 enum InStream {
     Reading {
         dec: FrameDecoder,
-        reserved: usize,
+        /// The declared length, reserved against the connection's window and the peer's
+        /// share once the header is in (0 before).
+        declared: usize,
+        /// Body bytes received, charged to the shared budgets.
+        held: usize,
         fin: bool,
         deadline: Instant,
     },
     /// Handed to the application, waiting for its answer.
-    Delivered { reserved: usize },
+    Delivered { declared: usize, held: usize },
     /// Writing our ACK / ERROR.
     Answering(OutBuf),
 }
@@ -521,8 +545,146 @@ struct Conn {
     /// Outbound messages waiting for the handshake or for stream credit.
     waiting: Vec<Waiting>,
     next_stream: u64,
-    reserved: usize,
+    /// Declared lengths of its messages in progress or with the application.
+    declared: usize,
+    /// Their bytes received so far.
+    held: usize,
     delivered: usize,
+    /// The application bound its certificate to a verified gateway record.
+    verified: bool,
+    /// SHA-256 of the peer's certificate (inbound, once established): its share key.
+    cert: Option<[u8; 32]>,
+}
+
+impl Conn {
+    /// The shares this connection's messages count against: its certificate, and while it is
+    /// not verified its IP address.
+    fn shares(&self) -> [Option<Share>; 2] {
+        [
+            self.cert.map(Share::Cert),
+            (!self.verified).then_some(Share::Addr(self.peer.ip())),
+        ]
+    }
+}
+
+/// What a peer's share is counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Share {
+    Cert([u8; 32]),
+    Addr(IpAddr),
+}
+
+/// The message bytes the endpoint holds, and who holds them (see the module comment).
+#[derive(Debug)]
+struct Budget {
+    max: usize,
+    max_unverified: usize,
+    per_peer: usize,
+    window: usize,
+    /// Bytes received and held (all connections), and by unverified connections.
+    held: usize,
+    held_unverified: usize,
+    /// Declared bytes in progress per share.
+    shares: HashMap<Share, usize>,
+    /// Connections that stopped reading because a shared budget was full: looked at again
+    /// when something is released.
+    blocked: HashSet<u32>,
+    released: bool,
+}
+
+impl Budget {
+    fn new(l: &Limits) -> Self {
+        Budget {
+            max: l.max_buffered_bytes,
+            max_unverified: l.unverified_buffered_bytes.min(l.max_buffered_bytes),
+            per_peer: l.peer_buffered_bytes,
+            window: l.connection_window,
+            held: 0,
+            held_unverified: 0,
+            shares: HashMap::new(),
+            blocked: HashSet::new(),
+            released: false,
+        }
+    }
+
+    /// Reserve a message's declared length against its connection's window and its peer's
+    /// shares; false (nothing reserved) when it must wait. A connection or share holding
+    /// nothing takes any one message (a config check keeps them above the largest).
+    fn reserve(&mut self, c: &mut Conn, len: usize) -> bool {
+        if c.declared > 0 && c.declared + len > self.window {
+            return false;
+        }
+        let keys = c.shares();
+        for k in keys.iter().flatten() {
+            let have = self.shares.get(k).copied().unwrap_or(0);
+            if have > 0 && have + len > self.per_peer {
+                return false;
+            }
+        }
+        c.declared += len;
+        for k in keys.into_iter().flatten() {
+            *self.shares.entry(k).or_insert(0) += len;
+        }
+        true
+    }
+
+    /// Bytes a (verified or not) connection may still receive before a shared budget is full.
+    fn room(&self, verified: bool) -> usize {
+        let total = self.max.saturating_sub(self.held);
+        if verified {
+            total
+        } else {
+            total.min(self.max_unverified.saturating_sub(self.held_unverified))
+        }
+    }
+
+    /// `n` body bytes of a (verified or not) connection were received; the caller adds them
+    /// to the connection's `held`.
+    fn charge(&mut self, verified: bool, n: usize) {
+        self.held += n;
+        if !verified {
+            self.held_unverified += n;
+        }
+    }
+
+    /// A message of `c` is answered or refused: what it declared and held is released.
+    fn release(&mut self, c: &mut Conn, declared: usize, held: usize) {
+        c.declared -= declared;
+        c.held -= held;
+        self.held -= held;
+        if !c.verified {
+            self.held_unverified -= held;
+        }
+        for k in c.shares().into_iter().flatten() {
+            if let Some(v) = self.shares.get_mut(&k) {
+                *v -= declared.min(*v);
+                if *v == 0 {
+                    self.shares.remove(&k);
+                }
+            }
+        }
+        if declared > 0 || held > 0 {
+            self.released = true;
+        }
+    }
+
+    /// `c` is verified from now on: its bytes leave the unverified part, its declared bytes
+    /// its address's share.
+    fn verify(&mut self, c: &mut Conn) {
+        if c.verified || !c.inbound {
+            return;
+        }
+        self.held_unverified -= c.held;
+        let addr = Share::Addr(c.peer.ip());
+        if let Some(v) = self.shares.get_mut(&addr) {
+            *v -= c.declared.min(*v);
+            if *v == 0 {
+                self.shares.remove(&addr);
+            }
+        }
+        c.verified = true;
+        self.released = true;
+    }
 }
 
 pub struct Endpoint {
@@ -550,8 +712,8 @@ pub struct Endpoint {
     recently_closed: VecDeque<(u32, (u16, String))>,
     inbound_count: usize,
     refusing: usize,
-    /// Message bytes reserved (being received or with the application).
-    buffered: usize,
+    /// Message bytes held (being received or with the application), and by whom.
+    budget: Budget,
     /// Messages with the application, not yet answered.
     queued: usize,
     events: Vec<Event>,
@@ -581,9 +743,11 @@ impl Endpoint {
         let open = self.conns.len() - self.refusing - self.gone;
         s.connections_open.store(open as u64, Ordering::Relaxed);
         s.buffered_bytes
-            .store(self.buffered as u64, Ordering::Relaxed);
+            .store(self.budget.held as u64, Ordering::Relaxed);
         s.buffered_bytes_peak
-            .fetch_max(self.buffered as u64, Ordering::Relaxed);
+            .fetch_max(self.budget.held as u64, Ordering::Relaxed);
+        s.buffered_bytes_unverified
+            .store(self.budget.held_unverified as u64, Ordering::Relaxed);
         s.queue_length.store(self.queued as u64, Ordering::Relaxed);
     }
 
@@ -637,6 +801,15 @@ impl Endpoint {
                 stream,
                 answer,
             } => self.reply(conn, stream, answer),
+            Command::Verify { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if !c.verified && c.inbound {
+                        bump(&self.stats.connections_verified);
+                    }
+                    self.budget.verify(c);
+                    self.touched.insert(conn);
+                }
+            }
             Command::CloseConnection { conn, code, reason } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     close(c, code, &reason);
@@ -696,13 +869,11 @@ impl Endpoint {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let Some(InStream::Delivered { reserved }) = c.ins.get(&stream) else {
+        let Some(&InStream::Delivered { declared, held }) = c.ins.get(&stream) else {
             return;
         };
-        let reserved = *reserved;
-        c.reserved -= reserved;
+        self.budget.release(c, declared, held);
         c.delivered -= 1;
-        self.buffered -= reserved;
         self.queued -= 1;
         let frame = match answer {
             Answer::Ack(frame) => {
@@ -951,7 +1122,7 @@ impl Endpoint {
                 bump(&self.stats.refused_timeout);
                 refuse(
                     c,
-                    &mut self.buffered,
+                    &mut self.budget,
                     sid,
                     code::TIMEOUT,
                     "message not received within the stream timeout",
@@ -1039,6 +1210,9 @@ impl Endpoint {
         }
         if !c.reported {
             c.reported = true;
+            if c.inbound {
+                c.cert = c.q.peer_cert().map(|der| Sha256::digest(der).into());
+            }
             bump(&self.stats.handshakes_completed);
             self.events.push(Event::Connected {
                 conn: c.id,
@@ -1134,7 +1308,7 @@ impl Endpoint {
             bump(&self.stats.streams_inbound);
             if behind {
                 bump(&self.stats.refused_busy);
-                refuse(c, &mut self.buffered, sid, code::BUSY, "receiver busy");
+                refuse(c, &mut self.budget, sid, code::BUSY, "receiver busy");
                 return;
             }
             c.ins.insert(
@@ -1143,22 +1317,22 @@ impl Endpoint {
                     dec: FrameDecoder::new(Expect::Message {
                         max: self.limits.max_frame_bytes,
                     }),
-                    reserved: 0,
+                    declared: 0,
+                    held: 0,
                     fin: false,
                     deadline: Instant::now() + self.limits.stream_timeout,
                 },
             );
         }
-        let Some(InStream::Reading {
-            dec, reserved, fin, ..
-        }) = c.ins.get_mut(&sid)
-        else {
+        let verified = c.verified;
+        let Some(InStream::Reading { declared, held, .. }) = c.ins.get_mut(&sid) else {
             // Data after a complete frame was checked before delivery; anything else here is
             // a late packet for a stream being answered.
             let mut sink = [0u8; 512];
             while let Ok((_, false)) = c.q.stream_recv(sid, &mut sink) {}
             return;
         };
+        let (mut declared_now, mut held_now) = (*declared, *held);
         if behind {
             // Backpressure: leave the bytes in quiche, extend no credit.
             self.starved = true;
@@ -1166,6 +1340,9 @@ impl Endpoint {
         }
         let mut paged = None;
         let result: Result<bool, (u16, String)> = loop {
+            let Some(InStream::Reading { dec, fin, .. }) = c.ins.get_mut(&sid) else {
+                unreachable!("reading");
+            };
             let need = dec.need();
             if *fin && matches!(need, Need::Header(_) | Need::Body(_)) {
                 break Err((code::MALFORMED, frame::FrameError::Truncated.to_string()));
@@ -1177,19 +1354,29 @@ impl Endpoint {
                         .map(|(k, f)| (k, f, dec.feed(&h[..k]).map(|_| ())))
                 }
                 Need::Reserve { len, .. } => {
-                    if self.buffered + len > self.limits.max_buffered_bytes {
+                    // Nothing held yet: a full shared budget answers BUSY now (retry later).
+                    if self.budget.room(verified) == 0 {
                         bump(&self.stats.refused_busy);
                         break Err((code::BUSY, "receiver memory budget full".into()));
                     }
-                    if c.reserved > 0 && c.reserved + len > self.limits.connection_window {
-                        // This connection holds its share already: the body waits in quiche
-                        // (no credit extended) until one of its messages is answered.
+                    // Its own connection window or its peer's share: it waits unread (no
+                    // credit extended) until one of the peer's messages is answered.
+                    if !self.budget.reserve(c, len) {
+                        self.budget.blocked.insert(c.id);
                         break Ok(false);
                     }
-                    c.reserved += len;
-                    self.buffered += len;
-                    *reserved = len;
-                    match read_small_body(&mut self.pages, self.events.len(), &mut c.q, sid, len) {
+                    declared_now = len;
+                    let Some(InStream::Reading { dec, declared, .. }) = c.ins.get_mut(&sid) else {
+                        unreachable!("reading");
+                    };
+                    *declared = len;
+                    let small = len <= self.budget.room(verified);
+                    match small
+                        .then(|| {
+                            read_small_body(&mut self.pages, self.events.len(), &mut c.q, sid, len)
+                        })
+                        .flatten()
+                    {
                         None => {
                             dec.start_body();
                             continue;
@@ -1197,21 +1384,41 @@ impl Endpoint {
                         Some(Ok(SmallRead::Paged(at))) => {
                             dec.body_read_elsewhere();
                             paged = Some(at);
+                            self.budget.charge(verified, len);
+                            c.held += len;
+                            held_now += len;
                             Ok((len, true, Ok(())))
                         }
                         Some(Ok(SmallRead::Unfinished(bytes))) => {
                             dec.start_body();
                             let fed = dec.feed(&bytes).map(|_| ());
-                            Ok((bytes.len(), false, fed))
+                            let k = bytes.len();
+                            self.budget.charge(verified, k);
+                            c.held += k;
+                            held_now += k;
+                            Ok((k, false, fed))
                         }
                         Some(Err(e)) => Err(e),
                     }
                 }
                 Need::Body(n) => {
-                    let body = dec.body_mut().expect("started");
-                    let mut lim = (&mut *body).limit(n);
-                    c.q.stream_recv_buf(sid, &mut lim)
-                        .map(|(k, f)| (k, f, Ok(())))
+                    let room = self.budget.room(verified);
+                    if room == 0 {
+                        // A shared budget is full: this message keeps what it has and waits.
+                        self.budget.blocked.insert(c.id);
+                        break Ok(false);
+                    }
+                    let want = n.min(room);
+                    let body = dec.body_for(want).expect("started");
+                    let got =
+                        c.q.stream_recv_buf(sid, &mut (&mut *body).limit(want))
+                            .map(|(k, f)| (k, f, Ok(())));
+                    if let Ok((k, _, _)) = got {
+                        self.budget.charge(verified, k);
+                        c.held += k;
+                        held_now += k;
+                    }
+                    got
                 }
                 Need::End => {
                     if *fin || c.q.stream_finished(sid) {
@@ -1228,9 +1435,14 @@ impl Endpoint {
                     })
                 }
             };
+            if let Some(InStream::Reading { held, .. }) = c.ins.get_mut(&sid) {
+                *held = held_now;
+            }
             match read {
                 Ok((k, f, decoded)) => {
-                    *fin |= f;
+                    if let Some(InStream::Reading { fin, .. }) = c.ins.get_mut(&sid) {
+                        *fin |= f;
+                    }
                     self.stats
                         .bytes_received
                         .fetch_add(k as u64, Ordering::Relaxed);
@@ -1248,16 +1460,26 @@ impl Endpoint {
                 Err(e) => break Err((code::MALFORMED, e.to_string())),
             }
         };
+        if let Some(InStream::Reading { declared, held, .. }) = c.ins.get_mut(&sid) {
+            *declared = declared_now;
+            *held = held_now;
+        }
         match result {
             Ok(false) => {}
             Ok(true) => {
-                let Some(InStream::Reading { dec, reserved, .. }) = c.ins.remove(&sid) else {
+                let Some(InStream::Reading {
+                    dec,
+                    declared,
+                    held,
+                    ..
+                }) = c.ins.remove(&sid)
+                else {
                     unreachable!("reading");
                 };
                 let (_, body) = dec.finish().expect("complete frame");
                 let data = paged.unwrap_or(Payload::Owned(body));
                 bump(&self.stats.frames_received);
-                c.ins.insert(sid, InStream::Delivered { reserved });
+                c.ins.insert(sid, InStream::Delivered { declared, held });
                 c.delivered += 1;
                 self.queued += 1;
                 self.events.push(Event::Message {
@@ -1272,7 +1494,7 @@ impl Endpoint {
                     code::BUSY | code::RESET => {}
                     _ => bump(&self.stats.refused_malformed),
                 }
-                refuse(c, &mut self.buffered, sid, code, &reason);
+                refuse(c, &mut self.budget, sid, code, &reason);
             }
         }
     }
@@ -1458,9 +1680,9 @@ impl Endpoint {
             c.gone = true;
             self.gone += 1;
             freed |= c.delivered > 0;
-            self.buffered -= c.reserved;
+            let (declared, held) = (c.declared, c.held);
+            self.budget.release(c, declared, held);
             self.queued -= c.delivered;
-            c.reserved = 0;
             c.delivered = 0;
             bump(&self.stats.connections_closed);
             let (code, reason) = close_reason(c);
@@ -1584,8 +1806,11 @@ fn new_conn(id: u32, q: Quic, inbound: bool, peer: SocketAddr, cid: Vec<u8>) -> 
         writes: HashSet::new(),
         waiting: Vec::new(),
         next_stream: 0,
-        reserved: 0,
+        declared: 0,
+        held: 0,
         delivered: 0,
+        verified: false,
+        cert: None,
     }
 }
 
@@ -1636,10 +1861,9 @@ fn read_small_body(
     }))
 }
 
-fn refuse(c: &mut Conn, buffered: &mut usize, sid: u64, code: u16, reason: &str) {
-    if let Some(InStream::Reading { reserved, .. }) = c.ins.get(&sid) {
-        c.reserved -= *reserved;
-        *buffered -= *reserved;
+fn refuse(c: &mut Conn, budget: &mut Budget, sid: u64, code: u16, reason: &str) {
+    if let Some(&InStream::Reading { declared, held, .. }) = c.ins.get(&sid) {
+        budget.release(c, declared, held);
     }
     c.ins.insert(
         sid,

@@ -2,9 +2,10 @@
 //! bidirectional stream, `type: u8 || length: u32 big-endian || body[length]`, then FIN.
 //!
 //! Guarantees: a length is checked against the configured maximum before a single body byte is
-//! buffered (so the caller can reserve memory first), a decoder never allocates more than the
-//! declared, already-validated length, and every way a stream can be malformed (unknown type,
-//! too long, truncated by FIN, bytes after the frame) is a [`FrameError`] with a wire code.
+//! buffered (so the caller can reserve memory first), a decoder's body grows with the bytes it
+//! is given (from [`INITIAL_BODY_CAPACITY`], doubling) and never beyond the declared,
+//! already-validated length, and every way a stream can be malformed (unknown type, too long,
+//! truncated by FIN, bytes after the frame) is a [`FrameError`] with a wire code.
 
 /// `MESSAGE`: the request, sent by the stream's opener (the sending gateway).
 pub const TYPE_MESSAGE: u8 = 0x01;
@@ -15,6 +16,9 @@ pub const TYPE_ERROR: u8 = 0x03;
 
 /// Bytes of a frame header.
 pub const HEADER_LEN: usize = 5;
+/// A body's first allocation: a declared length is only a promise, so memory follows the
+/// bytes that actually arrive.
+pub const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 /// Largest ACK body (a receipt), fixed by the protocol.
 pub const MAX_ACK_BODY: usize = 64 * 1024;
 /// Largest ERROR reason, fixed by the protocol (the body is 2 bytes longer).
@@ -243,8 +247,7 @@ impl FrameDecoder {
                 Need::Reserve { .. } => return Ok(used),
                 Need::Body(n) => {
                     let k = n.min(data.len());
-                    self.body
-                        .as_mut()
+                    self.body_for(k)
                         .expect("body started")
                         .extend_from_slice(&data[..k]);
                     used += k;
@@ -256,10 +259,24 @@ impl FrameDecoder {
         Ok(used)
     }
 
-    /// Allocate the body (exactly the validated length) after the caller reserved it.
+    /// Start the body after the caller reserved it: its memory grows as bytes arrive (see
+    /// [`body_for`](Self::body_for)).
     pub fn start_body(&mut self) {
         debug_assert!(matches!(self.need(), Need::Reserve { .. }));
-        self.body = Some(Vec::with_capacity(self.len));
+        self.body = Some(Vec::with_capacity(self.len.min(INITIAL_BODY_CAPACITY)));
+    }
+
+    /// The body being filled, with room for `more` bytes: its capacity at least doubles when
+    /// it grows, and never exceeds the declared length. `None` before the body started.
+    pub fn body_for(&mut self, more: usize) -> Option<&mut Vec<u8>> {
+        let len = self.len;
+        let body = self.body.as_mut()?;
+        let need = body.len() + more;
+        if need > body.capacity() {
+            let target = need.max(body.capacity() * 2).min(len).max(need);
+            body.reserve_exact(target - body.len());
+        }
+        Some(body)
     }
 
     /// The caller reserved the body and read all of it into memory of its own (at `Reserve`):

@@ -42,9 +42,15 @@ pub struct Limits {
     pub max_streams_per_connection: usize,
     /// Largest MESSAGE body accepted.
     pub max_frame_bytes: usize,
-    /// Message bytes held by the endpoint in total (frames being received plus frames handed
-    /// to the application and not yet answered).
+    /// Message bytes held by the endpoint in total (bytes of frames received so far plus frames
+    /// handed to the application and not yet answered), counted as they arrive.
     pub max_buffered_bytes: usize,
+    /// The part of `max_buffered_bytes` that connections not yet verified (see
+    /// [`Command::Verify`]) may hold together.
+    pub unverified_buffered_bytes: usize,
+    /// Declared message bytes one peer may have in progress: per certificate, and for
+    /// unverified connections also per IP address. A message that does not fit waits unread.
+    pub peer_buffered_bytes: usize,
     /// Message bytes one connection may hold (also its QUIC flow-control window).
     pub connection_window: usize,
     /// Frames handed to the application and not yet answered: the bounded queue.
@@ -66,6 +72,8 @@ impl Default for Limits {
             max_streams_per_connection: 256,
             max_frame_bytes: 32 * 1024 * 1024,
             max_buffered_bytes: 256 * 1024 * 1024,
+            unverified_buffered_bytes: 64 * 1024 * 1024,
+            peer_buffered_bytes: 64 * 1024 * 1024,
             connection_window: 64 * 1024 * 1024,
             queue_depth: 1024,
             retry_threshold: 256,

@@ -2,10 +2,13 @@
  * Client authentication on the client API (DESIGN.md §4, docs/PROTOCOL.md §12.1–12.2): login
  * challenges and the tokens the gateway signs with its own key.
  *
- * - A challenge is 32 random bytes, bound to one DID and this gateway, valid for
- *   CHALLENGE_TTL_MS and usable once (it is removed when Authenticate looks at it, whether the
- *   signature verifies or not). At most MAX_PENDING_CHALLENGES are outstanding; beyond that
- *   RequestChallenge is refused (RESOURCE_EXHAUSTED) until some expire, so memory stays bounded.
+ * - A challenge holds no server state (docs/PROTOCOL.md §12.1): it carries its expiry and a
+ *   nonce, and a MAC under a key derived from the ledger's secret binds it to one DID and this
+ *   gateway's key, so any process that opens the same ledger checks it, and a caller who is
+ *   not authenticated cannot fill anything with RequestChallenge. It is valid for
+ *   CHALLENGE_TTL_MS and answered successfully once: only a challenge whose signature verified
+ *   is remembered (until it expires), so that state grows with real logins only
+ *   (MAX_SPENT_CHALLENGES at most). Per-address rate limits sit in front (server.ts).
  * - Authenticate verifies the signature over the auth transcript with the DID's CURRENT record in
  *   the ledger (both halves for hybrid-v1) and answers a token signed by the gateway's
  *   SecretKeySet. There is no shared or built-in secret: a token verifies with the gateway's
@@ -16,10 +19,10 @@
  *   the token was issued (ERR_TOKEN_STALE). Each other failure is an UNAUTHENTICATED refusal
  *   with its own code.
  *
- * Pure functions of their inputs except for the challenge table (owned by one Authenticator,
- * constructed by the composition root) and the clock, which is injectable for tests.
+ * Pure functions of their inputs except for the table of spent challenges (owned by one
+ * Authenticator) and the clock, which is injectable for tests.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { lp, u32be, u64be } from '../../identity/lp.js';
 import { parseDid } from '../../identity/did.js';
@@ -33,10 +36,16 @@ export const PURPOSE_AUTH = 'aftersmtp/client/v1/auth';
 export const PURPOSE_TOKEN = 'aftersmtp/client/v1/token';
 export const TOKEN_VERSION = 1;
 export const TOKEN_SCHEME = 'AfterSMTP';
-export const CHALLENGE_LENGTH = 32;
+export const PURPOSE_CHALLENGE = 'aftersmtp/client/v1/challenge';
+/** The label of the login challenge key derived from the ledger secret. */
+export const CHALLENGE_KEY_LABEL = 'aftersmtp/client/v1/challenge-key';
+export const CHALLENGE_VERSION = 0x01;
+/** version(1) || u64 expires_at || nonce(16) || mac(16) */
+export const CHALLENGE_LENGTH = 41;
 export const TOKEN_ID_LENGTH = 16;
 export const CHALLENGE_TTL_MS = 60_000;
-export const MAX_PENDING_CHALLENGES = 100_000;
+/** Challenges answered successfully and not yet expired, remembered to refuse a replay. */
+export const MAX_SPENT_CHALLENGES = 100_000;
 /** A token string longer than this is refused before it is decoded (hybrid-v1 is ~4.7 KB). */
 export const MAX_TOKEN_CHARS = 8192;
 /** Tolerated clock difference for `issued` in the future (several gateway processes). */
@@ -179,11 +188,6 @@ export interface AuthenticatorOptions {
   readonly now?: () => number;
 }
 
-interface PendingChallenge {
-  readonly did: string;
-  readonly expiresAt: number;
-}
-
 export interface IssuedChallenge {
   readonly challenge: Buffer;
   readonly gateway: string;
@@ -216,13 +220,36 @@ export function currentRecord(ledger: IdentityLedger, did: string): PublicKeyRec
   return currentEntry(ledger, did).record;
 }
 
+/**
+ * The MAC of a login challenge: the first 16 bytes of HMAC-SHA256(key, lp(PURPOSE_CHALLENGE,
+ * did, gateway, gateway_key_id, u64(expires_at), nonce)).
+ */
+export function challengeMac(
+  key: Buffer,
+  did: string,
+  gateway: string,
+  gatewayKeyId: Uint8Array,
+  expiresAt: number,
+  nonce: Uint8Array,
+): Buffer {
+  return createHmac('sha256', key)
+    .update(lp(PURPOSE_CHALLENGE, did, gateway, gatewayKeyId, u64be(expiresAt), nonce))
+    .digest()
+    .subarray(0, 16);
+}
+
 export class Authenticator {
   readonly #gateway: SecretKeySet;
   readonly #ledger: IdentityLedger;
   readonly #domain: string;
   readonly #ttl: number;
   readonly #now: () => number;
-  readonly #pending = new Map<string, PendingChallenge>();
+  readonly #key: Buffer;
+  /**
+   * Spent challenges (their MAC, hex) -> expiry, in the order they were answered: each expires
+   * within CHALLENGE_TTL_MS of that, so a sweep may stop at the first one still live.
+   */
+  readonly #spent = new Map<string, number>();
 
   constructor(opts: AuthenticatorOptions) {
     this.#gateway = opts.gateway;
@@ -230,6 +257,7 @@ export class Authenticator {
     this.#domain = opts.domain;
     this.#ttl = opts.tokenTtlMs;
     this.#now = opts.now ?? Date.now;
+    this.#key = opts.ledger.derivedKey(CHALLENGE_KEY_LABEL);
   }
 
   #checkOwnDid(did: string): void {
@@ -252,55 +280,66 @@ export class Authenticator {
     }
   }
 
+  /** Forgets spent challenges that expired (the map is in expiry order). */
   #sweep(now: number): void {
-    for (const [k, p] of this.#pending) if (p.expiresAt <= now) this.#pending.delete(k);
+    for (const [k, expiresAt] of this.#spent) {
+      if (expiresAt > now) break;
+      this.#spent.delete(k);
+    }
   }
 
   requestChallenge(did: string): IssuedChallenge {
     this.#checkOwnDid(did);
-    const now = this.#now();
-    if (this.#pending.size >= MAX_PENDING_CHALLENGES) this.#sweep(now);
-    if (this.#pending.size >= MAX_PENDING_CHALLENGES) {
-      throw new ClientApiRefusal(
-        status.RESOURCE_EXHAUSTED,
-        'ERR_CHALLENGE_BUSY',
-        'too many login challenges outstanding; retry shortly',
-      );
-    }
-    const challenge = randomBytes(CHALLENGE_LENGTH);
-    const expiresAt = now + CHALLENGE_TTL_MS;
-    this.#pending.set(challenge.toString('hex'), { did, expiresAt });
+    const expiresAt = this.#now() + CHALLENGE_TTL_MS;
+    const nonce = randomBytes(16);
     const record = this.#gateway.record;
+    const head = Buffer.alloc(9);
+    head[0] = CHALLENGE_VERSION;
+    head.writeBigUInt64BE(BigInt(expiresAt), 1);
+    const mac = challengeMac(this.#key, did, record.did, record.keyId, expiresAt, nonce);
+    const challenge = Buffer.concat([head, nonce, mac]);
     return { challenge, gateway: record.did, gatewayKeyId: record.keyId, expiresAt };
   }
 
-  /** Verifies a signed challenge; answers a token. The challenge is consumed either way. */
+  /**
+   * Verifies a signed challenge; answers a token. A challenge is answered successfully once;
+   * failed answers leave no trace.
+   */
   authenticate(
     did: string,
     challenge: Buffer,
     signature: Signature,
   ): { token: string; expiresAt: number; claims: TokenClaims } {
     this.#checkOwnDid(did);
-    const key = challenge.length === CHALLENGE_LENGTH ? challenge.toString('hex') : '';
-    const pending = this.#pending.get(key);
-    this.#pending.delete(key);
     const now = this.#now();
-    if (pending === undefined || pending.did !== did) {
-      throw unauthenticated(
+    const unknown = () =>
+      unauthenticated(
         'ERR_CHALLENGE_UNKNOWN',
         'unknown or already used challenge (request a new one)',
       );
+    if (challenge.length !== CHALLENGE_LENGTH || challenge[0] !== CHALLENGE_VERSION) {
+      throw unknown();
     }
-    if (now >= pending.expiresAt) {
+    const expiresAt = Number(challenge.readBigUInt64BE(1));
+    const nonce = challenge.subarray(9, 25);
+    const mac = challenge.subarray(25);
+    const gwRecord = this.#gateway.record;
+    const want = challengeMac(this.#key, did, gwRecord.did, gwRecord.keyId, expiresAt, nonce);
+    // The MAC covers the DID and this gateway key: another DID's challenge is unknown here.
+    if (!timingSafeEqual(want, mac)) throw unknown();
+    if (now >= expiresAt) {
       throw unauthenticated('ERR_CHALLENGE_EXPIRED', 'the challenge expired (request a new one)');
     }
+    this.#sweep(now);
+    const spentKey = mac.toString('hex');
+    if (this.#spent.has(spentKey)) throw unknown();
     const record = currentRecord(this.#ledger, did);
     const gw = this.#gateway.record;
     try {
       verifySignature(
         record.suite,
         record.signingPublicKeys,
-        authTranscript(challenge, did, gw.did, gw.keyId, pending.expiresAt),
+        authTranscript(challenge, did, gw.did, gw.keyId, expiresAt),
         PURPOSE_AUTH,
         signature,
         'ERR_AUTH_SIGNATURE',
@@ -311,6 +350,15 @@ export class Authenticator {
         `the challenge signature does not verify with ${did}'s current key`,
       );
     }
+    if (this.#spent.size >= MAX_SPENT_CHALLENGES) {
+      // Only real logins get here; so many within one challenge lifetime is an overload.
+      throw new ClientApiRefusal(
+        status.RESOURCE_EXHAUSTED,
+        'ERR_CHALLENGE_BUSY',
+        'too many logins at once; retry shortly',
+      );
+    }
+    this.#spent.set(spentKey, expiresAt);
     const claims: TokenClaims = {
       did,
       gateway: gw.did,

@@ -34,7 +34,7 @@ import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
 import type { ClientApiRequestMetrics } from './request-metrics.js';
-import { startClientApi, type ClientApiLogger } from './server.js';
+import { startClientApi, type ClientApiLogger, type ClientApiStats } from './server.js';
 
 /** The settings the client API and the gateway ledger are opened with. */
 export interface ClientApiSettings extends GatewaySettings {
@@ -45,6 +45,14 @@ export interface ClientApiSettings extends GatewaySettings {
   readonly ledgerPolicy: ReadonlyMap<string, DomainPolicy> | undefined;
   readonly ledgerChallengeTtl: number;
   readonly ledgerRateLimit: ConstructorParameters<typeof TokenBucketLimiter>[0];
+  readonly grpcMaxUnauthenticatedBytes: number;
+  readonly grpcMaxInflightBytes: number;
+  readonly grpcMaxConnections: number;
+  readonly grpcMaxConnectionsPerAddress: number;
+  readonly grpcMaxStreamsPerConnection: number;
+  readonly grpcHandshakeTimeoutMs: number;
+  readonly grpcIdleTimeoutMs: number;
+  readonly clientLoginRateLimit: { readonly capacity: number; readonly refillPerSecond: number };
 }
 
 /** What the messaging methods need beyond the ledger and the gateway keys (serve opens them). */
@@ -69,6 +77,8 @@ export interface GatewayLedger {
 export interface GatewayClientApi {
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
+  /** The listener's connections, refusals and request bytes in flight (metrics). */
+  stats(): ClientApiStats;
   close(): Promise<void>;
 }
 
@@ -162,6 +172,16 @@ export async function startGatewayClientApi(
     keyPem: gw.tls.keyPem,
     ledger: gw.ledger,
     maxMessageBytes: config.grpcMaxMessageBytes,
+    limits: {
+      maxUnauthenticatedBytes: config.grpcMaxUnauthenticatedBytes,
+      maxInflightBytes: config.grpcMaxInflightBytes,
+      maxConnections: config.grpcMaxConnections,
+      maxConnectionsPerAddress: config.grpcMaxConnectionsPerAddress,
+      maxStreamsPerConnection: config.grpcMaxStreamsPerConnection,
+      handshakeTimeoutMs: config.grpcHandshakeTimeoutMs,
+      idleTimeoutMs: config.grpcIdleTimeoutMs,
+      loginRateLimit: config.clientLoginRateLimit,
+    },
     setting: 'AFTERSMTP_GRPC_LISTEN',
     metrics: messaging?.apiMetrics,
     log,
@@ -182,6 +202,7 @@ export async function startGatewayClientApi(
       grpc: `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
       grpcServices: [...new Set(server.methods.map((m) => m.split('/')[0]))],
     },
+    stats: () => server.stats(),
     close: () => server.close(),
   };
 }

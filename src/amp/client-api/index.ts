@@ -22,6 +22,8 @@ export { ClientApiError, ClientApiRefusal, CODE_TRAILER, toGrpcStatus } from './
 export {
   Authenticator,
   authTranscript,
+  CHALLENGE_LENGTH,
+  challengeMac,
   decodeTokenPayload,
   encodeTokenPayload,
   formatToken,

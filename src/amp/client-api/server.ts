@@ -3,11 +3,19 @@
  * aftersmtp.client.v1.Gateway, with gRPC server reflection: the identity ledger's operations
  * and, when the messaging dependencies are given, the messaging methods (messaging.ts).
  *
+ * TLS is terminated here (src/net/tls-listener.ts, with the connection caps in total and per
+ * address, the handshake and idle deadlines) and each secured socket is handed to grpc-js
+ * (its connection injector), so no connection reaches HTTP/2 before it is counted and no
+ * handshake lasts longer than its deadline. Every call passes the admission gate (gate.ts)
+ * before its body is read: login rate limits, the token, the per-call size limit, the budget of
+ * request bytes in flight.
+ *
  * Guarantees:
  * - Each handler only turns the wire message into a typed request (messages.ts), calls the
  *   ledger, and turns the result back; refusals are translated to statuses in status.ts only.
- * - Requests larger than `maxMessageBytes` are refused by grpc-js before they are decoded
- *   (RESOURCE_EXHAUSTED); responses are capped too.
+ * - No call without a valid token has more than `maxUnauthenticatedBytes` of its request read;
+ *   DispatchMessage with a valid token up to `maxMessageBytes`; larger requests are refused
+ *   (RESOURCE_EXHAUSTED) from their length prefix. Responses are capped too.
  * - An unexpected error is logged with a transaction id and answered INTERNAL with that id only.
  * - close() stops accepting, lets calls in flight finish for up to `graceMs`, then cancels them.
  */
@@ -25,7 +33,11 @@ import { ReflectionService } from '@grpc/reflection';
 import { AfterSmtpError, InputError } from '../../errors.js';
 import { listenError } from '../../net/listen.js';
 import type { AppendResult, IdentityLedger } from '../../ledger/index.js';
+import { TokenBucketLimiter } from '../../ledger/ratelimit.js';
+import { listenTls, type TlsListenerStats } from '../../net/tls-listener.js';
+import { Authenticator, tokenFromAuthorization } from './auth.js';
 import { clientApiPackage, SERVICE_NAME } from './definition.js';
+import { clientApiGate, guardDeserializers, peerAddress, type GateStats } from './gate.js';
 import {
   bundleToMsg,
   knownSizeFromMsg,
@@ -51,10 +63,36 @@ import {
 } from './request-metrics.js';
 import { toGrpcStatus } from './status.js';
 
+export { peerAddress };
+
 export interface ClientApiLogger {
   info(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
+
+/** The client API's caps (AFTERSMTP_GRPC_*, AFTERSMTP_CLIENT_LOGIN_RATE_LIMIT). */
+export interface ClientApiLimits {
+  readonly maxUnauthenticatedBytes: number;
+  readonly maxInflightBytes: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
+  readonly maxStreamsPerConnection: number;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** Login calls per client address (token bucket). */
+  readonly loginRateLimit: { readonly capacity: number; readonly refillPerSecond: number };
+}
+
+export const DEFAULT_CLIENT_API_LIMITS: ClientApiLimits = {
+  maxUnauthenticatedBytes: 64 * 1024,
+  maxInflightBytes: 256 * 1024 * 1024,
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 32,
+  maxStreamsPerConnection: 32,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 300_000,
+  loginRateLimit: { capacity: 100, refillPerSecond: 100 / 60 },
+};
 
 export interface ClientApiOptions {
   readonly host: string;
@@ -62,7 +100,9 @@ export interface ClientApiOptions {
   readonly certPem: string;
   readonly keyPem: string;
   readonly ledger: IdentityLedger;
+  /** Largest DispatchMessage request (with a valid token). */
   readonly maxMessageBytes: number;
+  readonly limits?: Partial<ClientApiLimits>;
   readonly log: ClientApiLogger;
   /** The messaging methods (messaging.ts); without them only the ledger methods are served. */
   readonly messaging?: MessagingDeps;
@@ -72,19 +112,29 @@ export interface ClientApiOptions {
   readonly metrics?: ClientApiRequestMetrics;
 }
 
+export interface ClientApiStats extends GateStats, Omit<TlsListenerStats, 'accepted'> {
+  connectionsAccepted: number;
+}
+
 export interface ClientApiServer {
   readonly host: string;
   readonly port: number;
   /** The method names served, e.g. for the start-up log line. */
   readonly methods: readonly string[];
+  /** Connections, refusals by reason, request bytes in flight. */
+  stats(): ClientApiStats;
   close(graceMs?: number): Promise<void>;
 }
 
-/** The client address without its port (the rate-limit key): "ipv4:1.2.3.4:5" -> "1.2.3.4". */
-export function peerAddress(peer: string): string {
-  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:[0-9]+$/.exec(peer);
-  return m?.[1] ?? peer;
-}
+/** The methods that need a token, and the one whose request may be large. */
+export const TOKEN_METHODS: ReadonlySet<string> = new Set([
+  'DispatchMessage',
+  'FetchInbox',
+  'Ack',
+  'GetReceipt',
+]);
+export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
+export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);
 
 type Handler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Res;
 
@@ -293,52 +343,94 @@ export function routeGrpcLogs(log: { debug(obj: object, msg: string): void }): v
 
 /** Starts the listener; resolves once it is bound (port 0 gets a free port). */
 export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiServer> {
+  const limits: ClientApiLimits = { ...DEFAULT_CLIENT_API_LIMITS, ...opts.limits };
+  // Tokens are checked statelessly (the gateway's public record and the ledger), so this
+  // verifier and the messaging handlers' own agree on every token.
+  const m = opts.messaging;
+  const verifier =
+    m === undefined
+      ? undefined
+      : new Authenticator({
+          gateway: m.gateway,
+          ledger: m.ledger,
+          domain: m.domain,
+          tokenTtlMs: m.tokenTtlMs,
+        });
+  const gate = clientApiGate({
+    tokenMethods: TOKEN_METHODS,
+    largeMethods: LARGE_METHODS,
+    loginMethods: LOGIN_METHODS,
+    verifyToken:
+      verifier === undefined
+        ? undefined
+        : (authorization) => verifier.verifyToken(tokenFromAuthorization(authorization)).did,
+    loginLimiter: new TokenBucketLimiter(limits.loginRateLimit),
+    maxMessageBytes: opts.maxMessageBytes,
+    maxUnauthenticatedBytes: Math.min(limits.maxUnauthenticatedBytes, opts.maxMessageBytes),
+    maxInflightBytes: Math.max(limits.maxInflightBytes, opts.maxMessageBytes),
+    log: opts.log,
+  });
   const server = new Server({
     'grpc.max_receive_message_length': opts.maxMessageBytes,
     'grpc.max_send_message_length': 4 * 1024 * 1024,
-    'grpc.max_concurrent_streams': 100,
+    'grpc.max_concurrent_streams': limits.maxStreamsPerConnection,
+    // nghttp2's own memory per connection (header tables, queued output), in MB.
+    'grpc-node.max_session_memory': 64,
     'grpc.keepalive_time_ms': 60_000,
-    interceptors: opts.metrics === undefined ? [] : [metricsInterceptor(opts.metrics)],
+    'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
+    // Metrics see every call, also those the gate refuses before reading them.
+    interceptors: [
+      ...(opts.metrics === undefined ? [] : [metricsInterceptor(opts.metrics)]),
+      gate.interceptor,
+    ],
   });
   const pkg = clientApiPackage();
   const service = pkg[SERVICE_NAME];
   if (service === undefined || 'format' in service) {
     throw new Error(`${SERVICE_NAME} missing from the client API schema`);
   }
-  const messaging =
-    opts.messaging === undefined ? undefined : messagingService(opts.messaging, opts.log);
+  const messaging = m === undefined ? undefined : messagingService(m, opts.log);
   const handlers = {
     ...ledgerHandlers(opts.ledger, opts.log, opts.metrics),
     ...messaging?.handlers,
   };
-  server.addService(service as ServiceDefinition, handlers);
+  server.addService(guardDeserializers(service as ServiceDefinition), handlers);
   new ReflectionService(pkg).addToServer(server);
-  const credentials = ServerCredentials.createSsl(
-    null,
-    [{ private_key: Buffer.from(opts.keyPem), cert_chain: Buffer.from(opts.certPem) }],
-    false,
-  );
-  const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${bindHost}:${opts.port}`, credentials, (err, p) =>
-      err
-        ? reject(
-            listenError(
-              'ERR_GRPC_BIND',
-              { protocol: 'TCP', host: opts.host, port: opts.port, setting: opts.setting },
-              err,
-            ),
-          )
-        : resolve(p),
+  // TLS is ours (listener below); grpc-js speaks HTTP/2 over the secured sockets it is given.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const listener = await listenTls({
+    host: opts.host,
+    port: opts.port,
+    certPem: opts.certPem,
+    keyPem: opts.keyPem,
+    alpn: ['h2'],
+    limits: {
+      maxConnections: limits.maxConnections,
+      maxPerAddress: limits.maxConnectionsPerAddress,
+      idleTimeoutMs: limits.idleTimeoutMs,
+    },
+    handshakeTimeoutMs: limits.handshakeTimeoutMs,
+    onSecure: (socket) => injector.injectConnection(socket),
+  }).catch((err: unknown) => {
+    injector.destroy();
+    throw listenError(
+      'ERR_GRPC_BIND',
+      { protocol: 'TCP', host: opts.host, port: opts.port, setting: opts.setting },
+      err,
     );
   });
   return {
     host: opts.host,
-    port,
-    methods: Object.keys(handlers).map((m) => `${SERVICE_NAME}/${m}`),
-    close: (graceMs = 2000) =>
-      new Promise<void>((resolve) => {
-        messaging?.close();
+    port: listener.address.port,
+    methods: Object.keys(handlers).map((h) => `${SERVICE_NAME}/${h}`),
+    stats: () => {
+      const { accepted, ...tls } = listener.stats();
+      return { ...gate.stats(), ...tls, connectionsAccepted: accepted };
+    },
+    close: async (graceMs = 2000) => {
+      messaging?.close();
+      const closed = listener.close();
+      await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -347,6 +439,10 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
           clearTimeout(timer);
           resolve();
         });
-      }),
+      });
+      injector.destroy();
+      listener.destroyAll();
+      await closed;
+    },
   };
 }

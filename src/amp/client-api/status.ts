@@ -6,6 +6,7 @@
  *
  *   ClientApiRefusal     -> its own status (UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, ...)
  *   LedgerError          -> LEDGER_REFUSALS[code] (permission-denied, already-exists, ...)
+ *   StorageFullError     -> UNAVAILABLE       (ERR_STORAGE_FULL: no room for new mail; retry)
  *   InputError           -> INVALID_ARGUMENT  (malformed request, bad or expired stamp, ...)
  *   CryptoError          -> INVALID_ARGUMENT  (a signature in the request does not verify)
  *   anything else        -> INTERNAL "internal error (transaction <id>)"
@@ -15,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';
+import { AfterSmtpError, CryptoError, InputError, StorageFullError } from '../../errors.js';
 import { LEDGER_REFUSALS, LedgerError, type LedgerRefusal } from '../../ledger/index.js';
 
 export const CODE_TRAILER = 'aftersmtp-code';
@@ -100,6 +101,16 @@ export function toGrpcStatus(err: unknown): MappedError {
       status: {
         code: REFUSAL_STATUS[LEDGER_REFUSALS[err.code as LedgerRefusal]],
         details: safeMessage(err.message),
+        metadata,
+      },
+    };
+  }
+  if (err instanceof StorageFullError) {
+    metadata.set(CODE_TRAILER, err.code);
+    return {
+      status: {
+        code: status.UNAVAILABLE,
+        details: "the gateway's storage is full; retry later",
         metadata,
       },
     };

@@ -19,8 +19,10 @@ import type { SecretKeySet } from '../../identity/keys.js';
 import { listenError, type ListenAddress } from '../../net/listen.js';
 import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
 import { quicLimitsFromConfig, type QuicConfig } from '../../quic/config.js';
-import { QuicTransport } from '../../quic/transport.js';
+import { QuicTransport, type QuicPeerInfo } from '../../quic/transport.js';
 import { HostResolver } from '../hosts.js';
+import { LruTtlCache } from './cache.js';
+import { RELAY_REFUSALS } from './errors.js';
 import { PeerDirectory } from './discovery.js';
 import { LogPinFile, logPinsPath } from './pins.js';
 import { RemoteIdentityResolver, relayStatePath } from './identities.js';
@@ -83,6 +85,28 @@ export async function openRemoteIdentities(
   });
 }
 
+/**
+ * Refusals the pipeline makes only after the sending gateway passed its check (§13.3): the
+ * connection that carried them belongs to a verified gateway.
+ */
+const AFTER_GATEWAY_CHECK: ReadonlySet<number> = new Set(
+  (
+    [
+      'ERR_RELAY_NOT_OUR_DOMAIN',
+      'ERR_RELAY_UNKNOWN_RECIPIENT',
+      'ERR_RELAY_RECIPIENT_REVOKED',
+      'ERR_RELAY_RECIPIENT_KEY',
+      'ERR_RELAY_MAILBOX_FULL',
+      'ERR_RELAY_BUSY',
+    ] as const
+  ).map((code) => RELAY_REFUSALS[code].wire),
+);
+
+function gatewayPassed(err: unknown): boolean {
+  const wire = (err as { wireCode?: unknown }).wireCode;
+  return typeof wire === 'number' && AFTER_GATEWAY_CHECK.has(wire);
+}
+
 export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   const c = o.config;
   const identities = o.identities;
@@ -90,7 +114,16 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     pipeline: o.pipeline,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
   });
-  let transport: QuicTransport;
+  const ttlMs = c.relayCacheTtl * 1000;
+  // Certificates bound to a verified gateway record (a message of theirs passed the gateway
+  // check, or we checked them as a server ourselves): their connections get the verified
+  // budget at once (docs/ARCHITECTURE.md, "QUIC under abuse").
+  const trusted = new LruTtlCache<string, true>(c.relayCacheSize, ttlMs);
+  const trust = (peer: QuicPeerInfo): void => {
+    trusted.set(peer.spki.toString('base64'), true);
+    transport?.markVerified(peer.conn);
+  };
+  let transport: QuicTransport | undefined;
   try {
     // The native endpoint binds an address; a name (localhost) is resolved here, asynchronously.
     const bindHost = await new HostResolver().address(c.quicListen.host);
@@ -100,8 +133,24 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
       host: bindHost,
       port: c.quicListen.port,
       limits: quicLimitsFromConfig(c),
-      verifyInboundPeer: receiver.verifyPeer,
-      onMessage: receiver.handle,
+      verifyInboundPeer: (peer) =>
+        !receiver.verifyPeer(peer)
+          ? false
+          : trusted.get(peer.spki.toString('base64')) === true
+            ? 'verified'
+            : true,
+      onOutboundVerified: (peer) => trusted.set(peer.spki.toString('base64'), true),
+      onMessage: (msg) =>
+        receiver.handle(msg).then(
+          (ack) => {
+            trust(msg.peer);
+            return ack;
+          },
+          (err: unknown) => {
+            if (gatewayPassed(err)) trust(msg.peer);
+            throw err;
+          },
+        ),
       onError: (err, txid) => o.log?.error({ err, transaction: txid }, 'relay internal error'),
     });
   } catch (err) {
@@ -114,8 +163,9 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     }
     throw err;
   }
+  const open = transport;
   const sender = new RelaySender({
-    transport,
+    transport: open,
     identities,
     gatewayKeys: o.gatewayKeys,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
@@ -123,15 +173,15 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   });
   const host = c.quicListen.host.includes(':') ? `[${c.quicListen.host}]` : c.quicListen.host;
   return {
-    transport,
+    transport: open,
     sender,
     receiver,
     announce: {
-      quic: `${host}:${transport.port}`,
+      quic: `${host}:${open.port}`,
       relayRoutes: c.relayRoutes === undefined ? [] : [...c.relayRoutes.keys()],
     },
     close() {
-      transport.close();
+      open.close();
     },
   };
 }

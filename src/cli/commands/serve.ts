@@ -39,11 +39,16 @@ import { openStore } from '../../store/open.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
 import { startSmtp, type SmtpListeners } from '../../legacy/smtp/server.js';
 import { SubmissionUsers } from '../../legacy/users.js';
-import { ConfigError } from '../../errors.js';
+import { SEAL_OVERHEAD_BYTES } from '../../config/checks.js';
 import type { Config } from '../../config/schema.js';
+import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
+import { prepareDataDir } from '../../storage/datadir.js';
+import { registerStorageMetrics } from '../../storage/metrics.js';
+import { StorageSpace } from '../../storage/space.js';
+import { checkDescriptorBudget } from '../../net/limits.js';
 import type { Command } from '../command.js';
 
-/** The SMTP listeners from the configuration (ConfigError for settings that contradict). */
+/** The SMTP listeners from the configuration. */
 async function openSmtp(
   config: Config,
   gwTls: { certPem: string; keyPem: string },
@@ -52,25 +57,10 @@ async function openSmtp(
   host: string,
   log: Parameters<typeof startSmtp>[0]['log'],
 ): Promise<SmtpListeners> {
-  const problems: string[] = [];
-  if ((config.smtpTlsCert === undefined) !== (config.smtpTlsKey === undefined)) {
-    problems.push(
-      'AFTERSMTP_SMTP_TLS_CERT and AFTERSMTP_SMTP_TLS_KEY go together: set both or neither',
-    );
-  }
-  // A message must fit its envelope: the body, plus the trace lines, the sealed content's
-  // other fields and the envelope's own (64 KiB covers them with room).
-  const fits = config.maxEnvelopeBytes - 64 * 1024;
+  // A message must fit its envelope (config/checks.ts refuses a setting that cannot).
   const maxMessageBytes =
-    config.smtpMaxMessageBytes ?? Math.max(1024, Math.min(25 * 1024 * 1024, fits));
-  if (config.smtpMaxMessageBytes !== undefined && maxMessageBytes > fits) {
-    problems.push(
-      `AFTERSMTP_SMTP_MAX_MESSAGE_BYTES (${maxMessageBytes}) must be at most AFTERSMTP_MAX_ENVELOPE_BYTES less 64 KiB (${fits}): a message must fit its envelope`,
-    );
-  }
-  if (problems.length > 0) {
-    throw new ConfigError('ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`);
-  }
+    config.smtpMaxMessageBytes ??
+    Math.max(1024, Math.min(25 * 1024 * 1024, config.maxEnvelopeBytes - SEAL_OVERHEAD_BYTES));
   const tls =
     config.smtpTlsCert !== undefined && config.smtpTlsKey !== undefined
       ? { cert: await readFile(config.smtpTlsCert), key: await readFile(config.smtpTlsKey) }
@@ -103,6 +93,35 @@ async function openSmtp(
   });
 }
 
+/** How long a stop may take after the first SIGINT/SIGTERM before the process exits anyway. */
+export const STOP_DEADLINE_MS = 20_000;
+
+interface StopLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Resolves with the first SIGINT or SIGTERM; arms the deadline and the second-signal exit. */
+function stopSignals(log: StopLog): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let first: string | undefined;
+    const onSignal = (signal: string): void => {
+      if (first !== undefined) {
+        log.error({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      first = signal;
+      setTimeout(() => {
+        log.error({ signal, deadlineMs: STOP_DEADLINE_MS }, 'did not stop in time: exiting now');
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
+      resolve(signal);
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+  });
+}
+
 /** What to undo at shutdown (or when start-up fails half way), last opened first. */
 class Teardown {
   readonly #steps: (() => unknown)[] = [];
@@ -125,14 +144,14 @@ export const serveCommand: Command = {
   options: {},
   async run() {
     const config = loadConfig();
-    // Installed before anything is announced, so a signal that follows the "serving" line at
-    // once still stops the gateway cleanly.
-    const stopped = new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
     const log = createLogger(config.logLevel);
     routeGrpcLogs(log);
+    // Installed before anything is opened: a signal during start-up lets the start finish (or
+    // fail) and then stops, and any stop that takes longer than STOP_DEADLINE_MS, or a second
+    // signal, ends the process at once, so SIGTERM always stops it.
+    const stopped = stopSignals(log);
+    prepareDataDir(config.dataDir);
+    checkDescriptorBudget(config);
     const { identity, notes } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
@@ -155,9 +174,23 @@ export const serveCommand: Command = {
     const teardown = new Teardown();
     const readiness = new Readiness();
     try {
-      const queue = await openQueue(config);
+      // The reserve of the data directory's file system (AFTERSMTP_STORAGE_MIN_FREE_BYTES): below
+      // it the embedded queue and store refuse new mail as a temporary failure.
+      const space = new StorageSpace({
+        path: config.dataDir,
+        minFreeBytes: config.storageMinFreeBytes,
+        onChange: (full, freeBytes, why) =>
+          full
+            ? log.error(
+                { freeBytes, reserve: config.storageMinFreeBytes, why },
+                'storage full: refusing new mail (temporary failure) until there is room',
+              )
+            : log.warn({ freeBytes, why }, 'storage has room again: taking new mail'),
+      });
+      registerStorageMetrics(registry, space);
+      const queue = await openQueue(config, undefined, space);
       teardown.add(() => queue.close());
-      const store = await openStore(config);
+      const store = await openStore(config, {}, space);
       teardown.add(() => store.close());
       // Every series is registered now, before anything is served (zero until it happens).
       const started: { relay?: Relay; certPem?: string } = {};
@@ -215,6 +248,7 @@ export const serveCommand: Command = {
         apiMetrics,
       });
       teardown.add(() => clientApi.close());
+      registerClientApiMetrics(registry, clientApi);
       const relay = await openRelay({
         config,
         tls: gw.tls,
