@@ -14,7 +14,7 @@ const LAYERS = [
   ['routing'],
   ['mailbox'],
   ['queue', 'store', 'ledger', 'quic'],
-  ['tls', 'envelope', 'net'],
+  ['tls', 'envelope', 'net', 'mail'],
   ['identity'],
   ['native'],
 ];

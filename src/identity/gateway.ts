@@ -136,12 +136,12 @@ export async function loadOrCreateGatewayIdentity(config: GatewaySettings) {
     const identity = await readKeyFile(files.keyFile, passphrase).catch((err: unknown) => {
       throw wrongGatewayPassphrase(err, files.keyFile, config, files);
     });
-    return { identity, files, created: false, notes };
+    return { identity, files, created: false, notes, passphrase };
   }
   const did = formatDid({ domain: config.domain, localpart: GATEWAY_LOCALPART });
   const identity = generateIdentity(did, config.suite);
   await writeKeyFile(files.keyFile, identity, passphrase);
   await writePublicRecordFile(files.recordFile, identity.record);
   notes.push(`created the gateway identity ${did} (${config.suite}) in ${files.keyFile}`);
-  return { identity, files, created: true, notes };
+  return { identity, files, created: true, notes, passphrase };
 }

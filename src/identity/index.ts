@@ -2,7 +2,15 @@
  * The identity domain's public surface: DIDs, suites, key records and files, secret key sets.
  * Other domains (amp, ledger, cli) import from here only.
  */
-export { addressToDid, checkDid, didToAddress, formatDid, parseDid, type Did } from './did.js';
+export {
+  DID_PREFIX,
+  addressToDid,
+  checkDid,
+  didToAddress,
+  formatDid,
+  parseDid,
+  type Did,
+} from './did.js';
 export { SUITES, SUITE_IDS, isSuiteId, suiteSpec, type SuiteId, type SuiteSpec } from './suites.js';
 export { verifySignature, type Signature, type SigningPublicKeys } from './signature.js';
 export {

@@ -3,7 +3,8 @@
  * virtual_alias_maps (one address to many DIDs and addresses), then canonical_maps (address to
  * DID), then the default mapping of an address of a served domain to its DID (addresses.ts);
  * an address of another domain is delivered as it is (off-ramp), unless mx_record_map routes it
- * to an AMP gateway or AMP discovery finds its DID. Every DID passes the one recipient check
+ * to an AMP gateway or AMP discovery finds its DID. An SRS address of a served domain (a bounce
+ * of mail this gateway forwarded) goes back to the address it stands for. Every DID passes the one recipient check
  * (recipients.ts). For an AMP envelope: each DID it is wrapped to, checked, and wrapped to that
  * DID's current key. Targets are deduplicated, order kept.
  *
@@ -11,6 +12,7 @@
  * is refused as a whole, so the sender learns of it at RCPT rather than from a bounce); the
  * refusal is temporary when any target's is.
  */
+import { isSrsLocal, type Srs } from '../mail/srs.js';
 import type { MapSnapshot } from '../routing/index.js';
 import { defaultDid, didDomain, domainOf, isDid, smtpDestination } from './addresses.js';
 import { checkRecipient, type RecipientCheckDeps, type RecipientState } from './recipients.js';
@@ -20,6 +22,8 @@ import type { AmpSubmission, RecipientPlan, Refusal, Target } from './types.js';
 export interface AddressingDeps extends RecipientCheckDeps {
   /** The recipient delimiter of address extensions (Postfix recipient_delimiter). */
   readonly delimiter?: string;
+  /** Reverses the SRS addresses of forwarded mail (a bounce to one goes to the original sender). */
+  readonly srs?: Srs;
 }
 
 export type AddressingResult =
@@ -84,6 +88,14 @@ async function resolveTarget(
   if (isDid(canonical)) return fromState(canonical, await checkRecipient(canonical, deps));
   const domain = domainOf(canonical);
   if (deps.domains.has(domain)) {
+    const local = canonical.slice(0, canonical.lastIndexOf('@'));
+    if (deps.srs !== undefined && isSrsLocal(local)) {
+      const original = deps.srs.reverse(local);
+      if (original === undefined) {
+        return { kind: 'refused', refusal: refusal('ERR_RECIPIENT_UNKNOWN', 'User unknown') };
+      }
+      return outbound(original, deps, maps);
+    }
     const did = defaultDid(canonical, deps.delimiter);
     if (did === undefined) {
       return { kind: 'refused', refusal: refusal('ERR_RECIPIENT_UNKNOWN', 'User unknown') };

@@ -13,6 +13,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { authenticate, type DNSResolver } from 'mailauth';
+import type { ArcChainState } from '../mail/arc.js';
 import type { Client } from './types.js';
 
 export interface AuthResults {
@@ -24,6 +25,8 @@ export interface AuthResults {
   readonly dkim: string;
   readonly dmarc: string;
   readonly arc: string;
+  /** The ARC chain as a forwarding seal must state it; absent: the chain must not be sealed. */
+  readonly arcChain?: ArcChainState;
 }
 
 export interface MessageAuthenticator {
@@ -40,6 +43,26 @@ export interface AuthenticatorOptions {
 
 interface Status {
   status?: { result?: string };
+}
+
+interface ArcStatus {
+  status?: { result?: string; shouldSeal?: boolean };
+  authResults?: string;
+}
+
+/**
+ * RFC 8617 §5.1.2 as mailauth reports it: a message without a chain is sealed with cv=none, a
+ * chain that validated with cv=pass, a chain that failed with cv=fail when its last seal still
+ * claimed none or pass; a chain that already ended in cv=fail is not sealed.
+ */
+function arcChainState(r: ArcStatus | false | undefined): ArcChainState | undefined {
+  if (r === undefined || r === false || r.authResults === undefined) return undefined;
+  const result = r.status?.result;
+  if (result === 'none' || result === 'pass') return { cv: result, authResults: r.authResults };
+  if (result === 'fail' && r.status?.shouldSeal === true) {
+    return { cv: 'fail', authResults: r.authResults };
+  }
+  return undefined;
 }
 
 function keyword(r: Status | Status[] | false | undefined): string {
@@ -89,6 +112,7 @@ export function mailAuthenticator(options: AuthenticatorOptions): MessageAuthent
       // mailauth folds its fields with CRLF + space; every value in them came through the SMTP
       // dialogue, whose bare CR, LF and NUL the listener refuses.
       const headers = r.headers.replace(/\r?\n/g, '\r\n');
+      const chain = arcChainState(r.arc as ArcStatus | false);
       const ar = /(?:^|\n)Authentication-Results: ([^]*)$/.exec(headers.replace(/\r/g, ''));
       return {
         headers,
@@ -99,6 +123,7 @@ export function mailAuthenticator(options: AuthenticatorOptions): MessageAuthent
         dkim: keyword((r.dkim as { results?: Status[] }).results ?? []),
         dmarc: keyword(r.dmarc as Status | false),
         arc: keyword(r.arc as Status | false),
+        ...(chain !== undefined ? { arcChain: chain } : {}),
       };
     },
   };

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretKeySet } from '../identity/keys.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
+import type { Srs } from '../mail/srs.js';
 import type { MessagingMetrics } from '../mailbox/metrics.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
 import type { DeliveryQueue } from '../queue/types.js';
@@ -27,10 +28,18 @@ import {
   type ClientVerdict,
   type SmtpState,
 } from './admission.js';
-import { ampDestination, didDomain } from './addresses.js';
+import { ampDestination, didDomain, domainOf, smtpDestination } from './addresses.js';
+import { isForOwnGateway, legacyMessage, openForLegacy, senderAddress } from './amp-offramp.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
 import type { MessageAuthenticator } from './authentication.js';
 import { commitToMailboxes, commitToQueue, storeCopies, type QueueEntry } from './commit.js';
+import {
+  outboundEntries,
+  originatesHere,
+  signOriginated,
+  type OffRampTransformDeps,
+} from './offramp.js';
+import { encodeOutbound } from './outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
 import { refusal } from './refusals.js';
@@ -58,7 +67,7 @@ export interface PipelineLogger {
   error(obj: object, msg: string): void;
 }
 
-export interface PipelineOptions extends TransformDeps {
+export interface PipelineOptions extends TransformDeps, OffRampTransformDeps {
   /** The domains this gateway serves (their DIDs are in `ledger`, their mailboxes here). */
   readonly domains: readonly string[];
   readonly ledger: LedgerView;
@@ -87,6 +96,7 @@ export class Pipeline {
     ledger: LedgerView;
     remote?: RemoteDirectory;
     delimiter?: string;
+    srs?: Srs;
   };
 
   constructor(options: PipelineOptions) {
@@ -97,6 +107,7 @@ export class Pipeline {
       ledger: options.ledger,
       ...(options.remote !== undefined ? { remote: options.remote } : {}),
       ...(options.delimiter !== undefined ? { delimiter: options.delimiter } : {}),
+      ...(options.srs !== undefined ? { srs: options.srs } : {}),
     };
   }
 
@@ -175,7 +186,7 @@ export class Pipeline {
       (t) => t.address.toLowerCase(),
     );
     const auth = await this.#o.authenticator.check(sub.message, sub.client, sub.mailFrom);
-    const stamped = stampedMessage({ ...sub, effects }, auth, this.#o.hostname);
+    const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = await messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
     const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
@@ -193,12 +204,23 @@ export class Pipeline {
       ],
       body: c.bytes,
     }));
-    if (addresses.length > 0) {
-      entries.push({
-        recipients: addresses.map((a) => ({ address: a.address, destination: a.destination })),
-        body: stamped,
-      });
-    }
+    const outbound =
+      addresses.length === 0
+        ? { entries: [], notes: [] }
+        : await outboundEntries(
+            {
+              sub: { ...sub, effects },
+              stamped,
+              originated: originatesHere(sub)
+                ? stampedMessage({ ...sub, effects }, '', this.#o.hostname)
+                : stamped,
+              fromDomain: domainOf(facts.headerFrom),
+              ...(auth.arcChain !== undefined ? { arc: auth.arcChain } : {}),
+            },
+            this.#o,
+            sub.receivedAt,
+          );
+    entries.push(...outbound.entries);
     const info = {
       messageId: id,
       sender: sub.mailFrom,
@@ -220,7 +242,7 @@ export class Pipeline {
         recipients: sub.recipients.map((r) => r.address),
         envelopes: copies.length,
         stored: direct.length - retry.length,
-        offramp: addresses.length,
+        offramp: outbound.notes,
         entries: committed,
         spf: auth.spf,
         dkim: auth.dkim,
@@ -238,8 +260,9 @@ export class Pipeline {
     const id = env.messageId.toString('hex');
     const admitted = await admitAmp(sub, this.#deps);
     if (admitted.kind === 'refuse') return this.#refused(sub, admitted.refusal);
-    const verdicts = await addressAmp(sub, this.#deps);
     const relay = sub.client.entrance === 'relay';
+    if (!relay && isForOwnGateway(env)) return this.#ampToLegacy(sub, maps);
+    const verdicts = await addressAmp(sub, this.#deps);
     if (!relay) {
       const first = [...verdicts.values()].find((r) => r !== undefined);
       if (first !== undefined) return this.#refused(sub, first);
@@ -306,6 +329,60 @@ export class Pipeline {
     };
   }
 
+  /** AMP for ordinary addresses, sealed to this gateway (amp-offramp.ts): opened, signed, queued. */
+  async #ampToLegacy(sub: AmpSubmission, maps: MapSnapshot): Promise<Outcome> {
+    const env = sub.envelope;
+    const id = env.messageId.toString('hex');
+    const sender = this.#o.ledger.current(env.sender);
+    if (sender.state !== 'current') {
+      return this.#refused(sub, refusal('ERR_SENDER_UNKNOWN', `${env.sender} is not active here`));
+    }
+    const opened = openForLegacy(env, this.#o.gatewayKeys, sender.record.keyId, sub.receivedAt);
+    if (isRefusal(opened)) return this.#refused(sub, opened);
+    const from = senderAddress(env.sender, maps);
+    const legacy = legacyMessage({
+      opened,
+      from,
+      hostname: this.#o.hostname,
+      domains: this.#domains,
+      maps,
+    });
+    if (isRefusal(legacy)) return this.#refused(sub, legacy);
+    const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
+    if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
+    const signed = signOriginated(legacy.message, domainOf(from), this.#o, sub.receivedAt);
+    const entry: QueueEntry = {
+      recipients: legacy.recipients.map((address) => ({
+        address,
+        destination: smtpDestination(address),
+      })),
+      body: encodeOutbound({ mailFrom: from, message: signed.message }),
+    };
+    const info = { messageId: id, sender: env.sender, senderKind: 'amp' as const };
+    const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, [entry]));
+    if (!Array.isArray(committed)) return committed;
+    this.#o.log.info(
+      {
+        transaction: sub.transaction,
+        messageId: id,
+        entrance: sub.client.entrance,
+        sender: env.sender,
+        mailFrom: from,
+        recipients: legacy.recipients,
+        signedBy: signed.signedBy,
+        bytes: signed.message.length,
+        entries: committed,
+      },
+      'message queued for ordinary addresses',
+    );
+    return {
+      kind: 'accepted',
+      messageId: id,
+      recipients: legacy.recipients.map((recipient) => ({ recipient })),
+      entries: committed,
+    };
+  }
+
   /** Runs a commit; a failure to commit is a temporary refusal (and a log line with the cause). */
   async #commit<T>(
     sub: { transaction: string },
@@ -362,6 +439,10 @@ export class Pipeline {
   #count(entrance: string, o: Outcome): void {
     this.#o.metrics?.messageIn(entrance, o.kind === 'accepted' ? 'accepted' : o.refusal.code);
   }
+}
+
+function isRefusal(v: object): v is Refusal {
+  return 'code' in v && 'temporary' in v;
 }
 
 function noRecipient(): Refusal {

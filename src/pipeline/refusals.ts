@@ -39,8 +39,14 @@ export const PIPELINE_REFUSALS = {
   ERR_ROUTE_ERROR: false,
   /** virtual_alias_maps went over a limit (RFC 3463 4.6.0, as Postfix). */
   ERR_ALIAS_LIMIT: true,
-  /** Legacy mail to an ordinary address while no off-ramp is configured. */
-  ERR_NO_OFFRAMP: false,
+  /** Mail for ordinary addresses names an address of an AMP identity (send to its DID). */
+  ERR_RECIPIENT_IS_AMP: false,
+  /** Mail for ordinary addresses: the gateway cannot open the envelope sealed to it. */
+  ERR_ENVELOPE_INVALID: false,
+  /** Mail for ordinary addresses: the author is not the sender's current key. */
+  ERR_SENDER_KEY_STALE: false,
+  /** Mail for ordinary addresses that is not message/rfc822. */
+  ERR_CONTENT_TYPE: false,
   ERR_ENVELOPE_EXPIRED: false,
   ERR_ENVELOPE_FORMAT: false,
   ERR_MESSAGE_FORMAT: false,

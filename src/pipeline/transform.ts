@@ -10,7 +10,7 @@
  *   content with its own DID key) and its signed origin part (§6.8) says that the message came
  *   from SMTP, from whom, and what was verified. The body is the whole message
  *   (`message/rfc822`); nothing of it stays in cleartext in the queue.
- * - Legacy to ordinary addresses: the same message bytes, for the off-ramp.
+ * - Legacy to ordinary addresses: signed, sealed or passed on as offramp.ts says.
  */
 import { simpleParser } from 'mailparser';
 import { encodeEnvelope, type Envelope, type Origin } from '../envelope/codec.js';
@@ -47,7 +47,7 @@ export function signDispatched(env: Envelope, deps: TransformDeps): Buffer {
 }
 
 /** RFC 5322 §3.3 date-time, numeric zone. */
-function rfc5322Date(ms: number): string {
+export function rfc5322Date(ms: number): string {
   return new Date(ms).toUTCString().replace(/GMT$/, '+0000');
 }
 
@@ -63,11 +63,14 @@ export function receivedLine(sub: LegacySubmission, hostname: string): string {
   );
 }
 
-/** The message as it leaves the gateway: trace and results first, then PREPENDs, then itself. */
-export function stampedMessage(sub: LegacySubmission, auth: AuthResults, hostname: string): Buffer {
+/**
+ * The message as it leaves the gateway: trace and `results` (our verification's header lines,
+ * or '' for mail originated here and going out) first, then PREPENDs, then itself.
+ */
+export function stampedMessage(sub: LegacySubmission, results: string, hostname: string): Buffer {
   const prepend = (sub.effects.headers ?? []).map((h) => `${h}\r\n`).join('');
   return Buffer.concat([
-    Buffer.from(receivedLine(sub, hostname) + auth.headers + prepend, 'utf8'),
+    Buffer.from(receivedLine(sub, hostname) + results + prepend, 'utf8'),
     sub.message,
   ]);
 }

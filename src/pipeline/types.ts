@@ -92,6 +92,8 @@ export interface LegacySubmission {
   readonly mailFrom: string;
   /** The recipients accepted at RCPT TO. */
   readonly recipients: readonly RecipientPlan[];
+  /** access_map said OK for the client's address (port 25): an internal system of ours. */
+  readonly trusted: boolean;
   /** What admission asked for along the dialogue. */
   readonly effects: Effects;
   /** The message as received (dot-unstuffed, CRLF line ends). */

@@ -39,7 +39,7 @@ function hostPort(host: string, port: number): string {
 }
 
 /** A TXT value in zone-file form: character-strings of at most 255 bytes (RFC 1035 §3.3.14). */
-function zoneTxt(text: string): string {
+export function zoneTxt(text: string): string {
   const parts: string[] = [];
   for (let i = 0; i < text.length; i += 255) parts.push(`"${text.slice(i, i + 255)}"`);
   return parts.join(' ');

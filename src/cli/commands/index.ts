@@ -22,6 +22,7 @@ import { sendCommand } from './send.js';
 import { statusCommand } from './status.js';
 import { serveCommand } from './serve.js';
 import { usersCommands } from './users.js';
+import { dkimCommands } from './dkim.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -45,5 +46,6 @@ export const COMMANDS: readonly Command[] = [
   ...mapsCommands,
   ...queueCommands,
   ...usersCommands,
+  ...dkimCommands,
   benchCommand,
 ];

@@ -15,7 +15,18 @@ import { encodeEnvelope, sealMessage } from '../../envelope/index.js';
 import { bundleFromMsg, type GatewayClient } from '../../amp/client-api/index.js';
 import type { RemoteIdentityResolver } from '../../amp/relay/identities.js';
 import { AfterSmtpError, CryptoError, InputError } from '../../errors.js';
-import { checkDid, parseDid, readKeyFile, type PublicKeyRecord } from '../../identity/index.js';
+import { randomBytes } from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import {
+  DID_PREFIX,
+  checkDid,
+  didToAddress,
+  formatDid,
+  parseDid,
+  readKeyFile,
+  type PublicKeyRecord,
+} from '../../identity/index.js';
+import { RCPT_TO_FIELD } from '../../pipeline/amp-offramp.js';
 import { readBoundedFile } from '../../identity/files.js';
 import {
   parseCheckpoint,
@@ -25,7 +36,14 @@ import {
   type VerifiedEntry,
 } from '../../ledger/index.js';
 import { parseNote } from '../../ledger/note.js';
-import { flag, optionalString, requireString, type Command, type ParsedArgs } from '../command.js';
+import {
+  UsageError,
+  flag,
+  optionalString,
+  requireString,
+  type Command,
+  type ParsedArgs,
+} from '../command.js';
 import {
   GATEWAY_OPTIONS,
   GATEWAY_USAGE,
@@ -103,16 +121,66 @@ export class IdentityLookup {
   }
 }
 
-function dids(args: ParsedArgs, name: string): string[] {
-  const v = args.values[name];
-  return v === undefined ? [] : (v as string[]).map((d) => checkDid(d));
+/** A recipient option's values: DIDs, and ordinary addresses (anything with an '@'). */
+function recipients(args: ParsedArgs, name: string): { dids: string[]; addresses: string[] } {
+  const v = (args.values[name] as string[] | undefined) ?? [];
+  const dids: string[] = [];
+  const addresses: string[] = [];
+  for (const r of v) {
+    if (r.startsWith(DID_PREFIX)) dids.push(checkDid(r));
+    else if (/^[^\s@<>]+@[^\s@<>]+$/.test(r)) addresses.push(r);
+    else throw new UsageError(`--${name} ${JSON.stringify(r)} is neither a DID nor an address`);
+  }
+  return { dids, addresses };
+}
+
+/**
+ * The RFC 5322 message for ordinary addresses (docs/PROTOCOL.md §15), built with nodemailer's
+ * composer: To and Cc name every visible recipient (a DID by its own address), the addresses to
+ * deliver to go in X-AfterSMTP-Rcpt-To (Bcc ones only there), From is the sender's DID address
+ * (the gateway writes the sender's published address in its place).
+ */
+async function legacyMessage(input: {
+  sender: string;
+  to: { dids: string[]; addresses: string[] };
+  cc: { dids: string[]; addresses: string[] };
+  bcc: string[];
+  subject: string;
+  contentType: string;
+  content: Buffer;
+}): Promise<Buffer> {
+  const visible = (r: { dids: string[]; addresses: string[] }) => [
+    ...r.addresses,
+    ...r.dids.map((d) => didToAddress(d)),
+  ];
+  const type = input.contentType.split(';')[0]?.trim().toLowerCase();
+  const body =
+    type === 'text/plain'
+      ? { text: input.content }
+      : type === 'text/html'
+        ? { html: input.content }
+        : { attachments: [{ content: input.content, contentType: input.contentType }] };
+  const composer = new MailComposer({
+    from: didToAddress(input.sender),
+    to: visible(input.to),
+    cc: visible(input.cc),
+    subject: input.subject,
+    messageId: `<${randomBytes(16).toString('hex')}@${parseDid(input.sender).domain}>`,
+    date: new Date(),
+    headers: {
+      [RCPT_TO_FIELD]: [...input.to.addresses, ...input.cc.addresses, ...input.bcc].join(', '),
+    },
+    ...body,
+  });
+  return composer.compile().build();
 }
 
 export const sendCommand: Command = {
   path: ['send'],
-  summary: 'Seal a message end to end and send it through your gateway (recipients by DID).',
+  summary:
+    'Seal a message end to end and send it through your gateway (to DIDs, and to ordinary addresses).',
   usage:
-    '--key <key file> --to <did>... [--cc <did>...] [--bcc <did>...] --subject <text>\n' +
+    '--key <key file> --to <did|address>... [--cc ...] [--bcc ...] --subject <text>\n' +
     '       --body-file <file | -> [--content-type <type>] [--ttl 7d]\n' +
     '       --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
     '       [--log-key <key>] [--state <file>] [--json]\n\n' +
@@ -125,6 +193,9 @@ export const sendCommand: Command = {
     "Recipients of another domain are resolved from that domain's gateway (AFTERSMTP_RELAY_ROUTES,\n" +
     'then DNS _aftersmtp._tcp with AFTERSMTP_DNS_SERVERS) against its DNS k= log key; --log-key\n' +
     'is the key of your own domain.\n' +
+    'An ordinary address (user@example.com) is reached through your gateway: the message is sealed\n' +
+    "to the gateway, which opens it and sends it over SMTP, signed with your domain's DKIM key.\n" +
+    'For those recipients end-to-end encryption ends at your gateway.\n' +
     'The key file passphrase comes from AFTERSMTP_PASSPHRASE, or is asked on the terminal.',
   options: {
     ...GATEWAY_OPTIONS,
@@ -141,10 +212,14 @@ export const sendCommand: Command = {
     const keyFile = keyFileOption(args);
     const subject = requireString(args, 'subject');
     const bodyFile = requireString(args, 'body-file');
-    const to = dids(args, 'to');
-    const cc = dids(args, 'cc');
-    const bcc = dids(args, 'bcc');
-    if (to.length + cc.length + bcc.length === 0) {
+    const toAll = recipients(args, 'to');
+    const ccAll = recipients(args, 'cc');
+    const bccAll = recipients(args, 'bcc');
+    const to = toAll.dids;
+    const cc = ccAll.dids;
+    const bcc = bccAll.dids;
+    const addresses = [...toAll.addresses, ...ccAll.addresses, ...bccAll.addresses];
+    if (to.length + cc.length + bcc.length + addresses.length === 0) {
       throw new InputError('ERR_USAGE_RECIPIENTS', 'at least one --to, --cc or --bcc is required');
     }
     const ttl = optionalString(args, 'ttl');
@@ -154,12 +229,14 @@ export const sendCommand: Command = {
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const state = await loadClientState(args);
     const client = await connectGateway(args);
-    const lookup = new IdentityLookup(client, args, state, parseDid(keys.did).domain);
+    const ownDomain = parseDid(keys.did).domain;
+    const gateway = formatDid({ domain: ownDomain, localpart: 'gateway' });
+    const lookup = new IdentityLookup(client, args, state, ownDomain);
     try {
       const records = new Map<string, PublicKeyRecord>();
       // The checkpoints the keys were read from (origin, size, root: §9.2), signed by the author.
       const checkpoints = new Set<string>();
-      for (const did of new Set([...to, ...cc, ...bcc])) {
+      for (const did of new Set([...to, ...cc, ...bcc, ...(addresses.length > 0 ? [gateway] : [])])) {
         const v = await lookup.resolve(did).catch((err: unknown) => {
           if (err instanceof AfterSmtpError && err.code === 'ERR_DID_UNKNOWN') {
             throw new InputError(
@@ -180,41 +257,71 @@ export const sendCommand: Command = {
       await state.save();
       const pick = (l: string[]) => l.map((d) => records.get(d) as PublicKeyRecord);
       const createdAt = Date.now();
-      const sealed = sealMessage({
+      const contentType = optionalString(args, 'content-type') ?? 'text/plain; charset=utf-8';
+      const common = {
         author: keys,
-        to: pick(to),
-        cc: pick(cc),
-        bcc: pick(bcc),
-        body: {
-          subject,
-          contentType: optionalString(args, 'content-type') ?? 'text/plain; charset=utf-8',
-          content,
-        },
         createdAt,
         expiresAt: ttlMs === undefined ? undefined : createdAt + ttlMs,
         checkpoint: Buffer.from([...checkpoints].join(''), 'utf8').subarray(0, 4096),
-      });
+      };
+      const sealed =
+        to.length + cc.length + bcc.length === 0
+          ? []
+          : sealMessage({
+              ...common,
+              to: pick(to),
+              cc: pick(cc),
+              bcc: pick(bcc),
+              body: { subject, contentType, content },
+            });
+      // Ordinary addresses: one envelope for the sender's own gateway, which opens it (§15).
+      const legacy =
+        addresses.length === 0
+          ? []
+          : sealMessage({
+              ...common,
+              to: pick([gateway]),
+              body: {
+                subject,
+                contentType: 'message/rfc822',
+                content: await legacyMessage({
+                  sender: keys.did,
+                  to: toAll,
+                  cc: ccAll,
+                  bcc: bccAll.addresses,
+                  subject,
+                  contentType,
+                  content,
+                }),
+              },
+            }).map((s) => ({ ...s, legacy: addresses }));
       const { token } = await client.login(keys);
       const sent = [];
-      for (const s of sealed) {
+      for (const s of [...sealed, ...legacy]) {
         const res = await client.dispatchMessage(token, { envelope: encodeEnvelope(s.envelope) });
         sent.push({
           messageId: res.message_id,
           queueEntryId: res.queue_entry_id,
           recipients: res.recipients,
-          bcc: s.bcc !== undefined,
+          bcc: 'bcc' in s && s.bcc !== undefined,
+          ...('legacy' in s ? { endToEndEndsAt: gateway } : {}),
         });
       }
       if (json) {
         printJson({ sender: keys.did, subject, envelopes: sent });
         return;
       }
-      printLines(
-        sent.map(
+      printLines([
+        ...sent.map(
           (s) =>
             `queued ${s.messageId} (entry ${s.queueEntryId}) for ${s.recipients.join(', ')}${s.bcc ? ' [bcc]' : ''}`,
         ),
-      );
+        ...(addresses.length > 0
+          ? [
+              `note: ${addresses.join(', ')} ${addresses.length > 1 ? 'are ordinary addresses' : 'is an ordinary address'}: end-to-end encryption ends at your gateway (${gateway}), which opens the message to send it over SMTP`,
+            ]
+          : []),
+      ]);
     } finally {
       lookup.close();
       client.close();

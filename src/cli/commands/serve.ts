@@ -46,6 +46,9 @@ import { prepareDataDir } from '../../storage/datadir.js';
 import { registerStorageMetrics } from '../../storage/metrics.js';
 import { StorageSpace } from '../../storage/space.js';
 import { checkDescriptorBudget } from '../../net/limits.js';
+import { DkimKeys } from '../../mail/dkim-keys.js';
+import { loadSrsSecret, Srs } from '../../mail/srs.js';
+import { dkimZoneLine } from './dkim.js';
 import type { Command } from '../command.js';
 
 /** The SMTP listeners from the configuration. */
@@ -152,7 +155,7 @@ export const serveCommand: Command = {
     const stopped = stopSignals(log);
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
-    const { identity, notes } = await loadOrCreateGatewayIdentity(config);
+    const { identity, notes, passphrase } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
     const registry = new Registry();
@@ -223,6 +226,14 @@ export const serveCommand: Command = {
         log.error({ err }, 'maps: a change could not be loaded; the previous maps stay in use'),
       );
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      const dkimKeys = new DkimKeys(config.dataDir, passphrase);
+      for (const k of await dkimKeys.ensure(config.domain)) {
+        log.warn(
+          { domain: k.domain, selector: k.selector, algorithm: k.algorithm, record: dkimZoneLine(k) },
+          'made a DKIM key: publish its record (aftersmtp dkim list, aftersmtp dns)',
+        );
+      }
+      const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
       const gatewayHost = config.hostname ?? hostname();
       const pipeline = new Pipeline({
         domains: [config.domain],
@@ -236,6 +247,8 @@ export const serveCommand: Command = {
         hostname: gatewayHost,
         maxEnvelopeBytes: config.maxEnvelopeBytes,
         legacyTtlMs: config.legacyTtl * 1000,
+        dkimKeys,
+        srs,
         authenticator: mailAuthenticator({ hostname: gatewayHost, dnsServers: config.dnsServers }),
         log,
         metrics,

@@ -496,6 +496,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
               client: state.client,
               mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
               recipients: c.plans,
+              trusted: state.trusted,
               effects: c.effects,
               message: m.message,
               receivedAt: now(),

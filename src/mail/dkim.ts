@@ -11,6 +11,7 @@
  * Content-ID, Content-Description, List-* fields; and the whole body (no l=).
  */
 import { createHash, sign, type KeyObject } from 'node:crypto';
+import { splitMessage, type HeaderField } from './headers.js';
 
 export interface DkimKey {
   /** d= */
@@ -48,43 +49,6 @@ export const SIGNED_FIELDS = [
 
 /** Fields listed once more than they occur, so none of them can be added after signing. */
 const OVERSIGNED = new Set(['from']);
-
-interface HeaderField {
-  /** Lower-cased name. */
-  readonly name: string;
-  /** The whole field as received, CRLF and folding included. */
-  readonly raw: string;
-}
-
-/** Splits a message into its header fields (unfolded per field) and the body. */
-export function splitMessage(message: Buffer): { fields: HeaderField[]; body: Buffer } {
-  let end = message.indexOf('\r\n\r\n');
-  let bodyStart: number;
-  if (message.subarray(0, 2).toString() === '\r\n') {
-    end = 0;
-    bodyStart = 2;
-  } else if (end < 0) {
-    end = message.length;
-    bodyStart = message.length;
-  } else {
-    end += 2;
-    bodyStart = end + 2;
-  }
-  const text = message.subarray(0, end).toString('latin1');
-  const fields: HeaderField[] = [];
-  for (const line of text.split(/(?<=\r\n)/)) {
-    if (line === '') continue;
-    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0) {
-      const last = fields.pop() as HeaderField;
-      fields.push({ name: last.name, raw: last.raw + line });
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue; // not a field; DKIM canonicalisation skips it
-    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), raw: line });
-  }
-  return { fields, body: message.subarray(bodyStart) };
-}
 
 /** RFC 6376 §3.4.2: relaxed header canonicalisation of one field (with its CRLF). */
 function relaxedHeader(raw: string): string {

@@ -18,10 +18,10 @@ import {
 } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError } from '../../errors.js';
-import { checkDomain } from '../../identity/did.js';
-import { writeFileAtomic } from '../../identity/files.js';
-import type { DkimKey } from './sign.js';
+import { InputError } from '../errors.js';
+import { checkDomain } from '../identity/did.js';
+import { writeFileAtomic } from '../identity/files.js';
+import type { DkimKey } from './dkim.js';
 
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 
@@ -119,7 +119,7 @@ export class DkimKeys {
     await writeFileAtomic(file, Buffer.from(pem), {
       mode: 0o600,
       overwrite: false,
-      code: 'ERR_DKIM_EXISTS',
+      code: 'ERR_DKIM',
     });
     const active = this.#active(domain);
     if (activate || active[algorithm] === undefined) {
@@ -167,6 +167,19 @@ export class DkimKeys {
       dnsName: `${selector}._domainkey.${domain}`,
       dnsValue: dnsRecordValue(algorithm, pub),
     };
+  }
+
+  /**
+   * A domain's first keys, made when it has none: rsa-sha256 (2048) and ed25519-sha256, both
+   * active, selectors named by the month (`202612r`, `202612e`). Answers what was made.
+   */
+  async ensure(domain: string, now = Date.now()): Promise<DkimKeyInfo[]> {
+    if (this.list(domain).length > 0) return [];
+    const month = new Date(now).toISOString().slice(0, 7).replace('-', '');
+    return [
+      await this.generate(domain, `${month}r`, 'rsa-sha256', true),
+      await this.generate(domain, `${month}e`, 'ed25519-sha256', true),
+    ];
   }
 
   /** Every key of every domain (or of one), with its DNS record. */

@@ -6,7 +6,7 @@
  * forwarded). The recipients are the job's. Bounded: a decoder refuses anything else.
  */
 import { Packr } from 'msgpackr';
-import { InputError } from '../../errors.js';
+import { InputError } from '../errors.js';
 
 export const OUTBOUND_VERSION = 1;
 
