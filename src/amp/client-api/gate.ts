@@ -93,8 +93,18 @@ interface DecoderInternals {
   decoder: { maxReadMessageLength: number; write(data: Buffer): Buffer[] };
 }
 
+/**
+ * The innermost call under `call`: interceptors listed before the gate (metrics) wrap it in
+ * ServerInterceptingCalls, each holding the call below as `nextCall`.
+ */
 function internals(call: ServerInterceptingCallInterface): DecoderInternals | undefined {
-  const c = call as unknown as Partial<DecoderInternals>;
+  let inner: unknown = call;
+  for (let depth = 0; depth < 8; depth++) {
+    const next = (inner as { nextCall?: unknown }).nextCall;
+    if (typeof next !== 'object' || next === null) break;
+    inner = next;
+  }
+  const c = inner as Partial<DecoderInternals>;
   const d = c.decoder;
   if (
     typeof c.maxReceiveMessageSize !== 'number' ||
