@@ -8,7 +8,9 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { verifyDane, type Tlsa } from '../../src/legacy/offramp/dane.js';
 import { parseDnsServer } from '../../src/legacy/offramp/dns.js';
 import { mxMatches, parseStsRecord } from '../../src/legacy/offramp/mta-sts.js';
+import { registerOffRampMetrics } from '../../src/legacy/offramp/metrics.js';
 import { orderMx } from '../../src/legacy/offramp/mx.js';
+import { Registry } from 'prom-client';
 import { makeCa, type Issued } from './helpers.js';
 
 /** The peer certificate object node's TLS gives, built from certificates (leaf first). */
@@ -146,5 +148,27 @@ describe('MX order and DNS servers', () => {
     assert.deepEqual(parseDnsServer('[::1]:5353'), { host: '::1', port: 5353 });
     assert.deepEqual(parseDnsServer('::1'), { host: '::1', port: 53 });
     assert.throws(() => parseDnsServer('dns.example'), /not a DNS server address/);
+  });
+});
+
+describe('metrics', () => {
+  test('TLS-RPT counters by policy and result; the success series exist from the first scrape', async () => {
+    const registry = new Registry();
+    const m = registerOffRampMetrics(registry);
+    let text = await registry.metrics();
+    for (const p of ['sts', 'tlsa', 'no-policy-found']) {
+      assert.match(
+        text,
+        new RegExp(`aftersmtp_offramp_tls_sessions_total\\{policy="${p}",result="success"\\} 0`),
+      );
+    }
+    m.tls('tlsa', 'tlsa-invalid');
+    m.recipients('delivered', 2);
+    text = await registry.metrics();
+    assert.match(
+      text,
+      /aftersmtp_offramp_tls_sessions_total\{policy="tlsa",result="tlsa-invalid"\} 1/,
+    );
+    assert.match(text, /aftersmtp_offramp_recipients_total\{result="delivered"\} 2/);
   });
 });
