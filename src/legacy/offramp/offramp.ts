@@ -159,12 +159,16 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
     };
     const r = await runSession({ ...base, tls });
     if (r.kind !== 'handshake-failed') return r;
-    metrics.tls('no-policy-found', 'validation-failure');
     o.log.info(
       { host: hostName, address, reason: r.reason },
       'off-ramp: TLS handshake failed; retrying without TLS',
     );
-    return runSession({ ...base, tls: { kind: 'plaintext' } });
+    // One TLS-RPT result for the two sessions: the handshake that failed.
+    const failed = { policy: 'no-policy-found', result: 'validation-failure' } as const;
+    const retry = await runSession({ ...base, tls: { kind: 'plaintext' } });
+    if ('report' in retry) return { ...retry, report: failed };
+    metrics.tls(failed.policy, failed.result);
+    return retry;
   }
 
   async function deliverGroup(

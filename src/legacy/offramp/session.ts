@@ -17,7 +17,7 @@
  * Bounds: connect, greeting (with STARTTLS), each command's reply (inactivity) and the whole
  * message transfer are timed; a reply larger than `maxReplyBytes` ends the session.
  */
-import { TLSSocket } from 'node:tls';
+import { rootCertificates, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NodemailerError } from 'nodemailer/lib/errors';
 import { verifyDane, type Tlsa } from './dane.js';
@@ -139,7 +139,7 @@ export async function runSession(i: SessionInput): Promise<SessionResult> {
       // The policy checks the session itself below, before MAIL FROM.
       rejectUnauthorized: false,
       ...(i.hostName !== undefined ? { servername: i.hostName } : {}),
-      ...(i.ca !== undefined && i.ca.length > 0 ? { ca: [...i.ca] } : {}),
+      ...(i.ca !== undefined && i.ca.length > 0 ? { ca: [...rootCertificates, ...i.ca] } : {}),
     },
   });
   let lastError: NodemailerError | undefined;
@@ -209,7 +209,7 @@ function connectFailure(
       reason: `${err.code ?? 'ECONNECTION'}${err.originalCode !== undefined ? `/${err.originalCode}` : ''}: ${replyText(err.message)}`,
     };
   }
-  if (err.code === 'ETLS' || (err.code === 'ETIMEDOUT' && conn.upgrading === true)) {
+  if (err.code === 'ETLS' || conn.upgrading === true) {
     const refusedStarttls = err.command === 'STARTTLS' && err.response !== undefined;
     if (tls.kind === 'opportunistic' && !refusedStarttls) {
       return { kind: 'handshake-failed', reason: replyText(err.message) };
