@@ -11,6 +11,7 @@ import {
   encodeOutbound,
   type OffRampMetrics,
 } from '../../src/legacy/offramp/index.js';
+import type { DestinationHandler } from '../../src/delivery/worker.js';
 import { MappingEngine } from '../../src/routing/index.js';
 import { job, memoryLog, message } from './helpers.js';
 
@@ -108,7 +109,8 @@ describe('off-ramp against misbehaving servers', () => {
     const fake = await fakeSmtp(behaviours);
     servers.push(fake.server);
     maps.set('mx_record_map', domain, `smtp:[127.0.0.1]:${fake.port}`);
-    const offramp = createOffRamp({
+    // What the delivery worker takes for `smtp:` destinations.
+    const offramp: DestinationHandler = createOffRamp({
       maps: () => maps.snapshot(),
       dnsServers: ['127.0.0.1:9'],
       hostname: 'gateway.example.org',
