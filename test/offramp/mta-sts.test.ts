@@ -5,8 +5,8 @@
 // temporary failure and nothing is sent. Testing: delivered, the failure counted. Policies are
 // cached on disk and outlive their server.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   createOffRamp,
@@ -122,6 +122,7 @@ describe('off-ramp with MTA-STS', { skip }, () => {
     await rx?.close();
     await dns?.close();
     await web?.close();
+    if (cacheDir !== undefined) rmSync(dirname(cacheDir), { recursive: true, force: true });
   });
 
   const stored = (domain: string) => rx.captured().filter((c) => c.recipient === `bob@${domain}`);
