@@ -48,7 +48,8 @@ PACKAGES=(
 )
 if [ "$with_tests" = 1 ]; then
   PACKAGES+=(
-    "unbound:a real DNS server for the discovery tests"
+    "unbound:a real DNS server for the discovery tests (and a validating one for the off-ramp's DANE tests)"
+    "ldnsutils:ldns-signzone and ldns-keygen sign the DNSSEC test zone of the off-ramp's DANE tests"
     "rabbitmq-server:the rabbitmq queue backend's tests"
     "postgresql:the postgres mailbox store's tests (pgcrypto)"
     "postfix:a real MTA as the SMTP peer of the on-ramp tests (private instances)"

@@ -318,6 +318,12 @@ export const SETTINGS = {
     doc: 'Seconds mail from SMTP may wait for its recipient in AMP (the expiry of the envelopes the gateway seals).',
     parse: integer(3600, 366 * 86_400),
   }),
+  offrampPort: setting({
+    env: 'AFTERSMTP_OFFRAMP_PORT',
+    default: '25',
+    doc: "TCP port of the mail exchangers the off-ramp delivers to (an mx_record_map route's own port wins). 25 on the internet; another value only in a test network.",
+    parse: integer(1, 65535),
+  }),
   grpcMaxUnauthenticatedBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
     default: String(64 * 1024),

@@ -61,6 +61,7 @@ const UNREACHABLE = new Set([
   'ERR_QUIC_CONNECTION_REFUSED',
   'ERR_QUIC_TIMEOUT',
   'ERR_SMTP_UNREACHABLE',
+  'ERR_SMTP_DNS',
 ]);
 
 export interface DeliveryWorkerOptions {

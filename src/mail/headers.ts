@@ -58,8 +58,5 @@ export function field(name: string, value: string): HeaderField {
 
 /** The message made of `fields`, the blank line and `body`. */
 export function joinMessage(fields: readonly HeaderField[], body: Buffer): Buffer {
-  return Buffer.concat([
-    Buffer.from(fields.map((f) => f.raw).join('') + '\r\n', 'latin1'),
-    body,
-  ]);
+  return Buffer.concat([Buffer.from(fields.map((f) => f.raw).join('') + '\r\n', 'latin1'), body]);
 }

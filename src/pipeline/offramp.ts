@@ -19,7 +19,7 @@ import { dkimSign, type DkimKey } from '../mail/dkim.js';
 import type { Srs } from '../mail/srs.js';
 import { domainOf } from './addresses.js';
 import type { QueueEntry } from './commit.js';
-import { encodeOutbound } from './outbound.js';
+import { encodeOutbound } from '../queue/outbound.js';
 import type { LegacySubmission, RecipientPlan, Target } from './types.js';
 
 /** The DKIM keys that sign for a domain now (src/mail/dkim-keys.ts). */

@@ -39,7 +39,7 @@ import {
   signOriginated,
   type OffRampTransformDeps,
 } from './offramp.js';
-import { encodeOutbound } from './outbound.js';
+import { encodeOutbound } from '../queue/outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
 import { refusal } from './refusals.js';

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { buildAmpNotice, encodeAmpNotice } from './amp-notice.js';
 import { buildDsn, dsnMessageId } from './dsn.js';
 import { jobIdOf } from './ids.js';
+import { decodeOutbound, encodeOutbound } from './outbound.js';
 import { RECORD_VERSION, type DeadRecord, type JobRecord } from './record.js';
 import type { EnvelopeInfo, RecipientInput, SenderKind } from './types.js';
 
@@ -17,6 +18,8 @@ export interface BounceOptions {
   readonly reportingMta: string;
   /** Where a bounce to `address` is delivered; default: smtp:<domain> or amp:<DID domain>. */
   readonly route?: (address: string, kind: SenderKind) => string;
+  /** Signs a DSN before it goes out (DKIM of the reporting domain); default: unsigned. */
+  readonly sign?: (message: Buffer) => Buffer;
 }
 
 export interface BounceSpec {
@@ -69,14 +72,30 @@ export function buildBounce(
     originalMessageId: job.messageId,
     arrivalDate: job.enqueuedAt,
     failures: dead,
-    originalBody,
+    originalBody: originalMessage(originalBody),
     now,
   };
+  // The DSN goes out through the off-ramp like any mail for an ordinary address: its record
+  // names the null reverse path, so it is never bounced itself (RFC 5321 §4.5.5).
   return {
     info: { messageId: dsnMessageId(input), sender: '', senderKind: 'legacy', bounce: true },
     recipient,
-    body: buildDsn(input),
+    body: encodeOutbound({ mailFrom: '', message: (options.sign ?? same)(buildDsn(input)) }),
   };
+}
+
+function same(message: Buffer): Buffer {
+  return message;
+}
+
+/** The message inside an off-ramp record, or the body as it is (a sealed envelope: none). */
+function originalMessage(body: Uint8Array | undefined): Uint8Array | undefined {
+  if (body === undefined) return undefined;
+  try {
+    return decodeOutbound(body).message;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -24,6 +24,8 @@ export interface PostfixOptions {
   /** main.cf lines added after the base settings (relayhost, relay_domains, ...). */
   readonly mainCf: readonly string[];
   readonly myhostname?: string;
+  /** master.cf lines added after the services (more listeners, pipe transports), given the port. */
+  readonly masterCf?: (port: number) => readonly string[];
 }
 
 export interface PostfixInstance {
@@ -117,7 +119,10 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
       '',
     ].join('\n'),
   );
-  writeFileSync(join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - - smtpd\n${SERVICES}`);
+  writeFileSync(
+    join(conf, 'master.cf'),
+    `127.0.0.1:${port} inet n - n - - smtpd\n${SERVICES}${(o.masterCf?.(port) ?? []).map((l) => `${l}\n`).join('')}`,
+  );
   await run('postfix', ['-c', conf, 'check']);
   await run('postfix', ['-c', conf, 'start']);
   return {

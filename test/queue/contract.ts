@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeAmpNotice } from '../../src/queue/amp-notice.js';
 import { QueueStateError } from '../../src/queue/errors.js';
+import { decodeOutbound } from '../../src/queue/outbound.js';
 import type {
   DeliveryQueue,
   EnvelopeInfo,
@@ -208,7 +209,10 @@ export function queueContract(name: string, open: Open): void {
         assert.equal(bounce.job.bounce, true);
         assert.deepEqual(bounce.job.recipients, ['alice@sender.example']);
         assert.equal(bounce.job.destination, 'smtp:sender.example');
-        const text = Buffer.from(bounce.job.body).toString('utf8');
+        // An off-ramp record with the null reverse path, holding the DSN.
+        const record = decodeOutbound(bounce.job.body);
+        assert.equal(record.mailFrom, '');
+        const text = record.message.toString('utf8');
         assert.match(text, /Content-Type: multipart\/report; report-type=delivery-status;/);
         assert.match(text, /Final-Recipient: rfc822; gone@rcpt\.example/);
         assert.match(text, /Status: 5\.1\.1/);

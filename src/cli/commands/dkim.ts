@@ -82,7 +82,8 @@ export const dkimCommands: readonly Command[] = [
       const { keys } = await openKeys();
       const list = keys.list(optionalString(args, 'domain'));
       if (flag(args, 'json')) printJson(list);
-      else if (list.length === 0) printLines(['no DKIM keys (the gateway makes them at its first start)']);
+      else if (list.length === 0)
+        printLines(['no DKIM keys (the gateway makes them at its first start)']);
       else printLines(list.flatMap((k) => [`; ${describe(k)}`, dkimZoneLine(k)]));
     },
   },

@@ -236,7 +236,12 @@ export const sendCommand: Command = {
       const records = new Map<string, PublicKeyRecord>();
       // The checkpoints the keys were read from (origin, size, root: §9.2), signed by the author.
       const checkpoints = new Set<string>();
-      for (const did of new Set([...to, ...cc, ...bcc, ...(addresses.length > 0 ? [gateway] : [])])) {
+      for (const did of new Set([
+        ...to,
+        ...cc,
+        ...bcc,
+        ...(addresses.length > 0 ? [gateway] : []),
+      ])) {
         const v = await lookup.resolve(did).catch((err: unknown) => {
           if (err instanceof AfterSmtpError && err.code === 'ERR_DID_UNKNOWN') {
             throw new InputError(

@@ -6,6 +6,7 @@
  * API over gRPC, the relay over QUIC, SMTP) and the delivery worker that takes committed mail
  * out. It stops cleanly on SIGINT/SIGTERM, in reverse order, and logs what it serves.
  */
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { Gauge, Registry } from 'prom-client';
@@ -46,6 +47,8 @@ import { prepareDataDir } from '../../storage/datadir.js';
 import { registerStorageMetrics } from '../../storage/metrics.js';
 import { StorageSpace } from '../../storage/space.js';
 import { checkDescriptorBudget } from '../../net/limits.js';
+import { createOffRamp, registerOffRampMetrics } from '../../legacy/offramp/index.js';
+import { dkimSign } from '../../mail/dkim.js';
 import { DkimKeys } from '../../mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../mail/srs.js';
 import { dkimZoneLine } from './dkim.js';
@@ -191,7 +194,31 @@ export const serveCommand: Command = {
             : log.warn({ freeBytes, why }, 'storage has room again: taking new mail'),
       });
       registerStorageMetrics(registry, space);
-      const queue = await openQueue(config, undefined, space);
+      // DKIM keys first: the queue signs the DSNs it makes (From MAILER-DAEMON@<domain>).
+      const dkimKeys = new DkimKeys(config.dataDir, passphrase);
+      for (const k of await dkimKeys.ensure(config.domain)) {
+        log.warn(
+          {
+            domain: k.domain,
+            selector: k.selector,
+            algorithm: k.algorithm,
+            record: dkimZoneLine(k),
+          },
+          'made a DKIM key: publish its record (aftersmtp dkim list, aftersmtp dns)',
+        );
+      }
+      const queue = await openQueue(
+        config,
+        {
+          reportingMta: config.domain,
+          sign: (m) =>
+            Buffer.concat([
+              Buffer.from(dkimSign(m, dkimKeys.signingKeys(config.domain)), 'latin1'),
+              m,
+            ]),
+        },
+        space,
+      );
       teardown.add(() => queue.close());
       const store = await openStore(config, {}, space);
       teardown.add(() => store.close());
@@ -199,6 +226,7 @@ export const serveCommand: Command = {
       const started: { relay?: Relay; certPem?: string } = {};
       registerQueueMetrics(registry, queue);
       const metrics = registerMessagingMetrics(registry);
+      const offrampMetrics = registerOffRampMetrics(registry);
       const apiMetrics = registerClientApiRequestMetrics(registry, clientApiMethods());
       registerQuicMetrics(registry, () => started.relay?.transport.stats());
       registerCertificateMetrics(registry, () => started.certPem);
@@ -226,13 +254,6 @@ export const serveCommand: Command = {
         log.error({ err }, 'maps: a change could not be loaded; the previous maps stay in use'),
       );
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
-      const dkimKeys = new DkimKeys(config.dataDir, passphrase);
-      for (const k of await dkimKeys.ensure(config.domain)) {
-        log.warn(
-          { domain: k.domain, selector: k.selector, algorithm: k.algorithm, record: dkimZoneLine(k) },
-          'made a DKIM key: publish its record (aftersmtp dkim list, aftersmtp dns)',
-        );
-      }
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
       const gatewayHost = config.hostname ?? hostname();
       const pipeline = new Pipeline({
@@ -286,6 +307,15 @@ export const serveCommand: Command = {
         log,
         metrics,
         remote: (job) => relay.sender.relayJob(job),
+        offramp: createOffRamp({
+          maps: () => maps.snapshot(),
+          dnsServers: config.dnsServers,
+          hostname: gatewayHost,
+          log,
+          metrics: offrampMetrics,
+          policyCacheDir: join(config.dataDir, 'mta-sts'),
+          port: config.offrampPort,
+        }),
       });
       worker.start();
       teardown.add(() => worker.stop());

@@ -1,0 +1,245 @@
+/**
+ * The off-ramp's DNS stub client: one question at a time to the configured recursive resolvers
+ * (AFTERSMTP_DNS_SERVERS, else the system's from /etc/resolv.conf), with EDNS0 and the DO bit
+ * set, so that the answer says whether the resolver validated it (the AD bit, RFC 4035 §3.2.3).
+ * node:dns does not expose the AD bit, and DANE (RFC 7672) may use only validated answers; MX,
+ * address, TXT and TLSA lookups all go through here so that one client decides what is secure.
+ *
+ * The AD bit is the resolver's word: it is worth something only from a validating resolver on
+ * a path an attacker cannot forge (this host, or a trusted network). docs/OPERATIONS.md says so.
+ *
+ * Guarantees: every query is bounded in time (per try and per server) and size (a UDP answer in
+ * one datagram of at most 4096 bytes, a TCP answer of at most 65535 bytes, as DNS itself); an
+ * answer must carry the query's id and question, from the server asked; a truncated UDP answer
+ * is asked again over TCP; SERVFAIL, REFUSED and silence move on to the next server. Failures
+ * are DnsError with a stable code: ERR_DNS_TIMEOUT, ERR_DNS_SERVFAIL (the answer of a
+ * validating resolver for bogus data, too), ERR_DNS_REFUSED, ERR_DNS_FORMAT.
+ */
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { getServers } from 'node:dns';
+import { connect, isIP } from 'node:net';
+import dnsPacket from 'dns-packet';
+import { AfterSmtpError } from '../../errors.js';
+
+export class DnsError extends AfterSmtpError {}
+
+export type DnsType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'TLSA';
+
+/** One answer: NOERROR (records may be empty: NODATA) or NXDOMAIN, and whether it was validated. */
+export interface DnsAnswer {
+  readonly rcode: 'NOERROR' | 'NXDOMAIN';
+  /** The resolver set AD: every RRset in the answer was validated by DNSSEC. */
+  readonly secure: boolean;
+  readonly answers: readonly dnsPacket.Answer[];
+}
+
+export interface DnsServer {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface DnsClientOptions {
+  /** ip, ip:port or [ipv6]:port (AFTERSMTP_DNS_SERVERS); undefined or empty: the system's. */
+  readonly servers?: readonly string[];
+  /** Time for one try at one server (default 3 s). */
+  readonly timeoutMs?: number;
+  /** Tries per server (default 2). */
+  readonly tries?: number;
+}
+
+const UDP_PAYLOAD = 1232; // RFC 9715's safe EDNS0 size: no IP fragmentation
+const MAX_UDP_ANSWER = 4096;
+const MAX_TCP_ANSWER = 65535;
+
+/** Parses `ip`, `ip:port` and `[ipv6]:port`, as AFTERSMTP_DNS_SERVERS and dns.getServers() give them. */
+export function parseDnsServer(s: string): DnsServer {
+  if (isIP(s) !== 0) return { host: s, port: 53 };
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(s);
+  const host = m?.[1] ?? m?.[2];
+  if (m === null || host === undefined || isIP(host) === 0) {
+    throw new DnsError('ERR_DNS_CONFIG', `not a DNS server address: ${JSON.stringify(s)}`);
+  }
+  return { host, port: Number(m[3]) };
+}
+
+function sameName(a: string, b: string): boolean {
+  return a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
+}
+
+export class DnsClient {
+  readonly #servers: readonly DnsServer[];
+  readonly #timeoutMs: number;
+  readonly #tries: number;
+
+  constructor(o: DnsClientOptions = {}) {
+    const list = o.servers !== undefined && o.servers.length > 0 ? o.servers : getServers();
+    this.#servers = list.map(parseDnsServer);
+    if (this.#servers.length === 0) {
+      throw new DnsError('ERR_DNS_CONFIG', 'no DNS server: set AFTERSMTP_DNS_SERVERS');
+    }
+    this.#timeoutMs = o.timeoutMs ?? 3000;
+    this.#tries = o.tries ?? 2;
+  }
+
+  /** The servers asked, for messages. */
+  describe(): string {
+    return this.#servers.map((s) => `${s.host}:${s.port}`).join(', ');
+  }
+
+  /** Asks `type` of `name`; resolves NOERROR (possibly no records) or NXDOMAIN; throws DnsError. */
+  async query(name: string, type: DnsType): Promise<DnsAnswer> {
+    let last: DnsError | undefined;
+    for (let t = 0; t < this.#tries; t++) {
+      for (const server of this.#servers) {
+        try {
+          return await this.#ask(server, name, type);
+        } catch (err) {
+          last =
+            err instanceof DnsError
+              ? err
+              : new DnsError('ERR_DNS_TIMEOUT', `${type} ${name}: ${(err as Error).message}`);
+        }
+      }
+    }
+    throw last ?? new DnsError('ERR_DNS_TIMEOUT', `${type} ${name}: no answer`);
+  }
+
+  async #ask(server: DnsServer, name: string, type: DnsType): Promise<DnsAnswer> {
+    const id = randomInt(0, 65536);
+    const query = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHENTIC_DATA,
+      questions: [{ type, name, class: 'IN' }],
+      additionals: [
+        {
+          type: 'OPT',
+          name: '.',
+          udpPayloadSize: UDP_PAYLOAD,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: dnsPacket.DNSSEC_OK,
+          flag_do: true,
+          options: [],
+        },
+      ],
+    });
+    let raw = await this.#udp(server, query);
+    let packet = this.#check(raw, id, name, type);
+    if (packet.flag_tc) {
+      raw = await this.#tcp(server, query);
+      packet = this.#check(raw, id, name, type);
+    }
+    const rcode = (packet as unknown as { rcode: string }).rcode;
+    if (rcode === 'NOERROR' || rcode === 'NXDOMAIN') {
+      return { rcode, secure: packet.flag_ad, answers: packet.answers ?? [] };
+    }
+    throw new DnsError(
+      rcode === 'SERVFAIL' ? 'ERR_DNS_SERVFAIL' : 'ERR_DNS_REFUSED',
+      `${type} ${name}: ${rcode} from ${server.host}:${server.port}`,
+    );
+  }
+
+  #check(raw: Buffer, id: number, name: string, type: DnsType): dnsPacket.DecodedPacket {
+    let p: dnsPacket.DecodedPacket;
+    try {
+      p = dnsPacket.decode(raw);
+    } catch {
+      throw new DnsError('ERR_DNS_FORMAT', `${type} ${name}: an answer that does not decode`);
+    }
+    const q = p.questions?.[0];
+    if (
+      p.id !== id ||
+      !p.flag_qr ||
+      p.questions?.length !== 1 ||
+      q === undefined ||
+      q.type !== type ||
+      !sameName(q.name, name)
+    ) {
+      throw new DnsError('ERR_DNS_FORMAT', `${type} ${name}: an answer to another question`);
+    }
+    return p;
+  }
+
+  #udp(server: DnsServer, query: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
+      const done = (err: Error | undefined, msg?: Buffer): void => {
+        clearTimeout(timer);
+        sock.close();
+        if (err !== undefined) reject(err);
+        else resolve(msg as Buffer);
+      };
+      const timer = setTimeout(
+        () => done(new DnsError('ERR_DNS_TIMEOUT', `no answer from ${server.host}:${server.port}`)),
+        this.#timeoutMs,
+      );
+      sock.on('error', (err) => done(err));
+      sock.on('message', (msg, rinfo) => {
+        // Anything from elsewhere, or too large, is not the answer: keep waiting.
+        if (rinfo.address !== server.host || rinfo.port !== server.port) return;
+        if (
+          msg.length > MAX_UDP_ANSWER ||
+          msg.length < 12 ||
+          msg.readUInt16BE(0) !== query.readUInt16BE(0)
+        )
+          return;
+        done(undefined, msg);
+      });
+      sock.send(query, server.port, server.host, (err) => {
+        if (err) done(err);
+      });
+    });
+  }
+
+  #tcp(server: DnsServer, query: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const sock = connect({ host: server.host, port: server.port });
+      const chunks: Buffer[] = [];
+      let got = 0;
+      const done = (err: Error | undefined, msg?: Buffer): void => {
+        clearTimeout(timer);
+        sock.destroy();
+        if (err !== undefined) reject(err);
+        else resolve(msg as Buffer);
+      };
+      const timer = setTimeout(
+        () =>
+          done(
+            new DnsError('ERR_DNS_TIMEOUT', `no answer from ${server.host}:${server.port} (TCP)`),
+          ),
+        this.#timeoutMs,
+      );
+      sock.on('error', (err) => done(err));
+      sock.on('connect', () => {
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(query.length);
+        sock.write(Buffer.concat([len, query]));
+      });
+      sock.on('data', (d: Buffer) => {
+        chunks.push(d);
+        got += d.length;
+        if (got > MAX_TCP_ANSWER + 2) {
+          done(new DnsError('ERR_DNS_FORMAT', 'a TCP answer longer than DNS allows'));
+          return;
+        }
+        const all = Buffer.concat(chunks);
+        if (all.length >= 2 && all.length >= 2 + all.readUInt16BE(0)) {
+          done(undefined, all.subarray(2, 2 + all.readUInt16BE(0)));
+        }
+      });
+      sock.on('end', () =>
+        done(new DnsError('ERR_DNS_FORMAT', 'the server closed the TCP connection early')),
+      );
+    });
+  }
+}
+
+/** The records of `type` in an answer (a CNAME chain's target's included), lower-cased names. */
+export function recordsOf<T extends dnsPacket.Answer['type']>(
+  a: DnsAnswer,
+  type: T,
+): Extract<dnsPacket.Answer, { type: T }>[] {
+  return a.answers.filter((r): r is Extract<dnsPacket.Answer, { type: T }> => r.type === type);
+}
