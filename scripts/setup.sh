@@ -55,6 +55,10 @@ if [ "$with_tests" = 1 ]; then
     "postfix:a real MTA as the SMTP peer of the on-ramp tests (private instances)"
     "swaks:SMTP dialogues in the on-ramp tests"
     "nmap:its smtp-open-relay script checks that port 25 is no open relay"
+    "python3-dkim:dkimpy, an independent DKIM and ARC verifier of what the off-ramp signs"
+    "python3-authres:what dkimpy's ARC signer reads Authentication-Results with"
+    "libmail-dkim-perl:Mail::DKIM, a second independent DKIM verifier"
+    "postsrsd:an independent SRS implementation the off-ramp's SRS addresses are checked against"
   )
 fi
 
