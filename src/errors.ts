@@ -23,6 +23,18 @@ export class CryptoError extends AfterSmtpError {}
 export class ConfigError extends AfterSmtpError {}
 
 /**
+ * The settings' problems as one ConfigError: one line for one problem, else one per line under
+ * a heading, each naming its variable.
+ */
+export function invalidConfiguration(problems: readonly string[]): ConfigError {
+  const text =
+    problems.length === 1
+      ? `invalid configuration: ${problems[0]}`
+      : `invalid configuration:\n  ${problems.join('\n  ')}`;
+  return new ConfigError('ERR_CONFIG', text);
+}
+
+/**
  * Something in the environment is not as it must be (a port taken, a file missing or
  * unreadable, a disk full, a server down): the operator fixes it, not the code. The message
  * names the thing (the address, the path, the variable) and says what is wrong, in one line.

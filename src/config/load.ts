@@ -5,7 +5,7 @@
  * and so are settings that contradict each other (checks.ts). An empty value means unset (the
  * default applies), as everywhere (src/env.ts).
  */
-import { ConfigError } from '../errors.js';
+import { invalidConfiguration } from '../errors.js';
 import { envValue } from '../env.js';
 import { contradictions } from './checks.js';
 import { SETTINGS, type Config, type Setting } from './schema.js';
@@ -40,7 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Settings that contradict each other, once each of them is valid alone.
   if (problems.length === 0) problems.push(...contradictions(values as Config));
   if (problems.length > 0) {
-    throw new ConfigError('ERR_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`);
+    throw invalidConfiguration(problems);
   }
   return values as Config;
 }

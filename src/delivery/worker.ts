@@ -16,8 +16,10 @@
  * remote destination; further jobs of a busy destination wait in hand (at most `concurrency` x 4
  * jobs are in hand, so leasing goes on for the others) and one that waited `maxWaitMs` is put back
  * as a temporary failure; a destination that could not be reached at all (DNS, connection,
- * handshake) is left alone for `deadDestinationMs`: its jobs are put back at once without an
- * attempt, as Postfix does with a dead destination. The local mailboxes are one destination
+ * handshake) is left alone for a while: its jobs are put back at once without an attempt, as
+ * Postfix does with a dead destination; the while is 5 s after the first such failure and
+ * doubles with each one in a row up to `deadDestinationMs`, so a peer that was only restarting
+ * is tried again soon and one that stays down costs one attempt a minute. The local mailboxes are one destination
  * without a cap of its own.
  *
  * stop() stops leasing and waits for the jobs in hand; an unsettled lease simply expires.
@@ -83,10 +85,13 @@ export interface DeliveryWorkerOptions {
   readonly perDestination?: number;
   /** How long a job may wait in hand for its busy destination (default 60 s). */
   readonly maxWaitMs?: number;
-  /** How long an unreachable destination is left alone (default 60 s). */
+  /** The longest an unreachable destination is left alone (default 60 s; the first time 5 s). */
   readonly deadDestinationMs?: number;
   readonly now?: () => number;
 }
+
+/** How long a destination is left alone after its first unreachable attempt. */
+const FIRST_DEAD_PAUSE_MS = 5_000;
 
 function reasonOf(err: unknown): string {
   return err instanceof AfterSmtpError ? `${err.code}: ${err.message}` : 'internal error';
@@ -106,8 +111,8 @@ export class DeliveryWorker {
   readonly #active = new Map<string, number>();
   readonly #waiting = new Map<string, { lease: Lease; since: number }[]>();
   #waitingCount = 0;
-  /** Destinations found unreachable, until when they are left alone. */
-  readonly #dead = new Map<string, number>();
+  /** Destinations found unreachable: until when they are left alone, and failures in a row. */
+  readonly #dead = new Map<string, { until: number; failures: number }>();
   #stopping = false;
   #loop: Promise<void> | undefined;
 
@@ -163,8 +168,8 @@ export class DeliveryWorker {
   /** Starts a leased job now, queues it behind its destination's, or puts it back. */
   #admit(lease: Lease): void {
     const dest = lease.job.destination;
-    const deadUntil = this.#dead.get(dest);
-    if (deadUntil !== undefined && deadUntil > this.#now()) {
+    const dead = this.#dead.get(dest);
+    if (dead !== undefined && dead.until > this.#now()) {
       this.#track(
         this.#putBack(
           lease,
@@ -249,7 +254,9 @@ export class DeliveryWorker {
         (o) => o.status === 'temporary' && o.code !== undefined && UNREACHABLE.has(o.code),
       )
     ) {
-      this.#dead.set(job.destination, this.#now() + this.#deadMs);
+      const failures = (this.#dead.get(job.destination)?.failures ?? 0) + 1;
+      const pause = Math.min(this.#deadMs, FIRST_DEAD_PAUSE_MS * 2 ** Math.min(failures - 1, 16));
+      this.#dead.set(job.destination, { until: this.#now() + pause, failures });
     } else if (outcomes.some((o) => o.status === 'delivered')) {
       this.#dead.delete(job.destination);
     }

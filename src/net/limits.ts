@@ -8,7 +8,7 @@
  * from /proc/self/limits (Linux). Where it cannot be read, nothing is checked.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../errors.js';
+import { invalidConfiguration } from '../errors.js';
 
 /** Descriptors kept for everything but the capped listeners' connections. */
 export const DESCRIPTOR_RESERVE = 512;
@@ -40,9 +40,8 @@ export function checkDescriptorBudget(
   const smtp = config.smtpMaxConnections ?? 0;
   const wanted = config.grpcMaxConnections + smtp + DESCRIPTOR_RESERVE;
   if (wanted > limit) {
-    throw new ConfigError(
-      'ERR_CONFIG',
-      `invalid configuration:\n  AFTERSMTP_GRPC_MAX_CONNECTIONS (${config.grpcMaxConnections}) and AFTERSMTP_SMTP_MAX_CONNECTIONS (${smtp}) plus ${DESCRIPTOR_RESERVE} descriptors for the rest do not fit the open-file limit of ${limit} (raise it with ulimit -n / LimitNOFILE, or lower the caps)`,
-    );
+    throw invalidConfiguration([
+      `AFTERSMTP_GRPC_MAX_CONNECTIONS (${config.grpcMaxConnections}) and AFTERSMTP_SMTP_MAX_CONNECTIONS (${smtp}) plus ${DESCRIPTOR_RESERVE} descriptors for the rest do not fit the open-file limit of ${limit} (raise it with ulimit -n / LimitNOFILE, or lower the caps)`,
+    ]);
   }
 }

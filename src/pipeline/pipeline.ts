@@ -391,16 +391,16 @@ export class Pipeline {
     try {
       return await fn();
     } catch (err) {
+      const full = (err as { code?: unknown }).code === 'ERR_STORAGE_FULL';
       this.#o.log.error(
         { transaction: sub.transaction, err, code: (err as { code?: unknown }).code },
         'commit failed: the message is refused for now',
       );
       return {
         kind: 'refused',
-        refusal: refusal(
-          'ERR_STORAGE_UNAVAILABLE',
-          'the message cannot be stored now; try again later',
-        ),
+        refusal: full
+          ? refusal('ERR_STORAGE_FULL', 'no room to store the message now; try again later')
+          : refusal('ERR_STORAGE_UNAVAILABLE', 'the message cannot be stored now; try again later'),
       };
     }
   }

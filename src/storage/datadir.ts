@@ -1,6 +1,6 @@
 /**
  * Makes sure AFTERSMTP_DATA_DIR is a directory the gateway can use before anything is opened in
- * it, and says clearly why not otherwise (ConfigError naming the variable). It never loops:
+ * it, and says clearly why not otherwise (ERR_DATA_DIR, naming the path and the variable). It never loops:
  * Node's `mkdir(..., { recursive: true })` spins forever under /proc (the kernel answers ENOENT
  * for a child of a directory that exists, which the recursive walk reads as "create the parent
  * first"), so the directory is created here one level at a time and every answer is final.
@@ -21,7 +21,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { EnvironmentError } from '../errors.js';
 
 /** statfs f_type of kernel pseudo file systems (linux/magic.h). */
 const PSEUDO_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
@@ -39,11 +39,8 @@ const PSEUDO_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
   [0xde5e81e4, 'efivarfs'],
 ]);
 
-function refuse(path: string, why: string): ConfigError {
-  return new ConfigError(
-    'ERR_CONFIG',
-    `invalid configuration:\n  AFTERSMTP_DATA_DIR: ${path}: ${why}`,
-  );
+function refuse(path: string, why: string): EnvironmentError {
+  return new EnvironmentError('ERR_DATA_DIR', `cannot use ${path} (AFTERSMTP_DATA_DIR): ${why}`);
 }
 
 function reason(err: unknown): string {
@@ -107,8 +104,8 @@ function pseudoFileSystem(path: string): string | undefined {
 }
 
 /**
- * Checks and creates the data directory; returns its absolute path. Throws a ConfigError naming
- * AFTERSMTP_DATA_DIR when it cannot be used.
+ * Checks and creates the data directory; returns its absolute path. Throws an EnvironmentError
+ * (ERR_DATA_DIR) naming the path and AFTERSMTP_DATA_DIR when it cannot be used.
  */
 export function prepareDataDir(path: string): string {
   const dir = resolve(path);

@@ -11,7 +11,7 @@
  * relay and the pipeline use the same ones.
  */
 import { join } from 'node:path';
-import { ConfigError, asEnvironmentError } from '../../errors.js';
+import { asEnvironmentError, invalidConfiguration } from '../../errors.js';
 import {
   gatewayIdentityFiles,
   gatewayPassphrase,
@@ -94,10 +94,9 @@ export async function openGatewayLedger(
   const policies = config.ledgerPolicy ?? new Map();
   for (const domain of policies.keys()) {
     if (domain !== config.domain) {
-      throw new ConfigError(
-        'ERR_CONFIG',
-        `invalid configuration:\n  AFTERSMTP_LEDGER_POLICY: ${domain} is not served here (AFTERSMTP_DOMAIN is ${config.domain})`,
-      );
+      throw invalidConfiguration([
+        `AFTERSMTP_LEDGER_POLICY: ${domain} is not served here (AFTERSMTP_DOMAIN is ${config.domain})`,
+      ]);
     }
   }
   const notes: string[] = [];
