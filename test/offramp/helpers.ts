@@ -309,6 +309,8 @@ export async function startSignedZone(zone: string, records: readonly string[]):
 
 export interface Captured {
   readonly recipient: string;
+  /** The reverse path Postfix received it with (its qmgr log line), '' for the null sender. */
+  readonly sender: string | undefined;
   /** What Postfix stored (LF line ends), whole. */
   readonly stored: Buffer;
   /** The same with CRLF line ends and Postfix's own Received line removed. */
@@ -385,8 +387,15 @@ export async function startReceiver(o: ReceiverOptions): Promise<Receiver> {
         : []),
     ],
   });
-  const captured = (): Captured[] =>
-    readdirSync(box)
+  const senders = (): Map<string, string> =>
+    new Map(
+      [...postfix.log().matchAll(/ ([0-9A-F]{6,}): from=<([^>]*)>/g)].map(
+        (m) => [m[1] as string, m[2] as string] as const,
+      ),
+    );
+  const captured = (): Captured[] => {
+    const from = senders();
+    return readdirSync(box)
       .filter((f) => !f.startsWith('.'))
       .sort()
       .map((f) => {
@@ -395,10 +404,12 @@ export async function startReceiver(o: ReceiverOptions): Promise<Receiver> {
         if (lines[lines.length - 1] === '') lines.pop();
         return {
           recipient: f.slice(f.indexOf('.') + 1),
+          sender: from.get(f.slice(0, f.indexOf('.'))),
           stored,
           message: Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1'),
         };
       });
+  };
   return {
     port: postfix.port,
     postfix,

@@ -16,6 +16,9 @@ import type { IdentityLedger } from '../../src/ledger/ledger.js';
 import { MailboxWriter } from '../../src/mailbox/writer.js';
 import { startSmtp, type SmtpLimits, type SmtpListeners } from '../../src/legacy/smtp/server.js';
 import { SubmissionUsers } from '../../src/legacy/users.js';
+import { createOffRamp, type OffRampHandler } from '../../src/legacy/offramp/index.js';
+import { DkimKeys } from '../../src/mail/dkim-keys.js';
+import { loadSrsSecret, Srs } from '../../src/mail/srs.js';
 import type { Pipeline } from '../../src/pipeline/pipeline.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
@@ -38,6 +41,9 @@ export interface SmtpGateway {
   /** The gateway's maps (a file in `dir`; another engine on it is what `aftersmtp maps` does). */
   readonly maps: MappingEngine;
   readonly dir: string;
+  /** With `outbound`: the DKIM keys (DOMAIN has one rsa and one ed25519) and the SRS secret. */
+  readonly dkim?: DkimKeys;
+  readonly srs?: Srs;
   readonly port: { mx: number; submission: number; submissions: number };
   readonly tlsCert: string;
   /** Registers a user of DOMAIN and returns its keys. */
@@ -55,6 +61,15 @@ export interface Received {
 export interface SmtpGatewayOptions {
   readonly limits?: Partial<SmtpLimits>;
   readonly dnsServers?: readonly string[];
+  /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
+  readonly outbound?: {
+    /** The off-ramp's DNS (MX lookups); routes in the maps need none. */
+    readonly dnsServers?: readonly string[];
+    /** Port of the MX hosts (the test's receiver). */
+    readonly port?: number;
+    /** DKIM keys the test made (default: new ones in the data dir). */
+    readonly dkim?: DkimKeys;
+  };
 }
 
 export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<SmtpGateway> {
@@ -68,6 +83,25 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
   });
   const queue = new LmdbQueue({ path: join(dir, 'queue'), bounce: { reportingMta: DOMAIN } });
   const maps = MappingEngine.open({ path: mapsDatabasePath(dir), pollMs: 50 });
+  let outbound: { dkim: DkimKeys; srs: Srs; offramp: OffRampHandler } | undefined;
+  if (opts.outbound !== undefined) {
+    const dkim = opts.outbound.dkim ?? new DkimKeys(dir, 'the test gateway passphrase');
+    await dkim.ensure(DOMAIN);
+    outbound = {
+      dkim,
+      srs: new Srs({ secret: await loadSrsSecret(dir) }),
+      offramp: createOffRamp({
+        maps: () => maps.snapshot(),
+        ...(opts.outbound.dnsServers !== undefined
+          ? { dnsServers: opts.outbound.dnsServers }
+          : { dnsServers: ['127.0.0.1:1'] }),
+        hostname: `mx.${DOMAIN}`,
+        log: QUIET,
+        ...(opts.outbound.port !== undefined ? { port: opts.outbound.port } : {}),
+        timeouts: { connectMs: 3000, dnsMs: 1000 },
+      }),
+    };
+  }
   const pipeline = testPipeline({
     domain: DOMAIN,
     ledger,
@@ -76,6 +110,9 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     queue,
     maps,
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
+    ...(outbound !== undefined
+      ? { overrides: { dkimKeys: outbound.dkim, srs: outbound.srs } }
+      : {}),
   });
   const worker = new DeliveryWorker({
     queue,
@@ -85,6 +122,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     domain: DOMAIN,
     maxEnvelopeBytes: 32 * 1024 * 1024,
     log: QUIET,
+    ...(outbound !== undefined ? { offramp: outbound.offramp } : {}),
   });
   worker.start();
   const users = SubmissionUsers.open(dir);
@@ -109,6 +147,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     users,
     maps,
     dir,
+    ...(outbound !== undefined ? { dkim: outbound.dkim, srs: outbound.srs } : {}),
     tlsCert: cert.certPem,
     port: {
       mx: a.mx?.port ?? 0,
@@ -160,8 +199,13 @@ export class RawSmtp {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number): Promise<RawSmtp> {
-    const socket = netConnect(port, '127.0.0.1');
+  /** `localAddress`: the client's own address (another 127.0.0.x for an access_map entry). */
+  static async open(port: number, localAddress?: string): Promise<RawSmtp> {
+    const socket = netConnect({
+      port,
+      host: '127.0.0.1',
+      ...(localAddress !== undefined ? { localAddress } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
