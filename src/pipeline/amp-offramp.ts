@@ -13,9 +13,12 @@
  * - Message-ID and Date are kept (made from the envelope's id and time when missing); a
  *   Received line of this gateway goes on top; then the pipeline signs it (DKIM) and queues it.
  *
- * Refused: anything not `message/rfc822`, a message without an X-AfterSMTP-Rcpt-To, an address
- * that is not plain `local@domain`, and an address of a domain this gateway serves or that
- * mx_record_map routes to AMP (those are AMP identities: the client sends to their DIDs).
+ * Line ends are made CRLF (what SMTP sends, and what the signature must cover).
+ *
+ * Refused: anything not `message/rfc822`, a line over 998 octets, a message without an
+ * X-AfterSMTP-Rcpt-To, an address that is not plain `local@domain`, and an address of a domain
+ * this gateway serves or that mx_record_map routes to AMP (those are AMP identities: the client
+ * sends to their DIDs).
  */
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeWord } from 'nodemailer/lib/mime-funcs';
@@ -115,7 +118,11 @@ export interface LegacyMessageInput {
 /** The ordinary message and its recipients (see the module comment), or why not. */
 export function legacyMessage(input: LegacyMessageInput): LegacyMessage | Refusal {
   const { opened, from, hostname } = input;
-  const { fields, body } = splitMessage(opened.content);
+  const content = withCrlf(opened.content);
+  if (LONG_LINE.test(content.toString('latin1'))) {
+    return refusal('ERR_MESSAGE_FORMAT', 'a line is longer than 998 octets (RFC 5322 2.1.1)');
+  }
+  const { fields, body } = splitMessage(content);
   const rcptField = RCPT_TO_FIELD.toLowerCase();
   const recipients: string[] = [];
   for (const f of fields.filter((x) => x.name === rcptField)) {
@@ -153,6 +160,17 @@ export function legacyMessage(input: LegacyMessageInput): LegacyMessage | Refusa
     added.push(field('Message-ID', `<${id}@${domainOf(from)}>`));
   }
   return { recipients, message: joinMessage([...added, ...kept], body) };
+}
+
+/** A line of more than 998 octets before its CRLF. */
+const LONG_LINE = /[^\r\n]{999}/;
+
+/** Line ends as SMTP sends them (a bare LF or CR would be turned into CRLF after signing). */
+function withCrlf(message: Buffer): Buffer {
+  const text = message.toString('latin1');
+  return /\r(?!\n)|(?<!\r)\n/.test(text)
+    ? Buffer.from(text.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1')
+    : message;
 }
 
 function checkAddress(address: string, input: LegacyMessageInput): Refusal | undefined {
