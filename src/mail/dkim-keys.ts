@@ -1,6 +1,7 @@
 /**
  * DKIM keys per domain and selector, in `<data dir>/dkim/<domain>/`: one private key per
- * selector (`<selector>.key`, PKCS#8 PEM encrypted with the gateway's passphrase, mode 0600) and
+ * selector (`<selector>.key`, PKCS#8 PEM encrypted with the gateway's passphrase, mode 0600), its
+ * public half (`<selector>.pub`, so records can be listed without the passphrase) and
  * `active.json`, the selectors that sign (at most one per algorithm, so a domain can sign with
  * rsa-sha256 and ed25519-sha256 at once). Rotation is by selector: make a new key, publish its
  * record, `use` it (it replaces the active selector of its algorithm), and remove the old one
@@ -59,10 +60,11 @@ export function dnsRecordValue(algorithm: DkimAlgorithm, publicKey: KeyObject): 
 
 export class DkimKeys {
   readonly #dir: string;
-  readonly #passphrase: string;
+  readonly #passphrase: string | undefined;
   readonly #cache = new Map<string, { checkedAt: number; mtimeMs: number; keys: DkimKey[] }>();
 
-  constructor(dataDir: string, passphrase: string) {
+  /** Without a passphrase, only `list` (the public halves) works. */
+  constructor(dataDir: string, passphrase?: string) {
     this.#dir = join(dataDir, 'dkim');
     this.#passphrase = passphrase;
   }
@@ -81,6 +83,9 @@ export class DkimKeys {
     const file = join(this.#domainDir(domain), `${checkSelector(selector)}.key`);
     if (!existsSync(file)) {
       throw new InputError('ERR_DKIM_UNKNOWN', `no DKIM key ${selector} for ${domain}`);
+    }
+    if (this.#passphrase === undefined) {
+      throw new InputError('ERR_DKIM_PASSPHRASE', 'reading a DKIM private key needs the passphrase');
     }
     const key = createPrivateKey({
       key: readFileSync(file, 'utf8'),
@@ -105,6 +110,9 @@ export class DkimKeys {
     if (existsSync(file)) {
       throw new InputError('ERR_DKIM_EXISTS', `${domain} already has a selector ${selector}`);
     }
+    if (this.#passphrase === undefined) {
+      throw new InputError('ERR_DKIM_PASSPHRASE', 'making a DKIM key needs the passphrase');
+    }
     const pair =
       algorithm === 'rsa-sha256'
         ? generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -121,6 +129,11 @@ export class DkimKeys {
       overwrite: false,
       code: 'ERR_DKIM',
     });
+    await writeFileAtomic(
+      join(dir, `${selector}.pub`),
+      Buffer.from(pair.publicKey.export({ type: 'spki', format: 'pem' })),
+      { mode: 0o644, overwrite: true, code: 'ERR_DKIM' },
+    );
     const active = this.#active(domain);
     if (activate || active[algorithm] === undefined) {
       await this.#setActive(domain, algorithm, selector);
@@ -146,6 +159,7 @@ export class DkimKeys {
     }
     this.#readKey(domain, selector);
     rmSync(join(this.#domainDir(domain), `${selector}.key`));
+    rmSync(join(this.#domainDir(domain), `${selector}.pub`), { force: true });
   }
 
   async #setActive(domain: string, algorithm: DkimAlgorithm, selector: string): Promise<void> {
@@ -194,8 +208,12 @@ export class DkimKeys {
         .sort()
         .map((f) => {
           const selector = f.slice(0, -4);
-          const { algorithm, key } = this.#readKey(d, selector);
-          return this.#info(d, selector, algorithm, createPublicKey(key));
+          const pub = join(dir, `${selector}.pub`);
+          const key = existsSync(pub)
+            ? createPublicKey(readFileSync(pub, 'utf8'))
+            : createPublicKey(this.#readKey(d, selector).key);
+          const algorithm = key.asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
+          return this.#info(d, selector, algorithm, key);
         });
     });
   }

@@ -1,5 +1,5 @@
 /**
- * AMP to ordinary addresses (docs/PROTOCOL.md §15): a client that writes to someone outside AMP
+ * AMP to ordinary addresses (docs/PROTOCOL.md §14): a client that writes to someone outside AMP
  * seals the whole RFC 5322 message (`message/rfc822`) to its own domain's gateway DID
  * (`did:aftersmtp:<domain>:gateway`), naming the addresses in `X-AfterSMTP-Rcpt-To` fields. The
  * gateway is the one place where end-to-end encryption can end for such a recipient: it opens

@@ -1,6 +1,7 @@
-// `aftersmtp dns`: the records a domain needs, from the gateway's settings and its ledger key,
-// and --check against a real DNS server (unbound): all published and equal passes; a record
-// with another k=, a missing address record, or a host with another address fails with exit 1
+// `aftersmtp dns`: the records a domain needs, from the gateway's settings, its ledger key and
+// its DKIM keys (the SMTP bridge's MX, SPF, DKIM and DMARC too), and --check against a real DNS
+// server (unbound): all published and equal passes; a record with another k=, a missing address
+// record, a host with another address, or a DKIM record that is not the key fails with exit 1
 // and says which. Without a reachable --host (the default listen address is loopback) it asks
 // for one.
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
+import { startZone, type Dns } from '../offramp/helpers.js';
 
 const skip = unboundMissing();
 
@@ -21,7 +23,8 @@ describe('aftersmtp dns', { skip }, () => {
     AFTERSMTP_GRPC_LISTEN: '0.0.0.0:4433',
   };
   let key = '';
-  let good: DnsServer;
+  let dkim = { name: '', value: '' };
+  let good: Dns;
   let bad: DnsServer;
   const want = () => `v=aftersmtp1; p=relay.example.org:4434; c=relay.example.org:4433; k=${key}`;
 
@@ -29,11 +32,20 @@ describe('aftersmtp dns', { skip }, () => {
     const k = await runCli(['ledger', 'key'], { env });
     assert.equal(k.code, 0, k.stderr);
     key = k.stdout.trim();
-    good = await startUnbound(
-      'example.org',
-      { '_aftersmtp._tcp.example.org': [want()] },
-      { 'relay.example.org': ['192.0.2.10', '2001:db8::10'] },
-    );
+    const g = await runCli(['dkim', 'keygen', '--selector', 's1', '--json'], { env });
+    assert.equal(g.code, 0, g.stderr);
+    const made = JSON.parse(g.stdout) as { dnsName: string; dnsValue: string };
+    dkim = { name: made.dnsName, value: made.dnsValue };
+    const txt = (v: string) => (v.match(/.{1,255}/g) ?? []).map((p) => `"${p}"`).join(' ');
+    good = await startZone('example.org', [
+      `_aftersmtp._tcp.example.org. TXT ${txt(want())}`,
+      'relay.example.org. A 192.0.2.10',
+      'relay.example.org. AAAA 2001:db8::10',
+      'example.org. MX 10 relay.example.org.',
+      'example.org. TXT "v=spf1 mx -all"',
+      `${dkim.name}. TXT ${txt(dkim.value)}`,
+      '_dmarc.example.org. TXT "v=DMARC1; p=reject"',
+    ]);
     const other =
       'example.org/aftersmtp-ledger/v1+00000000+AepKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs';
     bad = await startUnbound('example.org', {
@@ -52,6 +64,10 @@ describe('aftersmtp dns', { skip }, () => {
     assert.ok(r.stdout.includes(`_aftersmtp._tcp.example.org. 3600 IN TXT "${want()}"`), r.stdout);
     assert.match(r.stdout, /relay\.example\.org must have an A and\/or AAAA record/);
     assert.match(r.stdout, /UDP 4434 \(QUIC\).*TCP 4433 \(gRPC\)/);
+    assert.ok(r.stdout.includes('example.org. 3600 IN MX 10 relay.example.org.'), r.stdout);
+    assert.ok(r.stdout.includes('example.org. 3600 IN TXT "v=spf1 mx -all"'), r.stdout);
+    assert.ok(r.stdout.includes(`${dkim.name}. 3600 IN TXT "${dkim.value.slice(0, 40)}`), r.stdout);
+    assert.ok(r.stdout.includes('_dmarc.example.org. 3600 IN TXT "v=DMARC1; p=none"'), r.stdout);
   });
 
   test('--check passes when every record is published as it must be', async () => {
@@ -68,6 +84,10 @@ describe('aftersmtp dns', { skip }, () => {
       [
         ['TXT', 'ok'],
         ['A/AAAA', 'ok'],
+        ['MX', 'ok'],
+        ['TXT', 'ok'],
+        ['TXT', 'ok'],
+        ['TXT', 'ok'],
       ],
     );
     assert.deepEqual(out.records[1]?.got.sort(), ['192.0.2.10', '2001:db8::10']);
@@ -86,7 +106,8 @@ describe('aftersmtp dns', { skip }, () => {
       /_aftersmtp\._tcp\.example\.org TXT {2}differs: published: "v=aftersmtp1;/,
     );
     assert.match(differs.stdout, /relay\.example\.org A\/AAAA {2}missing/);
-    assert.match(differs.stderr, /2 record\(s\) missing or different.*\(ERR_DNS_CHECK\)/);
+    assert.match(differs.stdout, /s1\._domainkey\.example\.org TXT {2}missing/);
+    assert.match(differs.stderr, /6 record\(s\) missing or different.*\(ERR_DNS_CHECK\)/);
     const wrong = await runCli(
       [
         'dns',

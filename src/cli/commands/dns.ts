@@ -10,7 +10,12 @@
  * - the host's A and/or AAAA records, when the host is a name: peers look it up (the gateway
  *   cannot know its public address, so --check reports what it finds, and --address says what
  *   it must be).
- * The SMTP bridge's records (MX, SPF, DKIM, DMARC) belong to the bridge and are not listed yet.
+ * - the SMTP bridge's: MX (mail for the domain comes to this host), SPF (`v=spf1 mx -all`: the
+ *   host sends the domain's mail), each DKIM key that signs (from the data directory's public
+ *   halves, src/mail/dkim-keys.ts) and a DMARC policy to start from (`p=none`; tighten it once
+ *   reports show only your own mail).
+ * --check compares the discovery record and the DKIM keys exactly, the MX by its host, and SPF
+ * and DMARC by their presence (their content is the operator's).
  *
  * Exit 0 when every check passes (or nothing was checked), 1 when a record is missing or differs.
  */
@@ -22,13 +27,16 @@ import { parseListenAddress } from '../../net/listen.js';
 import { AfterSmtpError } from '../../errors.js';
 import { checkDomain } from '../../identity/did.js';
 import { ledgerKey } from '../../ledger/cli-support.js';
+import { DkimKeys, type DkimKeyInfo } from '../../mail/dkim-keys.js';
 import { UsageError, flag, optionalString, type Command } from '../command.js';
 import { printJson, printLines } from '../output.js';
 
 interface Check {
   readonly name: string;
-  readonly type: 'TXT' | 'A/AAAA';
+  readonly type: 'TXT' | 'A/AAAA' | 'MX';
   readonly want: string;
+  /** TXT: the discovery record (parsed), an exact value, or one record with this prefix. */
+  readonly compare?: 'discovery' | 'exact' | 'prefix';
   got?: string[];
   status?: 'ok' | 'missing' | 'differs' | 'error';
   detail?: string;
@@ -102,7 +110,7 @@ export const dnsCommand: Command = {
     }
     const txtName = `${DISCOVERY_PREFIX}${domain}`;
     const txt = `v=aftersmtp1; p=${hostPort(host, config.quicListen.port)}; c=${hostPort(host, config.grpcListen.port)}; k=${key}`;
-    const checks: Check[] = [{ name: txtName, type: 'TXT', want: txt }];
+    const checks: Check[] = [{ name: txtName, type: 'TXT', want: txt, compare: 'discovery' }];
     if (isIP(host) === 0) {
       checks.push({
         name: host,
@@ -110,6 +118,8 @@ export const dnsCommand: Command = {
         want: addresses.length > 0 ? addresses.join(' ') : "this gateway's public address",
       });
     }
+    const bridge = bridgeChecks(domain, host, new DkimKeys(config.dataDir).list(domain));
+    checks.push(...bridge);
 
     if (flag(args, 'check')) {
       const given = args.values.server as string[] | undefined;
@@ -141,7 +151,16 @@ export const dnsCommand: Command = {
       }
       lines.push(
         `; peers send to UDP ${config.quicListen.port} (QUIC) and resolve identities at TCP ${config.grpcListen.port} (gRPC): open both to ${host}`,
+        '; the SMTP bridge: mail for the domain to this host, mail from it signed here',
       );
+      if (isIP(host) !== 0) lines.push(`; MX: give ${host} a name (an MX names a host, not an address)`);
+      for (const c of bridge) {
+        const value = c.type === 'MX' ? `10 ${c.want}.` : zoneTxt(c.want);
+        lines.push(`${c.name}. 3600 IN ${c.type} ${value}`);
+      }
+      if (!bridge.some((c) => c.name.includes('._domainkey.'))) {
+        lines.push('; DKIM: no key yet (the gateway makes one at its first start: aftersmtp dkim list)');
+      }
       if (flag(args, 'check')) {
         lines.push('', '; checked:');
         for (const c of checks) {
@@ -161,11 +180,54 @@ export const dnsCommand: Command = {
   },
 };
 
+/** The records of the SMTP bridge: MX, SPF, the signing DKIM keys, DMARC. */
+function bridgeChecks(domain: string, host: string, keys: readonly DkimKeyInfo[]): Check[] {
+  const out: Check[] = [];
+  if (isIP(host) === 0) out.push({ name: domain, type: 'MX', want: host });
+  out.push({ name: domain, type: 'TXT', want: 'v=spf1 mx -all', compare: 'prefix' });
+  for (const k of keys.filter((x) => x.active)) {
+    out.push({ name: k.dnsName, type: 'TXT', want: k.dnsValue, compare: 'exact' });
+  }
+  out.push({ name: `_dmarc.${domain}`, type: 'TXT', want: 'v=DMARC1; p=none', compare: 'prefix' });
+  return out;
+}
+
+/** An exact TXT value (white space aside), or exactly one record with the wanted tag. */
+function checkTxt(c: Check, published: readonly string[]): void {
+  const squeeze = (t: string) => t.replace(/\s+/g, '');
+  if (c.compare === 'exact') {
+    c.got = [...published];
+    const same = published.some((t) => squeeze(t) === squeeze(c.want));
+    c.status = same ? 'ok' : published.length === 0 ? 'missing' : 'differs';
+    if (!same && published.length > 0) c.detail = `published: "${published.join('", "')}"`;
+    return;
+  }
+  const tag = (c.want.split(/[ ;]/)[0] ?? '').toLowerCase();
+  const ours = published.filter((t) => t.toLowerCase().startsWith(tag));
+  c.got = ours;
+  c.status = ours.length === 1 ? 'ok' : ours.length === 0 ? 'missing' : 'differs';
+  if (ours.length === 0) c.detail = `no ${tag} record`;
+  if (ours.length > 1) c.detail = `${ours.length} ${tag} records; exactly one is allowed`;
+}
+
 async function check(resolver: Resolver, c: Check, addresses: readonly string[]): Promise<void> {
   const notFound = (err: unknown): boolean => {
     const code = (err as { code?: unknown }).code;
     return code === 'ENOTFOUND' || code === 'ENODATA';
   };
+  if (c.type === 'MX') {
+    try {
+      const mx = await resolver.resolveMx(c.name);
+      c.got = mx.map((m) => `${m.priority} ${m.exchange}`);
+      const ours = mx.some((m) => m.exchange.toLowerCase() === c.want.toLowerCase());
+      c.status = ours ? 'ok' : 'differs';
+      if (!ours) c.detail = `published: ${c.got.join(', ')}`;
+    } catch (err) {
+      c.status = notFound(err) ? 'missing' : 'error';
+      c.detail = notFound(err) ? 'no MX record' : String((err as { code?: unknown }).code);
+    }
+    return;
+  }
   if (c.type === 'TXT') {
     let records: string[][];
     try {
@@ -173,6 +235,10 @@ async function check(resolver: Resolver, c: Check, addresses: readonly string[])
     } catch (err) {
       c.status = notFound(err) ? 'missing' : 'error';
       c.detail = notFound(err) ? 'no TXT record' : String((err as { code?: unknown }).code);
+      return;
+    }
+    if (c.compare !== 'discovery') {
+      checkTxt(c, records.map((r) => r.join('')));
       return;
     }
     const ours = records.map((r) => r.join('')).filter((t) => /^v[ \t]*=[ \t]*aftersmtp1/.test(t));

@@ -135,7 +135,7 @@ function recipients(args: ParsedArgs, name: string): { dids: string[]; addresses
 }
 
 /**
- * The RFC 5322 message for ordinary addresses (docs/PROTOCOL.md §15), built with nodemailer's
+ * The RFC 5322 message for ordinary addresses (docs/PROTOCOL.md §14), built with nodemailer's
  * composer: To and Cc name every visible recipient (a DID by its own address), the addresses to
  * deliver to go in X-AfterSMTP-Rcpt-To (Bcc ones only there), From is the sender's DID address
  * (the gateway writes the sender's published address in its place).
@@ -279,7 +279,7 @@ export const sendCommand: Command = {
               bcc: pick(bcc),
               body: { subject, contentType, content },
             });
-      // Ordinary addresses: one envelope for the sender's own gateway, which opens it (§15).
+      // Ordinary addresses: one envelope for the sender's own gateway, which opens it (§14).
       const legacy =
         addresses.length === 0
           ? []
