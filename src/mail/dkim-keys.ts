@@ -85,7 +85,10 @@ export class DkimKeys {
       throw new InputError('ERR_DKIM_UNKNOWN', `no DKIM key ${selector} for ${domain}`);
     }
     if (this.#passphrase === undefined) {
-      throw new InputError('ERR_DKIM_PASSPHRASE', 'reading a DKIM private key needs the passphrase');
+      throw new InputError(
+        'ERR_DKIM_PASSPHRASE',
+        'reading a DKIM private key needs the passphrase',
+      );
     }
     const key = createPrivateKey({
       key: readFileSync(file, 'utf8'),

@@ -153,13 +153,16 @@ export const dnsCommand: Command = {
         `; peers send to UDP ${config.quicListen.port} (QUIC) and resolve identities at TCP ${config.grpcListen.port} (gRPC): open both to ${host}`,
         '; the SMTP bridge: mail for the domain to this host, mail from it signed here',
       );
-      if (isIP(host) !== 0) lines.push(`; MX: give ${host} a name (an MX names a host, not an address)`);
+      if (isIP(host) !== 0)
+        lines.push(`; MX: give ${host} a name (an MX names a host, not an address)`);
       for (const c of bridge) {
         const value = c.type === 'MX' ? `10 ${c.want}.` : zoneTxt(c.want);
         lines.push(`${c.name}. 3600 IN ${c.type} ${value}`);
       }
       if (!bridge.some((c) => c.name.includes('._domainkey.'))) {
-        lines.push('; DKIM: no key yet (the gateway makes one at its first start: aftersmtp dkim list)');
+        lines.push(
+          '; DKIM: no key yet (the gateway makes one at its first start: aftersmtp dkim list)',
+        );
       }
       if (flag(args, 'check')) {
         lines.push('', '; checked:');
@@ -238,7 +241,10 @@ async function check(resolver: Resolver, c: Check, addresses: readonly string[])
       return;
     }
     if (c.compare !== 'discovery') {
-      checkTxt(c, records.map((r) => r.join('')));
+      checkTxt(
+        c,
+        records.map((r) => r.join('')),
+      );
       return;
     }
     const ours = records.map((r) => r.join('')).filter((t) => /^v[ \t]*=[ \t]*aftersmtp1/.test(t));
