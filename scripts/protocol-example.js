@@ -5,6 +5,7 @@
 // section of the document does this for keys, signatures and ciphertexts; the fixture
 // test/fixtures/envelope/hybrid-v1-example.json has them in full).
 import console from 'node:console';
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import process from 'node:process';
 import { protocolExample } from '../dist/src/envelope/example.js';
