@@ -83,12 +83,15 @@ export { LOG_KEY_FILE, loadOrCreateLogKey, readLogKey, readLogKeyPublic } from '
 export {
   LEDGER_DB_FILE,
   formatLedgerCheckpoint,
+  formatLedgerConsistency,
   formatLedgerKey,
   ledgerCheckpoint,
+  ledgerConsistency,
   ledgerKey,
   mintProgressLine,
   openDataDirLedger,
   type LedgerCheckpointInfo,
+  type LedgerConsistencyInfo,
   type LedgerKeyInfo,
 } from './cli-support.js';
 export {

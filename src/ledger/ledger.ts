@@ -310,7 +310,8 @@ export class IdentityLedger {
   approveRegistration(did: string, admin: string, ttlMs = 7 * 24 * 3600 * 1000): string {
     this.domains.domainOf(did);
     checkAdmin(admin);
-    const reference = randomBytes(16).toString('base64url');
+    // Hex: a reference is given on command lines, where a leading '-' (base64url) reads as an option.
+    const reference = randomBytes(16).toString('hex');
     this.#sql('INSERT INTO approvals (reference, did, admin, expires_at) VALUES (?, ?, ?, ?)').run(
       reference,
       did,
@@ -737,6 +738,15 @@ export class IdentityLedger {
 
   consistencyProof(first: number, second: number): Buffer[] {
     return this.store.consistencyProof(first, second);
+  }
+
+  /** The root hash of the tree of the first `size` entries (0..the current size). */
+  rootAt(size: number): Buffer {
+    const current = this.store.size();
+    if (!Number.isSafeInteger(size) || size < 0 || size > current) {
+      throw new InputError('ERR_LEDGER_RANGE', `tree size ${size} is not in 0..${current}`);
+    }
+    return this.store.root(size);
   }
 }
 

@@ -10,6 +10,7 @@ import { queueCommands } from './queue.js';
 import {
   ledgerApproveCommand,
   ledgerCheckpointCommand,
+  ledgerConsistencyCommand,
   ledgerKeyCommand,
   ledgerPinCommand,
   ledgerPolicyCommand,
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,
+  ledgerConsistencyCommand,
   ledgerPolicyCommand,
   ledgerApproveCommand,
   ledgerPinCommand,
