@@ -24,7 +24,7 @@
  * OFFRAMP_MESSAGES (default 2000 per run), OFFRAMP_SESSIONS ("1 16 64"), OFFRAMP_SUITES
  * ("classic-v1 hybrid-v1"). It reports; it never asserts.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chownSync,
@@ -37,9 +37,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { GatewayClient } from '../src/amp/client-api/index.js';
@@ -57,6 +55,7 @@ import {
   startMessagingGateway,
 } from '../test/messaging/helpers.js';
 import { runSections } from './lib/measure.js';
+import { cpuSeconds, postfixBaselineUnavailable, postfixTwoHop } from './lib/postfix.js';
 
 const run = promisify(execFile);
 const MESSAGES = Number(process.env.OFFRAMP_MESSAGES ?? 2000);
@@ -65,9 +64,6 @@ const SUITES = (process.env.OFFRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+
 const SIZE = 4096;
 const WARMUP = 200;
 const RECIPIENT = 'b@example.test';
-const POSTFIX_SCRIPT = fileURLToPath(
-  new URL('../../../shared/bench/postfix-twohop.sh', import.meta.url),
-);
 
 interface Row {
   side: string;
@@ -78,13 +74,6 @@ interface Row {
   perSecond: number;
   cpuUsPerMessage: number;
   checks: string;
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Postfix B as postfix-twohop.sh configures it: example.test into one Maildir by virtual(8). */
@@ -268,55 +257,27 @@ async function ours(suite: string, rx: Receiver): Promise<Row[]> {
 }
 
 async function postfix(): Promise<Row[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'offramp-postfix-'));
-  const jsonOut = join(dir, 'postfix.json');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('bash', [POSTFIX_SCRIPT], {
-      env: {
-        ...process.env,
-        MESSAGES: String(MESSAGES),
-        SIZE: String(SIZE),
-        WARMUP: String(WARMUP),
-        RUNS: SESSIONS.map((s) => `${s}:0`).join(' '),
-        JSON_OUT: jsonOut,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`postfix two-hop bench: ${code}`)),
-    );
+  const runs = await postfixTwoHop({
+    messages: MESSAGES,
+    size: SIZE,
+    sessions: SESSIONS,
+    warmup: WARMUP,
   });
-  const report = JSON.parse(readFileSync(jsonOut, 'utf8')) as {
-    postfix_version: string;
-    runs: {
-      sessions: number;
-      messages: number;
-      accept_s: number;
-      delivered_s: number;
-      delivered_per_s: number;
-      a_cpu_s: number;
-      maildir_files: number;
-      distinct_message_ids: number;
-      checks_ok: boolean;
-    }[];
-  };
-  rmSync(dir, { recursive: true, force: true });
-  return report.runs.map((r) => ({
-    side: `Postfix ${report.postfix_version}`,
+  return runs.map((r) => ({
+    side: `Postfix ${r.version}`,
     sessions: r.sessions,
     messages: r.messages,
-    acceptSeconds: r.accept_s,
-    deliveredSeconds: r.delivered_s,
-    perSecond: r.delivered_per_s,
-    cpuUsPerMessage: (1e6 * r.a_cpu_s) / r.messages,
-    checks: `${r.checks_ok ? 'ok' : 'FAILED'}: ${r.maildir_files} files, ${r.distinct_message_ids} ids, unsigned`,
+    acceptSeconds: r.acceptSeconds,
+    deliveredSeconds: r.deliveredSeconds,
+    perSecond: r.deliveredPerSecond,
+    cpuUsPerMessage: r.aCpuUsPerMessage,
+    checks: `${r.checksOk ? 'ok' : 'FAILED'}: ${r.maildirFiles} files, ${r.distinctMessageIds} ids, unsigned`,
   }));
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0 || !existsSync(POSTFIX_SCRIPT)) {
-    throw new Error('run as root with Debian postfix installed and ../shared/bench present');
-  }
+  const unavailable = postfixBaselineUnavailable();
+  if (unavailable !== undefined) throw new Error(unavailable);
   const baseline = await postfix();
   const rows: Row[] = [...baseline];
   const rx = await Receiver.start();
