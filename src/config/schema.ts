@@ -530,6 +530,12 @@ export const SETTINGS = {
     doc: 'access_map: yes makes a bare domain key (example.org) match its subdomains (Postfix parent_domain_matches_subdomains with smtpd_access_maps); no: only .example.org keys match subdomains.',
     parse: yesNo,
   }),
+  mapsBackend: setting({
+    env: 'AFTERSMTP_MAPS',
+    default: 'sqlite',
+    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). See docs/MAPS.md.',
+    parse: oneOf(['sqlite', 'postgres'] as const),
+  }),
   mapsPollMs: setting({
     env: 'AFTERSMTP_MAPS_POLL_MS',
     default: '250',
