@@ -5,6 +5,8 @@
  */
 export {
   IdentityLedger,
+  type LedgerReplication,
+  type ReplicaTarget,
   type AppendResult,
   type BatchResult,
   type DidState,
@@ -62,7 +64,12 @@ export {
   type DomainPolicy,
   type PolicyName,
 } from './policy.js';
-export { TokenBucketLimiter, type RateDecision, type RateLimitOptions } from './ratelimit.js';
+export {
+  TokenBucketLimiter,
+  type RateDecision,
+  type RateLimiter,
+  type RateLimitOptions,
+} from './ratelimit.js';
 export {
   formatCheckpoint,
   logOrigin,
@@ -107,3 +114,10 @@ export {
   type NodeSource,
 } from './merkle.js';
 export { LogStore } from './store.js';
+export {
+  LEDGER_REPLICA_FILE,
+  PgLedgerReplication,
+  PgRateLimiter,
+  openPostgresLedger,
+  type PgLedgerOptions,
+} from './postgres.js';
