@@ -1,8 +1,9 @@
 /**
  * AMP discovery in DNS (DESIGN.md §4, PROTOCOL.md §10.4): the TXT record at
- * `_aftersmtp._tcp.<domain>` = `"v=aftersmtp1; p=<host>:<port>; k=<log verifier key>"`, where `p`
- * is the domain's QUIC relay endpoint and `k` the note verifier key of the domain's ledger
- * (§9.2), which resolvers pin on first use.
+ * `_aftersmtp._tcp.<domain>` = `"v=aftersmtp1; p=<host>:<port>[,<host>:<port>...]; k=<log
+ * verifier key>"`, where `p` lists the domain's QUIC relay endpoints (one per gateway node, up to
+ * MAX_RELAY_ENDPOINTS, all serving the one gateway identity) and `k` the note verifier key of the
+ * domain's ledger (§9.2), which resolvers pin on first use.
  *
  * Guarantees: parseDiscoveryRecord is strict and bounded (at most 1024 bytes, printable ASCII,
  * `tag=value` pairs separated by `;`, `v=aftersmtp1` first, no duplicate tags, unknown tags
@@ -19,11 +20,13 @@ import { parseVerifierKey } from '../ledger/note.js';
 export const DISCOVERY_PREFIX = '_aftersmtp._tcp.';
 export const DISCOVERY_VERSION = 'aftersmtp1';
 export const MAX_DISCOVERY_RECORD_BYTES = 1024;
+/** Relay endpoints one record may list in `p=`. */
+export const MAX_RELAY_ENDPOINTS = 8;
 const MAX_TAGS = 16;
 
 export interface DiscoveryRecord {
-  /** The QUIC relay endpoint (UDP). */
-  readonly relay: { readonly host: string; readonly port: number };
+  /** The QUIC relay endpoints (UDP), in the order published; no two the same. */
+  readonly relays: readonly { readonly host: string; readonly port: number }[];
   /** The domain log's note verifier key, if published. */
   readonly logKey: string | undefined;
 }
@@ -74,7 +77,7 @@ export function parseDiscoveryRecord(text: string): DiscoveryRecord {
   if (tags.get('v') !== DISCOVERY_VERSION) throw bad(`v must be ${DISCOVERY_VERSION}`);
   const p = tags.get('p');
   if (p === undefined || p === '') throw bad('p= (the relay endpoint) is required');
-  const relay = parseHostPort(p);
+  const relays = parseHostPortList(p, 'p=');
   const k = tags.get('k');
   let logKey: string | undefined;
   if (k !== undefined) {
@@ -85,7 +88,22 @@ export function parseDiscoveryRecord(text: string): DiscoveryRecord {
     }
     logKey = k;
   }
-  return { relay, logKey };
+  return { relays, logKey };
+}
+
+/** `host:port[,host:port...]`: 1..MAX_RELAY_ENDPOINTS distinct endpoints. */
+export function parseHostPortList(
+  raw: string,
+  what: string,
+): { readonly host: string; readonly port: number }[] {
+  const items = raw.split(',');
+  if (items.length > MAX_RELAY_ENDPOINTS) {
+    throw bad(`${what} lists more than ${MAX_RELAY_ENDPOINTS} endpoints`);
+  }
+  const out = items.map((item) => parseHostPort(item));
+  const keys = out.map((e) => `${e.host.toLowerCase()}:${e.port}`);
+  if (new Set(keys).size !== keys.length) throw bad(`${what} lists an endpoint twice`);
+  return out;
 }
 
 /** Picks the one aftersmtp1 record among a name's TXT records (each a list of strings). */

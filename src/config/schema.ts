@@ -423,7 +423,7 @@ export const SETTINGS = {
   relayRoutes: setting({
     env: 'AFTERSMTP_RELAY_ROUTES',
     default: undefined,
-    doc: 'Relay routes that win over DNS discovery: domain=quic-host:port[/api-host:port] entries, comma-separated (the API endpoint defaults to the QUIC host on port 4433); the log key still comes from DNS k= or the pin. See docs/PROTOCOL.md, Relay.',
+    doc: 'Relay routes that win over DNS discovery: domain=quic-host:port[+quic-host:port...][/api-host:port] entries, comma-separated (several QUIC endpoints are the nodes of one gateway, used in turn with failover; the API endpoint defaults to the first QUIC host on port 4433); the log key still comes from DNS k= or the pin. See docs/PROTOCOL.md, Relay.',
     parse: parseRelayRoutes,
   }),
   relayCacheTtl: setting({

@@ -27,11 +27,19 @@ const KEY = 'example.org/aftersmtp-ledger/v1+67538a6a+AepKbGPinFIKvvVQexMuxfmVR3
 
 test('parses the record of DESIGN.md §4', () => {
   const r = parseDiscoveryRecord(`v=aftersmtp1; p=relay.example.org:4434; k=${KEY}`);
-  assert.deepEqual(r, { relay: { host: 'relay.example.org', port: 4434 }, logKey: KEY });
-  assert.deepEqual(parseDiscoveryRecord('v=aftersmtp1;p=[2001:db8::1]:4434;x=future;').relay, {
-    host: '2001:db8::1',
-    port: 4434,
-  });
+  assert.deepEqual(r, { relays: [{ host: 'relay.example.org', port: 4434 }], logKey: KEY });
+  assert.deepEqual(parseDiscoveryRecord('v=aftersmtp1;p=[2001:db8::1]:4434;x=future;').relays, [
+    { host: '2001:db8::1', port: 4434 },
+  ]);
+  // Several nodes of one gateway, in the published order.
+  assert.deepEqual(
+    parseDiscoveryRecord('v=aftersmtp1; p=n1.example.org:4434,n2.example.org:4434,[::1]:9').relays,
+    [
+      { host: 'n1.example.org', port: 4434 },
+      { host: 'n2.example.org', port: 4434 },
+      { host: '::1', port: 9 },
+    ],
+  );
   assert.equal(parseDiscoveryRecord('v=aftersmtp1; p=192.0.2.1:4434').logKey, undefined);
 });
 
@@ -43,6 +51,9 @@ test('refuses malformed records with ERR_DISCOVERY_SYNTAX', () => {
     'v=aftersmtp1',
     'v=aftersmtp1; p=a.example',
     'v=aftersmtp1; p=a.example:0',
+    'v=aftersmtp1; p=a.example:1,a.example:1',
+    'v=aftersmtp1; p=a.example:1,',
+    `v=aftersmtp1; p=${Array.from({ length: 9 }, (_, i) => `n${i}.example:1`).join(',')}`,
     'v=aftersmtp1; p=a.example:70000',
     'v=aftersmtp1; p=-bad-.example:1',
     'v=aftersmtp1; p=[::zz]:1',
@@ -97,7 +108,7 @@ test('property: any input is a record or an ERR_DISCOVERY_SYNTAX InputError', ()
       (s) => {
         try {
           const r = parseDiscoveryRecord(s);
-          assert.ok(r.relay.port >= 1 && r.relay.port <= 65535);
+          assert.ok(r.relays.every((e) => e.port >= 1 && e.port <= 65535));
         } catch (err) {
           assert.ok(err instanceof InputError, String(err));
           assert.equal(err.code, 'ERR_DISCOVERY_SYNTAX');

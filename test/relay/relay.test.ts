@@ -34,6 +34,7 @@ import {
 } from '../../src/quic/index.js';
 import { SecretKeySet as Keys } from '../../src/identity/index.js';
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { relayStatePath } from '../../src/amp/relay/index.js';
 import type { SecretKeySet, PublicKeyRecord } from '../../src/identity/index.js';
@@ -362,6 +363,50 @@ describe('relay between two gateways', { skip, timeout: 90_000 }, () => {
       assert.equal(o?.status, 'delivered', JSON.stringify(o));
     } finally {
       identities.close();
+    }
+  });
+
+  test('a gateway of several nodes: messages spread over them, a dead node is passed over', async () => {
+    // A UDP port nobody answers on stands for a node that is down; beta's endpoint is the other.
+    const dead = createSocket('udp4');
+    await new Promise<void>((resolve) => dead.bind(0, '127.0.0.1', resolve));
+    const deadPort = dead.address().port;
+    const warnings: { obj: object; msg: string }[] = [];
+    const directory = new PeerDirectory({
+      dnsServers: [dns.server],
+      routes: parseRelayRoutes(
+        `beta.test=127.0.0.1:${deadPort}+127.0.0.1:${beta.transport.port}/127.0.0.1:${beta.api.port}`,
+      ),
+    });
+    const identities = await RemoteIdentityResolver.open({ directory });
+    const sender = new RelaySender({
+      transport: alpha.transport,
+      identities,
+      gatewayKeys: alpha.keys,
+      log: {
+        info: () => undefined,
+        warn: (obj: object, msg: string) => warnings.push({ obj, msg }),
+      },
+    });
+    try {
+      // The first message starts at the dead node (the first published), the second at beta.
+      for (const text of ['first', 'second']) {
+        const [o] = await sender.relay(seal(alice, [bob.record], text), [bob.did]);
+        assert.equal(o?.status, 'delivered', JSON.stringify(o));
+      }
+      const passed = warnings.filter((w) => /trying its next one/.test(w.msg));
+      assert.equal(passed.length, 1, JSON.stringify(warnings));
+      assert.deepEqual(
+        { ...passed[0]?.obj, code: undefined },
+        {
+          peer: 'did:aftersmtp:beta.test:gateway',
+          endpoint: `127.0.0.1:${deadPort}`,
+          code: undefined,
+        },
+      );
+    } finally {
+      identities.close();
+      dead.close();
     }
   });
 

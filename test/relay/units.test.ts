@@ -27,12 +27,20 @@ describe('AFTERSMTP_RELAY_ROUTES', () => {
       'Example.NET=127.0.0.1:4434/127.0.0.1:4433, b.org=[::1]:9, c.org=relay.c.org:4434',
     );
     assert.deepEqual(r.get('example.net'), {
-      quic: { host: '127.0.0.1', port: 4434 },
+      quic: [{ host: '127.0.0.1', port: 4434 }],
       api: { host: '127.0.0.1', port: 4433 },
     });
     assert.deepEqual(r.get('b.org'), {
-      quic: { host: '::1', port: 9 },
+      quic: [{ host: '::1', port: 9 }],
       api: { host: '::1', port: 4433 },
+    });
+    // The nodes of one gateway: quic+quic.
+    assert.deepEqual(parseRelayRoutes('d.org=10.0.0.1:1+10.0.0.2:1/10.0.0.9:2').get('d.org'), {
+      quic: [
+        { host: '10.0.0.1', port: 1 },
+        { host: '10.0.0.2', port: 1 },
+      ],
+      api: { host: '10.0.0.9', port: 2 },
     });
     assert.deepEqual(r.get('c.org')?.api, { host: 'relay.c.org', port: 4433 });
   });
@@ -183,9 +191,8 @@ describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
     const d = new PeerDirectory({ dnsServers: [dns.server] });
     assert.deepEqual(await d.find('a.example'), {
       domain: 'a.example',
-      quic: { host: 'relay.a.example', port: 4434 },
+      relays: [{ host: 'relay.a.example', port: 4434, address: '127.0.0.7' }],
       api: { host: 'relay.a.example', port: 4433 },
-      quicAddress: '127.0.0.7',
       apiAddress: '127.0.0.7',
       logKey: KEY,
       source: 'dns',
@@ -197,7 +204,7 @@ describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
   test('host names in p= and c= are resolved at the configured DNS servers (A, else AAAA)', async () => {
     const d = new PeerDirectory({ dnsServers: [dns.server] });
     const g = await d.find('g.example');
-    assert.deepEqual([g.quicAddress, g.apiAddress], ['2001:db8::7', '127.0.0.7']);
+    assert.deepEqual([g.relays[0]?.address, g.apiAddress], ['2001:db8::7', '127.0.0.7']);
     // A name the servers do not know: temporary, naming the host and the servers.
     await assert.rejects(d.find('f.example'), (err: unknown) => {
       assert.ok(err instanceof RelayError);
@@ -217,7 +224,10 @@ describe('peer discovery through DNS', { skip: unboundMissing() }, () => {
       routes: parseRelayRoutes('a.example=10.0.0.1:1/10.0.0.1:2,z.example=10.0.0.9:1'),
     });
     const a = await d.find('a.example');
-    assert.deepEqual([a.source, a.quic.host, a.api.port, a.logKey], ['route', '10.0.0.1', 2, KEY]);
+    assert.deepEqual(
+      [a.source, a.relays[0]?.host, a.api.port, a.logKey],
+      ['route', '10.0.0.1', 2, KEY],
+    );
     const z = await d.find('z.example');
     assert.deepEqual([z.source, z.logKey], ['route', undefined]);
   });

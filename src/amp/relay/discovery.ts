@@ -27,14 +27,22 @@ import {
 import { DEFAULT_CLIENT_API_PORT, type Endpoint, type RelayRoute } from './routes.js';
 import { RelayError } from './errors.js';
 
+/** One QUIC relay endpoint of a peer: as published or routed, and its address. */
+export interface RelayEndpoint extends Endpoint {
+  /** `host` resolved: the address to connect to. */
+  readonly address: string;
+}
+
 export interface RelayPeer {
   readonly domain: string;
-  /** The QUIC relay endpoint (UDP), as published or routed (host may be a name). */
-  readonly quic: Endpoint;
+  /**
+   * The QUIC relay endpoints (UDP), one per node of the gateway, in the published order (host
+   * may be a name); every one serves the same gateway identity and TLS key.
+   */
+  readonly relays: readonly RelayEndpoint[];
   /** The client API endpoint (gRPC over TLS), for ResolveIdentity. */
   readonly api: Endpoint;
-  /** quic.host and api.host resolved: the addresses to connect to. */
-  readonly quicAddress: string;
+  /** api.host resolved. */
   readonly apiAddress: string;
   /** The domain log's verifier key: the operator's pin, else DNS `k=` when published. */
   readonly logKey: string | undefined;
@@ -57,7 +65,7 @@ export interface PeerDirectoryOptions {
 }
 
 interface DnsAnswer {
-  readonly quic: Endpoint;
+  readonly quic: readonly Endpoint[];
   readonly api: Endpoint;
   readonly logKey: string | undefined;
 }
@@ -115,7 +123,6 @@ export class PeerDirectory {
       }
       return {
         domain,
-        quic: route.quic,
         api: route.api,
         ...(await this.#addressesOf(domain, route.quic, route.api)),
         logKey,
@@ -133,7 +140,7 @@ export class PeerDirectory {
     }
     return {
       domain,
-      ...answer,
+      api: answer.api,
       ...(await this.#addressesOf(domain, answer.quic, answer.api)),
       logKey: pin ?? answer.logKey,
       source: 'dns',
@@ -154,14 +161,17 @@ export class PeerDirectory {
 
   async #addressesOf(
     domain: string,
-    quic: Endpoint,
+    quic: readonly Endpoint[],
     api: Endpoint,
-  ): Promise<{ quicAddress: string; apiAddress: string }> {
-    const [quicAddress, apiAddress] = await Promise.all([
-      this.#address(domain, quic.host),
+  ): Promise<{ relays: RelayEndpoint[]; apiAddress: string }> {
+    const [apiAddress, ...addresses] = await Promise.all([
       this.#address(domain, api.host),
+      ...quic.map((q) => this.#address(domain, q.host)),
     ]);
-    return { quicAddress, apiAddress };
+    return {
+      relays: quic.map((q, i) => ({ ...q, address: addresses[i] as string })),
+      apiAddress: apiAddress as string,
+    };
   }
 
   /** `host` (of `domain`'s gateway) as an address: a failure is temporary (ERR_RELAY_DNS). */
@@ -206,7 +216,11 @@ export class PeerDirectory {
     try {
       const text = selectDiscoveryRecord(domain, txt);
       const rec = parseDiscoveryRecord(text);
-      answer = { quic: rec.relay, api: clientApiTag(text, rec.relay), logKey: rec.logKey };
+      answer = {
+        quic: rec.relays,
+        api: clientApiTag(text, rec.relays[0] as Endpoint),
+        logKey: rec.logKey,
+      };
     } catch (err) {
       if (err instanceof AfterSmtpError && err.code === 'ERR_DISCOVERY_NONE') answer = null;
       else if (err instanceof RelayError) throw err;

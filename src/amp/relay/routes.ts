@@ -4,14 +4,16 @@
  * client-API endpoint of its gateway, winning over DNS.
  *
  *     routes = route *( "," route )
- *     route  = domain "=" quic [ "/" api ]          api default: quic's host, port 4433
+ *     route  = domain "=" quic *( "+" quic ) [ "/" api ]   api default: the first quic's host, port 4433
  *     quic, api = host ":" port | "[" IPv6 "]" ":" port
+ *
+ * Several quic endpoints are the nodes of one gateway (docs/PROTOCOL.md §13.1: spread, failover).
  *
  * Guarantees: parseRelayRoutes is strict (valid domain names, lower-cased; valid endpoints; no
  * domain twice) and throws an Error whose message names the bad part.
  */
 import { checkDomain } from '../../identity/did.js';
-import { parseHostPort } from '../discovery.js';
+import { parseHostPort, parseHostPortList } from '../discovery.js';
 
 export const DEFAULT_CLIENT_API_PORT = 4433;
 
@@ -21,7 +23,8 @@ export interface Endpoint {
 }
 
 export interface RelayRoute {
-  readonly quic: Endpoint;
+  /** The QUIC relay endpoints of the domain's gateway nodes, in the order given. */
+  readonly quic: readonly Endpoint[];
   readonly api: Endpoint;
 }
 
@@ -41,13 +44,13 @@ export function parseRelayRoutes(raw: string): ReadonlyMap<string, RelayRoute> {
     if (routes.has(domain)) throw new Error(`the domain ${domain} is routed twice`);
     const parts = item.slice(eq + 1).split('/');
     if (parts.length > 2) throw new Error(`expected quic[/api] after ${domain}=`);
-    let quic: Endpoint;
+    let quic: Endpoint[];
     let api: Endpoint;
     try {
-      quic = parseHostPort((parts[0] as string).trim());
+      quic = parseHostPortList((parts[0] as string).trim().replace(/\+/g, ','), 'a route');
       api =
         parts[1] === undefined
-          ? { host: quic.host, port: DEFAULT_CLIENT_API_PORT }
+          ? { host: (quic[0] as Endpoint).host, port: DEFAULT_CLIENT_API_PORT }
           : parseHostPort(parts[1].trim());
     } catch (err) {
       throw new Error(`bad endpoint for ${domain}: ${(err as Error).message}`);

@@ -30,6 +30,7 @@ import { addGatewaySignature } from '../../envelope/gateway.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../envelope/limits.js';
 import { decodeRelayAck } from './ack.js';
 import { RELAY_REFUSALS, RelayError, classify, refusalByWire } from './errors.js';
+import type { RelayEndpoint } from './discovery.js';
 import type { RemoteGateway, RemoteIdentityResolver } from './identities.js';
 import type { RelayLogger } from './receiver.js';
 
@@ -76,10 +77,28 @@ function failed(recipients: readonly string[], err: unknown): RelayOutcome[] {
   return recipients.map((recipient) => ({ recipient, status, code: c.code, reason: c.reason }));
 }
 
+/**
+ * Failures that say nothing reached the endpoint's node, or that it cannot take the message now:
+ * the next endpoint of the same gateway is tried at once. (A timeout after sending may mean the
+ * message was stored and its ACK lost: another node storing it again is harmless, the mailbox
+ * store keeps one copy per recipient and message id and answers the first receipt.)
+ */
+const TRY_NEXT_ENDPOINT = new Set([
+  'ERR_QUIC_HANDSHAKE_TIMEOUT',
+  'ERR_QUIC_CONNECTION_REFUSED',
+  'ERR_QUIC_TIMEOUT',
+  'ERR_QUIC_CLOSED',
+  'ERR_QUIC_RESET',
+  'ERR_QUIC_SHUTDOWN',
+  'ERR_QUIC_BUSY',
+]);
+
 export class RelaySender {
   readonly #o: RelaySenderOptions;
   readonly #max: number;
   readonly #now: () => number;
+  /** Rotates the first endpoint tried, so that a domain's nodes share the messages. */
+  #turn = 0;
 
   constructor(opts: RelaySenderOptions) {
     this.#o = opts;
@@ -183,16 +202,9 @@ export class RelaySender {
       }
       return failed(batch, err);
     }
-    const peer: QuicPeer = {
-      host: gw.peer.quicAddress,
-      port: gw.peer.quic.port,
-      serverName: isIP(gw.peer.quic.host) === 0 ? gw.peer.quic.host : '',
-      verify: (p) => p.spki.equals(gw.tlsSpki),
-    };
-    let ack: Buffer;
-    try {
-      ack = await this.#o.transport.send(peer, bytes);
-    } catch (err) {
+    const sent = await this.#sendToNodes(gw, bytes);
+    if ('err' in sent) {
+      const { err, endpoint } = sent;
       if (err instanceof QuicError && err.code === 'ERR_QUIC_PEER_REJECTED') {
         // Our view of its record may be stale: look again once before calling it a mismatch.
         this.#o.identities.forget(gw.did);
@@ -206,16 +218,52 @@ export class RelaySender {
         }
         const e = new RelayError(
           'ERR_RELAY_PEER_MISMATCH',
-          `the QUIC certificate of ${gw.peer.quic.host}:${gw.peer.quic.port} is not the one ${gw.did} publishes`,
+          `the QUIC certificate of ${endpointName(endpoint)} is not the one ${gw.did} publishes`,
           false,
         );
-        this.#log(env, gw.domain, batch, e, gw);
+        this.#log(env, gw.domain, batch, e, gw, endpoint);
         return failed(batch, e);
       }
-      this.#log(env, gw.domain, batch, err, gw);
+      this.#log(env, gw.domain, batch, err, gw, endpoint);
       return failed(batch, err);
     }
-    return this.#settle(env, gw, batch, ack);
+    return this.#settle(env, gw, batch, sent.ack);
+  }
+
+  /**
+   * Sends to the gateway's nodes: the first endpoint tried turns with each message; on a
+   * failure of TRY_NEXT_ENDPOINT the next one is tried. The ACK, or the last failure and the
+   * endpoint it came from.
+   */
+  async #sendToNodes(
+    gw: RemoteGateway,
+    bytes: Buffer,
+  ): Promise<{ ack: Buffer } | { err: unknown; endpoint: RelayEndpoint }> {
+    const relays = gw.peer.relays;
+    const first = this.#turn++ % relays.length;
+    let last: { err: unknown; endpoint: RelayEndpoint } | undefined;
+    for (let i = 0; i < relays.length; i++) {
+      const r = relays[(first + i) % relays.length] as RelayEndpoint;
+      const peer: QuicPeer = {
+        host: r.address,
+        port: r.port,
+        serverName: isIP(r.host) === 0 ? r.host : '',
+        verify: (p) => p.spki.equals(gw.tlsSpki),
+      };
+      try {
+        return { ack: await this.#o.transport.send(peer, bytes) };
+      } catch (err) {
+        last = { err, endpoint: r };
+        if (!(err instanceof QuicError && TRY_NEXT_ENDPOINT.has(err.code))) return last;
+        if (i + 1 < relays.length) {
+          this.#o.log?.warn(
+            { peer: gw.did, endpoint: endpointName(r), code: err.code },
+            'relay: a node of the peer failed; trying its next one',
+          );
+        }
+      }
+    }
+    return last as { err: unknown; endpoint: RelayEndpoint };
   }
 
   #settle(env: Envelope, gw: RemoteGateway, batch: string[], ack: Buffer): RelayOutcome[] {
@@ -277,18 +325,17 @@ export class RelaySender {
     recipients: readonly string[],
     err: unknown,
     gw?: RemoteGateway,
+    q?: RelayEndpoint,
   ): void {
     const c = classify(err);
-    const q = gw?.peer.quic;
     this.#o.log?.warn(
       {
         messageId: env.messageId.toString('hex'),
         domain,
-        ...(gw !== undefined && q !== undefined
+        ...(gw !== undefined
           ? {
               peer: gw.did,
-              peerQuic: `${q.host.includes(':') ? `[${q.host}]` : q.host}:${q.port}`,
-              peerAddress: gw.peer.quicAddress,
+              ...(q !== undefined ? { peerQuic: endpointName(q), peerAddress: q.address } : {}),
               peerSource: gw.peer.source,
             }
           : {}),
@@ -300,4 +347,10 @@ export class RelaySender {
       'relay failed',
     );
   }
+}
+
+/** `host:port`, `[v6]:port`, for messages. */
+function endpointName(e: { host: string; port: number } | undefined): string {
+  if (e === undefined) return 'its QUIC endpoint';
+  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
 }

@@ -268,8 +268,12 @@ async function check(resolver: Resolver, c: Check, addresses: readonly string[])
         const cTag = (t: string) => /(?:^|;)\s*c=([^;\s]*)/.exec(t)?.[1];
         same =
           a.logKey === b.logKey &&
-          a.relay.host.toLowerCase() === b.relay.host.toLowerCase() &&
-          a.relay.port === b.relay.port &&
+          a.relays.length === b.relays.length &&
+          a.relays.every(
+            (r, i) =>
+              r.host.toLowerCase() === b.relays[i]?.host.toLowerCase() &&
+              r.port === b.relays[i]?.port,
+          ) &&
           cTag(got) === cTag(c.want);
       } catch (err) {
         c.status = 'differs';
