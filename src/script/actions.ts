@@ -70,6 +70,7 @@ const HEADER_NAME = /^[!-9;-~]+$/;
 // Printable ASCII, tab, and UTF-8 above (RFC 6532); no CR, LF or other control characters.
 const HEADER_VALUE = /^[\t\x20-\x7e\u0080-\uffff]*$/;
 const TEXT = /^[\x20-\x7e]*$/;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const ADDRESS = /^[^\s<>()\\,;:"\x00-\x1f\x7f]+@[a-z0-9.-]+$/i;
 const DID = /^did:aftersmtp:[a-z0-9.-]+:[a-z0-9._+-]+$/i;
 const WEBHOOK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -116,7 +117,8 @@ export function checkHeader(name: unknown, value: unknown): { name: string; valu
 
 export function checkAddressOrDid(v: unknown, what: string): string {
   const s = str(v, what, ACTION_LIMITS.maxAddress);
-  if (!ADDRESS.test(s) && !DID.test(s)) fail(`${what}: ${JSON.stringify(s)} is not an address or DID`);
+  if (!ADDRESS.test(s) && !DID.test(s))
+    fail(`${what}: ${JSON.stringify(s)} is not an address or DID`);
   return s;
 }
 

@@ -89,7 +89,9 @@ function describe(dumped: unknown): string {
     const message = typeof e.message === 'string' ? e.message : '';
     return `${name}: ${message}`.replace(/[\r\n]+/g, ' ').slice(0, 200);
   }
-  return String(dumped).replace(/[\r\n]+/g, ' ').slice(0, 200);
+  return String(dumped)
+    .replace(/[\r\n]+/g, ' ')
+    .slice(0, 200);
 }
 
 function classify(text: string): RunFailure {
@@ -132,10 +134,7 @@ class WarmContext {
     }
   }
 
-  #unwrap(
-    r: { error?: QuickJSHandle; value?: QuickJSHandle },
-    reason: RunFailure,
-  ): QuickJSHandle {
+  #unwrap(r: { error?: QuickJSHandle; value?: QuickJSHandle }, reason: RunFailure): QuickJSHandle {
     if (r.error !== undefined) {
       const text = describe(this.#ctx.dump(r.error));
       r.error.dispose();
@@ -155,7 +154,8 @@ class WarmContext {
       );
       try {
         const v: unknown = this.#ctx.dump(out);
-        if (typeof v !== 'string') throw new ScriptRunError('output', 'the run returned no action list');
+        if (typeof v !== 'string')
+          throw new ScriptRunError('output', 'the run returned no action list');
         return v;
       } finally {
         out.dispose();
