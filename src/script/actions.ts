@@ -72,7 +72,7 @@ const HEADER_VALUE = /^[\t\x20-\x7e\u0080-\uffff]*$/;
 const TEXT = /^[\x20-\x7e]*$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const ADDRESS = /^[^\s<>()\\,;:"\x00-\x1f\x7f]+@[a-z0-9.-]+$/i;
-const DID = /^did:aftersmtp:[a-z0-9.-]+:[a-z0-9._+-]+$/i;
+const DID = /^did:aftersmtp:[a-z0-9.-]+:[a-z0-9._+%-]+$/i;
 const WEBHOOK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Header fields a script may not add: they belong to the gateway's own stamps and signatures. */
 const RESERVED_HEADERS = new Set([
