@@ -9,7 +9,16 @@ import { fileURLToPath } from 'node:url';
 import { AfterSmtpError } from '../../errors.js';
 import { UsageError, type Command } from '../command.js';
 
-const BENCHES = ['crypto', 'ledger', 'queue', 'store', 'quic', 'relay', 'onramp'] as const;
+const BENCHES = [
+  'crypto',
+  'ledger',
+  'queue',
+  'store',
+  'quic',
+  'relay',
+  'onramp',
+  'policy',
+] as const;
 
 export const benchCommand: Command = {
   path: ['bench'],
