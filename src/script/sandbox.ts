@@ -40,6 +40,9 @@ import {
 import { AfterSmtpError } from '../errors.js';
 import { PRELUDE } from './prelude.js';
 
+/** The deadline of making a context (the prelude freezing every built-in, the compile). */
+const SETUP_MS = 1000;
+
 /** QuickJS's C stack allowance; NOTES-DEPENDENCIES: always set, at most 256 KB. */
 export const MAX_STACK_BYTES = 256 * 1024;
 
@@ -115,7 +118,7 @@ class WarmContext {
     this.#ctx = this.#runtime.newContext();
     try {
       this.#runtime.setInterruptHandler(
-        shouldInterruptAfterDeadline(Date.now() + Math.max(limits.timeoutMs, 200)),
+        shouldInterruptAfterDeadline(Date.now() + Math.max(limits.timeoutMs, SETUP_MS)),
       );
       this.#hooks = this.#unwrap(this.#ctx.evalCode(PRELUDE, 'prelude.js'), 'exception');
       const compile = this.#ctx.getProp(this.#hooks, 'compile');

@@ -53,6 +53,7 @@ import { DkimKeys } from '../../mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../mail/srs.js';
 import { dkimZoneLine } from './dkim.js';
 import { mailScriptCheck } from '../../script/check.js';
+import { registerScriptMetrics, type ScriptObserver } from '../../script/metrics.js';
 import { ScriptSandbox } from '../../script/sandbox.js';
 import { ScriptStore } from '../../script/store.js';
 import { createWebhookDelivery } from '../../script/webhook.js';
@@ -155,6 +156,7 @@ class Teardown {
 async function openMailScript(
   config: Config,
   log: ReturnType<typeof createLogger>,
+  observe: ScriptObserver,
 ): Promise<{ check: PolicyCheck; close(): void }> {
   const store = ScriptStore.open({
     path: mapsDatabasePath(config.dataDir),
@@ -186,6 +188,7 @@ async function openMailScript(
     sandbox,
     webhooks: config.scriptWebhooks,
     log,
+    observe,
   });
   return {
     check,
@@ -308,7 +311,7 @@ export const serveCommand: Command = {
         log.error({ err }, 'maps: a change could not be loaded; the previous maps stay in use'),
       );
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
-      const mailScript = await openMailScript(config, log);
+      const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
       const gatewayHost = config.hostname ?? hostname();
