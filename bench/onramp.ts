@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 import { startUnbound } from '../test/client-api/helpers.js';
 import { connect, register, startMessagingGateway } from '../test/messaging/helpers.js';
 import { runSections } from './lib/measure.js';
+import { cpuSeconds } from './lib/postfix.js';
 
 const run = promisify(execFile);
 const MESSAGES = Number(process.env.ONRAMP_MESSAGES ?? 2000);
@@ -40,14 +41,6 @@ interface Row {
   seconds: number;
   perSecond: number;
   cpuUsPerMessage: number;
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
 }
 
 /** One smtp-source run: a new connection per message, `sessions` at once. */

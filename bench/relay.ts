@@ -18,9 +18,17 @@
  * stops the clock at that line. Senders are closed loops: each sends its next message when the
  * previous one is durable on B.
  *
+ * CPU per message is read from /proc for each `serve` process (A and B) over each row, and from
+ * process.cpuUsage() for the bench process itself (sealing, gRPC client, log parsing).
+ *
+ * Baseline, in the same run: ../shared/bench/postfix-twohop.sh (smtp-source -> Postfix A, durable
+ * -> Postfix B, durable -> virtual(8) Maildir, fsync'd), the same 4 KiB bodies and as many
+ * sessions as we have senders, RELAY_POSTFIX_MESSAGES (default 2000) per run; it needs root, and
+ * is left out (with a note) otherwise.
+ *
  * Run: `node dist/bench/relay.js` or `aftersmtp bench relay` (BENCH_SECONDS scales it: each row is
- * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about a minute in all). It
- * needs unbound (apt-get install unbound). It reports; it never asserts.
+ * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about two minutes in all
+ * with the baseline). It needs unbound (apt-get install unbound). It reports; it never asserts.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -31,6 +39,12 @@ import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
 import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
 import { tempDir } from '../test/helpers/cli.js';
 import { defaultSeconds, formatOps, runSections } from './lib/measure.js';
+import {
+  cpuSeconds,
+  postfixBaselineUnavailable,
+  postfixTwoHop,
+  type PostfixTwoHopRun,
+} from './lib/postfix.js';
 
 const SUITES = ['classic-v1', 'hybrid-v1'] as const;
 type Suite = (typeof SUITES)[number];
@@ -39,6 +53,7 @@ const BODY = randomBytes(4096);
 const WARMUP_MS = 1000;
 const STORED_TIMEOUT_MS = 30_000;
 const FSYNC = 'lmdb queue + lmdb store, group commit, fsync on';
+const POSTFIX_MESSAGES = Number(process.env.RELAY_POSTFIX_MESSAGES ?? 2000);
 
 interface Cell {
   suite: Suite;
@@ -51,6 +66,10 @@ interface Cell {
   /** DispatchMessage call to its answer (durable in A's queue). */
   dispatchP50ms: number;
   dispatchP99ms: number;
+  /** CPU per message of each gateway process and of the bench process. */
+  aCpuUs: number;
+  bCpuUs: number;
+  benchCpuUs: number;
 }
 
 interface Rss {
@@ -159,10 +178,17 @@ async function measureSuite(
       };
       const warm = performance.now() + WARMUP_MS;
       await Promise.all(Array.from({ length: senders }, () => run(warm, false)));
+      const cpu0 = {
+        a: cpuSeconds(a.child?.pid as number),
+        b: cpuSeconds(b.child?.pid as number),
+        bench: process.cpuUsage(),
+      };
       const start = performance.now();
       const end = start + seconds * 1000;
       await Promise.all(Array.from({ length: senders }, () => run(end, true)));
       const elapsed = (performance.now() - start) / 1000;
+      const benchCpu = process.cpuUsage(cpu0.bench);
+      const perMessage = (cpuS: number) => (1e6 * cpuS) / Math.max(1, total.length);
       total.sort((x, y) => x - y);
       dispatch.sort((x, y) => x - y);
       cells.push({
@@ -174,6 +200,9 @@ async function measureSuite(
         p99ms: percentile(total, 0.99),
         dispatchP50ms: percentile(dispatch, 0.5),
         dispatchP99ms: percentile(dispatch, 0.99),
+        aCpuUs: perMessage(cpuSeconds(a.child?.pid as number) - cpu0.a),
+        bCpuUs: perMessage(cpuSeconds(b.child?.pid as number) - cpu0.b),
+        benchCpuUs: perMessage((benchCpu.user + benchCpu.system) / 1e6),
       });
     }
     const rss: Rss[] = [
@@ -195,16 +224,30 @@ await runSections([
     async run() {
       const seconds = Math.max(2, 10 * defaultSeconds());
       const headers = [
-        'suite',
+        'side',
         'senders',
         'msgs/s',
+        'vs Postfix',
         'p50 ms',
         'p99 ms',
         'A ack p50',
         'A ack p99',
+        'A CPU µs/msg',
+        'B CPU µs/msg',
+        'bench µs/msg',
         'A peak RSS',
         'B peak RSS',
       ];
+      const noBaseline = postfixBaselineUnavailable();
+      const baseline: PostfixTwoHopRun[] =
+        noBaseline === undefined
+          ? await postfixTwoHop({
+              messages: POSTFIX_MESSAGES,
+              size: BODY.length,
+              sessions: CONCURRENCY,
+              warmup: 200,
+            })
+          : [];
       const missing = unboundMissing();
       if (missing !== undefined) {
         return { headers, rows: [], notes: [`skipped: ${missing}`], json: { skipped: missing } };
@@ -242,20 +285,54 @@ await runSections([
         const v = rss.find((x) => x.suite === suite && x.gateway === g)?.peakRssMiB;
         return v === undefined ? '—' : `${v.toFixed(0)} MiB`;
       };
+      const ratio = (c: Cell): string => {
+        const p = baseline.find((b) => b.sessions === c.senders);
+        return p === undefined
+          ? '—'
+          : `${(c.messagesPerSecond / p.deliveredPerSecond).toFixed(2)}x`;
+      };
       return {
         headers,
-        rows: cells.map((c) => [
-          c.suite,
-          String(c.senders),
-          formatOps(c.messagesPerSecond),
-          c.p50ms.toFixed(1),
-          c.p99ms.toFixed(1),
-          c.dispatchP50ms.toFixed(1),
-          c.dispatchP99ms.toFixed(1),
-          mib(c.suite, 'A'),
-          mib(c.suite, 'B'),
-        ]),
+        rows: [
+          ...baseline.map((p) => [
+            `Postfix ${p.version}`,
+            String(p.sessions),
+            formatOps(p.deliveredPerSecond),
+            '1.00x',
+            '—',
+            '—',
+            '—',
+            '—',
+            p.aCpuUsPerMessage.toFixed(0),
+            p.bCpuUsPerMessage.toFixed(0),
+            '—',
+            '—',
+            '—',
+          ]),
+          ...cells.map((c) => [
+            `AfterSMTP ${c.suite}`,
+            String(c.senders),
+            formatOps(c.messagesPerSecond),
+            ratio(c),
+            c.p50ms.toFixed(1),
+            c.p99ms.toFixed(1),
+            c.dispatchP50ms.toFixed(1),
+            c.dispatchP99ms.toFixed(1),
+            c.aCpuUs.toFixed(0),
+            c.bCpuUs.toFixed(0),
+            c.benchCpuUs.toFixed(0),
+            mib(c.suite, 'A'),
+            mib(c.suite, 'B'),
+          ]),
+        ],
         notes: [
+          noBaseline === undefined
+            ? `Postfix: postfix-twohop.sh, ${POSTFIX_MESSAGES} messages per run, smtp-source sessions = our senders, ` +
+              'a new connection per message; msgs/s is its delivered rate (start of the run to the last Maildir file); ' +
+              `checks ${baseline.every((p) => p.checksOk) ? 'ok' : 'FAILED'}.`
+            : `Postfix baseline left out: ${noBaseline}.`,
+          'CPU µs/msg: user+system from /proc for each serve process (Postfix: all processes of each instance), ' +
+            "and the bench process's own (sealing, the gRPC client, reading B's log), over the measured window.",
           `fsync policy: ${FSYNC}, on both gateways.`,
           `${seconds} s measured per row after ${WARMUP_MS / 1000} s warm-up; senders are closed loops ` +
             '(the next message when the previous one is durable on B), all as one user over one gRPC channel to A.',
@@ -266,7 +343,14 @@ await runSections([
             '(a fresh pair of gateways per suite). Sealing (in the bench process) is outside the timing; ' +
             'the bench, both gateways and unbound share the machine.',
         ],
-        json: { fsync: FSYNC, secondsPerRow: seconds, warmupSeconds: WARMUP_MS / 1000, cells, rss },
+        json: {
+          fsync: FSYNC,
+          secondsPerRow: seconds,
+          warmupSeconds: WARMUP_MS / 1000,
+          postfix: baseline,
+          cells: cells.map((c) => ({ ...c, vsPostfix: ratio(c) })),
+          rss,
+        },
       };
     },
   },

@@ -373,6 +373,18 @@ export const SETTINGS = {
     doc: 'Registration policy per served domain: domain=policy pairs, comma-separated, each policy open-pow[:bits], admin-only or closed. Unset: open-pow at the default difficulty. A policy set with `aftersmtp ledger policy` wins.',
     parse: (raw) => parsePolicySpec(raw),
   }),
+  ledgerBackend: setting({
+    env: 'AFTERSMTP_LEDGER',
+    default: 'sqlite',
+    doc: 'Where the identity ledger is kept: sqlite (<data dir>/ledger.sqlite, one node) or postgres (the log shared by every node of the domain on AFTERSMTP_POSTGRES_URL; each node keeps a replica in <data dir>/ledger-replica.sqlite). See docs/OPERATIONS.md "Running several nodes".',
+    parse: oneOf(['sqlite', 'postgres'] as const),
+  }),
+  ledgerFollowMs: setting({
+    env: 'AFTERSMTP_LEDGER_FOLLOW_MS',
+    default: '250',
+    doc: 'With AFTERSMTP_LEDGER=postgres: how often a node reads the entries other nodes appended (ms); a registration on one node is visible on the others within it.',
+    parse: integer(20, 60_000),
+  }),
   ledgerRateLimit: setting({
     env: 'AFTERSMTP_LEDGER_RATE_LIMIT',
     default: '10/60',
@@ -484,7 +496,7 @@ export const SETTINGS = {
   postgresUrl: setting({
     env: 'AFTERSMTP_POSTGRES_URL',
     default: 'postgres://127.0.0.1:5432/aftersmtp',
-    doc: 'PostgreSQL database of the postgres mailbox store (postgres:// or postgresql://, credentials in the URL); migrations run on start.',
+    doc: 'PostgreSQL database of the postgres mailbox store, ledger and maps (postgres:// or postgresql://, credentials in the URL); migrations run on start.',
     parse: urlWithScheme(['postgres:', 'postgresql:']),
   }),
   storeKeyFile: setting({
@@ -518,6 +530,12 @@ export const SETTINGS = {
     default: 'no',
     doc: 'access_map: yes makes a bare domain key (example.org) match its subdomains (Postfix parent_domain_matches_subdomains with smtpd_access_maps); no: only .example.org keys match subdomains.',
     parse: yesNo,
+  }),
+  mapsBackend: setting({
+    env: 'AFTERSMTP_MAPS',
+    default: 'sqlite',
+    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). See docs/MAPS.md.',
+    parse: oneOf(['sqlite', 'postgres'] as const),
   }),
   mapsPollMs: setting({
     env: 'AFTERSMTP_MAPS_POLL_MS',

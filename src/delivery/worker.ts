@@ -37,6 +37,7 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec
 import { sealEnvelope } from '../envelope/envelope.js';
 import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
 import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
+import type { DeliveryReceipt } from '../envelope/receipt.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
 import { ampDestination } from '../pipeline/addresses.js';
 import { localState, type LedgerView } from '../pipeline/recipients.js';
@@ -264,7 +265,27 @@ export class DeliveryWorker {
       this.#dead.delete(job.destination);
     }
     for (const o of outcomes) this.#metrics.messageOut(o.status);
+    await this.#keepReceipts(job, outcomes);
     await this.#settle(lease, outcomes);
+  }
+
+  /**
+   * Keeps the receipts a peer gateway signed (relay outcomes carry them, verified) so that the
+   * sender can read them. A receipt that cannot be kept is logged; the delivery still counts.
+   */
+  async #keepReceipts(job: LeasedJob, outcomes: readonly DeliveryOutcome[]): Promise<void> {
+    for (const o of outcomes) {
+      if (!('receipt' in o) || !('expiresAt' in o)) continue;
+      const { receipt, expiresAt } = o as { receipt: DeliveryReceipt; expiresAt: number };
+      try {
+        await this.#o.mailbox.keepReceipt(receipt, expiresAt);
+      } catch (err) {
+        this.#o.log.warn(
+          { messageId: job.messageId, job: job.jobId, recipient: o.recipient, err },
+          'delivery: the receipt of a relayed message could not be kept',
+        );
+      }
+    }
   }
 
   #deliver(job: LeasedJob): Promise<DeliveryOutcome[]> {

@@ -1,13 +1,16 @@
 /**
- * The worked example of docs/PROTOCOL.md §8: a classic-v1 envelope from Alice to Bob sealed
- * deterministically from fixed seeds and fixed "randomness", with every intermediate value.
- * Used by scripts/protocol-example.js (prints it) and the golden-file test
- * (test/fixtures/envelope/classic-v1-example.{json,bin}). Nothing here is for production use.
+ * The worked examples of docs/PROTOCOL.md §8: an envelope from Alice to Bob sealed
+ * deterministically from fixed seeds and fixed "randomness", with every intermediate value, for
+ * classic-v1 and for hybrid-v1 (whose ML-DSA-65 signature uses FIPS 204's deterministic variant,
+ * rnd = 32 zero bytes, for the example only). Used by scripts/protocol-example.js (prints them)
+ * and the golden-file test (test/fixtures/envelope/<suite>-example.{json,bin}). Nothing here is
+ * for production use.
  */
 import { aeadOpen, sha256 } from '../native/index.js';
-import { KEY_ID_LABEL, SecretKeySet } from '../identity/keys.js';
+import { KEY_ID_LABEL, SecretKeySet, type SecretSeeds } from '../identity/keys.js';
+import type { SuiteId } from '../identity/suites.js';
 import { lp } from '../identity/lp.js';
-import { ed25519Message } from '../identity/signature.js';
+import { ed25519Message, mlDsa65Context } from '../identity/signature.js';
 import { decodeSealedContent, encodeEnvelope, type MessageBody } from './codec.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import {
@@ -28,20 +31,36 @@ export interface ProtocolExample {
 
 const fill = (byte: number) => Buffer.alloc(32, byte);
 
-export function protocolExample(): ProtocolExample {
+/** The seeds of a party whose bytes all start with `base` (0xa1.. for Alice, 0xb1.. for Bob). */
+function seeds(suite: SuiteId, base: number): SecretSeeds {
+  return {
+    kem: fill(base),
+    ed25519: fill(base + 1),
+    ...(suite === 'hybrid-v1' ? { mldsa65: fill(base + 2) } : {}),
+  };
+}
+
+export function protocolExample(suite: SuiteId = 'classic-v1'): ProtocolExample {
+  const hybrid = suite === 'hybrid-v1';
   const createdAt = 1_735_689_600_000; // 2025-01-01T00:00:00Z
   const expiresAt = createdAt + 7 * 24 * 3600 * 1000;
-  const alice = SecretKeySet.fromSeeds('did:aftersmtp:example.com:alice', 'classic-v1', createdAt, {
-    kem: fill(0xa1),
-    ed25519: fill(0xa2),
-  });
-  const bob = SecretKeySet.fromSeeds('did:aftersmtp:example.org:bob', 'classic-v1', createdAt, {
-    kem: fill(0xb1),
-    ed25519: fill(0xb2),
-  });
+  const alice = SecretKeySet.fromSeeds(
+    'did:aftersmtp:example.com:alice',
+    suite,
+    createdAt,
+    seeds(suite, 0xa1),
+  );
+  const bob = SecretKeySet.fromSeeds(
+    'did:aftersmtp:example.org:bob',
+    suite,
+    createdAt,
+    seeds(suite, 0xb1),
+  );
   const contentKey = fill(0xc0);
   const messageId = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
-  const ikmE = fill(0xe0);
+  // DeriveKeyPair(ikmE) for DHKEM(X25519); X-Wing's encapsulation takes a 64-byte eseed.
+  const ikmE = Buffer.alloc(hybrid ? 64 : 32, 0xe0);
+  const mlDsa = hybrid ? Buffer.alloc(32) : undefined;
   const body: MessageBody = {
     subject: 'Hello Bob',
     contentType: 'text/plain; charset=utf-8',
@@ -53,7 +72,7 @@ export function protocolExample(): ProtocolExample {
     body,
     createdAt,
     expiresAt,
-    randomness: { contentKey, messageId, ikmE: [ikmE] },
+    randomness: { contentKey, messageId, ikmE: [ikmE], ...(mlDsa ? { mlDsa } : {}) },
   });
   const bytes = encodeEnvelope(envelope);
 
@@ -61,9 +80,9 @@ export function protocolExample(): ProtocolExample {
     throw new Error('the worked example does not open');
   }
   // Recompute the intermediates the document shows (the seal above does the same internally).
-  const { key, nonce } = deriveContentKey(contentKey, 'classic-v1', messageId);
+  const { key, nonce } = deriveContentKey(contentKey, suite, messageId);
   const transcript = authorTranscript({
-    suite: 'classic-v1',
+    suite,
     messageId,
     sender: alice.record,
     recipients: [bob.record],
@@ -75,35 +94,45 @@ export function protocolExample(): ProtocolExample {
   const wrap = envelope.wraps[0];
   if (!wrap) throw new Error('no wrap');
   // Decrypting with the known key gives the exact plaintext bytes that were sealed.
-  const aad = contentAad('classic-v1', messageId);
+  const aad = contentAad(suite, messageId);
   const sealedBytes = aeadOpen('chacha20-poly1305', key, nonce, aad, envelope.ciphertext);
   const sealed = decodeSealedContent(sealedBytes);
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
   const keyIdInput = (r: SecretKeySet) =>
-    lp(KEY_ID_LABEL, r.suite, r.record.kemPublicKey, r.record.signingPublicKeys.ed25519);
+    lp(
+      KEY_ID_LABEL,
+      r.suite,
+      r.record.kemPublicKey,
+      r.record.signingPublicKeys.ed25519,
+      ...(hybrid ? [r.record.signingPublicKeys.mldsa65 as Buffer] : []),
+    );
+  const kem = hybrid ? 'XWing' : 'X25519';
+  const party = (name: string, k: SecretKeySet, base: number) => ({
+    [`${name}Did`]: k.did,
+    [`${name}${kem}${hybrid ? 'Seed' : 'Secret'}`]: hex(fill(base)),
+    [`${name}Ed25519Seed`]: hex(fill(base + 1)),
+    ...(hybrid ? { [`${name}MlDsa65Seed`]: hex(fill(base + 2)) } : {}),
+    [`${name}${kem}Public`]: hex(k.record.kemPublicKey),
+    [`${name}Ed25519Public`]: hex(k.record.signingPublicKeys.ed25519),
+    ...(hybrid
+      ? { [`${name}MlDsa65Public`]: hex(k.record.signingPublicKeys.mldsa65 as Buffer) }
+      : {}),
+  });
   return {
     envelope: bytes,
     values: {
-      suite: 'classic-v1',
+      suite,
       createdAt,
       expiresAt,
-      aliceDid: alice.did,
-      aliceX25519Secret: hex(fill(0xa1)),
-      aliceEd25519Seed: hex(fill(0xa2)),
-      aliceX25519Public: hex(alice.record.kemPublicKey),
-      aliceEd25519Public: hex(alice.record.signingPublicKeys.ed25519),
+      ...party('alice', alice, 0xa1),
       aliceKeyIdInput: hex(keyIdInput(alice)),
       aliceKeyIdSha256: hex(sha256(keyIdInput(alice))),
       aliceKeyId: hex(alice.keyId),
-      bobDid: bob.did,
-      bobX25519Secret: hex(fill(0xb1)),
-      bobEd25519Seed: hex(fill(0xb2)),
-      bobX25519Public: hex(bob.record.kemPublicKey),
-      bobEd25519Public: hex(bob.record.signingPublicKeys.ed25519),
+      ...party('bob', bob, 0xb1),
       bobKeyId: hex(bob.keyId),
       contentKey: hex(contentKey),
       messageId: hex(messageId),
-      hpkeIkmE: hex(ikmE),
+      [hybrid ? 'xwingEseed' : 'hpkeIkmE']: hex(ikmE),
       subject: body.subject,
       contentType: body.contentType,
       content: hex(body.content),
@@ -113,13 +142,20 @@ export function protocolExample(): ProtocolExample {
       authorTranscript: hex(transcript),
       authorEd25519Message: hex(ed25519Message(PURPOSE_AUTHOR, transcript)),
       authorEd25519Signature: hex(sealed.signature.ed25519),
+      ...(hybrid
+        ? {
+            authorMlDsa65Context: hex(mlDsa65Context(PURPOSE_AUTHOR)),
+            authorMlDsa65Rnd: hex(mlDsa as Buffer),
+            authorMlDsa65Signature: hex(sealed.signature.mldsa65 as Buffer),
+          }
+        : {}),
       sealedContent: hex(sealedBytes),
-      contentKdfInfo: hex(lp('aftersmtp/amp/v1/content-key', 'classic-v1')),
+      contentKdfInfo: hex(lp('aftersmtp/amp/v1/content-key', suite)),
       contentAeadKey: hex(key),
       contentAeadNonce: hex(nonce),
       contentAad: hex(aad),
       contentCiphertext: hex(envelope.ciphertext),
-      hpkeInfo: hex(wrapInfo('classic-v1', messageId, bob.record, expiresAt)),
+      hpkeInfo: hex(wrapInfo(suite, messageId, bob.record, expiresAt)),
       hpkeAad: '',
       hpkeEnc: hex(wrap.enc),
       hpkeWrappedKey: hex(wrap.wrappedKey),

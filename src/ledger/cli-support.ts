@@ -12,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { logOrigin } from './checkpoint.js';
+import { verifyConsistency } from './merkle.js';
 import type { MintProgress } from './hashcash.js';
 import { IdentityLedger, type LedgerOptions } from './ledger.js';
 import {
@@ -129,6 +130,48 @@ export function ledgerCheckpoint(ledger: IdentityLedger): LedgerCheckpointInfo {
     note: cp.note,
     verifierKey: ledger.verifierKey,
   };
+}
+
+export interface LedgerConsistencyInfo {
+  readonly origin: string;
+  readonly from: { readonly size: number; readonly rootHash: string };
+  readonly to: { readonly size: number; readonly rootHash: string };
+  /** RFC 9162 §2.1.4 consistency proof, base64 hashes. */
+  readonly proof: readonly string[];
+}
+
+/**
+ * A consistency proof between two sizes of the local log (`to` defaults to the current size),
+ * with the root hash at each, checked before it is returned: an auditor compares the roots with
+ * checkpoints it kept and verifies the proof with any RFC 9162 implementation.
+ */
+export function ledgerConsistency(
+  ledger: IdentityLedger,
+  from: number,
+  to?: number,
+): LedgerConsistencyInfo {
+  const second = to ?? ledger.checkpoint().size;
+  const proof = ledger.consistencyProof(from, second);
+  const fromRoot = ledger.rootAt(from);
+  const toRoot = ledger.rootAt(second);
+  verifyConsistency(from, second, proof, fromRoot, toRoot);
+  return {
+    origin: ledger.origin,
+    from: { size: from, rootHash: fromRoot.toString('base64') },
+    to: { size: second, rootHash: toRoot.toString('base64') },
+    proof: proof.map((h) => h.toString('base64')),
+  };
+}
+
+export function formatLedgerConsistency(info: LedgerConsistencyInfo, json: boolean): string {
+  if (json) return `${JSON.stringify(info, null, 2)}\n`;
+  return `${[
+    `log        ${info.origin}`,
+    `from       size ${info.from.size}, root ${info.from.rootHash}`,
+    `to         size ${info.to.size}, root ${info.to.rootHash}`,
+    `proof      ${info.proof.length === 0 ? '(empty)' : info.proof.join(' ')}`,
+    'verified   the larger tree extends the smaller one (RFC 9162 §2.1.4.2)',
+  ].join('\n')}\n`;
 }
 
 /** Text output is the signed note itself (what a witness or a resolver consumes). */

@@ -31,7 +31,29 @@ export interface PublishedGatewayRecord {
   readonly note?: string;
 }
 
+/**
+ * Publishes the gateway's record (register on first start, rotate when its TLS key changed).
+ * Several nodes of one domain starting at once may race on a shared log (ledger/postgres.ts):
+ * the loser's write finds the record the winner wrote, and looks again.
+ */
 export function publishGatewayRecord(
+  ledger: IdentityLedger,
+  keys: SecretKeySet,
+  tlsSpki: Buffer,
+): PublishedGatewayRecord {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return publishOnce(ledger, keys, tlsSpki);
+    } catch (err) {
+      const raced =
+        err instanceof LedgerError &&
+        (err.code === 'ERR_DID_EXISTS' || err.code === 'ERR_LEDGER_STALE');
+      if (!raced || attempt >= 3) throw err;
+    }
+  }
+}
+
+function publishOnce(
   ledger: IdentityLedger,
   keys: SecretKeySet,
   tlsSpki: Buffer,

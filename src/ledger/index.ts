@@ -5,6 +5,8 @@
  */
 export {
   IdentityLedger,
+  type LedgerReplication,
+  type ReplicaTarget,
   type AppendResult,
   type BatchResult,
   type DidState,
@@ -62,7 +64,12 @@ export {
   type DomainPolicy,
   type PolicyName,
 } from './policy.js';
-export { TokenBucketLimiter, type RateDecision, type RateLimitOptions } from './ratelimit.js';
+export {
+  TokenBucketLimiter,
+  type RateDecision,
+  type RateLimiter,
+  type RateLimitOptions,
+} from './ratelimit.js';
 export {
   formatCheckpoint,
   logOrigin,
@@ -83,12 +90,15 @@ export { LOG_KEY_FILE, loadOrCreateLogKey, readLogKey, readLogKeyPublic } from '
 export {
   LEDGER_DB_FILE,
   formatLedgerCheckpoint,
+  formatLedgerConsistency,
   formatLedgerKey,
   ledgerCheckpoint,
+  ledgerConsistency,
   ledgerKey,
   mintProgressLine,
   openDataDirLedger,
   type LedgerCheckpointInfo,
+  type LedgerConsistencyInfo,
   type LedgerKeyInfo,
 } from './cli-support.js';
 export {
@@ -104,3 +114,10 @@ export {
   type NodeSource,
 } from './merkle.js';
 export { LogStore } from './store.js';
+export {
+  LEDGER_REPLICA_FILE,
+  PgLedgerReplication,
+  PgRateLimiter,
+  openPostgresLedger,
+  type PgLedgerOptions,
+} from './postgres.js';

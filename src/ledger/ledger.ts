@@ -47,11 +47,12 @@ import {
   ChallengeIssuer,
   DEFAULT_CHALLENGE_TTL_MS,
   checkStamp,
+  parseStamp,
   type Challenge,
 } from './hashcash.js';
 import type { NoteSigner } from './note.js';
 import { DEFAULT_POLICY, checkPolicy, type DomainPolicy } from './policy.js';
-import type { TokenBucketLimiter } from './ratelimit.js';
+import type { RateLimiter } from './ratelimit.js';
 import { LogStore } from './store.js';
 
 const SCHEMA = `
@@ -86,8 +87,38 @@ export interface LedgerOptions {
   readonly policies?: ReadonlyMap<string, DomainPolicy>;
   readonly clock?: () => number;
   readonly challengeTtlMs?: number;
-  /** Per-source limiter for registration requests. */
-  readonly limiter?: TokenBucketLimiter;
+  /** Per-source limiter for registration requests (in memory, or shared: postgres.ts). */
+  readonly limiter?: RateLimiter;
+  /**
+   * Another store that holds the log for several nodes (postgres.ts): the SQLite database at
+   * `path` is then this node's replica of it, and every write is serialised through it.
+   */
+  readonly replication?: LedgerReplication;
+}
+
+/**
+ * What a shared log backend does for the ledger. The ledger keeps its checks and its reads on
+ * the local SQLite database; the backend keeps that database a replica of the shared log.
+ */
+export interface LedgerReplication {
+  /** Called once the local database is open, before the ledger checks its metadata. */
+  attach(target: ReplicaTarget): void;
+  /**
+   * Runs `run` (the ledger's local write transaction) serialised with every writer of the log:
+   * the replica is brought up to date first, and what `run` appended is committed to the shared
+   * log before this returns; if that fails, the local transaction is rolled back too.
+   */
+  write<T>(run: () => T): T;
+  close(): void;
+}
+
+/** The ledger's side of replication. */
+export interface ReplicaTarget {
+  readonly store: LogStore;
+  readonly origin: string;
+  readonly verifierKey: string;
+  /** Applies one leaf appended by another node (the leaf and its derived rows, one transaction). */
+  apply(entry: Buffer): void;
 }
 
 export interface RegisterRequest {
@@ -172,7 +203,8 @@ export class IdentityLedger {
   readonly #signer: NoteSigner;
   readonly #clock: () => number;
   readonly #ttl: number;
-  readonly #limiter: TokenBucketLimiter | undefined;
+  readonly #limiter: RateLimiter | undefined;
+  readonly #replication: LedgerReplication | undefined;
   readonly #issuer: ChallengeIssuer;
   readonly #secret: Buffer;
   readonly #defaults: ReadonlyMap<string, DomainPolicy>;
@@ -193,11 +225,18 @@ export class IdentityLedger {
     this.#clock = options.clock ?? Date.now;
     this.#ttl = options.challengeTtlMs ?? DEFAULT_CHALLENGE_TTL_MS;
     this.#limiter = options.limiter;
+    this.#replication = options.replication;
     this.#defaults = options.policies ?? new Map();
     for (const p of this.#defaults.values()) checkPolicy(p);
     this.store = new LogStore(options.path);
     try {
       this.store.db.exec(SCHEMA);
+      this.#replication?.attach({
+        store: this.store,
+        origin: this.origin,
+        verifierKey: this.#signer.verifierKey,
+        apply: (entry) => this.#applyReplicated(entry),
+      });
       this.#bindMeta();
     } catch (err) {
       this.store.close();
@@ -244,12 +283,33 @@ export class IdentityLedger {
   }
 
   close(): void {
+    this.#replication?.close();
     this.store.close();
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE; a savepoint when nested). */
   #write<T>(fn: () => T): T {
-    return this.store.db.transaction(fn).immediate();
+    const local = (): T => this.store.db.transaction(fn).immediate();
+    return this.#replication === undefined ? local() : this.#replication.write(local);
+  }
+
+  /**
+   * A leaf another node appended to the shared log: the same rows #append and #authorise write
+   * (the DID index and, for a hashcash registration, its spent stamp), so this replica answers
+   * as the node that wrote it does.
+   */
+  #applyReplicated(bytes: Buffer): void {
+    const e = decodeEntry(bytes);
+    this.store.db.transaction(() => {
+      this.#append(e, e.type === 'revoke' ? e.keyId : e.record.keyId, e.type === 'revoke', bytes);
+      if (e.type === 'register' && e.auth.kind === 'hashcash') {
+        const challenge = parseStamp(e.auth.stamp).challenge;
+        this.#sql('INSERT OR IGNORE INTO spent_stamps (nonce, expires_at) VALUES (?, ?)').run(
+          Buffer.from(challenge.subarray(9, 25)),
+          Number(challenge.readBigUInt64BE(1)),
+        );
+      }
+    })();
   }
 
   /** A prepared statement, prepared once per ledger. */
@@ -281,10 +341,12 @@ export class IdentityLedger {
       throw new LedgerError('ERR_DOMAIN_NOT_SERVED', `this log does not serve ${domain}`);
     }
     checkPolicy(policy);
-    this.#sql('INSERT OR REPLACE INTO policies (domain, policy, bits) VALUES (?, ?, ?)').run(
-      domain,
-      policy.policy,
-      policy.bits,
+    this.#write(() =>
+      this.#sql('INSERT OR REPLACE INTO policies (domain, policy, bits) VALUES (?, ?, ?)').run(
+        domain,
+        policy.policy,
+        policy.bits,
+      ),
     );
   }
 
@@ -310,12 +372,12 @@ export class IdentityLedger {
   approveRegistration(did: string, admin: string, ttlMs = 7 * 24 * 3600 * 1000): string {
     this.domains.domainOf(did);
     checkAdmin(admin);
-    const reference = randomBytes(16).toString('base64url');
-    this.#sql('INSERT INTO approvals (reference, did, admin, expires_at) VALUES (?, ?, ?, ?)').run(
-      reference,
-      did,
-      admin,
-      this.#clock() + ttlMs,
+    // Hex: a reference is given on command lines, where a leading '-' (base64url) reads as an option.
+    const reference = randomBytes(16).toString('hex');
+    this.#write(() =>
+      this.#sql(
+        'INSERT INTO approvals (reference, did, admin, expires_at) VALUES (?, ?, ?, ?)',
+      ).run(reference, did, admin, this.#clock() + ttlMs),
     );
     return reference;
   }
@@ -375,8 +437,12 @@ export class IdentityLedger {
     return { row, record: e.record };
   }
 
-  #append(entry: LedgerEntry, keyId: Buffer, revoked: boolean): Prepared {
-    const bytes = encodeEntry(entry);
+  #append(
+    entry: LedgerEntry,
+    keyId: Buffer,
+    revoked: boolean,
+    bytes = encodeEntry(entry),
+  ): Prepared {
     const leafIndex = this.store.append([bytes]);
     this.#sql('INSERT OR REPLACE INTO dids (did, leaf, revoked, key_id) VALUES (?, ?, ?, ?)').run(
       entry.did,
@@ -737,6 +803,15 @@ export class IdentityLedger {
 
   consistencyProof(first: number, second: number): Buffer[] {
     return this.store.consistencyProof(first, second);
+  }
+
+  /** The root hash of the tree of the first `size` entries (0..the current size). */
+  rootAt(size: number): Buffer {
+    const current = this.store.size();
+    if (!Number.isSafeInteger(size) || size < 0 || size > current) {
+      throw new InputError('ERR_LEDGER_RANGE', `tree size ${size} is not in 0..${current}`);
+    }
+    return this.store.root(size);
   }
 }
 

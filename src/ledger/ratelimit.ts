@@ -18,12 +18,17 @@ export type RateDecision =
   | { readonly allowed: true; readonly remaining: number }
   | { readonly allowed: false; readonly retryAfterMs: number };
 
+/** What the ledger asks of a limiter: this one in memory, or one shared by several nodes. */
+export interface RateLimiter {
+  take(key: string, cost?: number): RateDecision;
+}
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
 }
 
-export class TokenBucketLimiter {
+export class TokenBucketLimiter implements RateLimiter {
   readonly #buckets = new Map<string, Bucket>();
   readonly #capacity: number;
   readonly #rate: number;

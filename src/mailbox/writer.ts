@@ -44,7 +44,7 @@ export type MailboxResult =
   | { readonly kind: 'conflict' };
 
 export interface MailboxWriterOptions {
-  readonly store: Pick<MailboxStore, 'deliver'>;
+  readonly store: Pick<MailboxStore, 'deliver' | 'keepReceipt'>;
   /** The gateway key that signs receipts. */
   readonly gatewayKeys: SecretKeySet;
   readonly signal?: MailboxSignal;
@@ -94,5 +94,20 @@ export class MailboxWriter {
     return first.ciphertextHash.equals(d.ciphertextHash)
       ? { kind: 'duplicate', receipt: first }
       : { kind: 'conflict' };
+  }
+
+  /**
+   * Keeps the verified receipt of another gateway for a message relayed there, so that its
+   * sender reads it with GetReceipt (PROTOCOL.md §12.5) as for local deliveries.
+   */
+  async keepReceipt(receipt: DeliveryReceipt, expiresAt: number): Promise<void> {
+    await this.#metrics.storeOp('putReceipt', () =>
+      this.#o.store.keepReceipt({
+        recipient: receipt.recipient,
+        messageId: receipt.messageId.toString('hex'),
+        receipt: encodeStoredReceipt(receipt),
+        expiresAt,
+      }),
+    );
   }
 }

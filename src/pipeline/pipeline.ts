@@ -204,7 +204,7 @@ export class Pipeline {
       (t) => t.address.toLowerCase(),
     );
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
-    const facts = await messageFacts(sub.message);
+    const facts = messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
     const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
     // Copies for our own mailboxes are stored at once (one durable write each, no queue hop);

@@ -356,6 +356,20 @@ export class MappingEngine {
   }
 
   /**
+   * Makes `map` exactly `entries`, in their order, in one transaction (each entry checked again
+   * as `set` would): how a node takes a map it shares with others (postgres.ts) into its own
+   * database. Returns the version the change created.
+   */
+  replaceMap(map: MapName, entries: readonly MapEntry[]): number {
+    const checked = entries.map((e) => checkEntry(map, e.key, e.value, e.class));
+    return this.#write(map, () => {
+      this.#stmt.clear.run(map);
+      for (const entry of checked) this.#upsert(map, entry);
+      this.#checkCount(map);
+    });
+  }
+
+  /**
    * Looks `key` up in `map` against the newest version and says how: the keys tried in order,
    * the entry that matched, the answer (snapshot.ts explain).
    */

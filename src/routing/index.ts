@@ -4,6 +4,7 @@
  * virtual_alias_maps. docs/MAPS.md describes each map, its keys, lookup order and limits.
  */
 export { MappingEngine, DEFAULT_POLL_MS, mapsDatabasePath } from './engine.js';
+export { MAPS_NAMESPACE, PgMapsFollower, PgSharedDocuments, sharedMaps } from './postgres.js';
 export type {
   ImportOptions,
   ImportResult,

@@ -28,6 +28,7 @@ import type { Keyring, NodeKey } from './keys.js';
 import {
   checkAck,
   checkDeliver,
+  checkKept,
   checkList,
   checkMessageId,
   checkRecipient,
@@ -44,6 +45,7 @@ import {
 import {
   DEFAULT_LIMITS,
   type DeliverWithReceipt,
+  type KeptReceipt,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -274,8 +276,21 @@ export class LmdbMailboxStore implements MailboxStore {
     return { ...result, receipt: first ?? input.receipt };
   }
 
+  async keepReceipt(input: KeptReceipt): Promise<void> {
+    this.live();
+    checkKept(input, this.limits, Date.now());
+    this.space?.admit('a receipt');
+    const rh = this.rh(input.recipient);
+    const rk = Buffer.concat([rh, messageIdHash(this.indexKey, rh, input.messageId)]);
+    const write = this.keyring.write;
+    await this.txn(() => {
+      if (this.receipts.get(rk) === undefined) this.putReceiptRecord(rk, input, write);
+    });
+    await this.flush();
+  }
+
   /** Writes the receipt record of (recipient, messageId) at `rk`, inside the caller's transaction. */
-  private putReceiptRecord(rk: Buffer, input: DeliverWithReceipt, write: NodeKey): void {
+  private putReceiptRecord(rk: Buffer, input: KeptReceipt, write: NodeKey): void {
     const plain = encodeReceiptRecord(
       input.recipient,
       input.messageId,

@@ -35,6 +35,7 @@ import { subkey, type Keyring } from './keys.js';
 import {
   checkAck,
   checkDeliver,
+  checkKept,
   checkList,
   checkMessageId,
   checkRecipient,
@@ -48,6 +49,7 @@ import {
 import {
   DEFAULT_LIMITS,
   type DeliverWithReceipt,
+  type KeptReceipt,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -269,6 +271,25 @@ export class PostgresMailboxStore implements MailboxStore {
 
   private rh(recipient: string): Buffer {
     return recipientHash(this.indexKey, checkRecipient(recipient));
+  }
+
+  async keepReceipt(input: KeptReceipt): Promise<void> {
+    this.live();
+    checkKept(input, this.limits, Date.now());
+    const rh = this.rh(input.recipient);
+    const ih = messageIdHash(this.indexKey, rh, input.messageId);
+    const sealed = Buffer.concat([
+      rh,
+      ih,
+      encodeReceiptRecord(input.recipient, input.messageId, input.receipt, input.expiresAt),
+    ]);
+    await this.tx((c) =>
+      c.query(
+        `INSERT INTO store_receipts (rh, ih, expires_at, key_id, sealed)
+         VALUES ($1, $2, $3, $4, pgp_sym_encrypt_bytea($5, $6, $7)) ON CONFLICT (rh, ih) DO NOTHING`,
+        [rh, ih, input.expiresAt, this.keyIds[0], sealed, this.writeKey, PGP_OPTIONS],
+      ),
+    );
   }
 
   async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {

@@ -27,6 +27,7 @@ import {
   MAX_MESSAGE_ID_LENGTH,
   type DeliverInput,
   type DeliverWithReceipt,
+  type KeptReceipt,
   type ListOptions,
   type StoreLimits,
 } from './types.js';
@@ -97,6 +98,15 @@ export function checkDeliver(input: DeliverWithReceipt, limits: StoreLimits, now
       `envelope: expected 1 to ${limits.maxEnvelopeBytes} bytes, got ${input.envelope.length}`,
     );
   }
+  checkReceipt(input.receipt, input.expiresAt, limits, now);
+}
+
+/** Checks a receipt of another gateway for `keepReceipt`. */
+export function checkKept(input: KeptReceipt, limits: StoreLimits, now: number): void {
+  if (typeof input !== 'object' || input === null)
+    throw new StoreInputError('keepReceipt: expected an object');
+  checkRecipient(input.recipient);
+  checkMessageId(input.messageId);
   checkReceipt(input.receipt, input.expiresAt, limits, now);
 }
 

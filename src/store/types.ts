@@ -66,6 +66,15 @@ export interface DeliverWithReceipt extends DeliverInput {
   readonly receipt: Uint8Array;
 }
 
+/** A receipt of another gateway, for `keepReceipt`. */
+export interface KeptReceipt {
+  readonly recipient: string;
+  readonly messageId: string;
+  /** The encoded receipt (encodeStoredReceipt), verified by the caller. */
+  readonly receipt: Uint8Array;
+  readonly expiresAt: number;
+}
+
 /** A stored envelope as `list` and `fetch` return it. */
 export interface StoredEnvelope extends DeliverInput {
   /** Position in the recipient's mailbox; strictly increasing per recipient. */
@@ -174,6 +183,12 @@ export interface MailboxStore {
   /** Deletes every envelope, tombstone and receipt whose expiry is <= now; returns the count. */
   purgeExpired(now?: number): Promise<number>;
   getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined>;
+  /**
+   * Keeps a receipt another gateway signed for mail this gateway relayed, so that the sender
+   * reads it with GetReceipt as it reads the receipts of local deliveries; durable when it
+   * resolves, until `expiresAt`. The first receipt kept for (recipient, messageId) stays.
+   */
+  keepReceipt(input: KeptReceipt): Promise<void>;
   /** Which keys seal what (for the rotation procedure in docs/STORE.md). */
   keyStatus(): Promise<KeyStatus>;
   /** Re-seals every record under the write key; afterwards the other keys can be retired. */

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
+import { SecretKeySet, writeKeyFile } from '../../src/identity/index.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 
 const PASSPHRASE = { AFTERSMTP_PASSPHRASE: 'correct horse battery staple' };
@@ -207,4 +209,46 @@ test('an oversized envelope is refused before it is decoded', async () => {
   });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /ERR_ENVELOPE_TOO_LARGE/);
+});
+
+test("envelope open --now opens docs/PROTOCOL.md's worked examples, which the clock says expired", async () => {
+  for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
+    const example = JSON.parse(
+      readFileSync(
+        fileURLToPath(
+          new URL(`../../../test/fixtures/envelope/${suite}-example.json`, import.meta.url),
+        ),
+        'utf8',
+      ),
+    ) as Record<string, string | number>;
+    const seed = (name: string) => Buffer.from(String(example[name]), 'hex');
+    const hybrid = suite === 'hybrid-v1';
+    const bob = SecretKeySet.fromSeeds(String(example.bobDid), suite, Number(example.createdAt), {
+      kem: seed(hybrid ? 'bobXWingSeed' : 'bobX25519Secret'),
+      ed25519: seed('bobEd25519Seed'),
+      ...(hybrid ? { mldsa65: seed('bobMlDsa65Seed') } : {}),
+    });
+    await writeKeyFile(path(`example-${suite}.key`), bob, PASSPHRASE.AFTERSMTP_PASSPHRASE);
+    writeFileSync(path(`example-${suite}.amp`), seed('envelope'));
+    const args = ['envelope', 'open', '--key', path(`example-${suite}.key`)];
+    const expired = await runCli([...args, '--in', path(`example-${suite}.amp`)], {
+      env: PASSPHRASE,
+    });
+    assert.equal(expired.code, 1);
+    assert.match(expired.stderr, /ERR_ENVELOPE_EXPIRED/);
+    const opened = await runCli(
+      [...args, '--in', path(`example-${suite}.amp`), '--now', '2025-01-01T00:00:00Z', '--json'],
+      { env: PASSPHRASE },
+    );
+    assert.equal(opened.code, 0, opened.stderr);
+    const j = JSON.parse(opened.stdout) as { subject: string; sender: { did: string } };
+    assert.equal(j.subject, 'Hello Bob');
+    assert.equal(j.sender.did, example.aliceDid);
+    const bad = await runCli(
+      [...args, '--in', path(`example-${suite}.amp`), '--now', 'yesterday'],
+      { env: PASSPHRASE },
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--now must be an ISO 8601 time/);
+  }
 });

@@ -31,6 +31,9 @@ import {
   revokeTranscript,
   recordHash,
   registerTranscript,
+  leafHash,
+  verifyConsistency,
+  verifyInclusion,
 } from '../../src/ledger/index.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { DOMAIN, startGateway, type Gateway } from './helpers.js';
@@ -150,6 +153,40 @@ describe('client API over a real gateway', () => {
     assert.equal(r.record.keyId, out.record.keyId);
     assert.equal(r.consistency.fromSize, out.treeSize);
     assert.equal(r.logKeySource, 'pin');
+    // The output alone proves the entry: its bytes, the inclusion proof and the root.
+    const b64 = (x: string) => Buffer.from(x, 'base64');
+    for (const o of [out, r]) {
+      verifyInclusion(
+        leafHash(b64(o.entry)),
+        o.leafIndex,
+        o.treeSize,
+        (o.inclusionProof as string[]).map(b64),
+        b64(o.rootHash),
+      );
+    }
+
+    // ...and the log's operator proves that the tree it answered with extends the first one.
+    const cons = await runCli(['ledger', 'consistency', String(out.treeSize), '--json'], {
+      env: a.env,
+    });
+    assert.equal(cons.code, 0, cons.stderr);
+    const c = JSON.parse(cons.stdout) as {
+      from: { size: number; rootHash: string };
+      to: { size: number; rootHash: string };
+      proof: string[];
+    };
+    assert.equal(c.from.rootHash, out.rootHash);
+    assert.ok(c.to.size >= r.treeSize);
+    verifyConsistency(
+      c.from.size,
+      c.to.size,
+      c.proof.map(b64),
+      b64(out.rootHash),
+      b64(c.to.rootHash),
+    );
+    const range = await runCli(['ledger', 'consistency', '5', '2'], { env: a.env });
+    assert.equal(range.code, 1);
+    assert.match(range.stderr, /ERR_LEDGER_RANGE/);
 
     const gw = await runCli(
       [

@@ -122,6 +122,22 @@ export async function startUnbound(
   records: Record<string, string[]>,
   addresses: Record<string, string[]> = {},
 ): Promise<DnsServer> {
+  // The port is free for UDP when picked; unbound also binds TCP on it, and another process may
+  // take either before unbound does: try another port then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startUnboundOnce(zone, records, addresses);
+    } catch (err) {
+      if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startUnboundOnce(
+  zone: string,
+  records: Record<string, string[]>,
+  addresses: Record<string, string[]>,
+): Promise<DnsServer> {
   const bin = unboundPath();
   if (bin === undefined) throw new Error('unbound is not installed');
   const dir = tempDir('unbound');

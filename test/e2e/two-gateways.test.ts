@@ -172,6 +172,25 @@ describe('two gateways, discovery through real DNS', { skip }, () => {
     assert.equal(m?.body, 'classic body\n');
     const keys = await readKeyFile(alice.keyFile, USER_PASS);
     assert.equal(m?.author.keyId, keys.keyId.toString('base64'));
+
+    // alice asks her own gateway what became of it: beta's receipt, kept by alpha once the
+    // relay ACK came back (bob may have read the message a moment before), verified.
+    type Status = { state: string; receipt?: { verified: boolean; gateway: string } };
+    let s: Status | undefined;
+    for (let i = 0; i < 20 && s?.state !== 'delivered'; i++) {
+      if (i > 0) await sleep(250);
+      const st = await cli(
+        ['status', m?.messageId as string, ...userArgs(alice), '--recipient', bob.did, '--json'],
+        env,
+      );
+      assert.equal(st.code, 0, st.stderr);
+      s = (JSON.parse(st.stdout) as { recipients: Status[] }).recipients[0];
+    }
+    assert.equal(s?.state, 'delivered');
+    assert.deepEqual(
+      { verified: s?.receipt?.verified, gateway: s?.receipt?.gateway },
+      { verified: true, gateway: 'did:aftersmtp:beta.test:gateway' },
+    );
   });
 
   test('hybrid-v1, the other direction: dave@beta sends to carol@alpha', async () => {

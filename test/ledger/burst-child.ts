@@ -1,12 +1,22 @@
 // Child process of restart.test.ts: registers identities as fast as it can (single requests and
 // batches, alternating) and prints `ack <leaf> <did>` only after each call has returned, i.e.
 // after the commit. The parent kills it with SIGKILL mid-burst. It does nothing unless started
-// by the parent (the test runner also loads every file under dist/test).
-import { DOMAIN, TEST_BITS, identity, logSigner, registerRequest } from './helpers.js';
+// by the parent (the test runner also loads every file under dist/test). With
+// AFTERSMTP_TEST_LEDGER_PG set it is one node of a log on PostgreSQL (ledger-postgres.test.ts).
+import {
+  DOMAIN,
+  TEST_BITS,
+  identity,
+  logSigner,
+  registerRequest,
+  testReplication,
+} from './helpers.js';
 import { IdentityLedger } from '../../src/ledger/ledger.js';
 
 async function main(path: string, run: string): Promise<void> {
+  const replication = testReplication();
   const ledger = new IdentityLedger({
+    ...(replication === undefined ? {} : { replication }),
     path,
     signer: logSigner(),
     domains: [DOMAIN],

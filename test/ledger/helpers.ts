@@ -18,6 +18,8 @@ import {
   type RegisterRequest,
 } from '../../src/ledger/ledger.js';
 import { NoteSigner } from '../../src/ledger/note.js';
+import { PgLedgerReplication } from '../../src/ledger/postgres.js';
+import { SyncPgClient } from '../../src/ledger/pg-sync.js';
 import type { DomainPolicy } from '../../src/ledger/policy.js';
 import { AfterSmtpError } from '../../src/errors.js';
 
@@ -33,16 +35,44 @@ export function tempDir(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The log on PostgreSQL, when the contract tests run against it (ledger-postgres.test.ts sets
+ * this to a fresh database): every openLedger() starts an empty shared log there.
+ */
+export const PG_LEDGER_ENV = 'AFTERSMTP_TEST_LEDGER_PG';
+
+/** Empties the ledger's tables in the test database (a fresh log for the next test). */
+export function resetPgLedger(url: string): void {
+  const c = new SyncPgClient(url);
+  try {
+    c.query(`DO $$ BEGIN IF to_regclass('ledger_logs') IS NOT NULL THEN
+      TRUNCATE ledger_logs, ledger_leaves, ledger_approvals, ledger_policies, ledger_rate;
+    END IF; END $$`);
+  } finally {
+    c.close();
+  }
+}
+
+/** The replication for a ledger opened by the tests (undefined: the SQLite log alone). */
+export function testReplication(): PgLedgerReplication | undefined {
+  const url = process.env[PG_LEDGER_ENV];
+  return url === undefined ? undefined : new PgLedgerReplication({ url });
+}
+
 export function openLedger(
   overrides: Partial<LedgerOptions> = {},
   policy: DomainPolicy = { policy: 'open-pow', bits: TEST_BITS },
 ): { ledger: IdentityLedger; dir: string; cleanup: () => void } {
   const { dir, cleanup } = tempDir();
+  const url = process.env[PG_LEDGER_ENV];
+  if (url !== undefined) resetPgLedger(url);
+  const replication = testReplication();
   const ledger = new IdentityLedger({
     path: join(dir, 'ledger.sqlite'),
     signer: logSigner(),
     domains: [DOMAIN],
     policies: new Map([[DOMAIN, policy]]),
+    ...(replication === undefined ? {} : { replication }),
     ...overrides,
   });
   return {

@@ -250,6 +250,30 @@ export function storeContract(name: string, open: Open): void {
       });
     });
 
+    it('keeps a receipt of a relayed message without a mailbox: the first stays, until its expiry', async () => {
+      await withStore(open, async ({ store }) => {
+        const kept = { recipient: BOB, messageId: 'relayed-1', expiresAt: Date.now() + 60_000 };
+        await store.keepReceipt({ ...kept, receipt: Buffer.from('first') });
+        await store.keepReceipt({ ...kept, receipt: Buffer.from('second') });
+        assert.equal(
+          Buffer.from((await store.getReceipt(BOB, 'relayed-1')) ?? []).toString(),
+          'first',
+        );
+        assert.equal(await store.getReceipt(ALICE, 'relayed-1'), undefined);
+        assert.deepEqual(await store.usage(BOB), { count: 0, bytes: 0, lastSeq: 0 });
+        await assert.rejects(
+          store.keepReceipt({ ...kept, receipt: Buffer.alloc(0) }),
+          StoreInputError,
+        );
+        await assert.rejects(
+          store.keepReceipt({ ...kept, expiresAt: Date.now() - 1, receipt: Buffer.from('x') }),
+          StoreInputError,
+        );
+        assert.equal(await store.purgeExpired(kept.expiresAt), 1);
+        assert.equal(await store.getReceipt(BOB, 'relayed-1'), undefined);
+      });
+    });
+
     it('writes no envelope without its receipt: a refused delivery leaves neither', async () => {
       await withStore(
         open,

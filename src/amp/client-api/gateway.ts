@@ -23,6 +23,7 @@ import { publishGatewayRecord } from '../../ledger/gateway-record.js';
 import {
   LOG_KEY_FILE,
   openDataDirLedger,
+  openPostgresLedger,
   TokenBucketLimiter,
   type IdentityLedger,
 } from '../../ledger/index.js';
@@ -45,6 +46,10 @@ export interface ClientApiSettings extends GatewaySettings {
   readonly ledgerPolicy: ReadonlyMap<string, DomainPolicy> | undefined;
   readonly ledgerChallengeTtl: number;
   readonly ledgerRateLimit: ConstructorParameters<typeof TokenBucketLimiter>[0];
+  /** sqlite (default) or postgres: the log shared by several nodes (ledger/postgres.ts). */
+  readonly ledgerBackend?: 'sqlite' | 'postgres';
+  readonly ledgerFollowMs?: number;
+  readonly postgresUrl?: string;
   readonly grpcMaxUnauthenticatedBytes: number;
   readonly grpcMaxInflightBytes: number;
   readonly grpcMaxConnections: number;
@@ -110,21 +115,35 @@ export async function openGatewayLedger(
     passphrase,
   });
   if (tls.created) log.warn(`generated a self-signed TLS certificate in ${tls.certFile}`);
-  const { ledger, keyCreated } = await openDataDirLedger({
-    dataDir: config.dataDir,
-    domains: [config.domain],
-    passphrase,
-    ledger: {
-      policies,
-      challengeTtlMs: config.ledgerChallengeTtl * 1000,
-      limiter: new TokenBucketLimiter(config.ledgerRateLimit),
-    },
-  }).catch((err: unknown) => {
+  const shared = config.ledgerBackend === 'postgres';
+  const opened = shared
+    ? openPostgresLedger({
+        dataDir: config.dataDir,
+        domains: [config.domain],
+        passphrase,
+        url: config.postgresUrl ?? '',
+        followMs: config.ledgerFollowMs,
+        rateLimit: config.ledgerRateLimit,
+        ledger: { policies, challengeTtlMs: config.ledgerChallengeTtl * 1000 },
+      })
+    : openDataDirLedger({
+        dataDir: config.dataDir,
+        domains: [config.domain],
+        passphrase,
+        ledger: {
+          policies,
+          challengeTtlMs: config.ledgerChallengeTtl * 1000,
+          limiter: new TokenBucketLimiter(config.ledgerRateLimit),
+        },
+      });
+  const { ledger, keyCreated } = await opened.catch((err: unknown) => {
     const wrong = wrongGatewayPassphrase(err, join(config.dataDir, LOG_KEY_FILE), config, files);
     throw asEnvironmentError(
       wrong,
       'ERR_LEDGER_STORE',
-      `cannot open the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
+      shared
+        ? `cannot open the ledger on PostgreSQL (AFTERSMTP_LEDGER=postgres, AFTERSMTP_POSTGRES_URL) with the key in ${config.dataDir}`
+        : `cannot open the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
     );
   });
   try {

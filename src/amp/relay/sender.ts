@@ -35,7 +35,14 @@ import type { RelayLogger } from './receiver.js';
 
 /** One recipient's result; assignable to the queue's RecipientOutcome. */
 export type RelayOutcome =
-  | { readonly recipient: string; readonly status: 'delivered'; readonly receipt: DeliveryReceipt }
+  | {
+      readonly recipient: string;
+      readonly status: 'delivered';
+      /** Verified: the peer gateway's key, our message id, ciphertext and sender. */
+      readonly receipt: DeliveryReceipt;
+      /** The envelope's expiry: how long the receipt is worth keeping. */
+      readonly expiresAt: number;
+    }
   | {
       readonly recipient: string;
       readonly status: 'temporary' | 'permanent';
@@ -259,7 +266,7 @@ export class RelaySender {
           reason: `the receipt of ${gw.did} does not verify (${(err as AfterSmtpError).code})`,
         };
       }
-      return { recipient, status: 'delivered', receipt: x };
+      return { recipient, status: 'delivered', receipt: x, expiresAt: env.expiresAt };
     });
   }
 

@@ -17,6 +17,7 @@ const BENCHES = [
   'quic',
   'relay',
   'onramp',
+  'offramp',
   'policy',
 ] as const;
 

@@ -37,6 +37,24 @@ export function parseDuration(raw: string, name: string): number {
   return Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
 }
 
+/**
+ * `--now`: the instant to judge expiry by, instead of the clock (to check an old example or a
+ * message kept from before its expiry): an ISO 8601 time with its zone, or ms since the epoch.
+ */
+export function parseInstant(raw: string, name: string): number {
+  const ms = /^[0-9]{1,16}$/.test(raw)
+    ? Number(raw)
+    : /^\d{4}-\d{2}-\d{2}T[^ ]*(Z|[+-]\d{2}:\d{2})$/.test(raw)
+      ? Date.parse(raw)
+      : Number.NaN;
+  if (!Number.isSafeInteger(ms)) {
+    throw new UsageError(
+      `--${name} must be an ISO 8601 time with its zone (2025-01-01T00:00:00Z) or ms since the epoch`,
+    );
+  }
+  return ms;
+}
+
 async function records(args: ParsedArgs, name: string): Promise<PublicKeyRecord[]> {
   const files = args.values[name];
   if (files === undefined) return [];
@@ -162,21 +180,27 @@ export const envelopeOpenCommand: Command = {
   path: ['envelope', 'open'],
   summary: 'Open an AMP envelope: decrypt, verify the author and the recipient list, print it.',
   usage:
-    '--key <key file> --in <envelope file> [--gateway-record <record file>] [--body-out <file>] [--json]\n\n' +
+    '--key <key file> --in <envelope file> [--gateway-record <record file>] [--body-out <file>]\n' +
+    '       [--now <time>] [--json]\n\n' +
     'Refuses (exit 1) an envelope that is malformed, expired, not for this key, not listing this\n' +
     'recipient in its signed recipients, or whose author signature does not verify. With\n' +
     '--gateway-record, the gateway signature must be present and verify with that record.\n' +
-    '--in - reads standard input; --body-out - writes the body, byte for byte, to standard output.',
+    '--in - reads standard input; --body-out - writes the body, byte for byte, to standard output.\n' +
+    '--now judges expiry at that instant (ISO 8601 with its zone, or ms since the epoch) instead of\n' +
+    "this machine's clock, e.g. to check docs/PROTOCOL.md's worked examples.",
   options: {
     key: { type: 'string' },
     in: { type: 'string' },
     'gateway-record': { type: 'string' },
     'body-out': { type: 'string' },
+    now: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(args) {
     const config = loadConfig();
     const keyFile = requireString(args, 'key');
+    const nowRaw = optionalString(args, 'now');
+    const now = nowRaw === undefined ? undefined : parseInstant(nowRaw, 'now');
     const inPath = requireString(args, 'in');
     const gatewayRecordFile = optionalString(args, 'gateway-record');
     const bytes = await readBoundedFile(
@@ -190,7 +214,7 @@ export const envelopeOpenCommand: Command = {
       verifyGatewaySignature(envelope, await readPublicRecordFile(gatewayRecordFile));
     }
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
-    const opened = openEnvelope(envelope, keys);
+    const opened = openEnvelope(envelope, keys, now === undefined ? {} : { now });
     const bodyOut = optionalString(args, 'body-out');
     if (bodyOut !== undefined) await writeOutputFile(bodyOut, opened.content, '--body-out');
     const json = openedToJson(opened, gatewayRecordFile !== undefined);

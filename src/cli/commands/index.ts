@@ -11,6 +11,7 @@ import { scriptCommands } from './script.js';
 import {
   ledgerApproveCommand,
   ledgerCheckpointCommand,
+  ledgerConsistencyCommand,
   ledgerKeyCommand,
   ledgerPinCommand,
   ledgerPolicyCommand,
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,
+  ledgerConsistencyCommand,
   ledgerPolicyCommand,
   ledgerApproveCommand,
   ledgerPinCommand,

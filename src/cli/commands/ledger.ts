@@ -6,6 +6,7 @@
  *
  *   ledger key                 the log's note verifier key (the DNS `k=` value)
  *   ledger checkpoint          the current signed checkpoint
+ *   ledger consistency <m> [n] a consistency proof between two sizes of the log, with both roots
  *   ledger policy <domain> [p] shows or sets a domain's registration policy
  *   ledger approve <did>       issues a single-use approval reference for one registration
  *   ledger pin <domain> <key>  pins a peer domain's log key (for this gateway, or --client)
@@ -28,8 +29,10 @@ import {
 } from '../../identity/gateway.js';
 import {
   formatLedgerCheckpoint,
+  formatLedgerConsistency,
   formatLedgerKey,
   ledgerCheckpoint,
+  ledgerConsistency,
   ledgerKey,
   LOG_KEY_FILE,
   openDataDirLedger,
@@ -104,6 +107,30 @@ export const ledgerCheckpointCommand: Command = {
   async run(args) {
     const info = await withLedger(ledgerCheckpoint);
     process.stdout.write(formatLedgerCheckpoint(info, flag(args, 'json')));
+  },
+};
+
+export const ledgerConsistencyCommand: Command = {
+  path: ['ledger', 'consistency'],
+  summary: "Prove that the local ledger's tree of one size extends that of a smaller size.",
+  usage:
+    '<from size> [<to size>] [--json]\n\n' +
+    'Prints the root hash at each size and the RFC 9162 consistency proof between them (checked\n' +
+    'before it is printed); <to size> defaults to the current size. An auditor compares the roots\n' +
+    'with checkpoints it kept and verifies the proof independently.',
+  options: JSON_OPTION,
+  positionals: true,
+  async run(args) {
+    const sizes = args.positionals.map((p) => {
+      if (!/^[0-9]{1,15}$/.test(p)) throw new UsageError(`not a tree size: ${JSON.stringify(p)}`);
+      return Number(p);
+    });
+    const [from, to] = sizes;
+    if (from === undefined || sizes.length > 2) {
+      throw new UsageError('give one or two tree sizes: <from> [<to>]');
+    }
+    const info = await withLedger((ledger) => ledgerConsistency(ledger, from, to));
+    process.stdout.write(formatLedgerConsistency(info, flag(args, 'json')));
   },
 };
 

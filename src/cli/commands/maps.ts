@@ -3,7 +3,10 @@
  * in <AFTERSMTP_DATA_DIR>/maps.sqlite (docs/MAPS.md). The CLI writes the database directly; a
  * running gateway picks the change up within AFTERSMTP_MAPS_POLL_MS. Every subcommand prints text
  * or, with --json, one JSON document; a missing entry or a refused key, value or import line exits
- * 1 with a message naming it, a malformed call exits 2.
+ * 1 with a message naming it, a malformed call exits 2. With AFTERSMTP_MAPS=postgres the CLI
+ * works on the maps on the server instead: it loads them into a scratch engine (the same checks),
+ * runs the command there and writes each changed map back under the map's row lock, refusing
+ * (ERR_MAP_CONFLICT, nothing written) if another change came in between.
  */
 import { loadConfig } from '../../config/load.js';
 import { AfterSmtpError } from '../../errors.js';
@@ -14,8 +17,10 @@ import {
   MAP_FORMATS,
   MAP_NAMES,
   MappingEngine,
+  PgMapsFollower,
   isMapName,
   mapsDatabasePath,
+  sharedMaps,
   type EntryClass,
   type ImportFormat,
   type MapEntry,
@@ -33,8 +38,54 @@ export class MapNotFoundError extends AfterSmtpError {
   }
 }
 
+/** Another change to the shared map came in while this command ran. */
+export class MapConflictError extends AfterSmtpError {
+  constructor(map: MapName) {
+    super(
+      'ERR_MAP_CONFLICT',
+      `${map} was changed by another node meanwhile; nothing written, retry`,
+    );
+  }
+}
+
+async function withSharedEngine<T>(
+  config: ReturnType<typeof loadConfig>,
+  fn: (engine: MappingEngine) => T | Promise<T>,
+): Promise<T> {
+  const docs = sharedMaps(config.postgresUrl);
+  const engine = MappingEngine.open({
+    path: ':memory:',
+    maxEntriesPerMap: config.mapsMaxEntries,
+    parentDomainMatches: config.mapsParentDomainMatches,
+    recipientDelimiter: config.recipientDelimiter,
+    pollMs: 0,
+    loadSnapshot: false,
+  });
+  try {
+    await new PgMapsFollower(engine, docs).syncOnce();
+    // Compared by content and order (the server's JSON has its own key order and positions).
+    const same = (rows: readonly MapEntry[]): string =>
+      JSON.stringify(rows.map((r) => [r.key, r.value, r.class, r.kind]));
+    const before = new Map(MAP_NAMES.map((m) => [m, same(engine.list(m))]));
+    const result = await fn(engine);
+    for (const map of MAP_NAMES) {
+      const after = engine.list(map);
+      if (same(after) === before.get(map)) continue;
+      await docs.update(map, (rows) => {
+        if (same(rows) !== before.get(map)) throw new MapConflictError(map);
+        return after;
+      });
+    }
+    return result;
+  } finally {
+    engine.close();
+    await docs.close();
+  }
+}
+
 function withEngine<T>(fn: (engine: MappingEngine) => T | Promise<T>): Promise<T> {
   const config = loadConfig();
+  if (config.mapsBackend === 'postgres') return withSharedEngine(config, fn);
   const engine = MappingEngine.open({
     path: mapsDatabasePath(config.dataDir),
     maxEntriesPerMap: config.mapsMaxEntries,

@@ -92,6 +92,8 @@ export const registerCommand: Command = {
         rootHash: verified.checkpoint.root.toString('base64'),
         checkpoint: bundle.checkpoint,
         inclusionProof: bundle.inclusionProof.map((h) => h.toString('base64')),
+        // The leaf bytes (§9.3): with the proof and the checkpoint, checkable from this alone.
+        entry: bundle.entry.toString('base64'),
         authorisation: stamp !== undefined ? { hashcash: { bits, mintMs } } : { approval },
         logKeySource: logKey.source,
         verified: true,

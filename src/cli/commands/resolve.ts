@@ -52,6 +52,8 @@ export const resolveCommand: Command = {
       leafIndex: bundle.leafIndex,
       treeSize: bundle.treeSize,
       inclusionProof: bundle.inclusionProof.map((h) => h.toString('base64')),
+      // The leaf bytes (§9.3): with the proof and the checkpoint, checkable from this alone.
+      entry: bundle.entry.toString('base64'),
       consistency:
         bundle.consistency === undefined
           ? undefined

@@ -35,7 +35,12 @@ import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
 import { registerQueueMetrics } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
-import { MappingEngine, mapsDatabasePath } from '../../routing/index.js';
+import {
+  MappingEngine,
+  PgMapsFollower,
+  mapsDatabasePath,
+  sharedMaps,
+} from '../../routing/index.js';
 import { openStore } from '../../store/open.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
 import { startSmtp, type SmtpListeners } from '../../legacy/smtp/server.js';
@@ -310,6 +315,17 @@ export const serveCommand: Command = {
       maps.onError((err) =>
         log.error({ err }, 'maps: a change could not be loaded; the previous maps stay in use'),
       );
+      if (config.mapsBackend === 'postgres') {
+        // The maps shared by every node: maps.sqlite is this node's cache of them (docs/MAPS.md).
+        const docs = sharedMaps(config.postgresUrl);
+        teardown.add(() => docs.close());
+        const follower = new PgMapsFollower(maps, docs, config.mapsPollMs);
+        await follower.syncOnce();
+        follower.start((err) =>
+          log.warn({ err }, 'maps: cannot read the shared maps; the last ones stay in use'),
+        );
+        teardown.add(() => follower.stop());
+      }
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());

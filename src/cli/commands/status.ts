@@ -5,16 +5,16 @@
  * - receipts (PROTOCOL.md §12.5): logged in with the key file's key, GetReceipt for each
  *   recipient; a receipt is verified with the signing gateway's record, resolved with proofs
  *   (IdentityLookup), and its message id and recipient checked. GetReceipt answers for mail this
- *   gateway delivered into its own mailboxes; a relayed message's receipt stays with the
- *   recipient's gateway, and the queue (below) tells that it left.
+ *   gateway delivered into its own mailboxes and for mail it relayed (the peer's receipt from
+ *   the relay ACK, kept by the delivery worker).
  * - the queue, when run on the gateway host (the embedded lmdb queue in AFTERSMTP_DATA_DIR):
  *   the recipients still queued, held or being delivered, with attempts, next attempt and last
  *   error, and those given up on (dead letters), with why.
  *
  * Recipients come from --recipient, else from the queue, else the caller itself. The state of
  * each: delivered (a verified receipt), queued, held, failed (a dead letter), or unknown
- * (nothing here knows it: delivered by relay and no longer queued, or never sent through this
- * gateway). Exit 0 whatever the states (they are the output); 1 only when a source fails.
+ * (nothing here knows it: not delivered yet and no longer in this host's queue, or never sent
+ * through this gateway). Exit 0 whatever the states (they are the output); 1 only when a source fails.
  */
 import { existsSync } from 'node:fs';
 import { loadConfig } from '../../config/load.js';
@@ -216,8 +216,8 @@ export const statusCommand: Command = {
           if (s.state === 'unknown') {
             parts.push(
               queue === undefined
-                ? "no receipt at your gateway (a relayed message's receipt stays with the recipient's gateway)"
-                : 'not queued and no receipt here: relayed already, or not sent through this gateway',
+                ? 'no receipt at your gateway: not delivered yet, or not sent through it'
+                : 'not queued and no receipt here: not sent through this gateway',
             );
           }
           return `  ${parts.join('; ')}`;
