@@ -10,6 +10,7 @@ const LAYERS = [
   ['admin'],
   ['delivery'],
   ['amp', 'legacy'],
+  ['script'],
   ['pipeline'],
   ['routing'],
   ['mailbox'],

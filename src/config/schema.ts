@@ -14,6 +14,7 @@ import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 
 export { parseListenAddress, type ListenAddress };
 import { checkRecipientDelimiter } from '../routing/addresses.js';
+import { parseWebhookList } from '../script/webhook.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -547,6 +548,42 @@ export const SETTINGS = {
     default: '+',
     doc: 'Characters that start an address extension (user+ext@domain) in map lookups, each one a delimiter (Postfix recipient_delimiter); empty turns extensions off.',
     parse: checkRecipientDelimiter,
+  }),
+  scriptTimeoutMs: setting({
+    env: 'AFTERSMTP_SCRIPT_TIMEOUT_MS',
+    default: '50',
+    doc: 'CPU deadline of one MailScript run, in ms; a script that runs longer costs its message a temporary failure (docs/MAILSCRIPT.md).',
+    parse: integer(1, 5_000),
+  }),
+  scriptMemoryMb: setting({
+    env: 'AFTERSMTP_SCRIPT_MEMORY_MB',
+    default: '64',
+    doc: 'Memory of the MailScript sandbox (its WebAssembly instance, all warm scripts together), in MiB; a script that needs more fails with a temporary failure for its message.',
+    parse: integer(16, 2_048),
+  }),
+  scriptPoolSize: setting({
+    env: 'AFTERSMTP_SCRIPT_POOL_SIZE',
+    default: '32',
+    doc: 'Warm MailScript contexts kept (one per script version, least recently used dropped first).',
+    parse: integer(1, 1_024),
+  }),
+  scriptPollMs: setting({
+    env: 'AFTERSMTP_SCRIPT_POLL_MS',
+    default: '250',
+    doc: 'How often, in ms, a running gateway looks for scripts changed by `aftersmtp script` (another process).',
+    parse: integer(50, 60_000),
+  }),
+  scriptWebhooks: setting({
+    env: 'AFTERSMTP_SCRIPT_WEBHOOKS',
+    default: '',
+    doc: 'The webhooks MailScript may call, as name=URL pairs separated by commas (http or https), e.g. slack=https://hooks.example/T1; a call to any other name fails the script.',
+    parse: parseWebhookList,
+  }),
+  scriptWebhookTimeoutMs: setting({
+    env: 'AFTERSMTP_SCRIPT_WEBHOOK_TIMEOUT_MS',
+    default: '10000',
+    doc: 'How long one webhook POST may take, in ms, before it counts as a temporary failure (retried with the queue backoff).',
+    parse: integer(100, 120_000),
   }),
 } as const;
 

@@ -1,7 +1,8 @@
 /**
  * The delivery worker (DESIGN.md §1b, §5): takes committed jobs from the queue and routes each by
  * its destination: `amp:<our domain>` into local mailboxes (through the one mailbox writer),
- * `amp:<other domain>` to the QUIC relay, `smtp:<domain>` to the off-ramp; bounces the queue made
+ * `amp:<other domain>` to the QUIC relay, `smtp:<domain>` to the off-ramp, `webhook:<name>` to
+ * the MailScript webhook handler; bounces the queue made
  * for AMP senders are sealed by the gateway and put in the sender's mailbox. It reports one
  * outcome per recipient back to the queue (settle): delivered, temporary (retried with backoff),
  * permanent (bounced).
@@ -80,6 +81,8 @@ export interface DeliveryWorkerOptions {
   readonly remote?: DestinationHandler;
   /** An ordinary address (the off-ramp); absent: a temporary failure. */
   readonly offramp?: DestinationHandler;
+  /** A MailScript webhook call (`webhook:<name>`); absent: a temporary failure. */
+  readonly webhook?: DestinationHandler;
   /** Jobs in progress at once (default 64). */
   readonly concurrency?: number;
   /** Jobs in progress at once for one remote destination (default 16). */
@@ -289,7 +292,11 @@ export class DeliveryWorker {
     if (job.destination === this.#local) {
       return job.bounce ? this.#deliverNotice(job) : this.#deliverEnvelope(job);
     }
-    const handler = job.destination.startsWith('smtp:') ? this.#o.offramp : this.#o.remote;
+    const handler = job.destination.startsWith('smtp:')
+      ? this.#o.offramp
+      : job.destination.startsWith('webhook:')
+        ? this.#o.webhook
+        : this.#o.remote;
     if (handler === undefined) {
       return Promise.resolve(
         this.#all(job, 'temporary', `ERR_NO_ROUTE: nothing here delivers to ${job.destination}`),

@@ -73,14 +73,23 @@ export function accessVerdict(match: AccessMatch | undefined, what: string): Ver
   }
 }
 
-/** Both sets of effects: the first discard and hold reason kept, header lines in order. */
+/**
+ * Both sets of effects: the first discard and hold reason, redirect and route kept; header lines
+ * and webhook calls in order; junk recipients once each.
+ */
 export function mergeEffects(a: Effects, b: Effects | undefined): Effects {
   if (b === undefined) return a;
   const headers = [...(a.headers ?? []), ...(b.headers ?? [])];
+  const junk = [...new Set([...(a.junk ?? []), ...(b.junk ?? [])])];
+  const webhooks = [...(a.webhooks ?? []), ...(b.webhooks ?? [])];
   return {
     ...((a.discard ?? b.discard) ? { discard: a.discard ?? b.discard } : {}),
     ...((a.hold ?? b.hold) ? { hold: a.hold ?? b.hold } : {}),
     ...(headers.length > 0 ? { headers } : {}),
+    ...(junk.length > 0 ? { junk } : {}),
+    ...((a.redirect ?? b.redirect) ? { redirect: a.redirect ?? b.redirect } : {}),
+    ...((a.route ?? b.route) ? { route: a.route ?? b.route } : {}),
+    ...(webhooks.length > 0 ? { webhooks } : {}),
   };
 }
 

@@ -85,6 +85,8 @@ export interface OutboundInput {
   readonly fromDomain: string;
   /** What the on-ramp found of the ARC chain; absent: the chain must not be sealed. */
   readonly arc?: ArcChainState;
+  /** MailScript route_via: the route of every copy (instead of mx_record_map's). */
+  readonly route?: string;
 }
 
 /**
@@ -121,7 +123,11 @@ export async function outboundEntries(
     }
     entries.push({
       recipients: g.targets.map((t) => ({ address: t.address, destination: t.destination })),
-      body: encodeOutbound({ mailFrom, message }),
+      body: encodeOutbound({
+        mailFrom,
+        message,
+        ...(input.route !== undefined ? { route: input.route } : {}),
+      }),
     });
     notes.push({
       kind: g.kind,

@@ -41,6 +41,7 @@ import {
 } from './offramp.js';
 import { encodeOutbound } from '../queue/outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
+import { redirectPlan, webhookEntry } from './script-effects.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
 import { refusal } from './refusals.js';
 import {
@@ -155,15 +156,32 @@ export class Pipeline {
     return outcome;
   }
 
-  async #legacy(sub: LegacySubmission): Promise<Outcome> {
+  async #legacy(received: LegacySubmission): Promise<Outcome> {
+    let sub = received;
     const maps = this.#o.maps();
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
     const id = messageId.toString('hex');
-    const policy = await runPolicy(this.#o.policy ?? [], { kind: 'legacy', submission: sub }, maps);
+    // Authentication first: the policy stage (MailScript) reads SPF, DKIM and DMARC.
+    const auth = await this.#o.authenticator.check(sub.message, sub.client, sub.mailFrom);
+    const policy = await runPolicy(
+      this.#o.policy ?? [],
+      { kind: 'legacy', submission: sub, auth },
+      maps,
+    );
     if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
     const effects = mergeEffects(sub.effects, policy.effects);
     const recipients = sub.recipients.map((r) => ({ recipient: r.address }));
+    if (effects.redirect !== undefined) {
+      const redirected = await redirectPlan(effects.redirect, this.#deps, maps);
+      if (isRefusal(redirected)) return this.#refused(sub, redirected);
+      this.#o.log.info(
+        { transaction: sub.transaction, messageId: id, redirect: effects.redirect },
+        'message redirected',
+      );
+      sub = { ...sub, recipients: [redirected] };
+    }
     if (effects.discard !== undefined) {
+      await this.#webhooks(sub, id, effects);
       this.#o.log.info(
         { transaction: sub.transaction, messageId: id, reason: effects.discard },
         'message discarded',
@@ -185,7 +203,6 @@ export class Pipeline {
       targets.filter((t): t is Extract<Target, { kind: 'address' }> => t.kind === 'address'),
       (t) => t.address.toLowerCase(),
     );
-    const auth = await this.#o.authenticator.check(sub.message, sub.client, sub.mailFrom);
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
@@ -216,6 +233,7 @@ export class Pipeline {
                 : stamped,
               fromDomain: domainOf(facts.headerFrom),
               ...(auth.arcChain !== undefined ? { arc: auth.arcChain } : {}),
+              ...(effects.route !== undefined ? { route: effects.route } : {}),
             },
             this.#o,
             sub.receivedAt,
@@ -232,6 +250,7 @@ export class Pipeline {
         ? []
         : await this.#commit(sub, () => commitToQueue(this.#o.queue, info, entries));
     if (!Array.isArray(committed)) return committed;
+    await this.#webhooks(sub, id, effects);
     this.#o.log.info(
       {
         transaction: sub.transaction,
@@ -274,11 +293,27 @@ export class Pipeline {
     if (accepted.length === 0) return this.#refused(sub, refused[0]?.refusal ?? noRecipient());
     const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
     if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
+    const effects = policy.effects ?? {};
+    if (effects.discard !== undefined) {
+      await this.#webhooks(sub, id, effects);
+      this.#o.log.info(
+        { transaction: sub.transaction, messageId: id, reason: effects.discard },
+        'message discarded',
+      );
+      return {
+        kind: 'accepted',
+        messageId: id,
+        recipients: accepted.map((recipient) => ({ recipient })),
+        entries: [],
+        discarded: effects.discard,
+      };
+    }
     if (relay) {
       const results = await this.#commit(sub, () =>
         commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt),
       );
       if (!Array.isArray(results)) return results;
+      await this.#webhooks(sub, id, effects);
       const all = [...results, ...refused];
       this.#o.log.info(
         {
@@ -309,6 +344,7 @@ export class Pipeline {
     const info = { messageId: id, sender: env.sender, senderKind: 'amp' as const };
     const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, [entry]));
     if (!Array.isArray(committed)) return committed;
+    await this.#webhooks(sub, id, effects);
     this.#o.log.info(
       {
         transaction: sub.transaction,
@@ -381,6 +417,36 @@ export class Pipeline {
       recipients: legacy.recipients.map((recipient) => ({ recipient })),
       entries: committed,
     };
+  }
+
+  /**
+   * Queues the MailScript webhook calls of a message that is committed (or discarded): each an
+   * entry of its own, so the message never waits for an endpoint. A call that cannot be queued is
+   * logged; the message stands.
+   */
+  async #webhooks(
+    sub: { transaction: string },
+    messageId: string,
+    effects: Effects,
+  ): Promise<void> {
+    for (const call of effects.webhooks ?? []) {
+      try {
+        const [entry] = await commitToQueue(
+          this.#o.queue,
+          { messageId, sender: '', senderKind: 'legacy', bounce: true },
+          [webhookEntry(call, messageId)],
+        );
+        this.#o.log.info(
+          { transaction: sub.transaction, messageId, webhook: call.name, entry },
+          'webhook call queued',
+        );
+      } catch (err) {
+        this.#o.log.error(
+          { transaction: sub.transaction, messageId, webhook: call.name, err },
+          'webhook call could not be queued; the message stands',
+        );
+      }
+    }
   }
 
   /** Runs a commit; a failure to commit is a temporary refusal (and a log line with the cause). */

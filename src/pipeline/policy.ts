@@ -10,13 +10,27 @@
  */
 import type { MapSnapshot } from '../routing/index.js';
 import { mergeEffects } from './admission.js';
+import type { AuthResults } from './authentication.js';
 import type { AmpSubmission, Effects, LegacySubmission, Verdict } from './types.js';
 
 export type PolicySubject =
-  | { readonly kind: 'legacy'; readonly submission: LegacySubmission }
+  | {
+      readonly kind: 'legacy';
+      readonly submission: LegacySubmission;
+      /** SPF, DKIM and DMARC of the message (checked before the policy stage). */
+      readonly auth?: AuthResults;
+    }
   | { readonly kind: 'amp'; readonly submission: AmpSubmission };
 
-export type PolicyCheck = (subject: PolicySubject, maps: MapSnapshot) => Promise<Verdict> | Verdict;
+/**
+ * A check of the policy stage; `prior` is what the checks before it asked for (a later check
+ * may read an earlier one's findings, e.g. MailScript reads the spam scanners' report).
+ */
+export type PolicyCheck = (
+  subject: PolicySubject,
+  maps: MapSnapshot,
+  prior: Effects,
+) => Promise<Verdict> | Verdict;
 
 export async function runPolicy(
   checks: readonly PolicyCheck[],
@@ -25,7 +39,7 @@ export async function runPolicy(
 ): Promise<Verdict> {
   let effects: Effects = {};
   for (const check of checks) {
-    const v = await check(subject, maps);
+    const v = await check(subject, maps, effects);
     if (v.kind === 'refuse') return v;
     effects = mergeEffects(effects, v.effects);
   }

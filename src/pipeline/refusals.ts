@@ -57,6 +57,12 @@ export const PIPELINE_REFUSALS = {
   ERR_DUPLICATE_CONFLICT: false,
   /** The queue or the store could not commit (down). */
   ERR_STORAGE_UNAVAILABLE: true,
+  /** A MailScript reject() (its own code decides; this is the default). */
+  ERR_SCRIPT_REJECT: false,
+  /** A MailScript defer(). */
+  ERR_SCRIPT_DEFER: true,
+  /** A MailScript failed (an exception, its deadline, its memory, a bad action): try again. */
+  ERR_SCRIPT_FAILED: true,
   /** The queue or the store has no room (below the reserve, or a write failed for lack of it). */
   ERR_STORAGE_FULL: true,
 } as const;

@@ -48,7 +48,20 @@ export interface Refusal {
   readonly smtpCode?: number;
 }
 
-/** What admission may ask of the rest of the message (Postfix access-map actions). */
+/** A MailScript webhook call: queued as an entry of its own once the message is committed. */
+export interface WebhookCall {
+  /** The name the administrator allowed (AFTERSMTP_SCRIPT_WEBHOOKS). */
+  readonly name: string;
+  /** Its URL, as allowed when the script ran. */
+  readonly url: string;
+  /** The JSON text to POST. */
+  readonly payload: string;
+}
+
+/**
+ * What admission and the policy stage may ask of the rest of the message (Postfix access-map
+ * actions, MailScript actions).
+ */
 export interface Effects {
   /** Accept and deliver nothing (DISCARD), with the reason for the log. */
   readonly discard?: string;
@@ -56,6 +69,17 @@ export interface Effects {
   readonly hold?: string;
   /** Header lines to put in front of the message (PREPEND); legacy mail only. */
   readonly headers?: readonly string[];
+  /**
+   * Recipients whose copy is filed in their Junk folder: the RCPT TO address for legacy mail (as
+   * in `RecipientPlan.address`), the DID for AMP. Filing is the mailbox side's.
+   */
+  readonly junk?: readonly string[];
+  /** MailScript redirect(): the one recipient (address or DID) that replaces all of them. */
+  readonly redirect?: string;
+  /** MailScript route_via(): an `smtp:` route (mx_record_map syntax) for the off-ramp copies. */
+  readonly route?: string;
+  /** MailScript webhook(): calls queued after the message is committed. */
+  readonly webhooks?: readonly WebhookCall[];
 }
 
 /** A stage's answer about a message, a sender or one recipient. */

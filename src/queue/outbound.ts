@@ -15,13 +15,24 @@ export interface OutboundMessage {
   readonly mailFrom: string;
   /** The message to send (RFC 5322, CRLF line ends, signed). */
   readonly message: Buffer;
+  /**
+   * A route for every recipient of the entry, instead of their mx_record_map routes (MailScript
+   * route_via: `smtp:[host]:port` or `smtp:host:port`).
+   */
+  readonly route?: string;
 }
 
 const packr = new Packr({ useRecords: false });
 const MAX_MAIL_FROM = 256;
+const MAX_ROUTE = 300;
 
 export function encodeOutbound(m: OutboundMessage): Buffer {
-  return packr.pack({ v: OUTBOUND_VERSION, mailFrom: m.mailFrom, message: m.message });
+  return packr.pack({
+    v: OUTBOUND_VERSION,
+    mailFrom: m.mailFrom,
+    message: m.message,
+    ...(m.route !== undefined ? { route: m.route } : {}),
+  });
 }
 
 export function decodeOutbound(raw: Uint8Array): OutboundMessage {
@@ -31,16 +42,21 @@ export function decodeOutbound(raw: Uint8Array): OutboundMessage {
   } catch {
     throw new InputError('ERR_OUTBOUND_FORMAT', 'off-ramp record: not a record');
   }
-  const r = v as { v?: unknown; mailFrom?: unknown; message?: unknown };
+  const r = v as { v?: unknown; mailFrom?: unknown; message?: unknown; route?: unknown };
   if (
     typeof r !== 'object' ||
     r === null ||
     r.v !== OUTBOUND_VERSION ||
     typeof r.mailFrom !== 'string' ||
     r.mailFrom.length > MAX_MAIL_FROM ||
-    !(r.message instanceof Uint8Array)
+    !(r.message instanceof Uint8Array) ||
+    (r.route !== undefined && (typeof r.route !== 'string' || r.route.length > MAX_ROUTE))
   ) {
     throw new InputError('ERR_OUTBOUND_FORMAT', 'off-ramp record: malformed');
   }
-  return { mailFrom: r.mailFrom, message: Buffer.from(r.message) };
+  return {
+    mailFrom: r.mailFrom,
+    message: Buffer.from(r.message),
+    ...(typeof r.route === 'string' ? { route: r.route } : {}),
+  };
 }

@@ -15,6 +15,7 @@ export type {
 export { MAP_FORMATS, checkEntry, type ImportFormat } from './entries.js';
 export { MapInputError, MapLimitError, MapStoreError } from './errors.js';
 export { parsePostfixTable, type TableLine } from './postfix-format.js';
+export { formatRoute, parseRoute } from './routes.js';
 export {
   ENTRY_CLASSES,
   LIMITS,

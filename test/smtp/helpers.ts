@@ -7,7 +7,9 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
-import { DeliveryWorker } from '../../src/delivery/worker.js';
+import { DeliveryWorker, type DestinationHandler } from '../../src/delivery/worker.js';
+import type { PolicyCheck } from '../../src/pipeline/policy.js';
+import type { RetryPolicy } from '../../src/queue/types.js';
 import { openEnvelope, type OpenedMessage } from '../../src/envelope/index.js';
 import { decodeEnvelope } from '../../src/envelope/codec.js';
 import type { SecretKeySet } from '../../src/identity/keys.js';
@@ -62,6 +64,12 @@ export interface SmtpGatewayOptions {
   readonly limits?: Partial<SmtpLimits>;
   readonly dnsServers?: readonly string[];
   /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
+  /** Checks of the policy stage (MailScript), made once the maps and data dir exist. */
+  readonly policy?: (ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[];
+  /** The delivery worker's handler of `webhook:` jobs. */
+  readonly webhook?: DestinationHandler;
+  /** The queue's retry policy (default: the queue's). */
+  readonly retry?: RetryPolicy;
   readonly outbound?: {
     /** The off-ramp's DNS (MX lookups); routes in the maps need none. */
     readonly dnsServers?: readonly string[];
@@ -81,7 +89,11 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     path: join(dir, 'mailboxes'),
     keyring: new Keyring([generateKey()]),
   });
-  const queue = new LmdbQueue({ path: join(dir, 'queue'), bounce: { reportingMta: DOMAIN } });
+  const queue = new LmdbQueue({
+    path: join(dir, 'queue'),
+    bounce: { reportingMta: DOMAIN },
+    ...(opts.retry !== undefined ? { retry: opts.retry } : {}),
+  });
   const maps = MappingEngine.open({ path: mapsDatabasePath(dir), pollMs: 50 });
   let outbound: { dkim: DkimKeys; srs: Srs; offramp: OffRampHandler } | undefined;
   if (opts.outbound !== undefined) {
@@ -110,9 +122,10 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     queue,
     maps,
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
-    ...(outbound !== undefined
-      ? { overrides: { dkimKeys: outbound.dkim, srs: outbound.srs } }
-      : {}),
+    overrides: {
+      ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
+      ...(opts.policy !== undefined ? { policy: opts.policy({ maps, dir }) } : {}),
+    },
   });
   const worker = new DeliveryWorker({
     queue,
@@ -123,6 +136,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     maxEnvelopeBytes: 32 * 1024 * 1024,
     log: QUIET,
     ...(outbound !== undefined ? { offramp: outbound.offramp } : {}),
+    ...(opts.webhook !== undefined ? { webhook: opts.webhook } : {}),
   });
   worker.start();
   const users = SubmissionUsers.open(dir);

@@ -18,6 +18,7 @@ const BENCHES = [
   'relay',
   'onramp',
   'offramp',
+  'policy',
 ] as const;
 
 export const benchCommand: Command = {

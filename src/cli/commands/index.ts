@@ -7,6 +7,7 @@ import { inboxCommand } from './inbox.js';
 import { keygenCommand } from './keygen.js';
 import { mapsCommands } from './maps.js';
 import { queueCommands } from './queue.js';
+import { scriptCommands } from './script.js';
 import {
   ledgerApproveCommand,
   ledgerCheckpointCommand,
@@ -46,6 +47,7 @@ export const COMMANDS: readonly Command[] = [
   envelopeSealCommand,
   envelopeOpenCommand,
   ...mapsCommands,
+  ...scriptCommands,
   ...queueCommands,
   ...usersCommands,
   ...dkimCommands,

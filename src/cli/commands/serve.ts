@@ -57,6 +57,12 @@ import { dkimSign } from '../../mail/dkim.js';
 import { DkimKeys } from '../../mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../mail/srs.js';
 import { dkimZoneLine } from './dkim.js';
+import { mailScriptCheck } from '../../script/check.js';
+import { registerScriptMetrics, type ScriptObserver } from '../../script/metrics.js';
+import { ScriptSandbox } from '../../script/sandbox.js';
+import { ScriptStore } from '../../script/store.js';
+import { createWebhookDelivery } from '../../script/webhook.js';
+import type { PolicyCheck } from '../../pipeline/policy.js';
 import type { Command } from '../command.js';
 
 /** The SMTP listeners from the configuration. */
@@ -145,6 +151,57 @@ class Teardown {
     for (const step of this.#steps.reverse()) await step();
     this.#steps.length = 0;
   }
+}
+
+/**
+ * MailScript (docs/MAILSCRIPT.md): the scripts in the maps database, reloaded every
+ * AFTERSMTP_SCRIPT_POLL_MS, run in one sandbox with the configured limits; a reload drops the
+ * warm contexts of versions no longer current.
+ */
+async function openMailScript(
+  config: Config,
+  log: ReturnType<typeof createLogger>,
+  observe: ScriptObserver,
+): Promise<{ check: PolicyCheck; close(): void }> {
+  const store = ScriptStore.open({
+    path: mapsDatabasePath(config.dataDir),
+    pollMs: config.scriptPollMs,
+  });
+  const sandbox = await ScriptSandbox.create({
+    timeoutMs: config.scriptTimeoutMs,
+    memoryBytes: config.scriptMemoryMb * 1024 * 1024,
+    poolSize: config.scriptPoolSize,
+  });
+  const current = (): Set<string> => {
+    const s = store.snapshot();
+    return new Set(
+      [...(s.global !== undefined ? [s.global] : []), ...s.byDomain.values()].map(
+        (x) => `${x.scope}@${x.version}`,
+      ),
+    );
+  };
+  store.onReload((s) => {
+    const keep = current();
+    sandbox.retain((k) => keep.has(k));
+    log.info({ version: s.version, scripts: keep.size }, 'scripts reloaded');
+  });
+  store.onError((err) =>
+    log.error({ err }, 'scripts: a change could not be loaded; the previous scripts stay in use'),
+  );
+  const check = mailScriptCheck({
+    scripts: () => store.snapshot(),
+    sandbox,
+    webhooks: config.scriptWebhooks,
+    log,
+    observe,
+  });
+  return {
+    check,
+    close() {
+      store.close();
+      sandbox.close();
+    },
+  };
 }
 
 export const serveCommand: Command = {
@@ -270,6 +327,8 @@ export const serveCommand: Command = {
         teardown.add(() => follower.stop());
       }
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
+      teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
       const gatewayHost = config.hostname ?? hostname();
       const pipeline = new Pipeline({
@@ -287,6 +346,7 @@ export const serveCommand: Command = {
         dkimKeys,
         srs,
         authenticator: mailAuthenticator({ hostname: gatewayHost, dnsServers: config.dnsServers }),
+        policy: [mailScript.check],
         log,
         metrics,
       });
@@ -331,6 +391,10 @@ export const serveCommand: Command = {
           metrics: offrampMetrics,
           policyCacheDir: join(config.dataDir, 'mta-sts'),
           port: config.offrampPort,
+        }),
+        webhook: createWebhookDelivery({
+          allowed: () => config.scriptWebhooks,
+          timeoutMs: config.scriptWebhookTimeoutMs,
         }),
       });
       worker.start();

@@ -32,7 +32,7 @@
 import { isIP } from 'node:net';
 import { AfterSmtpError } from '../../errors.js';
 import type { LeasedJob, RecipientOutcome } from '../../queue/types.js';
-import type { MapSnapshot } from '../../routing/index.js';
+import { parseRoute, type MapSnapshot, type Route } from '../../routing/index.js';
 import { type Tlsa, isUsable, tlsaRecords } from './dane.js';
 import { DnsClient, DnsError } from './dns.js';
 import { NO_OFFRAMP_METRICS, type OffRampMetrics } from './metrics.js';
@@ -356,8 +356,22 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
     const maps = o.maps();
     const done = new Map<string, DeliveryOutcome>();
     const groups = new Map<string, Group>();
+    let forced: Route | undefined;
+    try {
+      forced = msg.route !== undefined ? parseRoute(msg.route) : undefined;
+    } catch (err) {
+      const outcomes = job.recipients.map((recipient): DeliveryOutcome => ({
+        recipient,
+        status: 'permanent',
+        code: 'ERR_OUTBOUND_FORMAT',
+        reason: `ERR_OUTBOUND_FORMAT: ${reasonOf(err)}`,
+      }));
+      metrics.recipients('permanent', outcomes.length);
+      return outcomes;
+    }
     for (const recipient of job.recipients) {
-      const route = maps.route(recipient);
+      // A route the message carries (MailScript route_via) wins over mx_record_map's.
+      const route = forced ?? maps.route(recipient);
       if (route?.kind === 'error') {
         done.set(recipient, {
           recipient,
