@@ -1,7 +1,7 @@
 /**
  * The MappingEngine (DESIGN.md §1b): Postfix-grade maps that the pipeline consults through an
  * immutable snapshot: access_map, relay_domains, mx_record_map, canonical_maps and
- * virtual_alias_maps. docs/MAPS.md describes each map, its keys, lookup order and limits.
+ * virtual_alias_maps, and spam_policy (the spam scanners and thresholds per recipient). docs/MAPS.md describes each map, its keys, lookup order and limits.
  */
 export { MappingEngine, DEFAULT_POLL_MS, mapsDatabasePath } from './engine.js';
 export type {
@@ -13,6 +13,14 @@ export type {
 } from './engine.js';
 export { MAP_FORMATS, checkEntry, type ImportFormat } from './entries.js';
 export { MapInputError, MapLimitError, MapStoreError } from './errors.js';
+export {
+  SPAM_SCANNERS,
+  formatSpamPolicy,
+  parseSpamPolicy,
+  type SpamPolicy,
+  type SpamScannerName,
+  type UnavailableRule,
+} from './spam-policy.js';
 export { parsePostfixTable, type TableLine } from './postfix-format.js';
 export {
   ENTRY_CLASSES,

@@ -7,6 +7,7 @@
  * route's host is a valid host name or IP address, an access text has no control characters, an
  * alias target is a DID or an address).
  */
+import type { SpamPolicy } from './spam-policy.js';
 
 export const MAP_NAMES = [
   'access_map',
@@ -14,6 +15,7 @@ export const MAP_NAMES = [
   'mx_record_map',
   'canonical_maps',
   'virtual_alias_maps',
+  'spam_policy',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -91,7 +93,8 @@ export interface AliasStep {
 /** Which check or rewriting `test` runs (access_map: client/sender/recipient). */
 export type TestAs = 'client' | 'sender' | 'recipient';
 
-export type MapTestValue = AccessMatch | Route | AliasExpansion | string | boolean | undefined;
+export type MapTestValue =
+  AccessMatch | Route | AliasExpansion | SpamPolicy | string | boolean | undefined;
 
 export interface MapTestResult {
   readonly map: MapName;
@@ -124,6 +127,8 @@ export interface MapSnapshot {
   /** E.g. did:aftersmtp:msgs.global:support-team -> helpdesk@msgs.global. */
   canonicalSender(didOrAddress: string): string | undefined;
   expandAlias(address: string): AliasExpansion;
+  /** spam_policy: the scanners and thresholds for a recipient address (or a domain). */
+  spamPolicy(address: string): SpamPolicy | undefined;
 }
 
 /** Lookup behaviour shared by every map (from the AFTERSMTP_* settings). */
