@@ -11,6 +11,7 @@ const LAYERS = [
   ['delivery'],
   ['amp', 'legacy'],
   ['pipeline'],
+  ['spam'],
   ['routing'],
   ['mailbox'],
   ['queue', 'store', 'ledger', 'quic'],
