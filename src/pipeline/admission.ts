@@ -73,14 +73,26 @@ export function accessVerdict(match: AccessMatch | undefined, what: string): Ver
   }
 }
 
-/** Both sets of effects: the first discard and hold reason kept, header lines in order. */
+/**
+ * Both sets of effects: the first discard and hold reason kept, header lines in order, junk
+ * recipients united, refused recipients in order (the first refusal of a recipient kept), the
+ * first spam report kept.
+ */
 export function mergeEffects(a: Effects, b: Effects | undefined): Effects {
   if (b === undefined) return a;
   const headers = [...(a.headers ?? []), ...(b.headers ?? [])];
+  const junk = [...new Set([...(a.junk ?? []), ...(b.junk ?? [])])];
+  const refused = [...(a.refusedRecipients ?? []), ...(b.refusedRecipients ?? [])].filter(
+    (r, i, all) => all.findIndex((x) => x.recipient === r.recipient) === i,
+  );
+  const spam = a.spam ?? b.spam;
   return {
     ...((a.discard ?? b.discard) ? { discard: a.discard ?? b.discard } : {}),
     ...((a.hold ?? b.hold) ? { hold: a.hold ?? b.hold } : {}),
     ...(headers.length > 0 ? { headers } : {}),
+    ...(junk.length > 0 ? { junk } : {}),
+    ...(refused.length > 0 ? { refusedRecipients: refused } : {}),
+    ...(spam !== undefined ? { spam } : {}),
   };
 }
 

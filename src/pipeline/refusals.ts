@@ -57,6 +57,10 @@ export const PIPELINE_REFUSALS = {
   ERR_DUPLICATE_CONFLICT: false,
   /** The queue or the store could not commit (down). */
   ERR_STORAGE_UNAVAILABLE: true,
+  /** The spam policy: a score at or over the recipient's reject threshold. */
+  ERR_SPAM: false,
+  /** The spam policy: a scanner gave no score and the recipient's rule is unavailable=tempfail. */
+  ERR_SPAM_SCANNER_UNAVAILABLE: true,
   /** The queue or the store has no room (below the reserve, or a write failed for lack of it). */
   ERR_STORAGE_FULL: true,
 } as const;

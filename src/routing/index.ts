@@ -13,14 +13,7 @@ export type {
 } from './engine.js';
 export { MAP_FORMATS, checkEntry, type ImportFormat } from './entries.js';
 export { MapInputError, MapLimitError, MapStoreError } from './errors.js';
-export {
-  SPAM_SCANNERS,
-  formatSpamPolicy,
-  parseSpamPolicy,
-  type SpamPolicy,
-  type SpamScannerName,
-  type UnavailableRule,
-} from './spam-policy.js';
+export { formatSpamPolicy, parseSpamPolicy } from './spam-policy.js';
 export { parsePostfixTable, type TableLine } from './postfix-format.js';
 export {
   ENTRY_CLASSES,
@@ -39,5 +32,9 @@ export {
   type MapTestResult,
   type MapTestValue,
   type Route,
+  type SpamPolicy,
+  type SpamScannerName,
   type TestAs,
+  type UnavailableRule,
+  SPAM_SCANNERS,
 } from './types.js';

@@ -17,7 +17,7 @@ import { parseIp } from './cidr.js';
 import { MapInputError } from './errors.js';
 import { RelayDomains } from './relay-domains.js';
 import { RouteTable } from './routes.js';
-import { SpamPolicyTable, type SpamPolicy } from './spam-policy.js';
+import { SpamPolicyTable } from './spam-policy.js';
 import {
   type AccessMatch,
   type AliasExpansion,
@@ -27,6 +27,7 @@ import {
   type MapSnapshot,
   type MapTestResult,
   type Route,
+  type SpamPolicy,
   type TestAs,
 } from './types.js';
 

@@ -24,23 +24,16 @@
  */
 import { checkEntryDomain, checkEntryLocalpart, routeKeys, splitAddress } from './addresses.js';
 import { compileEach, MapInputError } from './errors.js';
-import type { CheckedEntry, EntryClass, LookupOptions, MapEntry } from './types.js';
-
-export const SPAM_SCANNERS = ['rspamd', 'spamassassin'] as const;
-export type SpamScannerName = (typeof SPAM_SCANNERS)[number];
-
-/** What to do when a scanner is down, slow or answers nonsense. */
-export type UnavailableRule = 'accept' | 'tempfail';
-
-export interface SpamPolicy {
-  /** Scanners asked, sorted; empty: not scanned. */
-  readonly scanners: readonly SpamScannerName[];
-  /** Score at or over which the copy is filed in Junk. */
-  readonly junk?: number;
-  /** Score at or over which the recipient refuses the message. */
-  readonly reject?: number;
-  readonly unavailable: UnavailableRule;
-}
+import {
+  SPAM_SCANNERS,
+  type CheckedEntry,
+  type EntryClass,
+  type LookupOptions,
+  type MapEntry,
+  type SpamPolicy,
+  type SpamScannerName,
+  type UnavailableRule,
+} from './types.js';
 
 const MAX_SCORE = 1000;
 const SYNTAX =

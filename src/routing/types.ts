@@ -7,8 +7,6 @@
  * route's host is a valid host name or IP address, an access text has no control characters, an
  * alias target is a DID or an address).
  */
-import type { SpamPolicy } from './spam-policy.js';
-
 export const MAP_NAMES = [
   'access_map',
   'relay_domains',
@@ -129,6 +127,23 @@ export interface MapSnapshot {
   expandAlias(address: string): AliasExpansion;
   /** spam_policy: the scanners and thresholds for a recipient address (or a domain). */
   spamPolicy(address: string): SpamPolicy | undefined;
+}
+
+/** spam_policy (spam-policy.ts): the scanners and thresholds of a recipient. */
+export const SPAM_SCANNERS = ['rspamd', 'spamassassin'] as const;
+export type SpamScannerName = (typeof SPAM_SCANNERS)[number];
+
+/** What to do when a scanner is down, slow or answers nonsense. */
+export type UnavailableRule = 'accept' | 'tempfail';
+
+export interface SpamPolicy {
+  /** Scanners asked, sorted; empty: not scanned. */
+  readonly scanners: readonly SpamScannerName[];
+  /** Score at or over which the copy is filed in Junk. */
+  readonly junk?: number;
+  /** Score at or over which the recipient refuses the message. */
+  readonly reject?: number;
+  readonly unavailable: UnavailableRule;
 }
 
 /** Lookup behaviour shared by every map (from the AFTERSMTP_* settings). */
