@@ -42,6 +42,7 @@ import {
 import { encodeOutbound } from '../queue/outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
+import { keptRecipients, spamByTarget, spamHeaders, spamPartFor } from './spam.js';
 import { refusal } from './refusals.js';
 import {
   messageFacts,
@@ -56,6 +57,7 @@ import type {
   Effects,
   LegacySubmission,
   Outcome,
+  RecipientResult,
   Refusal,
   Target,
   Verdict,
@@ -155,14 +157,27 @@ export class Pipeline {
     return outcome;
   }
 
-  async #legacy(sub: LegacySubmission): Promise<Outcome> {
+  async #legacy(received: LegacySubmission): Promise<Outcome> {
     const maps = this.#o.maps();
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
     const id = messageId.toString('hex');
-    const policy = await runPolicy(this.#o.policy ?? [], { kind: 'legacy', submission: sub }, maps);
-    if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
-    const effects = mergeEffects(sub.effects, policy.effects);
-    const recipients = sub.recipients.map((r) => ({ recipient: r.address }));
+    const policy = await runPolicy(
+      this.#o.policy ?? [],
+      { kind: 'legacy', submission: received },
+      maps,
+    );
+    if (policy.kind === 'refuse') return this.#refused(received, policy.refusal);
+    const effects = mergeEffects(received.effects, policy.effects);
+    // Recipients the policy refused get no copy; the message is refused when none is left.
+    const kept = keptRecipients(received.recipients, effects.refusedRecipients);
+    if (!Array.isArray(kept)) return this.#refused(received, kept as Refusal);
+    const sub: LegacySubmission =
+      kept === received.recipients ? received : { ...received, recipients: kept };
+    const spam = spamByTarget(sub.recipients, effects.spam);
+    const recipients: RecipientResult[] = [
+      ...sub.recipients.map((r) => ({ recipient: r.address })),
+      ...(kept === received.recipients ? [] : (effects.refusedRecipients ?? [])),
+    ];
     if (effects.discard !== undefined) {
       this.#o.log.info(
         { transaction: sub.transaction, messageId: id, reason: effects.discard },
@@ -189,7 +204,19 @@ export class Pipeline {
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = await messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
-    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
+    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o, (did) => {
+      const r = spam.byDid.get(did);
+      if (r === undefined || effects.spam === undefined) return undefined;
+      const headers = spamHeaders(effects.spam, [r]);
+      return {
+        spam: spamPartFor(effects.spam, r),
+        content: stampedMessage(
+          { ...sub, effects: { ...effects, headers: [...(effects.headers ?? []), ...headers] } },
+          auth.headers,
+          this.#o.hostname,
+        ),
+      };
+    });
     // Copies for our own mailboxes are stored at once (one durable write each, no queue hop);
     // what the store cannot take now is queued for the worker. A held message is all queued.
     const direct = effects.hold === undefined ? copies.filter((c) => c.local) : [];
@@ -204,16 +231,29 @@ export class Pipeline {
       ],
       body: c.bytes,
     }));
+    // The off-ramp's copy carries X-Spam-* fields for the recipients whose mail goes out.
+    const outHeaders =
+      effects.spam !== undefined && spam.offramp.length > 0
+        ? spamHeaders(effects.spam, spam.offramp)
+        : [];
+    const outEffects: Effects =
+      outHeaders.length === 0
+        ? effects
+        : { ...effects, headers: [...(effects.headers ?? []), ...outHeaders] };
+    const outStamped =
+      outEffects === effects
+        ? stamped
+        : stampedMessage({ ...sub, effects: outEffects }, auth.headers, this.#o.hostname);
     const outbound =
       addresses.length === 0
         ? { entries: [], notes: [] }
         : await outboundEntries(
             {
-              sub: { ...sub, effects },
-              stamped,
+              sub: { ...sub, effects: outEffects },
+              stamped: outStamped,
               originated: originatesHere(sub)
-                ? stampedMessage({ ...sub, effects }, '', this.#o.hostname)
-                : stamped,
+                ? stampedMessage({ ...sub, effects: outEffects }, '', this.#o.hostname)
+                : outStamped,
               fromDomain: domainOf(facts.headerFrom),
               ...(auth.arcChain !== undefined ? { arc: auth.arcChain } : {}),
             },
@@ -248,6 +288,24 @@ export class Pipeline {
         dkim: auth.dkim,
         dmarc: auth.dmarc,
         ...(effects.hold !== undefined ? { held: effects.hold } : {}),
+        ...(effects.junk !== undefined ? { junk: effects.junk } : {}),
+        ...(effects.refusedRecipients !== undefined
+          ? {
+              refusedRecipients: effects.refusedRecipients.map((r) => ({
+                recipient: r.recipient,
+                code: r.refusal.code,
+              })),
+            }
+          : {}),
+        ...(effects.spam !== undefined
+          ? {
+              spam: effects.spam.recipients.map((r) => ({
+                recipient: r.recipient,
+                verdict: r.verdict,
+                score: r.score,
+              })),
+            }
+          : {}),
       },
       'message accepted',
     );
@@ -274,9 +332,23 @@ export class Pipeline {
     if (accepted.length === 0) return this.#refused(sub, refused[0]?.refusal ?? noRecipient());
     const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
     if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
+    const byPolicy = policy.effects?.refusedRecipients ?? [];
+    if (byPolicy.length > 0) {
+      // The client API refuses the whole envelope; the relay answers each recipient.
+      if (!relay) return this.#refused(sub, (byPolicy[0] as { refusal: Refusal }).refusal);
+      const kept = keptRecipients(
+        accepted.map((address) => ({ address })),
+        byPolicy,
+      );
+      if (!Array.isArray(kept)) return this.#refused(sub, kept as Refusal);
+      const names = new Set(kept.map((k) => k.address));
+      refused.push(...byPolicy.filter((r) => accepted.includes(r.recipient)));
+      accepted.splice(0, accepted.length, ...accepted.filter((a) => names.has(a)));
+    }
     if (relay) {
+      const junk = new Set(policy.effects?.junk ?? []);
       const results = await this.#commit(sub, () =>
-        commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt),
+        commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt, junk),
       );
       if (!Array.isArray(results)) return results;
       const all = [...results, ...refused];

@@ -35,7 +35,9 @@ import { refusal } from './refusals.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
 import {
   CONTINUE,
+  type Effects,
   type LegacySubmission,
+  type RecipientPlan,
   type RecipientSpam,
   type Refusal,
   type SpamReport,
@@ -335,4 +337,54 @@ export function ampSenderCheck(options: AmpSenderOptions): PolicyCheck {
       },
     };
   };
+}
+
+// ---- acting on the verdicts (pipeline.ts) ----
+
+/**
+ * The recipients left after policy refusals, or the refusal of the whole message: when none is
+ * left (the first refusal), or when any refusal is temporary (that one: nothing is delivered and
+ * the client sends again, so no copy is lost; see Effects.refusedRecipients).
+ */
+export function keptRecipients<R extends { readonly address: string }>(
+  recipients: readonly R[],
+  refused: Effects['refusedRecipients'],
+): readonly R[] | Refusal {
+  if (refused === undefined || refused.length === 0) return recipients;
+  const names = new Set(refused.map((r) => r.recipient.toLowerCase()));
+  const kept = recipients.filter((r) => !names.has(r.address.toLowerCase()));
+  if (kept.length === recipients.length) return recipients;
+  const temporary = refused.find((r) => r.refusal.temporary);
+  if (temporary !== undefined) return temporary.refusal;
+  if (kept.length === 0) return (refused[0] as { refusal: Refusal }).refusal;
+  return kept;
+}
+
+/**
+ * The spam verdict of each DID target and of the off-ramp's addresses, from the recipients (RCPT
+ * TO addresses) that lead to them. A DID that two recipients lead to is junk only when both are.
+ */
+export function spamByTarget(
+  recipients: readonly RecipientPlan[],
+  report: SpamReport | undefined,
+): { readonly byDid: ReadonlyMap<string, RecipientSpam>; readonly offramp: RecipientSpam[] } {
+  const byDid = new Map<string, RecipientSpam>();
+  const offramp: RecipientSpam[] = [];
+  if (report === undefined) return { byDid, offramp };
+  const of = new Map(report.recipients.map((r) => [r.recipient.toLowerCase(), r]));
+  for (const plan of recipients) {
+    const r = of.get(plan.address.toLowerCase());
+    if (r === undefined) continue;
+    for (const t of plan.targets) {
+      if (t.kind === 'address') {
+        offramp.push(r);
+        continue;
+      }
+      const prior = byDid.get(t.did);
+      if (prior === undefined || (prior.verdict === 'junk' && r.verdict !== 'junk')) {
+        byDid.set(t.did, r);
+      }
+    }
+  }
+  return { byDid, offramp };
 }
