@@ -20,6 +20,7 @@ import { createOffRamp, type OffRampHandler } from '../../src/legacy/offramp/ind
 import { DkimKeys } from '../../src/mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../src/mail/srs.js';
 import type { Pipeline } from '../../src/pipeline/pipeline.js';
+import type { PolicyCheck } from '../../src/pipeline/policy.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
@@ -60,6 +61,8 @@ export interface Received {
 
 export interface SmtpGatewayOptions {
   readonly limits?: Partial<SmtpLimits>;
+  /** Checks of the policy stage (spam scanners, MailScript). */
+  readonly policy?: readonly PolicyCheck[];
   readonly dnsServers?: readonly string[];
   /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
   readonly outbound?: {
@@ -110,9 +113,10 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     queue,
     maps,
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
-    ...(outbound !== undefined
-      ? { overrides: { dkimKeys: outbound.dkim, srs: outbound.srs } }
-      : {}),
+    overrides: {
+      ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
+      ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
+    },
   });
   const worker = new DeliveryWorker({
     queue,
