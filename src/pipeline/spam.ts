@@ -319,7 +319,7 @@ export function ampSenderCheck(options: AmpSenderOptions): PolicyCheck {
     }
     const junk = reasons.length > 0;
     const recipients = [...new Set(env.wraps.map((w) => w.recipient))];
-    for (const _ of recipients) metrics.verdict(junk ? 'junk' : 'ham');
+    recipients.forEach(() => metrics.verdict(junk ? 'junk' : 'ham'));
     if (!junk) return CONTINUE;
     return {
       kind: 'continue',
