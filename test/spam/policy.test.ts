@@ -106,7 +106,7 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
         }),
       ],
     });
-    gw.maps.set('spam_policy', '*', 'scanners=both junk=6 reject=15 unavailable=tempfail');
+    gw.maps.set('spam_policy', '*', 'scanners=both junk=6 reject=25 unavailable=tempfail');
     gw.maps.set('spam_policy', `bob@${DOMAIN}`, 'scanners=spamassassin junk=3 reject=5');
     gw.maps.set('spam_policy', `carol@${DOMAIN}`, 'scanners=none');
     gw.maps.set('virtual_alias_maps', `fwd@${DOMAIN}`, `zoe@${DEST}`);
@@ -162,7 +162,7 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
       ],
     );
     assert.equal(spam.junkScore, '6');
-    assert.equal(spam.rejectScore, '15');
+    assert.equal(spam.rejectScore, '25');
     verifyGatewaySignature(got.envelope, gw.keys.record);
     const text = got.opened.content.toString();
     assert.match(text, /^X-Spam-Flag: NO\r$/m);
@@ -186,7 +186,7 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
     assert.ok(spam);
     assert.equal(spam.verdict, 'junk');
     const score = Number(spam.score);
-    assert.ok(score >= 6 && score < 15, `score ${spam.score}`);
+    assert.ok(score >= 6 && score < 25, `score ${spam.score}`);
     verifyGatewaySignature(got.envelope, gw.keys.record);
     assert.throws(
       () =>

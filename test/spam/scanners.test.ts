@@ -54,9 +54,14 @@ describe('Rspamd (/checkv2)', { skip: R.skip }, () => {
     assert.ok(ham.score < 6, `ham scored ${ham.score}`);
   });
 
-  test('lottery spam scores between the usual junk and reject scores', async () => {
-    const r = await client.scan(request(spammy('alice@example.org')));
-    assert.ok(r.score >= 6 && r.score < 15, `scored ${r.score}`);
+  test('lottery spam scores over the usual junk score', async () => {
+    // From a loopback client (no reverse DNS penalties, which vary with the resolver's mood).
+    const r = await client.scan({
+      ...request(spammy('alice@example.org')),
+      clientAddress: '127.0.0.1',
+    });
+    assert.ok(r.score >= 6, `scored ${r.score}`);
+    assert.ok(r.symbols.includes('SUBJ_ALL_CAPS'), r.symbols.join(','));
   });
 });
 

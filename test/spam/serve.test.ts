@@ -51,7 +51,7 @@ describe('spam policy through serve and aftersmtp inbox', { skip: R.skip ?? S.sk
         'set',
         'spam_policy',
         D,
-        'scanners=rspamd,spamassassin junk=6 reject=15 unavailable=tempfail',
+        'scanners=rspamd,spamassassin junk=6 reject=25 unavailable=tempfail',
       ],
       gw.env,
     );
