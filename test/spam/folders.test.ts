@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { SpamPart } from '../../src/envelope/codec.js';
 import { MailboxWriter, folderOf } from '../../src/mailbox/writer.js';
+import { commitToMailboxes } from '../../src/pipeline/commit.js';
 import { messageFacts, sealCopies, type SealedCopy } from '../../src/pipeline/transform.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
@@ -99,6 +100,29 @@ describe('the mailbox writer files junk from the signed spam part', () => {
     assert.equal(folderOf((await copy(part('ham'))).bytes), 'inbox');
     assert.equal(folderOf((await copy()).bytes), 'inbox');
     assert.equal(folderOf(Buffer.from('not an envelope')), 'inbox');
+  });
+
+  test('relayed AMP: commitToMailboxes files the recipients the sender rule named in Junk', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-spam-'));
+    const store = await LmdbMailboxStore.open({ path: dir, keyring: new Keyring([generateKey()]) });
+    try {
+      const bob = identity('bob');
+      const c = await copy();
+      const results = await commitToMailboxes(
+        new MailboxWriter({ store, gatewayKeys: gateway }),
+        c.envelope,
+        c.bytes,
+        [alice.did, bob.did],
+        Date.now(),
+        new Set([bob.did]),
+      );
+      assert.ok(results.every((r) => r.receipt !== undefined));
+      assert.equal((await store.list(alice.did)).envelopes[0]?.folder ?? 'inbox', 'inbox');
+      assert.equal((await store.list(bob.did, { folder: 'junk' })).envelopes.length, 1);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('LMDB', async () => {
