@@ -12,6 +12,7 @@ const LAYERS = [
   ['amp', 'legacy'],
   ['script'],
   ['pipeline'],
+  ['spam'],
   ['routing'],
   ['mailbox'],
   ['queue', 'store', 'ledger', 'quic'],

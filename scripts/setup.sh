@@ -59,6 +59,9 @@ if [ "$with_tests" = 1 ]; then
     "python3-authres:what dkimpy's ARC signer reads Authentication-Results with"
     "libmail-dkim-perl:Mail::DKIM, a second independent DKIM verifier"
     "postsrsd:an independent SRS implementation the off-ramp's SRS addresses are checked against"
+    "rspamd:the spam policy's Rspamd scanner (a private instance: scripts/services/rspamd.sh)"
+    "spamassassin:SpamAssassin's shipped rules for the spam policy's tests"
+    "spamd:SpamAssassin's daemon (a private instance: scripts/services/spamassassin.sh)"
   )
 fi
 

@@ -585,6 +585,36 @@ export const SETTINGS = {
     doc: 'How long one webhook POST may take, in ms, before it counts as a temporary failure (retried with the queue backoff).',
     parse: integer(100, 120_000),
   }),
+  rspamdUrl: setting({
+    env: 'AFTERSMTP_RSPAMD_URL',
+    default: undefined,
+    doc: 'Rspamd normal worker for the spam policy (http://host:port, the /checkv2 protocol). Unset: a spam_policy entry that names rspamd finds it unavailable, and its unavailable= rule applies.',
+    parse: urlWithScheme(['http:']),
+  }),
+  spamdUrl: setting({
+    env: 'AFTERSMTP_SPAMD_URL',
+    default: undefined,
+    doc: "SpamAssassin's spamd for the spam policy (spamd://host:port). Unset: a spam_policy entry that names spamassassin finds it unavailable, and its unavailable= rule applies.",
+    parse: urlWithScheme(['spamd:']),
+  }),
+  spamTimeoutMs: setting({
+    env: 'AFTERSMTP_SPAM_TIMEOUT_MS',
+    default: '10000',
+    doc: 'How long a spam scan may take (ms) before the scanner counts as unavailable for that message (the SMTP client waits this long at most at the end of DATA).',
+    parse: integer(100, 120_000),
+  }),
+  spamAmpMinSenderAge: setting({
+    env: 'AFTERSMTP_SPAM_AMP_MIN_SENDER_AGE',
+    default: '0',
+    doc: "AMP mail from other gateways whose sender's key record is younger than this many seconds is filed in Junk; 0: off.",
+    parse: integer(0, 10 * 365 * 86400),
+  }),
+  spamAmpMaxPerHour: setting({
+    env: 'AFTERSMTP_SPAM_AMP_MAX_PER_HOUR',
+    default: '0',
+    doc: 'AMP mail from other gateways beyond this many envelopes per sender per hour (counted in this process) is filed in Junk; 0: off.',
+    parse: integer(0, 100_000_000),
+  }),
 } as const;
 
 /** A URL whose scheme is one of `schemes` (e.g. 'nats:'), as given. */

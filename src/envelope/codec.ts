@@ -70,6 +70,40 @@ export interface Origin {
 export const MAX_ORIGIN_FIELD_BYTES = 1024;
 export const MAX_AUTHENTICATION_RESULTS_BYTES = 8192;
 
+/** The spam verdict for the recipient of one copy (docs/PROTOCOL.md §6.9). */
+export type SpamVerdictKind = 'ham' | 'junk' | 'unavailable';
+export const SPAM_VERDICTS: readonly SpamVerdictKind[] = ['ham', 'junk', 'unavailable'];
+
+export interface SpamScan {
+  readonly scanner: string;
+  readonly result: string;
+  /** Decimal (at most 3 decimals); '' unless result is 'ok'. */
+  readonly score: string;
+  /** Comma-separated rule names. */
+  readonly symbols: string;
+}
+
+export interface SpamPart {
+  readonly verdict: SpamVerdictKind;
+  /** Decimal; '' when no scanner answered. */
+  readonly score: string;
+  readonly junkScore: string;
+  readonly rejectScore: string;
+  readonly scans: readonly SpamScan[];
+  readonly scannedAt: number;
+}
+
+export const MAX_SPAM_SCANS = 4;
+export const MAX_SPAM_NAME_BYTES = 32;
+export const MAX_SPAM_SYMBOLS_BYTES = 1024;
+const DECIMAL = /^-?\d{1,6}(\.\d{1,3})?$/;
+
+/** A score as the spam part writes it: at most 3 decimals, no exponent, no trailing zeros. */
+export function spamDecimal(n: number): string {
+  const s = (Math.round(n * 1000) / 1000).toFixed(3).replace(/\.?0+$/, '');
+  return s === '-0' ? '0' : s;
+}
+
 export interface Envelope {
   readonly version: number;
   readonly suite: SuiteId;
@@ -81,6 +115,7 @@ export interface Envelope {
   readonly ciphertext: Buffer;
   readonly gatewaySignature?: GatewaySignature;
   readonly origin?: Origin;
+  readonly spam?: SpamPart;
 }
 
 export interface MessageBody {
@@ -241,11 +276,15 @@ function envelopeFromMessage(m: Msg): Envelope {
     m.origin === null || m.origin === undefined
       ? envelope
       : { ...envelope, origin: originFromMessage(msg(m.origin, 'origin')) };
-  if (m.gateway_signature === null || m.gateway_signature === undefined) return withOrigin;
+  const withSpam =
+    m.spam === null || m.spam === undefined
+      ? withOrigin
+      : { ...withOrigin, spam: spamFromMessage(msg(m.spam, 'spam')) };
+  if (m.gateway_signature === null || m.gateway_signature === undefined) return withSpam;
   const g = msg(m.gateway_signature, 'gateway_signature');
   const gs = suite(g.suite, 'gateway_signature.suite');
   return {
-    ...withOrigin,
+    ...withSpam,
     gatewaySignature: {
       gateway: did(g.gateway, 'gateway_signature.gateway'),
       keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
@@ -275,6 +314,48 @@ function originFromMessage(o: Msg): Origin {
     dmarc: field('dmarc'),
     arc: field('arc'),
     receivedAt: u64(o.received_at ?? 0, 'origin.received_at'),
+  };
+}
+
+function spamFromMessage(o: Msg): SpamPart {
+  const decimal = (v: unknown, field: string): string => {
+    const d = str(v ?? '', field, 16, true);
+    if (d !== '' && !DECIMAL.test(d)) fail(`${field} is not a decimal score`);
+    return d;
+  };
+  const verdict = str(o.verdict ?? '', 'spam.verdict', MAX_SPAM_NAME_BYTES);
+  if (!(SPAM_VERDICTS as readonly string[]).includes(verdict)) {
+    fail(`spam.verdict ${JSON.stringify(verdict.slice(0, 32))} is not ham, junk or unavailable`);
+  }
+  const scans = list(o.scans ?? [], 'spam.scans', 0, MAX_SPAM_SCANS).map((x, i) => ({
+    scanner: str(x.scanner, `spam.scans[${i}].scanner`, MAX_SPAM_NAME_BYTES),
+    result: str(x.result, `spam.scans[${i}].result`, MAX_SPAM_NAME_BYTES),
+    score: decimal(x.score, `spam.scans[${i}].score`),
+    symbols: str(x.symbols ?? '', `spam.scans[${i}].symbols`, MAX_SPAM_SYMBOLS_BYTES, true),
+  }));
+  return {
+    verdict: verdict as SpamVerdictKind,
+    score: decimal(o.score, 'spam.score'),
+    junkScore: decimal(o.junk_score, 'spam.junk_score'),
+    rejectScore: decimal(o.reject_score, 'spam.reject_score'),
+    scans,
+    scannedAt: u64(o.scanned_at ?? 0, 'spam.scanned_at'),
+  };
+}
+
+function spamToMessage(p: SpamPart): Msg {
+  return {
+    verdict: p.verdict,
+    score: p.score,
+    junk_score: p.junkScore,
+    reject_score: p.rejectScore,
+    scans: p.scans.map((x) => ({
+      scanner: x.scanner,
+      result: x.result,
+      score: x.score,
+      symbols: x.symbols,
+    })),
+    scanned_at: p.scannedAt,
   };
 }
 
@@ -312,6 +393,7 @@ function envelopeToMessage(e: Envelope): Msg {
     ciphertext: e.ciphertext,
   };
   if (e.origin) m.origin = originToMessage(e.origin);
+  if (e.spam) m.spam = spamToMessage(e.spam);
   if (e.gatewaySignature) {
     const g = e.gatewaySignature;
     m.gateway_signature = {

@@ -20,6 +20,25 @@ export const ENVELOPE_SCHEMA = {
                     ciphertext: { type: 'bytes', id: 8 },
                     gateway_signature: { type: 'GatewaySignature', id: 9 },
                     origin: { type: 'Origin', id: 10 },
+                    spam: { type: 'Spam', id: 11 },
+                  },
+                },
+                Spam: {
+                  fields: {
+                    verdict: { type: 'string', id: 1 },
+                    score: { type: 'string', id: 2 },
+                    junk_score: { type: 'string', id: 3 },
+                    reject_score: { type: 'string', id: 4 },
+                    scans: { rule: 'repeated', type: 'SpamScan', id: 5 },
+                    scanned_at: { type: 'uint64', id: 6 },
+                  },
+                },
+                SpamScan: {
+                  fields: {
+                    scanner: { type: 'string', id: 1 },
+                    result: { type: 'string', id: 2 },
+                    score: { type: 'string', id: 3 },
+                    symbols: { type: 'string', id: 4 },
                   },
                 },
                 Origin: {

@@ -7,7 +7,7 @@
 import { hkdfSha256, sha256 } from '../native/index.js';
 import { lp, u32be, u64be } from '../identity/lp.js';
 import type { SuiteId } from '../identity/suites.js';
-import type { MessageBody, Origin, RecipientRef, Wrap } from './codec.js';
+import type { MessageBody, Origin, RecipientRef, SpamPart, Wrap } from './codec.js';
 import { ENVELOPE_VERSION } from './limits.js';
 
 export const LABEL_CONTENT_KEY = 'aftersmtp/amp/v1/content-key';
@@ -16,6 +16,7 @@ export const LABEL_WRAP = 'aftersmtp/amp/v1/wrap';
 export const LABEL_BODY = 'aftersmtp/amp/v1/body';
 export const LABEL_WRAPS = 'aftersmtp/amp/v1/wraps';
 export const LABEL_ORIGIN = 'aftersmtp/amp/v1/origin';
+export const LABEL_SPAM = 'aftersmtp/amp/v1/spam';
 /** Transcript label and signature purpose (signature.ts derives the per-algorithm contexts). */
 export const PURPOSE_AUTHOR = 'aftersmtp/amp/v1/author';
 export const PURPOSE_GATEWAY = 'aftersmtp/amp/v1/gateway';
@@ -104,6 +105,26 @@ export interface GatewayTranscriptInput {
   ciphertext: Buffer;
   gateway: RecipientRef;
   origin?: Origin;
+  spam?: SpamPart;
+}
+
+/**
+ * SHA-256 over lp(label, verdict, score, junk_score, reject_score, u32be(n), then scanner,
+ * result, score and symbols of each scan, u64be(scanned_at)) (§6.9).
+ */
+export function spamHash(p: SpamPart): Buffer {
+  return sha256(
+    lp(
+      LABEL_SPAM,
+      p.verdict,
+      p.score,
+      p.junkScore,
+      p.rejectScore,
+      u32be(p.scans.length),
+      ...p.scans.flatMap((x) => [x.scanner, x.result, x.score, x.symbols]),
+      u64be(p.scannedAt),
+    ),
+  );
 }
 
 /** SHA-256 over lp(label, every Origin field in proto order, u64be(received_at)) (§6.8). */
@@ -146,5 +167,10 @@ export function gatewayTranscript(t: GatewayTranscriptInput): Buffer {
     // Present only on mail that entered from SMTP: one more element, so the transcripts of
     // envelopes without an origin are unchanged.
     ...(t.origin === undefined ? [] : [originHash(t.origin)]),
+    // The spam part comes after the origin's element; without an origin, an empty element holds
+    // its place, so that a spam hash can never be read as an origin hash or the other way round.
+    ...(t.spam === undefined
+      ? []
+      : [...(t.origin === undefined ? [Buffer.alloc(0)] : []), spamHash(t.spam)]),
   );
 }

@@ -9,7 +9,8 @@
  * for it are durable together; a redelivery of (recipient, message id) stores nothing new and
  * answers the first receipt; a redelivery whose ciphertext differs from the first one's is
  * `conflict` (nothing written; the caller refuses it). Whether the recipient may receive mail is
- * not checked here: the pipeline and the worker ask the ledger before they call.
+ * not checked here: the pipeline and the worker ask the ledger before they call. The folder
+ * (inbox, junk) is the one given, else the one the envelope's signed spam part names.
  */
 import type { SecretKeySet } from '../identity/keys.js';
 import {
@@ -18,7 +19,8 @@ import {
   signReceipt,
   type DeliveryReceipt,
 } from '../envelope/receipt.js';
-import type { MailboxStore } from '../store/types.js';
+import { decodeEnvelope } from '../envelope/codec.js';
+import type { MailboxFolder, MailboxStore } from '../store/types.js';
 import { NO_METRICS, type MessagingMetrics } from './metrics.js';
 import type { MailboxSignal } from './signal.js';
 
@@ -37,6 +39,20 @@ export interface MailboxDelivery {
   readonly envelope: Uint8Array;
   /** The store's id for the message when it is not the hex of `messageId` (bounces). */
   readonly storeId?: string;
+  /**
+   * The folder; absent: read from the envelope's signed spam part (docs/PROTOCOL.md §6.9), so a
+   * copy the delivery worker takes from the queue is filed where the pipeline decided.
+   */
+  readonly folder?: MailboxFolder;
+}
+
+/** Junk when the envelope's spam part says so, else the inbox (also for bytes that do not decode). */
+export function folderOf(envelope: Uint8Array): MailboxFolder {
+  try {
+    return decodeEnvelope(envelope).spam?.verdict === 'junk' ? 'junk' : 'inbox';
+  } catch {
+    return 'inbox';
+  }
 }
 
 export type MailboxResult =
@@ -84,6 +100,7 @@ export class MailboxWriter {
         ciphertextHash: d.ciphertextHash,
         envelope: d.envelope,
         receipt: encodeStoredReceipt(receipt),
+        folder: d.folder ?? folderOf(d.envelope),
       }),
     );
     if (!result.duplicate) {

@@ -75,13 +75,18 @@ export function accessVerdict(match: AccessMatch | undefined, what: string): Ver
 
 /**
  * Both sets of effects: the first discard and hold reason, redirect and route kept; header lines
- * and webhook calls in order; junk recipients once each.
+ * and webhook calls in order; junk recipients united, refused recipients in order (the first
+ * refusal of a recipient kept), the first spam report kept.
  */
 export function mergeEffects(a: Effects, b: Effects | undefined): Effects {
   if (b === undefined) return a;
   const headers = [...(a.headers ?? []), ...(b.headers ?? [])];
   const junk = [...new Set([...(a.junk ?? []), ...(b.junk ?? [])])];
   const webhooks = [...(a.webhooks ?? []), ...(b.webhooks ?? [])];
+  const refused = [...(a.refusedRecipients ?? []), ...(b.refusedRecipients ?? [])].filter(
+    (r, i, all) => all.findIndex((x) => x.recipient === r.recipient) === i,
+  );
+  const spam = a.spam ?? b.spam;
   return {
     ...((a.discard ?? b.discard) ? { discard: a.discard ?? b.discard } : {}),
     ...((a.hold ?? b.hold) ? { hold: a.hold ?? b.hold } : {}),
@@ -90,6 +95,8 @@ export function mergeEffects(a: Effects, b: Effects | undefined): Effects {
     ...((a.redirect ?? b.redirect) ? { redirect: a.redirect ?? b.redirect } : {}),
     ...((a.route ?? b.route) ? { route: a.route ?? b.route } : {}),
     ...(webhooks.length > 0 ? { webhooks } : {}),
+    ...(refused.length > 0 ? { refusedRecipients: refused } : {}),
+    ...(spam !== undefined ? { spam } : {}),
   };
 }
 

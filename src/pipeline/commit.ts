@@ -47,13 +47,17 @@ export async function commitToQueue(
   );
 }
 
-/** Stores a relayed envelope for each accepted local recipient; a result (receipt) for each. */
+/**
+ * Stores a relayed envelope for each accepted local recipient, in Junk for those in `junk` (the
+ * spam policy's verdict); a result (receipt) for each.
+ */
 export async function commitToMailboxes(
   writer: MailboxWriter,
   env: Envelope,
   bytes: Uint8Array,
   recipients: readonly string[],
   receivedAt: number,
+  junk: ReadonlySet<string> = new Set(),
 ): Promise<RecipientResult[]> {
   const ciphertextHash = createHash('sha256').update(env.ciphertext).digest();
   const out: RecipientResult[] = [];
@@ -68,6 +72,7 @@ export async function commitToMailboxes(
         expiresAt: env.expiresAt,
         ciphertextHash,
         envelope: bytes,
+        folder: junk.has(recipient) ? 'junk' : 'inbox',
       });
     } catch (err) {
       if ((err as { code?: unknown }).code === 'ERR_STORE_QUOTA') {

@@ -43,6 +43,7 @@ import { encodeOutbound } from '../queue/outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import { redirectPlan, webhookEntry } from './script-effects.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
+import { keptRecipients, spamByTarget, spamHeaders, spamPartFor } from './spam.js';
 import { refusal } from './refusals.js';
 import {
   messageFacts,
@@ -57,6 +58,7 @@ import type {
   Effects,
   LegacySubmission,
   Outcome,
+  RecipientResult,
   Refusal,
   Target,
   Verdict,
@@ -157,20 +159,31 @@ export class Pipeline {
   }
 
   async #legacy(received: LegacySubmission): Promise<Outcome> {
-    let sub = received;
     const maps = this.#o.maps();
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
     const id = messageId.toString('hex');
-    // Authentication first: the policy stage (MailScript) reads SPF, DKIM and DMARC.
-    const auth = await this.#o.authenticator.check(sub.message, sub.client, sub.mailFrom);
+    // Authentication first: the policy stage (spam, MailScript) reads SPF, DKIM and DMARC.
+    const auth = await this.#o.authenticator.check(
+      received.message,
+      received.client,
+      received.mailFrom,
+    );
     const policy = await runPolicy(
       this.#o.policy ?? [],
-      { kind: 'legacy', submission: sub, auth },
+      { kind: 'legacy', submission: received, auth },
       maps,
     );
-    if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
-    const effects = mergeEffects(sub.effects, policy.effects);
-    const recipients = sub.recipients.map((r) => ({ recipient: r.address }));
+    if (policy.kind === 'refuse') return this.#refused(received, policy.refusal);
+    const effects = mergeEffects(received.effects, policy.effects);
+    // Recipients the policy refused get no copy; the message is refused when none is left.
+    const kept = keptRecipients(received.recipients, effects.refusedRecipients);
+    if (!Array.isArray(kept)) return this.#refused(received, kept as Refusal);
+    const recipients: RecipientResult[] = [
+      ...kept.map((r) => ({ recipient: r.address })),
+      ...(kept === received.recipients ? [] : (effects.refusedRecipients ?? [])),
+    ];
+    let sub: LegacySubmission =
+      kept === received.recipients ? received : { ...received, recipients: kept };
     if (effects.redirect !== undefined) {
       const redirected = await redirectPlan(effects.redirect, this.#deps, maps);
       if (isRefusal(redirected)) return this.#refused(sub, redirected);
@@ -180,6 +193,7 @@ export class Pipeline {
       );
       sub = { ...sub, recipients: [redirected] };
     }
+    const spam = spamByTarget(sub.recipients, effects.spam);
     if (effects.discard !== undefined) {
       await this.#webhooks(sub, id, effects);
       this.#o.log.info(
@@ -206,7 +220,19 @@ export class Pipeline {
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
-    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o);
+    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o, (did) => {
+      const r = spam.byDid.get(did);
+      if (r === undefined || effects.spam === undefined) return undefined;
+      const headers = spamHeaders(effects.spam, [r]);
+      return {
+        spam: spamPartFor(effects.spam, r),
+        content: stampedMessage(
+          { ...sub, effects: { ...effects, headers: [...(effects.headers ?? []), ...headers] } },
+          auth.headers,
+          this.#o.hostname,
+        ),
+      };
+    });
     // Copies for our own mailboxes are stored at once (one durable write each, no queue hop);
     // what the store cannot take now is queued for the worker. A held message is all queued.
     const direct = effects.hold === undefined ? copies.filter((c) => c.local) : [];
@@ -221,16 +247,29 @@ export class Pipeline {
       ],
       body: c.bytes,
     }));
+    // The off-ramp's copy carries X-Spam-* fields for the recipients whose mail goes out.
+    const outHeaders =
+      effects.spam !== undefined && spam.offramp.length > 0
+        ? spamHeaders(effects.spam, spam.offramp)
+        : [];
+    const outEffects: Effects =
+      outHeaders.length === 0
+        ? effects
+        : { ...effects, headers: [...(effects.headers ?? []), ...outHeaders] };
+    const outStamped =
+      outEffects === effects
+        ? stamped
+        : stampedMessage({ ...sub, effects: outEffects }, auth.headers, this.#o.hostname);
     const outbound =
       addresses.length === 0
         ? { entries: [], notes: [] }
         : await outboundEntries(
             {
-              sub: { ...sub, effects },
-              stamped,
+              sub: { ...sub, effects: outEffects },
+              stamped: outStamped,
               originated: originatesHere(sub)
-                ? stampedMessage({ ...sub, effects }, '', this.#o.hostname)
-                : stamped,
+                ? stampedMessage({ ...sub, effects: outEffects }, '', this.#o.hostname)
+                : outStamped,
               fromDomain: domainOf(facts.headerFrom),
               ...(auth.arcChain !== undefined ? { arc: auth.arcChain } : {}),
               ...(effects.route !== undefined ? { route: effects.route } : {}),
@@ -267,6 +306,24 @@ export class Pipeline {
         dkim: auth.dkim,
         dmarc: auth.dmarc,
         ...(effects.hold !== undefined ? { held: effects.hold } : {}),
+        ...(effects.junk !== undefined ? { junk: effects.junk } : {}),
+        ...(effects.refusedRecipients !== undefined
+          ? {
+              refusedRecipients: effects.refusedRecipients.map((r) => ({
+                recipient: r.recipient,
+                code: r.refusal.code,
+              })),
+            }
+          : {}),
+        ...(effects.spam !== undefined
+          ? {
+              spam: effects.spam.recipients.map((r) => ({
+                recipient: r.recipient,
+                verdict: r.verdict,
+                score: r.score,
+              })),
+            }
+          : {}),
       },
       'message accepted',
     );
@@ -294,6 +351,19 @@ export class Pipeline {
     const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
     if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
     const effects = policy.effects ?? {};
+    const byPolicy = effects.refusedRecipients ?? [];
+    if (byPolicy.length > 0) {
+      // The client API refuses the whole envelope; the relay answers each recipient.
+      if (!relay) return this.#refused(sub, (byPolicy[0] as { refusal: Refusal }).refusal);
+      const kept = keptRecipients(
+        accepted.map((address) => ({ address })),
+        byPolicy,
+      );
+      if (!Array.isArray(kept)) return this.#refused(sub, kept as Refusal);
+      const names = new Set(kept.map((k) => k.address));
+      refused.push(...byPolicy.filter((r) => accepted.includes(r.recipient)));
+      accepted.splice(0, accepted.length, ...accepted.filter((a) => names.has(a)));
+    }
     if (effects.discard !== undefined) {
       await this.#webhooks(sub, id, effects);
       this.#o.log.info(
@@ -303,14 +373,15 @@ export class Pipeline {
       return {
         kind: 'accepted',
         messageId: id,
-        recipients: accepted.map((recipient) => ({ recipient })),
+        recipients: [...accepted.map((recipient) => ({ recipient })), ...refused],
         entries: [],
         discarded: effects.discard,
       };
     }
     if (relay) {
+      const junk = new Set(effects.junk ?? []);
       const results = await this.#commit(sub, () =>
-        commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt),
+        commitToMailboxes(this.#o.mailbox, env, sub.bytes, accepted, sub.receivedAt, junk),
       );
       if (!Array.isArray(results)) return results;
       await this.#webhooks(sub, id, effects);

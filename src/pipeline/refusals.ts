@@ -63,6 +63,10 @@ export const PIPELINE_REFUSALS = {
   ERR_SCRIPT_DEFER: true,
   /** A MailScript failed (an exception, its deadline, its memory, a bad action): try again. */
   ERR_SCRIPT_FAILED: true,
+  /** The spam policy: a score at or over the recipient's reject threshold. */
+  ERR_SPAM: false,
+  /** The spam policy: a scanner gave no score and the recipient's rule is unavailable=tempfail. */
+  ERR_SPAM_SCANNER_UNAVAILABLE: true,
   /** The queue or the store has no room (below the reserve, or a write failed for lack of it). */
   ERR_STORAGE_FULL: true,
 } as const;

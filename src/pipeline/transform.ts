@@ -15,7 +15,7 @@
 import { domainToUnicode } from 'node:url';
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
-import { encodeEnvelope, type Envelope, type Origin } from '../envelope/codec.js';
+import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
 import { sealEnvelope } from '../envelope/envelope.js';
 import { addGatewaySignature } from '../envelope/gateway.js';
 import { MAX_SUBJECT_BYTES } from '../envelope/limits.js';
@@ -168,7 +168,16 @@ export function originOf(sub: LegacySubmission, auth: AuthResults, facts: Messag
   };
 }
 
-/** One envelope per DID target, authored and vouched for by the gateway. */
+/** What differs between the copies of one message: its spam part and content (X-Spam fields). */
+export interface CopyExtras {
+  readonly spam?: SpamPart;
+  readonly content?: Buffer;
+}
+
+/**
+ * One envelope per DID target, authored and vouched for by the gateway; `extras` gives a copy
+ * its own content and spam part (docs/PROTOCOL.md §6.9), both covered by the gateway signature.
+ */
 export function sealCopies(
   targets: readonly Extract<Target, { kind: 'did' }>[],
   content: Buffer,
@@ -176,18 +185,27 @@ export function sealCopies(
   origin: Origin,
   messageId: Buffer,
   deps: TransformDeps,
+  extras?: (did: string) => CopyExtras | undefined,
 ): SealedCopy[] {
   return targets.map((t) => {
+    const extra = extras?.(t.did);
     const sealed = sealEnvelope({
       author: deps.gatewayKeys,
       signedRecipients: [t.record],
-      body: { subject: facts.subject, contentType: 'message/rfc822', content },
+      body: {
+        subject: facts.subject,
+        contentType: 'message/rfc822',
+        content: extra?.content ?? content,
+      },
       createdAt: origin.receivedAt,
       expiresAt: origin.receivedAt + deps.legacyTtlMs,
       messageId,
       maxBytes: deps.maxEnvelopeBytes,
     });
-    const signed = addGatewaySignature({ ...sealed, origin }, deps.gatewayKeys);
+    const signed = addGatewaySignature(
+      { ...sealed, origin, ...(extra?.spam !== undefined ? { spam: extra.spam } : {}) },
+      deps.gatewayKeys,
+    );
     return {
       recipient: t.did,
       local: t.local,

@@ -80,6 +80,48 @@ export interface Effects {
   readonly route?: string;
   /** MailScript webhook(): calls queued after the message is committed. */
   readonly webhooks?: readonly WebhookCall[];
+  /**
+   * Recipients refused by policy after DATA (spam, MailScript), named as in `junk`. Their copies
+   * are not delivered; the message is refused only when no recipient is left. A temporary refusal
+   * of any recipient refuses the whole message temporarily (nothing is delivered, the client sends
+   * again), because SMTP after DATA has one answer for all recipients and a copy must not be lost.
+   */
+  readonly refusedRecipients?: readonly {
+    readonly recipient: string;
+    readonly refusal: Refusal;
+  }[];
+  /** What the spam scanners said (src/pipeline/spam.ts). */
+  readonly spam?: SpamReport;
+}
+
+// ---- the spam policy's report (src/pipeline/spam.ts) ----
+
+/** One scanner's answer for a message, or why it gave none. */
+export interface SpamScanReport {
+  readonly scanner: string;
+  /** 'ok', or the ScannerError reason (timeout, connect, protocol, too-large, refused). */
+  readonly result: string;
+  readonly score?: number;
+  readonly symbols: readonly string[];
+}
+
+export type RecipientSpamVerdict = 'ham' | 'junk' | 'reject' | 'unavailable' | 'tempfail';
+
+export interface RecipientSpam {
+  readonly recipient: string;
+  readonly verdict: RecipientSpamVerdict;
+  /** The highest score among the recipient's scanners that answered. */
+  readonly score?: number;
+  readonly junk?: number;
+  readonly reject?: number;
+  readonly scanners: readonly string[];
+}
+
+/** What the spam check found (Effects.spam): every scan, and each scanned recipient's verdict. */
+export interface SpamReport {
+  readonly scans: readonly SpamScanReport[];
+  readonly recipients: readonly RecipientSpam[];
+  readonly scannedAt: number;
 }
 
 /** A stage's answer about a message, a sender or one recipient. */

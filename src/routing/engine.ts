@@ -476,6 +476,7 @@ export class MappingEngine {
       mx_record_map: table('mx_record_map'),
       canonical_maps: table('canonical_maps'),
       virtual_alias_maps: table('virtual_alias_maps'),
+      spam_policy: table('spam_policy'),
     };
     return new Snapshot(version, mapVersions, tables);
   }

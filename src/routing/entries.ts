@@ -18,6 +18,7 @@ import { looksLikeNetwork, networkText, parseNetwork } from './cidr.js';
 import { isRegexpKey } from './regexp.js';
 import { checkRelayDomainEntry } from './relay-domains.js';
 import { checkRouteEntry } from './routes.js';
+import { checkSpamPolicyEntry } from './spam-policy.js';
 import { LIMITS, type CheckedEntry, type EntryClass, type MapName } from './types.js';
 
 export type ImportFormat = 'hash' | 'cidr' | 'regexp';
@@ -29,6 +30,7 @@ export const MAP_FORMATS: Readonly<Record<MapName, readonly ImportFormat[]>> = {
   mx_record_map: ['hash', 'regexp'],
   canonical_maps: ['hash', 'regexp'],
   virtual_alias_maps: ['hash', 'regexp'],
+  spam_policy: ['hash'],
 };
 
 export interface NormalEntry extends CheckedEntry {
@@ -41,6 +43,7 @@ const CHECKS: Record<MapName, (key: string, value: string, cls: EntryClass) => C
   mx_record_map: checkRouteEntry,
   canonical_maps: checkCanonicalEntry,
   virtual_alias_maps: checkAliasEntry,
+  spam_policy: checkSpamPolicyEntry,
 };
 
 function shown(s: string): string {

@@ -17,6 +17,7 @@ import { parseIp } from './cidr.js';
 import { MapInputError } from './errors.js';
 import { RelayDomains } from './relay-domains.js';
 import { RouteTable } from './routes.js';
+import { SpamPolicyTable } from './spam-policy.js';
 import {
   type AccessMatch,
   type AliasExpansion,
@@ -26,6 +27,7 @@ import {
   type MapSnapshot,
   type MapTestResult,
   type Route,
+  type SpamPolicy,
   type TestAs,
 } from './types.js';
 
@@ -36,6 +38,7 @@ export interface MapTables {
   readonly mx_record_map: RouteTable;
   readonly canonical_maps: CanonicalTable;
   readonly virtual_alias_maps: AliasTable;
+  readonly spam_policy: SpamPolicyTable;
 }
 
 /** Compiles one map's entries (in map order); throws MapStoreError naming an entry that fails. */
@@ -50,6 +53,7 @@ export function compileMap<M extends MapName>(
     mx_record_map: () => new RouteTable(entries, options),
     canonical_maps: () => new CanonicalTable(entries, options),
     virtual_alias_maps: () => new AliasTable(entries, options),
+    spam_policy: () => new SpamPolicyTable(entries, options),
   };
   return tables[map]();
 }
@@ -66,6 +70,7 @@ export class Snapshot implements MapSnapshot {
   readonly #routes: RouteTable;
   readonly #canonical: CanonicalTable;
   readonly #aliases: AliasTable;
+  readonly #spam: SpamPolicyTable;
 
   /** Tables are immutable, so a new snapshot may share those of maps that did not change. */
   constructor(version: number, mapVersions: MapVersions, tables: MapTables) {
@@ -77,6 +82,7 @@ export class Snapshot implements MapSnapshot {
     this.#routes = tables.mx_record_map;
     this.#canonical = tables.canonical_maps;
     this.#aliases = tables.virtual_alias_maps;
+    this.#spam = tables.spam_policy;
     Object.freeze(this);
   }
 
@@ -115,6 +121,10 @@ export class Snapshot implements MapSnapshot {
 
   expandAlias(address: string): AliasExpansion {
     return this.#aliases.expand(address);
+  }
+
+  spamPolicy(address: string): SpamPolicy | undefined {
+    return this.#spam.lookup(address)?.policy;
   }
 
   /**
@@ -165,6 +175,10 @@ export class Snapshot implements MapSnapshot {
           result,
           steps: trace.steps,
         };
+      }
+      case 'spam_policy': {
+        const hit = this.#spam.lookup(input, tried);
+        return { ...base, ...(hit ? { matched: hit.entry } : {}), result: hit?.policy };
       }
     }
   }

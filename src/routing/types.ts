@@ -7,13 +7,13 @@
  * route's host is a valid host name or IP address, an access text has no control characters, an
  * alias target is a DID or an address).
  */
-
 export const MAP_NAMES = [
   'access_map',
   'relay_domains',
   'mx_record_map',
   'canonical_maps',
   'virtual_alias_maps',
+  'spam_policy',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -91,7 +91,8 @@ export interface AliasStep {
 /** Which check or rewriting `test` runs (access_map: client/sender/recipient). */
 export type TestAs = 'client' | 'sender' | 'recipient';
 
-export type MapTestValue = AccessMatch | Route | AliasExpansion | string | boolean | undefined;
+export type MapTestValue =
+  AccessMatch | Route | AliasExpansion | SpamPolicy | string | boolean | undefined;
 
 export interface MapTestResult {
   readonly map: MapName;
@@ -124,6 +125,25 @@ export interface MapSnapshot {
   /** E.g. did:aftersmtp:msgs.global:support-team -> helpdesk@msgs.global. */
   canonicalSender(didOrAddress: string): string | undefined;
   expandAlias(address: string): AliasExpansion;
+  /** spam_policy: the scanners and thresholds for a recipient address (or a domain). */
+  spamPolicy(address: string): SpamPolicy | undefined;
+}
+
+/** spam_policy (spam-policy.ts): the scanners and thresholds of a recipient. */
+export const SPAM_SCANNERS = ['rspamd', 'spamassassin'] as const;
+export type SpamScannerName = (typeof SPAM_SCANNERS)[number];
+
+/** What to do when a scanner is down, slow or answers nonsense. */
+export type UnavailableRule = 'accept' | 'tempfail';
+
+export interface SpamPolicy {
+  /** Scanners asked, sorted; empty: not scanned. */
+  readonly scanners: readonly SpamScannerName[];
+  /** Score at or over which the copy is filed in Junk. */
+  readonly junk?: number;
+  /** Score at or over which the recipient refuses the message. */
+  readonly reject?: number;
+  readonly unavailable: UnavailableRule;
 }
 
 /** Lookup behaviour shared by every map (from the AFTERSMTP_* settings). */

@@ -7,7 +7,7 @@
  */
 import { fieldValue, splitMessage } from '../mail/headers.js';
 import type { PolicySubject } from '../pipeline/policy.js';
-import type { Effects } from '../pipeline/types.js';
+import type { Effects, SpamReport } from '../pipeline/types.js';
 
 export const MAX_HEADER_FIELDS = 200;
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -29,7 +29,7 @@ export interface ScriptInput {
   };
   readonly headers: readonly { readonly name: string; readonly value: string }[];
   readonly auth: { readonly spf: string; readonly dkim: string; readonly dmarc: string };
-  readonly spam: unknown;
+  readonly spam: SpamReport | null;
   readonly recipients: readonly { readonly address: string; readonly dids: readonly string[] }[];
   /** The default payload of webhook(name) and route_to_webhook(name). */
   readonly summary: Record<string, unknown>;
@@ -50,16 +50,12 @@ function headerList(message: Buffer): { name: string; value: string }[] {
   return out;
 }
 
-/** Plain data only: a spam report another check produced, if it is JSON-safe and small. */
-function plainSpam(effects: Effects | undefined): unknown {
-  const spam = (effects as { spam?: unknown } | undefined)?.spam;
+/** The spam check's report (plain data), if it ran before MailScript and is small. */
+function plainSpam(effects: Effects | undefined): SpamReport | null {
+  const spam = effects?.spam;
   if (spam === undefined) return null;
-  try {
-    const json = JSON.stringify(spam);
-    return json !== undefined && json.length <= 16 * 1024 ? (JSON.parse(json) as unknown) : null;
-  } catch {
-    return null;
-  }
+  const json = JSON.stringify(spam);
+  return json.length <= 16 * 1024 ? (JSON.parse(json) as SpamReport) : null;
 }
 
 export function scriptInput(

@@ -139,8 +139,14 @@ class WarmContext {
 
   #unwrap(r: { error?: QuickJSHandle; value?: QuickJSHandle }, reason: RunFailure): QuickJSHandle {
     if (r.error !== undefined) {
-      const text = describe(this.#ctx.dump(r.error));
+      const dumped: unknown = this.#ctx.dump(r.error);
       r.error.dispose();
+      // QuickJS throws null when it runs out of memory while making its out-of-memory error; a
+      // script's own `throw null` is labelled the same (both defer the message alike).
+      if (dumped === null && reason !== 'syntax') {
+        throw new ScriptRunError('memory', 'out of memory (no error object could be made)');
+      }
+      const text = describe(dumped);
       throw new ScriptRunError(reason === 'syntax' ? 'syntax' : classify(text), text);
     }
     return r.value as QuickJSHandle;

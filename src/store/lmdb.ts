@@ -317,7 +317,7 @@ export class LmdbMailboxStore implements MailboxStore {
 
   async list(recipient: string, options: ListOptions = {}): Promise<Page> {
     this.live();
-    const { after, limit } = checkList(options, this.limits);
+    const { after, limit, folder } = checkList(options, this.limits);
     const rh = this.rh(recipient);
     const now = Date.now();
     const envelopes: StoredEnvelope[] = [];
@@ -338,7 +338,7 @@ export class LmdbMailboxStore implements MailboxStore {
         const seq = readU64(key, 32);
         try {
           const e = this.openEnvelope(recipient, rh, key, value);
-          if (e.expiresAt > now) {
+          if (e.expiresAt > now && (folder === undefined || (e.folder ?? 'inbox') === folder)) {
             envelopes.push(e);
             bytes += e.size;
           }

@@ -454,7 +454,7 @@ export class PostgresMailboxStore implements MailboxStore {
 
   async list(recipient: string, options: ListOptions = {}): Promise<Page> {
     this.live();
-    const { after, limit } = checkList(options, this.limits);
+    const { after, limit, folder } = checkList(options, this.limits);
     const rh = this.rh(recipient);
     const now = Date.now();
     // Choose the page by the cleartext sizes first, so nothing past the page is decrypted.
@@ -477,7 +477,9 @@ export class PostgresMailboxStore implements MailboxStore {
     }
     if (taken === 0) return { envelopes: [], cursor: after, more: false, quarantined: 0 };
     const { envelopes, quarantined } = await this.openRange(recipient, rh, after, upTo, now);
-    return { envelopes, cursor: upTo, more, quarantined };
+    const shown =
+      folder === undefined ? envelopes : envelopes.filter((e) => (e.folder ?? 'inbox') === folder);
+    return { envelopes: shown, cursor: upTo, more, quarantined };
   }
 
   async fetch(recipient: string, messageId: string): Promise<StoredEnvelope | undefined> {

@@ -23,9 +23,11 @@ import { aeadOpen, aeadSeal, randomBytes } from '../native/index.js';
 import { StoreCorruptError, StoreInputError, StoreKeyError } from './errors.js';
 import { KEY_ID_BYTES, subkey, type Keyring, type NodeKey } from './keys.js';
 import {
+  MAILBOX_FOLDERS,
   MAX_DID_BYTES,
   MAX_MESSAGE_ID_LENGTH,
   type DeliverInput,
+  type MailboxFolder,
   type DeliverWithReceipt,
   type KeptReceipt,
   type ListOptions,
@@ -113,7 +115,7 @@ export function checkKept(input: KeptReceipt, limits: StoreLimits, now: number):
 export function checkList(
   options: ListOptions,
   limits: StoreLimits,
-): { after: number; limit: number } {
+): { after: number; limit: number; folder?: MailboxFolder } {
   const after = options.after ?? 0;
   const limit = options.limit ?? limits.maxPageSize;
   if (!Number.isSafeInteger(after) || after < 0)
@@ -121,7 +123,10 @@ export function checkList(
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > limits.maxPageSize) {
     throw new StoreInputError(`limit: expected 1 to ${limits.maxPageSize}`);
   }
-  return { after, limit };
+  const folder = options.folder;
+  if (folder !== undefined && !MAILBOX_FOLDERS.includes(folder))
+    throw new StoreInputError(`folder: expected ${MAILBOX_FOLDERS.join(' or ')}`);
+  return { after, limit, ...(folder !== undefined ? { folder } : {}) };
 }
 
 export function checkAck(ids: readonly string[], limits: StoreLimits): string[] {
@@ -181,6 +186,8 @@ interface EnvelopePlain {
   ea: number;
   h: Uint8Array;
   b: Uint8Array;
+  /** The folder when it is not the inbox (absent in records written before folders). */
+  f?: 'junk';
 }
 
 interface ReceiptPlain {
@@ -201,6 +208,7 @@ export function encodeEnvelopeRecord(input: DeliverInput): Buffer {
     ea: input.expiresAt,
     h: input.ciphertextHash,
     b: input.envelope,
+    ...(input.folder === 'junk' ? { f: 'junk' as const } : {}),
   };
   return packr.pack(rec);
 }
@@ -241,7 +249,8 @@ export function decodeEnvelopeRecord(raw: Uint8Array): DeliverInput {
     !isTime(o.ea) ||
     !(o.h instanceof Uint8Array) ||
     o.h.length !== 32 ||
-    !(o.b instanceof Uint8Array)
+    !(o.b instanceof Uint8Array) ||
+    (o.f !== undefined && o.f !== 'junk')
   ) {
     throw new StoreCorruptError('envelope record: a field is missing or invalid');
   }
@@ -253,6 +262,7 @@ export function decodeEnvelopeRecord(raw: Uint8Array): DeliverInput {
     expiresAt: o.ea,
     ciphertextHash: Buffer.from(o.h),
     envelope: Buffer.from(o.b),
+    ...(o.f === 'junk' ? { folder: 'junk' as const } : {}),
   };
 }
 

@@ -42,6 +42,10 @@
 export type StoreBackendName = 'lmdb' | 'postgres';
 export const STORE_BACKENDS: readonly StoreBackendName[] = ['lmdb', 'postgres'];
 
+/** A mailbox's folders: every envelope is in exactly one (stored sealed with it). */
+export type MailboxFolder = 'inbox' | 'junk';
+export const MAILBOX_FOLDERS: readonly MailboxFolder[] = ['inbox', 'junk'];
+
 /** What the relay hands to `deliver`: one envelope for one recipient. */
 export interface DeliverInput {
   /** The recipient DID (did:aftersmtp:<domain>:<localpart>), whose mailbox this is. */
@@ -58,6 +62,8 @@ export interface DeliverInput {
   readonly ciphertextHash: Uint8Array;
   /** The encoded AMP envelope (already end-to-end ciphertext). */
   readonly envelope: Uint8Array;
+  /** The mailbox folder (absent: inbox). Junk is where the spam policy files a copy. */
+  readonly folder?: MailboxFolder;
 }
 
 /** What the mailbox writer hands to `deliver`: the envelope and its signed delivery receipt. */
@@ -96,6 +102,12 @@ export interface ListOptions {
   readonly after?: number;
   /** At most this many envelopes (default and maximum: StoreLimits.maxPageSize). */
   readonly limit?: number;
+  /**
+   * Only envelopes of this folder (default: every folder). The folder is inside the sealed
+   * record, so a page is chosen as without a filter and the others are left out: a page may hold
+   * fewer than `limit` envelopes (even none) while `more` is true.
+   */
+  readonly folder?: MailboxFolder;
 }
 
 export interface Page {

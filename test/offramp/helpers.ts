@@ -353,7 +353,13 @@ export async function startReceiver(o: ReceiverOptions): Promise<Receiver> {
   mkdirSync(box);
   chmodSync(box, 0o777); // the pipe runs as nobody
   const script = join(dir, 'capture.sh');
-  writeFileSync(script, '#!/bin/sh\nexec cat > "$1"\n', { mode: 0o755 });
+  // Written under a dot name and renamed when whole: captured() skips dot names, so a test never
+  // reads a message Postfix is still delivering.
+  writeFileSync(
+    script,
+    '#!/bin/sh\nset -e\ntmp="$(dirname "$1")/.$(basename "$1")"\ncat > "$tmp"\nmv "$tmp" "$1"\n',
+    { mode: 0o755 },
+  );
   const main = [
     `relay_domains = ${o.domains.join(', ')}`,
     `relay_recipient_maps = inline:{ ${[...o.users, ...(o.busy ?? [])].map((u) => `${u}=ok`).join(', ')} }`,

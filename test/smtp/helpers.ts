@@ -63,13 +63,16 @@ export interface Received {
 export interface SmtpGatewayOptions {
   readonly limits?: Partial<SmtpLimits>;
   readonly dnsServers?: readonly string[];
-  /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
-  /** Checks of the policy stage (MailScript), made once the maps and data dir exist. */
-  readonly policy?: (ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[];
+  /** Checks of the policy stage (spam, MailScript), or a function that makes them once the maps
+   * and data dir exist. */
+  readonly policy?:
+    | readonly PolicyCheck[]
+    | ((ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[]);
   /** The delivery worker's handler of `webhook:` jobs. */
   readonly webhook?: DestinationHandler;
   /** The queue's retry policy (default: the queue's). */
   readonly retry?: RetryPolicy;
+  /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
   readonly outbound?: {
     /** The off-ramp's DNS (MX lookups); routes in the maps need none. */
     readonly dnsServers?: readonly string[];
@@ -124,7 +127,9 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
     overrides: {
       ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
-      ...(opts.policy !== undefined ? { policy: opts.policy({ maps, dir }) } : {}),
+      ...(opts.policy !== undefined
+        ? { policy: typeof opts.policy === 'function' ? opts.policy({ maps, dir }) : opts.policy }
+        : {}),
     },
   });
   const worker = new DeliveryWorker({

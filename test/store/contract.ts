@@ -100,6 +100,41 @@ export function storeContract(name: string, open: Open): void {
       });
     });
 
+    it('files envelopes in folders (inbox, junk): list filters by folder, fetch and reopen keep it', async () => {
+      await withStore(open, async (h) => {
+        const ham = envelope(ALICE);
+        const junk = envelope(ALICE, { folder: 'junk' });
+        const ham2 = envelope(ALICE, { folder: 'inbox' });
+        for (const e of [ham, junk, ham2]) await h.store.deliver(e);
+        await h.reopen();
+        const all = await h.store.list(ALICE);
+        assert.deepEqual(
+          all.envelopes.map((e) => [e.messageId, e.folder ?? 'inbox']),
+          [
+            [ham.messageId, 'inbox'],
+            [junk.messageId, 'junk'],
+            [ham2.messageId, 'inbox'],
+          ],
+        );
+        const j = await h.store.list(ALICE, { folder: 'junk' });
+        assert.deepEqual(
+          j.envelopes.map((e) => e.messageId),
+          [junk.messageId],
+        );
+        assert.equal(j.cursor, 3, 'the cursor passes the envelopes of other folders');
+        const i = await h.store.list(ALICE, { folder: 'inbox' });
+        assert.deepEqual(
+          i.envelopes.map((e) => e.messageId),
+          [ham.messageId, ham2.messageId],
+        );
+        assert.equal((await h.store.fetch(ALICE, junk.messageId))?.folder, 'junk');
+        await assert.rejects(
+          h.store.list(ALICE, { folder: 'spam' as 'junk' }),
+          (err: Error) => err.name === 'StoreInputError',
+        );
+      });
+    });
+
     it('is idempotent by (recipient, message id), also concurrently and after an ack', async () => {
       await withStore(open, async ({ store }) => {
         const e = envelope(ALICE);

@@ -19,6 +19,7 @@ import type {
   RotateRequest,
 } from '../../ledger/index.js';
 import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import { MAILBOX_FOLDERS, type MailboxFolder } from '../../store/types.js';
 
 export interface SignatureMsg {
   ed25519: Buffer;
@@ -294,6 +295,8 @@ export interface FetchInboxRequestMsg {
   after: number;
   limit: number;
   follow: boolean;
+  /** '' (every folder), 'inbox' or 'junk'. */
+  folder: string;
 }
 export interface DeliveryReceiptMsg {
   gateway: string;
@@ -314,6 +317,8 @@ export interface InboxItemMsg {
   ciphertext_hash: Buffer;
   envelope: Buffer;
   receipt: DeliveryReceiptMsg | null;
+  /** 'inbox' or 'junk'. */
+  folder: string;
 }
 export interface AckRequestMsg {
   message_ids: string[];
@@ -345,11 +350,17 @@ export function fetchInboxFromMsg(m: FetchInboxRequestMsg): {
   after: number;
   limit: number;
   follow: boolean;
+  folder?: MailboxFolder;
 } {
+  const folder = m.folder ?? '';
+  if (folder !== '' && !(MAILBOX_FOLDERS as readonly string[]).includes(folder)) {
+    throw bad('folder', `must be "", ${MAILBOX_FOLDERS.map((f) => `"${f}"`).join(' or ')}`);
+  }
   return {
     after: uint(m.after ?? 0, 'after'),
     limit: uint(m.limit ?? 0, 'limit'),
     follow: m.follow === true,
+    ...(folder !== '' ? { folder: folder as MailboxFolder } : {}),
   };
 }
 

@@ -240,7 +240,11 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       while (!abort.signal.aborted) {
         const left = req.limit === 0 ? max : Math.min(max, req.limit - sent);
         const page = await metrics.storeOp('list', () =>
-          store.list(did, { after: cursor, limit: left }),
+          store.list(did, {
+            after: cursor,
+            limit: left,
+            ...(req.folder !== undefined ? { folder: req.folder } : {}),
+          }),
         );
         for (const e of page.envelopes) {
           const item: InboxItemMsg = {
@@ -252,6 +256,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
             ciphertext_hash: Buffer.from(e.ciphertextHash),
             envelope: Buffer.from(e.envelope),
             receipt: await receiptMsg(did, e.messageId),
+            folder: e.folder ?? 'inbox',
           };
           if (!call.write(item)) {
             await Promise.race([

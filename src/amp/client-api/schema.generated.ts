@@ -209,6 +209,7 @@ export const CLIENT_API_SCHEMA = {
                     after: { type: 'uint64', id: 1 },
                     limit: { type: 'uint32', id: 2 },
                     follow: { type: 'bool', id: 3 },
+                    folder: { type: 'string', id: 4 },
                   },
                 },
                 InboxItem: {
@@ -221,6 +222,7 @@ export const CLIENT_API_SCHEMA = {
                     ciphertext_hash: { type: 'bytes', id: 6 },
                     envelope: { type: 'bytes', id: 7 },
                     receipt: { type: 'DeliveryReceipt', id: 8 },
+                    folder: { type: 'string', id: 9 },
                   },
                 },
                 AckRequest: {

@@ -18,7 +18,8 @@ const BENCHES = [
   'relay',
   'onramp',
   'offramp',
-  'policy',
+  'policy/script',
+  'policy/spam',
 ] as const;
 
 export const benchCommand: Command = {

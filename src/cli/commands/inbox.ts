@@ -5,7 +5,9 @@
  * record) and then checks that record against the ledger: the sender DID is resolved with verified
  * proofs (IdentityLookup: through the user's gateway for its own domain, §9.6, from the sender's
  * domain's own gateway otherwise, §13.2) and its current key id must be the author's key id. The
- * receipt is verified with the user's gateway's own record (the receiving gateway signs it). With --ack, each
+ * receipt is verified with the user's gateway's own record (the receiving gateway signs it), and so
+ * is the gateway's signed spam verdict when the envelope has one. --folder shows one folder (inbox,
+ * junk); each message says its folder. With --ack, each
  * message that opened and verified is deleted from the mailbox after it was printed.
  *
  * Output: text, or with --json one JSON document ({ messages: [...] }); with --json --follow, one
@@ -16,6 +18,8 @@
 import { openEnvelope, type OpenedMessage } from '../../envelope/index.js';
 import { receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
 import { verifyReceipt } from '../../envelope/receipt.js';
+import { decodeEnvelope } from '../../envelope/codec.js';
+import { verifyGatewaySignature } from '../../envelope/gateway.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AfterSmtpError, asEnvironmentError } from '../../errors.js';
@@ -36,6 +40,10 @@ interface Shown {
   seq: number;
   messageId: string;
   sender: string;
+  /** The mailbox folder: inbox, or junk (the gateway's spam policy filed it there). */
+  folder: string;
+  /** The gateway's signed spam verdict (docs/PROTOCOL.md §6.9), when the envelope carries one. */
+  spam?: { verdict: string; score: string; verified: boolean; error?: string };
   author: { verified: boolean; keyId?: string; error?: string };
   to?: string[];
   subject?: string;
@@ -59,7 +67,7 @@ function errorOf(err: unknown): { code: string; message: string } {
 }
 
 function textOf(s: Shown): string[] {
-  const lines = [`message  ${s.messageId} (seq ${s.seq})`];
+  const lines = [`message  ${s.messageId} (seq ${s.seq}, folder ${s.folder})`];
   if (s.error !== undefined) {
     return [...lines, `from     ${s.sender}`, `error    ${s.error.message} (${s.error.code})`, ''];
   }
@@ -72,6 +80,13 @@ function textOf(s: Shown): string[] {
     `to       ${(s.to ?? []).join(', ')}`,
     `date     ${s.createdAt}`,
     `subject  ${s.subject}`,
+    ...(s.spam !== undefined
+      ? [
+          `spam     ${s.spam.verdict}${s.spam.score !== '' ? `, score ${s.spam.score}` : ''} (${
+            s.spam.verified ? 'signed by the gateway, verified' : `NOT VERIFIED: ${s.spam.error}`
+          })`,
+        ]
+      : []),
     `receipt  ${
       s.receipt.verified
         ? `delivered ${s.receipt.deliveredAt}, signed by ${s.receipt.gateway} (verified)`
@@ -136,11 +151,12 @@ export const inboxCommand: Command = {
   summary: 'Fetch your mailbox from your gateway, open and verify every message.',
   usage:
     '--key <key file> --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
-    '       [--after <seq>] [--follow] [--limit <n>] [--ack] [--body-dir <dir>] [--log-key <key>] [--state <file>] [--json]\n\n' +
+    '       [--after <seq>] [--follow] [--limit <n>] [--folder inbox|junk] [--ack] [--body-dir <dir>] [--log-key <key>] [--state <file>] [--json]\n\n' +
     GATEWAY_USAGE +
     '\n  --after <seq>                resume after this sequence number (printed with each message)\n' +
     '  --follow                     keep waiting for new mail (stop with Ctrl-C)\n' +
     '  --limit <n>                  stop after n messages (with --follow: wait for n)\n' +
+    '  --folder inbox|junk          only this folder (default: both; each message says its folder)\n' +
     '  --ack                        delete each message from the mailbox once it is shown\n' +
     '  --body-dir <dir>             write each body, byte for byte, to <dir>/<message id>\n' +
     '  --old-key <key file>         also open mail sealed to this earlier key (after aftersmtp rotate)\n' +
@@ -154,6 +170,7 @@ export const inboxCommand: Command = {
     after: { type: 'string' },
     limit: { type: 'string' },
     follow: { type: 'boolean' },
+    folder: { type: 'string' },
     ack: { type: 'boolean' },
     'body-dir': { type: 'string' },
     'old-key': { type: 'string', multiple: true },
@@ -166,6 +183,9 @@ export const inboxCommand: Command = {
     const limitRaw = optionalString(args, 'limit') ?? '0';
     if (!/^[0-9]{1,6}$/.test(limitRaw)) throw new UsageError('--limit must be a whole number');
     const limit = Number(limitRaw);
+    const folder = optionalString(args, 'folder') ?? '';
+    if (folder !== '' && folder !== 'inbox' && folder !== 'junk')
+      throw new UsageError('--folder must be inbox or junk');
     const ack = flag(args, 'ack');
     const json = flag(args, 'json');
     const bodyDir = optionalString(args, 'body-dir');
@@ -202,7 +222,12 @@ export const inboxCommand: Command = {
       const { token } = await client.login(keys);
       const gatewayDid = formatDid({ domain: parseDid(keys.did).domain, localpart: 'gateway' });
       const show = async (item: InboxItemMsg): Promise<Shown> => {
-        const base = { seq: item.seq, messageId: item.message_id, sender: item.sender };
+        const base = {
+          seq: item.seq,
+          messageId: item.message_id,
+          sender: item.sender,
+          folder: item.folder === '' ? 'inbox' : item.folder,
+        };
         let opened: OpenedMessage;
         try {
           opened = openWithAny(item.envelope, [keys, ...oldKeys]);
@@ -250,9 +275,28 @@ export const inboxCommand: Command = {
         } catch (err) {
           receipt.error = `${errorOf(err).message} (${errorOf(err).code})`;
         }
+        let spam: Shown['spam'];
+        try {
+          const env = decodeEnvelope(item.envelope);
+          if (env.spam !== undefined) {
+            spam = { verdict: env.spam.verdict, score: env.spam.score, verified: false };
+            try {
+              const gw = await resolve(gatewayDid);
+              if (gw.record === undefined)
+                throw new AfterSmtpError('ERR_GATEWAY_SIGNATURE', 'gateway revoked');
+              verifyGatewaySignature(env, gw.record, { requireSenderDomain: false });
+              spam.verified = true;
+            } catch (err) {
+              spam.error = `${errorOf(err).message} (${errorOf(err).code})`;
+            }
+          }
+        } catch {
+          // openWithAny decoded the same bytes: this cannot fail here
+        }
         return {
           ...base,
           sender: opened.sender.did,
+          ...(spam !== undefined ? { spam } : {}),
           author,
           to: opened.recipients.map((r) => r.did),
           subject: opened.subject,
@@ -264,7 +308,7 @@ export const inboxCommand: Command = {
       };
       for await (const item of client.fetchInbox(
         token,
-        { after: Number(afterRaw), follow, limit },
+        { after: Number(afterRaw), follow, limit, folder },
         abort.signal,
       )) {
         const s = await show(item);

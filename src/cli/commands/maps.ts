@@ -17,6 +17,7 @@ import {
   MAP_FORMATS,
   MAP_NAMES,
   MappingEngine,
+  formatSpamPolicy,
   PgMapsFollower,
   isMapName,
   mapsDatabasePath,
@@ -144,6 +145,7 @@ function describe(result: MapTestResult['result']): string {
   if ('action' in result) {
     return [result.action, result.code, result.text].filter((p) => p !== undefined).join(' ');
   }
+  if ('scanners' in result) return formatSpamPolicy(result);
   switch (result.kind) {
     case 'none':
       return 'none (no alias: deliver to the address itself)';

@@ -33,6 +33,15 @@ import { MailboxSignal } from '../../mailbox/signal.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
+import type { PolicyCheck } from '../../pipeline/policy.js';
+import type { LedgerView, RemoteDirectory } from '../../pipeline/recipients.js';
+import { ampSenderCheck, spamCheck, type SpamLogger } from '../../pipeline/spam.js';
+import {
+  RspamdClient,
+  SpamdClient,
+  registerSpamMetrics,
+  type SpamMetrics,
+} from '../../spam/index.js';
 import { registerQueueMetrics } from '../../queue/metrics.js';
 import { openQueue } from '../../queue/open.js';
 import {
@@ -62,7 +71,6 @@ import { registerScriptMetrics, type ScriptObserver } from '../../script/metrics
 import { ScriptSandbox } from '../../script/sandbox.js';
 import { ScriptStore } from '../../script/store.js';
 import { createWebhookDelivery } from '../../script/webhook.js';
-import type { PolicyCheck } from '../../pipeline/policy.js';
 import type { Command } from '../command.js';
 
 /** The SMTP listeners from the configuration. */
@@ -111,6 +119,49 @@ async function openSmtp(
 }
 
 /** How long a stop may take after the first SIGINT/SIGTERM before the process exits anyway. */
+/**
+ * The policy stage's checks from the settings: spam_cat_acl with the scanners that have a URL
+ * (docs/OPERATIONS.md, "Spam policy"; which recipients are scanned is the spam_policy map's
+ * business), then the AMP sender rule when one of its limits is set.
+ */
+function spamPolicyChecks(
+  config: Config,
+  deps: {
+    ledger: LedgerView;
+    remote: RemoteDirectory;
+    metrics: SpamMetrics;
+    log: SpamLogger;
+  },
+): PolicyCheck[] {
+  const timeoutMs = config.spamTimeoutMs;
+  const checks: PolicyCheck[] = [
+    spamCheck({
+      scanners: {
+        ...(config.rspamdUrl !== undefined
+          ? { rspamd: new RspamdClient({ url: config.rspamdUrl, timeoutMs }) }
+          : {}),
+        ...(config.spamdUrl !== undefined
+          ? { spamassassin: new SpamdClient({ url: config.spamdUrl, timeoutMs }) }
+          : {}),
+      },
+      metrics: deps.metrics,
+      log: deps.log,
+    }),
+  ];
+  if (config.spamAmpMinSenderAge > 0 || config.spamAmpMaxPerHour > 0) {
+    checks.push(
+      ampSenderCheck({
+        minSenderAgeMs: config.spamAmpMinSenderAge * 1000,
+        maxPerHour: config.spamAmpMaxPerHour,
+        ledger: deps.ledger,
+        remote: deps.remote,
+        metrics: deps.metrics,
+      }),
+    );
+  }
+  return checks;
+}
+
 export const STOP_DEADLINE_MS = 20_000;
 
 interface StopLog {
@@ -331,10 +382,20 @@ export const serveCommand: Command = {
       teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
       const gatewayHost = config.hostname ?? hostname();
+      const spamMetrics = registerSpamMetrics(registry);
+      const remote = remoteDirectory(identities);
+      const policy = spamPolicyChecks(config, {
+        ledger: gw.ledger,
+        remote,
+        metrics: spamMetrics,
+        log,
+      });
       const pipeline = new Pipeline({
+        // The spam check first: MailScript reads its report.
+        policy: [...policy, mailScript.check],
         domains: [config.domain],
         ledger: gw.ledger,
-        remote: remoteDirectory(identities),
+        remote,
         maps: () => maps.snapshot(),
         delimiter: config.recipientDelimiter,
         queue,
@@ -346,7 +407,6 @@ export const serveCommand: Command = {
         dkimKeys,
         srs,
         authenticator: mailAuthenticator({ hostname: gatewayHost, dnsServers: config.dnsServers }),
-        policy: [mailScript.check],
         log,
         metrics,
       });

@@ -13,18 +13,18 @@
  * The spam scanners' call (Rspamd, SpamAssassin) is measured by its own section, to be added to
  * SECTIONS below beside these ones ("scanner"), against the same baseline.
  *
- * Run: `node dist/bench/policy.js` or `aftersmtp bench policy`; BENCH_SECONDS sets the time per
+ * Run: `node dist/bench/policy/script.js` or `aftersmtp bench policy/script`; BENCH_SECONDS sets the time per
  * figure. It reports; it never asserts.
  */
 import { randomBytes } from 'node:crypto';
-import { mapsDatabasePath, type MapSnapshot } from '../src/routing/index.js';
-import { runPolicy, type PolicyCheck, type PolicySubject } from '../src/pipeline/policy.js';
-import type { LegacySubmission } from '../src/pipeline/types.js';
-import { mailScriptCheck } from '../src/script/check.js';
-import { ScriptSandbox } from '../src/script/sandbox.js';
-import { ScriptStore } from '../src/script/store.js';
-import { DOMAIN, startSmtpGateway, type SmtpGateway } from '../test/smtp/helpers.js';
-import { formatOps, measure, measureAsync, runSections, type Section } from './lib/measure.js';
+import { mapsDatabasePath, type MapSnapshot } from '../../src/routing/index.js';
+import { runPolicy, type PolicyCheck, type PolicySubject } from '../../src/pipeline/policy.js';
+import type { LegacySubmission } from '../../src/pipeline/types.js';
+import { mailScriptCheck } from '../../src/script/check.js';
+import { ScriptSandbox } from '../../src/script/sandbox.js';
+import { ScriptStore } from '../../src/script/store.js';
+import { DOMAIN, startSmtpGateway, type SmtpGateway } from '../../test/smtp/helpers.js';
+import { formatOps, measure, measureAsync, runSections, type Section } from '../lib/measure.js';
 
 /** A typical script: what an administrator writes first. */
 export const TYPICAL = `
