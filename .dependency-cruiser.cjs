@@ -12,7 +12,7 @@ const LAYERS = [
   ['amp', 'legacy'],
   ['pipeline'],
   ['routing'],
-  ['mailbox'],
+  ['mailbox', 'anchor', 'witness'],
   ['queue', 'store', 'ledger', 'quic'],
   ['tls', 'envelope', 'net', 'mail'],
   ['identity'],

@@ -75,6 +75,7 @@ export {
   NoteSigner,
   formatVerifierKey,
   openNote,
+  parseNote,
   parseVerifierKey,
   signNote,
   type NoteVerifier,
