@@ -41,7 +41,7 @@ export interface AnchorRecord {
   readonly extrinsicIndex: number;
   /** Index of the system.Remarked event in the block's events. */
   readonly eventIndex: number;
-  /** The signing account (SS58, the chain's prefix). */
+  /** The signing account (SS58 with the chain's prefix; any prefix is accepted to check it). */
   readonly account: string;
   /** The block's timestamp.now (ms since the epoch): the trusted time of the anchor. */
   readonly blockTime: number;
@@ -157,7 +157,10 @@ export class SubstrateChain {
   }
 
   /** Anchors `cp`: remarkWithEvent(commitment) by `account`; resolves with the anchor record. */
-  anchor(cp: Pick<Checkpoint, 'origin' | 'size' | 'root'>, account: KeyringPair): Promise<AnchorRecord> {
+  anchor(
+    cp: Pick<Checkpoint, 'origin' | 'size' | 'root'>,
+    account: KeyringPair,
+  ): Promise<AnchorRecord> {
     const run = this.#tail.then(
       () => this.#anchor(cp, account),
       () => this.#anchor(cp, account),
@@ -213,7 +216,7 @@ export class SubstrateChain {
         blockNumber: header.number.toNumber(),
         extrinsicIndex: inBlock.txIndex,
         eventIndex,
-        account: account.address,
+        account: api.createType('AccountId', account.address).toString(),
         blockTime,
       };
     } catch (err) {
@@ -247,14 +250,18 @@ export class SubstrateChain {
       }
       const canonical = (await api.rpc.chain.getBlockHash(record.blockNumber)).toHex();
       if (canonical !== record.blockHash) {
-        throw invalid(`block ${record.blockNumber} of the chain is ${canonical}, not ${record.blockHash}`);
+        throw invalid(
+          `block ${record.blockNumber} of the chain is ${canonical}, not ${record.blockHash}`,
+        );
       }
       const block = await api.rpc.chain.getBlock(record.blockHash);
       const xt = block.block.extrinsics[record.extrinsicIndex];
       if (xt === undefined) throw invalid(`block has no extrinsic ${record.extrinsicIndex}`);
       if (!xt.isSigned) throw invalid('the extrinsic is not signed');
       if (!api.tx.system.remarkWithEvent.is(xt.method)) {
-        throw invalid(`the extrinsic is ${xt.method.section}.${xt.method.method}, not system.remarkWithEvent`);
+        throw invalid(
+          `the extrinsic is ${xt.method.section}.${xt.method.method}, not system.remarkWithEvent`,
+        );
       }
       const remark = Buffer.from(xt.method.args[0].toU8a(true));
       if (!remark.equals(commitment)) throw invalid('the remark is not the checkpoint commitment');
@@ -275,7 +282,11 @@ export class SubstrateChain {
         throw invalid('the Remarked event carries another hash');
       }
       if (sender.toString() !== signer) throw invalid('the Remarked event names another sender');
-      if (expectedAccount !== undefined && signer !== expectedAccount) {
+      if (
+        expectedAccount !== undefined &&
+        api.createType('AccountId', expectedAccount).toHex() !==
+          api.createType('AccountId', signer).toHex()
+      ) {
         throw invalid(`the anchor was signed by ${signer}, not ${expectedAccount}`);
       }
       const blockTime = (await (await api.at(record.blockHash)).query.timestamp.now()).toNumber();

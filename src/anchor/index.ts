@@ -3,7 +3,12 @@
  * client (submit and verify), the anchor records kept beside the log, the anchorer that runs off
  * the hot path through the durable queue, and the resolver's freshness policy.
  */
-export { ANCHOR_DESTINATION, Anchorer, type AnchorerOptions, type CheckpointSource } from './anchorer.js';
+export {
+  ANCHOR_DESTINATION,
+  Anchorer,
+  type AnchorerOptions,
+  type CheckpointSource,
+} from './anchorer.js';
 export {
   AnchorError,
   SubstrateChain,
