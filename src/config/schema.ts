@@ -432,6 +432,36 @@ export const SETTINGS = {
     doc: 'Delivery queue backend: lmdb (embedded, in <data dir>/queue), nats (JetStream) or rabbitmq (quorum queues). See docs/QUEUE.md.',
     parse: oneOf(['lmdb', 'nats', 'rabbitmq'] as const),
   }),
+  substrateUrl: setting({
+    env: 'AFTERSMTP_SUBSTRATE_URL',
+    default: undefined,
+    doc: "A Substrate node's WebSocket RPC (ws:// or wss://) on which the ledger's checkpoints are anchored (system.remarkWithEvent of the checkpoint commitment, PROTOCOL.md §9.9.1), with AFTERSMTP_ANCHOR_KEY_FILE. Unset: no anchoring.",
+    parse: urlWithScheme(['ws:', 'wss:']),
+  }),
+  anchorKeyFile: setting({
+    env: 'AFTERSMTP_ANCHOR_KEY_FILE',
+    default: undefined,
+    doc: 'File holding the secret of the account that signs and pays for anchors (a 0x-hex seed, a mnemonic or a secret URI; sr25519). A //dev URI is accepted only with AFTERSMTP_ANCHOR_DEV_MODE=yes.',
+    parse: absolutePath,
+  }),
+  anchorDevMode: setting({
+    env: 'AFTERSMTP_ANCHOR_DEV_MODE',
+    default: 'no',
+    doc: 'yes accepts a well-known dev account (//Alice...) as the anchoring key: for test chains only, never on a public chain.',
+    parse: yesNo,
+  }),
+  anchorInterval: setting({
+    env: 'AFTERSMTP_ANCHOR_INTERVAL',
+    default: '3600',
+    doc: 'Seconds: the current checkpoint is anchored at least this often while the ledger grows (and the latest anchor is checked on the chain this often).',
+    parse: integer(1, 7 * 86_400),
+  }),
+  anchorEveryEntries: setting({
+    env: 'AFTERSMTP_ANCHOR_EVERY_ENTRIES',
+    default: '1000',
+    doc: 'The current checkpoint is anchored as soon as this many ledger entries were added since the last anchor.',
+    parse: integer(1, 1_000_000_000),
+  }),
   natsUrl: setting({
     env: 'AFTERSMTP_NATS_URL',
     default: 'nats://127.0.0.1:4222',

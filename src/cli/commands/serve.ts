@@ -28,6 +28,7 @@ import {
   type Relay,
 } from '../../amp/relay/index.js';
 import { DeliveryWorker } from '../../delivery/worker.js';
+import { openAttestations } from '../attestation.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
@@ -274,13 +275,17 @@ export const serveCommand: Command = {
         log,
         metrics,
       });
-      const clientApi = await startGatewayClientApi(config, identity, gw, log, {
-        pipeline,
-        store,
-        signal,
-        metrics,
-        apiMetrics,
-      });
+      // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
+      const attestations = openAttestations(config, gw.ledger, queue, log);
+      teardown.add(() => attestations.close());
+      const clientApi = await startGatewayClientApi(
+        config,
+        identity,
+        gw,
+        log,
+        { pipeline, store, signal, metrics, apiMetrics },
+        attestations.source,
+      );
       teardown.add(() => clientApi.close());
       registerClientApiMetrics(registry, clientApi);
       const relay = await openRelay({
@@ -316,8 +321,10 @@ export const serveCommand: Command = {
           policyCacheDir: join(config.dataDir, 'mta-sts'),
           port: config.offrampPort,
         }),
+        handlers: attestations.handlers,
       });
       worker.start();
+      attestations.start();
       teardown.add(() => worker.stop());
       const purge = setInterval(() => {
         metrics
@@ -344,6 +351,7 @@ export const serveCommand: Command = {
           ),
           queue: queue.backend,
           store: store.backend,
+          ...attestations.announce,
         },
         'aftersmtp serving',
       );
