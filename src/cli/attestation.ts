@@ -18,6 +18,7 @@ import type { DestinationHandler } from '../delivery/worker.js';
 import { ConfigError } from '../errors.js';
 import type { IdentityLedger } from '../ledger/index.js';
 import type { DeliveryQueue } from '../queue/types.js';
+import { WITNESS_DB_FILE, WITNESS_SCHEME, WitnessStore, Witnesser } from '../witness/index.js';
 
 export interface AttestationLogger {
   info(obj: object, msg: string): void;
@@ -43,13 +44,16 @@ type AttestationConfig = Pick<
   | 'anchorDevMode'
   | 'anchorInterval'
   | 'anchorEveryEntries'
+  | 'witnesses'
+  | 'witnessInterval'
+  | 'witnessEveryEntries'
 >;
 
 export function openAttestations(
   config: AttestationConfig,
   ledger: IdentityLedger,
   queue: Pick<DeliveryQueue, 'begin'>,
-  log: AttestationLogger,
+  log: AttestationLogger & { error(obj: object, msg: string): void },
 ): Attestations {
   const handlers: Record<string, DestinationHandler> = {};
   const starts: (() => void)[] = [];
@@ -89,6 +93,31 @@ export function openAttestations(
       return a === undefined ? [] : [{ note: a.note, size: a.record.size, anchor: a.record }];
     });
     announce.anchoring = { chain: config.substrateUrl, account: account.address };
+  }
+
+  const witnesses = config.witnesses ?? [];
+  if (witnesses.length > 0) {
+    const store = new WitnessStore(join(config.dataDir, WITNESS_DB_FILE));
+    const witnesser = new Witnesser({
+      source: ledger,
+      witnesses,
+      store,
+      queue,
+      intervalMs: config.witnessInterval * 1000,
+      everyEntries: config.witnessEveryEntries,
+      log,
+    });
+    handlers[WITNESS_SCHEME] = witnesser.deliver;
+    starts.push(() => witnesser.start());
+    closes.push(async () => {
+      await witnesser.stop();
+      store.close();
+    });
+    sources.push(() => {
+      const c = store.latest(ledger.origin);
+      return c === undefined ? [] : [{ note: c.note, size: c.size }];
+    });
+    announce.witnesses = witnesses.map((w) => `${w.key.name}@${w.url}`);
   }
 
   return {

@@ -10,6 +10,7 @@ import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
+import { parseWitnessList } from '../witness/witnesser.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 
 export { parseListenAddress, type ListenAddress };
@@ -460,6 +461,24 @@ export const SETTINGS = {
     env: 'AFTERSMTP_ANCHOR_EVERY_ENTRIES',
     default: '1000',
     doc: 'The current checkpoint is anchored as soon as this many ledger entries were added since the last anchor.',
+    parse: integer(1, 1_000_000_000),
+  }),
+  witnesses: setting({
+    env: 'AFTERSMTP_WITNESSES',
+    default: undefined,
+    doc: "The witnesses the ledger's checkpoints are sent to (C2SP tlog-witness add-checkpoint), as <witness verifier key>@<URL> entries separated by commas or spaces; their cosignatures are served with lookups. Each witness must know this log (its origin and `aftersmtp ledger key`). Unset: none.",
+    parse: (raw) => parseWitnessList(raw),
+  }),
+  witnessInterval: setting({
+    env: 'AFTERSMTP_WITNESS_INTERVAL',
+    default: '300',
+    doc: 'Seconds: the current checkpoint is sent to the witnesses at least this often while the ledger grows.',
+    parse: integer(1, 7 * 86_400),
+  }),
+  witnessEveryEntries: setting({
+    env: 'AFTERSMTP_WITNESS_EVERY_ENTRIES',
+    default: '100',
+    doc: 'The current checkpoint is sent to the witnesses as soon as this many ledger entries were added since the last one sent.',
     parse: integer(1, 1_000_000_000),
   }),
   natsUrl: setting({
