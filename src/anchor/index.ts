@@ -16,5 +16,6 @@ export {
   loadAnchorAccount,
   type AnchorRecord,
 } from './chain.js';
+export { checkAnchored, type AnchorPolicy, type AnchoredCandidate } from './policy.js';
 export { COMMITMENT_LABEL, anchorCommitment } from './commitment.js';
 export { ANCHOR_DB_FILE, AnchorStore, type StoredAnchor } from './store.js';

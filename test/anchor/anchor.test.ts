@@ -11,9 +11,11 @@ import {
   SubstrateChain,
   anchorAccountFromUri,
   anchorCommitment,
+  checkAnchored,
   type AnchorRecord,
 } from '../../src/anchor/index.js';
 import { DeliveryWorker } from '../../src/delivery/worker.js';
+import { parseCheckpoint, parseNote, parseVerifierKey } from '../../src/ledger/index.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { identity, openLedger, registerRequest } from '../ledger/helpers.js';
 import { chainSkip, startChain, type TestChain } from './chain.js';
@@ -129,6 +131,41 @@ describe('anchoring on a Substrate chain', { skip, timeout: 180_000 }, () => {
     const other = await sub.anchor(a, bob);
     await sub.verify(other, a);
     await refused(other, a, alice.address);
+  });
+
+  it('a resolver policy requires a recent anchor consistent with the answer', async () => {
+    const a = store.latest(env.ledger.origin)!;
+    const now = env.ledger.checkpoint();
+    const answer = parseCheckpoint(parseNote(now.note).text);
+    const logKey = parseVerifierKey(env.ledger.verifierKey);
+    const candidate = {
+      note: a.note,
+      record: a.record,
+      proof: env.ledger.consistencyProof(a.record.size, now.size),
+    };
+    const policy = { chain: sub, maxAgeMs: 10 * 60_000, account: alice.address };
+    const ok = await checkAnchored(answer, [candidate], logKey, policy);
+    assert.equal(ok.record.blockHash, a.record.blockHash);
+    // Too old by the block's own time, another account, a record of another checkpoint.
+    await assert.rejects(
+      checkAnchored(answer, [candidate], logKey, { ...policy, maxAgeMs: 1 }, ok.blockTime + 1000),
+      {
+        code: 'ERR_ANCHOR_REQUIRED',
+      },
+    );
+    await assert.rejects(
+      checkAnchored(answer, [candidate], logKey, { ...policy, account: bob.address }),
+      {
+        code: 'ERR_ANCHOR_REQUIRED',
+      },
+    );
+    const forged = { ...candidate, record: { ...a.record, extrinsicIndex: 0 } };
+    await assert.rejects(checkAnchored(answer, [forged], logKey, policy), {
+      code: 'ERR_ANCHOR_REQUIRED',
+    });
+    await assert.rejects(checkAnchored(answer, [], logKey, policy), {
+      code: 'ERR_ANCHOR_REQUIRED',
+    });
   });
 
   it('anchors after an interval even below N entries', async () => {
