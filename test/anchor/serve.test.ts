@@ -78,6 +78,29 @@ describe('serve anchors its ledger on a Substrate chain', { skip, timeout: 180_0
     assert.match(bad.stderr, /ERR_ANCHOR_INVALID|not system\.remarkWithEvent/);
   });
 
+  it('aftersmtp resolve --require-anchor checks the served anchor on the chain', async () => {
+    const { anchorAccountFromUri } = await import('../../src/anchor/index.js');
+    const did = String(gw.ready?.gateway);
+    const base = ['resolve', did, '--gateway', gw.grpc, '--gateway-spki', gw.spki];
+    const policy = ['--log-key', gw.logKey, '--json', '--require-anchor', '600'];
+    const withChain = [...policy, '--substrate-url', chain.url];
+    const alice = anchorAccountFromUri('//Alice', true).address;
+    const bob = anchorAccountFromUri('//Bob', true).address;
+    const ok = await cli(
+      [...base, ...withChain, '--anchor-account', alice, '--state', join(work, 'r1.json')],
+      {},
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const out = JSON.parse(ok.stdout) as { anchor: { blockNumber: number } };
+    assert.ok(out.anchor.blockNumber > 0);
+    const other = await cli(
+      [...base, ...withChain, '--anchor-account', bob, '--state', join(work, 'r2.json')],
+      {},
+    );
+    assert.equal(other.code, 1);
+    assert.match(other.stdout + other.stderr, /ERR_ANCHOR_REQUIRED/);
+  });
+
   it('refuses a dev URI as the anchoring key without the dev mode', async () => {
     const other = await E2eGateway.prepare(work, 'dev.example', {
       AFTERSMTP_SUBSTRATE_URL: chain.url,

@@ -2,11 +2,17 @@
 // checkpoints through the queue, and GetCheckpoint and ResolveIdentity answers carry the
 // cosigned checkpoint, which a resolver's k-of-n policy accepts.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GatewayClient } from '../../src/amp/client-api/client.js';
 import { parseCheckpoint, parseNote, parseVerifierKey } from '../../src/ledger/index.js';
-import { checkWitnessed, cosignatureKeyId, parseWitnessKey } from '../../src/witness/index.js';
-import { E2eGateway } from '../e2e/helpers.js';
+import {
+  CosignatureSigner,
+  checkWitnessed,
+  cosignatureKeyId,
+  parseWitnessKey,
+} from '../../src/witness/index.js';
+import { E2eGateway, cli } from '../e2e/helpers.js';
 import { tempDir } from '../helpers/cli.js';
 import { startWitness, witnessSkip, type TestWitness } from './litewitness.js';
 
@@ -35,6 +41,45 @@ describe('serve sends its checkpoints to witnesses', { skip, timeout: 120_000 },
     client?.close();
     await gw?.stop();
     await witness?.close();
+  });
+
+  it('aftersmtp resolve --require-witnesses accepts the answer only with k known cosignatures', async () => {
+    await gw.waitLog((l) => l.msg === 'witness: checkpoint cosigned', 30_000);
+    const did = String(gw.ready?.gateway);
+    const base = [
+      'resolve',
+      did,
+      '--gateway',
+      gw.grpc,
+      '--gateway-spki',
+      gw.spki,
+      '--log-key',
+      gw.logKey,
+      '--json',
+    ];
+    const ok = await cli(
+      [
+        ...base,
+        '--state',
+        join(work, 'a.json'),
+        '--require-witnesses',
+        '1',
+        '--witness',
+        witness.vkey,
+      ],
+      {},
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const out = JSON.parse(ok.stdout) as { verified: boolean; witnessedBy: string[] };
+    assert.equal(out.verified, true);
+    assert.deepEqual(out.witnessedBy, [parseWitnessKey(witness.vkey).name]);
+    const stranger = new CosignatureSigner('other.test/w', Buffer.alloc(32, 2)).vkey;
+    const refused = await cli(
+      [...base, '--state', join(work, 'b.json'), '--require-witnesses', '1', '--witness', stranger],
+      {},
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout + refused.stderr, /ERR_WITNESS_QUORUM/);
   });
 
   it('serves the cosigned checkpoint with lookups', async () => {
