@@ -14,6 +14,7 @@ export {
   type WitnessKey,
 } from './cosignature.js';
 export { checkWitnessed, type WitnessPolicy, type WitnessedCandidate } from './policy.js';
+export { WitnessService, startWitnessServer, type WitnessServerOptions } from './server.js';
 export { WITNESS_DB_FILE, WitnessStore, type CosignedCheckpoint } from './store.js';
 export {
   WITNESS_SCHEME,
