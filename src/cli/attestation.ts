@@ -18,7 +18,17 @@ import type { DestinationHandler } from '../delivery/worker.js';
 import { ConfigError } from '../errors.js';
 import type { IdentityLedger } from '../ledger/index.js';
 import type { DeliveryQueue } from '../queue/types.js';
-import { WITNESS_DB_FILE, WITNESS_SCHEME, WitnessStore, Witnesser } from '../witness/index.js';
+import {
+  CosignatureSigner,
+  WITNESS_DB_FILE,
+  WITNESS_SCHEME,
+  WitnessService,
+  WitnessStore,
+  Witnesser,
+  startWitnessServer,
+} from '../witness/index.js';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 
 export interface AttestationLogger {
   info(obj: object, msg: string): void;
@@ -47,14 +57,31 @@ type AttestationConfig = Pick<
   | 'witnesses'
   | 'witnessInterval'
   | 'witnessEveryEntries'
+  | 'witnessListen'
+  | 'witnessLogs'
+  | 'domain'
 >;
 
-export function openAttestations(
+/** The seed of this gateway's cosigning key (as a witness), made on first use. */
+async function witnessSeed(path: string): Promise<Buffer> {
+  try {
+    const seed = await readFile(path);
+    if (seed.length !== 32) throw new ConfigError('ERR_CONFIG', `${path} is not a 32-byte seed`);
+    return seed;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    const seed = randomBytes(32);
+    await writeFile(path, seed, { mode: 0o600, flag: 'wx' });
+    return seed;
+  }
+}
+
+export async function openAttestations(
   config: AttestationConfig,
   ledger: IdentityLedger,
   queue: Pick<DeliveryQueue, 'begin'>,
   log: AttestationLogger & { error(obj: object, msg: string): void },
-): Attestations {
+): Promise<Attestations> {
   const handlers: Record<string, DestinationHandler> = {};
   const starts: (() => void)[] = [];
   const closes: (() => Promise<void> | void)[] = [];
@@ -118,6 +145,34 @@ export function openAttestations(
       return c === undefined ? [] : [{ note: c.note, size: c.size }];
     });
     announce.witnesses = witnesses.map((w) => `${w.key.name}@${w.url}`);
+  }
+
+  if (config.witnessListen !== 'off') {
+    const service = new WitnessService({
+      path: join(config.dataDir, 'witnessing.sqlite'),
+      signer: new CosignatureSigner(
+        `${config.domain}/aftersmtp-witness/v1`,
+        await witnessSeed(join(config.dataDir, 'witness.seed')),
+      ),
+      logs: config.witnessLogs,
+    });
+    const { server, port } = await startWitnessServer(
+      service,
+      config.witnessListen.host,
+      config.witnessListen.port,
+    ).catch((err: unknown) => {
+      service.close();
+      throw err;
+    });
+    closes.push(async () => {
+      await new Promise((resolve) => server.close(resolve));
+      service.close();
+    });
+    announce.witness = {
+      listen: `${config.witnessListen.host}:${port}`,
+      key: service.vkey,
+      logs: config.witnessLogs.length,
+    };
   }
 
   return {

@@ -10,6 +10,7 @@ import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
+import { parseVerifierKey } from '../ledger/note.js';
 import { parseWitnessList } from '../witness/witnesser.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 
@@ -480,6 +481,25 @@ export const SETTINGS = {
     default: '100',
     doc: 'The current checkpoint is sent to the witnesses as soon as this many ledger entries were added since the last one sent.',
     parse: integer(1, 1_000_000_000),
+  }),
+  witnessListen: setting({
+    env: 'AFTERSMTP_WITNESS_LISTEN',
+    default: 'off',
+    doc: "Where this gateway serves as a C2SP tlog-witness for its peers' logs (HTTP POST /add-checkpoint; put TLS in front of it for the internet), host:port, or off. Its cosigning key is <data dir>/witness.seed (made on first use); the start-up log line shows its verifier key.",
+    parse: listenOrOff,
+  }),
+  witnessLogs: setting({
+    env: 'AFTERSMTP_WITNESS_LOGS',
+    default: '',
+    doc: "The peers' log verifier keys (their `aftersmtp ledger key`) this gateway witnesses, separated by commas or spaces; checkpoints of other logs are refused (403).",
+    parse: (raw) =>
+      raw
+        .split(/[\s,]+/)
+        .filter((k) => k.length > 0)
+        .map((k) => {
+          parseVerifierKey(k);
+          return k;
+        }),
   }),
   natsUrl: setting({
     env: 'AFTERSMTP_NATS_URL',

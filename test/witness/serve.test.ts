@@ -117,3 +117,52 @@ describe('serve sends its checkpoints to witnesses', { skip, timeout: 120_000 },
     );
   });
 });
+
+describe('a gateway witnesses a peer gateway', { timeout: 120_000 }, () => {
+  let alpha: E2eGateway;
+  let beta: E2eGateway;
+  const work = tempDir('aftersmtp-peer-witness-');
+
+  before(async () => {
+    beta = await E2eGateway.prepare(work, 'beta.example', {
+      AFTERSMTP_WITNESS_INTERVAL: '1',
+      AFTERSMTP_WITNESS_EVERY_ENTRIES: '1',
+      AFTERSMTP_QUEUE_RETRY_BASE_MS: '500',
+    });
+    alpha = await E2eGateway.prepare(work, 'alpha.example', {
+      AFTERSMTP_WITNESS_LISTEN: '127.0.0.1:0',
+      AFTERSMTP_WITNESS_LOGS: beta.logKey,
+    });
+    await alpha.start();
+    const w = alpha.ready?.witness as { listen: string; key: string };
+    beta.env.AFTERSMTP_WITNESSES = `${w.key}@http://${w.listen}`;
+    await beta.start();
+  });
+
+  after(async () => {
+    await beta?.stop();
+    await alpha?.stop();
+  });
+
+  it("alpha cosigns beta's checkpoints, and beta serves the cosignature", async () => {
+    await beta.waitLog((l) => l.msg === 'witness: checkpoint cosigned', 30_000);
+    const client = await GatewayClient.connect({ target: beta.grpc, pin: { spki: beta.spki } });
+    try {
+      const res = await client.getCheckpoint({});
+      const answer = parseCheckpoint(parseNote(res.checkpoint).text);
+      const w = alpha.ready?.witness as { key: string };
+      const vouch = checkWitnessed(
+        answer,
+        (res.attested ?? []).map((a) => ({
+          note: a.checkpoint,
+          proof: a.consistency?.proof ?? [],
+        })),
+        parseVerifierKey(beta.logKey),
+        { witnesses: [parseWitnessKey(w.key)], k: 1 },
+      );
+      assert.deepEqual(vouch, ['alpha.example/aftersmtp-witness/v1']);
+    } finally {
+      client.close();
+    }
+  });
+});

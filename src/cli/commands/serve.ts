@@ -276,7 +276,7 @@ export const serveCommand: Command = {
         metrics,
       });
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
-      const attestations = openAttestations(config, gw.ledger, queue, log);
+      const attestations = await openAttestations(config, gw.ledger, queue, log);
       teardown.add(() => attestations.close());
       const clientApi = await startGatewayClientApi(
         config,
