@@ -14,7 +14,7 @@ const LAYERS = [
   ['pipeline'],
   ['spam'],
   ['routing'],
-  ['mailbox'],
+  ['mailbox', 'anchor', 'witness'],
   ['queue', 'store', 'ledger', 'quic'],
   ['tls', 'envelope', 'net', 'mail'],
   ['identity'],

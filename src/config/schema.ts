@@ -10,6 +10,8 @@ import { SUITE_IDS, type SuiteId } from '../identity/suites.js';
 import { parseDnsServers } from '../amp/discovery.js';
 import { parseRelayRoutes } from '../amp/relay/routes.js';
 import { parsePolicySpec } from '../ledger/policy.js';
+import { parseVerifierKey } from '../ledger/note.js';
+import { parseWitnessList } from '../witness/witnesser.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 
 export { parseListenAddress, type ListenAddress };
@@ -444,6 +446,73 @@ export const SETTINGS = {
     default: 'lmdb',
     doc: 'Delivery queue backend: lmdb (embedded, in <data dir>/queue), nats (JetStream) or rabbitmq (quorum queues). See docs/QUEUE.md.',
     parse: oneOf(['lmdb', 'nats', 'rabbitmq'] as const),
+  }),
+  substrateUrl: setting({
+    env: 'AFTERSMTP_SUBSTRATE_URL',
+    default: undefined,
+    doc: "A Substrate node's WebSocket RPC (ws:// or wss://) on which the ledger's checkpoints are anchored (system.remarkWithEvent of the checkpoint commitment, PROTOCOL.md §9.9.1), with AFTERSMTP_ANCHOR_KEY_FILE. Unset: no anchoring.",
+    parse: urlWithScheme(['ws:', 'wss:']),
+  }),
+  anchorKeyFile: setting({
+    env: 'AFTERSMTP_ANCHOR_KEY_FILE',
+    default: undefined,
+    doc: 'File holding the secret of the account that signs and pays for anchors (a 0x-hex seed, a mnemonic or a secret URI; sr25519). A //dev URI is accepted only with AFTERSMTP_ANCHOR_DEV_MODE=yes.',
+    parse: absolutePath,
+  }),
+  anchorDevMode: setting({
+    env: 'AFTERSMTP_ANCHOR_DEV_MODE',
+    default: 'no',
+    doc: 'yes accepts a well-known dev account (//Alice...) as the anchoring key: for test chains only, never on a public chain.',
+    parse: yesNo,
+  }),
+  anchorInterval: setting({
+    env: 'AFTERSMTP_ANCHOR_INTERVAL',
+    default: '3600',
+    doc: 'Seconds: the current checkpoint is anchored at least this often while the ledger grows (and the latest anchor is checked on the chain this often).',
+    parse: integer(1, 7 * 86_400),
+  }),
+  anchorEveryEntries: setting({
+    env: 'AFTERSMTP_ANCHOR_EVERY_ENTRIES',
+    default: '1000',
+    doc: 'The current checkpoint is anchored as soon as this many ledger entries were added since the last anchor.',
+    parse: integer(1, 1_000_000_000),
+  }),
+  witnesses: setting({
+    env: 'AFTERSMTP_WITNESSES',
+    default: undefined,
+    doc: "The witnesses the ledger's checkpoints are sent to (C2SP tlog-witness add-checkpoint), as <witness verifier key>@<URL> entries separated by commas or spaces; their cosignatures are served with lookups. Each witness must know this log (its origin and `aftersmtp ledger key`). Unset: none.",
+    parse: (raw) => parseWitnessList(raw),
+  }),
+  witnessInterval: setting({
+    env: 'AFTERSMTP_WITNESS_INTERVAL',
+    default: '300',
+    doc: 'Seconds: the current checkpoint is sent to the witnesses at least this often while the ledger grows.',
+    parse: integer(1, 7 * 86_400),
+  }),
+  witnessEveryEntries: setting({
+    env: 'AFTERSMTP_WITNESS_EVERY_ENTRIES',
+    default: '100',
+    doc: 'The current checkpoint is sent to the witnesses as soon as this many ledger entries were added since the last one sent.',
+    parse: integer(1, 1_000_000_000),
+  }),
+  witnessListen: setting({
+    env: 'AFTERSMTP_WITNESS_LISTEN',
+    default: 'off',
+    doc: "Where this gateway serves as a C2SP tlog-witness for its peers' logs (HTTP POST /add-checkpoint; put TLS in front of it for the internet), host:port, or off. Its cosigning key is <data dir>/witness.seed (made on first use); the start-up log line shows its verifier key.",
+    parse: listenOrOff,
+  }),
+  witnessLogs: setting({
+    env: 'AFTERSMTP_WITNESS_LOGS',
+    default: '',
+    doc: "The peers' log verifier keys (their `aftersmtp ledger key`) this gateway witnesses, separated by commas or spaces; checkpoints of other logs are refused (403).",
+    parse: (raw) =>
+      raw
+        .split(/[\s,]+/)
+        .filter((k) => k.length > 0)
+        .map((k) => {
+          parseVerifierKey(k);
+          return k;
+        }),
   }),
   natsUrl: setting({
     env: 'AFTERSMTP_NATS_URL',

@@ -1,8 +1,8 @@
 /**
  * The delivery worker (DESIGN.md §1b, §5): takes committed jobs from the queue and routes each by
  * its destination: `amp:<our domain>` into local mailboxes (through the one mailbox writer),
- * `amp:<other domain>` to the QUIC relay, `smtp:<domain>` to the off-ramp, `webhook:<name>` to
- * the MailScript webhook handler; bounces the queue made
+ * `amp:<other domain>` to the QUIC relay, `smtp:<domain>` to the off-ramp, `anchor:`, `witness:` and
+ * `webhook:` jobs to the handlers of those schemes (src/anchor, src/witness, src/script); bounces the queue made
  * for AMP senders are sealed by the gateway and put in the sender's mailbox. It reports one
  * outcome per recipient back to the queue (settle): delivered, temporary (retried with backoff),
  * permanent (bounced).
@@ -66,6 +66,8 @@ const UNREACHABLE = new Set([
   'ERR_QUIC_TIMEOUT',
   'ERR_SMTP_UNREACHABLE',
   'ERR_SMTP_DNS',
+  'ERR_ANCHOR_UNAVAILABLE',
+  'ERR_WITNESS_UNAVAILABLE',
 ]);
 
 export interface DeliveryWorkerOptions {
@@ -81,8 +83,11 @@ export interface DeliveryWorkerOptions {
   readonly remote?: DestinationHandler;
   /** An ordinary address (the off-ramp); absent: a temporary failure. */
   readonly offramp?: DestinationHandler;
-  /** A MailScript webhook call (`webhook:<name>`); absent: a temporary failure. */
-  readonly webhook?: DestinationHandler;
+  /**
+   * Destinations of other schemes, by scheme with its colon: `anchor:` (checkpoints anchored on a
+   * chain), `witness:` (checkpoints sent to a witness), `webhook:` (MailScript's webhook calls). Jobs of a scheme with no handler wait.
+   */
+  readonly handlers?: Readonly<Record<string, DestinationHandler>>;
   /** Jobs in progress at once (default 64). */
   readonly concurrency?: number;
   /** Jobs in progress at once for one remote destination (default 16). */
@@ -292,11 +297,13 @@ export class DeliveryWorker {
     if (job.destination === this.#local) {
       return job.bounce ? this.#deliverNotice(job) : this.#deliverEnvelope(job);
     }
-    const handler = job.destination.startsWith('smtp:')
-      ? this.#o.offramp
-      : job.destination.startsWith('webhook:')
-        ? this.#o.webhook
-        : this.#o.remote;
+    const scheme = job.destination.slice(0, job.destination.indexOf(':') + 1);
+    const handler =
+      scheme === 'smtp:'
+        ? this.#o.offramp
+        : scheme === 'amp:'
+          ? this.#o.remote
+          : this.#o.handlers?.[scheme];
     if (handler === undefined) {
       return Promise.resolve(
         this.#all(job, 'temporary', `ERR_NO_ROUTE: nothing here delivers to ${job.destination}`),

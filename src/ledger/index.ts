@@ -82,6 +82,7 @@ export {
   NoteSigner,
   formatVerifierKey,
   openNote,
+  parseNote,
   parseVerifierKey,
   signNote,
   type NoteVerifier,

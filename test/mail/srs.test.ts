@@ -45,7 +45,7 @@ describe('SRS', () => {
     const rewritten = local(srs.forward('bob@example.com', DOMAIN, now));
     const forged = rewritten.replace(
       /^SRS0=(.)/,
-      (_m, c: string) => `SRS0=${c === 'A' ? 'B' : 'A'}`,
+      (_m, c: string) => `SRS0=${c.toUpperCase() === 'A' ? 'B' : 'A'}`,
     );
     assert.equal(srs.reverse(forged, now), undefined);
     assert.equal(

@@ -141,7 +141,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     maxEnvelopeBytes: 32 * 1024 * 1024,
     log: QUIET,
     ...(outbound !== undefined ? { offramp: outbound.offramp } : {}),
-    ...(opts.webhook !== undefined ? { webhook: opts.webhook } : {}),
+    ...(opts.webhook !== undefined ? { handlers: { 'webhook:': opts.webhook } } : {}),
   });
   worker.start();
   const users = SubmissionUsers.open(dir);

@@ -260,7 +260,11 @@ describe('mail out through the pipeline, checked at a real Postfix', { skip: MIS
     );
     assert.equal(field(bounce.message, 'subject'), 'bounce');
     assert.equal(bounce.sender, '');
-    const forged = srs.replace(/^SRS0=(.)/, (_m, c: string) => `SRS0=${c === 'A' ? 'B' : 'A'}`);
+    // The hash is compared without regard to case (SRS addresses may be case-folded on the way).
+    const forged = srs.replace(
+      /^SRS0=(.)/,
+      (_m, c: string) => `SRS0=${c.toUpperCase() === 'A' ? 'B' : 'A'}`,
+    );
     const r = await smtp25(gw.port.mx, { from: '', to: [forged], data: Buffer.alloc(0) });
     assert.match(r.rcpt[0] ?? '', /^550 5\.1\.1 /);
   });

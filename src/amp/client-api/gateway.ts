@@ -35,7 +35,12 @@ import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { MessagingDeps } from './messaging.js';
 import type { ClientApiRequestMetrics } from './request-metrics.js';
-import { startClientApi, type ClientApiLogger, type ClientApiStats } from './server.js';
+import {
+  startClientApi,
+  type AttestationSource,
+  type ClientApiLogger,
+  type ClientApiStats,
+} from './server.js';
 
 /** The settings the client API and the gateway ledger are opened with. */
 export interface ClientApiSettings extends GatewaySettings {
@@ -182,6 +187,7 @@ export async function startGatewayClientApi(
   gw: GatewayLedger,
   log: ClientApiLogger,
   messaging?: GatewayMessaging,
+  attestations?: AttestationSource,
 ): Promise<GatewayClientApi> {
   const server = await startClientApi({
     host: config.grpcListen.host,
@@ -202,6 +208,7 @@ export async function startGatewayClientApi(
     },
     setting: 'AFTERSMTP_GRPC_LISTEN',
     metrics: messaging?.apiMetrics,
+    ...(attestations !== undefined ? { attestations } : {}),
     log,
     messaging:
       messaging === undefined

@@ -97,6 +97,23 @@ export interface ResolveIdentityResponseMsg {
   did: string;
   inclusion: InclusionBundleMsg | null;
   consistency: ConsistencyProofMsg | null;
+  attested?: AttestedCheckpointMsg[];
+}
+export interface SubstrateAnchorMsg {
+  genesis_hash: Buffer;
+  block_hash: Buffer;
+  block_number: number;
+  extrinsic_index: number;
+  event_index: number;
+  account: string;
+  block_time_ms: number;
+  commitment: Buffer;
+}
+export interface AttestedCheckpointMsg {
+  checkpoint: string;
+  tree_size: number;
+  anchor: SubstrateAnchorMsg | null;
+  consistency: ConsistencyProofMsg | null;
 }
 export interface GetCheckpointRequestMsg {
   known_tree_size?: number;
@@ -106,6 +123,7 @@ export interface GetCheckpointResponseMsg {
   tree_size: number;
   verifier_key: string;
   consistency: ConsistencyProofMsg | null;
+  attested?: AttestedCheckpointMsg[];
 }
 
 function bad(field: string, why: string): InputError {

@@ -158,6 +158,27 @@ export const CLIENT_API_SCHEMA = {
                     did: { type: 'string', id: 1 },
                     inclusion: { type: 'InclusionBundle', id: 2 },
                     consistency: { type: 'ConsistencyProof', id: 3 },
+                    attested: { rule: 'repeated', type: 'AttestedCheckpoint', id: 4 },
+                  },
+                },
+                SubstrateAnchor: {
+                  fields: {
+                    genesis_hash: { type: 'bytes', id: 1 },
+                    block_hash: { type: 'bytes', id: 2 },
+                    block_number: { type: 'uint64', id: 3 },
+                    extrinsic_index: { type: 'uint32', id: 4 },
+                    event_index: { type: 'uint32', id: 5 },
+                    account: { type: 'string', id: 6 },
+                    block_time_ms: { type: 'uint64', id: 7 },
+                    commitment: { type: 'bytes', id: 8 },
+                  },
+                },
+                AttestedCheckpoint: {
+                  fields: {
+                    checkpoint: { type: 'string', id: 1 },
+                    tree_size: { type: 'uint64', id: 2 },
+                    anchor: { type: 'SubstrateAnchor', id: 3 },
+                    consistency: { type: 'ConsistencyProof', id: 4 },
                   },
                 },
                 GetCheckpointRequest: {
@@ -172,6 +193,7 @@ export const CLIENT_API_SCHEMA = {
                     tree_size: { type: 'uint64', id: 2 },
                     verifier_key: { type: 'string', id: 3 },
                     consistency: { type: 'ConsistencyProof', id: 4 },
+                    attested: { rule: 'repeated', type: 'AttestedCheckpoint', id: 5 },
                   },
                 },
                 RequestChallengeRequest: { fields: { did: { type: 'string', id: 1 } } },

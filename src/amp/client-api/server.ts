@@ -44,6 +44,7 @@ import {
   registerFromMsg,
   revokeFromMsg,
   rotateFromMsg,
+  type AttestedCheckpointMsg,
   type GetCheckpointRequestMsg,
   type GetCheckpointResponseMsg,
   type GetRegistrationChallengeRequestMsg,
@@ -110,6 +111,63 @@ export interface ClientApiOptions {
   readonly setting?: string;
   /** Calls by method and status, and ledger writes (metrics.ts); none when absent. */
   readonly metrics?: ClientApiRequestMetrics;
+  /** Anchored and witnessed checkpoints served with lookups (PROTOCOL.md §9.9); none when absent. */
+  readonly attestations?: AttestationSource;
+}
+
+/** A checkpoint of the log with what attests it: an anchor record, cosignature lines, or both. */
+export interface Attestation {
+  /** The signed note (the log's signature, then any witness cosignatures). */
+  readonly note: string;
+  readonly size: number;
+  readonly anchor?: {
+    readonly genesisHash: string;
+    readonly blockHash: string;
+    readonly blockNumber: number;
+    readonly extrinsicIndex: number;
+    readonly eventIndex: number;
+    readonly account: string;
+    readonly blockTime: number;
+    readonly commitment: Buffer;
+  };
+}
+
+/** The latest attested checkpoints of the log (at most a few; the newest first). */
+export type AttestationSource = () => readonly Attestation[];
+
+const hexBytes = (h: string): Buffer => Buffer.from(h.replace(/^0x/, ''), 'hex');
+
+/** Attestations no larger than `size`, each with its consistency proof to `size`. */
+function attestedMsgs(
+  ledger: IdentityLedger,
+  source: AttestationSource | undefined,
+  size: number,
+): AttestedCheckpointMsg[] {
+  if (source === undefined) return [];
+  return source()
+    .filter((a) => a.size <= size)
+    .map((a) => ({
+      checkpoint: a.note,
+      tree_size: a.size,
+      anchor:
+        a.anchor === undefined
+          ? null
+          : {
+              genesis_hash: hexBytes(a.anchor.genesisHash),
+              block_hash: hexBytes(a.anchor.blockHash),
+              block_number: a.anchor.blockNumber,
+              extrinsic_index: a.anchor.extrinsicIndex,
+              event_index: a.anchor.eventIndex,
+              account: a.anchor.account,
+              block_time_ms: a.anchor.blockTime,
+              commitment: a.anchor.commitment,
+            },
+      consistency: {
+        from_size: a.size,
+        to_size: size,
+        proof: a.size === 0 ? [] : ledger.consistencyProof(a.size, size),
+      },
+    }));
 }
 
 export interface ClientApiStats extends GateStats, Omit<TlsListenerStats, 'accepted'> {
@@ -206,6 +264,7 @@ export function ledgerHandlers(
   ledger: IdentityLedger,
   log: ClientApiLogger,
   metrics?: ClientApiRequestMetrics,
+  attestations?: AttestationSource,
 ): UntypedServiceImplementation {
   return {
     GetRegistrationChallenge: unary<GetRegistrationChallengeRequestMsg, RegistrationChallengeMsg>(
@@ -268,6 +327,7 @@ export function ledgerHandlers(
       (req) => {
         const a = ledger.lookup(String(req.did), knownSizeFromMsg(req.known_tree_size));
         return {
+          attested: attestedMsgs(ledger, attestations, a.treeSize),
           did: a.did,
           inclusion: bundleToMsg(a),
           consistency:
@@ -288,6 +348,7 @@ export function ledgerHandlers(
         const cp = ledger.checkpoint();
         const known = knownSizeFromMsg(req.known_tree_size);
         return {
+          attested: attestedMsgs(ledger, attestations, cp.size),
           checkpoint: cp.note,
           tree_size: cp.size,
           verifier_key: ledger.verifierKey,
@@ -391,7 +452,7 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   }
   const messaging = m === undefined ? undefined : messagingService(m, opts.log);
   const handlers = {
-    ...ledgerHandlers(opts.ledger, opts.log, opts.metrics),
+    ...ledgerHandlers(opts.ledger, opts.log, opts.metrics, opts.attestations),
     ...messaging?.handlers,
   };
   server.addService(guardDeserializers(service as ServiceDefinition), handlers);

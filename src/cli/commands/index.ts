@@ -17,6 +17,7 @@ import {
   ledgerPolicyCommand,
   ledgerRevokeCommand,
 } from './ledger.js';
+import { ledgerVerifyAnchorCommand } from './verify-anchor.js';
 import { revokeCommand, rotateCommand } from './rotate.js';
 import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
@@ -43,6 +44,7 @@ export const COMMANDS: readonly Command[] = [
   ledgerApproveCommand,
   ledgerPinCommand,
   ledgerRevokeCommand,
+  ledgerVerifyAnchorCommand,
   dnsCommand,
   envelopeSealCommand,
   envelopeOpenCommand,

@@ -19,6 +19,11 @@ import {
   logKeyFor,
 } from '../ledger-client.js';
 import { printJson, printLines } from '../output.js';
+import {
+  ATTESTATION_OPTIONS,
+  ATTESTATION_USAGE,
+  applyAttestationPolicy,
+} from '../attestation-policy.js';
 
 export const resolveCommand: Command = {
   path: ['resolve'],
@@ -26,8 +31,9 @@ export const resolveCommand: Command = {
   usage:
     '<did> --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
     '       [--log-key <key>] [--state <file>] [--json]\n\n' +
-    GATEWAY_USAGE,
-  options: { ...GATEWAY_OPTIONS },
+    GATEWAY_USAGE +
+    ATTESTATION_USAGE,
+  options: { ...GATEWAY_OPTIONS, ...ATTESTATION_OPTIONS },
   positionals: true,
   async run(args) {
     if (args.positionals.length !== 1) throw new UsageError('exactly one DID is expected');
@@ -64,8 +70,16 @@ export const resolveCommand: Command = {
       checkpoint: bundle.checkpoint,
     };
     let verified;
+    let attestation;
     try {
       verified = verifyAnswer(did, bundle, state, { dnsVerifierKey: logKey.key });
+      attestation = await applyAttestationPolicy(
+        args,
+        bundle.checkpoint,
+        state.get(domain)?.verifierKey ?? String(logKey.key),
+        answer.attested ?? [],
+        process.env.AFTERSMTP_SUBSTRATE_URL,
+      );
     } catch (err) {
       const code = err instanceof AfterSmtpError ? err.code : 'ERR_INTERNAL';
       if (json)
@@ -97,6 +111,7 @@ export const resolveCommand: Command = {
       rootHash: verified.checkpoint.root.toString('base64'),
       previousTreeSize: verified.previousSize,
       logKeySource: logKey.source,
+      ...attestation,
     };
     if (json) {
       printJson(out);
@@ -124,6 +139,14 @@ export const resolveCommand: Command = {
         .split('\n')
         .map((l) => `  ${l}`),
       `verified   yes (log key from ${logKey.source})`,
+      ...(attestation.witnessedBy !== undefined
+        ? [`witnessed  by ${attestation.witnessedBy.join(', ')}`]
+        : []),
+      ...(attestation.anchor !== undefined
+        ? [
+            `anchored   block ${attestation.anchor.blockNumber} ${attestation.anchor.blockHash} (${attestation.anchor.blockTime})`,
+          ]
+        : []),
     ]);
   },
 };

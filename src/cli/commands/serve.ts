@@ -28,6 +28,7 @@ import {
   type Relay,
 } from '../../amp/relay/index.js';
 import { DeliveryWorker } from '../../delivery/worker.js';
+import { openAttestations } from '../attestation.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
@@ -410,13 +411,17 @@ export const serveCommand: Command = {
         log,
         metrics,
       });
-      const clientApi = await startGatewayClientApi(config, identity, gw, log, {
-        pipeline,
-        store,
-        signal,
-        metrics,
-        apiMetrics,
-      });
+      // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
+      const attestations = await openAttestations(config, gw.ledger, queue, log);
+      teardown.add(() => attestations.close());
+      const clientApi = await startGatewayClientApi(
+        config,
+        identity,
+        gw,
+        log,
+        { pipeline, store, signal, metrics, apiMetrics },
+        attestations.source,
+      );
       teardown.add(() => clientApi.close());
       registerClientApiMetrics(registry, clientApi);
       const relay = await openRelay({
@@ -452,12 +457,16 @@ export const serveCommand: Command = {
           policyCacheDir: join(config.dataDir, 'mta-sts'),
           port: config.offrampPort,
         }),
-        webhook: createWebhookDelivery({
-          allowed: () => config.scriptWebhooks,
-          timeoutMs: config.scriptWebhookTimeoutMs,
-        }),
+        handlers: {
+          ...attestations.handlers,
+          'webhook:': createWebhookDelivery({
+            allowed: () => config.scriptWebhooks,
+            timeoutMs: config.scriptWebhookTimeoutMs,
+          }),
+        },
       });
       worker.start();
+      attestations.start();
       teardown.add(() => worker.stop());
       const purge = setInterval(() => {
         metrics
@@ -484,6 +493,7 @@ export const serveCommand: Command = {
           ),
           queue: queue.backend,
           store: store.backend,
+          ...attestations.announce,
         },
         'aftersmtp serving',
       );
