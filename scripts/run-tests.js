@@ -1,5 +1,5 @@
-// Runs every compiled test file (dist/test/**/*.test.js) with node's built-in test runner, under
-// the Node.js that runs this script. The files are listed explicitly because `node --test <dir>`
+// Runs every compiled test file under the directories given (default dist/test) with node's
+// built-in test runner, under the Node.js that runs this script. The files are listed explicitly because `node --test <dir>`
 // means "this directory" on Node.js 20 and "this glob pattern" on Node.js 22 and later.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -14,7 +14,8 @@ function testFiles(dir) {
   });
 }
 
-const files = testFiles(process.argv[2] ?? 'dist/test').sort();
+const dirs = process.argv.length > 2 ? process.argv.slice(2) : ['dist/test'];
+const files = dirs.flatMap((dir) => testFiles(dir)).sort();
 const child = spawn(process.execPath, ['--test', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
 });
