@@ -89,7 +89,13 @@ describe('messaging on one gateway', () => {
     });
     assert.equal(receiptFromMsg(viaSender.receipt).messageId.toString('hex'), item!.message_id);
 
-    const metrics = await (await fetch(`${String(gw.ready.admin)}/metrics`)).text();
+    // The copy is readable once the mailbox writer committed it; the queue settles just after.
+    let metrics = '';
+    for (let i = 0; i < 100; i++) {
+      metrics = await (await fetch(`${String(gw.ready.admin)}/metrics`)).text();
+      if (/^aftersmtp_queue_depth 0$/m.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     assert.match(
       metrics,
       /^aftersmtp_messages_in_total\{entrance="client-api",result="accepted"\} 1$/m,
