@@ -603,7 +603,7 @@ export const SETTINGS = {
   mapsBackend: setting({
     env: 'AFTERSMTP_MAPS',
     default: 'sqlite',
-    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). See docs/MAPS.md.',
+    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). The MailScript scripts are kept with them. See docs/MAPS.md.',
     parse: oneOf(['sqlite', 'postgres'] as const),
   }),
   mapsPollMs: setting({
@@ -639,7 +639,7 @@ export const SETTINGS = {
   scriptPollMs: setting({
     env: 'AFTERSMTP_SCRIPT_POLL_MS',
     default: '250',
-    doc: 'How often, in ms, a running gateway looks for scripts changed by `aftersmtp script` (another process).',
+    doc: 'How often, in ms, a running gateway looks for scripts changed by `aftersmtp script` (another process; with AFTERSMTP_MAPS=postgres, on the server).',
     parse: integer(50, 60_000),
   }),
   scriptWebhooks: setting({
