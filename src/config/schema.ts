@@ -517,8 +517,14 @@ export const SETTINGS = {
   natsUrl: setting({
     env: 'AFTERSMTP_NATS_URL',
     default: 'nats://127.0.0.1:4222',
-    doc: 'NATS server of the nats queue backend (JetStream enabled, sync_interval: always).',
-    parse: urlWithScheme(['nats:', 'tls:']),
+    doc: 'NATS server of the nats queue backend (JetStream enabled, sync_interval: always); for a cluster, several URLs separated by commas (the client connects to any and fails over to the others).',
+    parse: urlList(['nats:', 'tls:']),
+  }),
+  natsReplicas: setting({
+    env: 'AFTERSMTP_NATS_REPLICAS',
+    default: '1',
+    doc: "Replicas of the nats queue backend's streams (JetStream num_replicas): 1 on a single server, 3 on a cluster of three (a job survives the loss of one server). At most the cluster's size.",
+    parse: integer(1, 5),
   }),
   amqpUrl: setting({
     env: 'AFTERSMTP_AMQP_URL',
@@ -699,6 +705,18 @@ function urlWithScheme(schemes: readonly string[]) {
       throw new Error(`expected a ${schemes.join(' or ')}// URL, got ${JSON.stringify(raw)}`);
     }
     return raw;
+  };
+}
+
+/** One URL or several separated by commas, each with one of `schemes`. */
+function urlList(schemes: readonly string[]) {
+  const one = urlWithScheme(schemes);
+  return (raw: string): string => {
+    const parts = raw.split(',').map((u) => u.trim());
+    if (parts.some((u) => u.length === 0)) {
+      throw new Error(`expected URLs separated by commas, got ${JSON.stringify(raw)}`);
+    }
+    return parts.map(one).join(',');
   };
 }
 
