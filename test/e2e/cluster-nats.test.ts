@@ -166,7 +166,9 @@ if (skip !== undefined || nats.skip !== undefined) {
 
       // Acknowledged dispatches: message id -> recipient DID.
       const acked = new Map<string, string>();
-      let refused = 0;
+      // Refused dispatches by phase of the run (told, not asserted: a client sends them again).
+      const refused = { before: 0, gateway: 0, nats: 0, after: 0 };
+      let phase: keyof typeof refused = 'before';
       const dispatch = async (
         c: GatewayClient,
         token: string,
@@ -183,7 +185,7 @@ if (skip !== undefined || nats.skip !== undefined) {
           await c.dispatchMessage(token, { envelope: encodeEnvelope(envelope) });
           acked.set(envelope.messageId.toString('hex'), to.record.did);
         } catch {
-          refused++; // not acknowledged: a client would send it again
+          refused[phase]++; // not acknowledged: a client would send it again
           await sleep(200);
         }
       };
@@ -212,13 +214,17 @@ if (skip !== undefined || nats.skip !== undefined) {
       );
 
       await sleep(PHASE_MS);
+      phase = 'gateway';
       await n2.stop('SIGKILL');
       await sleep(PHASE_MS);
       await n2.start();
       await sleep(PHASE_MS);
+      phase = 'nats';
       await cluster.kill(1);
       await sleep(PHASE_MS);
       cluster.startServer(1);
+      await sleep(PHASE_MS);
+      phase = 'after';
       await sleep(PHASE_MS);
       stopTraffic = true;
       await Promise.all(traffic);
@@ -251,7 +257,7 @@ if (skip !== undefined || nats.skip !== undefined) {
         assert.deepEqual(twice, [], `${did} has messages twice`);
       }
       t.diagnostic(
-        `${acked.size} messages acknowledged, ${refused} dispatches refused during the crashes`,
+        `${acked.size} messages acknowledged; dispatches refused: ${JSON.stringify(refused)}`,
       );
 
       // alice's mail went through the queue: the nodes' delivery workers settled its jobs.
