@@ -4,7 +4,7 @@
 // before it is acknowledged, as nats.sh configures the single server). Servers can be killed with
 // SIGKILL and started again on the same ports and data, the way an operator's would crash.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'nats';
@@ -53,12 +53,12 @@ export class NatsCluster {
 
   /** Starts three servers under `dir` and waits until JetStream answers on the cluster. */
   static async start(bin: string, dir: string): Promise<NatsCluster> {
-    const clientPorts: number[] = [];
-    const routePorts: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      clientPorts.push(await freeTcpPort());
-      routePorts.push(await freeTcpPort());
-    }
+    // Six different ports (a port given back by the system can come again).
+    const ports = new Set<number>();
+    while (ports.size < 6) ports.add(await freeTcpPort());
+    const [c1, c2, c3, r1, r2, r3] = [...ports] as number[];
+    const clientPorts = [c1, c2, c3] as number[];
+    const routePorts = [r1, r2, r3] as number[];
     const c = new NatsCluster(bin, dir, clientPorts, routePorts);
     try {
       for (let i = 0; i < 3; i++) c.startServer(i);
@@ -118,11 +118,27 @@ cluster {
     });
   }
 
+  /** The end of server `i`'s log (for an error message). */
+  logTail(i: number): string {
+    try {
+      return readFileSync(join(this.#dir, `n${i + 1}`, 'nats.log'), 'utf8')
+        .split('\n')
+        .slice(-8)
+        .join('\n');
+    } catch {
+      return '';
+    }
+  }
+
   /** Resolves when the cluster has a JetStream meta leader (account info answers), within ms. */
-  async ready(ms = 30_000): Promise<void> {
+  async ready(ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
     let last: unknown;
     while (Date.now() < deadline) {
+      const dead = this.#children.findIndex((c) => c !== undefined && c.exitCode !== null);
+      if (dead >= 0) {
+        throw new Error(`nats-server n${dead + 1} exited:\n${this.logTail(dead)}`);
+      }
       try {
         const nc = await connect({ servers: this.url.split(','), timeout: 2000 });
         try {
@@ -137,7 +153,8 @@ cluster {
         await new Promise((r) => setTimeout(r, 250));
       }
     }
-    throw new Error(`the NATS cluster did not become ready: ${String(last)}`);
+    const logs = [0, 1, 2].map((i) => `n${i + 1}:\n${this.logTail(i)}`).join('\n');
+    throw new Error(`the NATS cluster did not become ready: ${String(last)}\n${logs}`);
   }
 
   async stop(): Promise<void> {
