@@ -1,7 +1,8 @@
 // MailScript shared on PostgreSQL (AFTERSMTP_MAPS=postgres), against the real server: a script set
 // with the CLI is served by two other nodes' stores within a second, with the same version on
 // both, and its deletion too; a node's own scripts from before are replaced by the shared ones;
-// sets made at once by several writers are serialised (none lost, every version distinct).
+// with the server away a node keeps serving its copy and `script set` fails writing nothing; sets
+// made at once by several writers are serialised (none lost, every version distinct).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { mapsDatabasePath } from '../../src/routing/index.js';
@@ -94,6 +95,36 @@ if (svc.skip !== undefined) {
       for (const f of followers) f.stop();
       for (const d of docs) await d.close();
       for (const n of nodes) n.close();
+    }
+  });
+
+  test('postgres scripts: with the server away a node keeps its scripts and set writes nothing', async () => {
+    const store = ScriptStore.open({ path: ':memory:' });
+    const good = sharedScriptDocuments(db.url);
+    // Nothing listens on port 9: every query fails, as with the server down.
+    const away = sharedScriptDocuments('postgres://aftersmtp:x@127.0.0.1:9/aftersmtp');
+    try {
+      const stored = await new SharedScripts(good).set('away.test', 'accept()');
+      await new PgScriptsFollower(store, good, 100).syncOnce();
+      assert.equal(store.snapshot().byDomain.get('away.test')?.version, stored.version);
+      const follower = new PgScriptsFollower(store, away, 100);
+      await assert.rejects(follower.syncOnce(), /ECONNREFUSED|connect/);
+      assert.ok(follower.lastError !== undefined);
+      assert.equal(store.snapshot().byDomain.get('away.test')?.source, 'accept()');
+      const set = await runCli(['script', 'set', 'global', '-'], {
+        env: {
+          AFTERSMTP_DATA_DIR: tempDir('aftersmtp-script-pg-away-'),
+          AFTERSMTP_MAPS: 'postgres',
+          AFTERSMTP_POSTGRES_URL: 'postgres://aftersmtp:x@127.0.0.1:9/aftersmtp',
+        },
+        input: 'accept()',
+      });
+      assert.equal(set.code, 1, set.stdout);
+      assert.equal((await new SharedScripts(good).get('global'))?.source, undefined);
+    } finally {
+      await good.close();
+      await away.close();
+      store.close();
     }
   });
 
