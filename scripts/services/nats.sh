@@ -5,6 +5,8 @@
 #   scripts/services/nats.sh start     install, start it with file storage under .tmp/, wait until ready
 #   scripts/services/nats.sh stop      stop the server this script started
 #   scripts/services/nats.sh url       print the URL to put in AFTERSMTP_NATS_URL
+#   scripts/services/nats.sh bin       print the path of the binary `install` builds (test/helpers/
+#                                      nats-cluster.ts starts a 3-server cluster with it)
 #
 # Debian's nats-server (2.9.10) has no `sync_interval`, so JetStream there fsyncs lazily and can
 # lose acknowledged writes; this script builds a current server whose config says
@@ -86,5 +88,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   url) echo "nats://127.0.0.1:$PORT" ;;
-  *) echo "usage: $0 install|start|stop|url" >&2; exit 2 ;;
+  bin) echo "$BIN" ;;
+  *) echo "usage: $0 install|start|stop|url|bin" >&2; exit 2 ;;
 esac

@@ -517,8 +517,14 @@ export const SETTINGS = {
   natsUrl: setting({
     env: 'AFTERSMTP_NATS_URL',
     default: 'nats://127.0.0.1:4222',
-    doc: 'NATS server of the nats queue backend (JetStream enabled, sync_interval: always).',
-    parse: urlWithScheme(['nats:', 'tls:']),
+    doc: 'NATS server of the nats queue backend (JetStream enabled, sync_interval: always); for a cluster, several URLs separated by commas (the client connects to any and fails over to the others).',
+    parse: urlList(['nats:', 'tls:']),
+  }),
+  natsReplicas: setting({
+    env: 'AFTERSMTP_NATS_REPLICAS',
+    default: '1',
+    doc: "Replicas of the nats queue backend's streams (JetStream num_replicas): 1 on a single server, 3 on a cluster of three (a job survives the loss of one server). At most the cluster's size.",
+    parse: integer(1, 5),
   }),
   amqpUrl: setting({
     env: 'AFTERSMTP_AMQP_URL',
@@ -603,7 +609,7 @@ export const SETTINGS = {
   mapsBackend: setting({
     env: 'AFTERSMTP_MAPS',
     default: 'sqlite',
-    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). See docs/MAPS.md.',
+    doc: 'Where the maps are kept: sqlite (<data dir>/maps.sqlite) or postgres (shared by every node on AFTERSMTP_POSTGRES_URL; `aftersmtp maps` writes there and each node follows within AFTERSMTP_MAPS_POLL_MS, keeping maps.sqlite as its cache). The MailScript scripts are kept with them. See docs/MAPS.md.',
     parse: oneOf(['sqlite', 'postgres'] as const),
   }),
   mapsPollMs: setting({
@@ -639,7 +645,7 @@ export const SETTINGS = {
   scriptPollMs: setting({
     env: 'AFTERSMTP_SCRIPT_POLL_MS',
     default: '250',
-    doc: 'How often, in ms, a running gateway looks for scripts changed by `aftersmtp script` (another process).',
+    doc: 'How often, in ms, a running gateway looks for scripts changed by `aftersmtp script` (another process; with AFTERSMTP_MAPS=postgres, on the server).',
     parse: integer(50, 60_000),
   }),
   scriptWebhooks: setting({
@@ -699,6 +705,18 @@ function urlWithScheme(schemes: readonly string[]) {
       throw new Error(`expected a ${schemes.join(' or ')}// URL, got ${JSON.stringify(raw)}`);
     }
     return raw;
+  };
+}
+
+/** One URL or several separated by commas, each with one of `schemes`. */
+function urlList(schemes: readonly string[]) {
+  const one = urlWithScheme(schemes);
+  return (raw: string): string => {
+    const parts = raw.split(',').map((u) => u.trim());
+    if (parts.some((u) => u.length === 0)) {
+      throw new Error(`expected URLs separated by commas, got ${JSON.stringify(raw)}`);
+    }
+    return parts.map(one).join(',');
   };
 }
 

@@ -13,6 +13,11 @@
  * - A job that is not due yet (a retry) is handed back with a delayed negative acknowledgement,
  *   which does not block other jobs (no head-of-line blocking).
  * - Dead letters and quarantined bytes go to two limits-retention streams.
+ * - On a cluster (several URLs, `replicas` 3) every stream is replicated by RAFT: a publish is
+ *   acknowledged once a majority of the servers have it on disk, so a job survives the loss of
+ *   one server; the client reconnects to another server by itself, and a publish made while the
+ *   stream elects a new leader fails or times out (the caller's commit fails: nothing was
+ *   acknowledged) or lands once (de-duplicated by Nats-Msg-Id).
  */
 import {
   AckPolicy,
@@ -53,7 +58,10 @@ import {
 const PUBLISH_TIMEOUT_MS = 30_000;
 
 export interface NatsQueueOptions {
+  /** One server's URL, or a cluster's, separated by commas. */
   readonly url: string;
+  /** The streams' replicas (JetStream num_replicas; default 1, at most the cluster's size). */
+  readonly replicas?: number;
   /** Prefix of the stream names (default AFTERSMTP_QUEUE) and subjects (lower-cased). */
   readonly name?: string;
   readonly retry?: RetryPolicy;
@@ -94,7 +102,7 @@ export class NatsQueue implements DeliveryQueue {
     let nc: NatsConnection;
     try {
       nc = await connect({
-        servers: options.url,
+        servers: options.url.split(',').map((u) => u.trim()),
         timeout: options.connectTimeoutMs ?? 5000,
         maxReconnectAttempts: -1,
       });
@@ -106,7 +114,7 @@ export class NatsQueue implements DeliveryQueue {
     }
     try {
       const jsm = await nc.jetstreamManager({ timeout: 5000 });
-      const file = { storage: StorageType.File, num_replicas: 1 };
+      const file = { storage: StorageType.File, num_replicas: options.replicas ?? 1 };
       await ensureStream(jsm, {
         name: names.jobs,
         subjects: [`${subject}.jobs`],

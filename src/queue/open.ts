@@ -19,6 +19,8 @@ export interface QueueConfig {
   readonly domain: string;
   readonly queue: BackendName;
   readonly natsUrl: string;
+  /** JetStream replicas of the nats backend's streams (AFTERSMTP_NATS_REPLICAS; default 1). */
+  readonly natsReplicas?: number;
   readonly amqpUrl: string;
   readonly queueRetryBaseMs: number;
   readonly queueRetryCapMs: number;
@@ -52,7 +54,7 @@ export async function openQueue(
       return new LmdbQueue({ path, ...common, space });
     }
     case 'nats':
-      return NatsQueue.open({ url: config.natsUrl, ...common });
+      return NatsQueue.open({ url: config.natsUrl, replicas: config.natsReplicas, ...common });
     case 'rabbitmq':
       return AmqpQueue.open({ url: config.amqpUrl, ...common });
   }

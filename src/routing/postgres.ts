@@ -96,10 +96,14 @@ export class PgSharedDocuments<Row> {
   }
 
   /**
-   * Changes a document under its row lock: `change` gets the current rows and returns the new
-   * ones (or throws, changing nothing). Returns the new version.
+   * Changes a document under its row lock: `change` gets the current rows and the version this
+   * change will have, and returns the new rows (or throws, changing nothing). Returns the new
+   * version.
    */
-  async update(name: string, change: (rows: Row[]) => Row[] | Promise<Row[]>): Promise<number> {
+  async update(
+    name: string,
+    change: (rows: Row[], version: number) => Row[] | Promise<Row[]>,
+  ): Promise<number> {
     await this.#migrate();
     const c = await this.#pool.connect();
     try {
@@ -116,7 +120,11 @@ export class PgSharedDocuments<Row> {
         'SELECT doc FROM shared_entries WHERE ns = $1 AND name = $2 ORDER BY pos',
         [this.#ns, name],
       );
-      const next = await change(rows.rows.map((x) => x.doc));
+      const version = Number((v.rows[0] as { version: string }).version) + 1;
+      const next = await change(
+        rows.rows.map((x) => x.doc),
+        version,
+      );
       await c.query('DELETE FROM shared_entries WHERE ns = $1 AND name = $2', [this.#ns, name]);
       if (next.length > 0) {
         await c.query(
@@ -125,7 +133,6 @@ export class PgSharedDocuments<Row> {
           [this.#ns, name, next.map((r) => JSON.stringify(r))],
         );
       }
-      const version = Number((v.rows[0] as { version: string }).version) + 1;
       await c.query('UPDATE shared_versions SET version = $3 WHERE ns = $1 AND name = $2', [
         this.#ns,
         name,

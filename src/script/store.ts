@@ -8,6 +8,9 @@
  * when set/del returns the change is on disk). A scope's version is the store counter at its
  * last set, so versions only grow and a new version is a new cache key in the sandbox pool.
  *
+ * With AFTERSMTP_MAPS=postgres the scripts are shared by every node on the server
+ * (script/shared.ts): this store is then the node's copy, written only by PgScriptsFollower.
+ *
  * Reload: every `pollMs` the store reads the counter; when it moved it reads every script in one
  * read transaction and swaps an immutable snapshot. The poll timer is unref'd and never throws;
  * a failure is told to onError listeners and the previous snapshot keeps serving.
@@ -45,6 +48,14 @@ export class ScriptInputError extends AfterSmtpError {
 
 const DOMAIN =
   /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** Checks a script's source against the store's limits; throws ScriptInputError. */
+export function checkSource(source: string): void {
+  if (Buffer.byteLength(source) > MAX_SCRIPT_BYTES) {
+    throw new ScriptInputError(`a script is at most ${MAX_SCRIPT_BYTES} bytes`);
+  }
+  if (source.includes('\0')) throw new ScriptInputError('a script may not contain NUL');
+}
 
 /** `global` or a domain name, lower-cased; throws ScriptInputError. */
 export function checkScope(raw: string): string {
@@ -135,10 +146,7 @@ export class ScriptStore {
   /** Stores a new version of the scope's script; returns it. The caller checked it compiles. */
   set(scope: string, source: string, now = Date.now()): StoredScript {
     const s = checkScope(scope);
-    if (Buffer.byteLength(source) > MAX_SCRIPT_BYTES) {
-      throw new ScriptInputError(`a script is at most ${MAX_SCRIPT_BYTES} bytes`);
-    }
-    if (source.includes('\0')) throw new ScriptInputError('a script may not contain NUL');
+    checkSource(source);
     const write = this.#db.transaction((): StoredScript => {
       const version = this.#bump();
       this.#db
@@ -167,6 +175,24 @@ export class ScriptStore {
     const deleted = write.immediate();
     this.#refresh();
     return deleted;
+  }
+
+  /**
+   * Makes the store hold exactly `scripts`, with the counter at `version`, in one transaction:
+   * a node's copy of the scripts shared on PostgreSQL (script/shared.ts), whose versions are the
+   * server's. Reloads when anything changed.
+   */
+  replaceAll(scripts: readonly StoredScript[], version: number): void {
+    const write = this.#db.transaction((): void => {
+      this.#db.prepare('DELETE FROM scripts').run();
+      const insert = this.#db.prepare(
+        'INSERT INTO scripts (scope, version, source, updated_at) VALUES (?, ?, ?, ?)',
+      );
+      for (const x of scripts) insert.run(checkScope(x.scope), x.version, x.source, x.updatedAt);
+      this.#db.prepare("UPDATE script_meta SET value = ? WHERE key = 'version'").run(version);
+    });
+    write.immediate();
+    this.#refresh();
   }
 
   close(): void {

@@ -65,6 +65,25 @@ test('out-of-range numbers and ports are refused', () => {
   assert.throws(() => loadConfig({ AFTERSMTP_PASSPHRASE_FILE: 'relative/path' }), /absolute/);
 });
 
+test('a NATS cluster: several server URLs and the replicas of the streams', () => {
+  const config = loadConfig({
+    AFTERSMTP_NATS_URL: 'nats://10.0.0.11:4222, nats://10.0.0.12:4222,tls://10.0.0.13:4222',
+    AFTERSMTP_NATS_REPLICAS: '3',
+  });
+  assert.equal(config.natsUrl, 'nats://10.0.0.11:4222,nats://10.0.0.12:4222,tls://10.0.0.13:4222');
+  assert.equal(config.natsReplicas, 3);
+  assert.equal(loadConfig({}).natsReplicas, 1);
+  assert.throws(
+    () => loadConfig({ AFTERSMTP_NATS_URL: 'nats://a:4222,http://b:4222' }),
+    /AFTERSMTP_NATS_URL: .*nats: or tls:/,
+  );
+  assert.throws(
+    () => loadConfig({ AFTERSMTP_NATS_URL: 'nats://a:4222,' }),
+    /AFTERSMTP_NATS_URL: expected URLs separated by commas/,
+  );
+  assert.throws(() => loadConfig({ AFTERSMTP_NATS_REPLICAS: '6' }), /AFTERSMTP_NATS_REPLICAS/);
+});
+
 test('docs/OPERATIONS.md lists every setting as the schema renders it', () => {
   const markdown = readFileSync(OPERATIONS_MD, 'utf8');
   assert.equal(

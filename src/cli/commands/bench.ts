@@ -16,6 +16,7 @@ const BENCHES = [
   'store',
   'quic',
   'relay',
+  'cluster',
   'onramp',
   'offramp',
   'policy/script',

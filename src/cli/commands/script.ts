@@ -1,6 +1,7 @@
 /**
  * `aftersmtp script list|set|test|del`: MailScript (docs/MAILSCRIPT.md) per scope (`global` or a
- * domain), kept in <AFTERSMTP_DATA_DIR>/maps.sqlite beside the maps. `set` compiles the script in
+ * domain), kept in <AFTERSMTP_DATA_DIR>/maps.sqlite beside the maps, or on PostgreSQL beside the
+ * shared maps when AFTERSMTP_MAPS=postgres (script/shared.ts). `set` compiles the script in
  * the sandbox first and stores it as a new version; a running gateway picks it up within
  * AFTERSMTP_SCRIPT_POLL_MS. `test` runs a script (stored, or from a file) on a sample envelope
  * and message and prints the actions and what the gateway would do, doing none of it.
@@ -14,6 +15,7 @@ import { mapsDatabasePath } from '../../routing/index.js';
 import { actionsToVerdict, runScript } from '../../script/check.js';
 import { scriptInput } from '../../script/input.js';
 import { ScriptSandbox } from '../../script/sandbox.js';
+import { SharedScripts, sharedScriptDocuments } from '../../script/shared.js';
 import {
   MAX_SCRIPT_BYTES,
   ScriptStore,
@@ -36,12 +38,31 @@ export class ScriptNotFoundError extends AfterSmtpError {
   }
 }
 
-function withStore<T>(fn: (store: ScriptStore) => T | Promise<T>): Promise<T> {
+/** Where `script` reads and writes: the node's maps database, or the server's shared scripts. */
+interface Scripts {
+  list(): StoredScript[] | Promise<StoredScript[]>;
+  get(scope: string): StoredScript | undefined | Promise<StoredScript | undefined>;
+  set(scope: string, source: string): StoredScript | Promise<StoredScript>;
+  del(scope: string): boolean | Promise<boolean>;
+}
+
+async function withStore<T>(fn: (store: Scripts) => T | Promise<T>): Promise<T> {
   const config = loadConfig();
+  if (config.mapsBackend === 'postgres') {
+    // Shared by every node (script/shared.ts); each running gateway follows within its poll.
+    const docs = sharedScriptDocuments(config.postgresUrl);
+    try {
+      return await fn(new SharedScripts(docs));
+    } finally {
+      await docs.close();
+    }
+  }
   const store = ScriptStore.open({ path: mapsDatabasePath(config.dataDir), pollMs: 0 });
-  return Promise.resolve()
-    .then(() => fn(store))
-    .finally(() => store.close());
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
 }
 
 async function sandbox(): Promise<ScriptSandbox> {

@@ -70,7 +70,8 @@ import { dkimZoneLine } from './dkim.js';
 import { mailScriptCheck } from '../../script/check.js';
 import { registerScriptMetrics, type ScriptObserver } from '../../script/metrics.js';
 import { ScriptSandbox } from '../../script/sandbox.js';
-import { ScriptStore } from '../../script/store.js';
+import { PgScriptsFollower, sharedScriptDocuments } from '../../script/shared.js';
+import { ScriptStore, type ScriptSnapshot } from '../../script/store.js';
 import { createWebhookDelivery } from '../../script/webhook.js';
 import type { Command } from '../command.js';
 
@@ -206,7 +207,8 @@ class Teardown {
 }
 
 /**
- * MailScript (docs/MAILSCRIPT.md): the scripts in the maps database, reloaded every
+ * MailScript (docs/MAILSCRIPT.md): the scripts in the maps database (with AFTERSMTP_MAPS=postgres
+ * a copy of the scripts shared on the server, followed every AFTERSMTP_SCRIPT_POLL_MS), reloaded every
  * AFTERSMTP_SCRIPT_POLL_MS, run in one sandbox with the configured limits; a reload drops the
  * warm contexts of versions no longer current.
  */
@@ -224,22 +226,43 @@ async function openMailScript(
     memoryBytes: config.scriptMemoryMb * 1024 * 1024,
     poolSize: config.scriptPoolSize,
   });
-  const current = (): Set<string> => {
-    const s = store.snapshot();
-    return new Set(
-      [...(s.global !== undefined ? [s.global] : []), ...s.byDomain.values()].map(
-        (x) => `${x.scope}@${x.version}`,
-      ),
+  const sources = (s: ScriptSnapshot): Map<string, string> =>
+    new Map(
+      [...(s.global !== undefined ? [s.global] : []), ...s.byDomain.values()].map((x) => [
+        `${x.scope}@${x.version}`,
+        x.source,
+      ]),
     );
-  };
+  let previous = sources(store.snapshot());
   store.onReload((s) => {
-    const keep = current();
-    sandbox.retain((k) => keep.has(k));
-    log.info({ version: s.version, scripts: keep.size }, 'scripts reloaded');
+    // A warm context stays only for a key whose source did not change: the first copy of the
+    // shared scripts can reuse a version number this node's own database had used.
+    const now = sources(s);
+    sandbox.retain((k) => now.has(k) && previous.get(k) === now.get(k));
+    previous = now;
+    log.info({ version: s.version, scripts: now.size }, 'scripts reloaded');
   });
   store.onError((err) =>
     log.error({ err }, 'scripts: a change could not be loaded; the previous scripts stay in use'),
   );
+  let follower: PgScriptsFollower | undefined;
+  let docs: ReturnType<typeof sharedScriptDocuments> | undefined;
+  if (config.mapsBackend === 'postgres') {
+    // Shared by every node, like the maps (script/shared.ts): maps.sqlite holds this node's copy.
+    docs = sharedScriptDocuments(config.postgresUrl);
+    follower = new PgScriptsFollower(store, docs, config.scriptPollMs);
+    try {
+      await follower.syncOnce();
+    } catch (err) {
+      store.close();
+      sandbox.close();
+      await docs.close();
+      throw err;
+    }
+    follower.start((err) =>
+      log.warn({ err }, 'scripts: cannot read the shared scripts; the last ones stay in use'),
+    );
+  }
   const check = mailScriptCheck({
     scripts: () => store.snapshot(),
     sandbox,
@@ -250,6 +273,8 @@ async function openMailScript(
   return {
     check,
     close() {
+      follower?.stop();
+      void docs?.close();
       store.close();
       sandbox.close();
     },
