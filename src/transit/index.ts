@@ -17,6 +17,7 @@ export {
   TRANSIT_SEED_FILE,
   TransitLog,
   TransitLogError,
+  openTransitLog,
   type TransitProof,
 } from './log.js';
 export {

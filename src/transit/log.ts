@@ -15,8 +15,11 @@
  * - Checkpoints are signed once per size (Ed25519 is deterministic).
  */
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AfterSmtpError } from '../errors.js';
-import { LogStore, signCheckpoint, type NoteSigner } from '../ledger/index.js';
+import { LogStore, NoteSigner, signCheckpoint } from '../ledger/index.js';
 import { transitLeaf, transitOrigin } from './commitment.js';
 
 export const TRANSIT_DB_FILE = 'transit.sqlite';
@@ -188,4 +191,29 @@ export class TransitLog {
   close(): void {
     this.#store.close();
   }
+}
+
+/** The seed of the transit log key in the data directory, made on first use (mode 0600). */
+function transitSeed(path: string): Buffer {
+  try {
+    const seed = readFileSync(path);
+    if (seed.length !== 32) {
+      throw new TransitLogError('ERR_TRANSIT_KEY_MISMATCH', `${path} is not a 32-byte seed`);
+    }
+    return seed;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    const seed = randomBytes(32);
+    writeFileSync(path, seed, { mode: 0o600, flag: 'wx' });
+    return seed;
+  }
+}
+
+/** Opens the gateway's transit log in its data directory (transit.sqlite, key transit.seed). */
+export function openTransitLog(dataDir: string, domain: string): TransitLog {
+  const signer = new NoteSigner(
+    transitOrigin(domain),
+    transitSeed(join(dataDir, TRANSIT_SEED_FILE)),
+  );
+  return new TransitLog(join(dataDir, TRANSIT_DB_FILE), domain, signer);
 }

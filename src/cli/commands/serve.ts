@@ -378,7 +378,13 @@ export const serveCommand: Command = {
         );
         teardown.add(() => follower.stop());
       }
-      const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      const mailbox = new MailboxWriter({
+        store,
+        gatewayKeys: identity,
+        signal,
+        metrics,
+        transit: gw.transit,
+      });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
@@ -412,14 +418,24 @@ export const serveCommand: Command = {
         metrics,
       });
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
-      const attestations = await openAttestations(config, gw.ledger, queue, log);
+      const attestations = await openAttestations(config, gw.ledger, queue, log, [gw.transit]);
       teardown.add(() => attestations.close());
       const clientApi = await startGatewayClientApi(
         config,
         identity,
         gw,
         log,
-        { pipeline, store, signal, metrics, apiMetrics },
+        {
+          pipeline,
+          store,
+          signal,
+          metrics,
+          apiMetrics,
+          transit: {
+            own: { log: gw.transit, anchored: () => attestations.anchored(gw.transit.origin) },
+            peer: (domain, commitment) => identities.transitProof(domain, commitment),
+          },
+        },
         attestations.source,
       );
       teardown.add(() => clientApi.close());
