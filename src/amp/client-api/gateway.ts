@@ -82,8 +82,12 @@ export interface GatewayMessaging {
 export interface GatewayLedger {
   readonly tls: TlsMaterial;
   readonly ledger: IdentityLedger;
-  /** The gateway's transit log (PROTOCOL.md §12.7), its key published in the gateway record. */
-  readonly transit: TransitLog;
+  /**
+   * The gateway's transit log (PROTOCOL.md §12.7), its key published in the gateway record; none
+   * when several nodes share the ledger (AFTERSMTP_LEDGER=postgres): one log per node under one
+   * origin and key would sign different roots for one size, and a shared one is not built yet.
+   */
+  readonly transit: TransitLog | undefined;
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
   close(): void;
@@ -159,10 +163,13 @@ export async function openGatewayLedger(
   let transit: TransitLog | undefined;
   try {
     if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
-    transit = openTransitLog(config.dataDir, config.domain);
-    const published = publishGatewayRecord(ledger, identity, tls.spki, [
-      { name: EXT_TRANSIT_LOG_KEY, value: transit.publicKey },
-    ]);
+    if (!shared) transit = openTransitLog(config.dataDir, config.domain);
+    const published = publishGatewayRecord(
+      ledger,
+      identity,
+      tls.spki,
+      transit === undefined ? [] : [{ name: EXT_TRANSIT_LOG_KEY, value: transit.publicKey }],
+    );
     if (published.note !== undefined) log.warn(published.note);
     const policy = ledger.policy(config.domain);
     return {
@@ -176,7 +183,10 @@ export async function openGatewayLedger(
         treeSize: ledger.checkpoint().size,
         ledgerPolicy: `${policy.policy}${policy.policy === 'open-pow' ? `:${policy.bits}` : ''}`,
         gatewayRecord: { action: published.action, leaf: published.leafIndex },
-        transitLog: { origin: transit.origin, key: transit.verifierKey, size: transit.size() },
+        transitLog:
+          transit === undefined
+            ? 'off (several nodes)'
+            : { origin: transit.origin, key: transit.verifierKey, size: transit.size() },
       },
       transit,
       close: () => {
@@ -224,7 +234,7 @@ export async function startGatewayClientApi(
     setting: 'AFTERSMTP_GRPC_LISTEN',
     metrics: messaging?.apiMetrics,
     ...(attestations !== undefined ? { attestations } : {}),
-    ...(messaging?.transit !== undefined ? { transit: messaging.transit.own } : {}),
+    ...(messaging?.transit?.own !== undefined ? { transit: messaging.transit.own } : {}),
     log,
     messaging:
       messaging === undefined

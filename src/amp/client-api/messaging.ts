@@ -86,7 +86,8 @@ export interface MessagingDeps {
 
 /** Where GetTransitReceipt finds proofs: this gateway's log, or the signing peer's. */
 export interface TransitDeps {
-  readonly own: TransitSource;
+  /** Absent when this gateway keeps no transit log (several nodes share its ledger). */
+  readonly own?: TransitSource;
   /** GetTransitProof at the gateway of `domain`, over the relay's verified channel. */
   peer(domain: string, commitment: Buffer): Promise<TransitProofMsg>;
 }
@@ -279,10 +280,18 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
         const r = receiptFromMsg(receipt);
         const commitment = transitCommitment(r);
         try {
-          const proof =
-            r.gateway === deps.gateway.did
-              ? ownTransitProof(transit.own, commitment)
-              : await transit.peer(parseDid(r.gateway).domain, commitment);
+          let proof: TransitProofMsg;
+          if (r.gateway !== deps.gateway.did) {
+            proof = await transit.peer(parseDid(r.gateway).domain, commitment);
+          } else if (transit.own !== undefined) {
+            proof = ownTransitProof(transit.own, commitment);
+          } else {
+            throw refuse(
+              status.UNAVAILABLE,
+              'ERR_TRANSIT_UNAVAILABLE',
+              'this gateway keeps no transit log (several nodes share its ledger)',
+            );
+          }
           return { receipt, transit: proof, transit_error: '' };
         } catch (err) {
           const why =

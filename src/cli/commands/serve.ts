@@ -418,7 +418,14 @@ export const serveCommand: Command = {
         metrics,
       });
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
-      const attestations = await openAttestations(config, gw.ledger, queue, log, [gw.transit]);
+      const transitLog = gw.transit;
+      const attestations = await openAttestations(
+        config,
+        gw.ledger,
+        queue,
+        log,
+        transitLog === undefined ? [] : [transitLog],
+      );
       teardown.add(() => attestations.close());
       const clientApi = await startGatewayClientApi(
         config,
@@ -432,7 +439,14 @@ export const serveCommand: Command = {
           metrics,
           apiMetrics,
           transit: {
-            own: { log: gw.transit, anchored: () => attestations.anchored(gw.transit.origin) },
+            ...(transitLog === undefined
+              ? {}
+              : {
+                  own: {
+                    log: transitLog,
+                    anchored: () => attestations.anchored(transitLog.origin),
+                  },
+                }),
             peer: (domain, commitment) => identities.transitProof(domain, commitment),
           },
         },
