@@ -14,7 +14,11 @@
  */
 import { SubstrateChain, anchorCommitment, type AnchorRecord } from '../../anchor/index.js';
 import { receiptFromMsg } from '../../amp/client-api/index.js';
-import { transitProofFromMsg, type TransitProofValue } from '../../amp/client-api/transit.js';
+import {
+  transitProofFromMsg,
+  type GetTransitReceiptResponseMsg,
+  type TransitProofValue,
+} from '../../amp/client-api/transit.js';
 import { verifyReceipt, type DeliveryReceipt } from '../../envelope/receipt.js';
 import { AfterSmtpError } from '../../errors.js';
 import { formatVerifierKey } from '../../ledger/index.js';
@@ -31,7 +35,7 @@ import {
 import { printJson, printLines, readPassphrase } from '../output.js';
 import { IdentityLookup, type ResolvedIdentity } from './send.js';
 
-interface Hop {
+export interface Hop {
   recipient: string;
   from: string;
   to?: string;
@@ -94,6 +98,79 @@ async function checkAnchored(
   };
 }
 
+/**
+ * Checks one GetTransitReceipt answer (§12.7): the receipt with the signing gateway's record
+ * (resolved with proofs by `resolve`), then its proof with the record's transit-log-key, then the
+ * anchored checkpoint, if any. Refusals are values (the hop's `refused`); a chain that cannot be
+ * asked is thrown (ERR_ANCHOR_UNAVAILABLE).
+ */
+export async function checkHop(
+  res: GetTransitReceiptResponseMsg,
+  recipient: string,
+  messageId: string,
+  resolve: (did: string) => Promise<ResolvedIdentity>,
+  chain?: SubstrateChain,
+): Promise<Hop> {
+  const r = receiptFromMsg(res.receipt);
+  const hop: Hop = {
+    recipient,
+    from: formatDid({ domain: parseDid(r.sender).domain, localpart: 'gateway' }),
+    to: r.gateway,
+    deliveredAt: new Date(r.deliveredAt).toISOString(),
+    receipt: { verified: false },
+    refused: false,
+  };
+  let gw: ResolvedIdentity;
+  try {
+    gw = await resolve(formatDid({ domain: parseDid(r.gateway).domain, localpart: 'gateway' }));
+    if (gw.record === undefined || gw.did !== r.gateway) {
+      throw new AfterSmtpError('ERR_RECEIPT_SIGNATURE', `${r.gateway} is not a gateway`);
+    }
+    verifyReceipt(r, gw.record);
+    if (r.recipient !== recipient || r.messageId.toString('hex') !== messageId) {
+      throw new AfterSmtpError('ERR_RECEIPT_MISMATCH', 'the receipt is about another message');
+    }
+    hop.receipt.verified = true;
+  } catch (err) {
+    hop.receipt.error = why(err);
+    hop.refused = true;
+    return hop;
+  }
+  if (res.transit === null || res.transit === undefined) {
+    hop.notProven = `not yet: ${res.transit_error || 'no proof'}`;
+    hop.notAnchored = 'not yet';
+    return hop;
+  }
+  const key = gw.extensions.find((e) => e.name === EXT_TRANSIT_LOG_KEY)?.value;
+  let proof: TransitProofValue;
+  try {
+    proof = transitProofFromMsg(res.transit);
+    const cp = verifyTransitProof(r, proof, key);
+    hop.proven = {
+      leafIndex: proof.leafIndex,
+      treeSize: cp.size,
+      origin: cp.origin,
+      logKey: formatVerifierKey(cp.origin, key as Buffer),
+    };
+  } catch (err) {
+    hop.notProven = `refused: ${why(err)}`;
+    hop.refused = true;
+    return hop;
+  }
+  if (proof.anchored === undefined) {
+    hop.notAnchored = 'not yet';
+    return hop;
+  }
+  try {
+    hop.anchored = await checkAnchored(r, proof.anchored, key, chain);
+  } catch (err) {
+    if (err instanceof AfterSmtpError && err.code === 'ERR_ANCHOR_UNAVAILABLE') throw err;
+    hop.notAnchored = `refused: ${why(err)}`;
+    hop.refused = true;
+  }
+  return hop;
+}
+
 export const receiptCommand: Command = {
   path: ['receipt'],
   summary:
@@ -152,69 +229,7 @@ export const receiptCommand: Command = {
           });
           continue;
         }
-        const r = receiptFromMsg(res.receipt);
-        const hop: Hop = {
-          recipient,
-          from: formatDid({ domain: parseDid(r.sender).domain, localpart: 'gateway' }),
-          to: r.gateway,
-          deliveredAt: new Date(r.deliveredAt).toISOString(),
-          receipt: { verified: false },
-          refused: false,
-        };
-        hops.push(hop);
-        let gw: ResolvedIdentity;
-        try {
-          gw = await lookup.resolve(
-            formatDid({ domain: parseDid(r.gateway).domain, localpart: 'gateway' }),
-          );
-          if (gw.record === undefined || gw.did !== r.gateway) {
-            throw new AfterSmtpError('ERR_RECEIPT_SIGNATURE', `${r.gateway} is not a gateway`);
-          }
-          verifyReceipt(r, gw.record);
-          if (r.recipient !== recipient || r.messageId.toString('hex') !== messageId) {
-            throw new AfterSmtpError(
-              'ERR_RECEIPT_MISMATCH',
-              'the receipt is about another message',
-            );
-          }
-          hop.receipt.verified = true;
-        } catch (err) {
-          hop.receipt.error = why(err);
-          hop.refused = true;
-          continue;
-        }
-        if (res.transit === null || res.transit === undefined) {
-          hop.notProven = `not yet: ${res.transit_error || 'no proof'}`;
-          hop.notAnchored = 'not yet';
-          continue;
-        }
-        const key = gw.extensions.find((e) => e.name === EXT_TRANSIT_LOG_KEY)?.value;
-        let proof: TransitProofValue;
-        try {
-          proof = transitProofFromMsg(res.transit);
-          const cp = verifyTransitProof(r, proof, key);
-          hop.proven = {
-            leafIndex: proof.leafIndex,
-            treeSize: cp.size,
-            origin: cp.origin,
-            logKey: formatVerifierKey(cp.origin, key as Buffer),
-          };
-        } catch (err) {
-          hop.notProven = `refused: ${why(err)}`;
-          hop.refused = true;
-          continue;
-        }
-        if (proof.anchored === undefined) {
-          hop.notAnchored = 'not yet';
-          continue;
-        }
-        try {
-          hop.anchored = await checkAnchored(r, proof.anchored, key, chain);
-        } catch (err) {
-          if (err instanceof AfterSmtpError && err.code === 'ERR_ANCHOR_UNAVAILABLE') throw err;
-          hop.notAnchored = `refused: ${why(err)}`;
-          hop.refused = true;
-        }
+        hops.push(await checkHop(res, recipient, messageId, (did) => lookup.resolve(did), chain));
       }
       await state.save();
     } finally {
