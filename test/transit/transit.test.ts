@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { signReceipt, type DeliveryReceipt } from '../../src/envelope/receipt.js';
 import { NoteSigner, leafHash, parseCheckpoint, parseNote } from '../../src/ledger/index.js';
 import {
@@ -128,6 +129,50 @@ describe('transit log', () => {
     assert.throws(
       () => verifyTransitProof(elsewhere, p, signer.publicKey),
       code('ERR_TRANSIT_CHECKPOINT'),
+    );
+  });
+
+  it('property: any change to a proof, its index, size or checkpoint is refused, never verified', () => {
+    const r = receipts[5] as DeliveryReceipt;
+    const p = log.prove(transitCommitment(r));
+    assert.ok(p !== undefined);
+    const flip = (b: Buffer, at: number, bit: number): Buffer => {
+      const c = Buffer.from(b);
+      c[at % c.length] = (c[at % c.length] as number) ^ (1 << bit);
+      return c;
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.record({ kind: fc.constant('hash'), i: fc.nat(), at: fc.nat(31), bit: fc.nat(7) }),
+          fc.record({ kind: fc.constant('index'), v: fc.integer({ min: -1, max: 64 }) }),
+          fc.record({ kind: fc.constant('size'), v: fc.integer({ min: 0, max: 64 }) }),
+          fc.record({ kind: fc.constant('note'), at: fc.nat(), bit: fc.nat(6) }),
+          fc.record({ kind: fc.constant('drop'), i: fc.nat() }),
+        ),
+        (t) => {
+          let q = { ...p, proof: [...p.proof] };
+          if (t.kind === 'hash' && q.proof.length > 0) {
+            const i = (t.i as number) % q.proof.length;
+            q.proof[i] = flip(q.proof[i] as Buffer, t.at as number, t.bit as number);
+          } else if (t.kind === 'index' && t.v !== p.leafIndex)
+            q = { ...q, leafIndex: t.v as number };
+          else if (t.kind === 'size' && t.v !== p.treeSize) q = { ...q, treeSize: t.v as number };
+          else if (t.kind === 'note') {
+            const text = Buffer.from(p.checkpoint);
+            const changed = flip(text, t.at as number, t.bit as number).toString('utf8');
+            if (changed === p.checkpoint) return;
+            q = { ...q, checkpoint: changed };
+          } else if (t.kind === 'drop' && q.proof.length > 0) {
+            q.proof.splice((t.i as number) % q.proof.length, 1);
+          } else return;
+          assert.throws(
+            () => verifyTransitProof(r, q, signer.publicKey),
+            (err: unknown) => err instanceof TransitError,
+          );
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 
