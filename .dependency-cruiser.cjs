@@ -15,6 +15,7 @@ const LAYERS = [
   ['spam'],
   ['routing'],
   ['mailbox', 'anchor', 'witness'],
+  ['transit'],
   ['queue', 'store', 'ledger', 'quic'],
   ['tls', 'envelope', 'net', 'mail'],
   ['identity'],

@@ -11,7 +11,11 @@ import {
   Anchorer,
   SubstrateChain,
   loadAnchorAccount,
+  type AnchorRecord,
+  type CheckpointSource,
 } from '../anchor/index.js';
+import type { SubstrateAnchorMsg } from '../amp/client-api/messages.js';
+import type { TransitAnchor } from '../amp/client-api/transit.js';
 import type { Attestation, AttestationSource } from '../amp/client-api/server.js';
 import type { Config } from '../config/schema.js';
 import type { DestinationHandler } from '../delivery/worker.js';
@@ -40,6 +44,8 @@ export interface Attestations {
   readonly handlers: Readonly<Record<string, DestinationHandler>>;
   /** The latest attested checkpoints, for lookups. */
   readonly source: AttestationSource;
+  /** The latest anchored checkpoint of another anchored log (the transit log), by origin. */
+  anchored(origin: string): TransitAnchor | undefined;
   /** Settings for the start-up log line. */
   readonly announce: Record<string, unknown>;
   start(): void;
@@ -76,12 +82,19 @@ async function witnessSeed(path: string): Promise<Buffer> {
   }
 }
 
+/**
+ * `others` are further logs anchored on the same chain with the same account (the transit log,
+ * PROTOCOL.md §12.7): each has an anchorer of its own, and the `anchor:` jobs go to the one of
+ * the job's origin (its recipient).
+ */
 export async function openAttestations(
   config: AttestationConfig,
   ledger: IdentityLedger,
   queue: Pick<DeliveryQueue, 'begin'>,
   log: AttestationLogger & { error(obj: object, msg: string): void },
+  others: readonly CheckpointSource[] = [],
 ): Promise<Attestations> {
+  let anchors: AnchorStore | undefined;
   const handlers: Record<string, DestinationHandler> = {};
   const starts: (() => void)[] = [];
   const closes: (() => Promise<void> | void)[] = [];
@@ -98,20 +111,27 @@ export async function openAttestations(
     const account = loadAnchorAccount(config.anchorKeyFile, config.anchorDevMode);
     const chain = new SubstrateChain({ url: config.substrateUrl });
     const store = new AnchorStore(join(config.dataDir, ANCHOR_DB_FILE));
-    const anchorer = new Anchorer({
-      source: ledger,
-      chain,
-      account,
-      store,
-      queue,
-      intervalMs: config.anchorInterval * 1000,
-      everyEntries: config.anchorEveryEntries,
-      log,
-    });
-    handlers['anchor:'] = anchorer.deliver;
-    starts.push(() => anchorer.start());
+    anchors = store;
+    const anchorers = new Map(
+      [ledger, ...others].map((source) => [
+        source.origin,
+        new Anchorer({
+          source,
+          chain,
+          account,
+          store,
+          queue,
+          intervalMs: config.anchorInterval * 1000,
+          everyEntries: config.anchorEveryEntries,
+          log,
+        }),
+      ]),
+    );
+    const first = anchorers.get(ledger.origin) as Anchorer;
+    handlers['anchor:'] = (job) => (anchorers.get(job.recipients[0] ?? '') ?? first).deliver(job);
+    starts.push(() => anchorers.forEach((a) => a.start()));
     closes.push(async () => {
-      await anchorer.stop();
+      for (const a of anchorers.values()) await a.stop();
       await chain.close();
       store.close();
     });
@@ -179,10 +199,31 @@ export async function openAttestations(
     handlers,
     announce,
     source: () => merge(sources.flatMap((s) => s())),
+    anchored: (origin) => {
+      const a = anchors?.latest(origin);
+      return a === undefined
+        ? undefined
+        : { note: a.note, size: a.record.size, anchor: substrateAnchorMsg(a.record) };
+    },
     start: () => starts.forEach((s) => s()),
     close: async () => {
       for (const c of closes.reverse()) await c();
     },
+  };
+}
+
+const hexBytes = (h: string): Buffer => Buffer.from(h.replace(/^0x/, ''), 'hex');
+
+function substrateAnchorMsg(r: AnchorRecord): SubstrateAnchorMsg {
+  return {
+    genesis_hash: hexBytes(r.genesisHash),
+    block_hash: hexBytes(r.blockHash),
+    block_number: r.blockNumber,
+    extrinsic_index: r.extrinsicIndex,
+    event_index: r.eventIndex,
+    account: r.account,
+    block_time_ms: r.blockTime,
+    commitment: r.commitment,
   };
 }
 

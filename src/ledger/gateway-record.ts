@@ -1,10 +1,11 @@
 /**
  * Publishes the gateway's own identity (did:aftersmtp:<domain>:gateway, PROTOCOL.md §9.3) in its
  * own log, so that peers resolving it learn the gateway's signing key and, in the quic-tls-spki
- * extension, the key of its TLS certificate (src/tls), and can authenticate it.
+ * extension, the key of its TLS certificate (src/tls), and can authenticate it; further
+ * extensions (the transit log's key, transit-log-key, PROTOCOL.md §12.7) are published with it.
  *
  * Guarantees: idempotent. On first start the record is an administrator registration by the
- * gateway itself (auth kind 0x02, admin "aftersmtp-serve"); when only the TLS key changed, the
+ * gateway itself (auth kind 0x02, admin "aftersmtp-serve"); when only an extension changed, the
  * record is rotated, signed by the gateway key (previous = new key); when the ledger holds
  * another signing key for the gateway (the key file was replaced), nothing is written and the
  * returned note says so: re-keying a published identity is an operator's decision.
@@ -40,10 +41,11 @@ export function publishGatewayRecord(
   ledger: IdentityLedger,
   keys: SecretKeySet,
   tlsSpki: Buffer,
+  extra: readonly Extension[] = [],
 ): PublishedGatewayRecord {
   for (let attempt = 1; ; attempt++) {
     try {
-      return publishOnce(ledger, keys, tlsSpki);
+      return publishOnce(ledger, keys, tlsSpki, extra);
     } catch (err) {
       const raced =
         err instanceof LedgerError &&
@@ -57,9 +59,12 @@ function publishOnce(
   ledger: IdentityLedger,
   keys: SecretKeySet,
   tlsSpki: Buffer,
+  extra: readonly Extension[],
 ): PublishedGatewayRecord {
   const did = keys.did;
-  const exts: Extension[] = [{ name: EXT_QUIC_TLS_SPKI, value: tlsSpki }];
+  const exts: Extension[] = [{ name: EXT_QUIC_TLS_SPKI, value: tlsSpki }, ...extra].sort((a, b) =>
+    a.name < b.name ? -1 : 1,
+  );
   let leaf: number;
   try {
     leaf = ledger.lookup(did).leafIndex;
@@ -93,10 +98,10 @@ function publishOnce(
       note: `the ledger holds another key for ${did}; rotate it (signed by the old key) to publish this one`,
     };
   }
-  const published = current.extensions.find((e) => e.name === EXT_QUIC_TLS_SPKI)?.value;
-  if (published !== undefined && published.equals(tlsSpki)) {
-    return { did, leafIndex: leaf, action: 'unchanged' };
-  }
+  const same = exts.every((x) =>
+    current.extensions.some((e) => e.name === x.name && e.value.equals(x.value)),
+  );
+  if (same) return { did, leafIndex: leaf, action: 'unchanged' };
   const t = rotateTranscript(did, leaf, keys.keyId, keys.record, exts);
   const r = ledger.rotate({
     did,

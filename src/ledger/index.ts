@@ -108,6 +108,7 @@ export {
   consistencyProof,
   inclusionProof,
   leafHash,
+  sha256,
   nodeHash,
   rootAt,
   verifyConsistency,

@@ -3,12 +3,16 @@
  * mailbox of this gateway (the pipeline's commit for mail a peer gateway relays, the delivery
  * worker for queued local mail and bounces) goes through `deliver`. It signs the delivery
  * receipt (docs/PROTOCOL.md §12.4) with the gateway key, stores envelope and receipt in ONE
- * store transaction, and then wakes the recipient's followers.
+ * store transaction, appends the receipt's commitment to the gateway's transit log (§12.7), and
+ * then wakes the recipient's followers.
  *
  * Guarantees: when `deliver` resolves with `stored` or `duplicate`, the envelope and a receipt
  * for it are durable together; a redelivery of (recipient, message id) stores nothing new and
  * answers the first receipt; a redelivery whose ciphertext differs from the first one's is
- * `conflict` (nothing written; the caller refuses it). Whether the recipient may receive mail is
+ * `conflict` (nothing written; the caller refuses it). With a transit log, `deliver` resolves only
+ * once the receipt's commitment is durable in it too (a redelivery commits it again: the log
+ * keeps one leaf per commitment, and a crash between the store and the log is mended so), so
+ * every receipt an ACK carries can be proven. Whether the recipient may receive mail is
  * not checked here: the pipeline and the worker ask the ledger before they call. The folder
  * (inbox, junk) is the one given, else the one the envelope's signed spam part names.
  */
@@ -21,6 +25,7 @@ import {
 } from '../envelope/receipt.js';
 import { decodeEnvelope } from '../envelope/codec.js';
 import type { MailboxFolder, MailboxStore } from '../store/types.js';
+import { transitCommitment, type TransitLog } from '../transit/index.js';
 import { NO_METRICS, type MessagingMetrics } from './metrics.js';
 import type { MailboxSignal } from './signal.js';
 
@@ -65,6 +70,8 @@ export interface MailboxWriterOptions {
   readonly gatewayKeys: SecretKeySet;
   readonly signal?: MailboxSignal;
   readonly metrics?: MessagingMetrics;
+  /** The gateway's transit log: every receipt signed here is committed to it. */
+  readonly transit?: Pick<TransitLog, 'record'>;
   readonly now?: () => number;
 }
 
@@ -104,13 +111,16 @@ export class MailboxWriter {
       }),
     );
     if (!result.duplicate) {
+      await this.#o.transit?.record(transitCommitment(receipt));
       this.#o.signal?.notify(d.recipient);
       return { kind: 'stored', receipt };
     }
     const first = decodeStoredReceipt(result.receipt);
-    return first.ciphertextHash.equals(d.ciphertextHash)
-      ? { kind: 'duplicate', receipt: first }
-      : { kind: 'conflict' };
+    if (!first.ciphertextHash.equals(d.ciphertextHash)) return { kind: 'conflict' };
+    if (first.gateway === this.#o.gatewayKeys.record.did) {
+      await this.#o.transit?.record(transitCommitment(first));
+    }
+    return { kind: 'duplicate', receipt: first };
   }
 
   /**

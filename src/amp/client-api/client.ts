@@ -34,6 +34,11 @@ import { certificateSpki, parseSpkiPin, spkiPin } from '../../tls/certificate.js
 import { gatewayServiceClient } from './definition.js';
 import { signatureToMsg } from './messages.js';
 import type {
+  GetTransitProofRequestMsg,
+  GetTransitReceiptResponseMsg,
+  TransitProofMsg,
+} from './transit.js';
+import type {
   AckRequestMsg,
   AckResponseMsg,
   AuthenticateRequestMsg,
@@ -234,6 +239,14 @@ export class GatewayClient {
 
   getReceipt(token: string, req: Partial<GetReceiptRequestMsg>) {
     return this.#call<typeof req, GetReceiptResponseMsg>('GetReceipt', req, token);
+  }
+
+  getTransitReceipt(token: string, req: Partial<GetReceiptRequestMsg>) {
+    return this.#call<typeof req, GetTransitReceiptResponseMsg>('GetTransitReceipt', req, token);
+  }
+
+  getTransitProof(req: GetTransitProofRequestMsg) {
+    return this.#call<typeof req, TransitProofMsg>('GetTransitProof', req);
   }
 
   /**

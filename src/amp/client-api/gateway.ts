@@ -33,7 +33,8 @@ import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
-import type { MessagingDeps } from './messaging.js';
+import type { MessagingDeps, TransitDeps } from './messaging.js';
+import { EXT_TRANSIT_LOG_KEY, openTransitLog, type TransitLog } from '../../transit/index.js';
 import type { ClientApiRequestMetrics } from './request-metrics.js';
 import {
   startClientApi,
@@ -73,12 +74,20 @@ export interface GatewayMessaging {
   readonly metrics?: MessagingMetrics;
   /** Calls by method and status, ledger writes (request-metrics.ts). */
   readonly apiMetrics?: ClientApiRequestMetrics;
+  /** GetTransitReceipt's sources: this gateway's transit log and its peers' (§12.7). */
+  readonly transit?: TransitDeps;
 }
 
 /** The gateway's TLS material and its domain's ledger, opened from the data directory. */
 export interface GatewayLedger {
   readonly tls: TlsMaterial;
   readonly ledger: IdentityLedger;
+  /**
+   * The gateway's transit log (PROTOCOL.md §12.7), its key published in the gateway record; none
+   * when several nodes share the ledger (AFTERSMTP_LEDGER=postgres): one log per node under one
+   * origin and key would sign different roots for one size, and a shared one is not built yet.
+   */
+  readonly transit: TransitLog | undefined;
   /** Fields for the "aftersmtp serving" log line. */
   readonly announce: Record<string, unknown>;
   close(): void;
@@ -151,9 +160,16 @@ export async function openGatewayLedger(
         : `cannot open the ledger in ${config.dataDir} (AFTERSMTP_DATA_DIR)`,
     );
   });
+  let transit: TransitLog | undefined;
   try {
     if (keyCreated) log.warn(`created the ledger key of ${ledger.origin}`);
-    const published = publishGatewayRecord(ledger, identity, tls.spki);
+    if (!shared) transit = openTransitLog(config.dataDir, config.domain);
+    const published = publishGatewayRecord(
+      ledger,
+      identity,
+      tls.spki,
+      transit === undefined ? [] : [{ name: EXT_TRANSIT_LOG_KEY, value: transit.publicKey }],
+    );
     if (published.note !== undefined) log.warn(published.note);
     const policy = ledger.policy(config.domain);
     return {
@@ -167,10 +183,19 @@ export async function openGatewayLedger(
         treeSize: ledger.checkpoint().size,
         ledgerPolicy: `${policy.policy}${policy.policy === 'open-pow' ? `:${policy.bits}` : ''}`,
         gatewayRecord: { action: published.action, leaf: published.leafIndex },
+        transitLog:
+          transit === undefined
+            ? 'off (several nodes)'
+            : { origin: transit.origin, key: transit.verifierKey, size: transit.size() },
       },
-      close: () => ledger.close(),
+      transit,
+      close: () => {
+        transit?.close();
+        ledger.close();
+      },
     };
   } catch (err) {
+    transit?.close();
     ledger.close();
     throw asEnvironmentError(
       err,
@@ -209,6 +234,7 @@ export async function startGatewayClientApi(
     setting: 'AFTERSMTP_GRPC_LISTEN',
     metrics: messaging?.apiMetrics,
     ...(attestations !== undefined ? { attestations } : {}),
+    ...(messaging?.transit?.own !== undefined ? { transit: messaging.transit.own } : {}),
     log,
     messaging:
       messaging === undefined

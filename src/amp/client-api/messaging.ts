@@ -36,6 +36,7 @@ import {
   authenticateFromMsg,
   fetchInboxFromMsg,
   messageIdFromMsg,
+  receiptFromMsg,
   receiptToMsg,
   type AckRequestMsg,
   type AckResponseMsg,
@@ -52,6 +53,14 @@ import {
   type RequestChallengeRequestMsg,
 } from './messages.js';
 import { ClientApiRefusal, PipelineRefusal, refusalToStatus, toGrpcStatus } from './status.js';
+import {
+  ownTransitProof,
+  type GetTransitReceiptResponseMsg,
+  type TransitProofMsg,
+  type TransitSource,
+} from './transit.js';
+import { transitCommitment } from '../../transit/index.js';
+import { parseDid } from '../../identity/index.js';
 
 export interface MessagingLogger {
   info(obj: object, msg: string): void;
@@ -71,6 +80,16 @@ export interface MessagingDeps {
   readonly metrics?: MessagingMetrics;
   /** How often a follower re-reads its mailbox without a wake-up (other processes). */
   readonly followPollMs?: number;
+  /** Proof of transit (§12.7): GetTransitReceipt is served when present. */
+  readonly transit?: TransitDeps;
+}
+
+/** Where GetTransitReceipt finds proofs: this gateway's log, or the signing peer's. */
+export interface TransitDeps {
+  /** Absent when this gateway keeps no transit log (several nodes share its ledger). */
+  readonly own?: TransitSource;
+  /** GetTransitProof at the gateway of `domain`, over the relay's verified channel. */
+  peer(domain: string, commitment: Buffer): Promise<TransitProofMsg>;
 }
 
 /** A transaction id for log lines of one call. */
@@ -224,6 +243,68 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     return raw === undefined ? null : receiptToMsg(decodeStoredReceipt(raw));
   }
 
+  /**
+   * The receipt of (message, recipient) if the caller may read it: the recipient may read its
+   * receipts, the sender those of its own messages. Anything else is indistinguishable from "no
+   * such receipt".
+   */
+  async function readableReceipt(
+    req: GetReceiptRequestMsg,
+    call: Call,
+  ): Promise<DeliveryReceiptMsg> {
+    const did = caller(call).did;
+    const messageId = messageIdFromMsg(req.message_id, 'message_id');
+    const recipient =
+      typeof req.recipient === 'string' && req.recipient.length > 0 ? req.recipient : did;
+    if (Buffer.byteLength(recipient) > 512) {
+      throw refuse(status.INVALID_ARGUMENT, 'ERR_CLIENT_API_REQUEST', 'recipient: too long');
+    }
+    const receipt = await receiptMsg(recipient, messageId);
+    if (receipt === null || (recipient !== did && receipt.sender !== did)) {
+      throw refuse(
+        status.NOT_FOUND,
+        'ERR_RECEIPT_UNKNOWN',
+        `no receipt for ${messageId} to ${recipient} that you may read`,
+      );
+    }
+    return receipt;
+  }
+
+  /** The receipt and its proof of transit: from this gateway's log, or from the signer's. */
+  function getTransitReceipt(transit: TransitDeps) {
+    return asyncUnary<GetReceiptRequestMsg, GetTransitReceiptResponseMsg>(
+      'GetTransitReceipt',
+      log,
+      async (req, call) => {
+        const receipt = await readableReceipt(req, call);
+        const r = receiptFromMsg(receipt);
+        const commitment = transitCommitment(r);
+        try {
+          let proof: TransitProofMsg;
+          if (r.gateway !== deps.gateway.did) {
+            proof = await transit.peer(parseDid(r.gateway).domain, commitment);
+          } else if (transit.own !== undefined) {
+            proof = ownTransitProof(transit.own, commitment);
+          } else {
+            throw refuse(
+              status.UNAVAILABLE,
+              'ERR_TRANSIT_UNAVAILABLE',
+              'this gateway keeps no transit log (several nodes share its ledger)',
+            );
+          }
+          return { receipt, transit: proof, transit_error: '' };
+        } catch (err) {
+          const why =
+            err instanceof AfterSmtpError ? `${err.code}: ${err.message}` : 'ERR_INTERNAL';
+          if (!(err instanceof AfterSmtpError)) {
+            log.error({ err, method: 'GetTransitReceipt' }, 'transit proof failed');
+          }
+          return { receipt, transit: null, transit_error: why.slice(0, 1024) };
+        }
+      },
+    );
+  }
+
   async function fetchInbox(
     call: ServerWritableStream<FetchInboxRequestMsg, InboxItemMsg>,
   ): Promise<void> {
@@ -335,27 +416,9 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       GetReceipt: asyncUnary<GetReceiptRequestMsg, GetReceiptResponseMsg>(
         'GetReceipt',
         log,
-        async (req, call) => {
-          const did = caller(call).did;
-          const messageId = messageIdFromMsg(req.message_id, 'message_id');
-          const recipient =
-            typeof req.recipient === 'string' && req.recipient.length > 0 ? req.recipient : did;
-          if (Buffer.byteLength(recipient) > 512) {
-            throw refuse(status.INVALID_ARGUMENT, 'ERR_CLIENT_API_REQUEST', 'recipient: too long');
-          }
-          const receipt = await receiptMsg(recipient, messageId);
-          // The recipient may read its receipts; the sender may read the receipts of its own
-          // messages. Anything else is indistinguishable from "no such receipt".
-          if (receipt === null || (recipient !== did && receipt.sender !== did)) {
-            throw refuse(
-              status.NOT_FOUND,
-              'ERR_RECEIPT_UNKNOWN',
-              `no receipt for ${messageId} to ${recipient} that you may read`,
-            );
-          }
-          return { receipt };
-        },
+        async (req, call) => ({ receipt: await readableReceipt(req, call) }),
       ),
+      ...(deps.transit === undefined ? {} : { GetTransitReceipt: getTransitReceipt(deps.transit) }),
     },
   };
 }

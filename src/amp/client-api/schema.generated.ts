@@ -56,6 +56,14 @@ export const CLIENT_API_SCHEMA = {
                       requestType: 'GetReceiptRequest',
                       responseType: 'GetReceiptResponse',
                     },
+                    GetTransitReceipt: {
+                      requestType: 'GetReceiptRequest',
+                      responseType: 'GetTransitReceiptResponse',
+                    },
+                    GetTransitProof: {
+                      requestType: 'GetTransitProofRequest',
+                      responseType: 'TransitProof',
+                    },
                   },
                 },
                 Signature: {
@@ -268,6 +276,31 @@ export const CLIENT_API_SCHEMA = {
                     sender: { type: 'string', id: 6 },
                     delivered_at: { type: 'uint64', id: 7 },
                     signature: { type: 'Signature', id: 8 },
+                  },
+                },
+                GetTransitProofRequest: { fields: { commitment: { type: 'bytes', id: 1 } } },
+                TransitProof: {
+                  fields: {
+                    leaf_index: { type: 'uint64', id: 1 },
+                    tree_size: { type: 'uint64', id: 2 },
+                    proof: { rule: 'repeated', type: 'bytes', id: 3 },
+                    checkpoint: { type: 'string', id: 4 },
+                    anchored: { type: 'AnchoredInclusion', id: 5 },
+                  },
+                },
+                AnchoredInclusion: {
+                  fields: {
+                    checkpoint: { type: 'string', id: 1 },
+                    tree_size: { type: 'uint64', id: 2 },
+                    proof: { rule: 'repeated', type: 'bytes', id: 3 },
+                    anchor: { type: 'SubstrateAnchor', id: 4 },
+                  },
+                },
+                GetTransitReceiptResponse: {
+                  fields: {
+                    receipt: { type: 'DeliveryReceipt', id: 1 },
+                    transit: { type: 'TransitProof', id: 2 },
+                    transit_error: { type: 'string', id: 3 },
                   },
                 },
               },

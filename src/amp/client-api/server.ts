@@ -63,6 +63,13 @@ import {
   type LedgerOperation,
 } from './request-metrics.js';
 import { toGrpcStatus } from './status.js';
+import {
+  commitmentFromMsg,
+  ownTransitProof,
+  type GetTransitProofRequestMsg,
+  type TransitProofMsg,
+  type TransitSource,
+} from './transit.js';
 
 export { peerAddress };
 
@@ -113,6 +120,8 @@ export interface ClientApiOptions {
   readonly metrics?: ClientApiRequestMetrics;
   /** Anchored and witnessed checkpoints served with lookups (PROTOCOL.md §9.9); none when absent. */
   readonly attestations?: AttestationSource;
+  /** This gateway's transit log (PROTOCOL.md §12.7), for GetTransitProof; not served when absent. */
+  readonly transit?: TransitSource;
 }
 
 /** A checkpoint of the log with what attests it: an anchor record, cosignature lines, or both. */
@@ -190,6 +199,7 @@ export const TOKEN_METHODS: ReadonlySet<string> = new Set([
   'FetchInbox',
   'Ack',
   'GetReceipt',
+  'GetTransitReceipt',
 ]);
 export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
 export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);
@@ -366,6 +376,20 @@ export function ledgerHandlers(
   };
 }
 
+/** GetTransitProof: this gateway's own transit log, no login (the commitment is the secret). */
+function transitHandlers(
+  transit: TransitSource,
+  log: ClientApiLogger,
+): UntypedServiceImplementation {
+  return {
+    GetTransitProof: unary<GetTransitProofRequestMsg, TransitProofMsg>(
+      'GetTransitProof',
+      log,
+      (req) => ownTransitProof(transit, commitmentFromMsg(req)),
+    ),
+  };
+}
+
 /** A write's answer: its inclusion and, if the client said what it last saw, consistency. */
 function written(
   ledger: IdentityLedger,
@@ -454,6 +478,7 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   const handlers = {
     ...ledgerHandlers(opts.ledger, opts.log, opts.metrics, opts.attestations),
     ...messaging?.handlers,
+    ...(opts.transit === undefined ? {} : transitHandlers(opts.transit, opts.log)),
   };
   server.addService(guardDeserializers(service as ServiceDefinition), handlers);
   new ReflectionService(pkg).addToServer(server);

@@ -28,6 +28,7 @@ import type { PublicKeyRecord } from '../../identity/keys.js';
 import { EXT_QUIC_TLS_SPKI, type Extension } from '../../ledger/entries.js';
 import { ClientState, verifyAnswer } from '../../ledger/verify.js';
 import { GatewayClient, probeCertificate } from '../client-api/client.js';
+import type { TransitProofMsg } from '../client-api/transit.js';
 import { bundleFromMsg } from '../client-api/messages.js';
 import { LruTtlCache } from './cache.js';
 import type { PeerDirectory, RelayPeer } from './discovery.js';
@@ -140,6 +141,22 @@ export class RemoteIdentityResolver {
     const id = await this.resolve(did);
     const peer = await this.directory.find(domain);
     return toGateway(domain, id, peer);
+  }
+
+  /**
+   * The peer gateway's proof for a receipt commitment in its transit log (GetTransitProof over
+   * the verified channel, PROTOCOL.md §12.7). Not verified here: the client checks it.
+   */
+  async transitProof(domain: string, commitment: Buffer): Promise<TransitProofMsg> {
+    const ch = await this.#serial(domain, async () =>
+      this.#channel(domain, await this.directory.find(domain)),
+    );
+    try {
+      return await ch.client.getTransitProof({ commitment });
+    } catch (err) {
+      if (err instanceof AfterSmtpError && err.code === 'ERR_TRANSIT_UNKNOWN') throw err;
+      throw transportError(err, `GetTransitProof at ${ch.target}`);
+    }
   }
 
   /** Drops a cached record (e.g. after the peer refused our view of it). */

@@ -23,6 +23,7 @@ import { registerCommand } from './register.js';
 import { resolveCommand } from './resolve.js';
 import { sendCommand } from './send.js';
 import { statusCommand } from './status.js';
+import { receiptCommand } from './receipt.js';
 import { serveCommand } from './serve.js';
 import { usersCommands } from './users.js';
 import { dkimCommands } from './dkim.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   revokeCommand,
   sendCommand,
   statusCommand,
+  receiptCommand,
   inboxCommand,
   ledgerKeyCommand,
   ledgerCheckpointCommand,

@@ -36,6 +36,7 @@ import {
   type VerifiedEntry,
 } from '../../ledger/index.js';
 import { parseNote } from '../../ledger/note.js';
+import type { Extension } from '../../ledger/entries.js';
 import {
   UsageError,
   flag,
@@ -81,6 +82,8 @@ export interface ResolvedIdentity {
   readonly did: string;
   readonly record: PublicKeyRecord | undefined;
   readonly checkpoint: Checkpoint;
+  /** The entry's extensions (none for a revoked DID): a gateway's quic-tls-spki, transit-log-key. */
+  readonly extensions: readonly Extension[];
 }
 
 /**
@@ -105,12 +108,18 @@ export class IdentityLookup {
   async resolve(did: string): Promise<ResolvedIdentity> {
     if (parseDid(did).domain === this.#ownDomain) {
       const v = await resolveVerified(this.#client, this.#args, this.#state, did);
-      return { did, record: v.record, checkpoint: v.checkpoint };
+      const extensions = v.entry.type === 'revoke' ? [] : v.entry.extensions;
+      return { did, record: v.record, checkpoint: v.checkpoint, extensions };
     }
     this.#remote ??= openRemoteIdentities(this.#state);
     const id = await (await this.#remote).resolve(did);
     // The note was verified by the resolver; its text is the checkpoint (§9.2).
-    return { did, record: id.record, checkpoint: parseCheckpoint(parseNote(id.checkpoint).text) };
+    return {
+      did,
+      record: id.record,
+      checkpoint: parseCheckpoint(parseNote(id.checkpoint).text),
+      extensions: id.extensions,
+    };
   }
 
   close(): void {

@@ -403,7 +403,13 @@ export const serveCommand: Command = {
         );
         teardown.add(() => follower.stop());
       }
-      const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      const mailbox = new MailboxWriter({
+        store,
+        gatewayKeys: identity,
+        signal,
+        metrics,
+        transit: gw.transit,
+      });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
@@ -437,14 +443,38 @@ export const serveCommand: Command = {
         metrics,
       });
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
-      const attestations = await openAttestations(config, gw.ledger, queue, log);
+      const transitLog = gw.transit;
+      const attestations = await openAttestations(
+        config,
+        gw.ledger,
+        queue,
+        log,
+        transitLog === undefined ? [] : [transitLog],
+      );
       teardown.add(() => attestations.close());
       const clientApi = await startGatewayClientApi(
         config,
         identity,
         gw,
         log,
-        { pipeline, store, signal, metrics, apiMetrics },
+        {
+          pipeline,
+          store,
+          signal,
+          metrics,
+          apiMetrics,
+          transit: {
+            ...(transitLog === undefined
+              ? {}
+              : {
+                  own: {
+                    log: transitLog,
+                    anchored: () => attestations.anchored(transitLog.origin),
+                  },
+                }),
+            peer: (domain, commitment) => identities.transitProof(domain, commitment),
+          },
+        },
         attestations.source,
       );
       teardown.add(() => clientApi.close());
