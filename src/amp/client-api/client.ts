@@ -43,6 +43,10 @@ import type {
   FetchInboxRequestMsg,
   GetReceiptRequestMsg,
   GetReceiptResponseMsg,
+  GetTimeRequestMsg,
+  ReleaseKeyRequestMsg,
+  ReleaseKeyResponseMsg,
+  TimeStatementMsg,
   InboxItemMsg,
   LoginChallengeMsg,
   RequestChallengeRequestMsg,
@@ -234,6 +238,16 @@ export class GatewayClient {
 
   getReceipt(token: string, req: Partial<GetReceiptRequestMsg>) {
     return this.#call<typeof req, GetReceiptResponseMsg>('GetReceipt', req, token);
+  }
+
+  /** The gateway's signed time for `nonce` (PROTOCOL.md §12.7). */
+  getTime(token: string, req: GetTimeRequestMsg) {
+    return this.#call<typeof req, TimeStatementMsg>('GetTime', req, token);
+  }
+
+  /** The share of an ephemeral message (PROTOCOL.md §12.8), with the gateway's signed time. */
+  releaseKey(token: string, req: ReleaseKeyRequestMsg) {
+    return this.#call<typeof req, ReleaseKeyResponseMsg>('ReleaseKey', req, token);
   }
 
   /**

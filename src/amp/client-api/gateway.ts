@@ -30,6 +30,7 @@ import {
 import type { DomainPolicy } from '../../ledger/policy.js';
 import type { ListenAddress } from '../../net/listen.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
+import { TrustedClock } from '../../envelope/time.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
@@ -73,6 +74,31 @@ export interface GatewayMessaging {
   readonly metrics?: MessagingMetrics;
   /** Calls by method and status, ledger writes (request-metrics.ts). */
   readonly apiMetrics?: ClientApiRequestMetrics;
+  /** The trusted clock expiry is judged by (gatewayClock). */
+  readonly clock?: TrustedClock;
+}
+
+/**
+ * The gateway's trusted clock (docs/EXPIRY.md): its local clock, never below the newest ledger
+ * entry's logged time (covered by its signed checkpoint) nor the newest anchor's block time.
+ */
+export function gatewayClock(
+  ledger: IdentityLedger,
+  attestations?: AttestationSource,
+  local: () => number = Date.now,
+): TrustedClock {
+  const logged = (): number | undefined => {
+    const size = ledger.checkpoint().size;
+    return size > 0 ? ledger.entryAt(size - 1).loggedAt : undefined;
+  };
+  const anchored = (): number | undefined => {
+    let t: number | undefined;
+    for (const a of attestations?.() ?? []) {
+      if (a.anchor !== undefined) t = Math.max(t ?? 0, a.anchor.blockTime);
+    }
+    return t;
+  };
+  return new TrustedClock({ local, floors: [logged, anchored] });
 }
 
 /** The gateway's TLS material and its domain's ledger, opened from the data directory. */

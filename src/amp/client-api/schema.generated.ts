@@ -56,6 +56,11 @@ export const CLIENT_API_SCHEMA = {
                       requestType: 'GetReceiptRequest',
                       responseType: 'GetReceiptResponse',
                     },
+                    GetTime: { requestType: 'GetTimeRequest', responseType: 'TimeStatement' },
+                    ReleaseKey: {
+                      requestType: 'ReleaseKeyRequest',
+                      responseType: 'ReleaseKeyResponse',
+                    },
                   },
                 },
                 Signature: {
@@ -218,7 +223,12 @@ export const CLIENT_API_SCHEMA = {
                     expires_at: { type: 'uint64', id: 2 },
                   },
                 },
-                DispatchMessageRequest: { fields: { envelope: { type: 'bytes', id: 1 } } },
+                DispatchMessageRequest: {
+                  fields: {
+                    envelope: { type: 'bytes', id: 1 },
+                    key_share: { type: 'bytes', id: 2 },
+                  },
+                },
                 DispatchMessageResponse: {
                   fields: {
                     message_id: { type: 'string', id: 1 },
@@ -268,6 +278,29 @@ export const CLIENT_API_SCHEMA = {
                     sender: { type: 'string', id: 6 },
                     delivered_at: { type: 'uint64', id: 7 },
                     signature: { type: 'Signature', id: 8 },
+                  },
+                },
+                GetTimeRequest: { fields: { nonce: { type: 'bytes', id: 1 } } },
+                TimeStatement: {
+                  fields: {
+                    gateway: { type: 'string', id: 1 },
+                    gateway_key_id: { type: 'bytes', id: 2 },
+                    time: { type: 'uint64', id: 3 },
+                    nonce: { type: 'bytes', id: 4 },
+                    checkpoint: { type: 'string', id: 5 },
+                    signature: { type: 'Signature', id: 6 },
+                  },
+                },
+                ReleaseKeyRequest: {
+                  fields: {
+                    message_id: { type: 'string', id: 1 },
+                    nonce: { type: 'bytes', id: 2 },
+                  },
+                },
+                ReleaseKeyResponse: {
+                  fields: {
+                    share: { type: 'bytes', id: 1 },
+                    time: { type: 'TimeStatement', id: 2 },
                   },
                 },
               },

@@ -190,6 +190,8 @@ export const TOKEN_METHODS: ReadonlySet<string> = new Set([
   'FetchInbox',
   'Ack',
   'GetReceipt',
+  'GetTime',
+  'ReleaseKey',
 ]);
 export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
 export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);

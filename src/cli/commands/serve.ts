@@ -20,7 +20,12 @@ import { createLogger } from '../../log.js';
 import { registerCertificateMetrics } from '../../tls/metrics.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
-import { openGatewayLedger, startGatewayClientApi } from '../../amp/client-api/gateway.js';
+import type { AttestationSource } from '../../amp/client-api/server.js';
+import {
+  gatewayClock,
+  openGatewayLedger,
+  startGatewayClientApi,
+} from '../../amp/client-api/gateway.js';
 import {
   openRelay,
   openRemoteIdentities,
@@ -378,7 +383,12 @@ export const serveCommand: Command = {
         );
         teardown.add(() => follower.stop());
       }
-      const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics });
+      // Expiry is judged by the trusted clock at every entrance, read path and purge
+      // (docs/EXPIRY.md); the anchors join it once attestations are open.
+      const late: { attestations?: AttestationSource } = {};
+      const clock = gatewayClock(gw.ledger, () => late.attestations?.() ?? []);
+      const now = (): number => clock.now();
+      const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics, now });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());
       const srs = new Srs({ secret: await loadSrsSecret(config.dataDir) });
@@ -414,12 +424,13 @@ export const serveCommand: Command = {
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
       const attestations = await openAttestations(config, gw.ledger, queue, log);
       teardown.add(() => attestations.close());
+      late.attestations = attestations.source;
       const clientApi = await startGatewayClientApi(
         config,
         identity,
         gw,
         log,
-        { pipeline, store, signal, metrics, apiMetrics },
+        { pipeline, store, signal, metrics, apiMetrics, clock },
         attestations.source,
       );
       teardown.add(() => clientApi.close());
@@ -431,6 +442,7 @@ export const serveCommand: Command = {
         identities,
         pipeline,
         log,
+        now,
       });
       teardown.add(() => relay.close());
       started.relay = relay;
@@ -439,6 +451,7 @@ export const serveCommand: Command = {
       const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, log);
       teardown.add(() => smtp.close());
       const worker = new DeliveryWorker({
+        now,
         queue,
         mailbox,
         ledger: gw.ledger,
@@ -470,7 +483,7 @@ export const serveCommand: Command = {
       teardown.add(() => worker.stop());
       const purge = setInterval(() => {
         metrics
-          .storeOp('purgeExpired', () => store.purgeExpired())
+          .storeOp('purgeExpired', () => store.purgeExpired(now()))
           .then(
             (n) => n > 0 && log.info({ purged: n }, 'purged expired mail'),
             (err: unknown) => log.error({ err }, 'purging expired mail failed'),
