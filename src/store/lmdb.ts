@@ -509,7 +509,11 @@ export class LmdbMailboxStore implements MailboxStore {
     return total;
   }
 
-  async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {
+  async getReceipt(
+    recipient: string,
+    messageId: string,
+    now = Date.now(),
+  ): Promise<Uint8Array | undefined> {
     this.live();
     checkMessageId(messageId);
     const rh = this.rh(recipient);
@@ -521,7 +525,7 @@ export class LmdbMailboxStore implements MailboxStore {
       if (rec.recipient !== recipient || rec.messageId !== messageId) {
         throw new StoreCorruptError('receipt record: identity does not match its slot');
       }
-      return rec.expiresAt > Date.now() ? rec.receipt : undefined;
+      return rec.expiresAt > Math.max(now, Date.now()) ? rec.receipt : undefined;
     } catch (err) {
       if (err instanceof StoreCorruptError) {
         await this.putQuarantine(

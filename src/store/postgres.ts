@@ -581,14 +581,18 @@ export class PostgresMailboxStore implements MailboxStore {
     return total;
   }
 
-  async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {
+  async getReceipt(
+    recipient: string,
+    messageId: string,
+    now = Date.now(),
+  ): Promise<Uint8Array | undefined> {
     this.live();
     checkMessageId(messageId);
     const rh = this.rh(recipient);
     const ih = messageIdHash(this.indexKey, rh, messageId);
     const meta = await this.pool.query<{ key_id: string }>(
       'SELECT key_id FROM store_receipts WHERE rh = $1 AND ih = $2 AND expires_at > $3',
-      [rh, ih, Date.now()],
+      [rh, ih, Math.max(now, Date.now())],
     );
     if (!meta.rows[0]) return undefined;
     this.checkKeyIds(meta.rows);

@@ -209,7 +209,8 @@ export interface MailboxStore {
   usage(recipient: string): Promise<MailboxUsage>;
   /** Deletes every envelope, tombstone, receipt and key share whose expiry is <= now; the count. */
   purgeExpired(now?: number): Promise<number>;
-  getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined>;
+  /** The receipt, or undefined (unknown, or expired by the local clock or by `now` if given). */
+  getReceipt(recipient: string, messageId: string, now?: number): Promise<Uint8Array | undefined>;
   /**
    * Keeps a receipt another gateway signed for mail this gateway relayed, so that the sender
    * reads it with GetReceipt as it reads the receipts of local deliveries; durable when it

@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  gatewayClock,
+  loadTrustedTime,
+  saveTrustedTime,
+} from '../../src/amp/client-api/gateway.js';
+import type { Attestation } from '../../src/amp/client-api/server.js';
 import { ExpiryOpener } from '../../src/amp/client-api/opener.js';
+import type { IdentityLedger } from '../../src/ledger/index.js';
 import { timeToMsg, type TimeStatementMsg } from '../../src/amp/client-api/messages.js';
 import {
   decodeEnvelope,
@@ -69,6 +79,26 @@ describe('trusted clock', () => {
     assert.equal(c.now(), T0 + 9000);
     c.observe(T0);
     assert.equal(c.now(), T0 + 9000, 'an older statement lowers nothing');
+  });
+});
+
+describe("the gateway's trusted clock", () => {
+  it('starts from the newest ledger entry, anchor and saved time when its clock is set back', async () => {
+    const ledger = {
+      checkpoint: () => ({ size: 3 }),
+      entryAt: (leaf: number) => ({ loggedAt: leaf === 2 ? T0 : 0 }),
+    } as unknown as IdentityLedger;
+    const back = () => T0 - DAY;
+    assert.equal(gatewayClock(ledger, undefined, back).now(), T0, 'the newest entry');
+    const anchored = () =>
+      [{ note: '', size: 3, anchor: { blockTime: T0 + 60_000 } }] as unknown as Attestation[];
+    assert.equal(gatewayClock(ledger, anchored, back).now(), T0 + 60_000, 'the anchor');
+    const dir = mkdtempSync(join(tmpdir(), 'trusted-time-'));
+    assert.equal(await loadTrustedTime(dir), undefined);
+    await saveTrustedTime(dir, T0 + 120_000);
+    const saved = await loadTrustedTime(dir);
+    assert.equal(saved, T0 + 120_000);
+    assert.equal(gatewayClock(ledger, anchored, back, saved).now(), T0 + 120_000, 'the saved');
   });
 });
 

@@ -4,6 +4,7 @@
 // DispatchMessage refuses expired envelopes and malformed ephemeral ones. The message lives 3 s.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -104,6 +105,9 @@ describe('expiring messages on one gateway', () => {
     await sleep(1200);
     e = await refusal(client.releaseKey(tb, { message_id: id, nonce: randomBytes(16) }));
     assert.equal(e.code, 'ERR_KEY_RELEASE_REFUSED');
+    // The gateway saved its trusted time, the floor of its clock after a restart.
+    const saved = Number(readFileSync(join(gw.dataDir, 'trusted-time'), 'utf8'));
+    assert.ok(saved >= expiresAt, `saved ${saved}`);
   });
 
   test('DispatchMessage refuses expired and malformed ephemeral envelopes', async () => {

@@ -279,6 +279,8 @@ export function storeContract(name: string, open: Open): void {
           Buffer.from((await store.releaseShare(ALICE, e.messageId, Date.now()))!),
           share,
         );
+        assert.equal(await store.getReceipt(ALICE, e.messageId, e.expiresAt), undefined);
+        assert.ok(await store.getReceipt(ALICE, e.messageId, e.expiresAt - 1));
         assert.equal(await store.purgeExpired(e.expiresAt - 1), 0);
         assert.equal(
           await store.purgeExpired(e.expiresAt),

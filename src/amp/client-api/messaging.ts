@@ -245,7 +245,9 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     recipient: string,
     messageId: string,
   ): Promise<DeliveryReceiptMsg | null> {
-    const raw = await metrics.storeOp('getReceipt', () => store.getReceipt(recipient, messageId));
+    const raw = await metrics.storeOp('getReceipt', () =>
+      store.getReceipt(recipient, messageId, clock.now()),
+    );
     return raw === undefined ? null : receiptToMsg(decodeStoredReceipt(raw));
   }
 

@@ -173,6 +173,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     gatewayKeys: o.gatewayKeys,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
     log: o.log,
+    ...(o.now !== undefined ? { now: o.now } : {}),
   });
   const host = c.quicListen.host.includes(':') ? `[${c.quicListen.host}]` : c.quicListen.host;
   return {

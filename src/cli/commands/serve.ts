@@ -23,7 +23,9 @@ import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
 import type { AttestationSource } from '../../amp/client-api/server.js';
 import {
   gatewayClock,
+  loadTrustedTime,
   openGatewayLedger,
+  saveTrustedTime,
   startGatewayClientApi,
 } from '../../amp/client-api/gateway.js';
 import {
@@ -386,7 +388,12 @@ export const serveCommand: Command = {
       // Expiry is judged by the trusted clock at every entrance, read path and purge
       // (docs/EXPIRY.md); the anchors join it once attestations are open.
       const late: { attestations?: AttestationSource } = {};
-      const clock = gatewayClock(gw.ledger, () => late.attestations?.() ?? []);
+      const clock = gatewayClock(
+        gw.ledger,
+        () => late.attestations?.() ?? [],
+        Date.now,
+        await loadTrustedTime(config.dataDir),
+      );
       const now = (): number => clock.now();
       const mailbox = new MailboxWriter({ store, gatewayKeys: identity, signal, metrics, now });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
@@ -482,6 +489,18 @@ export const serveCommand: Command = {
       attestations.start();
       teardown.add(() => worker.stop());
       const purge = setInterval(() => {
+        // The high-water mark first: after a restart the clock starts from it (docs/EXPIRY.md).
+        const trusted = now();
+        const behind = trusted - Date.now();
+        if (behind > 60_000) {
+          log.warn(
+            { trustedTime: new Date(trusted).toISOString(), behindMs: behind },
+            'the local clock is behind the trusted time (set back, or it ran ahead before)',
+          );
+        }
+        saveTrustedTime(config.dataDir, trusted).catch((err: unknown) =>
+          log.error({ err }, 'cannot save the trusted time'),
+        );
         metrics
           .storeOp('purgeExpired', () => store.purgeExpired(now()))
           .then(
