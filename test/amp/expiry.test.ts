@@ -24,7 +24,10 @@ import {
   sealMessage,
 } from '../../src/envelope/index.js';
 import { signTimeStatement, TrustedClock, verifyTimeStatement } from '../../src/envelope/time.js';
+import fc from 'fast-check';
+import { AfterSmtpError } from '../../src/errors.js';
 import { SecretKeySet } from '../../src/identity/index.js';
+import { BODY, HOUR, NOW, cast, flip } from './helpers.js';
 
 const DAY = 86_400_000;
 const T0 = 1_800_000_000_000;
@@ -242,3 +245,47 @@ describe('the client opener judges expiry by the gateway signed time', () => {
     await assert.rejects(replay.refresh(), { code: 'ERR_TIME_NONCE' });
   });
 });
+
+for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
+  describe(`ephemeral envelope properties ${suite}`, () => {
+    const c = cast(suite);
+    const holder = 'did:aftersmtp:example.org:gateway';
+    const [s] = sealMessage({
+      author: c.alice,
+      to: [c.bob.record],
+      body: BODY,
+      createdAt: NOW,
+      expiresAt: NOW + HOUR,
+      ephemeral: { holder },
+    });
+    const valid = encodeEnvelope(s!.envelope);
+    const share = s!.share!;
+
+    it('a flipped bit or a wrong share: a typed error, or exactly the original message', () => {
+      const want = openEnvelope(valid, c.bob, { now: NOW, share });
+      fc.assert(
+        fc.property(
+          fc.nat({ max: valid.length * 8 - 1 }),
+          fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 })),
+          (bit, other) => {
+            const bytes = flip(valid, bit >> 3, bit & 7);
+            const key = other === null ? share : Buffer.from(other);
+            let got;
+            try {
+              got = openEnvelope(bytes, c.bob, { now: NOW, share: key });
+            } catch (err) {
+              assert.ok(
+                err instanceof AfterSmtpError && typeof err.code === 'string',
+                `untyped error: ${String(err)}`,
+              );
+              return;
+            }
+            assert.deepEqual(got, want);
+            assert.ok(key.equals(share), 'only the right share opens it');
+          },
+        ),
+        { numRuns: suite === 'hybrid-v1' ? 100 : 300 },
+      );
+    });
+  });
+}
