@@ -1,5 +1,5 @@
 /**
- * Trusted time for expiry (docs/EXPIRY.md, docs/PROTOCOL.md §12.7): the clock by which gateways
+ * Trusted time for expiry (docs/EXPIRY.md, docs/PROTOCOL.md §12.8): the clock by which gateways
  * and clients judge `expires_at`, which a recipient cannot set back.
  *
  * - A gateway judges by `TrustedClock`: the largest of its local clock, the signed times it holds

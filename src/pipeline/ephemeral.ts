@@ -2,7 +2,7 @@
  * Ephemeral messages at the client API's entrance (docs/PROTOCOL.md §6.10, §12.3). A dispatched
  * envelope marked ephemeral comes with its 32-byte key share, names this gateway as the holder,
  * and is for recipients of the domains this gateway serves: the share is released only to a
- * recipient who logs in here (§12.8), so a recipient elsewhere could never open it. An envelope
+ * recipient who logs in here (§12.9), so a recipient elsewhere could never open it. An envelope
  * that is not ephemeral comes without a share. The shares are kept, through the one mailbox
  * writer, before the queue commit: the answer that follows the commit means they are durable.
  */

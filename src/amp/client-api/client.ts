@@ -240,12 +240,12 @@ export class GatewayClient {
     return this.#call<typeof req, GetReceiptResponseMsg>('GetReceipt', req, token);
   }
 
-  /** The gateway's signed time for `nonce` (PROTOCOL.md §12.7). */
+  /** The gateway's signed time for `nonce` (PROTOCOL.md §12.8). */
   getTime(token: string, req: GetTimeRequestMsg) {
     return this.#call<typeof req, TimeStatementMsg>('GetTime', req, token);
   }
 
-  /** The share of an ephemeral message (PROTOCOL.md §12.8), with the gateway's signed time. */
+  /** The share of an ephemeral message (PROTOCOL.md §12.9), with the gateway's signed time. */
   releaseKey(token: string, req: ReleaseKeyRequestMsg) {
     return this.#call<typeof req, ReleaseKeyResponseMsg>('ReleaseKey', req, token);
   }

@@ -1,5 +1,5 @@
 /**
- * The client's side of expiry (docs/EXPIRY.md, docs/PROTOCOL.md §12.7–§12.8): opens fetched
+ * The client's side of expiry (docs/EXPIRY.md, docs/PROTOCOL.md §12.8–§12.9): opens fetched
  * envelopes by trusted time, and fetches the key share of ephemeral ones.
  *
  * Trusted time is max(the local clock, the time of the newest time statement the user's gateway
