@@ -414,7 +414,7 @@ export const SETTINGS = {
   mailboxPurgeInterval: setting({
     env: 'AFTERSMTP_MAILBOX_PURGE_INTERVAL',
     default: '300',
-    doc: 'Seconds between purges of expired envelopes, tombstones and receipts from the mailbox store.',
+    doc: 'Seconds between purges of expired envelopes, tombstones, receipts and key shares (docs/EXPIRY.md) from the mailbox store.',
     parse: integer(1, 86_400),
   }),
   dnsServers: setting({

@@ -116,6 +116,8 @@ export interface Envelope {
   readonly gatewaySignature?: GatewaySignature;
   readonly origin?: Origin;
   readonly spam?: SpamPart;
+  /** Set on an ephemeral message: the gateway that holds the key share (PROTOCOL.md §6.10). */
+  readonly ephemeral?: { readonly holder: string };
 }
 
 export interface MessageBody {
@@ -280,11 +282,18 @@ function envelopeFromMessage(m: Msg): Envelope {
     m.spam === null || m.spam === undefined
       ? withOrigin
       : { ...withOrigin, spam: spamFromMessage(msg(m.spam, 'spam')) };
-  if (m.gateway_signature === null || m.gateway_signature === undefined) return withSpam;
+  const withEphemeral =
+    m.ephemeral === null || m.ephemeral === undefined
+      ? withSpam
+      : {
+          ...withSpam,
+          ephemeral: { holder: did(msg(m.ephemeral, 'ephemeral').holder, 'ephemeral.holder') },
+        };
+  if (m.gateway_signature === null || m.gateway_signature === undefined) return withEphemeral;
   const g = msg(m.gateway_signature, 'gateway_signature');
   const gs = suite(g.suite, 'gateway_signature.suite');
   return {
-    ...withSpam,
+    ...withEphemeral,
     gatewaySignature: {
       gateway: did(g.gateway, 'gateway_signature.gateway'),
       keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
@@ -394,6 +403,7 @@ function envelopeToMessage(e: Envelope): Msg {
   };
   if (e.origin) m.origin = originToMessage(e.origin);
   if (e.spam) m.spam = spamToMessage(e.spam);
+  if (e.ephemeral) m.ephemeral = { holder: e.ephemeral.holder };
   if (e.gatewaySignature) {
     const g = e.gatewaySignature;
     m.gateway_signature = {

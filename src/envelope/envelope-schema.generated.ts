@@ -21,8 +21,10 @@ export const ENVELOPE_SCHEMA = {
                     gateway_signature: { type: 'GatewaySignature', id: 9 },
                     origin: { type: 'Origin', id: 10 },
                     spam: { type: 'Spam', id: 11 },
+                    ephemeral: { type: 'Ephemeral', id: 12 },
                   },
                 },
+                Ephemeral: { fields: { holder: { type: 'string', id: 1 } } },
                 Spam: {
                   fields: {
                     verdict: { type: 'string', id: 1 },

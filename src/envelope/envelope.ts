@@ -19,6 +19,7 @@ import { AfterSmtpError, CryptoError, InputError } from '../errors.js';
 import { aeadOpen, aeadSeal, hpkeSeal, randomBytes } from '../native/index.js';
 import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../identity/keys.js';
 import { verifySignature } from '../identity/signature.js';
+import { checkDid } from '../identity/did.js';
 import { SUITES, type SuiteId } from '../identity/suites.js';
 import {
   decodeEnvelope,
@@ -49,6 +50,8 @@ import {
   bodyHash,
   contentAad,
   deriveContentKey,
+  ephemeralContentKey,
+  KEY_SHARE_LENGTH,
   wrapInfo,
 } from './transcript.js';
 
@@ -84,6 +87,11 @@ export interface SealEnvelopeInput {
   messageId?: Buffer;
   randomness?: SealRandomness;
   maxBytes?: number;
+  /**
+   * An ephemeral message (docs/PROTOCOL.md §6.10): the content is sealed under a key derived from
+   * the wrapped key and `share`, which `holder` (the sender's gateway DID) keeps until expiry.
+   */
+  ephemeral?: { holder: string; share: Uint8Array };
 }
 
 function input(message: string, code = 'ERR_ENVELOPE_INPUT'): never {
@@ -201,7 +209,18 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
     expiresAt,
   };
   const plaintext = encodeSealedContent(sealed);
-  const { key, nonce } = deriveContentKey(contentKey, suite, messageId);
+  const eph = inp.ephemeral;
+  if (eph !== undefined) {
+    checkDid(eph.holder);
+    if (!(eph.share instanceof Uint8Array) || eph.share.length !== KEY_SHARE_LENGTH)
+      input(`the ephemeral key share must be ${KEY_SHARE_LENGTH} bytes`);
+  }
+  const sealingKey =
+    eph === undefined
+      ? contentKey
+      : ephemeralContentKey(contentKey, eph.share, suite, messageId, eph.holder, expiresAt);
+  const { key, nonce } = deriveContentKey(sealingKey, suite, messageId);
+  if (sealingKey !== contentKey) sealingKey.fill(0);
   try {
     const ciphertext = aeadSeal(
       'chacha20-poly1305',
@@ -231,6 +250,7 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
       expiresAt,
       wraps,
       ciphertext,
+      ...(eph !== undefined ? { ephemeral: { holder: eph.holder } } : {}),
     };
     encodeEnvelope(envelope, { maxBytes: inp.maxBytes }); // size and shape check
     return envelope;
@@ -250,12 +270,16 @@ export interface SealMessageInput {
   expiresAt?: number;
   checkpoint?: Uint8Array;
   maxBytes?: number;
+  /** Ephemeral (§6.10): each envelope gets its own random share, held by `holder`. */
+  ephemeral?: { holder: string };
 }
 
 export interface SealedEnvelope {
   envelope: Envelope;
   /** Set on a Bcc copy: the one Bcc recipient it is for. */
   bcc?: PublicKeyRecord;
+  /** Ephemeral: this envelope's key share, for the holder (DispatchMessage `key_share`). */
+  share?: Buffer;
 }
 
 /**
@@ -276,20 +300,29 @@ export function sealMessage(inp: SealMessageInput): SealedEnvelope[] {
     maxBytes: inp.maxBytes,
   };
   const out: SealedEnvelope[] = [];
-  if (visible.length > 0)
-    out.push({ envelope: sealEnvelope({ ...common, signedRecipients: visible }) });
+  const seal = (
+    extra: Pick<SealEnvelopeInput, 'signedRecipients' | 'wrapFor'>,
+  ): Pick<SealedEnvelope, 'envelope' | 'share'> => {
+    if (inp.ephemeral === undefined) return { envelope: sealEnvelope({ ...common, ...extra }) };
+    const share = randomBytes(KEY_SHARE_LENGTH);
+    const ephemeral = { holder: inp.ephemeral.holder, share };
+    return { envelope: sealEnvelope({ ...common, ...extra, ephemeral }), share };
+  };
+  if (visible.length > 0) out.push(seal({ signedRecipients: visible }));
   for (const b of bcc) {
-    out.push({
-      envelope: sealEnvelope({ ...common, signedRecipients: [...visible, b], wrapFor: [b] }),
-      bcc: b,
-    });
+    out.push({ ...seal({ signedRecipients: [...visible, b], wrapFor: [b] }), bcc: b });
   }
   return out;
 }
 
 export interface OpenOptions extends DecodeOptions {
-  /** Current time in ms since the epoch (default Date.now()). */
+  /**
+   * Current time in ms since the epoch (default Date.now()). Callers judging expiry pass a
+   * trusted time (src/envelope/time.ts), not the local clock alone.
+   */
   now?: number;
+  /** The key share of an ephemeral envelope (§6.10), released by its holder before expiry. */
+  share?: Uint8Array;
 }
 
 export interface OpenedMessage {
@@ -355,6 +388,31 @@ export function openEnvelope(
   } catch (err) {
     if (err instanceof AfterSmtpError) throw err;
     crypto('ERR_ENVELOPE_WRAP', 'the content key wrap does not open with this key', err);
+  }
+  // 5b. an ephemeral envelope's content key also needs the holder's share (§6.10)
+  if (env.ephemeral !== undefined) {
+    const share = options.share;
+    if (share === undefined) {
+      contentKey.fill(0);
+      throw new InputError(
+        'ERR_ENVELOPE_SHARE_MISSING',
+        `open: the message is ephemeral; its key share is held by ${env.ephemeral.holder}`,
+      );
+    }
+    if (share.length !== KEY_SHARE_LENGTH || contentKey.length !== CONTENT_KEY_LENGTH) {
+      contentKey.fill(0);
+      crypto('ERR_ENVELOPE_WRAP', 'the key share or the unwrapped key has the wrong length');
+    }
+    const wrapped = contentKey;
+    contentKey = ephemeralContentKey(
+      wrapped,
+      share,
+      env.suite,
+      env.messageId,
+      env.ephemeral.holder,
+      env.expiresAt,
+    );
+    wrapped.fill(0);
   }
   // 6. content AEAD
   let plaintext: Buffer;

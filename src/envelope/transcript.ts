@@ -17,6 +17,9 @@ export const LABEL_BODY = 'aftersmtp/amp/v1/body';
 export const LABEL_WRAPS = 'aftersmtp/amp/v1/wraps';
 export const LABEL_ORIGIN = 'aftersmtp/amp/v1/origin';
 export const LABEL_SPAM = 'aftersmtp/amp/v1/spam';
+export const LABEL_EPHEMERAL_KEY = 'aftersmtp/amp/v1/ephemeral-key';
+/** The gateway's key share of an ephemeral message (§6.10), in bytes. */
+export const KEY_SHARE_LENGTH = 32;
 /** Transcript label and signature purpose (signature.ts derives the per-algorithm contexts). */
 export const PURPOSE_AUTHOR = 'aftersmtp/amp/v1/author';
 export const PURPOSE_GATEWAY = 'aftersmtp/amp/v1/gateway';
@@ -31,6 +34,32 @@ export function deriveContentKey(
   const out = { key: Buffer.from(okm.subarray(0, 32)), nonce: Buffer.from(okm.subarray(32, 44)) };
   okm.fill(0);
   return out;
+}
+
+/**
+ * The content key of an ephemeral message (§6.10): neither the wrapped key nor the share alone.
+ * HKDF-SHA256(ikm = wrapped key || share, salt = message id,
+ *             info = lp(label, suite, holder, u64(expires_at)), 32).
+ */
+export function ephemeralContentKey(
+  wrappedKey: Buffer,
+  share: Uint8Array,
+  suite: SuiteId,
+  messageId: Buffer,
+  holder: string,
+  expiresAt: number,
+): Buffer {
+  const ikm = Buffer.concat([wrappedKey, share]);
+  try {
+    return hkdfSha256(
+      ikm,
+      messageId,
+      lp(LABEL_EPHEMERAL_KEY, suite, holder, u64be(expiresAt)),
+      KEY_SHARE_LENGTH,
+    );
+  } finally {
+    ikm.fill(0);
+  }
 }
 
 /** AEAD associated data of the content ciphertext. */

@@ -22,7 +22,16 @@ export const NO_METRICS: MessagingMetrics = {
 };
 
 const OUTCOMES = ['delivered', 'temporary', 'permanent'] as const;
-const STORE_OPS = ['deliver', 'list', 'ack', 'getReceipt', 'putReceipt', 'purgeExpired'] as const;
+const STORE_OPS = [
+  'deliver',
+  'list',
+  'ack',
+  'getReceipt',
+  'putReceipt',
+  'purgeExpired',
+  'keepShare',
+  'releaseShare',
+] as const;
 
 export function registerMessagingMetrics(registry: Registry): MessagingMetrics {
   const inbound = new Counter({

@@ -65,7 +65,7 @@ export type MailboxResult =
   | { readonly kind: 'conflict' };
 
 export interface MailboxWriterOptions {
-  readonly store: Pick<MailboxStore, 'deliver' | 'keepReceipt'>;
+  readonly store: Pick<MailboxStore, 'deliver' | 'keepReceipt' | 'keepShare'>;
   /** The gateway key that signs receipts. */
   readonly gatewayKeys: SecretKeySet;
   readonly signal?: MailboxSignal;
@@ -135,6 +135,21 @@ export class MailboxWriter {
         receipt: encodeStoredReceipt(receipt),
         expiresAt,
       }),
+    );
+  }
+
+  /**
+   * Keeps the key share of an ephemeral message for one local recipient (PROTOCOL.md §6.10), until
+   * the message's expiry, when the purge erases it.
+   */
+  async keepShare(
+    recipient: string,
+    messageId: string,
+    share: Uint8Array,
+    expiresAt: number,
+  ): Promise<void> {
+    await this.#metrics.storeOp('keepShare', () =>
+      this.#o.store.keepShare({ recipient, messageId, share, expiresAt }),
     );
   }
 }

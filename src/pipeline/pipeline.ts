@@ -29,6 +29,7 @@ import {
   type SmtpState,
 } from './admission.js';
 import { ampDestination, didDomain, domainOf, smtpDestination } from './addresses.js';
+import { checkEphemeral } from './ephemeral.js';
 import { isForOwnGateway, legacyMessage, openForLegacy, senderAddress } from './amp-offramp.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
 import type { MessageAuthenticator } from './authentication.js';
@@ -337,6 +338,10 @@ export class Pipeline {
     const admitted = await admitAmp(sub, this.#deps);
     if (admitted.kind === 'refuse') return this.#refused(sub, admitted.refusal);
     const relay = sub.client.entrance === 'relay';
+    if (!relay) {
+      const eph = checkEphemeral(sub, this.#o.gatewayKeys.record.did, this.#domains);
+      if (eph !== undefined) return this.#refused(sub, eph);
+    }
     if (!relay && isForOwnGateway(env)) return this.#ampToLegacy(sub, maps);
     const verdicts = await addressAmp(sub, this.#deps);
     if (!relay) {
@@ -413,7 +418,14 @@ export class Pipeline {
       body,
     };
     const info = { messageId: id, sender: env.sender, senderKind: 'amp' as const };
-    const committed = await this.#commit(sub, () => commitToQueue(this.#o.queue, info, [entry]));
+    const share = sub.keyShare;
+    const committed = await this.#commit(sub, async () => {
+      // The shares first: once the queue commits, the answer may go (PROTOCOL.md §6.10).
+      if (share !== undefined) {
+        for (const r of accepted) await this.#o.mailbox.keepShare(r, id, share, env.expiresAt);
+      }
+      return commitToQueue(this.#o.queue, info, [entry]);
+    });
     if (!Array.isArray(committed)) return committed;
     await this.#webhooks(sub, id, effects);
     this.#o.log.info(

@@ -48,6 +48,10 @@ export const PIPELINE_REFUSALS = {
   /** Mail for ordinary addresses that is not message/rfc822. */
   ERR_CONTENT_TYPE: false,
   ERR_ENVELOPE_EXPIRED: false,
+  /** Ephemeral mail (PROTOCOL.md §6.10): the key share is missing, malformed, or not expected. */
+  ERR_EPHEMERAL_SHARE: false,
+  /** Ephemeral mail: this gateway is not the holder, or a recipient cannot fetch the share here. */
+  ERR_EPHEMERAL_HOLDER: false,
   ERR_ENVELOPE_FORMAT: false,
   ERR_MESSAGE_FORMAT: false,
   ERR_TOO_LARGE: false,

@@ -176,6 +176,8 @@ export interface AmpSubmission {
   /** The bytes it was decoded from. */
   readonly bytes: Uint8Array;
   readonly receivedAt: number;
+  /** The client API's key share of an ephemeral envelope (PROTOCOL.md §6.10). */
+  readonly keyShare?: Buffer;
 }
 
 export interface RecipientResult {

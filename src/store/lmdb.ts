@@ -10,7 +10,8 @@
  *   envelopes   rh | seq u64         -> frame(header = ih | size u32), the sealed envelope record
  *   ids         rh | ih              -> seq u64 | expiresAt u64 | live u8 (live 0: acked tombstone)
  *   receipts    rh | ih              -> frame(header = expiresAt u64), the sealed receipt record
- *   expiry      expiresAt u64 | kind u8 | rh | ih -> ''  (kind 0: ids entry, 1: receipt)
+ *   shares      rh | ih              -> frame(header = expiresAt u64), the sealed key share record
+ *   expiry      expiresAt u64 | kind u8 | rh | ih -> ''  (kind 0: ids entry, 1: receipt, 2: share)
  *   quarantine  at u64 | random u64  -> msgpack { source, reason, raw, at }
  *
  * Durability: every write runs in one LMDB write transaction and the call resolves after
@@ -29,6 +30,7 @@ import {
   checkAck,
   checkDeliver,
   checkKept,
+  checkShare,
   checkList,
   checkMessageId,
   checkRecipient,
@@ -46,6 +48,7 @@ import {
   DEFAULT_LIMITS,
   type DeliverWithReceipt,
   type KeptReceipt,
+  type KeptShare,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -127,6 +130,7 @@ export class LmdbMailboxStore implements MailboxStore {
   readonly ids: Database<Buffer, Buffer>;
   readonly receipts: Database<Buffer, Buffer>;
   readonly expiry: Database<Buffer, Buffer>;
+  readonly shares: Database<Buffer, Buffer>;
   readonly quarantine: Database<Buffer, Buffer>;
   private readonly keyring: Keyring;
   private readonly space: StorageSpace | undefined;
@@ -152,6 +156,7 @@ export class LmdbMailboxStore implements MailboxStore {
     this.ids = this.root.openDB<Buffer, Buffer>('ids', bin);
     this.receipts = this.root.openDB<Buffer, Buffer>('receipts', bin);
     this.expiry = this.root.openDB<Buffer, Buffer>('expiry', bin);
+    this.shares = this.root.openDB<Buffer, Buffer>('shares', bin);
     this.quarantine = this.root.openDB<Buffer, Buffer>('quarantine', bin);
   }
 
@@ -301,6 +306,60 @@ export class LmdbMailboxStore implements MailboxStore {
     this.expiry.putSync(Buffer.concat([u64(input.expiresAt), Buffer.from([1]), rk]), EMPTY);
   }
 
+  async keepShare(input: KeptShare): Promise<void> {
+    this.live();
+    checkShare(input, Date.now());
+    this.space?.admit('a key share');
+    const rh = this.rh(input.recipient);
+    const rk = Buffer.concat([rh, messageIdHash(this.indexKey, rh, input.messageId)]);
+    const write = this.keyring.write;
+    const plain = encodeReceiptRecord(
+      input.recipient,
+      input.messageId,
+      input.share,
+      input.expiresAt,
+    );
+    await this.txn(() => {
+      if (this.shares.get(rk) !== undefined) return;
+      this.shares.putSync(rk, sealFrame(write, 'share', rk, u64(input.expiresAt), plain));
+      this.expiry.putSync(Buffer.concat([u64(input.expiresAt), Buffer.from([2]), rk]), EMPTY);
+    });
+    await this.flush();
+  }
+
+  async releaseShare(
+    recipient: string,
+    messageId: string,
+    now: number,
+  ): Promise<Uint8Array | undefined> {
+    this.live();
+    checkMessageId(messageId);
+    const rh = this.rh(recipient);
+    const rk = Buffer.concat([rh, messageIdHash(this.indexKey, rh, messageId)]);
+    const value = this.shares.get(rk);
+    if (value === undefined) return undefined;
+    let rec: ReturnType<typeof decodeReceiptRecord>;
+    try {
+      rec = decodeReceiptRecord(openFrame(this.keyring, 'share', rk, value).plaintext);
+      if (rec.recipient !== recipient || rec.messageId !== messageId) {
+        throw new StoreCorruptError('share record: identity does not match its slot');
+      }
+    } catch (err) {
+      if (err instanceof StoreCorruptError) {
+        await this.putQuarantine(
+          `shares/${rk.toString('hex')}`,
+          err.message,
+          Buffer.from(value),
+          () => {
+            this.shares.removeSync(rk);
+          },
+        );
+      }
+      throw err;
+    }
+    return rec.expiresAt > now && rec.expiresAt > Date.now() ? rec.receipt : undefined;
+  }
+
   /** Opens one stored envelope; StoreCorruptError if it fails authentication or its identity. */
   private openEnvelope(recipient: string, rh: Buffer, slot: Buffer, value: Buffer): StoredEnvelope {
     const { header, plaintext } = openFrame(this.keyring, 'envelope', slot, value);
@@ -433,8 +492,10 @@ export class LmdbMailboxStore implements MailboxStore {
               if (row.live) this.dropEnvelope(Buffer.concat([rh, u64(row.seq)]));
               this.ids.removeSync(idKey);
             }
-          } else {
+          } else if (k[8] === 1) {
             this.receipts.removeSync(idKey);
+          } else {
+            this.shares.removeSync(idKey);
           }
           this.expiry.removeSync(k);
           done++;
@@ -448,7 +509,11 @@ export class LmdbMailboxStore implements MailboxStore {
     return total;
   }
 
-  async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {
+  async getReceipt(
+    recipient: string,
+    messageId: string,
+    now = Date.now(),
+  ): Promise<Uint8Array | undefined> {
     this.live();
     checkMessageId(messageId);
     const rh = this.rh(recipient);
@@ -460,7 +525,7 @@ export class LmdbMailboxStore implements MailboxStore {
       if (rec.recipient !== recipient || rec.messageId !== messageId) {
         throw new StoreCorruptError('receipt record: identity does not match its slot');
       }
-      return rec.expiresAt > Date.now() ? rec.receipt : undefined;
+      return rec.expiresAt > Math.max(now, Date.now()) ? rec.receipt : undefined;
     } catch (err) {
       if (err instanceof StoreCorruptError) {
         await this.putQuarantine(
@@ -537,6 +602,7 @@ export class LmdbMailboxStore implements MailboxStore {
     for (const [db, kind] of [
       [this.envelopes, 'envelope'],
       [this.receipts, 'receipt'],
+      [this.shares, 'share'],
     ] as const) {
       let start: Buffer | undefined;
       for (;;) {
@@ -577,8 +643,8 @@ export class LmdbMailboxStore implements MailboxStore {
         for (const b of bad) {
           if (kind === 'envelope') await this.quarantineEnvelope(b.key, b.value, b.reason);
           else
-            await this.putQuarantine(`receipts/${b.key.toString('hex')}`, b.reason, b.value, () => {
-              this.receipts.removeSync(b.key);
+            await this.putQuarantine(`${kind}s/${b.key.toString('hex')}`, b.reason, b.value, () => {
+              db.removeSync(b.key);
             });
         }
         // Continue after the last key looked at.

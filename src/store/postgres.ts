@@ -14,6 +14,7 @@
  *   store_envelopes   rh, seq, ih, size, expires_at, key_id, sealed
  *   store_ids         rh, ih, seq, expires_at, live       idempotency; acked ones are tombstones
  *   store_receipts    rh, ih, expires_at, key_id, sealed
+ *   store_shares      rh, ih, expires_at, key_id, sealed      key shares of ephemeral messages
  *   store_quarantine  id, source, reason, raw, at
  *
  * The sealed plaintext starts with the row's identity (rh | seq, or rh | ih), checked after
@@ -37,6 +38,7 @@ import {
   checkDeliver,
   checkKept,
   checkList,
+  checkShare,
   checkMessageId,
   checkRecipient,
   decodeEnvelopeRecord,
@@ -50,6 +52,7 @@ import {
   DEFAULT_LIMITS,
   type DeliverWithReceipt,
   type KeptReceipt,
+  type KeptShare,
   type DeliverResult,
   type KeyStatus,
   type ListOptions,
@@ -104,6 +107,16 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE TABLE store_quarantine (
         id bigserial PRIMARY KEY, source text NOT NULL, reason text NOT NULL, raw bytea NOT NULL,
         at bigint NOT NULL);
+    `,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE store_shares (
+        rh bytea NOT NULL, ih bytea NOT NULL, expires_at bigint NOT NULL, key_id text NOT NULL,
+        sealed bytea NOT NULL, PRIMARY KEY (rh, ih));
+      CREATE INDEX store_shares_expiry ON store_shares (expires_at);
+      CREATE INDEX store_shares_key ON store_shares (key_id);
     `,
   },
 ];
@@ -555,7 +568,12 @@ export class PostgresMailboxStore implements MailboxStore {
              (SELECT rh, ih FROM store_receipts WHERE expires_at <= $1 LIMIT $2)`,
           [now, BATCH],
         );
-        return Number(ids.rows[0]?.n ?? 0) + (receipts.rowCount ?? 0);
+        const shares = await c.query(
+          `DELETE FROM store_shares WHERE (rh, ih) IN
+             (SELECT rh, ih FROM store_shares WHERE expires_at <= $1 LIMIT $2)`,
+          [now, BATCH],
+        );
+        return Number(ids.rows[0]?.n ?? 0) + (receipts.rowCount ?? 0) + (shares.rowCount ?? 0);
       });
       total += n;
       if (n === 0) break;
@@ -563,14 +581,18 @@ export class PostgresMailboxStore implements MailboxStore {
     return total;
   }
 
-  async getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined> {
+  async getReceipt(
+    recipient: string,
+    messageId: string,
+    now = Date.now(),
+  ): Promise<Uint8Array | undefined> {
     this.live();
     checkMessageId(messageId);
     const rh = this.rh(recipient);
     const ih = messageIdHash(this.indexKey, rh, messageId);
     const meta = await this.pool.query<{ key_id: string }>(
       'SELECT key_id FROM store_receipts WHERE rh = $1 AND ih = $2 AND expires_at > $3',
-      [rh, ih, Date.now()],
+      [rh, ih, Math.max(now, Date.now())],
     );
     if (!meta.rows[0]) return undefined;
     this.checkKeyIds(meta.rows);
@@ -616,6 +638,66 @@ export class PostgresMailboxStore implements MailboxStore {
     }
   }
 
+  async keepShare(input: KeptShare): Promise<void> {
+    this.live();
+    checkShare(input, Date.now());
+    const rh = this.rh(input.recipient);
+    const ih = messageIdHash(this.indexKey, rh, input.messageId);
+    const sealed = Buffer.concat([
+      rh,
+      ih,
+      encodeReceiptRecord(input.recipient, input.messageId, input.share, input.expiresAt),
+    ]);
+    await this.tx((c) =>
+      c.query(
+        `INSERT INTO store_shares (rh, ih, expires_at, key_id, sealed)
+         VALUES ($1, $2, $3, $4, pgp_sym_encrypt_bytea($5, $6, $7)) ON CONFLICT (rh, ih) DO NOTHING`,
+        [rh, ih, input.expiresAt, this.keyIds[0], sealed, this.writeKey, PGP_OPTIONS],
+      ),
+    );
+  }
+
+  async releaseShare(
+    recipient: string,
+    messageId: string,
+    now: number,
+  ): Promise<Uint8Array | undefined> {
+    this.live();
+    checkMessageId(messageId);
+    const rh = this.rh(recipient);
+    const ih = messageIdHash(this.indexKey, rh, messageId);
+    const at = Math.max(now, Date.now());
+    const meta = await this.pool.query<{ key_id: string }>(
+      'SELECT key_id FROM store_shares WHERE rh = $1 AND ih = $2 AND expires_at > $3',
+      [rh, ih, at],
+    );
+    if (!meta.rows[0]) return undefined;
+    this.checkKeyIds(meta.rows);
+    let plain: Buffer | null | undefined;
+    try {
+      const r = await this.pool.query<{ plain: Buffer | null }>(
+        `SELECT pgp_sym_decrypt_bytea(r.sealed, k.key) AS plain
+           FROM store_shares r JOIN unnest($4::text[], $5::text[]) AS k(id, key) ON k.id = r.key_id
+          WHERE r.rh = $1 AND r.ih = $2 AND r.expires_at > $3`,
+        [rh, ih, at, this.keyIds, this.keyTexts],
+      );
+      if (!r.rows[0]) return undefined;
+      plain = r.rows[0].plain;
+    } catch (err) {
+      if (!isCryptoFailure(err)) throw err;
+      throw new StoreCorruptError('share record failed authentication', err);
+    }
+    const identity = Buffer.concat([rh, ih]);
+    if (!plain || plain.length < 64 || !plain.subarray(0, 64).equals(identity)) {
+      throw new StoreCorruptError('share record: identity does not match its row');
+    }
+    const rec = decodeReceiptRecord(plain.subarray(64));
+    if (rec.recipient !== recipient || rec.messageId !== messageId) {
+      throw new StoreCorruptError('share record: identity does not match its row');
+    }
+    return rec.receipt;
+  }
+
   /** Moves a corrupt envelope to store_quarantine; its id stays as a tombstone. */
   private async quarantineEnvelope(rh: Buffer, seq: number, reason: string): Promise<void> {
     await this.pool.query(
@@ -658,7 +740,7 @@ export class PostgresMailboxStore implements MailboxStore {
     this.live();
     const write = this.keyIds[0] as string;
     let rewrapped = 0;
-    for (const table of ['store_envelopes', 'store_receipts'] as const) {
+    for (const table of ['store_envelopes', 'store_receipts', 'store_shares'] as const) {
       const keyCol = table === 'store_envelopes' ? 'seq' : 'ih';
       for (;;) {
         const { rows } = await this.pool.query<SealedRow>(
@@ -696,12 +778,12 @@ export class PostgresMailboxStore implements MailboxStore {
               );
             } else {
               await this.pool.query(
-                `WITH d AS (DELETE FROM store_receipts WHERE rh = $1 AND ih = $2 RETURNING sealed)
+                `WITH d AS (DELETE FROM ${table} WHERE rh = $1 AND ih = $2 RETURNING sealed)
                  INSERT INTO store_quarantine (source, reason, raw, at) SELECT $3, $4, sealed, $5 FROM d`,
                 [
                   row.rh,
                   row.seq,
-                  'store_receipts (rewrap)',
+                  `${table} (rewrap)`,
                   'failed to decrypt during rewrap',
                   Date.now(),
                 ],

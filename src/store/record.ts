@@ -23,6 +23,7 @@ import { aeadOpen, aeadSeal, randomBytes } from '../native/index.js';
 import { StoreCorruptError, StoreInputError, StoreKeyError } from './errors.js';
 import { KEY_ID_BYTES, subkey, type Keyring, type NodeKey } from './keys.js';
 import {
+  KEY_SHARE_LENGTH,
   MAILBOX_FOLDERS,
   MAX_DID_BYTES,
   MAX_MESSAGE_ID_LENGTH,
@@ -30,6 +31,7 @@ import {
   type MailboxFolder,
   type DeliverWithReceipt,
   type KeptReceipt,
+  type KeptShare,
   type ListOptions,
   type StoreLimits,
 } from './types.js';
@@ -110,6 +112,20 @@ export function checkKept(input: KeptReceipt, limits: StoreLimits, now: number):
   checkRecipient(input.recipient);
   checkMessageId(input.messageId);
   checkReceipt(input.receipt, input.expiresAt, limits, now);
+}
+
+/** A key share to keep: 32 bytes, not yet expired. */
+export function checkShare(input: KeptShare, now: number): void {
+  if (typeof input !== 'object' || input === null)
+    throw new StoreInputError('keepShare: expected an object');
+  checkRecipient(input.recipient);
+  checkMessageId(input.messageId);
+  if (!(input.share instanceof Uint8Array) || input.share.length !== KEY_SHARE_LENGTH) {
+    throw new StoreInputError(`share: expected ${KEY_SHARE_LENGTH} bytes`);
+  }
+  checkTime(input.expiresAt, 'expiresAt');
+  if (input.expiresAt <= now)
+    throw new StoreInputError('expiresAt: the share would expire at once');
 }
 
 export function checkList(
@@ -303,7 +319,7 @@ export function decodeReceiptRecord(raw: Uint8Array): {
 // ---------------------------------------------------------------------------------------------
 // Sealed frames (lmdb)
 
-export type FrameKind = 'envelope' | 'receipt' | 'index-key';
+export type FrameKind = 'envelope' | 'receipt' | 'share' | 'index-key';
 
 export interface FrameInfo {
   readonly keyId: string;

@@ -28,7 +28,8 @@
  *   not found (no cross-mailbox access by guessing ids). The caller (the client API) has already
  *   checked that the authenticated DID is that recipient.
  * - Expiry: an envelope whose `expiresAt` has passed is never returned (even before the purge has
- *   run) and is deleted by `purgeExpired`, together with its tombstone and expired receipts.
+ *   run) and is deleted by `purgeExpired`, together with its tombstone, expired receipts and key
+ *   shares (docs/EXPIRY.md): after the purge the store holds nothing of it.
  * - Encryption at rest (DESIGN.md §5): metadata and bodies are sealed with the node key; lookups
  *   use a keyed hash (HMAC) of the recipient DID and of the message id, never the cleartext. See
  *   docs/STORE.md for what this does and does not protect against.
@@ -80,6 +81,20 @@ export interface KeptReceipt {
   readonly receipt: Uint8Array;
   readonly expiresAt: number;
 }
+
+/**
+ * The gateway's key share of an ephemeral message (docs/PROTOCOL.md §6.10), for `keepShare`:
+ * released to `recipient` only before `expiresAt`, and erased by `purgeExpired` at it.
+ */
+export interface KeptShare {
+  readonly recipient: string;
+  readonly messageId: string;
+  /** The 32-byte share. */
+  readonly share: Uint8Array;
+  readonly expiresAt: number;
+}
+
+export const KEY_SHARE_LENGTH = 32;
 
 /** A stored envelope as `list` and `fetch` return it. */
 export interface StoredEnvelope extends DeliverInput {
@@ -192,15 +207,24 @@ export interface MailboxStore {
   /** Deletes the recipient's envelopes with these ids (durably); returns how many were deleted. */
   ack(recipient: string, messageIds: readonly string[]): Promise<number>;
   usage(recipient: string): Promise<MailboxUsage>;
-  /** Deletes every envelope, tombstone and receipt whose expiry is <= now; returns the count. */
+  /** Deletes every envelope, tombstone, receipt and key share whose expiry is <= now; the count. */
   purgeExpired(now?: number): Promise<number>;
-  getReceipt(recipient: string, messageId: string): Promise<Uint8Array | undefined>;
+  /** The receipt, or undefined (unknown, or expired by the local clock or by `now` if given). */
+  getReceipt(recipient: string, messageId: string, now?: number): Promise<Uint8Array | undefined>;
   /**
    * Keeps a receipt another gateway signed for mail this gateway relayed, so that the sender
    * reads it with GetReceipt as it reads the receipts of local deliveries; durable when it
    * resolves, until `expiresAt`. The first receipt kept for (recipient, messageId) stays.
    */
   keepReceipt(input: KeptReceipt): Promise<void>;
+  /**
+   * Keeps the key share of an ephemeral message for one recipient, sealed like every record;
+   * durable when it resolves, until `expiresAt`. The first share kept for (recipient, messageId)
+   * stays. An expired one is a StoreInputError.
+   */
+  keepShare(input: KeptShare): Promise<void>;
+  /** The recipient's share of a message, or undefined (unknown, or `expiresAt <= now`). */
+  releaseShare(recipient: string, messageId: string, now: number): Promise<Uint8Array | undefined>;
   /** Which keys seal what (for the rotation procedure in docs/STORE.md). */
   keyStatus(): Promise<KeyStatus>;
   /** Re-seals every record under the write key; afterwards the other keys can be retired. */

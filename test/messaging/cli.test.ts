@@ -154,4 +154,24 @@ describe('send and inbox CLI', () => {
       else assert.ok(!listed.includes(did('r5')), 'visible recipients never learn of the Bcc');
     }
   });
+
+  test('send --ephemeral: inbox fetches the key share and opens it', async () => {
+    // After the expiry: test/messaging/expiry.test.ts (a short-lived message, without the CLI).
+    await keygen('erin', 'classic-v1');
+    const sent = await send(
+      'alice',
+      ['--to', did('erin'), '--subject', 'burn', '--ttl', '1h', '--ephemeral'],
+      'burn after reading',
+    );
+    assert.equal(sent.envelopes.length, 1);
+    const [item] = await waitInbox(client, await token(client, keys.erin!), 1);
+    // Without the share the envelope does not open.
+    assert.throws(() => openEnvelope(item!.envelope, keys.erin!), {
+      code: 'ERR_ENVELOPE_SHARE_MISSING',
+    });
+    const r = await inbox('erin');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out.messages[0].body, 'burn after reading');
+    assert.equal(r.out.messages[0].author.verified, true);
+  });
 });

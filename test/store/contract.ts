@@ -265,6 +265,82 @@ export function storeContract(name: string, open: Open): void {
       });
     });
 
+    it('a purged message is gone: envelope, tombstone, receipt and key share, before the local clock says so', async () => {
+      await withStore(open, async ({ store }) => {
+        // The purge is given the trusted time (docs/EXPIRY.md): ahead of the local clock, it
+        // deletes what the local clock still thinks is valid.
+        const e = envelope(ALICE, { expiresAt: Date.now() + 3_600_000 });
+        const kept = envelope(ALICE, { expiresAt: Date.now() + 7_200_000 });
+        await store.deliver(e);
+        await store.deliver(kept);
+        const share = randomBytes(32);
+        await store.keepShare({ ...e, share });
+        assert.deepEqual(
+          Buffer.from((await store.releaseShare(ALICE, e.messageId, Date.now()))!),
+          share,
+        );
+        assert.equal(await store.getReceipt(ALICE, e.messageId, e.expiresAt), undefined);
+        assert.ok(await store.getReceipt(ALICE, e.messageId, e.expiresAt - 1));
+        assert.equal(await store.purgeExpired(e.expiresAt - 1), 0);
+        assert.equal(
+          await store.purgeExpired(e.expiresAt),
+          3,
+          'the envelope, its receipt and share',
+        );
+        assert.equal(await store.fetch(ALICE, e.messageId), undefined);
+        assert.deepEqual(
+          (await store.list(ALICE)).envelopes.map((x) => x.messageId),
+          [kept.messageId],
+        );
+        assert.equal(await store.getReceipt(ALICE, e.messageId), undefined);
+        assert.equal(await store.releaseShare(ALICE, e.messageId, Date.now()), undefined);
+        assert.equal(await store.ack(ALICE, [e.messageId]), 0);
+        assert.deepEqual(await store.usage(ALICE), {
+          count: 1,
+          bytes: kept.envelope.length,
+          lastSeq: 2,
+        });
+        assert.equal(await store.purgeExpired(e.expiresAt), 0, 'nothing of it is left');
+      });
+    });
+
+    it('keeps a key share for its recipient until its expiry, judged by the time it is given', async () => {
+      const k1 = generateKey();
+      const k2 = generateKey();
+      await withStore(
+        open,
+        async (h) => {
+          const expiresAt = Date.now() + 60_000;
+          const share = randomBytes(32);
+          const m = { recipient: ALICE, messageId: 'eph-1', expiresAt };
+          await h.store.keepShare({ ...m, share });
+          await h.store.keepShare({ ...m, share: randomBytes(32) }); // the first stays
+          const now = Date.now();
+          assert.deepEqual(Buffer.from((await h.store.releaseShare(ALICE, 'eph-1', now))!), share);
+          assert.equal(await h.store.releaseShare(BOB, 'eph-1', now), undefined, 'another mailbox');
+          // A trusted time at or past the expiry refuses, whatever the local clock says.
+          assert.equal(await h.store.releaseShare(ALICE, 'eph-1', expiresAt), undefined);
+          await assert.rejects(
+            h.store.keepShare({ ...m, messageId: 'eph-2', share: randomBytes(31) }),
+            StoreInputError,
+          );
+          await assert.rejects(
+            h.store.keepShare({ ...m, messageId: 'eph-3', share, expiresAt: now - 1 }),
+            StoreInputError,
+          );
+          // Rotation re-seals shares too; the old key then retires.
+          await h.reopen(new Keyring([k2, k1]));
+          assert.equal((await h.store.rewrap()).rewrapped, 1);
+          await h.reopen(new Keyring([k2]));
+          assert.deepEqual(Buffer.from((await h.store.releaseShare(ALICE, 'eph-1', now))!), share);
+          assert.equal(await h.store.purgeExpired(expiresAt), 1);
+          assert.equal(await h.store.releaseShare(ALICE, 'eph-1', now), undefined, 'erased');
+        },
+        undefined,
+        new Keyring([k1]),
+      );
+    });
+
     it('stores the receipt with its envelope, by (recipient, message id), until its expiry', async () => {
       await withStore(open, async ({ store }) => {
         const e = envelope(ALICE, { expiresAt: Date.now() + 60_000 });

@@ -48,6 +48,10 @@ import type {
   FetchInboxRequestMsg,
   GetReceiptRequestMsg,
   GetReceiptResponseMsg,
+  GetTimeRequestMsg,
+  ReleaseKeyRequestMsg,
+  ReleaseKeyResponseMsg,
+  TimeStatementMsg,
   InboxItemMsg,
   LoginChallengeMsg,
   RequestChallengeRequestMsg,
@@ -247,6 +251,16 @@ export class GatewayClient {
 
   getTransitProof(req: GetTransitProofRequestMsg) {
     return this.#call<typeof req, TransitProofMsg>('GetTransitProof', req);
+  }
+
+  /** The gateway's signed time for `nonce` (PROTOCOL.md §12.8). */
+  getTime(token: string, req: GetTimeRequestMsg) {
+    return this.#call<typeof req, TimeStatementMsg>('GetTime', req, token);
+  }
+
+  /** The share of an ephemeral message (PROTOCOL.md §12.9), with the gateway's signed time. */
+  releaseKey(token: string, req: ReleaseKeyRequestMsg) {
+    return this.#call<typeof req, ReleaseKeyResponseMsg>('ReleaseKey', req, token);
   }
 
   /**

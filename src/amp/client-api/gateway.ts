@@ -10,7 +10,9 @@
  * closed before the error propagates. The TLS material and the ledger are returned so the QUIC
  * relay and the pipeline use the same ones.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../identity/files.js';
 import { asEnvironmentError, invalidConfiguration } from '../../errors.js';
 import {
   gatewayIdentityFiles,
@@ -30,6 +32,7 @@ import {
 import type { DomainPolicy } from '../../ledger/policy.js';
 import type { ListenAddress } from '../../net/listen.js';
 import { loadOrCreateCertificate, type TlsMaterial } from '../../tls/certificate.js';
+import { TrustedClock } from '../../envelope/time.js';
 import type { MailboxStore } from '../../store/types.js';
 import type { MessagingMetrics } from '../../mailbox/metrics.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
@@ -76,6 +79,51 @@ export interface GatewayMessaging {
   readonly apiMetrics?: ClientApiRequestMetrics;
   /** GetTransitReceipt's sources: this gateway's transit log and its peers' (§12.7). */
   readonly transit?: TransitDeps;
+  /** The trusted clock expiry is judged by (gatewayClock). */
+  readonly clock?: TrustedClock;
+}
+
+/** Where the gateway keeps the highest trusted time it reached, across restarts. */
+export const TRUSTED_TIME_FILE = 'trusted-time';
+
+/** The saved high-water mark (ms), or undefined when there is none or it does not parse. */
+export async function loadTrustedTime(dataDir: string): Promise<number | undefined> {
+  const raw = await readFile(join(dataDir, TRUSTED_TIME_FILE), 'utf8').catch(() => '');
+  const t = /^[0-9]{1,16}\n?$/.test(raw) ? Number(raw.trim()) : NaN;
+  return Number.isSafeInteger(t) ? t : undefined;
+}
+
+export async function saveTrustedTime(dataDir: string, time: number): Promise<void> {
+  await writeFileAtomic(join(dataDir, TRUSTED_TIME_FILE), Buffer.from(`${time}\n`), {
+    mode: 0o600,
+    overwrite: true,
+    code: 'ERR_DATA_DIR',
+  });
+}
+
+/**
+ * The gateway's trusted clock (docs/EXPIRY.md): its local clock, never below the newest ledger
+ * entry's logged time (covered by its signed checkpoint), the newest anchor's block time, nor the
+ * highest time it reached before a restart (`saved`, loadTrustedTime).
+ */
+export function gatewayClock(
+  ledger: IdentityLedger,
+  attestations?: AttestationSource,
+  local: () => number = Date.now,
+  saved?: number,
+): TrustedClock {
+  const logged = (): number | undefined => {
+    const size = ledger.checkpoint().size;
+    return size > 0 ? ledger.entryAt(size - 1).loggedAt : undefined;
+  };
+  const anchored = (): number | undefined => {
+    let t: number | undefined;
+    for (const a of attestations?.() ?? []) {
+      if (a.anchor !== undefined) t = Math.max(t ?? 0, a.anchor.blockTime);
+    }
+    return t;
+  };
+  return new TrustedClock({ local, floors: [logged, anchored, () => saved] });
 }
 
 /** The gateway's TLS material and its domain's ledger, opened from the data directory. */

@@ -33,4 +33,5 @@ export {
   TOKEN_SCHEME,
   type TokenClaims,
 } from './auth.js';
+export { ExpiryOpener, type ExpiryOpenerOptions } from './opener.js';
 export { messagingService, type MessagingDeps, type MessagingService } from './messaging.js';

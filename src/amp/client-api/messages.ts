@@ -19,6 +19,11 @@ import type {
   RotateRequest,
 } from '../../ledger/index.js';
 import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import {
+  MAX_TIME_CHECKPOINT_BYTES,
+  TIME_NONCE_LENGTH,
+  type TimeStatement,
+} from '../../envelope/time.js';
 import { MAILBOX_FOLDERS, type MailboxFolder } from '../../store/types.js';
 
 export interface SignatureMsg {
@@ -303,6 +308,8 @@ export interface AuthenticateResponseMsg {
 }
 export interface DispatchMessageRequestMsg {
   envelope: Buffer;
+  /** 32 bytes for an ephemeral envelope (PROTOCOL.md §6.10); absent or empty otherwise. */
+  key_share?: Buffer;
 }
 export interface DispatchMessageResponseMsg {
   message_id: string;
@@ -350,6 +357,25 @@ export interface GetReceiptRequestMsg {
 }
 export interface GetReceiptResponseMsg {
   receipt: DeliveryReceiptMsg | null;
+}
+export interface GetTimeRequestMsg {
+  nonce: Buffer;
+}
+export interface TimeStatementMsg {
+  gateway: string;
+  gateway_key_id: Buffer;
+  time: number;
+  nonce: Buffer;
+  checkpoint: string;
+  signature: SignatureMsg | null;
+}
+export interface ReleaseKeyRequestMsg {
+  message_id: string;
+  nonce: Buffer;
+}
+export interface ReleaseKeyResponseMsg {
+  share: Buffer;
+  time: TimeStatementMsg | null;
 }
 
 export function authenticateFromMsg(m: AuthenticateRequestMsg): {
@@ -422,4 +448,34 @@ export function receiptFromMsg(m: DeliveryReceiptMsg | null): DeliveryReceipt {
     deliveredAt: uint(r.delivered_at, 'receipt.delivered_at'),
     signature: signatureFromMsg(r.signature, 'receipt.signature'),
   };
+}
+
+export function timeToMsg(t: TimeStatement): TimeStatementMsg {
+  return {
+    gateway: t.gateway,
+    gateway_key_id: t.gatewayKeyId,
+    time: t.time,
+    nonce: t.nonce,
+    checkpoint: t.checkpoint,
+    signature: signatureToMsg(t.signature),
+  };
+}
+
+export function timeFromMsg(m: TimeStatementMsg | null): TimeStatement {
+  const t = present(m, 'time');
+  return {
+    gateway: text(t.gateway, 'time.gateway', 512),
+    gatewayKeyId: bytes(t.gateway_key_id, 'time.gateway_key_id', 64),
+    time: uint(t.time, 'time.time'),
+    nonce: bytes(t.nonce, 'time.nonce', 64),
+    checkpoint: text(t.checkpoint ?? '', 'time.checkpoint', MAX_TIME_CHECKPOINT_BYTES),
+    signature: signatureFromMsg(t.signature, 'time.signature'),
+  };
+}
+
+/** A request's nonce for a time statement: exactly 16 bytes. */
+export function nonceFromMsg(v: unknown, field: string): Buffer {
+  const b = bytes(v, field, TIME_NONCE_LENGTH);
+  if (b.length !== TIME_NONCE_LENGTH) throw bad(field, `must be ${TIME_NONCE_LENGTH} bytes`);
+  return b;
 }

@@ -1,6 +1,7 @@
 /**
  * The client API's messaging methods (DESIGN.md §4, docs/PROTOCOL.md §12): RequestChallenge,
- * Authenticate, DispatchMessage, FetchInbox (server stream), Ack, GetReceipt.
+ * Authenticate, DispatchMessage, FetchInbox (server stream), Ack, GetReceipt, and for expiry
+ * (docs/EXPIRY.md) GetTime and ReleaseKey.
  *
  * An entrance in the sense of DESIGN.md §1b: each handler turns the wire message into a typed
  * request and checks the caller's token. DispatchMessage decodes the envelope within
@@ -9,6 +10,10 @@
  * sent only once that commit is durable. The mailbox methods read and delete in the store,
  * always with the token's DID as the mailbox: a token for one DID can never name another's
  * mailbox. Nothing here writes an envelope into the store; the mailbox writer does.
+ *
+ * Expiry is judged by the gateway's trusted clock (src/envelope/time.ts), never by the caller:
+ * FetchInbox leaves out what expired by it, even before the purge; ReleaseKey releases an
+ * ephemeral message's key share to its recipient only before the expiry; GetTime signs the time.
  *
  * Errors become statuses in status.ts only; refusals carry a stable `aftersmtp-code`.
  */
@@ -28,6 +33,7 @@ import type { MailboxStore } from '../../store/types.js';
 import { decodeEnvelope, type Envelope } from '../../envelope/codec.js';
 import { NO_METRICS, type MessagingMetrics } from '../../mailbox/metrics.js';
 import { decodeStoredReceipt } from '../../envelope/receipt.js';
+import { signTimeStatement, TrustedClock, type TimeStatement } from '../../envelope/time.js';
 import type { MailboxSignal } from '../../mailbox/signal.js';
 import type { AmpSubmission, Outcome } from '../../pipeline/types.js';
 import { Authenticator, tokenFromAuthorization, type TokenClaims } from './auth.js';
@@ -48,9 +54,15 @@ import {
   type FetchInboxRequestMsg,
   type GetReceiptRequestMsg,
   type GetReceiptResponseMsg,
+  type GetTimeRequestMsg,
   type InboxItemMsg,
   type LoginChallengeMsg,
+  type ReleaseKeyRequestMsg,
+  type ReleaseKeyResponseMsg,
   type RequestChallengeRequestMsg,
+  type TimeStatementMsg,
+  nonceFromMsg,
+  timeToMsg,
 } from './messages.js';
 import { ClientApiRefusal, PipelineRefusal, refusalToStatus, toGrpcStatus } from './status.js';
 import {
@@ -82,6 +94,8 @@ export interface MessagingDeps {
   readonly followPollMs?: number;
   /** Proof of transit (§12.7): GetTransitReceipt is served when present. */
   readonly transit?: TransitDeps;
+  /** The trusted clock expiry is judged by (default: a TrustedClock on the local clock). */
+  readonly clock?: TrustedClock;
 }
 
 /** Where GetTransitReceipt finds proofs: this gateway's log, or the signing peer's. */
@@ -174,6 +188,12 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
   const { store } = deps;
   const closing = new AbortController();
   const pollMs = deps.followPollMs ?? 2000;
+  const clock = deps.clock ?? new TrustedClock();
+  const timeStatement = (nonce: Buffer): TimeStatement =>
+    signTimeStatement(
+      { time: clock.now(), nonce, checkpoint: deps.ledger.checkpoint().note },
+      deps.gateway,
+    );
 
   const caller = (call: Call): TokenClaims =>
     auth.verifyToken(tokenFromAuthorization(call.metadata.get('authorization')));
@@ -219,13 +239,18 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       const code = err instanceof AfterSmtpError ? err.code : 'ERR_ENVELOPE_FORMAT';
       throw refuse(status.INVALID_ARGUMENT, code, (err as Error).message);
     }
+    const share = req.key_share;
+    if (share !== undefined && share !== null && !Buffer.isBuffer(share)) {
+      throw refuse(status.INVALID_ARGUMENT, 'ERR_CLIENT_API_REQUEST', 'key_share: must be bytes');
+    }
     const { address, port } = peerAddress(peer);
     const outcome = await deps.pipeline.submitAmp({
       transaction,
       client: { entrance: 'client-api', address, port, tls: true, did: claims.did },
       envelope,
       bytes: raw,
-      receivedAt: Date.now(),
+      receivedAt: clock.now(),
+      ...(share !== undefined && share !== null && share.length > 0 ? { keyShare: share } : {}),
     });
     if (outcome.kind === 'refused') throw refusalToStatus(outcome.refusal);
     return {
@@ -239,7 +264,9 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     recipient: string,
     messageId: string,
   ): Promise<DeliveryReceiptMsg | null> {
-    const raw = await metrics.storeOp('getReceipt', () => store.getReceipt(recipient, messageId));
+    const raw = await metrics.storeOp('getReceipt', () =>
+      store.getReceipt(recipient, messageId, clock.now()),
+    );
     return raw === undefined ? null : receiptToMsg(decodeStoredReceipt(raw));
   }
 
@@ -327,7 +354,10 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
             ...(req.folder !== undefined ? { folder: req.folder } : {}),
           }),
         );
+        const now = clock.now();
         for (const e of page.envelopes) {
+          // The store leaves out what its local clock says expired; the trusted clock decides.
+          if (e.expiresAt <= now) continue;
           const item: InboxItemMsg = {
             seq: e.seq,
             message_id: e.messageId,
@@ -413,6 +443,37 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
         const deleted = await metrics.storeOp('ack', () => store.ack(did, ids));
         return { deleted };
       }),
+      GetTime: asyncUnary<GetTimeRequestMsg, TimeStatementMsg>(
+        'GetTime',
+        log,
+        async (req, call) => {
+          caller(call);
+          return timeToMsg(timeStatement(nonceFromMsg(req.nonce, 'nonce')));
+        },
+      ),
+      ReleaseKey: asyncUnary<ReleaseKeyRequestMsg, ReleaseKeyResponseMsg>(
+        'ReleaseKey',
+        log,
+        async (req, call) => {
+          const did = caller(call).did;
+          const messageId = messageIdFromMsg(req.message_id, 'message_id');
+          const nonce = nonceFromMsg(req.nonce, 'nonce');
+          const time = timeStatement(nonce);
+          const share = await metrics.storeOp('releaseShare', () =>
+            store.releaseShare(did, messageId, time.time),
+          );
+          if (share === undefined) {
+            log.info({ did, messageId, time: time.time }, 'key release refused');
+            throw refuse(
+              status.NOT_FOUND,
+              'ERR_KEY_RELEASE_REFUSED',
+              `no key share of ${messageId} for you: unknown, expired or erased`,
+            );
+          }
+          log.info({ did, messageId }, 'key share released');
+          return { share: Buffer.from(share), time: timeToMsg(time) };
+        },
+      ),
       GetReceipt: asyncUnary<GetReceiptRequestMsg, GetReceiptResponseMsg>(
         'GetReceipt',
         log,

@@ -64,6 +64,11 @@ export const CLIENT_API_SCHEMA = {
                       requestType: 'GetTransitProofRequest',
                       responseType: 'TransitProof',
                     },
+                    GetTime: { requestType: 'GetTimeRequest', responseType: 'TimeStatement' },
+                    ReleaseKey: {
+                      requestType: 'ReleaseKeyRequest',
+                      responseType: 'ReleaseKeyResponse',
+                    },
                   },
                 },
                 Signature: {
@@ -226,7 +231,12 @@ export const CLIENT_API_SCHEMA = {
                     expires_at: { type: 'uint64', id: 2 },
                   },
                 },
-                DispatchMessageRequest: { fields: { envelope: { type: 'bytes', id: 1 } } },
+                DispatchMessageRequest: {
+                  fields: {
+                    envelope: { type: 'bytes', id: 1 },
+                    key_share: { type: 'bytes', id: 2 },
+                  },
+                },
                 DispatchMessageResponse: {
                   fields: {
                     message_id: { type: 'string', id: 1 },
@@ -301,6 +311,29 @@ export const CLIENT_API_SCHEMA = {
                     receipt: { type: 'DeliveryReceipt', id: 1 },
                     transit: { type: 'TransitProof', id: 2 },
                     transit_error: { type: 'string', id: 3 },
+                  },
+                },
+                GetTimeRequest: { fields: { nonce: { type: 'bytes', id: 1 } } },
+                TimeStatement: {
+                  fields: {
+                    gateway: { type: 'string', id: 1 },
+                    gateway_key_id: { type: 'bytes', id: 2 },
+                    time: { type: 'uint64', id: 3 },
+                    nonce: { type: 'bytes', id: 4 },
+                    checkpoint: { type: 'string', id: 5 },
+                    signature: { type: 'Signature', id: 6 },
+                  },
+                },
+                ReleaseKeyRequest: {
+                  fields: {
+                    message_id: { type: 'string', id: 1 },
+                    nonce: { type: 'bytes', id: 2 },
+                  },
+                },
+                ReleaseKeyResponse: {
+                  fields: {
+                    share: { type: 'bytes', id: 1 },
+                    time: { type: 'TimeStatement', id: 2 },
                   },
                 },
               },

@@ -200,6 +200,8 @@ export const TOKEN_METHODS: ReadonlySet<string> = new Set([
   'Ack',
   'GetReceipt',
   'GetTransitReceipt',
+  'GetTime',
+  'ReleaseKey',
 ]);
 export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
 export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);

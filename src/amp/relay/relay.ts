@@ -51,6 +51,8 @@ export interface OpenRelayOptions {
   readonly identities: RemoteIdentityResolver;
   readonly pipeline: { submitAmp(sub: AmpSubmission): Promise<Outcome> };
   readonly log?: RelayLogger & { error(obj: object, msg: string): void };
+  /** The trusted clock expiry is judged by at the entrance (docs/EXPIRY.md); default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface Relay {
@@ -113,6 +115,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
   const receiver = new RelayReceiver({
     pipeline: o.pipeline,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
+    ...(o.now !== undefined ? { now: o.now } : {}),
   });
   const ttlMs = c.relayCacheTtl * 1000;
   // Certificates bound to a verified gateway record (a message of theirs passed the gateway
@@ -170,6 +173,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Relay> {
     gatewayKeys: o.gatewayKeys,
     maxEnvelopeBytes: c.maxEnvelopeBytes,
     log: o.log,
+    ...(o.now !== undefined ? { now: o.now } : {}),
   });
   const host = c.quicListen.host.includes(':') ? `[${c.quicListen.host}]` : c.quicListen.host;
   return {

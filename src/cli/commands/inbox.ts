@@ -1,7 +1,8 @@
 /**
  * `aftersmtp inbox`: logs in to the gateway with the key file's key (PROTOCOL.md §12.1), fetches
  * the mailbox (FetchInbox, from a cursor; --follow keeps waiting for new mail), opens every
- * envelope (PROTOCOL.md §6.6: the author signature inside verifies with the embedded author
+ * envelope by the gateway's signed time (ExpiryOpener; ephemeral ones with the key share the
+ * gateway releases) (PROTOCOL.md §6.6: the author signature inside verifies with the embedded author
  * record) and then checks that record against the ledger: the sender DID is resolved with verified
  * proofs (IdentityLookup: through the user's gateway for its own domain, §9.6, from the sender's
  * domain's own gateway otherwise, §13.2) and its current key id must be the author's key id. The
@@ -15,8 +16,8 @@
  * (`bodyBase64`); with --body-dir each body is written, byte for byte, to <dir>/<message id>.
  * Exit 1 if any message failed to open or verify.
  */
-import { openEnvelope, type OpenedMessage } from '../../envelope/index.js';
-import { receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
+import { type OpenedMessage } from '../../envelope/index.js';
+import { ExpiryOpener, receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
 import { verifyReceipt } from '../../envelope/receipt.js';
 import { decodeEnvelope } from '../../envelope/codec.js';
 import { verifyGatewaySignature } from '../../envelope/gateway.js';
@@ -101,22 +102,6 @@ function textOf(s: Shown): string[] {
     '',
   );
   return lines;
-}
-
-/**
- * Opens with the first key set the envelope is sealed to: the current key, then earlier ones
- * (mail that arrived before a rotation). The error is the current key's when none fits.
- */
-function openWithAny(envelope: Uint8Array, keySets: readonly SecretKeySet[]): OpenedMessage {
-  let first: unknown;
-  for (const k of keySets) {
-    try {
-      return openEnvelope(envelope, k);
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  throw first;
 }
 
 function isUtf8Text(content: Buffer): boolean {
@@ -221,6 +206,19 @@ export const inboxCommand: Command = {
     try {
       const { token } = await client.login(keys);
       const gatewayDid = formatDid({ domain: parseDid(keys.did).domain, localpart: 'gateway' });
+      // Expiry by the gateway's signed time, not the local clock alone; ephemeral mail opens
+      // with the key share the gateway releases before the expiry (docs/EXPIRY.md).
+      const opener = new ExpiryOpener({
+        client,
+        token,
+        gateway: async () => {
+          const gw = await resolve(gatewayDid);
+          if (gw.record === undefined)
+            throw new AfterSmtpError('ERR_TIME_SIGNATURE', 'the gateway is revoked');
+          return gw.record;
+        },
+      });
+      await opener.refresh();
       const show = async (item: InboxItemMsg): Promise<Shown> => {
         const base = {
           seq: item.seq,
@@ -230,7 +228,7 @@ export const inboxCommand: Command = {
         };
         let opened: OpenedMessage;
         try {
-          opened = openWithAny(item.envelope, [keys, ...oldKeys]);
+          opened = await opener.open(item.envelope, item.message_id, [keys, ...oldKeys]);
         } catch (err) {
           return {
             ...base,

@@ -192,11 +192,15 @@ export const sendCommand: Command = {
     '--key <key file> --to <did|address>... [--cc ...] [--bcc ...] --subject <text>\n' +
     '       --body-file <file | -> [--content-type <type>] [--ttl 7d]\n' +
     '       --gateway <host:port> (--gateway-cert <pem> | --gateway-spki sha256/<b64>)\n' +
-    '       [--log-key <key>] [--state <file>] [--json]\n\n' +
+    '       [--ephemeral] [--log-key <key>] [--state <file>] [--json]\n\n' +
     GATEWAY_USAGE +
     '\n  --body-file <file>           the body; - reads it from standard input\n' +
     '  --content-type <type>        default text/plain; charset=utf-8\n' +
-    '  --ttl <duration>             the message expires after this (default 30d)\n\n' +
+    '  --ttl <duration>             the message expires after this (default 30d)\n' +
+    '  --ephemeral                  part of the content key stays with your gateway, which gives it\n' +
+    '                               to the recipients only before the expiry and then erases it:\n' +
+    '                               afterwards nobody can open the message (docs/EXPIRY.md says\n' +
+    '                               what this cannot promise). Recipients of your domain only.\n\n' +
     'Every recipient gets its keys verified from the ledger before sealing; each --bcc recipient\n' +
     'gets its own envelope whose signed list names only the visible recipients and itself.\n' +
     "Recipients of another domain are resolved from that domain's gateway (AFTERSMTP_RELAY_ROUTES,\n" +
@@ -216,6 +220,7 @@ export const sendCommand: Command = {
     'body-file': { type: 'string' },
     'content-type': { type: 'string' },
     ttl: { type: 'string' },
+    ephemeral: { type: 'boolean' },
   },
   async run(args) {
     const keyFile = keyFileOption(args);
@@ -234,6 +239,10 @@ export const sendCommand: Command = {
     const ttl = optionalString(args, 'ttl');
     const ttlMs = ttl === undefined ? undefined : parseDuration(ttl, 'ttl');
     const json = flag(args, 'json');
+    const ephemeral = flag(args, 'ephemeral');
+    if (ephemeral && addresses.length > 0) {
+      throw new UsageError('--ephemeral: ordinary addresses cannot get ephemeral mail');
+    }
     const content = await readBoundedFile(bodyFile, MAX_BODY_FILE_BYTES, 'ERR_BODY_FILE');
     const keys = await readKeyFile(keyFile, await readPassphrase(`key file ${keyFile}`));
     const state = await loadClientState(args);
@@ -287,6 +296,7 @@ export const sendCommand: Command = {
               cc: pick(cc),
               bcc: pick(bcc),
               body: { subject, contentType, content },
+              ...(ephemeral ? { ephemeral: { holder: gateway } } : {}),
             });
       // Ordinary addresses: one envelope for the sender's own gateway, which opens it (§14).
       const legacy =
@@ -312,12 +322,16 @@ export const sendCommand: Command = {
       const { token } = await client.login(keys);
       const sent = [];
       for (const s of [...sealed, ...legacy]) {
-        const res = await client.dispatchMessage(token, { envelope: encodeEnvelope(s.envelope) });
+        const res = await client.dispatchMessage(token, {
+          envelope: encodeEnvelope(s.envelope),
+          ...(s.share !== undefined ? { key_share: s.share } : {}),
+        });
         sent.push({
           messageId: res.message_id,
           queueEntryId: res.queue_entry_id,
           recipients: res.recipients,
           bcc: 'bcc' in s && s.bcc !== undefined,
+          ephemeral: s.share !== undefined,
           ...('legacy' in s ? { endToEndEndsAt: gateway } : {}),
         });
       }

@@ -20,7 +20,14 @@ import { createLogger } from '../../log.js';
 import { registerCertificateMetrics } from '../../tls/metrics.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
-import { openGatewayLedger, startGatewayClientApi } from '../../amp/client-api/gateway.js';
+import type { AttestationSource } from '../../amp/client-api/server.js';
+import {
+  gatewayClock,
+  loadTrustedTime,
+  openGatewayLedger,
+  saveTrustedTime,
+  startGatewayClientApi,
+} from '../../amp/client-api/gateway.js';
 import {
   openRelay,
   openRemoteIdentities,
@@ -403,12 +410,23 @@ export const serveCommand: Command = {
         );
         teardown.add(() => follower.stop());
       }
+      // Expiry is judged by the trusted clock at every entrance, read path and purge
+      // (docs/EXPIRY.md); the anchors join it once attestations are open.
+      const late: { attestations?: AttestationSource } = {};
+      const clock = gatewayClock(
+        gw.ledger,
+        () => late.attestations?.() ?? [],
+        Date.now,
+        await loadTrustedTime(config.dataDir),
+      );
+      const now = (): number => clock.now();
       const mailbox = new MailboxWriter({
         store,
         gatewayKeys: identity,
         signal,
         metrics,
         transit: gw.transit,
+        now,
       });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
       teardown.add(() => mailScript.close());
@@ -452,6 +470,7 @@ export const serveCommand: Command = {
         transitLog === undefined ? [] : [transitLog],
       );
       teardown.add(() => attestations.close());
+      late.attestations = attestations.source;
       const clientApi = await startGatewayClientApi(
         config,
         identity,
@@ -463,6 +482,7 @@ export const serveCommand: Command = {
           signal,
           metrics,
           apiMetrics,
+          clock,
           transit: {
             ...(transitLog === undefined
               ? {}
@@ -486,6 +506,7 @@ export const serveCommand: Command = {
         identities,
         pipeline,
         log,
+        now,
       });
       teardown.add(() => relay.close());
       started.relay = relay;
@@ -494,6 +515,7 @@ export const serveCommand: Command = {
       const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, log);
       teardown.add(() => smtp.close());
       const worker = new DeliveryWorker({
+        now,
         queue,
         mailbox,
         ledger: gw.ledger,
@@ -524,8 +546,20 @@ export const serveCommand: Command = {
       attestations.start();
       teardown.add(() => worker.stop());
       const purge = setInterval(() => {
+        // The high-water mark first: after a restart the clock starts from it (docs/EXPIRY.md).
+        const trusted = now();
+        const behind = trusted - Date.now();
+        if (behind > 60_000) {
+          log.warn(
+            { trustedTime: new Date(trusted).toISOString(), behindMs: behind },
+            'the local clock is behind the trusted time (set back, or it ran ahead before)',
+          );
+        }
+        saveTrustedTime(config.dataDir, trusted).catch((err: unknown) =>
+          log.error({ err }, 'cannot save the trusted time'),
+        );
         metrics
-          .storeOp('purgeExpired', () => store.purgeExpired())
+          .storeOp('purgeExpired', () => store.purgeExpired(now()))
           .then(
             (n) => n > 0 && log.info({ purged: n }, 'purged expired mail'),
             (err: unknown) => log.error({ err }, 'purging expired mail failed'),
