@@ -24,7 +24,7 @@
  * 10 x BENCH_SECONDS, at least 2 s; default 4 s). It reports; it never asserts.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayClient } from '../src/amp/client-api/index.js';
@@ -32,7 +32,13 @@ import { encodeEnvelope, sealMessage } from '../src/envelope/index.js';
 import { readKeyFile } from '../src/identity/index.js';
 import { NatsCluster, natsServerBinary } from '../test/helpers/nats-cluster.js';
 import { freshDatabase, postgresService } from '../test/store/services.js';
-import { E2eGateway, USER_PASS, makeUserWith, type LogLine } from '../test/e2e/helpers.js';
+import {
+  E2eGateway,
+  USER_PASS,
+  makeUserWith,
+  shareSecrets,
+  type LogLine,
+} from '../test/e2e/helpers.js';
 import { defaultSeconds, formatOps, runSections } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 
@@ -40,16 +46,6 @@ const BODY = randomBytes(4096);
 const SENDERS = Number(process.env.CLUSTER_SENDERS ?? 16);
 const WARMUP_MS = 1000;
 const STORED_TIMEOUT_MS = 60_000;
-const SECRETS = [
-  'gateway.key',
-  'gateway.record.json',
-  'ledger.key',
-  'tls.crt',
-  'tls.key',
-  'store.key',
-  'srs.secret',
-  'dkim',
-];
 
 interface Row {
   backends: 'embedded' | 'shared';
@@ -110,8 +106,7 @@ async function prepareDomain(
   await first.start();
   await first.stop();
   for (const n of nodes.slice(1)) {
-    for (const f of SECRETS)
-      cpSync(join(first.dataDir, f), join(n.dataDir, f), { recursive: true });
+    shareSecrets(first.dataDir, n.dataDir);
   }
   await first.start();
   const noDns = { AFTERSMTP_DNS_SERVERS: '127.0.0.1:9' };

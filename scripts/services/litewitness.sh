@@ -17,6 +17,8 @@ set -euo pipefail
 TORCHWOOD_VERSION=v0.6.1
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/litewitness"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 TOOLS="${AFTERSMTP_TOOLS_DIR:-/var/tmp/aftersmtp-tools}/litewitness-$TORCHWOOD_VERSION"
 NAME="${AFTERSMTP_LITEWITNESS_NAME:-witness.test/litewitness}"
 
@@ -32,25 +34,13 @@ install() {
     "filippo.io/torchwood/cmd/witnessctl@$TORCHWOOD_VERSION"
 }
 
-running() {
-  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null
-}
-
 port() {
-  if [ -n "${AFTERSMTP_LITEWITNESS_PORT:-}" ]; then
-    echo "$AFTERSMTP_LITEWITNESS_PORT"
-  elif [ -f "$STATE/port" ]; then
-    cat "$STATE/port"
-  else
-    mkdir -p "$STATE"
-    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' >"$STATE/port"
-    cat "$STATE/port"
-  fi
+  service_port "${AFTERSMTP_LITEWITNESS_PORT:-}"
 }
 
 start() {
   install
-  if running; then
+  if service_running; then
     echo "litewitness.sh: already running (pid $(cat "$STATE/pid"))" >&2
     return 0
   fi
@@ -71,18 +61,7 @@ start() {
   nohup "$TOOLS/litewitness" -name "$NAME" -db "$STATE/witness.db" -ssh-agent "$STATE/agent.sock" \
     -key "$fp" -listen "127.0.0.1:$p" >>"$STATE/witness.log" 2>&1 &
   echo $! >"$STATE/pid"
-  for _ in $(seq 1 100); do
-    if grep -q 'msg=listening' "$STATE/witness.log"; then
-      sed -n 's/.*msg="verifier key" vkey=\([^ ]*\).*/\1/p' "$STATE/witness.log" | head -n 1 >"$STATE/vkey"
-      echo "litewitness.sh: ready on http://127.0.0.1:$p (pid $(cat "$STATE/pid"))" >&2
-      return 0
-    fi
-    running || break
-    sleep 0.1
-  done
-  echo "litewitness.sh: the witness did not start; its log:" >&2
-  tail -n 20 "$STATE/witness.log" >&2 || true
-  exit 1
+  service_wait litewitness.sh ready 50 "http://127.0.0.1:$p" "$STATE/witness.log"
 }
 
 add_log() {
@@ -90,16 +69,15 @@ add_log() {
   "$TOOLS/witnessctl" add-key -db "$STATE/witness.db" -origin "$1" -key "$2"
 }
 
+# The witness is ready once it listens; its verifier key is in its log.
+ready() {
+  grep -q 'msg=listening' "$STATE/witness.log" || return 1
+  sed -n 's/.*msg="verifier key" vkey=\([^ ]*\).*/\1/p' "$STATE/witness.log" | head -n 1 >"$STATE/vkey"
+}
+
 stop() {
-  local f pid
-  for f in pid agent.pid; do
-    if [ -f "$STATE/$f" ]; then
-      pid="$(cat "$STATE/$f")"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      rm -f "$STATE/$f"
-    fi
-  done
+  service_stop pid
+  service_stop agent.pid
 }
 
 case "${1:-}" in

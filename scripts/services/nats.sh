@@ -17,6 +17,8 @@ set -euo pipefail
 NATS_VERSION=v2.15.2
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/nats"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 TOOLS="${AFTERSMTP_TOOLS_DIR:-/var/tmp/aftersmtp-tools}"
 BIN="$TOOLS/nats-server-$NATS_VERSION/nats-server"
 PORT="${AFTERSMTP_NATS_PORT:-4222}"
@@ -31,10 +33,6 @@ install() {
   GOBIN="$(dirname "$BIN")" GOFLAGS=-buildvcs=false go install "github.com/nats-io/nats-server/v2@$NATS_VERSION"
 }
 
-running() {
-  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null
-}
-
 ready() {
   # The server greets every client with an INFO line that says whether JetStream is on.
   local line
@@ -46,7 +44,7 @@ ready() {
 
 start() {
   install
-  if running; then
+  if service_running; then
     echo "nats.sh: already running (pid $(cat "$STATE/pid"))" >&2
     return 0
   fi
@@ -60,27 +58,11 @@ jetstream {
 CONF
   nohup "$BIN" -c "$STATE/nats.conf" >>"$STATE/nats.log" 2>&1 &
   echo $! >"$STATE/pid"
-  for _ in $(seq 1 100); do
-    if ready; then
-      echo "nats.sh: ready on nats://127.0.0.1:$PORT (pid $(cat "$STATE/pid"))" >&2
-      return 0
-    fi
-    running || break
-    sleep 0.2
-  done
-  echo "nats.sh: the server did not become ready; its log:" >&2
-  tail -n 20 "$STATE/nats.log" >&2 || true
-  exit 1
+  service_wait nats.sh ready 100 "nats://127.0.0.1:$PORT" "$STATE/nats.log"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$STATE/pid")"
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$STATE/pid"
+  service_stop
 }
 
 case "${1:-}" in

@@ -19,6 +19,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/postgres"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 DB=aftersmtp
 ROLE=aftersmtp
 PASSWORD=aftersmtp-test # a local test cluster on loopback only; never a production secret
@@ -26,15 +28,7 @@ PASSWORD=aftersmtp-test # a local test cluster on loopback only; never a product
 # The port: AFTERSMTP_POSTGRES_PORT, else the one picked (free, on 127.0.0.1) on first use and kept
 # in the state directory so that `url` and later starts agree.
 port() {
-  if [ -n "${AFTERSMTP_POSTGRES_PORT:-}" ]; then
-    echo "$AFTERSMTP_POSTGRES_PORT"
-    return
-  fi
-  if [ ! -s "$STATE/port" ]; then
-    mkdir -p "$STATE"
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })' >"$STATE/port"
-  fi
-  cat "$STATE/port"
+  service_port "${AFTERSMTP_POSTGRES_PORT:-}"
 }
 
 bindir() {

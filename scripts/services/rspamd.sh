@@ -18,17 +18,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/rspamd"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 port() {
-  if [ -n "${AFTERSMTP_RSPAMD_PORT:-}" ]; then
-    echo "$AFTERSMTP_RSPAMD_PORT"
-    return
-  fi
-  if [ ! -s "$STATE/port" ]; then
-    mkdir -p "$STATE"
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })' >"$STATE/port"
-  fi
-  cat "$STATE/port"
+  service_port "${AFTERSMTP_RSPAMD_PORT:-}"
 }
 
 install() {
@@ -37,10 +31,6 @@ install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd
   # The package may start the system's own instance; this project runs its own.
   (service rspamd stop || true) >/dev/null 2>&1
-}
-
-running() {
-  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null
 }
 
 ready() {
@@ -90,7 +80,7 @@ CONF
 
 start() {
   install
-  if running; then
+  if service_running; then
     echo "rspamd.sh: already running on 127.0.0.1:$(port) (pid $(cat "$STATE/pid"))" >&2
     return 0
   fi
@@ -103,27 +93,11 @@ start() {
     --var="LOCAL_CONFDIR=$STATE/local" --var="DBDIR=$STATE/db" --var="RUNDIR=$STATE/run" \
     --var="LOGDIR=$STATE/log" >>"$STATE/stdout.log" 2>&1 &
   echo $! >"$STATE/pid"
-  for _ in $(seq 1 150); do
-    if ready; then
-      echo "rspamd.sh: ready on $(url) (pid $(cat "$STATE/pid"))" >&2
-      return 0
-    fi
-    running || break
-    sleep 0.2
-  done
-  echo "rspamd.sh: the server did not become ready; its log:" >&2
-  tail -n 30 "$STATE/stdout.log" "$STATE/log/rspamd.log" >&2 || true
-  exit 1
+  service_wait rspamd.sh ready 150 "$(url)" "$STATE/stdout.log" "$STATE/log/rspamd.log"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$STATE/pid")"
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$STATE/pid"
+  service_stop
 }
 
 url() {

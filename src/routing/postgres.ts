@@ -153,10 +153,16 @@ export class PgSharedDocuments<Row> {
   }
 }
 
-/** Keeps a node's MappingEngine equal to the maps on the server. */
-export class PgMapsFollower {
-  readonly #docs: PgSharedDocuments<MapEntry>;
-  readonly #engine: MappingEngine;
+/**
+ * Keeps a node's copy of some documents of a namespace equal to the server's: each pass reads
+ * the versions and hands every document whose version moved to `apply` (polling, not
+ * LISTEN/NOTIFY: a notification sent while a node's connection is down is lost, so the poll
+ * would be needed anyway).
+ */
+export class PgDocumentsFollower<Row> {
+  readonly #docs: PgSharedDocuments<Row>;
+  readonly #names: readonly string[];
+  readonly #apply: (name: string, rows: Row[], version: number) => void;
   readonly #pollMs: number;
   readonly #seen = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
@@ -164,25 +170,31 @@ export class PgMapsFollower {
   /** The last failure of a follow pass (undefined after a good one). */
   lastError: Error | undefined;
 
-  constructor(engine: MappingEngine, docs: PgSharedDocuments<MapEntry>, pollMs = 250) {
-    this.#engine = engine;
+  constructor(
+    docs: PgSharedDocuments<Row>,
+    names: readonly string[],
+    apply: (name: string, rows: Row[], version: number) => void,
+    pollMs = 250,
+  ) {
     this.#docs = docs;
+    this.#names = names;
+    this.#apply = apply;
     this.#pollMs = pollMs;
   }
 
-  /** One pass: loads every map whose version moved since the last pass. */
+  /** One pass: the number of documents whose version moved and that were applied. */
   async syncOnce(): Promise<number> {
     if (this.#running) return 0;
     this.#running = true;
     let loaded = 0;
     try {
       const versions = await this.#docs.versions();
-      for (const map of MAP_NAMES) {
-        const v = versions.get(map) ?? 0;
-        if (this.#seen.get(map) === v) continue;
-        const { version, rows } = await this.#docs.read(map);
-        this.#engine.replaceMap(map, rows);
-        this.#seen.set(map, version);
+      for (const name of this.#names) {
+        const v = versions.get(name) ?? 0;
+        if (this.#seen.get(name) === v) continue;
+        const { version, rows } = await this.#docs.read(name);
+        this.#apply(name, rows, version);
+        this.#seen.set(name, version);
         loaded++;
       }
       this.lastError = undefined;
@@ -195,7 +207,7 @@ export class PgMapsFollower {
     }
   }
 
-  /** Follows the server every pollMs until stop(); errors are kept in lastError. */
+  /** Follows the server every pollMs until stop(); errors go to onError and lastError. */
   start(onError: (err: Error) => void = () => undefined): void {
     if (this.#timer !== undefined) return;
     this.#timer = setInterval(() => {
@@ -207,6 +219,13 @@ export class PgMapsFollower {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+}
+
+/** Keeps a node's MappingEngine equal to the maps on the server. */
+export class PgMapsFollower extends PgDocumentsFollower<MapEntry> {
+  constructor(engine: MappingEngine, docs: PgSharedDocuments<MapEntry>, pollMs = 250) {
+    super(docs, MAP_NAMES, (map, rows) => engine.replaceMap(map as MapName, rows), pollMs);
   }
 }
 

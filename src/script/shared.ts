@@ -14,7 +14,7 @@
  * the new ones, never a mix, within pollMs of a change. A pass that fails leaves the last scripts
  * serving and is retried at the next tick.
  */
-import { PgSharedDocuments } from '../routing/postgres.js';
+import { PgDocumentsFollower, PgSharedDocuments } from '../routing/postgres.js';
 import { checkScope, checkSource, type ScriptStore, type StoredScript } from './store.js';
 
 export const SCRIPTS_NAMESPACE = 'scripts';
@@ -92,53 +92,13 @@ export class SharedScripts {
 }
 
 /** Keeps a node's ScriptStore equal to the scripts on the server. */
-export class PgScriptsFollower {
-  readonly #docs: PgSharedDocuments<ScriptRow>;
-  readonly #store: ScriptStore;
-  readonly #pollMs: number;
-  #seen: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
-  /** The last failure of a follow pass (undefined after a good one). */
-  lastError: Error | undefined;
-
+export class PgScriptsFollower extends PgDocumentsFollower<ScriptRow> {
   constructor(store: ScriptStore, docs: PgSharedDocuments<ScriptRow>, pollMs = 250) {
-    this.#store = store;
-    this.#docs = docs;
-    this.#pollMs = pollMs;
-  }
-
-  /** One pass: true when the scripts moved and the copy was replaced. */
-  async syncOnce(): Promise<boolean> {
-    if (this.#running) return false;
-    this.#running = true;
-    try {
-      const v = (await this.#docs.versions()).get(DOCUMENT) ?? 0;
-      this.lastError = undefined;
-      if (this.#seen === v) return false;
-      const { version, rows } = await this.#docs.read(DOCUMENT);
-      this.#store.replaceAll(rows.map(toScript), version);
-      this.#seen = version;
-      return true;
-    } catch (err) {
-      this.lastError = err as Error;
-      throw err;
-    } finally {
-      this.#running = false;
-    }
-  }
-
-  /** Follows the server every pollMs until stop(); errors go to onError. */
-  start(onError: (err: Error) => void = () => undefined): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => {
-      this.syncOnce().catch((err: unknown) => onError(err as Error));
-    }, this.#pollMs);
-    this.#timer.unref();
-  }
-
-  stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    super(
+      docs,
+      [DOCUMENT],
+      (_name, rows, version) => store.replaceAll(rows.map(toScript), version),
+      pollMs,
+    );
   }
 }

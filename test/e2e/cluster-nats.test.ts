@@ -13,7 +13,7 @@
 // A script set with the CLI reaches every node (MailScript shared on PostgreSQL). Needs PostgreSQL
 // and the nats-server binary of scripts/services/nats.sh; under CI both are required.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -26,21 +26,10 @@ import { PgLedgerReplication } from '../../src/ledger/postgres.js';
 import { runCli } from '../helpers/cli.js';
 import { NatsCluster, natsServerBinary } from '../helpers/nats-cluster.js';
 import { freshDatabase, postgresService } from '../store/services.js';
-import { E2eGateway, USER_PASS, cli, makeUserWith, type E2eUser } from './helpers.js';
+import { E2eGateway, USER_PASS, cli, makeUserWith, shareSecrets, type E2eUser } from './helpers.js';
 
 const DOMAIN = 'nodes.test';
 const SENDER_DOMAIN = 'sender.test';
-/** What every node of the domain must share (OPERATIONS.md lists them). */
-const SECRETS = [
-  'gateway.key',
-  'gateway.record.json',
-  'ledger.key',
-  'tls.crt',
-  'tls.key',
-  'store.key',
-  'srs.secret',
-  'dkim',
-];
 /** How long each phase of the traffic runs (before, during and after each crash). */
 const PHASE_MS = 4000;
 
@@ -109,8 +98,7 @@ if (skip !== undefined || nats.skip !== undefined) {
       await n1.start();
       await n1.stop();
       for (const n of [n2, n3]) {
-        for (const f of SECRETS)
-          cpSync(join(n1.dataDir, f), join(n.dataDir, f), { recursive: true });
+        shareSecrets(n1.dataDir, n.dataDir);
       }
       // Each side pins the other's log key (no DNS here).
       const host = (g: E2eGateway) => ({

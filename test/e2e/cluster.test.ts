@@ -4,27 +4,16 @@
 // one log; a node killed with SIGKILL and restarted rejoins from its replica; the log on the
 // server verifies from scratch with one history. Under CI the server is required.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { logOrigin } from '../../src/ledger/checkpoint.js';
 import { PgLedgerReplication } from '../../src/ledger/postgres.js';
 import { freshDatabase, postgresService } from '../store/services.js';
-import { E2eGateway, makeUserWith } from './helpers.js';
+import { E2eGateway, makeUserWith, shareSecrets } from './helpers.js';
 
 const DOMAIN = 'cluster.test';
-/** What every node of the domain must share (OPERATIONS.md lists them). */
-const SECRETS = [
-  'gateway.key',
-  'gateway.record.json',
-  'ledger.key',
-  'tls.crt',
-  'tls.key',
-  'store.key',
-  'srs.secret',
-  'dkim',
-];
 
 const svc = await postgresService();
 
@@ -55,8 +44,7 @@ if (svc.skip !== undefined) {
       await n1.start();
       await n1.stop();
       for (const n of [n2, n3]) {
-        for (const f of SECRETS)
-          cpSync(join(n1.dataDir, f), join(n.dataDir, f), { recursive: true });
+        shareSecrets(n1.dataDir, n.dataDir);
       }
       await Promise.all(nodes.map((n) => n.start()));
       const ready = nodes.map((n) => n.ready ?? {});

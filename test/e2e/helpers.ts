@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LOG_KEY_FILE, createLogKey } from '../../src/ledger/logkey.js';
@@ -13,6 +13,23 @@ import { logOrigin } from '../../src/ledger/checkpoint.js';
 import { runCli, startCli, type CliResult } from '../helpers/cli.js';
 
 export const GATEWAY_PASS = 'gateway pass';
+
+/** What every node of one domain shares (docs/OPERATIONS.md, "Running several nodes"). */
+export const NODE_SECRETS = [
+  'gateway.key',
+  'gateway.record.json',
+  'ledger.key',
+  'tls.crt',
+  'tls.key',
+  'store.key',
+  'srs.secret',
+  'dkim',
+] as const;
+
+/** Copies the shared secret files of the node in `fromDir` into the data directory `toDir`. */
+export function shareSecrets(fromDir: string, toDir: string): void {
+  for (const f of NODE_SECRETS) cpSync(join(fromDir, f), join(toDir, f), { recursive: true });
+}
 export const USER_PASS = 'user pass';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
