@@ -29,9 +29,12 @@
  * Run: `node dist/bench/relay.js` or `aftersmtp bench relay` (BENCH_SECONDS scales it: each row is
  * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about two minutes in all
  * with the baseline). It needs unbound (apt-get install unbound). It reports; it never asserts.
+ * RELAY_SENDERS picks the sender counts (default 1,64). RELAY_CPU_PROF_DIR makes each `serve`
+ * write a V8 CPU profile there (<suite>-A/, <suite>-B/) and the bench the number of messages each
+ * pair carried (<suite>-messages), for the per-stage table of bench/stages.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { encodeEnvelope, sealMessage } from '../src/envelope/index.js';
 import { GatewayClient } from '../src/amp/client-api/index.js';
 import { readKeyFile } from '../src/identity/index.js';
@@ -48,7 +51,9 @@ import {
 
 const SUITES = ['classic-v1', 'hybrid-v1'] as const;
 type Suite = (typeof SUITES)[number];
-const CONCURRENCY = [1, 64];
+const CONCURRENCY = (process.env.RELAY_SENDERS ?? '1,64').split(',').map(Number);
+/** Where each `serve` writes a V8 CPU profile (<dir>/<suite>-A, -B), for bench/stages.ts. */
+const PROFILE_DIR = process.env.RELAY_CPU_PROF_DIR;
 const BODY = randomBytes(4096);
 const WARMUP_MS = 1000;
 const STORED_TIMEOUT_MS = 30_000;
@@ -132,6 +137,11 @@ async function measureSuite(
 ): Promise<{ cells: Cell[]; rss: Rss[] }> {
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
+  if (PROFILE_DIR !== undefined) {
+    a.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${suite}-A`;
+    b.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${suite}-B`;
+  }
+  let carried = 0;
   await Promise.all([a.start(), b.start()]);
   const signal = new StoredSignal();
   b.listeners.add(signal.listener);
@@ -160,6 +170,7 @@ async function measureSuite(
       await c.dispatchMessage(token, { envelope: bytes });
       const t1 = performance.now();
       await stored;
+      carried++;
       return { total: performance.now() - t0, dispatch: t1 - t0 };
     };
 
@@ -214,6 +225,8 @@ async function measureSuite(
     client?.close();
     b.listeners.delete(signal.listener);
     await Promise.all([a.stop(), b.stop()]);
+    if (PROFILE_DIR !== undefined)
+      writeFileSync(`${PROFILE_DIR}/${suite}-messages`, `${carried}\n`);
   }
 }
 

@@ -1,0 +1,142 @@
+/**
+ * Per-stage CPU cost of a relayed message at gateway A and at gateway B, from the V8 CPU profiles
+ * that bench/relay.ts has each `serve` write (RELAY_CPU_PROF_DIR). Each sample is charged to the
+ * nearest frame of the project's own code on its stack (so a native call, a library call or
+ * Node.js internals count for the stage that made them); logging, metrics and garbage collection
+ * are charged to themselves; samples with no project frame at all are the runtime's (event loop,
+ * sockets, HTTP/2). Figures are µs of CPU per message carried, warm-up included.
+ *
+ * Run:
+ *   RELAY_CPU_PROF_DIR=/tmp/prof RELAY_SENDERS=64 node dist/bench/relay.js
+ *   node dist/bench/stages.js /tmp/prof
+ * It reports; it never asserts.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** The stage of a project file (dist/src/...), first match wins. */
+const STAGES: readonly (readonly [RegExp, string])[] = [
+  [/\/src\/amp\/client-api\//, 'client API: handler, decode, token'],
+  [/\/src\/pipeline\/(admission|recipients)/, 'pipeline: admission, recipient check'],
+  [/\/src\/pipeline\/(transform|gateway-sign)/, 'pipeline: transform, gateway signature'],
+  [/\/src\/pipeline\//, 'pipeline: runner, commit'],
+  [/\/src\/queue\//, 'queue: commit, lease, settle'],
+  [/\/src\/delivery\//, 'delivery worker: route, settle'],
+  [/\/src\/amp\/relay\/receiver/, 'relay: receive'],
+  [/\/src\/amp\/relay\//, 'relay: peer lookup, send'],
+  [/\/src\/quic\//, 'QUIC driver (native endpoint)'],
+  [/\/src\/envelope\/receipt/, 'receipt: sign, verify'],
+  [/\/src\/envelope\//, 'envelope: decode, verify'],
+  [/\/src\/mailbox\//, 'mailbox writer'],
+  [/\/src\/store\//, 'store: encrypt, LMDB'],
+  [/\/src\/transit\//, 'transit log'],
+  [/\/src\/ledger\//, 'ledger: lookups'],
+  [/\/src\/identity\//, 'identity: keys, signatures'],
+  [/\/src\/native\//, 'native binding'],
+  [/\/src\/log\.js/, 'logging'],
+  [/\/src\/admin\//, 'metrics'],
+  [/\/src\//, 'other project code'],
+];
+
+const LIBRARIES: readonly (readonly [RegExp, string])[] = [
+  [/node_modules\/pino/, 'logging'],
+  [/node_modules\/prom-client/, 'metrics'],
+];
+
+function stageTotals(profile: Profile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const memo = new Map<number, string | null>();
+  const stageOf = (leafId: number): string | null => {
+    const cached = memo.get(leafId);
+    if (cached !== undefined) return cached;
+    const leaf = byId.get(leafId);
+    const fn = leaf?.callFrame.functionName;
+    let stage: string | null;
+    if (fn === '(idle)') stage = null;
+    else if (fn === '(garbage collector)') stage = 'garbage collection';
+    else if (fn === '(program)') stage = 'V8 and native code, no JS frame';
+    else {
+      stage = 'Node.js runtime: event loop, sockets, HTTP/2';
+      for (let id: number | undefined = leafId; id !== undefined; id = parent.get(id)) {
+        const url = byId.get(id)?.callFrame.url ?? '';
+        const lib = LIBRARIES.find(([re]) => re.test(url));
+        if (lib !== undefined) {
+          stage = lib[1];
+          break;
+        }
+        if (url.includes('/dist/src/')) {
+          stage = STAGES.find(([re]) => re.test(url))?.[1] ?? 'other project code';
+          break;
+        }
+      }
+    }
+    memo.set(leafId, stage);
+    return stage;
+  };
+  const totals = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const stage = stageOf(id);
+    if (stage === null) return;
+    totals.set(stage, (totals.get(stage) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+  });
+  return totals;
+}
+
+function profileIn(dir: string): Profile {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no .cpuprofile in ${dir}`);
+  return JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
+}
+
+const dir = process.argv[2];
+if (dir === undefined) {
+  console.error('usage: node dist/bench/stages.js <RELAY_CPU_PROF_DIR>');
+  process.exit(2);
+}
+const json: Record<string, unknown> = {};
+for (const suite of ['classic-v1', 'hybrid-v1']) {
+  let messages: number;
+  try {
+    messages = Number(readFileSync(join(dir, `${suite}-messages`), 'utf8'));
+  } catch {
+    continue;
+  }
+  const a = stageTotals(profileIn(join(dir, `${suite}-A`)));
+  const b = stageTotals(profileIn(join(dir, `${suite}-B`)));
+  const stages = [...new Set([...a.keys(), ...b.keys()])].sort(
+    (x, y) => (b.get(y) ?? 0) + (a.get(y) ?? 0) - (b.get(x) ?? 0) - (a.get(x) ?? 0),
+  );
+  const us = (m: Map<string, number>, s: string): number => (m.get(s) ?? 0) / messages;
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+  console.log(`\n## ${suite}: CPU per relayed message by stage (µs), ${messages} messages\n`);
+  console.log(`${'stage'.padEnd(46)} ${'A'.padStart(7)} ${'B'.padStart(7)}`);
+  console.log(`${'-'.repeat(46)} ${'-'.repeat(7)} ${'-'.repeat(7)}`);
+  for (const s of stages) {
+    console.log(
+      `${s.padEnd(46)} ${us(a, s).toFixed(0).padStart(7)} ${us(b, s).toFixed(0).padStart(7)}`,
+    );
+  }
+  console.log(
+    `${'total'.padEnd(46)} ${(sum(a) / messages).toFixed(0).padStart(7)} ${(sum(b) / messages).toFixed(0).padStart(7)}`,
+  );
+  json[suite] = {
+    messages,
+    a: Object.fromEntries(stages.map((s) => [s, Math.round(us(a, s))])),
+    b: Object.fromEntries(stages.map((s) => [s, Math.round(us(b, s))])),
+  };
+}
+console.log(`\n${JSON.stringify({ stages: json }, null, 2)}`);
