@@ -2,7 +2,7 @@
 // this process's RSS while draining: after the queue is full, draining it must not keep growing
 // memory (each lease holds at most a batch; settled jobs leave nothing behind in the process).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -17,6 +17,16 @@ const N = 50_000;
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 const MB = 1024 * 1024;
+
+/**
+ * Resident memory that is the process's own (RssAnon): the LMDB file's pages that the drain
+ * reads are mapped into the process and counted in RSS, but they are the file's, reclaimable, and
+ * not a leak (on Node.js 24 the drain's RSS grew 67 MB: 58 MB of it file pages, 15 MB its own).
+ */
+function anonymousRss(): number {
+  const kb = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  return kb === undefined ? process.memoryUsage.rss() : Number(kb) * 1024;
+}
 
 it('lmdb: 50,000 entries enqueued at once drain without unbounded RSS growth', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-queue-burst-'));
@@ -56,7 +66,7 @@ it('lmdb: 50,000 entries enqueued at once drain without unbounded RSS growth', a
       );
       drained += leases.length;
       collect();
-      samples.push(process.memoryUsage.rss());
+      samples.push(anonymousRss());
     }
     assert.equal(drained, N);
     assert.equal((await queue.stats()).depth, 0);
