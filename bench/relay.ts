@@ -30,8 +30,8 @@
  * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about two minutes in all
  * with the baseline). It needs unbound (apt-get install unbound). It reports; it never asserts.
  * RELAY_SENDERS picks the sender counts (default 1,64). RELAY_CPU_PROF_DIR makes each `serve`
- * write a V8 CPU profile there (<suite>-A/, <suite>-B/) and the bench the number of messages each
- * pair carried (<suite>-messages), for the per-stage table of bench/stages.ts.
+ * write a V8 CPU profile there (<suite>-A/, <suite>-B/) and the bench the measured window and its
+ * messages (<suite>-window: the last row's), for the per-stage table of bench/stages.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -138,10 +138,9 @@ async function measureSuite(
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
   if (PROFILE_DIR !== undefined) {
-    a.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${suite}-A`;
-    b.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${suite}-B`;
+    a.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-A`];
+    b.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-B`];
   }
-  let carried = 0;
   await Promise.all([a.start(), b.start()]);
   const signal = new StoredSignal();
   b.listeners.add(signal.listener);
@@ -170,7 +169,6 @@ async function measureSuite(
       await c.dispatchMessage(token, { envelope: bytes });
       const t1 = performance.now();
       await stored;
-      carried++;
       return { total: performance.now() - t0, dispatch: t1 - t0 };
     };
 
@@ -195,9 +193,18 @@ async function measureSuite(
         bench: process.cpuUsage(),
       };
       const start = performance.now();
+      const windowFrom = process.hrtime.bigint() / 1000n;
       const end = start + seconds * 1000;
       await Promise.all(Array.from({ length: senders }, () => run(end, true)));
       const elapsed = (performance.now() - start) / 1000;
+      if (PROFILE_DIR !== undefined) {
+        // The measured window on the monotonic clock (µs), which V8's profiles also use.
+        const windowTo = process.hrtime.bigint() / 1000n;
+        writeFileSync(
+          `${PROFILE_DIR}/${suite}-window`,
+          `${windowFrom} ${windowTo} ${total.length}\n`,
+        );
+      }
       const benchCpu = process.cpuUsage(cpu0.bench);
       const perMessage = (cpuS: number) => (1e6 * cpuS) / Math.max(1, total.length);
       total.sort((x, y) => x - y);
@@ -225,8 +232,6 @@ async function measureSuite(
     client?.close();
     b.listeners.delete(signal.listener);
     await Promise.all([a.stop(), b.stop()]);
-    if (PROFILE_DIR !== undefined)
-      writeFileSync(`${PROFILE_DIR}/${suite}-messages`, `${carried}\n`);
   }
 }
 

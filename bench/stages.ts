@@ -4,7 +4,9 @@
  * nearest frame of the project's own code on its stack (so a native call, a library call or
  * Node.js internals count for the stage that made them); logging, metrics and garbage collection
  * are charged to themselves; samples with no project frame at all are the runtime's (event loop,
- * sockets, HTTP/2). Figures are µs of CPU per message carried, warm-up included.
+ * sockets, HTTP/2). Only the samples of the measured window count (<suite>-window: its start and
+ * end on the monotonic clock V8's profiles use, and the messages carried in it), so start-up and
+ * warm-up are left out. Figures are µs of CPU per message.
  *
  * Run:
  *   RELAY_CPU_PROF_DIR=/tmp/prof RELAY_SENDERS=64 node dist/bench/relay.js
@@ -22,6 +24,7 @@ interface ProfileNode {
 
 interface Profile {
   nodes: ProfileNode[];
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
@@ -55,7 +58,7 @@ const LIBRARIES: readonly (readonly [RegExp, string])[] = [
   [/node_modules\/prom-client/, 'metrics'],
 ];
 
-function stageTotals(profile: Profile): Map<string, number> {
+function stageTotals(profile: Profile, from: number, to: number): Map<string, number> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -88,7 +91,10 @@ function stageTotals(profile: Profile): Map<string, number> {
     return stage;
   };
   const totals = new Map<string, number>();
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at < from || at > to) return;
     const stage = stageOf(id);
     if (stage === null) return;
     totals.set(stage, (totals.get(stage) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
@@ -109,14 +115,18 @@ if (dir === undefined) {
 }
 const json: Record<string, unknown> = {};
 for (const suite of ['classic-v1', 'hybrid-v1']) {
-  let messages: number;
+  let window: number[];
   try {
-    messages = Number(readFileSync(join(dir, `${suite}-messages`), 'utf8'));
+    window = readFileSync(join(dir, `${suite}-window`), 'utf8')
+      .trim()
+      .split(' ')
+      .map(Number);
   } catch {
     continue;
   }
-  const a = stageTotals(profileIn(join(dir, `${suite}-A`)));
-  const b = stageTotals(profileIn(join(dir, `${suite}-B`)));
+  const [from = 0, to = 0, messages = 1] = window;
+  const a = stageTotals(profileIn(join(dir, `${suite}-A`)), from, to);
+  const b = stageTotals(profileIn(join(dir, `${suite}-B`)), from, to);
   const stages = [...new Set([...a.keys(), ...b.keys()])].sort(
     (x, y) => (b.get(y) ?? 0) + (a.get(y) ?? 0) - (b.get(x) ?? 0) - (a.get(x) ?? 0),
   );

@@ -189,7 +189,13 @@ interface Prepared {
 
 /** What the ledger says of a DID now (`current`): no proof is built for it. */
 export type DidState =
-  | { readonly state: 'current'; readonly record: PublicKeyRecord; readonly leaf: number }
+  | {
+      readonly state: 'current';
+      readonly record: PublicKeyRecord;
+      readonly leaf: number;
+      /** When the current entry was logged (a client token issued before it is stale). */
+      readonly loggedAt: number;
+    }
   | { readonly state: 'revoked' }
   | { readonly state: 'unknown' };
 
@@ -209,7 +215,7 @@ export class IdentityLedger {
   readonly #secret: Buffer;
   readonly #defaults: ReadonlyMap<string, DomainPolicy>;
   #cached: { size: number; note: string } | undefined;
-  readonly #records = new Map<number, PublicKeyRecord | null>();
+  readonly #records = new Map<number, { record: PublicKeyRecord; loggedAt: number } | null>();
   readonly #statements = new Map<string, Database.Statement>();
 
   constructor(options: LedgerOptions) {
@@ -415,16 +421,18 @@ export class IdentityLedger {
     const row = this.#didRow(did);
     if (row === undefined) return { state: 'unknown' };
     if (row.revoked) return { state: 'revoked' };
-    let record = this.#records.get(row.leaf);
-    if (record === undefined) {
+    let cached = this.#records.get(row.leaf);
+    if (cached === undefined) {
       const e = this.entryAt(row.leaf);
-      record = e.type === 'revoke' ? null : e.record;
+      cached = e.type === 'revoke' ? null : { record: e.record, loggedAt: e.loggedAt };
       if (this.#records.size >= RECORD_CACHE_SIZE) {
         this.#records.delete(this.#records.keys().next().value as number);
       }
-      this.#records.set(row.leaf, record);
+      this.#records.set(row.leaf, cached);
     }
-    return record === null ? { state: 'revoked' } : { state: 'current', record, leaf: row.leaf };
+    return cached === null
+      ? { state: 'revoked' }
+      : { state: 'current', record: cached.record, leaf: row.leaf, loggedAt: cached.loggedAt };
   }
 
   /** The current record of an active DID, with its leaf. */

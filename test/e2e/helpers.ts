@@ -58,6 +58,8 @@ export class E2eGateway {
   readonly grpcPort: number;
   readonly logKey: string;
   readonly env: Record<string, string>;
+  /** Node.js options for the `serve` process (e.g. --cpu-prof for bench/stages.ts). */
+  nodeArgs: string[] = [];
   child: ChildProcess | undefined;
   ready: LogLine | undefined;
   /** Every log line of the current process (cleared at each start). */
@@ -133,7 +135,7 @@ export class E2eGateway {
     assert.ok(!this.running, `${this.domain} is already running`);
     this.lines = [];
     this.stderr = '';
-    const child = startCli(['serve'], this.env);
+    const child = startCli(['serve'], this.env, undefined, this.nodeArgs);
     this.child = child;
     let buffered = '';
     child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));

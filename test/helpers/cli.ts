@@ -41,9 +41,14 @@ export function runCli(
   });
 }
 
-/** Starts a long-running CLI command; the caller stops it. */
-export function startCli(args: string[], env: Record<string, string>, cwd?: string): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], {
+/** Starts a long-running CLI command (with Node.js options `nodeArgs`); the caller stops it. */
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd?: string,
+  nodeArgs: readonly string[] = [],
+): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, BIN, ...args], {
     env: cliEnv(env),
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -28,8 +28,7 @@ import { lp, u32be, u64be } from '../../identity/lp.js';
 import { parseDid } from '../../identity/did.js';
 import type { PublicKeyRecord, SecretKeySet } from '../../identity/keys.js';
 import { verifySignature, type Signature } from '../../identity/signature.js';
-import { decodeEntry, type IdentityLedger } from '../../ledger/index.js';
-import { LedgerError } from '../../ledger/index.js';
+import type { IdentityLedger } from '../../ledger/index.js';
 import { ClientApiRefusal } from './status.js';
 
 export const PURPOSE_AUTH = 'aftersmtp/client/v1/auth';
@@ -195,24 +194,23 @@ export interface IssuedChallenge {
   readonly expiresAt: number;
 }
 
-/** The DID's current entry in this gateway's ledger, or a refusal (unknown, revoked). */
+/**
+ * The DID's current entry in this gateway's ledger, or a refusal (unknown, revoked): the cheap
+ * state (ledger.current, no proof built), as every call with a token asks it.
+ */
 function currentEntry(
   ledger: IdentityLedger,
   did: string,
 ): { record: PublicKeyRecord; loggedAt: number } {
-  let entry;
-  try {
-    entry = decodeEntry(ledger.lookup(did).entry);
-  } catch (err) {
-    if (err instanceof LedgerError && err.code === 'ERR_DID_UNKNOWN') {
-      throw new ClientApiRefusal(status.NOT_FOUND, 'ERR_DID_UNKNOWN', `${did} is not registered`);
-    }
-    throw err;
+  ledger.domains.domainOf(did);
+  const s = ledger.current(did);
+  if (s.state === 'unknown') {
+    throw new ClientApiRefusal(status.NOT_FOUND, 'ERR_DID_UNKNOWN', `${did} is not registered`);
   }
-  if (entry.type === 'revoke') {
+  if (s.state === 'revoked') {
     throw new ClientApiRefusal(status.FAILED_PRECONDITION, 'ERR_DID_REVOKED', `${did} is revoked`);
   }
-  return entry;
+  return s;
 }
 
 /** The DID's current record in this gateway's ledger, or a refusal (unknown, revoked). */
@@ -238,9 +236,18 @@ export function challengeMac(
     .subarray(0, 16);
 }
 
+/** Tokens whose signature verified, kept (text to the gateway key id) so a call checks it once. */
+const VERIFIED_TOKENS = 1024;
+
 export class Authenticator {
   readonly #gateway: SecretKeySet;
   readonly #ledger: IdentityLedger;
+  /**
+   * A token's signature is a function of its text and the gateway key alone, so a token seen
+   * before is not verified again while that key is current (every other check runs each call);
+   * the oldest is dropped past VERIFIED_TOKENS.
+   */
+  readonly #verified = new Map<string, string>();
   readonly #domain: string;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -383,17 +390,24 @@ export class Authenticator {
         `the token was issued by ${claims.gateway}, not by this gateway's current key`,
       );
     }
-    try {
-      verifySignature(
-        gw.suite,
-        gw.signingPublicKeys,
-        payload,
-        PURPOSE_TOKEN,
-        signature,
-        'ERR_TOKEN_SIGNATURE',
-      );
-    } catch {
-      throw unauthenticated('ERR_TOKEN_SIGNATURE', "the token's signature does not verify");
+    const keyId = gw.keyId.toString('hex');
+    if (this.#verified.get(token) !== keyId) {
+      try {
+        verifySignature(
+          gw.suite,
+          gw.signingPublicKeys,
+          payload,
+          PURPOSE_TOKEN,
+          signature,
+          'ERR_TOKEN_SIGNATURE',
+        );
+      } catch {
+        throw unauthenticated('ERR_TOKEN_SIGNATURE', "the token's signature does not verify");
+      }
+      if (this.#verified.size >= VERIFIED_TOKENS) {
+        this.#verified.delete(this.#verified.keys().next().value as string);
+      }
+      this.#verified.set(token, keyId);
     }
     const now = this.#now();
     if (now >= claims.expiresAt) {
