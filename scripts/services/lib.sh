@@ -51,3 +51,13 @@ service_wait() {
   tail -n 30 "$@" >&2 || true
   exit 1
 }
+
+# Whether 127.0.0.1:$1 answers the request $2 with a reply that contains $3 (within 2 s).
+service_answers() {
+  local reply
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf '%b' "$2" >&3
+  reply="$(timeout 2 cat <&3 || true)"
+  exec 3<&- 3>&-
+  [[ "$reply" == *"$3"* ]]
+}

@@ -35,12 +35,7 @@ install() {
 
 ready() {
   # /ping on the normal worker answers "pong".
-  local reply
-  { exec 3<>"/dev/tcp/127.0.0.1/$(port)"; } 2>/dev/null || return 1
-  printf 'GET /ping HTTP/1.0\r\n\r\n' >&3
-  reply="$(timeout 2 cat <&3 || true)"
-  exec 3<&- 3>&-
-  [[ "$reply" == *pong* ]]
+  service_answers "$(port)" 'GET /ping HTTP/1.0\r\n\r\n' pong
 }
 
 write_config() {

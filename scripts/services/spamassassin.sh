@@ -35,12 +35,7 @@ install() {
 
 ready() {
   # The spamd protocol's PING answers "SPAMD/1.5 0 PONG".
-  local reply
-  { exec 3<>"/dev/tcp/127.0.0.1/$(port)"; } 2>/dev/null || return 1
-  printf 'PING SPAMC/1.5\r\n\r\n' >&3
-  reply="$(timeout 2 cat <&3 || true)"
-  exec 3<&- 3>&-
-  [[ "$reply" == *PONG* ]]
+  service_answers "$(port)" 'PING SPAMC/1.5\r\n\r\n' PONG
 }
 
 write_config() {

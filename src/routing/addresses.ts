@@ -287,3 +287,23 @@ export function substitutedTarget(raw: string, allowDomain: boolean): string | u
     return undefined;
   }
 }
+
+/**
+ * A key of a table looked up by routeKeys (mx_record_map, spam_policy), normalized: `*`,
+ * `user@domain` (local part lower-cased), `domain` or `.domain`; throws MapInputError.
+ */
+export function checkRouteKey(rawKey: string): string {
+  const key = rawKey.trim();
+  if (key === '*') return key;
+  const parts = splitAddress(key);
+  if (parts) {
+    return `${checkEntryLocalpart(parts.localpart, key).toLowerCase()}@${checkEntryDomain(parts.domain)}`;
+  }
+  if (key.includes('@')) {
+    throw new MapInputError(
+      `expected user@domain, domain, .domain or * as key, got ${JSON.stringify(key)}`,
+    );
+  }
+  if (key.startsWith('.')) return `.${checkEntryDomain(key.slice(1), 'domain', true)}`;
+  return checkEntryDomain(key);
+}

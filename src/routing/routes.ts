@@ -16,7 +16,7 @@
  * substituted result is not a valid route is skipped, never returned.
  */
 import ipaddr from 'ipaddr.js';
-import { checkEntryDomain, checkEntryLocalpart, routeKeys, splitAddress } from './addresses.js';
+import { checkRouteKey, routeKeys } from './addresses.js';
 import { compileEach, MapInputError } from './errors.js';
 import {
   checkTemplate,
@@ -171,22 +171,7 @@ export function checkRouteEntry(rawKey: string, rawValue: string, cls: EntryClas
     return { key: re.text, value, kind: 'regexp' };
   }
   const value = formatRoute(parseRoute(rawValue));
-  if (key === '*') return { key, value, kind: 'exact' };
-  const parts = splitAddress(key);
-  if (parts) {
-    return {
-      key: `${checkEntryLocalpart(parts.localpart, key).toLowerCase()}@${checkEntryDomain(parts.domain)}`,
-      value,
-      kind: 'exact',
-    };
-  }
-  if (key.includes('@'))
-    throw new MapInputError(
-      `expected user@domain, domain, .domain or * as key, got ${JSON.stringify(key)}`,
-    );
-  if (key.startsWith('.'))
-    return { key: `.${checkEntryDomain(key.slice(1), 'domain', true)}`, value, kind: 'exact' };
-  return { key: checkEntryDomain(key), value, kind: 'exact' };
+  return { key: checkRouteKey(key), value, kind: 'exact' };
 }
 
 export interface RouteHit {

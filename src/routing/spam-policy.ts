@@ -22,7 +22,7 @@
  * order, scanners sorted); thresholds are finite numbers within ±1000 with junk < reject when both
  * are given; unknown settings or scanners are refused with the key named.
  */
-import { checkEntryDomain, checkEntryLocalpart, routeKeys, splitAddress } from './addresses.js';
+import { checkRouteKey, routeKeys } from './addresses.js';
 import { compileEach, MapInputError } from './errors.js';
 import {
   SPAM_SCANNERS,
@@ -114,24 +114,8 @@ export function checkSpamPolicyEntry(
   cls: EntryClass,
 ): CheckedEntry {
   if (cls !== 'both') throw new MapInputError('spam_policy entries have no sender/recipient class');
-  const key = rawKey.trim();
   const value = formatSpamPolicy(parseSpamPolicy(rawValue));
-  if (key === '*') return { key, value, kind: 'exact' };
-  const parts = splitAddress(key);
-  if (parts) {
-    return {
-      key: `${checkEntryLocalpart(parts.localpart, key).toLowerCase()}@${checkEntryDomain(parts.domain)}`,
-      value,
-      kind: 'exact',
-    };
-  }
-  if (key.includes('@'))
-    throw new MapInputError(
-      `expected user@domain, domain, .domain or * as key, got ${JSON.stringify(key)}`,
-    );
-  if (key.startsWith('.'))
-    return { key: `.${checkEntryDomain(key.slice(1), 'domain', true)}`, value, kind: 'exact' };
-  return { key: checkEntryDomain(key), value, kind: 'exact' };
+  return { key: checkRouteKey(rawKey), value, kind: 'exact' };
 }
 
 export interface SpamPolicyHit {
