@@ -25,7 +25,10 @@ export interface Gateway {
   stop(): Promise<number | string | null>;
 }
 
-export async function startGateway(extra: Record<string, string> = {}): Promise<Gateway> {
+export async function startGateway(
+  extra: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Promise<Gateway> {
   const dataDir = join(tempDir('client-api'), 'data');
   const env = {
     AFTERSMTP_DATA_DIR: dataDir,
@@ -41,7 +44,7 @@ export async function startGateway(extra: Record<string, string> = {}): Promise<
     AFTERSMTP_LEDGER_RATE_LIMIT: '1000/1',
     ...extra,
   };
-  const child = startCli(['serve'], env);
+  const child = startCli(['serve'], env, undefined, nodeArgs);
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buffered = '';
     let stderr = '';

@@ -23,12 +23,18 @@ import { DOMAIN, startGateway, type Gateway } from '../client-api/helpers.js';
 export { DOMAIN };
 export const BITS = 8;
 
-export function startMessagingGateway(extra: Record<string, string> = {}): Promise<Gateway> {
-  return startGateway({
-    AFTERSMTP_LEDGER_POLICY: `${DOMAIN}=open-pow:${BITS}`,
-    AFTERSMTP_PASSPHRASE: 'gateway pass',
-    ...extra,
-  });
+export function startMessagingGateway(
+  extra: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Promise<Gateway> {
+  return startGateway(
+    {
+      AFTERSMTP_LEDGER_POLICY: `${DOMAIN}=open-pow:${BITS}`,
+      AFTERSMTP_PASSPHRASE: 'gateway pass',
+      ...extra,
+    },
+    nodeArgs,
+  );
 }
 
 export function did(local: string): string {
