@@ -23,7 +23,7 @@ import {
   signReceipt,
   type DeliveryReceipt,
 } from '../envelope/receipt.js';
-import { decodeEnvelope } from '../envelope/codec.js';
+import { decodeEnvelope, type Envelope } from '../envelope/codec.js';
 import type { MailboxFolder, MailboxStore } from '../store/types.js';
 import { transitCommitment, type TransitLog } from '../transit/index.js';
 import { NO_METRICS, type MessagingMetrics } from './metrics.js';
@@ -51,10 +51,15 @@ export interface MailboxDelivery {
   readonly folder?: MailboxFolder;
 }
 
-/** Junk when the envelope's spam part says so, else the inbox (also for bytes that do not decode). */
+/** Junk when the envelope's signed spam part says so, else the inbox. */
+export function envelopeFolder(envelope: Pick<Envelope, 'spam'>): MailboxFolder {
+  return envelope.spam?.verdict === 'junk' ? 'junk' : 'inbox';
+}
+
+/** The folder of encoded envelope bytes (the inbox for bytes that do not decode). */
 export function folderOf(envelope: Uint8Array): MailboxFolder {
   try {
-    return decodeEnvelope(envelope).spam?.verdict === 'junk' ? 'junk' : 'inbox';
+    return envelopeFolder(decodeEnvelope(envelope));
   } catch {
     return 'inbox';
   }

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Envelope } from '../envelope/codec.js';
-import type { MailboxWriter } from '../mailbox/writer.js';
+import { envelopeFolder, type MailboxWriter } from '../mailbox/writer.js';
 import type { DeliveryQueue, EnvelopeInfo, RecipientInput } from '../queue/types.js';
 import { refusal } from './refusals.js';
 import type { SealedCopy } from './transform.js';
@@ -121,6 +121,7 @@ export async function storeCopies(
           expiresAt: c.envelope.expiresAt,
           ciphertextHash: createHash('sha256').update(c.envelope.ciphertext).digest(),
           envelope: c.bytes,
+          folder: envelopeFolder(c.envelope),
         });
         if (r.kind === 'conflict') failed.push(c);
       } catch {
