@@ -11,10 +11,12 @@
  *
  * Run as root (Postfix): `node dist/bench/onramp.js` or `aftersmtp bench onramp`. Knobs:
  * ONRAMP_MESSAGES (default 2000 per run), ONRAMP_SESSIONS ("1 16 64"), ONRAMP_SUITES
- * ("classic-v1 hybrid-v1"). It reports; it never asserts.
+ * ("classic-v1 hybrid-v1"). ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there
+ * (<suite>-onramp/) and the bench the last row's measured window (<suite>-window), for the
+ * per-stage table of bench/stages.ts. It reports; it never asserts.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +31,7 @@ const MESSAGES = Number(process.env.ONRAMP_MESSAGES ?? 2000);
 const SESSIONS = (process.env.ONRAMP_SESSIONS ?? '1 16 64').split(/\s+/).map(Number);
 const SUITES = (process.env.ONRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+/);
 const SIZE = 4096;
+const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const POSTFIX_SCRIPT = fileURLToPath(
   new URL('../../../shared/bench/postfix-onehop.sh', import.meta.url),
@@ -68,16 +71,22 @@ async function smtpSource(port: number, sessions: number, messages: number, to: 
 }
 
 async function ours(suite: string): Promise<Row[]> {
+  if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const dns = await startUnbound('example.org', {
     'example.org': ['v=spf1 ip4:127.0.0.1 -all'],
     '_dmarc.example.org': ['v=DMARC1; p=none'],
   });
-  const gw = await startMessagingGateway({
-    AFTERSMTP_SUITE: suite,
-    AFTERSMTP_DNS_SERVERS: dns.server,
-    AFTERSMTP_SMTP_MAX_CONNECTIONS_PER_ADDRESS: '1000',
-    AFTERSMTP_SMTP_COMMANDS_PER_MINUTE: '1000000',
-  });
+  const gw = await startMessagingGateway(
+    {
+      AFTERSMTP_SUITE: suite,
+      AFTERSMTP_DNS_SERVERS: dns.server,
+      AFTERSMTP_SMTP_MAX_CONNECTIONS_PER_ADDRESS: '1000',
+      AFTERSMTP_SMTP_COMMANDS_PER_MINUTE: '1000000',
+    },
+    PROFILE_DIR === undefined
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-onramp`],
+  );
   const rows: Row[] = [];
   try {
     const client = await connect(gw);
@@ -93,8 +102,14 @@ async function ours(suite: string): Promise<Row[]> {
     const pid = gw.child.pid as number;
     for (const s of SESSIONS) {
       const c0 = cpuSeconds(pid);
+      const windowFrom = process.hrtime.bigint() / 1000n;
       const seconds = await smtpSource(port, s, MESSAGES, to);
       const cpu = cpuSeconds(pid) - c0;
+      if (PROFILE_DIR !== undefined) {
+        // The measured window on the monotonic clock (µs), which V8's profiles also use.
+        const windowTo = process.hrtime.bigint() / 1000n;
+        writeFileSync(`${PROFILE_DIR}/${suite}-window`, `${windowFrom} ${windowTo} ${MESSAGES}\n`);
+      }
       rows.push({
         side: `AfterSMTP ${suite}`,
         sessions: s,

@@ -1,6 +1,7 @@
 /**
- * Per-stage CPU cost of a relayed message at gateway A and at gateway B, from the V8 CPU profiles
- * that bench/relay.ts has each `serve` write (RELAY_CPU_PROF_DIR). Each sample is charged to the
+ * Per-stage CPU cost of a message, from the V8 CPU profiles that a benchmark has each `serve`
+ * write: a relayed message at gateway A and at gateway B (bench/relay.ts, RELAY_CPU_PROF_DIR), or
+ * a message taken in by the SMTP on-ramp (bench/onramp.ts, ONRAMP_CPU_PROF_DIR). Each sample is charged to the
  * nearest frame of the project's own code on its stack (so a native call, a library call or
  * Node.js internals count for the stage that made them); logging, metrics and garbage collection
  * are charged to themselves; samples with no project frame at all are the runtime's (event loop,
@@ -10,10 +11,11 @@
  *
  * Run:
  *   RELAY_CPU_PROF_DIR=/tmp/prof RELAY_SENDERS=64 node dist/bench/relay.js
+ *   ONRAMP_CPU_PROF_DIR=/tmp/prof ONRAMP_SESSIONS=16 node dist/bench/onramp.js
  *   node dist/bench/stages.js /tmp/prof
  * It reports; it never asserts.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 interface ProfileNode {
@@ -31,6 +33,8 @@ interface Profile {
 
 /** The stage of a project file (dist/src/...), first match wins. */
 const STAGES: readonly (readonly [RegExp, string])[] = [
+  [/\/src\/legacy\/smtp\//, 'SMTP listener: dialogue, guard'],
+  [/\/src\/pipeline\/authentication/, 'pipeline: SPF, DKIM, DMARC, ARC'],
   [/\/src\/amp\/client-api\//, 'client API: handler, decode, token'],
   [/\/src\/pipeline\/(admission|recipients)/, 'pipeline: admission, recipient check'],
   [/\/src\/pipeline\/(transform|gateway-sign)/, 'pipeline: transform, gateway signature'],
@@ -41,7 +45,7 @@ const STAGES: readonly (readonly [RegExp, string])[] = [
   [/\/src\/amp\/relay\//, 'relay: peer lookup, send'],
   [/\/src\/quic\//, 'QUIC driver (native endpoint)'],
   [/\/src\/envelope\/receipt/, 'receipt: sign, verify'],
-  [/\/src\/envelope\//, 'envelope: decode, verify'],
+  [/\/src\/envelope\//, 'envelope: seal, encode, decode, verify'],
   [/\/src\/mailbox\//, 'mailbox writer'],
   [/\/src\/store\//, 'store: encrypt, LMDB'],
   [/\/src\/transit\//, 'transit log'],
@@ -54,6 +58,8 @@ const STAGES: readonly (readonly [RegExp, string])[] = [
 ];
 
 const LIBRARIES: readonly (readonly [RegExp, string])[] = [
+  [/node_modules\/smtp-server/, 'SMTP listener: dialogue, guard'],
+  [/node_modules\/mailauth/, 'pipeline: SPF, DKIM, DMARC, ARC'],
   [/node_modules\/pino/, 'logging'],
   [/node_modules\/prom-client/, 'metrics'],
 ];
@@ -110,9 +116,15 @@ function profileIn(dir: string): Profile {
 
 const dir = process.argv[2];
 if (dir === undefined) {
-  console.error('usage: node dist/bench/stages.js <RELAY_CPU_PROF_DIR>');
+  console.error('usage: node dist/bench/stages.js <RELAY_CPU_PROF_DIR or ONRAMP_CPU_PROF_DIR>');
   process.exit(2);
 }
+/** The serving processes a benchmark profiles, as the column each is printed in. */
+const PROCESSES = [
+  ['A', 'A'],
+  ['B', 'B'],
+  ['onramp', 'on-ramp'],
+] as const;
 const json: Record<string, unknown> = {};
 for (const suite of ['classic-v1', 'hybrid-v1']) {
   let window: number[];
@@ -125,28 +137,44 @@ for (const suite of ['classic-v1', 'hybrid-v1']) {
     continue;
   }
   const [from = 0, to = 0, messages = 1] = window;
-  const a = stageTotals(profileIn(join(dir, `${suite}-A`)), from, to);
-  const b = stageTotals(profileIn(join(dir, `${suite}-B`)), from, to);
-  const stages = [...new Set([...a.keys(), ...b.keys()])].sort(
-    (x, y) => (b.get(y) ?? 0) + (a.get(y) ?? 0) - (b.get(x) ?? 0) - (a.get(x) ?? 0),
+  const columns = PROCESSES.filter(([sub]) => existsSync(join(dir, `${suite}-${sub}`))).map(
+    ([sub, title]) => ({
+      title,
+      totals: stageTotals(profileIn(join(dir, `${suite}-${sub}`)), from, to),
+    }),
+  );
+  const all = (s: string): number => columns.reduce((n, c) => n + (c.totals.get(s) ?? 0), 0);
+  const stages = [...new Set(columns.flatMap((c) => [...c.totals.keys()]))].sort(
+    (x, y) => all(y) - all(x),
   );
   const us = (m: Map<string, number>, s: string): number => (m.get(s) ?? 0) / messages;
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
-  console.log(`\n## ${suite}: CPU per relayed message by stage (µs), ${messages} messages\n`);
-  console.log(`${'stage'.padEnd(46)} ${'A'.padStart(7)} ${'B'.padStart(7)}`);
-  console.log(`${'-'.repeat(46)} ${'-'.repeat(7)} ${'-'.repeat(7)}`);
-  for (const s of stages) {
+  const row = (label: string, cells: number[]): string =>
+    `${label.padEnd(46)} ${cells.map((n) => n.toFixed(0).padStart(7)).join(' ')}`;
+  console.log(`\n## ${suite}: CPU per message by stage (µs), ${messages} messages\n`);
+  console.log(`${'stage'.padEnd(46)} ${columns.map((c) => c.title.padStart(7)).join(' ')}`);
+  console.log(`${'-'.repeat(46)} ${columns.map(() => '-'.repeat(7)).join(' ')}`);
+  for (const s of stages)
     console.log(
-      `${s.padEnd(46)} ${us(a, s).toFixed(0).padStart(7)} ${us(b, s).toFixed(0).padStart(7)}`,
+      row(
+        s,
+        columns.map((c) => us(c.totals, s)),
+      ),
     );
-  }
   console.log(
-    `${'total'.padEnd(46)} ${(sum(a) / messages).toFixed(0).padStart(7)} ${(sum(b) / messages).toFixed(0).padStart(7)}`,
+    row(
+      'total',
+      columns.map((c) => sum(c.totals) / messages),
+    ),
   );
   json[suite] = {
     messages,
-    a: Object.fromEntries(stages.map((s) => [s, Math.round(us(a, s))])),
-    b: Object.fromEntries(stages.map((s) => [s, Math.round(us(b, s))])),
+    ...Object.fromEntries(
+      columns.map((c) => [
+        c.title,
+        Object.fromEntries(stages.map((s) => [s, Math.round(us(c.totals, s))])),
+      ]),
+    ),
   };
 }
 console.log(`\n${JSON.stringify({ stages: json }, null, 2)}`);
