@@ -34,7 +34,7 @@
  * messages (<suite>-window: the last row's), for the per-stage table of bench/stages.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { encodeEnvelope, sealMessage } from '../src/envelope/index.js';
 import { GatewayClient } from '../src/amp/client-api/index.js';
 import { readKeyFile } from '../src/identity/index.js';
@@ -138,6 +138,7 @@ async function measureSuite(
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
   if (PROFILE_DIR !== undefined) {
+    mkdirSync(PROFILE_DIR, { recursive: true });
     a.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-A`];
     b.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-B`];
   }

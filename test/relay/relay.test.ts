@@ -12,7 +12,7 @@ import {
   sealEnvelope,
   type Envelope,
 } from '../../src/envelope/index.js';
-import { addGatewaySignature } from '../../src/envelope/gateway.js';
+import { addGatewaySignature, verifyGatewaySignature } from '../../src/envelope/gateway.js';
 import { verifyReceipt } from '../../src/envelope/receipt.js';
 import type { RecipientOutcome } from '../../src/queue/types.js';
 import {
@@ -355,6 +355,57 @@ describe('relay between two gateways', { skip, timeout: 90_000 }, () => {
     });
     return { identities, sender };
   }
+
+  test('queued bytes carrying our signature over every wrap go out as they are; a copy with fewer wraps is signed anew', async () => {
+    const dave = await delta.user('dave');
+    const sent: Buffer[] = [];
+    const sender = new RelaySender({
+      transport: {
+        send: (peer: QuicPeer, data: Uint8Array) => {
+          sent.push(Buffer.from(data));
+          return alpha.transport.send(peer, data);
+        },
+      },
+      identities: alpha.identities!,
+      gatewayKeys: alpha.keys,
+    });
+    // As the pipeline queues AMP from a client: the encoded envelope with alpha's signature. A
+    // field no decoder knows (99, varint) is kept only by bytes sent as they are: encoding anew
+    // would drop it (a classic-v1 signature anew would be the same bytes, Ed25519 is deterministic).
+    const queued = Buffer.concat([
+      encodeEnvelope(addGatewaySignature(seal(alice, [bob.record], 'as queued'), alpha.keys)),
+      Buffer.from([0x98, 0x06, 0x01]),
+    ]);
+    const [o] = await sender.relay(queued, [bob.did]);
+    assert.equal(o?.status, 'delivered', JSON.stringify(o));
+    assert.deepEqual(sent, [queued]);
+
+    // Without our signature: signed before it goes.
+    sent.length = 0;
+    const unsigned = encodeEnvelope(seal(alice, [bob.record], 'unsigned'));
+    const [u] = await sender.relay(unsigned, [bob.did]);
+    assert.equal(u?.status, 'delivered', JSON.stringify(u));
+    assert.equal(decodeEnvelope(sent[0]!).gatewaySignature?.gateway, alpha.keys.did);
+
+    // Two domains: each copy keeps only its own wrap, so each is signed anew and verifies.
+    sent.length = 0;
+    const both = encodeEnvelope(
+      addGatewaySignature(seal(alice, [bob.record, dave.record], 'two domains'), alpha.keys),
+    );
+    const outcomes = await sender.relay(both, [bob.did, dave.did]);
+    assert.deepEqual(
+      outcomes.map((x) => x.status),
+      ['delivered', 'delivered'],
+      JSON.stringify(outcomes),
+    );
+    assert.equal(sent.length, 2);
+    for (const copy of sent) {
+      assert.notDeepEqual(copy, both);
+      const env = decodeEnvelope(copy);
+      assert.equal(env.wraps.length, 1);
+      verifyGatewaySignature(env, alpha.keys.record);
+    }
+  });
 
   test('an administrator route wins over DNS and delivers', async () => {
     const { identities, sender } = await routedSender(beta.api.port);

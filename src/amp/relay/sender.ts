@@ -108,7 +108,9 @@ export class RelaySender {
 
   /**
    * Relays `envelope` (bytes or decoded; any gateway signature on it is replaced by ours on each
-   * copy) to `recipients`, DIDs of one or more remote domains, each named by a wrap.
+   * copy) to `recipients`, DIDs of one or more remote domains, each named by a wrap. Bytes that
+   * already carry our current gateway signature over exactly the wraps of a copy (what the
+   * pipeline queued for a message with one remote domain) are sent as they are.
    */
   async relay(
     envelope: Envelope | Uint8Array,
@@ -150,8 +152,9 @@ export class RelaySender {
       list.push(r);
       byDomain.set(domain, list);
     }
+    const signed = envelope instanceof Uint8Array ? this.#ourSigned(env, envelope) : undefined;
     const perDomain = await Promise.all(
-      [...byDomain].map(([domain, list]) => this.#relayDomain(env, domain, list)),
+      [...byDomain].map(([domain, list]) => this.#relayDomain(env, domain, list, signed)),
     );
     for (const o of perDomain) out.push(...o);
     return out;
@@ -165,7 +168,27 @@ export class RelaySender {
     return this.relay(job.body, job.recipients);
   }
 
-  async #relayDomain(env: Envelope, domain: string, recipients: string[]): Promise<RelayOutcome[]> {
+  /** The envelope's bytes, if its gateway signature is ours with the current key. */
+  #ourSigned(env: Envelope, bytes: Uint8Array): Buffer | undefined {
+    const g = env.gatewaySignature;
+    const me = this.#o.gatewayKeys.record;
+    if (
+      g === undefined ||
+      g.gateway !== me.did ||
+      g.suite !== me.suite ||
+      !g.keyId.equals(me.keyId)
+    ) {
+      return undefined;
+    }
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  async #relayDomain(
+    env: Envelope,
+    domain: string,
+    recipients: string[],
+    signed: Buffer | undefined,
+  ): Promise<RelayOutcome[]> {
     let gw: RemoteGateway;
     try {
       gw = await this.#o.identities.gateway(domain);
@@ -177,7 +200,10 @@ export class RelaySender {
       this.#o.batchSize ?? (gw.record.suite === 'hybrid-v1' ? MAX_BATCH_HYBRID : MAX_BATCH);
     const batches: string[][] = [];
     for (let i = 0; i < recipients.length; i += size) batches.push(recipients.slice(i, i + size));
-    const results = await Promise.all(batches.map((b) => this.#sendBatch(env, gw, b, true)));
+    // Our signature covers the wraps: the queued bytes serve only a copy that keeps them all.
+    const whole =
+      batches.length === 1 && recipients.length === env.wraps.length ? signed : undefined;
+    const results = await Promise.all(batches.map((b) => this.#sendBatch(env, gw, b, true, whole)));
     return results.flat();
   }
 
@@ -186,15 +212,20 @@ export class RelaySender {
     gw: RemoteGateway,
     batch: string[],
     retryStale: boolean,
+    signed?: Buffer,
   ): Promise<RelayOutcome[]> {
     const wanted = new Set(batch);
     let bytes: Buffer;
     try {
-      const copy = addGatewaySignature(
-        { ...env, wraps: env.wraps.filter((w) => wanted.has(w.recipient)) },
-        this.#o.gatewayKeys,
-      );
-      bytes = encodeEnvelope(copy, { maxBytes: this.#max });
+      bytes =
+        signed ??
+        encodeEnvelope(
+          addGatewaySignature(
+            { ...env, wraps: env.wraps.filter((w) => wanted.has(w.recipient)) },
+            this.#o.gatewayKeys,
+          ),
+          { maxBytes: this.#max },
+        );
     } catch (err) {
       const e = err as AfterSmtpError;
       if (e.code === 'ERR_ENVELOPE_TOO_LARGE') {
@@ -211,7 +242,9 @@ export class RelaySender {
         if (retryStale) {
           try {
             const fresh = await this.#o.identities.gateway(gw.domain);
-            if (!fresh.tlsSpki.equals(gw.tlsSpki)) return this.#sendBatch(env, fresh, batch, false);
+            if (!fresh.tlsSpki.equals(gw.tlsSpki)) {
+              return this.#sendBatch(env, fresh, batch, false, signed);
+            }
           } catch (again) {
             return failed(batch, again);
           }
