@@ -420,8 +420,14 @@ export const SETTINGS = {
   dnsServers: setting({
     env: 'AFTERSMTP_DNS_SERVERS',
     default: undefined,
-    doc: 'DNS servers for discovery (_aftersmtp._tcp TXT), comma-separated ip or ip:port ([v6]:port). Unset: the system resolvers.',
+    doc: 'DNS servers for discovery (_aftersmtp._tcp TXT), the SPF, DKIM, DMARC and ARC checks of legacy mail and the off-ramp (MX, addresses, TLSA, MTA-STS), comma-separated ip or ip:port ([v6]:port). Unset: the system resolvers.',
     parse: parseDnsServers,
+  }),
+  dnsCacheEntries: setting({
+    env: 'AFTERSMTP_DNS_CACHE_ENTRIES',
+    default: '10000',
+    doc: 'DNS answers the gateway keeps in memory (LRU; also at most 16 MiB) for the SPF, DKIM, DMARC and ARC checks of legacy mail and the off-ramp: positive answers for their TTL (at most an hour), NXDOMAIN/NODATA for their SOA minimum (else 60 s; at most 15 minutes), failures not at all. 0: no cache, every question goes to AFTERSMTP_DNS_SERVERS. See docs/OPERATIONS.md, "DNS: one client and its cache".',
+    parse: integer(0, 1_000_000),
   }),
   relayRoutes: setting({
     env: 'AFTERSMTP_RELAY_ROUTES',

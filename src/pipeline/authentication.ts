@@ -10,9 +10,15 @@
  * for it, and the results say `auth=pass` with the login. DNS trouble gives `temperror`
  * results (mailauth's behaviour); the message is not refused for it: the policy stage decides.
  * Not verified: BIMI (it fetches from the web).
+ *
+ * mailauth asks the gateway's DNS client (src/net/dns.ts), which serve puts behind its cache
+ * (src/net/dns-cache.ts), so that the same SPF, DMARC and DKIM key records are not asked again
+ * for every message; src/net/dns-node.ts gives the answers the shapes and error codes of node's
+ * dns.resolve, on which mailauth's results depend.
  */
-import { Resolver } from 'node:dns/promises';
 import { authenticate, type DNSResolver } from 'mailauth';
+import { DnsClient, type DnsResolver } from '../net/dns.js';
+import { nodeStyleResolve } from '../net/dns-node.js';
 import type { ArcChainState } from '../mail/arc.js';
 import type { Client } from './types.js';
 
@@ -36,8 +42,11 @@ export interface MessageAuthenticator {
 export interface AuthenticatorOptions {
   /** This gateway's host name, as Authentication-Results' authserv-id. */
   readonly hostname: string;
-  /** DNS servers (ip or ip:port); empty: the system's. */
+  /** The gateway's DNS resolver (serve's cached client); unset: a DnsClient of `dnsServers`. */
+  readonly dns?: DnsResolver;
+  /** DNS servers (ip or ip:port); empty: the system's. Not used when `dns` is given. */
   readonly dnsServers?: readonly string[];
+  /** Time for one try at one server (default 5 s), when `dns` is not given. */
   readonly timeoutMs?: number;
 }
 
@@ -81,12 +90,15 @@ function clean(s: string): string {
 }
 
 export function mailAuthenticator(options: AuthenticatorOptions): MessageAuthenticator {
-  const resolver = new Resolver({ timeout: options.timeoutMs ?? 5000, tries: 2 });
-  if (options.dnsServers !== undefined && options.dnsServers.length > 0) {
-    resolver.setServers([...options.dnsServers]);
-  }
-  const resolve: DNSResolver = (name, rrtype) =>
-    resolver.resolve(name, rrtype) as Promise<string[][] | string[]>;
+  const dns =
+    options.dns ??
+    new DnsClient({
+      ...(options.dnsServers !== undefined ? { servers: options.dnsServers } : {}),
+      timeoutMs: options.timeoutMs ?? 5000,
+      tries: 2,
+    });
+  // MX answers are objects ({ exchange, priority }), as node's; mailauth's type omits them.
+  const resolve = nodeStyleResolve(dns) as DNSResolver;
   const mta = options.hostname;
   return {
     async check(message, client, mailFrom) {

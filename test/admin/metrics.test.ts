@@ -86,6 +86,10 @@ describe('admin metrics, by Prometheus conventions', { skip: MISSING }, () => {
       ['aftersmtp_quic_refusals_total', 'counter'],
       ['aftersmtp_quic_buffered_bytes', 'gauge'],
       ['aftersmtp_process_resident_memory_bytes', 'gauge'],
+      ['aftersmtp_dns_cache_lookups_total', 'counter'],
+      ['aftersmtp_dns_cache_evictions_total', 'counter'],
+      ['aftersmtp_dns_cache_entries', 'gauge'],
+      ['aftersmtp_dns_cache_bytes', 'gauge'],
     ]) {
       assert.equal(f.get(name as string), type, `${name} is a ${type}`);
     }
@@ -103,6 +107,10 @@ describe('admin metrics, by Prometheus conventions', { skip: MISSING }, () => {
       'aftersmtp_quic_message_bytes_total{direction="sent"}',
       'aftersmtp_quic_refusals_total{reason="busy"}',
       'aftersmtp_queue_retries_total',
+      'aftersmtp_dns_cache_lookups_total{result="hit"}',
+      'aftersmtp_dns_cache_lookups_total{result="miss"}',
+      'aftersmtp_dns_cache_evictions_total',
+      'aftersmtp_dns_cache_entries',
     ]) {
       assert.equal(sample(text, series), 0, series);
     }

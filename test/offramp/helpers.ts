@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { DnsClient } from '../../src/legacy/offramp/dns.js';
+import { DnsClient } from '../../src/net/dns.js';
 import type { LeasedJob } from '../../src/queue/types.js';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 

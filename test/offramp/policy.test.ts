@@ -6,7 +6,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { verifyDane, type Tlsa } from '../../src/legacy/offramp/dane.js';
-import { parseDnsServer } from '../../src/legacy/offramp/dns.js';
+import { parseDnsServer } from '../../src/net/dns.js';
 import { mxMatches, parseStsRecord } from '../../src/legacy/offramp/mta-sts.js';
 import { registerOffRampMetrics } from '../../src/legacy/offramp/metrics.js';
 import { orderMx } from '../../src/legacy/offramp/mx.js';

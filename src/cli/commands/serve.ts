@@ -69,6 +69,9 @@ import { prepareDataDir } from '../../storage/datadir.js';
 import { registerStorageMetrics } from '../../storage/metrics.js';
 import { StorageSpace } from '../../storage/space.js';
 import { checkDescriptorBudget } from '../../net/limits.js';
+import { DnsClient, type DnsResolver } from '../../net/dns.js';
+import { DnsCache } from '../../net/dns-cache.js';
+import { registerDnsCacheMetrics } from '../../net/dns-metrics.js';
 import { createOffRamp, registerOffRampMetrics } from '../../legacy/offramp/index.js';
 import { dkimSign } from '../../mail/dkim.js';
 import { DkimKeys } from '../../mail/dkim-keys.js';
@@ -376,6 +379,16 @@ export const serveCommand: Command = {
       const apiMetrics = registerClientApiRequestMetrics(registry, clientApiMethods());
       registerQuicMetrics(registry, () => started.relay?.transport.stats());
       registerCertificateMetrics(registry, () => started.certPem);
+      // One DNS client for the on-ramp's SPF, DKIM, DMARC and ARC checks and the off-ramp, behind
+      // one cache that keeps each answer's AD bit for its TTL (docs/OPERATIONS.md, "DNS: one
+      // client and its cache").
+      const dnsClient = new DnsClient({ servers: config.dnsServers, timeoutMs: 5000, tries: 2 });
+      const dnsCache =
+        config.dnsCacheEntries > 0
+          ? new DnsCache(dnsClient, { maxEntries: config.dnsCacheEntries })
+          : undefined;
+      const dns: DnsResolver = dnsCache ?? dnsClient;
+      registerDnsCacheMetrics(registry, () => dnsCache?.stats());
       readiness.add('store', () => store.quarantined());
       readiness.add('queue', () => queue.stats());
       const signal = new MailboxSignal();
@@ -456,7 +469,7 @@ export const serveCommand: Command = {
         legacyTtlMs: config.legacyTtl * 1000,
         dkimKeys,
         srs,
-        authenticator: mailAuthenticator({ hostname: gatewayHost, dnsServers: config.dnsServers }),
+        authenticator: mailAuthenticator({ hostname: gatewayHost, dns }),
         log,
         metrics,
       });
@@ -527,7 +540,7 @@ export const serveCommand: Command = {
         remote: (job) => relay.sender.relayJob(job),
         offramp: createOffRamp({
           maps: () => maps.snapshot(),
-          dnsServers: config.dnsServers,
+          dns,
           hostname: gatewayHost,
           log,
           metrics: offrampMetrics,

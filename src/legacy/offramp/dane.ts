@@ -20,8 +20,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import type dnsPacket from 'dns-packet';
-import type { DnsAnswer } from './dns.js';
-import { recordsOf } from './dns.js';
+import type { DnsAnswer } from '../../net/dns.js';
+import { recordsOf } from '../../net/dns.js';
 
 export interface Tlsa {
   readonly usage: number;

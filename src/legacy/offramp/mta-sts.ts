@@ -25,8 +25,8 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { parsePolicy } from 'mailauth/lib/mta-sts.js';
-import type { DnsClient } from './dns.js';
-import { DnsError, recordsOf } from './dns.js';
+import type { DnsResolver } from '../../net/dns.js';
+import { DnsError, recordsOf } from '../../net/dns.js';
 import { hostAddresses } from './mx.js';
 
 export const MAX_POLICY_BYTES = 64 * 1024;
@@ -55,7 +55,7 @@ export type StsLookup =
   | { readonly kind: 'failed'; readonly result: StsFetchFailure; readonly reason: string };
 
 export interface MtaStsOptions {
-  readonly dns: DnsClient;
+  readonly dns: DnsResolver;
   /** A folder kept across restarts; unset: memory only. */
   readonly cacheDir?: string;
   /** CA certificates trusted besides Node's bundled roots (a private PKI; tests). */

@@ -13,8 +13,8 @@
  * - NXDOMAIN for the domain: permanent (it does not exist). DNS trouble: temporary.
  */
 import { randomInt } from 'node:crypto';
-import type { DnsAnswer, DnsClient } from './dns.js';
-import { DnsError, recordsOf } from './dns.js';
+import type { DnsAnswer, DnsResolver } from '../../net/dns.js';
+import { DnsError, recordsOf } from '../../net/dns.js';
 
 /** At most this many MX hosts are kept (Postfix: smtp_mx_address_limit bounds the addresses). */
 export const MAX_MX = 10;
@@ -59,7 +59,7 @@ export function orderMx<T extends { preference: number }>(records: readonly T[])
   return shuffled.sort((a, b) => a.preference - b.preference);
 }
 
-export async function planHosts(dns: DnsClient, hop: NextHop): Promise<HostPlan> {
+export async function planHosts(dns: DnsResolver, hop: NextHop): Promise<HostPlan> {
   if (!hop.mxLookup) {
     return {
       kind: 'hosts',
@@ -136,7 +136,7 @@ export interface HostAddresses {
 }
 
 /** A and AAAA of a host (IPv4 first); an IP literal is itself. Throws DnsError on DNS trouble. */
-export async function hostAddresses(dns: DnsClient, name: string): Promise<HostAddresses> {
+export async function hostAddresses(dns: DnsResolver, name: string): Promise<HostAddresses> {
   if (/^[0-9.]+$/.test(name) || name.includes(':')) return { addresses: [name], secure: true };
   const [a, aaaa] = await Promise.allSettled([dns.query(name, 'A'), dns.query(name, 'AAAA')]);
   const addresses: string[] = [];

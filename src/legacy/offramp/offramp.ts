@@ -34,7 +34,7 @@ import { AfterSmtpError } from '../../errors.js';
 import type { LeasedJob, RecipientOutcome } from '../../queue/types.js';
 import { parseRoute, type MapSnapshot, type Route } from '../../routing/index.js';
 import { type Tlsa, isUsable, tlsaRecords } from './dane.js';
-import { DnsClient, DnsError } from './dns.js';
+import { DnsClient, DnsError, type DnsResolver } from '../../net/dns.js';
 import { NO_OFFRAMP_METRICS, type OffRampMetrics } from './metrics.js';
 import { MtaSts, mxMatches, type StsLookup } from './mta-sts.js';
 import { hostAddresses, planHosts, type HostAddresses, type NextHop } from './mx.js';
@@ -76,6 +76,11 @@ export interface OffRampOptions {
    * applied only where this resolver validates DNSSEC and sets the AD bit.
    */
   readonly dnsServers?: readonly string[];
+  /**
+   * The gateway's DNS resolver (serve passes its one cached client, src/net/dns-cache.ts, which
+   * keeps each answer's AD bit and honours its TTL); unset: a DnsClient of `dnsServers`.
+   */
+  readonly dns?: DnsResolver;
   /** This gateway's host name, given in EHLO. */
   readonly hostname: string;
   readonly log: OffRampLogger;
@@ -120,7 +125,8 @@ function reasonOf(err: unknown): string {
 
 export function createOffRamp(o: OffRampOptions): OffRampHandler {
   const timeouts: OffRampTimeouts = { ...DEFAULT_TIMEOUTS, ...o.timeouts };
-  const dns = new DnsClient({ servers: o.dnsServers, timeoutMs: timeouts.dnsMs, tries: 2 });
+  const dns =
+    o.dns ?? new DnsClient({ servers: o.dnsServers, timeoutMs: timeouts.dnsMs, tries: 2 });
   const sts = new MtaSts({
     dns,
     cacheDir: o.policyCacheDir,

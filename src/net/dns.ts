@@ -1,37 +1,58 @@
 /**
- * The off-ramp's DNS stub client: one question at a time to the configured recursive resolvers
+ * The gateway's DNS stub client: one question at a time to the configured recursive resolvers
  * (AFTERSMTP_DNS_SERVERS, else the system's from /etc/resolv.conf), with EDNS0 and the DO bit
  * set, so that the answer says whether the resolver validated it (the AD bit, RFC 4035 §3.2.3).
- * node:dns does not expose the AD bit, and DANE (RFC 7672) may use only validated answers; MX,
- * address, TXT and TLSA lookups all go through here so that one client decides what is secure.
+ * node:dns does not expose the AD bit, and DANE (RFC 7672) may use only validated answers; the
+ * off-ramp's MX, address, TXT and TLSA lookups and the on-ramp's SPF, DKIM, DMARC and ARC
+ * lookups (through src/net/dns-node.ts) all go through here, so that one client decides what
+ * is secure. src/net/dns-cache.ts keeps its answers for their TTL.
  *
  * The AD bit is the resolver's word: it is worth something only from a validating resolver on
  * a path an attacker cannot forge (this host, or a trusted network). docs/OPERATIONS.md says so.
  *
  * Guarantees: every query is bounded in time (per try and per server) and size (a UDP answer in
  * one datagram of at most 4096 bytes, a TCP answer of at most 65535 bytes, as DNS itself); an
- * answer must carry the query's id and question, from the server asked; a truncated UDP answer
- * is asked again over TCP; SERVFAIL, REFUSED and silence move on to the next server. Failures
- * are DnsError with a stable code: ERR_DNS_TIMEOUT, ERR_DNS_SERVFAIL (the answer of a
- * validating resolver for bogus data, too), ERR_DNS_REFUSED, ERR_DNS_FORMAT.
+ * answer must carry the query's id and question, from the server asked (the UDP socket is
+ * connected to it, so the kernel drops datagrams from elsewhere and reports an ICMP "port
+ * unreachable" at once); a truncated UDP answer is asked again over TCP; SERVFAIL, REFUSED,
+ * silence and an unreachable server move on to the next server. Failures are DnsError with a
+ * stable code: ERR_DNS_TIMEOUT, ERR_DNS_SERVFAIL (the answer of a validating resolver for bogus
+ * data, too), ERR_DNS_REFUSED, ERR_DNS_FORMAT, ERR_DNS_UNREACHABLE (the server's host refused
+ * the datagram or the connection: nothing listens there); a name that cannot be asked (an empty
+ * label, a label over 63 octets, over 253 in all) is ERR_DNS_NAME before anything is sent.
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { getServers } from 'node:dns';
 import { connect, isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
-import { AfterSmtpError } from '../../errors.js';
+import { AfterSmtpError } from '../errors.js';
 
 export class DnsError extends AfterSmtpError {}
 
-export type DnsType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'TLSA';
+export type DnsType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'TLSA' | 'PTR' | 'CNAME';
 
 /** One answer: NOERROR (records may be empty: NODATA) or NXDOMAIN, and whether it was validated. */
 export interface DnsAnswer {
   readonly rcode: 'NOERROR' | 'NXDOMAIN';
   /** The resolver set AD: every RRset in the answer was validated by DNSSEC. */
   readonly secure: boolean;
+  /** The answer section (a CNAME chain and its target's records). */
   readonly answers: readonly dnsPacket.Answer[];
+  /**
+   * For a negative answer (NXDOMAIN, or NOERROR without records of the type asked): how long it
+   * may be kept, in seconds, from the SOA of the authority section, the smaller of the SOA
+   * record's TTL and its MINIMUM field (RFC 2308 §5); undefined when the answer has no SOA.
+   */
+  readonly negativeTtl?: number;
+  /** The answer's size on the wire, bytes (what a cache counts it as). */
+  readonly wireBytes: number;
+}
+
+/** Anything that answers DNS questions as DnsClient does: the client itself, or a cache. */
+export interface DnsResolver {
+  /** Asks `type` of `name`; resolves NOERROR (possibly no records) or NXDOMAIN; throws DnsError. */
+  query(name: string, type: DnsType): Promise<DnsAnswer>;
 }
 
 export interface DnsServer {
@@ -63,11 +84,51 @@ export function parseDnsServer(s: string): DnsServer {
   return { host, port: Number(m[3]) };
 }
 
+/** RFC 2308 §5: a negative answer lives as long as the smaller of its SOA's TTL and MINIMUM. */
+function soaTtl(authorities: readonly dnsPacket.Answer[]): number | undefined {
+  for (const r of authorities) {
+    if (r.type === 'SOA') return Math.min(r.ttl ?? 0, r.data.minimum ?? 0);
+  }
+  return undefined;
+}
+
+/** A socket's failure (ECONNREFUSED, ENETUNREACH...) as a DnsError naming the server. */
+function socketError(err: unknown, server: DnsServer, name: string, type: DnsType): DnsError {
+  const errno = (err as NodeJS.ErrnoException).code;
+  const where = `${server.host}:${server.port}`;
+  return new DnsError(
+    'ERR_DNS_UNREACHABLE',
+    `${type} ${name}: ${where} unreachable${errno !== undefined ? ` [${errno}]` : ''}`,
+    { cause: err },
+  );
+}
+
+/**
+ * RFC 1035 §2.3.4: a name of at most 255 octets on the wire, labels of 1 to 63 octets. Names
+ * come from peers (a DKIM selector, an SPF macro); one that cannot be asked is an error here,
+ * before a malformed query is encoded.
+ */
+function checkName(name: string, type: DnsType): void {
+  const bare = name.replace(/\.$/, '');
+  const labels = bare.split('.');
+  if (
+    bare.length === 0 ||
+    Buffer.byteLength(bare) > 253 ||
+    labels.some((l) => l.length === 0 || Buffer.byteLength(l) > 63) ||
+    /[\0\r\n]/.test(bare)
+  ) {
+    throw new DnsError(
+      'ERR_DNS_NAME',
+      `${type} ${JSON.stringify(name).slice(0, 300)}: not a name that can be asked`,
+    );
+  }
+}
+
 function sameName(a: string, b: string): boolean {
   return a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 }
 
-export class DnsClient {
+export class DnsClient implements DnsResolver {
   readonly #servers: readonly DnsServer[];
   readonly #timeoutMs: number;
   readonly #tries: number;
@@ -89,16 +150,14 @@ export class DnsClient {
 
   /** Asks `type` of `name`; resolves NOERROR (possibly no records) or NXDOMAIN; throws DnsError. */
   async query(name: string, type: DnsType): Promise<DnsAnswer> {
+    checkName(name, type);
     let last: DnsError | undefined;
     for (let t = 0; t < this.#tries; t++) {
       for (const server of this.#servers) {
         try {
           return await this.#ask(server, name, type);
         } catch (err) {
-          last =
-            err instanceof DnsError
-              ? err
-              : new DnsError('ERR_DNS_TIMEOUT', `${type} ${name}: ${(err as Error).message}`);
+          last = err instanceof DnsError ? err : socketError(err, server, name, type);
         }
       }
     }
@@ -133,7 +192,16 @@ export class DnsClient {
     }
     const rcode = (packet as unknown as { rcode: string }).rcode;
     if (rcode === 'NOERROR' || rcode === 'NXDOMAIN') {
-      return { rcode, secure: packet.flag_ad, answers: packet.answers ?? [] };
+      const answers = packet.answers ?? [];
+      const negative = rcode === 'NXDOMAIN' || !answers.some((r) => r.type === type);
+      const negativeTtl = negative ? soaTtl(packet.authorities ?? []) : undefined;
+      return {
+        rcode,
+        secure: packet.flag_ad,
+        answers,
+        ...(negativeTtl !== undefined ? { negativeTtl } : {}),
+        wireBytes: raw.length,
+      };
     }
     throw new DnsError(
       rcode === 'SERVFAIL' ? 'ERR_DNS_SERVFAIL' : 'ERR_DNS_REFUSED',
@@ -165,8 +233,11 @@ export class DnsClient {
   #udp(server: DnsServer, query: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
+      let closed = false;
       const done = (err: Error | undefined, msg?: Buffer): void => {
         clearTimeout(timer);
+        if (closed) return;
+        closed = true;
         sock.close();
         if (err !== undefined) reject(err);
         else resolve(msg as Buffer);
@@ -187,8 +258,12 @@ export class DnsClient {
           return;
         done(undefined, msg);
       });
-      sock.send(query, server.port, server.host, (err) => {
-        if (err) done(err);
+      // Connected: only the server's datagrams are received, and an ICMP "port unreachable"
+      // from its host comes back as ECONNREFUSED instead of a timeout.
+      sock.connect(server.port, server.host, () => {
+        sock.send(query, (err) => {
+          if (err) done(err);
+        });
       });
     });
   }
