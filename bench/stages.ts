@@ -7,7 +7,8 @@
  * are charged to themselves; samples with no project frame at all are the runtime's (event loop,
  * sockets, HTTP/2). Only the samples of the measured window count (<suite>-window: its start and
  * end on the monotonic clock V8's profiles use, and the messages carried in it), so start-up and
- * warm-up are left out. Figures are µs of CPU per message.
+ * warm-up are left out. Figures are µs of CPU per message. A process with worker threads gets a
+ * column per thread (`on-ramp/1`: the SMTP listener thread).
  *
  * Run:
  *   RELAY_CPU_PROF_DIR=/tmp/prof RELAY_SENDERS=64 node dist/bench/relay.js
@@ -108,10 +109,19 @@ function stageTotals(profile: Profile, from: number, to: number): Map<string, nu
   return totals;
 }
 
-function profileIn(dir: string): Profile {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (file === undefined) throw new Error(`no .cpuprofile in ${dir}`);
-  return JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
+/**
+ * The profiles in `dir`, one per thread (`--cpu-prof` names each file
+ * CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile), the main thread (0) first.
+ */
+function profilesIn(dir: string): { thread: number; profile: Profile }[] {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0) throw new Error(`no .cpuprofile in ${dir}`);
+  return files
+    .map((f) => ({
+      thread: Number(f.split('.').at(-3) ?? 0),
+      profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile,
+    }))
+    .sort((a, b) => a.thread - b.thread);
 }
 
 const dir = process.argv[2];
@@ -137,11 +147,13 @@ for (const suite of ['classic-v1', 'hybrid-v1']) {
     continue;
   }
   const [from = 0, to = 0, messages = 1] = window;
-  const columns = PROCESSES.filter(([sub]) => existsSync(join(dir, `${suite}-${sub}`))).map(
-    ([sub, title]) => ({
-      title,
-      totals: stageTotals(profileIn(join(dir, `${suite}-${sub}`)), from, to),
-    }),
+  // A column per thread of each profiled process (the on-ramp's SMTP listeners have their own).
+  const columns = PROCESSES.filter(([sub]) => existsSync(join(dir, `${suite}-${sub}`))).flatMap(
+    ([sub, title]) =>
+      profilesIn(join(dir, `${suite}-${sub}`)).map(({ thread, profile }) => ({
+        title: thread === 0 ? title : `${title}/${thread}`,
+        totals: stageTotals(profile, from, to),
+      })),
   );
   const all = (s: string): number => columns.reduce((n, c) => n + (c.totals.get(s) ?? 0), 0);
   const stages = [...new Set(columns.flatMap((c) => [...c.totals.keys()]))].sort(
@@ -150,10 +162,10 @@ for (const suite of ['classic-v1', 'hybrid-v1']) {
   const us = (m: Map<string, number>, s: string): number => (m.get(s) ?? 0) / messages;
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
   const row = (label: string, cells: number[]): string =>
-    `${label.padEnd(46)} ${cells.map((n) => n.toFixed(0).padStart(7)).join(' ')}`;
+    `${label.padEnd(46)} ${cells.map((n) => n.toFixed(0).padStart(10)).join(' ')}`;
   console.log(`\n## ${suite}: CPU per message by stage (µs), ${messages} messages\n`);
-  console.log(`${'stage'.padEnd(46)} ${columns.map((c) => c.title.padStart(7)).join(' ')}`);
-  console.log(`${'-'.repeat(46)} ${columns.map(() => '-'.repeat(7)).join(' ')}`);
+  console.log(`${'stage'.padEnd(46)} ${columns.map((c) => c.title.padStart(10)).join(' ')}`);
+  console.log(`${'-'.repeat(46)} ${columns.map(() => '-'.repeat(10)).join(' ')}`);
   for (const s of stages)
     console.log(
       row(

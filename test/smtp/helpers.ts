@@ -16,7 +16,8 @@ import type { SecretKeySet } from '../../src/identity/keys.js';
 import { publishGatewayRecord } from '../../src/ledger/gateway-record.js';
 import type { IdentityLedger } from '../../src/ledger/ledger.js';
 import { MailboxWriter } from '../../src/mailbox/writer.js';
-import { startSmtp, type SmtpLimits, type SmtpListeners } from '../../src/legacy/smtp/server.js';
+import type { SmtpLimits, SmtpListeners } from '../../src/legacy/smtp/server.js';
+import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
 import { SubmissionUsers } from '../../src/legacy/users.js';
 import { createOffRamp, type OffRampHandler } from '../../src/legacy/offramp/index.js';
 import { DkimKeys } from '../../src/mail/dkim-keys.js';
@@ -146,7 +147,8 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
   worker.start();
   const users = SubmissionUsers.open(dir);
   const any = { host: '127.0.0.1', port: 0 };
-  const smtp = await startSmtp({
+  // The listeners as the gateway runs them: on their own thread (src/legacy/smtp/thread.ts).
+  const smtp = await startSmtpThread({
     pipeline,
     users,
     hostname: `mx.${DOMAIN}`,

@@ -60,7 +60,8 @@ import {
 } from '../../routing/index.js';
 import { openStore } from '../../store/open.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
-import { startSmtp, type SmtpListeners } from '../../legacy/smtp/server.js';
+import type { SmtpListeners } from '../../legacy/smtp/server.js';
+import { startSmtpThread } from '../../legacy/smtp/thread.js';
 import { SubmissionUsers } from '../../legacy/users.js';
 import { SEAL_OVERHEAD_BYTES } from '../../config/checks.js';
 import type { Config } from '../../config/schema.js';
@@ -92,7 +93,7 @@ async function openSmtp(
   pipeline: Pipeline,
   users: SubmissionUsers,
   host: string,
-  log: Parameters<typeof startSmtp>[0]['log'],
+  log: Parameters<typeof startSmtpThread>[0]['log'],
 ): Promise<SmtpListeners> {
   // A message must fit its envelope (config/checks.ts refuses a setting that cannot).
   const maxMessageBytes =
@@ -103,7 +104,7 @@ async function openSmtp(
       ? { cert: await readFile(config.smtpTlsCert), key: await readFile(config.smtpTlsKey) }
       : { cert: gwTls.certPem, key: gwTls.keyPem };
   const on = (a: Config['smtpListen']) => (a === 'off' ? undefined : a);
-  return startSmtp({
+  return startSmtpThread({
     pipeline,
     users,
     hostname: host,
@@ -127,6 +128,11 @@ async function openSmtp(
       idleTimeoutMs: config.smtpTimeout * 1000,
     },
     log,
+    // Without its listeners the gateway takes no legacy mail: stop in order, to be restarted.
+    onFailure: (err) => {
+      log.error({ err }, 'the SMTP listeners are gone: stopping');
+      process.kill(process.pid, 'SIGTERM');
+    },
   });
 }
 

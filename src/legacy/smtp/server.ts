@@ -38,8 +38,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
 import { listenError } from '../../net/listen.js';
 import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
-import { mergeEffects } from '../../pipeline/admission.js';
-import type { Client, Effects, RecipientPlan, Refusal } from '../../pipeline/types.js';
+import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
+import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
 import { CODE, STATUS, refusalReply, type SmtpReply } from './replies.js';
 
@@ -99,8 +99,19 @@ export interface SmtpLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * What the listeners ask of the pipeline: the steps of the dialogue, then the message. Each may
+ * answer later (the listener thread asks the main thread, src/legacy/smtp/thread.ts).
+ */
+export interface SmtpPipeline {
+  connect(client: Client): ClientVerdict | Promise<ClientVerdict>;
+  mailFrom(state: SmtpState, address: string): Verdict | Promise<Verdict>;
+  rcptTo: Pipeline['rcptTo'];
+  submitLegacy: Pipeline['submitLegacy'];
+}
+
 export interface SmtpOptions {
-  readonly pipeline: Pick<Pipeline, 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy'>;
+  readonly pipeline: SmtpPipeline;
   readonly users: SubmissionDirectory;
   /** The name in the greeting and EHLO reply. */
   readonly hostname: string;
@@ -211,6 +222,15 @@ class AddressBuckets {
   }
 }
 
+/** A step's answer, now or later; a step that throws is a rejected promise. */
+function ask<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(step());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** RFC 5321 §4.5.3.1: local part 64, domain 255, path 256 octets. */
 function addressTooLong(address: string): boolean {
   const at = address.lastIndexOf('@');
@@ -293,6 +313,24 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
     return { client: c.client, trusted: c.trusted };
   }
 
+  /** A failed step: logged, and a temporary failure that says nothing of why. */
+  function internalError(
+    cb: (err?: Error | null) => void,
+    c: ConnState,
+    step: string,
+  ): (err: unknown) => void {
+    return (err) => {
+      o.log.error({ err, client: c.client.address }, `smtp ${step}: internal error`);
+      cb(
+        replyError({
+          code: CODE.LOCAL_ERROR,
+          status: STATUS.SYSTEM_TEMPORARY,
+          text: 'Error: try again later',
+        }),
+      );
+    };
+  }
+
   function makeServer(role: ListenerRole): SMTPServer {
     const implicit = role === 'submissions';
     const smtp: SMTPServer = new SMTPServer({
@@ -321,20 +359,24 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
 
       onConnect(session, cb) {
         const c = stateOf(session);
-        const verdict = o.pipeline.connect(c.client);
-        c.trusted = verdict.trusted;
-        if (verdict.verdict.kind === 'refuse') {
-          o.log.info(
-            { client: c.client.address, listener: role, code: verdict.verdict.refusal.code },
-            'smtp client refused',
-          );
-          cb(refusalError(verdict.verdict.refusal));
-          return;
-        }
-        if (verdict.verdict.effects !== undefined) {
-          c.effects = mergeEffects(c.effects, verdict.verdict.effects);
-        }
-        cb();
+        ask(() => o.pipeline.connect(c.client)).then(
+          (verdict) => {
+            c.trusted = verdict.trusted;
+            if (verdict.verdict.kind === 'refuse') {
+              o.log.info(
+                { client: c.client.address, listener: role, code: verdict.verdict.refusal.code },
+                'smtp client refused',
+              );
+              cb(refusalError(verdict.verdict.refusal));
+              return;
+            }
+            if (verdict.verdict.effects !== undefined) {
+              c.effects = mergeEffects(c.effects, verdict.verdict.effects);
+            }
+            cb();
+          },
+          internalError(cb, c, 'connect'),
+        );
       },
 
       onSecure(socket, session, cb) {
@@ -402,13 +444,17 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           );
           return;
         }
-        const v = o.pipeline.mailFrom(smtpState(c, session), from);
-        if (v.kind === 'refuse') {
-          cb(refusalError(v.refusal));
-          return;
-        }
-        c.effects = mergeEffects(c.effects, v.effects);
-        cb();
+        ask(() => o.pipeline.mailFrom(smtpState(c, session), from)).then(
+          (v) => {
+            if (v.kind === 'refuse') {
+              cb(refusalError(v.refusal));
+              return;
+            }
+            c.effects = mergeEffects(c.effects, v.effects);
+            cb();
+          },
+          internalError(cb, c, 'MAIL'),
+        );
       },
 
       onRcptTo(address: SMTPServerAddress, session, cb) {
@@ -441,16 +487,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
             c.effects = mergeEffects(c.effects, r.effects);
             cb();
           },
-          (err: unknown) => {
-            o.log.error({ err, client: c.client.address }, 'smtp RCPT: internal error');
-            cb(
-              replyError({
-                code: CODE.LOCAL_ERROR,
-                status: STATUS.SYSTEM_TEMPORARY,
-                text: 'Error: try again later',
-              }),
-            );
-          },
+          internalError(cb, c, 'RCPT'),
         );
       },
 
@@ -509,16 +546,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
             }
             cb(null, `${STATUS.OK} Ok: queued as ${outcome.messageId}`);
           })
-          .catch((err: unknown) => {
-            o.log.error({ err, client: c.client.address }, 'smtp DATA: internal error');
-            cb(
-              replyError({
-                code: CODE.LOCAL_ERROR,
-                status: STATUS.SYSTEM_TEMPORARY,
-                text: 'Error: try again later',
-              }),
-            );
-          });
+          .catch(internalError(cb, c, 'DATA'));
       },
 
       onClose(session) {

@@ -1,0 +1,78 @@
+/**
+ * The SMTP listener thread's side (thread.ts): `startSmtp` with a pipeline and a user directory
+ * that ask the main thread, and a log that hands each line to it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { startSmtp, type SmtpListeners, type SmtpLogger, type SmtpPipeline } from './server.js';
+import {
+  errorText,
+  withBuffers,
+  type MainMessage,
+  type Step,
+  type ThreadMessage,
+  type ThreadSettings,
+} from './thread.js';
+
+const port = parentPort;
+if (port === null) throw new Error('thread-worker.js runs as a worker thread');
+const settings = workerData as ThreadSettings;
+const send = (m: ThreadMessage): void => port.postMessage(m);
+
+const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+let nextId = 1;
+
+function ask<T>(step: Step, ...args: unknown[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const id = nextId++;
+    waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    send({ t: 'ask', id, step, args });
+  });
+}
+
+/** A log line for the main thread's logger; fields that cannot cross are given as text. */
+function logLine(level: keyof SmtpLogger): (obj: object, msg: string) => void {
+  return (obj, msg) => {
+    try {
+      send({ t: 'log', level, obj, msg });
+    } catch {
+      const plain = Object.fromEntries(
+        Object.entries(obj).map(([k, v]) => [k, v instanceof Error ? errorText(v) : String(v)]),
+      );
+      send({ t: 'log', level, obj: plain, msg });
+    }
+  };
+}
+
+const pipeline: SmtpPipeline = {
+  connect: (client) => ask('connect', client),
+  mailFrom: (state, address) => ask('mailFrom', state, address),
+  rcptTo: (state, address) => ask('rcptTo', state, address),
+  submitLegacy: (sub) => ask('submitLegacy', sub),
+};
+
+let listeners: SmtpListeners | undefined;
+
+port.on('message', (m: MainMessage) => {
+  if (m.t === 'answer') {
+    const w = waiting.get(m.id);
+    if (w === undefined) return;
+    waiting.delete(m.id);
+    if (m.error === undefined) w.resolve(withBuffers(m.value));
+    else w.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+    return;
+  }
+  void (listeners?.close() ?? Promise.resolve()).then(() => send({ t: 'closed' }));
+});
+
+startSmtp({
+  ...settings,
+  pipeline,
+  users: { verify: (login, password) => ask('verify', login, password) },
+  log: { info: logLine('info'), warn: logLine('warn'), error: logLine('error') },
+}).then(
+  (l) => {
+    listeners = l;
+    send({ t: 'listening', addresses: l.addresses });
+  },
+  (err: unknown) => send({ t: 'failed', error: errorText(err) }),
+);
