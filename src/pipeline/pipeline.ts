@@ -164,11 +164,9 @@ export class Pipeline {
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
     const id = messageId.toString('hex');
     // Authentication first: the policy stage (spam, MailScript) reads SPF, DKIM and DMARC.
-    const auth = await this.#o.authenticator.check(
-      received.message,
-      received.client,
-      received.mailFrom,
-    );
+    const auth =
+      received.auth ??
+      (await this.#o.authenticator.check(received.message, received.client, received.mailFrom));
     const policy = await runPolicy(
       this.#o.policy ?? [],
       { kind: 'legacy', submission: received, auth },

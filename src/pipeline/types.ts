@@ -7,6 +7,7 @@
 import type { PublicKeyRecord } from '../identity/keys.js';
 import type { Envelope } from '../envelope/codec.js';
 import type { DeliveryReceipt } from '../envelope/receipt.js';
+import type { AuthResults } from './authentication.js';
 
 /** Where a message came in. */
 export type Entrance =
@@ -165,6 +166,11 @@ export interface LegacySubmission {
   /** The message as received (dot-unstuffed, CRLF line ends). */
   readonly message: Buffer;
   readonly receivedAt: number;
+  /**
+   * The authentication check's results when the entrance ran it already (the SMTP listener
+   * thread runs the same check, off the main thread); unset: the pipeline runs it.
+   */
+  readonly auth?: AuthResults;
 }
 
 /** An AMP envelope from a client of this gateway or from another gateway. */

@@ -18,6 +18,7 @@ import type { IdentityLedger } from '../../src/ledger/ledger.js';
 import { MailboxWriter } from '../../src/mailbox/writer.js';
 import type { SmtpLimits, SmtpListeners } from '../../src/legacy/smtp/server.js';
 import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
+import { DnsClient } from '../../src/net/dns.js';
 import { SubmissionUsers } from '../../src/legacy/users.js';
 import { createOffRamp, type OffRampHandler } from '../../src/legacy/offramp/index.js';
 import { DkimKeys } from '../../src/mail/dkim-keys.js';
@@ -150,6 +151,8 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
   // The listeners as the gateway runs them: on their own thread (src/legacy/smtp/thread.ts).
   const smtp = await startSmtpThread({
     pipeline,
+    // The authentication check on the listener thread, as serve runs it (the pipeline's servers).
+    dns: new DnsClient({ servers: opts.dnsServers ?? ['127.0.0.1:1'], timeoutMs: 5000, tries: 2 }),
     users,
     hostname: `mx.${DOMAIN}`,
     tls: { cert: cert.certPem, key: cert.keyPem },

@@ -93,6 +93,7 @@ async function openSmtp(
   pipeline: Pipeline,
   users: SubmissionUsers,
   host: string,
+  dns: DnsResolver,
   log: Parameters<typeof startSmtpThread>[0]['log'],
 ): Promise<SmtpListeners> {
   // A message must fit its envelope (config/checks.ts refuses a setting that cannot).
@@ -107,6 +108,8 @@ async function openSmtp(
   return startSmtpThread({
     pipeline,
     users,
+    // The listener thread runs the authentication check (mailauth) on this one resolver's cache.
+    dns,
     hostname: host,
     tls,
     listen: {
@@ -531,7 +534,7 @@ export const serveCommand: Command = {
       started.relay = relay;
       const users = SubmissionUsers.open(config.dataDir);
       teardown.add(() => users.close());
-      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, log);
+      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, dns, log);
       teardown.add(() => smtp.close());
       const worker = new DeliveryWorker({
         now,

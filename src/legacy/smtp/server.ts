@@ -37,6 +37,7 @@ import {
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
 import { listenError } from '../../net/listen.js';
+import type { MessageAuthenticator } from '../../pipeline/authentication.js';
 import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
@@ -118,6 +119,11 @@ export interface SmtpOptions {
   readonly tls: { readonly key: string | Buffer; readonly cert: string | Buffer };
   readonly listen: Partial<Record<ListenerRole, ListenAddress>>;
   readonly limits?: Partial<SmtpLimits>;
+  /**
+   * Runs the pipeline's authentication check (SPF, DKIM, DMARC, ARC) here, after DATA, and hands
+   * its results in with the message; unset: the pipeline runs it.
+   */
+  readonly authenticator?: MessageAuthenticator;
   readonly log: SmtpLogger;
   readonly now?: () => number;
 }
@@ -528,10 +534,13 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
             }
             const state = smtpState(c, session);
             const transaction = randomBytes(8).toString('hex');
+            const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+            const auth = await o.authenticator?.check(m.message, state.client, mailFrom);
             const outcome = await o.pipeline.submitLegacy({
               transaction,
               client: state.client,
-              mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              mailFrom,
+              ...(auth !== undefined ? { auth } : {}),
               recipients: c.plans,
               trusted: state.trusted,
               effects: c.effects,

@@ -3,9 +3,11 @@
  * that ask the main thread, and a log that hands each line to it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { startSmtp, type SmtpListeners, type SmtpLogger, type SmtpPipeline } from './server.js';
 import {
   errorText,
+  rebuilt,
   withBuffers,
   type MainMessage,
   type Step,
@@ -58,14 +60,24 @@ port.on('message', (m: MainMessage) => {
     if (w === undefined) return;
     waiting.delete(m.id);
     if (m.error === undefined) w.resolve(withBuffers(m.value));
-    else w.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+    else w.reject(rebuilt(m.error));
     return;
   }
   void (listeners?.close() ?? Promise.resolve()).then(() => send({ t: 'closed' }));
 });
 
+const { authenticate, ...smtpSettings } = settings;
+
 startSmtp({
-  ...settings,
+  ...smtpSettings,
+  ...(authenticate
+    ? {
+        authenticator: mailAuthenticator({
+          hostname: settings.hostname,
+          dns: { query: (name, type) => ask('dns', name, type) },
+        }),
+      }
+    : {}),
   pipeline,
   users: { verify: (login, password) => ask('verify', login, password) },
   log: { info: logLine('info'), warn: logLine('warn'), error: logLine('error') },

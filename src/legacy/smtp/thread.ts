@@ -1,11 +1,13 @@
 /**
  * The SMTP listeners on a thread of their own (docs/ARCHITECTURE.md, "The SMTP listener
  * thread"). smtp-server's dialogue, the byte guard, TLS and the sockets run in a worker thread
- * (thread-worker.ts runs `startSmtp` there); every decision stays on the main thread: the
- * worker asks each step (connect, MAIL, RCPT, the message after DATA, a submission login) over
- * the worker's message port, and the main thread answers from the one pipeline and the one user
- * directory. The two threads share nothing else, so a gateway with two cores spends one on the
- * dialogue while the other admits, seals and commits.
+ * (thread-worker.ts runs `startSmtp` there), and so, when `dns` is given, does the pipeline's
+ * authentication check (mailauth's SPF, DKIM, DMARC and ARC: the same `mailAuthenticator`, its
+ * DNS questions asked of the main thread's resolver, so the gateway keeps one DNS cache). Every
+ * decision stays on the main thread: the worker asks each step (connect, MAIL, RCPT, the message
+ * after DATA with its authentication results, a submission login) over the worker's message
+ * port, and the main thread answers from the one pipeline and the one user directory. A gateway
+ * with two cores spends one on the dialogue while the other admits, seals and commits.
  *
  * Guarantees: the same as `startSmtp` (a 250 only after the pipeline's commit resolved, on the
  * main thread); the listeners' addresses, bind errors (ERR_SMTP_BIND) and log lines are the
@@ -15,13 +17,20 @@
  */
 import { Worker } from 'node:worker_threads';
 import { AfterSmtpError, EnvironmentError } from '../../errors.js';
+import { DnsError, type DnsResolver } from '../../net/dns.js';
 import type { SmtpListeners, SmtpLogger, SmtpOptions } from './server.js';
 
 /** What the listener thread is given when it starts. */
-export type ThreadSettings = Pick<SmtpOptions, 'hostname' | 'tls' | 'listen' | 'limits'>;
+export interface ThreadSettings extends Pick<
+  SmtpOptions,
+  'hostname' | 'tls' | 'listen' | 'limits'
+> {
+  /** The thread runs the authentication check (its DNS questions are asked as `dns` steps). */
+  readonly authenticate: boolean;
+}
 
 /** The steps the thread may ask of the main thread. */
-export type Step = 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy' | 'verify';
+export type Step = 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy' | 'verify' | 'dns';
 
 /** An error as it crosses between the threads: enough to rebuild it and to log it. */
 export interface ErrorText {
@@ -62,12 +71,12 @@ export function errorText(err: unknown): ErrorText {
   };
 }
 
-/** The thread's start-up error as the same kind of error here (ERR_SMTP_BIND stays itself). */
-function rebuilt(e: ErrorText): Error {
+/** An error from the other thread as the same kind of error here (ERR_SMTP_BIND, DnsError). */
+export function rebuilt(e: ErrorText): Error {
   if (e.code === undefined) return Object.assign(new Error(e.message), { name: e.name });
-  return e.name === 'EnvironmentError'
-    ? new EnvironmentError(e.code, e.message)
-    : new AfterSmtpError(e.code, e.message);
+  if (e.name === 'EnvironmentError') return new EnvironmentError(e.code, e.message);
+  if (e.name === 'DnsError') return new DnsError(e.code, e.message);
+  return new AfterSmtpError(e.code, e.message);
 }
 
 /**
@@ -92,7 +101,12 @@ export function withBuffers<T>(value: T): T {
   return value;
 }
 
-export interface SmtpThreadOptions extends Omit<SmtpOptions, 'now'> {
+export interface SmtpThreadOptions extends Omit<SmtpOptions, 'now' | 'authenticator'> {
+  /**
+   * The gateway's resolver: given, the thread runs the authentication check (the pipeline's
+   * `mailAuthenticator`, named by `hostname`) and asks its DNS questions of this resolver.
+   */
+  readonly dns?: DnsResolver;
   /** The thread ended unasked (an uncaught error in it): the SMTP listeners are gone. */
   readonly onFailure?: (err: Error) => void;
 }
@@ -121,6 +135,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     tls: o.tls,
     listen: o.listen,
     ...(o.limits !== undefined ? { limits: o.limits } : {}),
+    authenticate: o.dns !== undefined,
   };
   const steps: Record<Step, (...args: never[]) => unknown> = {
     connect: (client: Parameters<SmtpOptions['pipeline']['connect']>[0]) =>
@@ -130,6 +145,10 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     submitLegacy: (sub: Parameters<SmtpOptions['pipeline']['submitLegacy']>[0]) =>
       submitLegacy(o, sub),
     verify: (login: string, password: string) => o.users.verify(login, password),
+    dns: (...a: Parameters<DnsResolver['query']>) => {
+      if (o.dns === undefined) throw new Error('the SMTP listener thread has no resolver');
+      return o.dns.query(...a);
+    },
   };
   const worker = new Worker(new URL('./thread-worker.js', import.meta.url), {
     workerData: settings,
