@@ -11,7 +11,10 @@
  *
  * Run as root (Postfix): `node dist/bench/onramp.js` or `aftersmtp bench onramp`. Knobs:
  * ONRAMP_MESSAGES (default 2000 per run), ONRAMP_SESSIONS ("1 16 64"), ONRAMP_SUITES
- * ("classic-v1 hybrid-v1"). ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there
+ * ("classic-v1 hybrid-v1"), ONRAMP_WARMUP (default 3000 messages at 16 sessions before the first
+ * measured run, on both sides: a running gateway's JavaScript is compiled, and with a shorter
+ * warm-up V8's optimizing compiler was still taking a quarter of the process's CPU in the first
+ * rows). ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there
  * (<suite>-onramp/) and the bench the last row's measured window (<suite>-window), for the
  * per-stage table of bench/stages.ts. It reports; it never asserts.
  */
@@ -31,6 +34,7 @@ const MESSAGES = Number(process.env.ONRAMP_MESSAGES ?? 2000);
 const SESSIONS = (process.env.ONRAMP_SESSIONS ?? '1 16 64').split(/\s+/).map(Number);
 const SUITES = (process.env.ONRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+/);
 const SIZE = 4096;
+const WARMUP = Number(process.env.ONRAMP_WARMUP ?? 3000);
 const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const POSTFIX_SCRIPT = fileURLToPath(
@@ -98,7 +102,7 @@ async function ours(suite: string): Promise<Row[]> {
         .at(-1),
     );
     const to = `${alice.did.split(':')[3]}@${alice.did.split(':')[2]}`;
-    await smtpSource(port, 16, 200, to); // warm-up, not reported
+    await smtpSource(port, 16, WARMUP, to); // warm-up, not reported
     const pid = gw.child.pid as number;
     for (const s of SESSIONS) {
       const c0 = cpuSeconds(pid);
@@ -136,7 +140,7 @@ async function postfix(): Promise<Row[]> {
         ...process.env,
         MESSAGES: String(MESSAGES),
         SIZE: String(SIZE),
-        WARMUP: '200',
+        WARMUP: String(WARMUP),
         RUNS: SESSIONS.map((s) => `${s}:0`).join(' '),
         JSON_OUT: jsonOut,
       },
@@ -198,6 +202,7 @@ async function main(): Promise<void> {
             'Postfix: private instance, durable accept (queue file fsync before 250), relay to smtp-sink (../shared/bench/postfix-onehop.sh).',
             'AfterSMTP: serve on lmdb (queue fsync, group commit) before 250; SPF, DKIM, DMARC through a local unbound; one envelope sealed per DID, gateway-signed.',
             'CPU µs/msg: the serving process (Postfix: all its processes), from /proc.',
+            `Each side warmed up with ${WARMUP} messages at 16 sessions first (not reported).`,
           ],
           json: rows.map((r) => ({ ...r, vsPostfix: ratio(r) })),
         }),

@@ -55,7 +55,11 @@ const CONCURRENCY = (process.env.RELAY_SENDERS ?? '1,64').split(',').map(Number)
 /** Where each `serve` writes a V8 CPU profile (<dir>/<suite>-A, -B), for bench/stages.ts. */
 const PROFILE_DIR = process.env.RELAY_CPU_PROF_DIR;
 const BODY = randomBytes(4096);
-const WARMUP_MS = 1000;
+/**
+ * Warm-up per row before measuring (RELAY_WARMUP_MS): a running gateway's JavaScript is compiled;
+ * after 1 s V8's optimizing compiler was still busy in the measured window.
+ */
+const WARMUP_MS = Number(process.env.RELAY_WARMUP_MS ?? 5000);
 const STORED_TIMEOUT_MS = 30_000;
 const FSYNC = 'lmdb queue + lmdb store, group commit, fsync on';
 const POSTFIX_MESSAGES = Number(process.env.RELAY_POSTFIX_MESSAGES ?? 2000);

@@ -18,7 +18,7 @@
 import { AfterSmtpError, CryptoError, InputError } from '../errors.js';
 import { aeadOpen, aeadSeal, hpkeSeal, randomBytes } from '../native/index.js';
 import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../identity/keys.js';
-import { verifySignature } from '../identity/signature.js';
+import { verifySignature, type Signature } from '../identity/signature.js';
 import { checkDid } from '../identity/did.js';
 import { SUITES, type SuiteId } from '../identity/suites.js';
 import {
@@ -141,11 +141,14 @@ function checkRecipients(list: readonly PublicKeyRecord[]): SuiteId {
   return suite as SuiteId;
 }
 
-/**
- * Seals one envelope: one content key, wraps for `wrapFor` (default: every signed recipient).
- * Lower-level than sealMessage; exported for relays and tests.
- */
-export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
+/** An envelope checked and laid out up to its author's signature, which `finish` seals in. */
+interface SealDraft {
+  readonly transcript: Buffer;
+  readonly mlDsaRandomness: Buffer | undefined;
+  finish(signature: Signature): Envelope;
+}
+
+function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
   const suite = checkRecipients(inp.signedRecipients);
   const wrapFor = inp.wrapFor ?? inp.signedRecipients;
   for (const w of wrapFor) {
@@ -173,7 +176,6 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
   ) {
     input('injected randomness has the wrong shape');
   }
-  const contentKey = rnd ? Buffer.from(rnd.contentKey) : randomBytes(CONTENT_KEY_LENGTH);
   if (inp.messageId !== undefined && inp.messageId.length !== MESSAGE_ID_LENGTH) {
     input(`messageId must be ${MESSAGE_ID_LENGTH} bytes`);
   }
@@ -196,68 +198,89 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
     bodyHash: bodyHash(body),
     checkpoint,
   });
-  const signature = inp.author.sign(transcript, PURPOSE_AUTHOR, rnd?.mlDsa);
-  const sealed: SealedContent = {
-    author,
-    recipients,
-    checkpoint,
-    body,
-    signature,
-    suite,
-    messageId,
-    createdAt,
-    expiresAt,
+  return {
+    transcript,
+    mlDsaRandomness: rnd?.mlDsa,
+    finish(signature: Signature): Envelope {
+      const contentKey = rnd ? Buffer.from(rnd.contentKey) : randomBytes(CONTENT_KEY_LENGTH);
+      const sealed: SealedContent = {
+        author,
+        recipients,
+        checkpoint,
+        body,
+        signature,
+        suite,
+        messageId,
+        createdAt,
+        expiresAt,
+      };
+      const plaintext = encodeSealedContent(sealed);
+      const eph = inp.ephemeral;
+      if (eph !== undefined) {
+        checkDid(eph.holder);
+        if (!(eph.share instanceof Uint8Array) || eph.share.length !== KEY_SHARE_LENGTH)
+          input(`the ephemeral key share must be ${KEY_SHARE_LENGTH} bytes`);
+      }
+      const sealingKey =
+        eph === undefined
+          ? contentKey
+          : ephemeralContentKey(contentKey, eph.share, suite, messageId, eph.holder, expiresAt);
+      const { key, nonce } = deriveContentKey(sealingKey, suite, messageId);
+      if (sealingKey !== contentKey) sealingKey.fill(0);
+      try {
+        const ciphertext = aeadSeal(
+          'chacha20-poly1305',
+          key,
+          nonce,
+          contentAad(suite, messageId),
+          plaintext,
+        );
+        const wraps: Wrap[] = wrapFor.map((r, i) => {
+          const info = wrapInfo(suite, messageId, ref(r), expiresAt);
+          const { enc, ciphertext: wrappedKey } = hpkeSeal(
+            SUITES[suite].kem,
+            r.kemPublicKey,
+            info,
+            WRAP_AAD,
+            contentKey,
+            rnd?.ikmE[i],
+          );
+          return { recipient: r.did, keyId: r.keyId, enc, wrappedKey };
+        });
+        const envelope: Envelope = {
+          version: ENVELOPE_VERSION,
+          suite,
+          messageId,
+          sender: author.did,
+          createdAt,
+          expiresAt,
+          wraps,
+          ciphertext,
+          ...(eph !== undefined ? { ephemeral: { holder: eph.holder } } : {}),
+        };
+        encodeEnvelope(envelope, { maxBytes: inp.maxBytes }); // size and shape check
+        return envelope;
+      } finally {
+        contentKey.fill(0);
+        key.fill(0);
+      }
+    },
   };
-  const plaintext = encodeSealedContent(sealed);
-  const eph = inp.ephemeral;
-  if (eph !== undefined) {
-    checkDid(eph.holder);
-    if (!(eph.share instanceof Uint8Array) || eph.share.length !== KEY_SHARE_LENGTH)
-      input(`the ephemeral key share must be ${KEY_SHARE_LENGTH} bytes`);
-  }
-  const sealingKey =
-    eph === undefined
-      ? contentKey
-      : ephemeralContentKey(contentKey, eph.share, suite, messageId, eph.holder, expiresAt);
-  const { key, nonce } = deriveContentKey(sealingKey, suite, messageId);
-  if (sealingKey !== contentKey) sealingKey.fill(0);
-  try {
-    const ciphertext = aeadSeal(
-      'chacha20-poly1305',
-      key,
-      nonce,
-      contentAad(suite, messageId),
-      plaintext,
-    );
-    const wraps: Wrap[] = wrapFor.map((r, i) => {
-      const info = wrapInfo(suite, messageId, ref(r), expiresAt);
-      const { enc, ciphertext: wrappedKey } = hpkeSeal(
-        SUITES[suite].kem,
-        r.kemPublicKey,
-        info,
-        WRAP_AAD,
-        contentKey,
-        rnd?.ikmE[i],
-      );
-      return { recipient: r.did, keyId: r.keyId, enc, wrappedKey };
-    });
-    const envelope: Envelope = {
-      version: ENVELOPE_VERSION,
-      suite,
-      messageId,
-      sender: author.did,
-      createdAt,
-      expiresAt,
-      wraps,
-      ciphertext,
-      ...(eph !== undefined ? { ephemeral: { holder: eph.holder } } : {}),
-    };
-    encodeEnvelope(envelope, { maxBytes: inp.maxBytes }); // size and shape check
-    return envelope;
-  } finally {
-    contentKey.fill(0);
-    key.fill(0);
-  }
+}
+
+/**
+ * Seals one envelope: one content key, wraps for `wrapFor` (default: every signed recipient).
+ * Lower-level than sealMessage; exported for relays and tests.
+ */
+export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
+  const d = draftEnvelope(inp);
+  return d.finish(inp.author.sign(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness));
+}
+
+/** `sealEnvelope` with the author's ML-DSA half on the thread pool (SecretKeySet.signAsync). */
+export async function sealEnvelopeAsync(inp: SealEnvelopeInput): Promise<Envelope> {
+  const d = draftEnvelope(inp);
+  return d.finish(await inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness));
 }
 
 export interface SealMessageInput {

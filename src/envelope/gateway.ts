@@ -26,6 +26,19 @@ export function addGatewaySignature(envelope: Envelope, gatewayKeys: SecretKeySe
   };
 }
 
+/** `addGatewaySignature` with the ML-DSA half on the thread pool (SecretKeySet.signAsync). */
+export async function addGatewaySignatureAsync(
+  envelope: Envelope,
+  gatewayKeys: SecretKeySet,
+): Promise<Envelope> {
+  const record = gatewayKeys.record;
+  const signature = await gatewayKeys.signAsync(transcriptFor(envelope, record), PURPOSE_GATEWAY);
+  return {
+    ...envelope,
+    gatewaySignature: { gateway: record.did, keyId: record.keyId, suite: record.suite, signature },
+  };
+}
+
 export interface VerifyGatewayOptions {
   /** Require the gateway DID's domain to be the sender DID's domain (default true). */
   requireSenderDomain?: boolean;

@@ -20,7 +20,7 @@ import type { SecretKeySet } from '../identity/keys.js';
 import {
   decodeStoredReceipt,
   encodeStoredReceipt,
-  signReceipt,
+  signReceiptAsync,
   type DeliveryReceipt,
 } from '../envelope/receipt.js';
 import { decodeEnvelope, type Envelope } from '../envelope/codec.js';
@@ -92,7 +92,8 @@ export class MailboxWriter {
   }
 
   async deliver(d: MailboxDelivery): Promise<MailboxResult> {
-    const receipt = signReceipt(
+    // The receipt's ML-DSA half (hybrid-v1) is signed on the thread pool, not the event loop.
+    const receipt = await signReceiptAsync(
       {
         messageId: d.messageId,
         ciphertextHash: d.ciphertextHash,

@@ -219,7 +219,7 @@ export class Pipeline {
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
-    const copies = sealCopies(dids, stamped, facts, origin, messageId, this.#o, (did) => {
+    const copies = await sealCopies(dids, stamped, facts, origin, messageId, this.#o, (did) => {
       const r = spam.byDid.get(did);
       if (r === undefined || effects.spam === undefined) return undefined;
       const headers = spamHeaders(effects.spam, [r]);
@@ -407,7 +407,7 @@ export class Pipeline {
       }
       return { kind: 'accepted', messageId: id, recipients: all, entries: [] };
     }
-    const body = signDispatched(env, this.#o);
+    const body = await signDispatched(env, this.#o);
     const entry: QueueEntry = {
       recipients: accepted.map((address) => ({
         address,

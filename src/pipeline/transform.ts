@@ -16,8 +16,8 @@ import { domainToUnicode } from 'node:url';
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
-import { sealEnvelope } from '../envelope/envelope.js';
-import { addGatewaySignature } from '../envelope/gateway.js';
+import { sealEnvelopeAsync } from '../envelope/envelope.js';
+import { addGatewaySignatureAsync } from '../envelope/gateway.js';
 import { MAX_SUBJECT_BYTES } from '../envelope/limits.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import type { AuthResults } from './authentication.js';
@@ -42,8 +42,8 @@ export interface SealedCopy {
 }
 
 /** AMP from a client of this gateway: its envelope with our gateway signature, encoded. */
-export function signDispatched(env: Envelope, deps: TransformDeps): Buffer {
-  return encodeEnvelope(addGatewaySignature(env, deps.gatewayKeys), {
+export async function signDispatched(env: Envelope, deps: TransformDeps): Promise<Buffer> {
+  return encodeEnvelope(await addGatewaySignatureAsync(env, deps.gatewayKeys), {
     maxBytes: deps.maxEnvelopeBytes,
   });
 }
@@ -186,31 +186,34 @@ export function sealCopies(
   messageId: Buffer,
   deps: TransformDeps,
   extras?: (did: string) => CopyExtras | undefined,
-): SealedCopy[] {
-  return targets.map((t) => {
-    const extra = extras?.(t.did);
-    const sealed = sealEnvelope({
-      author: deps.gatewayKeys,
-      signedRecipients: [t.record],
-      body: {
-        subject: facts.subject,
-        contentType: 'message/rfc822',
-        content: extra?.content ?? content,
-      },
-      createdAt: origin.receivedAt,
-      expiresAt: origin.receivedAt + deps.legacyTtlMs,
-      messageId,
-      maxBytes: deps.maxEnvelopeBytes,
-    });
-    const signed = addGatewaySignature(
-      { ...sealed, origin, ...(extra?.spam !== undefined ? { spam: extra.spam } : {}) },
-      deps.gatewayKeys,
-    );
-    return {
-      recipient: t.did,
-      local: t.local,
-      envelope: signed,
-      bytes: encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes }),
-    };
-  });
+): Promise<SealedCopy[]> {
+  // The gateway's ML-DSA signatures (hybrid-v1) are made on the thread pool, not the event loop.
+  return Promise.all(
+    targets.map(async (t) => {
+      const extra = extras?.(t.did);
+      const sealed = await sealEnvelopeAsync({
+        author: deps.gatewayKeys,
+        signedRecipients: [t.record],
+        body: {
+          subject: facts.subject,
+          contentType: 'message/rfc822',
+          content: extra?.content ?? content,
+        },
+        createdAt: origin.receivedAt,
+        expiresAt: origin.receivedAt + deps.legacyTtlMs,
+        messageId,
+        maxBytes: deps.maxEnvelopeBytes,
+      });
+      const signed = await addGatewaySignatureAsync(
+        { ...sealed, origin, ...(extra?.spam !== undefined ? { spam: extra.spam } : {}) },
+        deps.gatewayKeys,
+      );
+      return {
+        recipient: t.did,
+        local: t.local,
+        envelope: signed,
+        bytes: encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes }),
+      };
+    }),
+  );
 }

@@ -89,6 +89,22 @@ describe('signatures', () => {
       );
     });
   }
+  for (const id of [classic, hybrid]) {
+    it(`${id.suite}: signAsync gives the signature sign gives (ML-DSA on the thread pool)`, async () => {
+      const rnd = Buffer.alloc(32, 7); // deterministic ML-DSA randomness: the two must be equal
+      const sync = id.sign(t, 'test/purpose', rnd);
+      const pooled = await id.signAsync(t, 'test/purpose', rnd);
+      assert.deepEqual(pooled, sync);
+      const hedged = await id.signAsync(t, 'test/purpose');
+      verifySignature(id.suite, id.record.signingPublicKeys, t, 'test/purpose', hedged, 'ERR_X');
+      assert.equal(hedged.mldsa65 === undefined, id.suite === 'classic-v1');
+      assert.throws(
+        () =>
+          verifySignature(id.suite, id.record.signingPublicKeys, t, 'test/other', hedged, 'ERR_X'),
+        isTyped('ERR_X'),
+      );
+    });
+  }
   it('hybrid-v1: each half of the composite signature is required', () => {
     const sig = hybrid.sign(t, 'p');
     const keys = hybrid.record.signingPublicKeys;

@@ -35,7 +35,7 @@ function part(verdict: SpamPart['verdict']): SpamPart {
 
 async function copy(spam?: SpamPart): Promise<SealedCopy> {
   const message = Buffer.from('From: a@b.test\r\nSubject: s\r\n\r\nbody\r\n');
-  const [c] = sealCopies(
+  const [c] = await sealCopies(
     [{ kind: 'did', did: alice.did, record: alice.record, local: true }],
     message,
     await messageFacts(message),

@@ -230,7 +230,7 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
     // A junk copy sealed as the pipeline seals it, committed to the queue for the worker.
     const message = spammy(`fay@${DOMAIN}`);
     const messageId = randomBytes(16);
-    const [copy] = sealCopies(
+    const [copy] = await sealCopies(
       [{ kind: 'did', did: fay.did, record: fay.record, local: true }],
       message,
       await messageFacts(message),

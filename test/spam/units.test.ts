@@ -84,7 +84,7 @@ function part(over: Partial<SpamPart> = {}): SpamPart {
 
 async function sealed(spam?: SpamPart) {
   const message = Buffer.from('Subject: s\r\n\r\nbody\r\n');
-  const [c] = sealCopies(
+  const [c] = await sealCopies(
     [{ kind: 'did', did: alice.did, record: alice.record, local: true }],
     message,
     await messageFacts(message),
