@@ -77,6 +77,17 @@ describe('a port already taken', () => {
     );
   });
 
+  test('SMTP: ERR_SMTP_BIND from the listener thread names the address and AFTERSMTP_SMTP_LISTEN, and serve exits', async () => {
+    const r = await serve({ AFTERSMTP_SMTP_LISTEN: `127.0.0.1:${tcpPort}` });
+    assertOneLine(
+      r,
+      'ERR_SMTP_BIND',
+      new RegExp(
+        `TCP 127\\.0\\.0\\.1:${tcpPort} \\(AFTERSMTP_SMTP_LISTEN\\): address already in use \\[EADDRINUSE\\]`,
+      ),
+    );
+  });
+
   test('QUIC: ERR_QUIC_BIND names the UDP address and AFTERSMTP_QUIC_LISTEN', async () => {
     const r = await serve({ AFTERSMTP_QUIC_LISTEN: `127.0.0.1:${udpPort}` });
     assertOneLine(

@@ -95,6 +95,7 @@ async function openSmtp(
   host: string,
   dns: DnsResolver,
   log: Parameters<typeof startSmtpThread>[0]['log'],
+  onFailure: (err: Error) => void,
 ): Promise<SmtpListeners> {
   // A message must fit its envelope (config/checks.ts refuses a setting that cannot).
   const maxMessageBytes =
@@ -131,11 +132,7 @@ async function openSmtp(
       idleTimeoutMs: config.smtpTimeout * 1000,
     },
     log,
-    // Without its listeners the gateway takes no legacy mail: stop in order, to be restarted.
-    onFailure: (err) => {
-      log.error({ err }, 'the SMTP listeners are gone: stopping');
-      process.kill(process.pid, 'SIGTERM');
-    },
+    onFailure,
   });
 }
 
@@ -314,6 +311,7 @@ export const serveCommand: Command = {
     // fail) and then stops, and any stop that takes longer than STOP_DEADLINE_MS, or a second
     // signal, ends the process at once, so SIGTERM always stops it.
     const stopped = stopSignals(log);
+    let failed: Error | undefined;
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
     const { identity, notes, passphrase } = await loadOrCreateGatewayIdentity(config);
@@ -534,7 +532,13 @@ export const serveCommand: Command = {
       started.relay = relay;
       const users = SubmissionUsers.open(config.dataDir);
       teardown.add(() => users.close());
-      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, dns, log);
+      // Without its listeners the gateway takes no legacy mail: it stops in order and exits 1,
+      // for its supervisor to start it whole again.
+      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, dns, log, (err) => {
+        log.error({ err }, 'the SMTP listeners are gone: stopping');
+        failed = err;
+        process.kill(process.pid, 'SIGTERM');
+      });
       teardown.add(() => smtp.close());
       const worker = new DeliveryWorker({
         now,
@@ -617,5 +621,6 @@ export const serveCommand: Command = {
     readiness.stopping();
     await teardown.run();
     log.info('stopped');
+    if (failed !== undefined) throw failed;
   },
 };

@@ -202,6 +202,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
           return;
         case 'failed':
           state = 'closed';
+          void worker.terminate();
           reject(rebuilt(m.error));
           return;
         case 'closed':

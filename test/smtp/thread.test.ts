@@ -1,0 +1,167 @@
+/**
+ * The SMTP listener thread's bridge (src/legacy/smtp/thread.ts): what the dialogue asks of the
+ * main thread and what comes back cross intact (Buffers as Buffers, refusals with their codes),
+ * a step that fails answers 451 with the error logged on the main thread, and a port in use is
+ * the same ERR_SMTP_BIND as without the thread. The real pipeline behind the thread is what every
+ * other SMTP test runs (helpers.ts starts the gateway's listeners this way).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { generateSelfSignedCertificate } from '../../src/quic/index.js';
+import { EnvironmentError } from '../../src/errors.js';
+import type { SmtpListeners, SmtpPipeline } from '../../src/legacy/smtp/server.js';
+import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
+import type { LegacySubmission, Refusal } from '../../src/pipeline/types.js';
+import { identity } from '../ledger/helpers.js';
+import { DOMAIN, RawSmtp, message } from './helpers.js';
+
+interface Logged {
+  readonly level: string;
+  readonly obj: Record<string, unknown>;
+  readonly msg: string;
+}
+
+describe('SMTP listener thread', () => {
+  const alice = identity('alice');
+  const submissions: LegacySubmission[] = [];
+  const logged: Logged[] = [];
+  let refuseSender: Refusal | undefined;
+  let failRecipient = false;
+  let cert: { certPem: string; keyPem: string };
+  let smtp: SmtpListeners;
+  let port = 0;
+
+  const pipeline: SmtpPipeline = {
+    connect: () => ({ trusted: false, verdict: { kind: 'continue' } }),
+    mailFrom: () =>
+      refuseSender === undefined ? { kind: 'continue' } : { kind: 'refuse', refusal: refuseSender },
+    rcptTo: (_state, address) => {
+      if (failRecipient) throw new Error('the ledger is closed');
+      return Promise.resolve({
+        kind: 'accepted',
+        plan: {
+          address,
+          targets: [{ kind: 'did', did: alice.record.did, record: alice.record, local: true }],
+        },
+      });
+    },
+    submitLegacy: (sub) => {
+      submissions.push(sub);
+      return Promise.resolve({
+        kind: 'accepted',
+        messageId: 'c0ffee',
+        recipients: [{ recipient: alice.record.did }],
+        entries: [],
+      });
+    },
+  };
+
+  before(async () => {
+    cert = await generateSelfSignedCertificate({ commonName: DOMAIN });
+    smtp = await startSmtpThread({
+      pipeline,
+      users: { verify: () => Promise.resolve(undefined) },
+      hostname: `mx.${DOMAIN}`,
+      tls: { cert: cert.certPem, key: cert.keyPem },
+      listen: { mx: { host: '127.0.0.1', port: 0 } },
+      log: {
+        info: (obj, msg) => logged.push({ level: 'info', obj: obj as Logged['obj'], msg }),
+        warn: (obj, msg) => logged.push({ level: 'warn', obj: obj as Logged['obj'], msg }),
+        error: (obj, msg) => logged.push({ level: 'error', obj: obj as Logged['obj'], msg }),
+      },
+    });
+    port = smtp.addresses.mx?.port ?? 0;
+  });
+  after(() => smtp.close());
+
+  test('the message and the plans the main thread made come back to it as Buffers', async () => {
+    const c = await RawSmtp.open(port);
+    assert.match(c.greeting, /^220 /);
+    assert.match(await c.cmd('EHLO client.example.net'), /^250/);
+    assert.match(await c.cmd('MAIL FROM:<sender@example.net>'), /^250/);
+    assert.match(await c.cmd(`RCPT TO:<alice@${DOMAIN}>`), /^250/);
+    assert.match(await c.cmd('DATA'), /^354/);
+    const text = message({ subject: 'across threads' });
+    assert.match(await c.cmd(`${text}.`), /^250 2\.0\.0 Ok: queued as c0ffee/);
+    c.close();
+    const sub = submissions.at(-1);
+    assert.ok(sub !== undefined);
+    assert.ok(Buffer.isBuffer(sub.message));
+    assert.equal(sub.message.toString(), text);
+    assert.equal(sub.mailFrom, 'sender@example.net');
+    assert.equal(sub.client.helo, 'client.example.net');
+    assert.equal(sub.client.entrance, 'smtp');
+    assert.equal(sub.auth, undefined, 'no resolver given: the pipeline authenticates');
+    const target = sub.recipients[0]?.targets[0];
+    assert.ok(target?.kind === 'did');
+    assert.ok(Buffer.isBuffer(target.record.keyId));
+    assert.ok(Buffer.isBuffer(target.record.kemPublicKey));
+    assert.ok(Buffer.isBuffer(target.record.signingPublicKeys.ed25519));
+    assert.ok(target.record.keyId.equals(alice.record.keyId));
+    assert.deepEqual(target.record, alice.record);
+  });
+
+  test("a refusal crosses with the operator's reply code and text", async () => {
+    refuseSender = {
+      code: 'ERR_ACCESS_REJECT',
+      temporary: false,
+      text: 'not from you',
+      smtpCode: 550,
+    };
+    try {
+      const c = await RawSmtp.open(port);
+      await c.cmd('EHLO client.example.net');
+      assert.match(await c.cmd('MAIL FROM:<spam@example.net>'), /^550 5\.7\.1 not from you/);
+      c.close();
+    } finally {
+      refuseSender = undefined;
+    }
+  });
+
+  test('a step that fails on the main thread is 451 to the client and logged there', async () => {
+    failRecipient = true;
+    try {
+      const c = await RawSmtp.open(port);
+      await c.cmd('EHLO client.example.net');
+      await c.cmd('MAIL FROM:<sender@example.net>');
+      const reply = await c.cmd(`RCPT TO:<alice@${DOMAIN}>`);
+      assert.match(reply, /^451 4\.3\.0 /);
+      assert.doesNotMatch(reply, /ledger/, 'no internal text in the reply');
+      c.close();
+    } finally {
+      failRecipient = false;
+    }
+    const line = logged.find((l) => l.msg === 'smtp RCPT: internal error');
+    assert.ok(line !== undefined, 'logged');
+    assert.equal(line.level, 'error');
+    assert.match(String((line.obj.err as { message?: string }).message), /the ledger is closed/);
+  });
+
+  test('a port in use is ERR_SMTP_BIND, naming the setting, as without the thread', async () => {
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port: busy } = taken.address() as AddressInfo;
+    try {
+      await assert.rejects(
+        startSmtpThread({
+          pipeline,
+          users: { verify: () => Promise.resolve(undefined) },
+          hostname: `mx.${DOMAIN}`,
+          tls: { cert: cert.certPem, key: cert.keyPem },
+          listen: { mx: { host: '127.0.0.1', port: busy } },
+          log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+        }),
+        (err: unknown) =>
+          err instanceof EnvironmentError &&
+          err.code === 'ERR_SMTP_BIND' &&
+          /AFTERSMTP_SMTP_LISTEN/.test(err.message) &&
+          /EADDRINUSE/.test(err.message),
+      );
+    } finally {
+      taken.close();
+    }
+  });
+});
