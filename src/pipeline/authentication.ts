@@ -20,20 +20,9 @@ import { authenticate, type DNSResolver } from 'mailauth';
 import { DnsClient, type DnsResolver } from '../net/dns.js';
 import { nodeStyleResolve } from '../net/dns-node.js';
 import type { ArcChainState } from '../mail/arc.js';
-import type { Client } from './types.js';
+import type { AuthResults, Client } from './types.js';
 
-export interface AuthResults {
-  /** Header lines (CRLF-terminated) to put in front of the message. */
-  readonly headers: string;
-  /** The Authentication-Results value (after `Authentication-Results: `). */
-  readonly authenticationResults: string;
-  readonly spf: string;
-  readonly dkim: string;
-  readonly dmarc: string;
-  readonly arc: string;
-  /** The ARC chain as a forwarding seal must state it; absent: the chain must not be sealed. */
-  readonly arcChain?: ArcChainState;
-}
+export type { AuthResults };
 
 export interface MessageAuthenticator {
   check(message: Buffer, client: Client, mailFrom: string): Promise<AuthResults>;

@@ -7,7 +7,7 @@
 import type { PublicKeyRecord } from '../identity/keys.js';
 import type { Envelope } from '../envelope/codec.js';
 import type { DeliveryReceipt } from '../envelope/receipt.js';
-import type { AuthResults } from './authentication.js';
+import type { ArcChainState } from '../mail/arc.js';
 
 /** Where a message came in. */
 export type Entrance =
@@ -149,6 +149,20 @@ export type Target =
 export interface RecipientPlan {
   readonly address: string;
   readonly targets: readonly Target[];
+}
+
+/** What the authentication check (src/pipeline/authentication.ts) found of a legacy message. */
+export interface AuthResults {
+  /** Header lines (CRLF-terminated) to put in front of the message. */
+  readonly headers: string;
+  /** The Authentication-Results value (after `Authentication-Results: `). */
+  readonly authenticationResults: string;
+  readonly spf: string;
+  readonly dkim: string;
+  readonly dmarc: string;
+  readonly arc: string;
+  /** The ARC chain as a forwarding seal must state it; absent: the chain must not be sealed. */
+  readonly arcChain?: ArcChainState;
 }
 
 /** A legacy message after DATA: everything the SMTP dialogue established, and the bytes. */
