@@ -8,7 +8,7 @@
 import { CryptoError } from '../errors.js';
 import { parseDid } from '../identity/did.js';
 import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../identity/keys.js';
-import { verifySignature } from '../identity/signature.js';
+import { verifySignature, type Signature } from '../identity/signature.js';
 import type { Envelope } from './codec.js';
 import { PURPOSE_GATEWAY, gatewayTranscript } from './transcript.js';
 
@@ -17,13 +17,21 @@ function transcriptFor(envelope: Envelope, gateway: { did: string; keyId: Buffer
 }
 
 /** Returns a copy of `envelope` carrying the gateway signature of `gatewayKeys`. */
-export function addGatewaySignature(envelope: Envelope, gatewayKeys: SecretKeySet): Envelope {
-  const record = gatewayKeys.record;
-  const signature = gatewayKeys.sign(transcriptFor(envelope, record), PURPOSE_GATEWAY);
+function withGatewaySignature(
+  envelope: Envelope,
+  record: PublicKeyRecord,
+  signature: Signature,
+): Envelope {
   return {
     ...envelope,
     gatewaySignature: { gateway: record.did, keyId: record.keyId, suite: record.suite, signature },
   };
+}
+
+export function addGatewaySignature(envelope: Envelope, gatewayKeys: SecretKeySet): Envelope {
+  const record = gatewayKeys.record;
+  const signature = gatewayKeys.sign(transcriptFor(envelope, record), PURPOSE_GATEWAY);
+  return withGatewaySignature(envelope, record, signature);
 }
 
 /** `addGatewaySignature` with the ML-DSA half on the thread pool (SecretKeySet.signAsync). */
@@ -33,10 +41,7 @@ export async function addGatewaySignatureAsync(
 ): Promise<Envelope> {
   const record = gatewayKeys.record;
   const signature = await gatewayKeys.signAsync(transcriptFor(envelope, record), PURPOSE_GATEWAY);
-  return {
-    ...envelope,
-    gatewaySignature: { gateway: record.did, keyId: record.keyId, suite: record.suite, signature },
-  };
+  return withGatewaySignature(envelope, record, signature);
 }
 
 export interface VerifyGatewayOptions {

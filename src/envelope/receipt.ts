@@ -42,8 +42,16 @@ export function receiptTranscript(r: Omit<DeliveryReceipt, 'signature'>): Buffer
   );
 }
 
+/** The receipt as `gateway` signs it: the fields, and the gateway that vouches for them. */
+function receiptBody(
+  r: UnsignedReceipt,
+  gateway: SecretKeySet,
+): Omit<DeliveryReceipt, 'signature'> {
+  return { ...r, gateway: gateway.record.did, gatewayKeyId: gateway.record.keyId };
+}
+
 export function signReceipt(r: UnsignedReceipt, gateway: SecretKeySet): DeliveryReceipt {
-  const body = { ...r, gateway: gateway.record.did, gatewayKeyId: gateway.record.keyId };
+  const body = receiptBody(r, gateway);
   return { ...body, signature: gateway.sign(receiptTranscript(body), PURPOSE_RECEIPT) };
 }
 
@@ -52,7 +60,7 @@ export async function signReceiptAsync(
   r: UnsignedReceipt,
   gateway: SecretKeySet,
 ): Promise<DeliveryReceipt> {
-  const body = { ...r, gateway: gateway.record.did, gatewayKeyId: gateway.record.keyId };
+  const body = receiptBody(r, gateway);
   return { ...body, signature: await gateway.signAsync(receiptTranscript(body), PURPOSE_RECEIPT) };
 }
 

@@ -221,13 +221,18 @@ export class SecretKeySet {
     return seeds;
   }
 
+  /** The transcript as a Buffer (no copy), and its Ed25519 signature for `purpose`. */
+  #ed25519Half(transcript: Uint8Array, purpose: string): { t: Buffer; ed25519: Buffer } {
+    const t = Buffer.from(transcript.buffer, transcript.byteOffset, transcript.byteLength);
+    return { t, ed25519: this.#ed25519.sign(ed25519Message(purpose, t)) };
+  }
+
   /**
    * Signs `transcript` for `purpose` (see signature.ts). `mlDsaRandomness` (32 bytes) makes the
    * ML-DSA half deterministic; only test vectors pass it.
    */
   sign(transcript: Uint8Array, purpose: string, mlDsaRandomness?: Buffer): Signature {
-    const t = Buffer.from(transcript.buffer, transcript.byteOffset, transcript.byteLength);
-    const ed25519 = this.#ed25519.sign(ed25519Message(purpose, t));
+    const { t, ed25519 } = this.#ed25519Half(transcript, purpose);
     if (!this.#mldsa65) return { ed25519 };
     return { ed25519, mldsa65: this.#mldsa65.sign(t, mlDsa65Context(purpose), mlDsaRandomness) };
   }
@@ -242,8 +247,7 @@ export class SecretKeySet {
     purpose: string,
     mlDsaRandomness?: Buffer,
   ): Promise<Signature> {
-    const t = Buffer.from(transcript.buffer, transcript.byteOffset, transcript.byteLength);
-    const ed25519 = this.#ed25519.sign(ed25519Message(purpose, t));
+    const { t, ed25519 } = this.#ed25519Half(transcript, purpose);
     if (!this.#mldsa65) return { ed25519 };
     const mldsa65 = await this.#mldsa65.signAsync(t, mlDsa65Context(purpose), mlDsaRandomness);
     return { ed25519, mldsa65 };

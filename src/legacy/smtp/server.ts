@@ -229,7 +229,7 @@ class AddressBuckets {
 }
 
 /** A step's answer, now or later; a step that throws is a rejected promise. */
-function ask<T>(step: () => T | Promise<T>): Promise<T> {
+function answerOf<T>(step: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(step());
   } catch (err) {
@@ -365,7 +365,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
 
       onConnect(session, cb) {
         const c = stateOf(session);
-        ask(() => o.pipeline.connect(c.client)).then(
+        answerOf(() => o.pipeline.connect(c.client)).then(
           (verdict) => {
             c.trusted = verdict.trusted;
             if (verdict.verdict.kind === 'refuse') {
@@ -450,7 +450,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           );
           return;
         }
-        ask(() => o.pipeline.mailFrom(smtpState(c, session), from)).then(
+        answerOf(() => o.pipeline.mailFrom(smtpState(c, session), from)).then(
           (v) => {
             if (v.kind === 'refuse') {
               cb(refusalError(v.refusal));

@@ -156,15 +156,10 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
   const send = (m: MainMessage): void => worker.postMessage(m);
 
   function answer(id: number, step: Step, args: unknown[]): void {
-    let pending: Promise<unknown>;
-    try {
-      pending = Promise.resolve(
-        (steps[step] as (...a: unknown[]) => unknown)(...withBuffers(args)),
-      );
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    pending.then(
+    // The executor turns a step that throws into a rejection.
+    new Promise((resolve) =>
+      resolve((steps[step] as (...a: unknown[]) => unknown)(...withBuffers(args))),
+    ).then(
       (value) => {
         try {
           send({ t: 'answer', id, value });
