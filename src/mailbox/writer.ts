@@ -2,17 +2,18 @@
  * The one writer of the mailbox store (DESIGN.md §1b): every path that puts an envelope into a
  * mailbox of this gateway (the pipeline's commit for mail a peer gateway relays, the delivery
  * worker for queued local mail and bounces) goes through `deliver`. It signs the delivery
- * receipt (docs/PROTOCOL.md §12.4) with the gateway key, stores envelope and receipt in ONE
- * store transaction, appends the receipt's commitment to the gateway's transit log (§12.7), and
- * then wakes the recipient's followers.
+ * receipt (docs/PROTOCOL.md §12.4) with the gateway key, stores envelope, receipt and the
+ * receipt's transit-log commitment (§12.7) in ONE store transaction, hands the commitment to the
+ * transit outbox (which appends it to the log within milliseconds, transit-outbox.ts), and then
+ * wakes the recipient's followers.
  *
  * Guarantees: when `deliver` resolves with `stored` or `duplicate`, the envelope and a receipt
  * for it are durable together; a redelivery of (recipient, message id) stores nothing new and
  * answers the first receipt; a redelivery whose ciphertext differs from the first one's is
- * `conflict` (nothing written; the caller refuses it). With a transit log, `deliver` resolves only
- * once the receipt's commitment is durable in it too (a redelivery commits it again: the log
- * keeps one leaf per commitment, and a crash between the store and the log is mended so), so
- * every receipt an ACK carries can be proven. Whether the recipient may receive mail is
+ * `conflict` (nothing written; the caller refuses it). With a transit log, the receipt's
+ * commitment is durable when `deliver` resolves, in the log or in the store's outbox (a
+ * redelivery appends the first receipt's commitment at once: the log keeps one leaf per
+ * commitment), so every receipt an ACK carries can be proven. Whether the recipient may receive mail is
  * not checked here: the pipeline and the worker ask the ledger before they call. The folder
  * (inbox, junk) is the one given, else the one the envelope's signed spam part names.
  */
@@ -25,9 +26,10 @@ import {
 } from '../envelope/receipt.js';
 import { decodeEnvelope, type Envelope } from '../envelope/codec.js';
 import type { MailboxFolder, MailboxStore } from '../store/types.js';
-import { transitCommitment, type TransitLog } from '../transit/index.js';
+import { transitCommitment } from '../transit/index.js';
 import { NO_METRICS, type MessagingMetrics } from './metrics.js';
 import type { MailboxSignal } from './signal.js';
+import type { TransitOutbox } from './transit-outbox.js';
 
 export interface MailboxDelivery {
   /** The recipient DID: whose mailbox. */
@@ -75,8 +77,8 @@ export interface MailboxWriterOptions {
   readonly gatewayKeys: SecretKeySet;
   readonly signal?: MailboxSignal;
   readonly metrics?: MessagingMetrics;
-  /** The gateway's transit log: every receipt signed here is committed to it. */
-  readonly transit?: Pick<TransitLog, 'record'>;
+  /** The way into the gateway's transit log: every receipt signed here is committed to it. */
+  readonly transit?: Pick<TransitOutbox, 'add' | 'flush'>;
   readonly now?: () => number;
 }
 
@@ -103,6 +105,8 @@ export class MailboxWriter {
       },
       this.#o.gatewayKeys,
     );
+    const transit = this.#o.transit;
+    const commitment = transit === undefined ? undefined : transitCommitment(receipt);
     const result = await this.#metrics.storeOp('deliver', () =>
       this.#o.store.deliver({
         recipient: d.recipient,
@@ -114,17 +118,21 @@ export class MailboxWriter {
         envelope: d.envelope,
         receipt: encodeStoredReceipt(receipt),
         folder: d.folder ?? folderOf(d.envelope),
+        ...(commitment === undefined ? {} : { transitCommitment: commitment }),
       }),
     );
     if (!result.duplicate) {
-      await this.#o.transit?.record(transitCommitment(receipt));
+      if (commitment !== undefined) transit?.add(commitment);
       this.#o.signal?.notify(d.recipient);
       return { kind: 'stored', receipt };
     }
     const first = decodeStoredReceipt(result.receipt);
     if (!first.ciphertextHash.equals(d.ciphertextHash)) return { kind: 'conflict' };
-    if (first.gateway === this.#o.gatewayKeys.record.did) {
-      await this.#o.transit?.record(transitCommitment(first));
+    if (transit !== undefined && first.gateway === this.#o.gatewayKeys.record.did) {
+      // The first delivery's commitment is in the log or the outbox, unless it was stored before
+      // there was an outbox: appended now, durably, before the answer.
+      transit.add(transitCommitment(first));
+      transit.flush();
     }
     return { kind: 'duplicate', receipt: first };
   }

@@ -13,6 +13,7 @@
  *   shares      rh | ih              -> frame(header = expiresAt u64), the sealed key share record
  *   expiry      expiresAt u64 | kind u8 | rh | ih -> ''  (kind 0: ids entry, 1: receipt, 2: share)
  *   quarantine  at u64 | random u64  -> msgpack { source, reason, raw, at }
+ *   transit     commitment (32 bytes) -> ''  (the transit outbox: receipts not yet in the log)
  *
  * Durability: every write runs in one LMDB write transaction and the call resolves after
  * `flushed` (NOTES-DEPENDENCIES: await put() means committed, not on disk). Concurrent calls share
@@ -28,9 +29,11 @@ import { StoreClosedError, StoreCorruptError, StoreKeyError, StoreQuotaError } f
 import type { Keyring, NodeKey } from './keys.js';
 import {
   checkAck,
+  checkCommitments,
   checkDeliver,
   checkKept,
   checkShare,
+  checkLimit,
   checkList,
   checkMessageId,
   checkRecipient,
@@ -132,6 +135,7 @@ export class LmdbMailboxStore implements MailboxStore {
   readonly expiry: Database<Buffer, Buffer>;
   readonly shares: Database<Buffer, Buffer>;
   readonly quarantine: Database<Buffer, Buffer>;
+  readonly transit: Database<Buffer, Buffer>;
   private readonly keyring: Keyring;
   private readonly space: StorageSpace | undefined;
   /** Transactions and flushes that survive a full disk (src/storage/space.ts). */
@@ -158,6 +162,7 @@ export class LmdbMailboxStore implements MailboxStore {
     this.expiry = this.root.openDB<Buffer, Buffer>('expiry', bin);
     this.shares = this.root.openDB<Buffer, Buffer>('shares', bin);
     this.quarantine = this.root.openDB<Buffer, Buffer>('quarantine', bin);
+    this.transit = this.root.openDB<Buffer, Buffer>('transit', bin);
   }
 
   /**
@@ -272,6 +277,9 @@ export class LmdbMailboxStore implements MailboxStore {
         encodeMailbox({ lastSeq: seq, count: mb.count + 1, bytes: mb.bytes + size }),
       );
       this.putReceiptRecord(idKey, input, write);
+      if (input.transitCommitment !== undefined) {
+        this.transit.putSync(Buffer.from(input.transitCommitment), EMPTY);
+      }
       return { seq, duplicate: false };
     });
     // Also for a duplicate: the first delivery may be committed and not yet flushed.
@@ -292,6 +300,21 @@ export class LmdbMailboxStore implements MailboxStore {
       if (this.receipts.get(rk) === undefined) this.putReceiptRecord(rk, input, write);
     });
     await this.flush();
+  }
+
+  async transitOutbox(limit: number): Promise<Buffer[]> {
+    this.live();
+    return Promise.resolve(
+      Array.from(this.transit.getKeys({ limit: checkLimit(limit) }), (k) => Buffer.from(k)),
+    );
+  }
+
+  async transitLogged(commitments: readonly Uint8Array[]): Promise<void> {
+    this.live();
+    const keys = checkCommitments(commitments);
+    await this.txn(() => {
+      for (const k of keys) this.transit.removeSync(k);
+    });
   }
 
   /** Writes the receipt record of (recipient, messageId) at `rk`, inside the caller's transaction. */

@@ -16,6 +16,7 @@
  *   store_receipts    rh, ih, expires_at, key_id, sealed
  *   store_shares      rh, ih, expires_at, key_id, sealed      key shares of ephemeral messages
  *   store_quarantine  id, source, reason, raw, at
+ *   store_transit_outbox  commitment                  receipts' commitments not yet in the transit log
  *
  * The sealed plaintext starts with the row's identity (rh | seq, or rh | ih), checked after
  * decryption, so a sealed value moved to another row fails like a corrupt one. A delivery locks its
@@ -35,8 +36,10 @@ import {
 import { subkey, type Keyring } from './keys.js';
 import {
   checkAck,
+  checkCommitments,
   checkDeliver,
   checkKept,
+  checkLimit,
   checkList,
   checkShare,
   checkMessageId,
@@ -117,6 +120,12 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
         sealed bytea NOT NULL, PRIMARY KEY (rh, ih));
       CREATE INDEX store_shares_expiry ON store_shares (expires_at);
       CREATE INDEX store_shares_key ON store_shares (key_id);
+    `,
+  },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE store_transit_outbox (commitment bytea PRIMARY KEY);
     `,
   },
 ];
@@ -365,11 +374,35 @@ export class PostgresMailboxStore implements MailboxStore {
         [rh, seq, size],
       );
       await putReceipt(c);
+      if (input.transitCommitment !== undefined) {
+        await c.query(
+          'INSERT INTO store_transit_outbox (commitment) VALUES ($1) ON CONFLICT DO NOTHING',
+          [Buffer.from(input.transitCommitment)],
+        );
+      }
       return { seq, duplicate: false };
     });
     if (!result.duplicate) return { ...result, receipt: input.receipt };
     const first = await this.getReceipt(input.recipient, input.messageId);
     return { ...result, receipt: first ?? input.receipt };
+  }
+
+  async transitOutbox(limit: number): Promise<Buffer[]> {
+    this.live();
+    const { rows } = await this.pool.query<{ commitment: Buffer }>(
+      'SELECT commitment FROM store_transit_outbox LIMIT $1',
+      [checkLimit(limit)],
+    );
+    return rows.map((r) => r.commitment);
+  }
+
+  async transitLogged(commitments: readonly Uint8Array[]): Promise<void> {
+    this.live();
+    const keys = checkCommitments(commitments);
+    if (keys.length === 0) return;
+    await this.pool.query('DELETE FROM store_transit_outbox WHERE commitment = ANY($1::bytea[])', [
+      keys,
+    ]);
   }
 
   /** Checks a decrypted envelope against its row; StoreCorruptError when anything is off. */

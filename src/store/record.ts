@@ -103,6 +103,12 @@ export function checkDeliver(input: DeliverWithReceipt, limits: StoreLimits, now
     );
   }
   checkReceipt(input.receipt, input.expiresAt, limits, now);
+  if (
+    input.transitCommitment !== undefined &&
+    !(input.transitCommitment instanceof Uint8Array && input.transitCommitment.length === 32)
+  ) {
+    throw new StoreInputError('transitCommitment: expected 32 bytes');
+  }
 }
 
 /** Checks a receipt of another gateway for `keepReceipt`. */
@@ -150,6 +156,30 @@ export function checkAck(ids: readonly string[], limits: StoreLimits): string[] 
     throw new StoreInputError(`ack: expected at most ${limits.maxAckIds} message ids`);
   }
   return [...new Set(ids.map(checkMessageId))];
+}
+
+/** The most commitments one `transitOutbox` or `transitLogged` call takes. */
+export const MAX_TRANSIT_BATCH = 10_000;
+
+/** A `transitOutbox` limit: 1 to MAX_TRANSIT_BATCH. */
+export function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_TRANSIT_BATCH) {
+    throw new StoreInputError(`limit: expected 1 to ${MAX_TRANSIT_BATCH}`);
+  }
+  return limit;
+}
+
+/** Commitments for `transitLogged`: at most MAX_TRANSIT_BATCH of 32 bytes each, as Buffers. */
+export function checkCommitments(commitments: readonly Uint8Array[]): Buffer[] {
+  if (!Array.isArray(commitments) || commitments.length > MAX_TRANSIT_BATCH) {
+    throw new StoreInputError(`transitLogged: expected at most ${MAX_TRANSIT_BATCH} commitments`);
+  }
+  return commitments.map((c) => {
+    if (!(c instanceof Uint8Array) || c.length !== 32) {
+      throw new StoreInputError('transitLogged: a commitment is 32 bytes');
+    }
+    return Buffer.from(c);
+  });
 }
 
 export function checkReceipt(

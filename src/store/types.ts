@@ -71,6 +71,12 @@ export interface DeliverInput {
 export interface DeliverWithReceipt extends DeliverInput {
   /** The encoded receipt the gateway signed for this delivery; kept until `expiresAt`. */
   readonly receipt: Uint8Array;
+  /**
+   * The receipt's commitment for the gateway's transit log (32 bytes, docs/PROTOCOL.md §12.7):
+   * put in the store's transit outbox in the same transaction, so it is durable with the receipt
+   * and needs no commit of its own before the acknowledgement. Not written for a duplicate.
+   */
+  readonly transitCommitment?: Uint8Array;
 }
 
 /** A receipt of another gateway, for `keepReceipt`. */
@@ -223,6 +229,17 @@ export interface MailboxStore {
    * stays. An expired one is a StoreInputError.
    */
   keepShare(input: KeptShare): Promise<void>;
+  /**
+   * Up to `limit` commitments of the transit outbox (written by `deliver`), not yet removed by
+   * `transitLogged`: what must still reach the transit log.
+   */
+  transitOutbox(limit: number): Promise<Buffer[]>;
+  /**
+   * Removes these commitments from the transit outbox: they are durable in the transit log. Not
+   * necessarily durable when it resolves (a removal a crash takes back is appended again, and the
+   * log keeps one leaf per commitment).
+   */
+  transitLogged(commitments: readonly Uint8Array[]): Promise<void>;
   /** The recipient's share of a message, or undefined (unknown, or `expiresAt <= now`). */
   releaseShare(recipient: string, messageId: string, now: number): Promise<Uint8Array | undefined>;
   /** Which keys seal what (for the rotation procedure in docs/STORE.md). */

@@ -7,9 +7,10 @@
  *
  * Guarantees:
  * - Appends are idempotent per commitment: a receipt committed twice (a redelivery) has one leaf.
- * - `record` groups the commitments of one turn of the event loop into one transaction
- *   (synchronous=FULL, as the ledger): when it resolves, the leaf is on disk, so a checkpoint
- *   never covers a leaf that a crash could take back.
+ * - `append` writes a group of commitments in one transaction (synchronous=FULL, as the
+ *   ledger): when it returns, the leaves are on disk, so a checkpoint never covers a leaf that a
+ *   crash could take back. The mailbox's transit outbox (src/mailbox/transit-outbox.ts) groups
+ *   the receipts' commitments into it.
  * - The database records its origin and verifier key on creation and refuses another
  *   (ERR_TRANSIT_KEY_MISMATCH), as the ledger does: one key never signs two logs' roots here.
  * - Checkpoints are signed once per size (Ed25519 is deterministic).
@@ -42,7 +43,6 @@ export class TransitLog {
   readonly #signer: NoteSigner;
   readonly #find: Database.Statement<[Buffer], { idx: number }>;
   readonly #index: Database.Statement<[Buffer, number]>;
-  #pending: { commitment: Buffer; done: (err?: unknown) => void }[] = [];
   #signed: { size: number; root: Buffer; note: string } | undefined;
 
   /** Opens (creating) the log at `path`; the signer's name must be the domain's transit origin. */
@@ -119,32 +119,6 @@ export class TransitLog {
         return out;
       })
       .immediate();
-  }
-
-  /**
-   * Appends one commitment with the others of this turn (group commit); resolves once it is
-   * durable.
-   */
-  record(commitment: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.#pending.length === 0) setImmediate(() => this.#flush());
-      this.#pending.push({
-        commitment,
-        done: (err) => (err === undefined ? resolve() : reject(err)),
-      });
-    });
-  }
-
-  #flush(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    try {
-      this.append(batch.map((p) => p.commitment));
-    } catch (err) {
-      for (const p of batch) p.done(err);
-      return;
-    }
-    for (const p of batch) p.done();
   }
 
   size(): number {

@@ -57,7 +57,7 @@ describe('aftersmtp receipt: checking a hop', () => {
 
   async function answer(): Promise<{ res: GetTransitReceiptResponseMsg; proof: TransitProofMsg }> {
     log.append([Buffer.alloc(32, 9), Buffer.alloc(32, 8)]);
-    await log.record(transitCommitment(receipt));
+    log.append([transitCommitment(receipt)]);
     log.append([Buffer.alloc(32, 7)]);
     const anchoredNote = log.checkpoint().note;
     const cp = parseCheckpoint(parseNote(anchoredNote).text);

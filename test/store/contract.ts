@@ -402,6 +402,42 @@ export function storeContract(name: string, open: Open): void {
       );
     });
 
+    it("keeps a receipt's transit commitment in the outbox with the delivery, until transitLogged", async () => {
+      await withStore(open, async (h) => {
+        const sorted = (bs: Buffer[]): string[] => bs.map((b) => b.toString('hex')).sort();
+        const c1 = randomBytes(32);
+        const c2 = randomBytes(32);
+        const first = envelope(ALICE, { transitCommitment: c1 });
+        await h.store.deliver(first);
+        await h.store.deliver(envelope(BOB, { transitCommitment: c2 }));
+        await h.store.deliver(envelope(BOB)); // none given, none kept
+        // A duplicate writes nothing, not even its own commitment.
+        const again = await h.store.deliver({ ...first, transitCommitment: randomBytes(32) });
+        assert.equal(again.duplicate, true);
+        assert.deepEqual(sorted(await h.store.transitOutbox(100)), sorted([c1, c2]));
+        assert.equal((await h.store.transitOutbox(1)).length, 1);
+        await h.reopen(); // durable with the delivery
+        assert.deepEqual(sorted(await h.store.transitOutbox(100)), sorted([c1, c2]));
+        await h.store.transitLogged([c1]);
+        assert.deepEqual(sorted(await h.store.transitOutbox(100)), sorted([c2]));
+        await h.store.transitLogged([c1, c2]); // removing twice is no error
+        assert.deepEqual(await h.store.transitOutbox(100), []);
+        // Bounded before anything is written.
+        await assert.rejects(
+          h.store.deliver(envelope(ALICE, { transitCommitment: randomBytes(31) })),
+          StoreInputError,
+        );
+        await assert.rejects(h.store.transitOutbox(0), StoreInputError);
+        await assert.rejects(h.store.transitOutbox(10_001), StoreInputError);
+        await assert.rejects(h.store.transitLogged([randomBytes(33)]), StoreInputError);
+        await assert.rejects(
+          h.store.transitLogged(Array.from({ length: 10_001 }, () => c1)),
+          StoreInputError,
+        );
+        assert.deepEqual(await h.store.transitOutbox(100), []);
+      });
+    });
+
     it('bounds every input with a StoreInputError, and a full mailbox with a StoreQuotaError', async () => {
       await withStore(
         open,

@@ -1,10 +1,15 @@
 // Child process of crash.test.ts. It opens the lmdb mailbox store given on the command line and
-// delivers a burst from 64 concurrent writers, printing `ack <message id>` only after each
-// deliver() has resolved, until the parent kills it with SIGKILL. It does nothing unless started
-// by the parent.
+// delivers a burst from 64 concurrent writers (each delivery with a transit commitment), printing
+// `ack <message id>` only after each deliver() has resolved, until the parent kills it with
+// SIGKILL. It does nothing unless started by the parent.
 import { createHash, randomBytes } from 'node:crypto';
 import { Keyring, nodeKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
+
+/** The transit commitment the child gives each delivery (a stand-in for a receipt's). */
+export function commitmentOf(messageId: string): Buffer {
+  return createHash('sha256').update(`receipt ${messageId}`).digest();
+}
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`); // synchronous on a pipe: written before the next step
@@ -31,6 +36,7 @@ async function main(): Promise<void> {
           ciphertextHash: createHash('sha256').update(body).digest(),
           envelope: body,
           receipt: Buffer.from(`receipt ${messageId}`),
+          transitCommitment: commitmentOf(messageId),
         });
         say(`ack ${messageId}`);
       }

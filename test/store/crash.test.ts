@@ -11,6 +11,7 @@ import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateKey, Keyring } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
+import { commitmentOf } from './crash-child.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url));
 
@@ -42,7 +43,7 @@ function runChild(
   });
 }
 
-it('lmdb store: every acknowledged delivery survives SIGKILL', async () => {
+it('lmdb store: every acknowledged delivery and its transit commitment survive SIGKILL', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-store-crash-'));
   const key = generateKey();
   try {
@@ -66,6 +67,10 @@ it('lmdb store: every acknowledged delivery survives SIGKILL', async () => {
         [],
         `${lost.length} of ${acked.length} acknowledged deliveries were lost`,
       );
+      // Each acknowledged delivery's transit commitment is in the outbox with it.
+      const outbox = new Set((await store.transitOutbox(10_000)).map((c) => c.toString('hex')));
+      const unlogged = acked.filter((id) => !outbox.has(commitmentOf(id).toString('hex')));
+      assert.deepEqual(unlogged, [], `${unlogged.length} acknowledged commitments were lost`);
       assert.equal(await store.quarantined(), 0);
     } finally {
       await store.close();

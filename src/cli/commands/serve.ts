@@ -38,6 +38,7 @@ import { DeliveryWorker } from '../../delivery/worker.js';
 import { openAttestations } from '../attestation.js';
 import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
+import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
@@ -440,12 +441,27 @@ export const serveCommand: Command = {
         await loadTrustedTime(config.dataDir),
       );
       const now = (): number => clock.now();
+      const transitLog = gw.transit;
+      const transit =
+        transitLog === undefined
+          ? undefined
+          : new TransitOutbox({
+              store,
+              log: transitLog,
+              onError: (err) =>
+                log.warn({ err }, 'transit log: cannot append receipts; they stay in the outbox'),
+            });
+      if (transit !== undefined) {
+        const recovered = await transit.recover();
+        if (recovered > 0) log.info(`transit log: appended ${recovered} receipts of the outbox`);
+        teardown.add(() => transit.close());
+      }
       const mailbox = new MailboxWriter({
         store,
         gatewayKeys: identity,
         signal,
         metrics,
-        transit: gw.transit,
+        ...(transit === undefined ? {} : { transit }),
         now,
       });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
@@ -481,7 +497,6 @@ export const serveCommand: Command = {
         metrics,
       });
       // Checkpoints anchored on a chain and sent to witnesses, through the queue (src/cli/attestation.ts).
-      const transitLog = gw.transit;
       const attestations = await openAttestations(
         config,
         gw.ledger,
@@ -504,11 +519,11 @@ export const serveCommand: Command = {
           apiMetrics,
           clock,
           transit: {
-            ...(transitLog === undefined
+            ...(transitLog === undefined || transit === undefined
               ? {}
               : {
                   own: {
-                    log: transitLog,
+                    log: transit,
                     anchored: () => attestations.anchored(transitLog.origin),
                   },
                 }),
