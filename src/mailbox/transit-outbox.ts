@@ -12,8 +12,10 @@
  *   back only appends a commitment again, and the log keeps one leaf per commitment.
  * - `prove` appends what is pending first, so a receipt an acknowledgement carried is provable
  *   as soon as the sender asks.
- * - A failed append keeps the commitments (here and in the store's outbox) and is tried again
- *   after `retryMs`; `flush` throws it to a caller that needs the append now.
+ * - A failed append leaves the commitments in the store's outbox (not in memory: a log that
+ *   stays unwritable costs no memory per message), and the outbox is appended again from the
+ *   store after `retryMs`, until it succeeds; `flush` throws the failure to a caller that needs
+ *   the append now.
  * - A checkpoint never covers a leaf a crash could take back: appends are durable before they
  *   count (TransitLog).
  */
@@ -43,6 +45,8 @@ export class TransitOutbox {
   readonly #retryMs: number;
   #pending: Buffer[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
   #emptying: Promise<unknown> = Promise.resolve();
 
   constructor(options: TransitOutboxOptions) {
@@ -73,7 +77,8 @@ export class TransitOutbox {
 
   /**
    * Appends every pending commitment now, durably, in one transaction, and starts emptying them
-   * from the store's outbox. Throws when the append fails (the commitments stay pending).
+   * from the store's outbox. Throws when the append fails (the commitments stay in the store's
+   * outbox and are appended from there after `retryMs`).
    */
   flush(): void {
     clearTimeout(this.#timer);
@@ -84,13 +89,29 @@ export class TransitOutbox {
     try {
       this.#o.log.append(batch);
     } catch (err) {
-      this.#pending = batch.concat(this.#pending);
-      this.#timer = setTimeout(() => this.#flushOrRetry(), this.#retryMs).unref();
+      this.#retry();
       throw err;
     }
     this.#emptying = this.#emptying
       .then(() => this.#o.store.transitLogged(batch))
       .catch(this.#o.onError);
+  }
+
+  /** Appends the store's outbox after `retryMs` (and again, until it succeeds). */
+  #retry(): void {
+    if (this.#closed) return;
+    this.#retryTimer ??= setTimeout(() => {
+      this.#emptying = this.#emptying
+        .then(() => this.recover())
+        .then(
+          () => (this.#retryTimer = undefined),
+          (err: unknown) => {
+            this.#o.onError(err);
+            this.#retryTimer = undefined;
+            this.#retry();
+          },
+        );
+    }, this.#retryMs).unref();
   }
 
   #flushOrRetry(): void {
@@ -115,7 +136,8 @@ export class TransitOutbox {
   async close(): Promise<void> {
     this.#flushOrRetry();
     clearTimeout(this.#timer);
-    this.#timer = undefined;
+    clearTimeout(this.#retryTimer);
+    this.#closed = true;
     await this.#emptying;
   }
 }

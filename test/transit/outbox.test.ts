@@ -129,14 +129,16 @@ describe('transit outbox', () => {
     await again.store.close();
   });
 
-  it('keeps the commitments through a failed append and appends them on the next try', async () => {
+  it('keeps the commitments through failed appends and appends them from the store', async () => {
     const { store, log } = await open('failing');
-    let failures = 1;
+    let failures = 3; // the group's append, then two retries
+    let groupsOfThree = 0;
     const errors: unknown[] = [];
     const outbox = new TransitOutbox({
       store,
       log: {
         append: (cs) => {
+          if (cs.length === 3) groupsOfThree++;
           if (failures-- > 0) throw new Error('the disk is full');
           return log.append(cs);
         },
@@ -148,11 +150,13 @@ describe('transit outbox', () => {
       onError: (e) => errors.push(e),
     });
     const writer = new MailboxWriter({ store, gatewayKeys: gateway, transit: outbox });
-    await writer.deliver(delivery(3));
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(errors.length, 1);
-    assert.match(String(errors[0]), /the disk is full/);
-    assert.equal(log.size(), 1);
+    await Promise.all([3, 4, 5].map((n) => writer.deliver(delivery(n))));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(errors.length, 3);
+    for (const e of errors) assert.match(String(e), /the disk is full/);
+    // The group, then three tries from the store's outbox (two failed).
+    assert.equal(groupsOfThree, 4);
+    assert.equal(log.size(), 3);
     await outbox.close();
     assert.deepEqual(await store.transitOutbox(100), []);
     log.close();
