@@ -426,7 +426,7 @@ export const SETTINGS = {
   dnsCacheEntries: setting({
     env: 'AFTERSMTP_DNS_CACHE_ENTRIES',
     default: '10000',
-    doc: 'DNS answers the gateway keeps in memory (LRU; also at most 16 MiB) for the SPF, DKIM, DMARC and ARC checks of legacy mail and the off-ramp: positive answers for their TTL (at most an hour), NXDOMAIN/NODATA for their SOA minimum (else 60 s; at most 15 minutes), failures not at all. 0: no cache, every question goes to AFTERSMTP_DNS_SERVERS. See docs/OPERATIONS.md, "DNS: one client and its cache".',
+    doc: 'DNS answers the gateway keeps in memory (LRU; also at most 16 MiB) in each of its two caches: the SMTP listener thread\'s, for the SPF, DKIM, DMARC and ARC checks of legacy mail, and the main thread\'s, for the off-ramp and the rest. Positive answers for their TTL (at most an hour), NXDOMAIN/NODATA for their SOA minimum (else 60 s; at most 15 minutes), failures not at all. 0: no cache, every question goes to AFTERSMTP_DNS_SERVERS. See docs/OPERATIONS.md, "DNS: one client and its caches".',
     parse: integer(0, 1_000_000),
   }),
   relayRoutes: setting({

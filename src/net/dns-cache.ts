@@ -58,6 +58,21 @@ export interface DnsCacheStats {
   readonly bytes: number;
 }
 
+/** The statistics of several caches as one (the gateway's and the SMTP listener thread's). */
+export function totalStats(all: readonly (DnsCacheStats | undefined)[]): DnsCacheStats | undefined {
+  const present = all.filter((s): s is DnsCacheStats => s !== undefined);
+  if (present.length === 0) return undefined;
+  const sum = (k: keyof DnsCacheStats): number => present.reduce((n, s) => n + s[k], 0);
+  return {
+    hits: sum('hits'),
+    misses: sum('misses'),
+    shared: sum('shared'),
+    evictions: sum('evictions'),
+    entries: sum('entries'),
+    bytes: sum('bytes'),
+  };
+}
+
 interface Entry {
   readonly answer: DnsAnswer;
   readonly expires: number;

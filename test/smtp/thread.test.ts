@@ -2,7 +2,8 @@
  * The SMTP listener thread's bridge (src/legacy/smtp/thread.ts): what the dialogue asks of the
  * main thread and what comes back cross intact (Buffers as Buffers, refusals with their codes),
  * a step that fails answers 451 with the error logged on the main thread, and a port in use is
- * the same ERR_SMTP_BIND as without the thread. The real pipeline behind the thread is what every
+ * the same ERR_SMTP_BIND as without the thread, and mailauth's DNS answers are cached on the
+ * thread (against a real unbound). The real pipeline behind the thread is what every
  * other SMTP test runs (helpers.ts starts the gateway's listeners this way).
  */
 import assert from 'node:assert/strict';
@@ -11,9 +12,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
 import { EnvironmentError } from '../../src/errors.js';
+import { DnsClient } from '../../src/net/dns.js';
+import type { DnsCacheStats } from '../../src/net/dns-cache.js';
 import type { SmtpListeners, SmtpPipeline } from '../../src/legacy/smtp/server.js';
 import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
 import type { LegacySubmission, Refusal } from '../../src/pipeline/types.js';
+import { startUnbound } from '../client-api/helpers.js';
 import { identity } from '../ledger/helpers.js';
 import { DOMAIN, RawSmtp, message } from './helpers.js';
 
@@ -162,6 +166,55 @@ describe('SMTP listener thread', () => {
       );
     } finally {
       taken.close();
+    }
+  });
+
+  test("mailauth's DNS answers are cached on the thread: a question crosses once per TTL", async () => {
+    const dns = await startUnbound('net', {
+      'example.net': ['v=spf1 ip4:127.0.0.1 -all'],
+      '_dmarc.example.net': ['v=DMARC1; p=none'],
+    });
+    const client = new DnsClient({ servers: [dns.server], timeoutMs: 5000, tries: 2 });
+    const asked: string[] = [];
+    const stats: DnsCacheStats[] = [];
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const cached = await startSmtpThread({
+      pipeline,
+      users: { verify: () => Promise.resolve(undefined) },
+      dns: {
+        query: (name, type) => {
+          asked.push(`${type} ${name}`);
+          return client.query(name, type);
+        },
+      },
+      dnsCacheEntries: 100,
+      onDnsStats: (s) => stats.push(s),
+      hostname: `mx.${DOMAIN}`,
+      tls: { cert: cert.certPem, key: cert.keyPem },
+      listen: { mx: { host: '127.0.0.1', port: 0 } },
+      log: quiet,
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawSmtp.open(cached.addresses.mx?.port ?? 0);
+        await c.cmd('EHLO client.example.net');
+        await c.cmd('MAIL FROM:<sender@example.net>');
+        await c.cmd(`RCPT TO:<alice@${DOMAIN}>`);
+        await c.cmd('DATA');
+        assert.match(await c.cmd(`${message()}.`), /^250 /);
+        c.close();
+        assert.equal(submissions.at(-1)?.auth?.spf, 'pass');
+      }
+      assert.ok(asked.includes('TXT example.net'), asked.join(', '));
+      assert.equal(new Set(asked).size, asked.length, `asked once each: ${asked.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 1500));
+      const last = stats.at(-1);
+      assert.ok(last !== undefined, 'the thread reports its cache');
+      assert.equal(last.misses, asked.length);
+      assert.ok(last.hits >= 2 * asked.length, `hits ${last.hits}`);
+    } finally {
+      await cached.close();
+      await dns.close();
     }
   });
 });

@@ -62,7 +62,7 @@ import {
 import { openStore } from '../../store/open.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
 import type { SmtpListeners } from '../../legacy/smtp/server.js';
-import { startSmtpThread } from '../../legacy/smtp/thread.js';
+import { startSmtpThread, type SmtpThreadOptions } from '../../legacy/smtp/thread.js';
 import { SubmissionUsers } from '../../legacy/users.js';
 import { SEAL_OVERHEAD_BYTES } from '../../config/checks.js';
 import type { Config } from '../../config/schema.js';
@@ -72,7 +72,7 @@ import { registerStorageMetrics } from '../../storage/metrics.js';
 import { StorageSpace } from '../../storage/space.js';
 import { checkDescriptorBudget } from '../../net/limits.js';
 import { DnsClient, type DnsResolver } from '../../net/dns.js';
-import { DnsCache } from '../../net/dns-cache.js';
+import { DnsCache, totalStats, type DnsCacheStats } from '../../net/dns-cache.js';
 import { registerDnsCacheMetrics } from '../../net/dns-metrics.js';
 import { createOffRamp, registerOffRampMetrics } from '../../legacy/offramp/index.js';
 import { dkimSign } from '../../mail/dkim.js';
@@ -94,8 +94,8 @@ async function openSmtp(
   pipeline: Pipeline,
   users: SubmissionUsers,
   host: string,
-  dns: DnsResolver,
-  log: Parameters<typeof startSmtpThread>[0]['log'],
+  dns: Pick<SmtpThreadOptions, 'dns' | 'dnsCacheEntries' | 'onDnsStats'>,
+  log: SmtpThreadOptions['log'],
   onFailure: (err: Error) => void,
 ): Promise<SmtpListeners> {
   // A message must fit its envelope (config/checks.ts refuses a setting that cannot).
@@ -110,8 +110,9 @@ async function openSmtp(
   return startSmtpThread({
     pipeline,
     users,
-    // The listener thread runs the authentication check (mailauth) on this one resolver's cache.
-    dns,
+    // The listener thread runs the authentication check (mailauth) with a DNS cache of its own,
+    // in front of the gateway's DNS client.
+    ...dns,
     hostname: host,
     tls,
     listen: {
@@ -387,16 +388,17 @@ export const serveCommand: Command = {
       const apiMetrics = registerClientApiRequestMetrics(registry, clientApiMethods());
       registerQuicMetrics(registry, () => started.relay?.transport.stats());
       registerCertificateMetrics(registry, () => started.certPem);
-      // One DNS client for the on-ramp's SPF, DKIM, DMARC and ARC checks and the off-ramp, behind
-      // one cache that keeps each answer's AD bit for its TTL (docs/OPERATIONS.md, "DNS: one
-      // client and its cache").
+      // One DNS client for the on-ramp's SPF, DKIM, DMARC and ARC checks and the off-ramp; in
+      // front of it a cache that keeps each answer's AD bit for its TTL here, and one on the SMTP
+      // listener thread for its checks (docs/OPERATIONS.md, "DNS: one client and its caches").
       const dnsClient = new DnsClient({ servers: config.dnsServers, timeoutMs: 5000, tries: 2 });
       const dnsCache =
         config.dnsCacheEntries > 0
           ? new DnsCache(dnsClient, { maxEntries: config.dnsCacheEntries })
           : undefined;
       const dns: DnsResolver = dnsCache ?? dnsClient;
-      registerDnsCacheMetrics(registry, () => dnsCache?.stats());
+      let smtpDnsStats: DnsCacheStats | undefined;
+      registerDnsCacheMetrics(registry, () => totalStats([dnsCache?.stats(), smtpDnsStats]));
       readiness.add('store', () => store.quarantined());
       readiness.add('queue', () => queue.stats());
       const signal = new MailboxSignal();
@@ -549,11 +551,25 @@ export const serveCommand: Command = {
       teardown.add(() => users.close());
       // Without its listeners the gateway takes no legacy mail: it stops in order and exits 1,
       // for its supervisor to start it whole again.
-      const smtp = await openSmtp(config, gw.tls, pipeline, users, gatewayHost, dns, log, (err) => {
-        log.error({ err }, 'the SMTP listeners are gone: stopping');
-        failed = err;
-        process.kill(process.pid, 'SIGTERM');
-      });
+      const smtpDns = {
+        dns: dnsClient,
+        dnsCacheEntries: config.dnsCacheEntries,
+        onDnsStats: (stats: DnsCacheStats) => (smtpDnsStats = stats),
+      };
+      const smtp = await openSmtp(
+        config,
+        gw.tls,
+        pipeline,
+        users,
+        gatewayHost,
+        smtpDns,
+        log,
+        (err) => {
+          log.error({ err }, 'the SMTP listeners are gone: stopping');
+          failed = err;
+          process.kill(process.pid, 'SIGTERM');
+        },
+      );
       teardown.add(() => smtp.close());
       const worker = new DeliveryWorker({
         now,

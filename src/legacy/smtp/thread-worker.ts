@@ -1,8 +1,11 @@
 /**
  * The SMTP listener thread's side (thread.ts): `startSmtp` with a pipeline and a user directory
- * that ask the main thread, and a log that hands each line to it.
+ * that ask the main thread, a log that hands each line to it, and the authentication check's DNS
+ * cache, whose misses it asks of the main thread's DNS client.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { DnsCache } from '../../net/dns-cache.js';
+import type { DnsResolver } from '../../net/dns.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { startSmtp, type SmtpListeners, type SmtpLogger, type SmtpPipeline } from './server.js';
 import {
@@ -66,7 +69,23 @@ port.on('message', (m: MainMessage) => {
   void (listeners?.close() ?? Promise.resolve()).then(() => send({ t: 'closed' }));
 });
 
-const { authenticate, ...smtpSettings } = settings;
+const { authenticate, dnsCacheEntries, ...smtpSettings } = settings;
+
+/** The authentication check's resolver: the thread's cache, in front of the main thread's client. */
+function resolver(): DnsResolver {
+  const main: DnsResolver = { query: (name, type) => ask('dns', name, type) };
+  if (dnsCacheEntries === 0) return main;
+  const cache = new DnsCache(main, { maxEntries: dnsCacheEntries });
+  let sent = -1;
+  setInterval(() => {
+    const stats = cache.stats();
+    const lookups = stats.hits + stats.misses + stats.shared;
+    if (lookups === sent) return;
+    sent = lookups;
+    send({ t: 'dnsStats', stats });
+  }, 1000).unref();
+  return cache;
+}
 
 startSmtp({
   ...smtpSettings,
@@ -74,7 +93,7 @@ startSmtp({
     ? {
         authenticator: mailAuthenticator({
           hostname: settings.hostname,
-          dns: { query: (name, type) => ask('dns', name, type) },
+          dns: resolver(),
         }),
       }
     : {}),

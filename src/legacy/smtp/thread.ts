@@ -2,8 +2,10 @@
  * The SMTP listeners on a thread of their own (docs/ARCHITECTURE.md, "The SMTP listener
  * thread"). smtp-server's dialogue, the byte guard, TLS and the sockets run in a worker thread
  * (thread-worker.ts runs `startSmtp` there), and so, when `dns` is given, does the pipeline's
- * authentication check (mailauth's SPF, DKIM, DMARC and ARC: the same `mailAuthenticator`, its
- * DNS questions asked of the main thread's resolver, so the gateway keeps one DNS cache). Every
+ * authentication check (mailauth's SPF, DKIM, DMARC and ARC: the same `mailAuthenticator`). Its
+ * DNS questions go through a DnsCache on the thread (the gateway's cache class and rules, of
+ * `dnsCacheEntries` answers), whose misses are asked of the main thread's DNS client: a hit
+ * costs no hand-off between the threads. Every
  * decision stays on the main thread: the worker asks each step (connect, MAIL, RCPT, the message
  * after DATA with its authentication results, a submission login) over the worker's message
  * port, and the main thread answers from the one pipeline and the one user directory. A gateway
@@ -18,6 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { AfterSmtpError, EnvironmentError } from '../../errors.js';
 import { DnsError, type DnsResolver } from '../../net/dns.js';
+import type { DnsCacheStats } from '../../net/dns-cache.js';
 import type { SmtpListeners, SmtpLogger, SmtpOptions } from './server.js';
 
 /** What the listener thread is given when it starts. */
@@ -27,6 +30,8 @@ export interface ThreadSettings extends Pick<
 > {
   /** The thread runs the authentication check (its DNS questions are asked as `dns` steps). */
   readonly authenticate: boolean;
+  /** Answers the thread's DNS cache holds (0: none, every question is a `dns` step). */
+  readonly dnsCacheEntries: number;
 }
 
 /** The steps the thread may ask of the main thread. */
@@ -48,6 +53,7 @@ export type ThreadMessage =
       readonly obj: object;
       readonly msg: string;
     }
+  | { readonly t: 'dnsStats'; readonly stats: DnsCacheStats }
   | { readonly t: 'listening'; readonly addresses: SmtpListeners['addresses'] }
   | { readonly t: 'failed'; readonly error: ErrorText }
   | { readonly t: 'closed' };
@@ -103,10 +109,15 @@ export function withBuffers<T>(value: T): T {
 
 export interface SmtpThreadOptions extends Omit<SmtpOptions, 'now' | 'authenticator'> {
   /**
-   * The gateway's resolver: given, the thread runs the authentication check (the pipeline's
-   * `mailAuthenticator`, named by `hostname`) and asks its DNS questions of this resolver.
+   * The gateway's DNS client: given, the thread runs the authentication check (the pipeline's
+   * `mailAuthenticator`, named by `hostname`) and asks the questions its own cache cannot answer
+   * of this resolver.
    */
   readonly dns?: DnsResolver;
+  /** Answers the thread's DNS cache holds (AFTERSMTP_DNS_CACHE_ENTRIES; 0 or absent: none). */
+  readonly dnsCacheEntries?: number;
+  /** The thread's DNS cache statistics, at most once a second while they change (metrics). */
+  readonly onDnsStats?: (stats: DnsCacheStats) => void;
   /** The thread ended unasked (an uncaught error in it): the SMTP listeners are gone. */
   readonly onFailure?: (err: Error) => void;
 }
@@ -136,6 +147,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     listen: o.listen,
     ...(o.limits !== undefined ? { limits: o.limits } : {}),
     authenticate: o.dns !== undefined,
+    dnsCacheEntries: o.dnsCacheEntries ?? 0,
   };
   const steps: Record<Step, (...args: never[]) => unknown> = {
     connect: (client: Parameters<SmtpOptions['pipeline']['connect']>[0]) =>
@@ -181,6 +193,9 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
           return;
         case 'log':
           o.log[m.level](m.obj, m.msg);
+          return;
+        case 'dnsStats':
+          o.onDnsStats?.(m.stats);
           return;
         case 'listening':
           state = 'serving';
