@@ -9,14 +9,20 @@
  * connection per message, as ours). The figure is committed messages per second at the SMTP
  * client (smtp-source's wall time), and CPU per message of the serving process.
  *
+ * The sides are measured in rounds: per session count, a fresh Postfix and then each of our
+ * gateways (started once), so the two sides of a ratio are minutes apart at most; the table
+ * gives the median over rounds and each ratio is the median of the rounds' own ratios (on a
+ * shared virtual machine the same run can move by a third from one minute to the next).
+ *
  * Run as root (Postfix): `node dist/bench/onramp.js` or `aftersmtp bench onramp`. Knobs:
  * ONRAMP_MESSAGES (default 2000 per run), ONRAMP_SESSIONS ("1 16 64"), ONRAMP_SUITES
- * ("classic-v1 hybrid-v1"), ONRAMP_WARMUP (default 3000 messages at 16 sessions before the first
- * measured run, on both sides: a running gateway's JavaScript is compiled, and with a shorter
- * warm-up V8's optimizing compiler was still taking a quarter of the process's CPU in the first
- * rows). ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there
- * (<suite>-onramp/) and the bench the last row's measured window (<suite>-window), for the
- * per-stage table of bench/stages.ts. It reports; it never asserts.
+ * ("classic-v1 hybrid-v1"), ONRAMP_ROUNDS (default 3), ONRAMP_WARMUP (default 3000 messages at
+ * 16 sessions before our first measured run: a running gateway's JavaScript is compiled, and with
+ * a shorter warm-up V8's optimizing compiler was still taking a quarter of the process's CPU in
+ * the first rows), ONRAMP_POSTFIX_WARMUP (default 1000, before each Postfix run).
+ * ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there (<suite>-onramp/) and the
+ * bench the last run's measured window (<suite>-window), for the per-stage table of
+ * bench/stages.ts. It reports; it never asserts.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +41,8 @@ const SESSIONS = (process.env.ONRAMP_SESSIONS ?? '1 16 64').split(/\s+/).map(Num
 const SUITES = (process.env.ONRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+/);
 const SIZE = 4096;
 const WARMUP = Number(process.env.ONRAMP_WARMUP ?? 3000);
+const POSTFIX_WARMUP = Number(process.env.ONRAMP_POSTFIX_WARMUP ?? 1000);
+const ROUNDS = Math.max(1, Number(process.env.ONRAMP_ROUNDS ?? 3));
 const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const POSTFIX_SCRIPT = fileURLToPath(
@@ -74,7 +82,13 @@ async function smtpSource(port: number, sessions: number, messages: number, to: 
   return (performance.now() - t0) / 1000;
 }
 
-async function ours(suite: string): Promise<Row[]> {
+/** One of our gateways: started and warmed up once, then measured at every session count. */
+interface OurSide {
+  run(sessions: number): Promise<Row>;
+  stop(): Promise<void>;
+}
+
+async function startOurs(suite: string): Promise<OurSide> {
   if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const dns = await startUnbound('example.org', {
     'example.org': ['v=spf1 ip4:127.0.0.1 -all'],
@@ -91,7 +105,11 @@ async function ours(suite: string): Promise<Row[]> {
       ? []
       : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-onramp`],
   );
-  const rows: Row[] = [];
+  const stop = async (): Promise<void> => {
+    await gw.stop();
+    await dns.close();
+    rmSync(gw.dataDir, { recursive: true, force: true });
+  };
   try {
     const client = await connect(gw);
     const alice = await register(client, 'alice', suite as 'classic-v1' | 'hybrid-v1');
@@ -104,34 +122,39 @@ async function ours(suite: string): Promise<Row[]> {
     const to = `${alice.did.split(':')[3]}@${alice.did.split(':')[2]}`;
     await smtpSource(port, 16, WARMUP, to); // warm-up, not reported
     const pid = gw.child.pid as number;
-    for (const s of SESSIONS) {
-      const c0 = cpuSeconds(pid);
-      const windowFrom = process.hrtime.bigint() / 1000n;
-      const seconds = await smtpSource(port, s, MESSAGES, to);
-      const cpu = cpuSeconds(pid) - c0;
-      if (PROFILE_DIR !== undefined) {
-        // The measured window on the monotonic clock (µs), which V8's profiles also use.
-        const windowTo = process.hrtime.bigint() / 1000n;
-        writeFileSync(`${PROFILE_DIR}/${suite}-window`, `${windowFrom} ${windowTo} ${MESSAGES}\n`);
-      }
-      rows.push({
-        side: `AfterSMTP ${suite}`,
-        sessions: s,
-        messages: MESSAGES,
-        seconds,
-        perSecond: MESSAGES / seconds,
-        cpuUsPerMessage: (1e6 * cpu) / MESSAGES,
-      });
-    }
-  } finally {
-    await gw.stop();
-    await dns.close();
-    rmSync(gw.dataDir, { recursive: true, force: true });
+    return {
+      async run(sessions) {
+        const c0 = cpuSeconds(pid);
+        const windowFrom = process.hrtime.bigint() / 1000n;
+        const seconds = await smtpSource(port, sessions, MESSAGES, to);
+        const cpu = cpuSeconds(pid) - c0;
+        if (PROFILE_DIR !== undefined) {
+          // The measured window on the monotonic clock (µs), which V8's profiles also use.
+          const windowTo = process.hrtime.bigint() / 1000n;
+          writeFileSync(
+            `${PROFILE_DIR}/${suite}-window`,
+            `${windowFrom} ${windowTo} ${MESSAGES}\n`,
+          );
+        }
+        return {
+          side: `AfterSMTP ${suite}`,
+          sessions,
+          messages: MESSAGES,
+          seconds,
+          perSecond: MESSAGES / seconds,
+          cpuUsPerMessage: (1e6 * cpu) / MESSAGES,
+        };
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return rows;
 }
 
-async function postfix(): Promise<Row[]> {
+/** One run of a fresh private Postfix at one session count (its own warm-up first). */
+async function postfix(sessions: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'onramp-postfix-'));
   const jsonOut = join(dir, 'postfix.json');
   await new Promise<void>((resolve, reject) => {
@@ -140,8 +163,8 @@ async function postfix(): Promise<Row[]> {
         ...process.env,
         MESSAGES: String(MESSAGES),
         SIZE: String(SIZE),
-        WARMUP: String(WARMUP),
-        RUNS: SESSIONS.map((s) => `${s}:0`).join(' '),
+        WARMUP: String(POSTFIX_WARMUP),
+        RUNS: `${sessions}:0`,
         JSON_OUT: jsonOut,
       },
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -161,50 +184,103 @@ async function postfix(): Promise<Row[]> {
     }[];
   };
   rmSync(dir, { recursive: true, force: true });
-  return report.runs.map((r) => ({
+  const r = report.runs[0];
+  if (r === undefined) throw new Error('postfix bench: no run in its report');
+  return {
     side: `Postfix ${report.postfix_version}`,
     sessions: r.sessions,
     messages: r.messages,
     seconds: r.accept_s,
     perSecond: r.accept_per_s,
     cpuUsPerMessage: r.postfix_cpu_us_per_msg,
-  }));
+  };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+interface Run extends Row {
+  readonly round: number;
+  /** msg/s over the same round's Postfix figure at the same session count. */
+  readonly vsPostfix: number;
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0 || !existsSync(SMTP_SOURCE) || !existsSync(POSTFIX_SCRIPT)) {
     throw new Error('run as root with Debian postfix installed and ../shared/bench present');
   }
-  const baseline = await postfix();
-  const rows: Row[] = [...baseline];
-  for (const suite of SUITES) rows.push(...(await ours(suite)));
-  const ratio = (r: Row): string => {
-    const p = baseline.find((b) => b.sessions === r.sessions);
-    return p === undefined ? '-' : `${(r.perSecond / p.perSecond).toFixed(2)}x`;
-  };
+  const sides: OurSide[] = [];
+  const runs: Run[] = [];
+  try {
+    for (const suite of SUITES) sides.push(await startOurs(suite));
+    // Rounds of (Postfix, then each of ours) per session count, so that both sides of a ratio
+    // are measured minutes apart at most and a slow spell of the machine hits both.
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const sessions of SESSIONS) {
+        const base = await postfix(sessions);
+        runs.push({ ...base, round, vsPostfix: 1 });
+        for (const side of sides) {
+          const r = await side.run(sessions);
+          runs.push({ ...r, round, vsPostfix: r.perSecond / base.perSecond });
+        }
+      }
+    }
+  } finally {
+    for (const side of sides) await side.stop();
+  }
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) {
+    const key = `${r.side}\u0000${r.sessions}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const summary = [...groups.values()].map((g) => {
+    const first = g[0] as Run;
+    const rates = g.map((r) => r.perSecond);
+    return {
+      side: first.side,
+      sessions: first.sessions,
+      rounds: g.length,
+      perSecond: median(rates),
+      lowest: Math.min(...rates),
+      highest: Math.max(...rates),
+      vsPostfix: median(g.map((r) => r.vsPostfix)),
+      cpuUsPerMessage: median(g.map((r) => r.cpuUsPerMessage)),
+    };
+  });
   await runSections([
     {
       id: 'onramp',
-      title: `SMTP on-ramp: committed messages/s, ${SIZE} B messages, a new connection per message, ${MESSAGES} per run`,
+      title: `SMTP on-ramp: committed messages/s, ${SIZE} B messages, a new connection per message, ${MESSAGES} per run, ${ROUNDS} rounds`,
       run: () =>
         Promise.resolve({
-          headers: ['side', 'sessions', 'messages', 'seconds', 'msg/s', 'vs Postfix', 'CPU µs/msg'],
-          rows: rows.map((r) => [
+          headers: [
+            'side',
+            'sessions',
+            'msg/s (median)',
+            'lowest-highest',
+            'vs Postfix (median)',
+            'CPU µs/msg',
+          ],
+          rows: summary.map((r) => [
             r.side,
             String(r.sessions),
-            String(r.messages),
-            r.seconds.toFixed(2),
             r.perSecond.toFixed(0),
-            ratio(r),
+            `${r.lowest.toFixed(0)}-${r.highest.toFixed(0)}`,
+            `${r.vsPostfix.toFixed(2)}x`,
             r.cpuUsPerMessage.toFixed(0),
           ]),
           notes: [
             'Postfix: private instance, durable accept (queue file fsync before 250), relay to smtp-sink (../shared/bench/postfix-onehop.sh).',
             'AfterSMTP: serve on lmdb (queue fsync, group commit) before 250; SPF, DKIM, DMARC through a local unbound; one envelope sealed per DID, gateway-signed.',
-            'CPU µs/msg: the serving process (Postfix: all its processes), from /proc.',
-            `Each side warmed up with ${WARMUP} messages at 16 sessions first (not reported).`,
+            `Each round measures Postfix (a fresh instance, warmed up with ${POSTFIX_WARMUP} messages) and then each of ours at one session count; "vs Postfix" is the median over rounds of each round's ratio. Ours are started once and warmed up with ${WARMUP} messages at 16 sessions (not reported).`,
+            'CPU µs/msg: the serving process (Postfix: all its processes), from /proc; the median over rounds.',
           ],
-          json: rows.map((r) => ({ ...r, vsPostfix: ratio(r) })),
+          json: { summary, runs },
         }),
     },
   ]);
