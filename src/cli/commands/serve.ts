@@ -443,27 +443,31 @@ export const serveCommand: Command = {
         await loadTrustedTime(config.dataDir),
       );
       const now = (): number => clock.now();
+      // The gateway's own transit log and the store outbox that feeds it (PROTOCOL §12.7).
       const transitLog = gw.transit;
       const transit =
         transitLog === undefined
           ? undefined
-          : new TransitOutbox({
-              store,
-              log: transitLog,
-              onError: (err) =>
-                log.warn({ err }, 'transit log: cannot append receipts; they stay in the outbox'),
-            });
+          : {
+              origin: transitLog.origin,
+              outbox: new TransitOutbox({
+                store,
+                log: transitLog,
+                onError: (err) =>
+                  log.warn({ err }, 'transit log: cannot append receipts; they stay in the outbox'),
+              }),
+            };
       if (transit !== undefined) {
-        const recovered = await transit.recover();
+        const recovered = await transit.outbox.recover();
         if (recovered > 0) log.info(`transit log: appended ${recovered} receipts of the outbox`);
-        teardown.add(() => transit.close());
+        teardown.add(() => transit.outbox.close());
       }
       const mailbox = new MailboxWriter({
         store,
         gatewayKeys: identity,
         signal,
         metrics,
-        ...(transit === undefined ? {} : { transit }),
+        ...(transit === undefined ? {} : { transit: transit.outbox }),
         now,
       });
       const mailScript = await openMailScript(config, log, registerScriptMetrics(registry));
@@ -521,12 +525,12 @@ export const serveCommand: Command = {
           apiMetrics,
           clock,
           transit: {
-            ...(transitLog === undefined || transit === undefined
+            ...(transit === undefined
               ? {}
               : {
                   own: {
-                    log: transit,
-                    anchored: () => attestations.anchored(transitLog.origin),
+                    log: transit.outbox,
+                    anchored: () => attestations.anchored(transit.origin),
                   },
                 }),
             peer: (domain, commitment) => identities.transitProof(domain, commitment),
