@@ -303,6 +303,12 @@ export const SETTINGS = {
     doc: 'SMTP commands per minute from one client address, over all its connections; more get 421 4.7.0 and the connection is closed.',
     parse: integer(10, 1_000_000),
   }),
+  smtpDelayReject: setting({
+    env: 'AFTERSMTP_SMTP_DELAY_REJECT',
+    default: 'yes',
+    doc: "As Postfix smtpd_delay_reject: yes judges the client's access entry (connect) and the sender's (MAIL FROM) at the first RCPT TO, so a refusal names the sender and recipient in the log and the dialogue makes two fewer steps; no refuses a client at its greeting and a sender at MAIL FROM.",
+    parse: yesNo,
+  }),
   smtpMinDataRate: setting({
     env: 'AFTERSMTP_SMTP_MIN_DATA_RATE',
     default: '500',

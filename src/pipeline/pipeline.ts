@@ -92,6 +92,22 @@ export interface PipelineOptions extends TransformDeps, OffRampTransformDeps {
 
 export type { SmtpState } from './admission.js';
 
+/** What RCPT TO answers: the recipient's plan or its refusal, with its access entry's effects. */
+export type RcptResult = AddressingResult & { readonly effects?: Effects };
+
+/** The checks an SMTP listener delayed to RCPT TO: the client's, and the sender's (MAIL FROM). */
+export interface DelayedChecks {
+  readonly client: boolean;
+  readonly sender?: string;
+}
+
+/** The verdicts `rcptToDelayed` reached, up to the first refusal. */
+export interface DelayedRcptAnswer {
+  readonly client?: ClientVerdict;
+  readonly sender?: Verdict;
+  readonly rcpt?: RcptResult;
+}
+
 export class Pipeline {
   readonly #o: PipelineOptions;
   readonly #domains: ReadonlySet<string>;
@@ -132,11 +148,41 @@ export class Pipeline {
   }
 
   /** At RCPT TO: admission, then addressing; the effects of the recipient's access entry. */
-  async rcptTo(
+  rcptTo(state: SmtpState, address: string): Promise<RcptResult> {
+    return this.#rcptTo(state, address, this.#o.maps());
+  }
+
+  /**
+   * At RCPT TO when the client's and the sender's checks were delayed to it (Postfix's
+   * smtpd_delay_reject, docs/MAPS.md): those still pending first, in the order of the dialogue,
+   * then the recipient's, all on one snapshot of the maps. Stops at the first refusal; the
+   * answer holds each verdict it reached, for the listener to keep for the connection (client)
+   * or the transaction (sender).
+   */
+  async rcptToDelayed(
     state: SmtpState,
     address: string,
-  ): Promise<AddressingResult & { readonly effects?: Effects }> {
+    pending: DelayedChecks,
+  ): Promise<DelayedRcptAnswer> {
     const maps = this.#o.maps();
+    let trusted = state.trusted;
+    let client: ClientVerdict | undefined;
+    if (pending.client) {
+      client = admitClient(state.client, maps);
+      if (client.verdict.kind === 'refuse') return { client };
+      trusted = client.trusted;
+    }
+    const admitted = { ...state, trusted };
+    let sender: Verdict | undefined;
+    if (pending.sender !== undefined) {
+      sender = admitSender(admitted, pending.sender, maps);
+      if (sender.kind === 'refuse') return { ...(client ? { client } : {}), sender };
+    }
+    const rcpt = await this.#rcptTo(admitted, address, maps);
+    return { ...(client ? { client } : {}), ...(sender ? { sender } : {}), rcpt };
+  }
+
+  async #rcptTo(state: SmtpState, address: string, maps: MapSnapshot): Promise<RcptResult> {
     const admitted = admitRecipient(state, address, this.#deps, maps);
     if (admitted.kind === 'refuse') return { kind: 'refused', refusal: admitted.refusal };
     const addressed = await addressRecipient(address, this.#deps, maps);

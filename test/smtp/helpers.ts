@@ -64,6 +64,8 @@ export interface Received {
 
 export interface SmtpGatewayOptions {
   readonly limits?: Partial<SmtpLimits>;
+  /** smtpd_delay_reject (default: the listener's, yes). */
+  readonly delayReject?: boolean;
   readonly dnsServers?: readonly string[];
   /** Checks of the policy stage (spam, MailScript), or a function that makes them once the maps
    * and data dir exist. */
@@ -158,6 +160,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     tls: { cert: cert.certPem, key: cert.keyPem },
     listen: { mx: any, submission: any, submissions: any },
     limits: opts.limits,
+    ...(opts.delayReject !== undefined ? { delayReject: opts.delayReject } : {}),
     log: QUIET,
   });
   const a = smtp.addresses;

@@ -96,11 +96,20 @@ describe('SMTP on-ramp with the maps', () => {
     const w = admin.set('access_map', 'blackhole@sender.test', 'DISCARD');
     await live(w.version);
     let r = await send(gw.port.mx, [`dan@${DOMAIN}`], { from: 'spammer@bad.test' });
-    assert.equal(r.data, undefined, 'nothing is sent after a refused MAIL');
+    assert.equal(r.data, undefined, 'nothing is sent after a refused sender');
+    // smtpd_delay_reject (the default): the sender's refusal is the answer to each RCPT.
     const c = await RawSmtp.open(gw.port.mx);
     await c.cmd('EHLO client.test');
-    assert.equal(await c.cmd('MAIL FROM:<spammer@bad.test>'), '554 5.7.1 go away\r\n');
-    assert.match(await c.cmd('MAIL FROM:<x@later.test>'), /^450 4\.7\.1 try later/);
+    assert.match(await c.cmd('MAIL FROM:<spammer@bad.test>'), /^250 /);
+    assert.equal(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), '554 5.7.1 go away\r\n');
+    assert.equal(await c.cmd(`RCPT TO:<eve@${DOMAIN}>`), '554 5.7.1 go away\r\n');
+    assert.match(await c.cmd('RSET'), /^250 /);
+    await c.cmd('MAIL FROM:<x@later.test>');
+    assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^450 4\.7\.1 try later/);
+    assert.match(await c.cmd('MAIL FROM:<someone@sender.test>'), /^503 /, 'one transaction');
+    assert.match(await c.cmd('RSET'), /^250 /);
+    await c.cmd('MAIL FROM:<someone@sender.test>');
+    assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /, 'a new sender is judged anew');
     c.close();
     r = await send(gw.port.mx, [`dan@${DOMAIN}`], { from: 'blackhole@sender.test' });
     assert.match(r.data ?? '', /^250 /, 'a discarded message is accepted');
@@ -153,10 +162,66 @@ describe('SMTP on-ramp with the maps', () => {
 });
 
 describe('SMTP on-ramp: access_map on the client address', () => {
-  test('a CIDR entry refuses the client at connect; OK makes it trusted (it may relay)', async () => {
+  test('a CIDR entry refuses the client at its first RCPT (delayed), with every recipient', async () => {
     const gw = await startSmtpGateway();
     const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
     try {
+      const w = admin.set('access_map', '127.0.0.0/8', 'REJECT Your network is blocked');
+      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const c = await RawSmtp.open(gw.port.mx);
+      assert.match(c.greeting, /^220 /);
+      await c.cmd('EHLO client.test');
+      assert.match(await c.cmd('MAIL FROM:<printer@office.example>'), /^250 /);
+      const blocked = /^554 5\.7\.1 Your network is blocked/;
+      assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), blocked);
+      assert.match(await c.cmd(`RCPT TO:<eve@${DOMAIN}>`), blocked);
+      assert.match(await c.cmd('DATA'), /^503 /, 'no recipient was accepted');
+      assert.match(await c.cmd('RSET'), /^250 /);
+      await c.cmd('MAIL FROM:<other@office.example>');
+      assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), blocked, 'for the whole connection');
+      c.close();
+    } finally {
+      admin.close();
+      await gw.close();
+    }
+  });
+
+  test("a client's PREPEND entry reaches every message of its connection", async () => {
+    const gw = await startSmtpGateway();
+    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
+    try {
+      const dan = await gw.user('dan');
+      const w = admin.set('access_map', '127.0.0.1', 'PREPEND X-Client-Screened: yes');
+      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const c = await RawSmtp.open(gw.port.mx);
+      await c.cmd('EHLO client.test');
+      for (const subject of ['first', 'second']) {
+        await c.cmd('MAIL FROM:<someone@sender.test>');
+        assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
+        assert.match(await c.cmd('DATA'), /^354 /);
+        assert.match(await c.cmd(`${message({ subject })}.`), /^250 /);
+      }
+      c.close();
+      const got = await gw.inbox(dan, 2);
+      assert.deepEqual(got.map((g) => g.opened.subject).sort(), ['first', 'second']);
+      for (const g of got) {
+        assert.match(g.opened.content.toString(), /\r\nX-Client-Screened: yes\r\n/);
+      }
+    } finally {
+      admin.close();
+      await gw.close();
+    }
+  });
+
+  test('with delay_reject off: a CIDR entry refuses at connect, a sender at MAIL; OK makes it trusted (it may relay)', async () => {
+    const gw = await startSmtpGateway({ delayReject: false });
+    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
+    try {
+      admin.set('access_map', 'spammer@bad.test', 'REJECT go away');
       let w = admin.set('access_map', '127.0.0.0/8', 'REJECT Your network is blocked');
       for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
         await new Promise((r) => setTimeout(r, 20));
@@ -171,6 +236,7 @@ describe('SMTP on-ramp: access_map on the client address', () => {
       }
       const d = await RawSmtp.open(gw.port.mx);
       await d.cmd('EHLO client.test');
+      assert.equal(await d.cmd('MAIL FROM:<spammer@bad.test>'), '554 5.7.1 go away\r\n');
       await d.cmd('MAIL FROM:<printer@office.example>');
       // Trusted: an external recipient is accepted (the off-ramp delivers it).
       assert.match(await d.cmd('RCPT TO:<someone@elsewhere.example>'), /^250 /);

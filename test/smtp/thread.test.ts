@@ -16,7 +16,8 @@ import { DnsClient } from '../../src/net/dns.js';
 import type { DnsCacheStats } from '../../src/net/dns-cache.js';
 import type { SmtpListeners, SmtpPipeline } from '../../src/legacy/smtp/server.js';
 import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
-import type { LegacySubmission, Refusal } from '../../src/pipeline/types.js';
+import type { RcptResult } from '../../src/pipeline/pipeline.js';
+import type { LegacySubmission, Refusal, Verdict } from '../../src/pipeline/types.js';
 import { startUnbound } from '../client-api/helpers.js';
 import { identity } from '../ledger/helpers.js';
 import { DOMAIN, RawSmtp, message } from './helpers.js';
@@ -33,23 +34,37 @@ describe('SMTP listener thread', () => {
   const logged: Logged[] = [];
   let refuseSender: Refusal | undefined;
   let failRecipient = false;
+  let delayedAsks = 0;
   let cert: { certPem: string; keyPem: string };
   let smtp: SmtpListeners;
   let port = 0;
 
+  const senderVerdict = (): Verdict =>
+    refuseSender === undefined ? { kind: 'continue' } : { kind: 'refuse', refusal: refuseSender };
+  const recipient = (address: string): Promise<RcptResult> => {
+    if (failRecipient) return Promise.reject(new Error('the ledger is closed'));
+    return Promise.resolve({
+      kind: 'accepted',
+      plan: {
+        address,
+        targets: [{ kind: 'did', did: alice.record.did, record: alice.record, local: true }],
+      },
+    });
+  };
   const pipeline: SmtpPipeline = {
     connect: () => ({ trusted: false, verdict: { kind: 'continue' } }),
-    mailFrom: () =>
-      refuseSender === undefined ? { kind: 'continue' } : { kind: 'refuse', refusal: refuseSender },
-    rcptTo: (_state, address) => {
-      if (failRecipient) throw new Error('the ledger is closed');
-      return Promise.resolve({
-        kind: 'accepted',
-        plan: {
-          address,
-          targets: [{ kind: 'did', did: alice.record.did, record: alice.record, local: true }],
-        },
-      });
+    mailFrom: senderVerdict,
+    rcptTo: (_state, address) => recipient(address),
+    rcptToDelayed: async (_state, address, pending) => {
+      delayedAsks++;
+      const client = { trusted: false, verdict: { kind: 'continue' } } as const;
+      const sender = pending.sender === undefined ? undefined : senderVerdict();
+      if (sender?.kind === 'refuse') return { client, sender };
+      return {
+        client,
+        ...(sender !== undefined ? { sender } : {}),
+        rcpt: await recipient(address),
+      };
     },
     submitLegacy: (sub) => {
       submissions.push(sub);
@@ -107,7 +122,7 @@ describe('SMTP listener thread', () => {
     assert.deepEqual(target.record, alice.record);
   });
 
-  test("a refusal crosses with the operator's reply code and text", async () => {
+  test("a refusal crosses with the operator's reply code and text, at RCPT (delayed)", async () => {
     refuseSender = {
       code: 'ERR_ACCESS_REJECT',
       temporary: false,
@@ -117,7 +132,15 @@ describe('SMTP listener thread', () => {
     try {
       const c = await RawSmtp.open(port);
       await c.cmd('EHLO client.example.net');
-      assert.match(await c.cmd('MAIL FROM:<spam@example.net>'), /^550 5\.7\.1 not from you/);
+      delayedAsks = 0;
+      assert.match(await c.cmd('MAIL FROM:<spam@example.net>'), /^250/);
+      assert.match(await c.cmd(`RCPT TO:<alice@${DOMAIN}>`), /^550 5\.7\.1 not from you/);
+      assert.match(
+        await c.cmd(`RCPT TO:<bob@${DOMAIN}>`),
+        /^550 5\.7\.1 not from you/,
+        "the sender's refusal holds for the transaction",
+      );
+      assert.equal(delayedAsks, 1, 'asked once: the second recipient is refused on the thread');
       c.close();
     } finally {
       refuseSender = undefined;

@@ -124,6 +124,7 @@ async function openSmtp(
         ? { submissions: on(config.submissionsListen) }
         : {}),
     },
+    delayReject: config.smtpDelayReject,
     limits: {
       maxMessageBytes,
       maxRecipients: config.smtpMaxRecipients,

@@ -38,7 +38,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
 import { listenError } from '../../net/listen.js';
 import type { MessageAuthenticator } from '../../pipeline/authentication.js';
-import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
+import type { DelayedRcptAnswer, Pipeline, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
@@ -108,6 +108,7 @@ export interface SmtpPipeline {
   connect(client: Client): ClientVerdict | Promise<ClientVerdict>;
   mailFrom(state: SmtpState, address: string): Verdict | Promise<Verdict>;
   rcptTo: Pipeline['rcptTo'];
+  rcptToDelayed: Pipeline['rcptToDelayed'];
   submitLegacy: Pipeline['submitLegacy'];
 }
 
@@ -119,6 +120,12 @@ export interface SmtpOptions {
   readonly tls: { readonly key: string | Buffer; readonly cert: string | Buffer };
   readonly listen: Partial<Record<ListenerRole, ListenAddress>>;
   readonly limits?: Partial<SmtpLimits>;
+  /**
+   * Postfix's smtpd_delay_reject (default true): the client's check (connect) and the sender's
+   * (MAIL FROM) are asked with the first recipient, and a refusal of either is the answer to
+   * RCPT TO; false asks each at its own step.
+   */
+  readonly delayReject?: boolean;
   /**
    * Runs the pipeline's authentication check (SPF, DKIM, DMARC, ARC) here, after DATA, and hands
    * its results in with the message; unset: the pipeline runs it.
@@ -187,6 +194,13 @@ interface ConnState {
   readonly guard: ConnectionGuardState;
   client: Client;
   trusted: boolean;
+  /** The client's verdict; unset until it is judged (at connect, or at the first RCPT). */
+  clientVerdict?: Verdict;
+  /** The effects of the client's access entry, for every message of the connection. */
+  clientEffects: Effects;
+  /** The sender's verdict in this transaction; unset until it is judged (at MAIL, or RCPT). */
+  senderVerdict?: Verdict;
+  /** The transaction's effects (sender's and recipients' access entries). */
   effects: Effects;
   plans: RecipientPlan[];
 }
@@ -269,6 +283,7 @@ class LineLengthCheck {
 export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
   patchSmtpServer();
   const limits: SmtpLimits = { ...DEFAULT_SMTP_LIMITS, ...o.limits };
+  const delayReject = o.delayReject ?? true;
   const now = o.now ?? Date.now;
   const commands = new AddressBuckets(limits.commandsPerMinute, 60_000, now);
   const authFailures = new AddressBuckets(limits.authFailuresPerHour, 3_600_000, now);
@@ -319,6 +334,26 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
     return { client: c.client, trusted: c.trusted };
   }
 
+  /** Keeps the client's verdict for the connection (and says in the log that it was refused). */
+  function judgedClient(c: ConnState, v: ClientVerdict, role: ListenerRole): void {
+    c.clientVerdict = v.verdict;
+    c.trusted = v.trusted;
+    if (v.verdict.kind === 'refuse') {
+      o.log.info(
+        { client: c.client.address, listener: role, code: v.verdict.refusal.code },
+        'smtp client refused',
+      );
+    } else {
+      c.clientEffects = mergeEffects(c.clientEffects, v.verdict.effects);
+    }
+  }
+
+  /** Keeps the sender's verdict for the transaction. */
+  function judgedSender(c: ConnState, v: Verdict): void {
+    c.senderVerdict = v;
+    if (v.kind === 'continue') c.effects = mergeEffects(c.effects, v.effects);
+  }
+
   /** A failed step: logged, and a temporary failure that says nothing of why. */
   function internalError(
     cb: (err?: Error | null) => void,
@@ -364,22 +399,16 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
       allowInsecureAuth: false,
 
       onConnect(session, cb) {
+        if (delayReject) {
+          cb();
+          return;
+        }
         const c = stateOf(session);
         answerOf(() => o.pipeline.connect(c.client)).then(
           (verdict) => {
-            c.trusted = verdict.trusted;
-            if (verdict.verdict.kind === 'refuse') {
-              o.log.info(
-                { client: c.client.address, listener: role, code: verdict.verdict.refusal.code },
-                'smtp client refused',
-              );
-              cb(refusalError(verdict.verdict.refusal));
-              return;
-            }
-            if (verdict.verdict.effects !== undefined) {
-              c.effects = mergeEffects(c.effects, verdict.verdict.effects);
-            }
-            cb();
+            judgedClient(c, verdict, role);
+            if (verdict.verdict.kind === 'refuse') cb(refusalError(verdict.verdict.refusal));
+            else cb();
           },
           internalError(cb, c, 'connect'),
         );
@@ -439,6 +468,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
         const c = stateOf(session);
         c.plans = [];
         c.effects = {};
+        c.senderVerdict = undefined;
         const from = address.address;
         if (addressTooLong(from)) {
           cb(
@@ -450,14 +480,15 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           );
           return;
         }
+        if (delayReject) {
+          cb();
+          return;
+        }
         answerOf(() => o.pipeline.mailFrom(smtpState(c, session), from)).then(
           (v) => {
-            if (v.kind === 'refuse') {
-              cb(refusalError(v.refusal));
-              return;
-            }
-            c.effects = mergeEffects(c.effects, v.effects);
-            cb();
+            judgedSender(c, v);
+            if (v.kind === 'refuse') cb(refusalError(v.refusal));
+            else cb();
           },
           internalError(cb, c, 'MAIL'),
         );
@@ -476,12 +507,50 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           );
           return;
         }
+        // A client or sender refused before (delayed to RCPT): every recipient is refused so.
+        if (c.clientVerdict?.kind === 'refuse') {
+          cb(refusalError(c.clientVerdict.refusal));
+          return;
+        }
+        if (c.senderVerdict?.kind === 'refuse') {
+          cb(refusalError(c.senderVerdict.refusal));
+          return;
+        }
         const state = {
           ...smtpState(c, session),
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         };
-        o.pipeline.rcptTo(state, rcpt).then(
-          (r) => {
+        const pending = {
+          client: c.clientVerdict === undefined,
+          ...(c.senderVerdict === undefined ? { sender: state.mailFrom } : {}),
+        };
+        const asked: Promise<DelayedRcptAnswer> =
+          pending.client || pending.sender !== undefined
+            ? o.pipeline.rcptToDelayed(state, rcpt, pending)
+            : o.pipeline.rcptTo(state, rcpt).then((r) => ({ rcpt: r }));
+        asked.then(
+          (answer) => {
+            if (answer.client !== undefined) judgedClient(c, answer.client, role);
+            if (answer.sender !== undefined) judgedSender(c, answer.sender);
+            const refused =
+              answer.client?.verdict.kind === 'refuse'
+                ? answer.client.verdict.refusal
+                : answer.sender?.kind === 'refuse'
+                  ? answer.sender.refusal
+                  : undefined;
+            if (refused !== undefined) {
+              cb(refusalError(refused));
+              return;
+            }
+            const r = answer.rcpt;
+            if (r === undefined) {
+              internalError(
+                cb,
+                c,
+                'RCPT',
+              )(new Error('the pipeline answered RCPT without a verdict'));
+              return;
+            }
             if (r.kind === 'refused') {
               cb(refusalError(r.refusal));
               return;
@@ -543,7 +612,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
               ...(auth !== undefined ? { auth } : {}),
               recipients: c.plans,
               trusted: state.trusted,
-              effects: c.effects,
+              effects: mergeEffects(c.clientEffects, c.effects),
               message: m.message,
               receivedAt: now(),
             });
@@ -591,6 +660,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
         tls: role === 'submissions',
       },
       trusted: false,
+      clientEffects: {},
       effects: {},
       plans: [],
     });

@@ -52,6 +52,7 @@ const pipeline: SmtpPipeline = {
   connect: (client) => ask('connect', client),
   mailFrom: (state, address) => ask('mailFrom', state, address),
   rcptTo: (state, address) => ask('rcptTo', state, address),
+  rcptToDelayed: (state, address, pending) => ask('rcptToDelayed', state, address, pending),
   submitLegacy: (sub) => ask('submitLegacy', sub),
 };
 

@@ -5,11 +5,11 @@
  * authentication check (mailauth's SPF, DKIM, DMARC and ARC: the same `mailAuthenticator`). Its
  * DNS questions go through a DnsCache on the thread (the gateway's cache class and rules, of
  * `dnsCacheEntries` answers), whose misses are asked of the main thread's DNS client: a hit
- * costs no hand-off between the threads. Every
- * decision stays on the main thread: the worker asks each step (connect, MAIL, RCPT, the message
- * after DATA with its authentication results, a submission login) over the worker's message
- * port, and the main thread answers from the one pipeline and the one user directory. A gateway
- * with two cores spends one on the dialogue while the other admits, seals and commits.
+ * costs no hand-off between the threads. Every decision stays on the main thread: the worker
+ * asks each step (connect, MAIL and RCPT, or with smtpd_delay_reject all three at the first RCPT;
+ * the message after DATA with its authentication results; a submission login) over the worker's
+ * message port, and the main thread answers from the one pipeline and the one user directory. A
+ * gateway with two cores spends one on the dialogue while the other admits, seals and commits.
  *
  * Guarantees: the same as `startSmtp` (a 250 only after the pipeline's commit resolved, on the
  * main thread); the listeners' addresses, bind errors (ERR_SMTP_BIND) and log lines are the
@@ -26,7 +26,7 @@ import type { SmtpListeners, SmtpLogger, SmtpOptions } from './server.js';
 /** What the listener thread is given when it starts. */
 export interface ThreadSettings extends Pick<
   SmtpOptions,
-  'hostname' | 'tls' | 'listen' | 'limits'
+  'hostname' | 'tls' | 'listen' | 'limits' | 'delayReject'
 > {
   /** The thread runs the authentication check (its DNS questions are asked as `dns` steps). */
   readonly authenticate: boolean;
@@ -35,7 +35,8 @@ export interface ThreadSettings extends Pick<
 }
 
 /** The steps the thread may ask of the main thread. */
-export type Step = 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy' | 'verify' | 'dns';
+export type Step =
+  'connect' | 'mailFrom' | 'rcptTo' | 'rcptToDelayed' | 'submitLegacy' | 'verify' | 'dns';
 
 /** An error as it crosses between the threads: enough to rebuild it and to log it. */
 export interface ErrorText {
@@ -146,6 +147,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     tls: o.tls,
     listen: o.listen,
     ...(o.limits !== undefined ? { limits: o.limits } : {}),
+    ...(o.delayReject !== undefined ? { delayReject: o.delayReject } : {}),
     authenticate: o.dns !== undefined,
     dnsCacheEntries: o.dnsCacheEntries ?? 0,
   };
@@ -154,6 +156,8 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
       o.pipeline.connect(client),
     mailFrom: (...a: Parameters<SmtpOptions['pipeline']['mailFrom']>) => o.pipeline.mailFrom(...a),
     rcptTo: (...a: Parameters<SmtpOptions['pipeline']['rcptTo']>) => o.pipeline.rcptTo(...a),
+    rcptToDelayed: (...a: Parameters<SmtpOptions['pipeline']['rcptToDelayed']>) =>
+      o.pipeline.rcptToDelayed(...a),
     submitLegacy: (sub: Parameters<SmtpOptions['pipeline']['submitLegacy']>[0]) =>
       submitLegacy(o, sub),
     verify: (login: string, password: string) => o.users.verify(login, password),
