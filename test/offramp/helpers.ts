@@ -220,16 +220,37 @@ async function runUnbound(conf: string, port: number, probe: string): Promise<()
     });
 }
 
+/**
+ * unbound with `lines` on a port that was free when picked. Another process may bind it first
+ * (unbound binds UDP and TCP): then another port, up to five times.
+ */
+async function unboundOnFreePort(
+  dir: string,
+  lines: readonly string[],
+  probe: string,
+): Promise<{ port: number; stop: () => Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeUdpPort();
+    try {
+      return { port, stop: await runUnbound(unboundConf(dir, port, lines), port, probe) };
+    } catch (err) {
+      if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
 /** unbound answering for `zone` from `records` (zone-file lines, names absolute), unsigned. */
 export async function startZone(zone: string, records: readonly string[]): Promise<Dns> {
   const dir = tempDir('zone');
-  const port = await freeUdpPort();
-  const conf = unboundConf(dir, port, [
-    '  module-config: "iterator"',
-    `  local-zone: "${zone}." static`,
-    ...records.map((r) => `  local-data: '${r}'`),
-  ]);
-  const stop = await runUnbound(conf, port, `probe.${zone}`);
+  const { port, stop } = await unboundOnFreePort(
+    dir,
+    [
+      '  module-config: "iterator"',
+      `  local-zone: "${zone}." static`,
+      ...records.map((r) => `  local-data: '${r}'`),
+    ],
+    `probe.${zone}`,
+  );
   return {
     server: `127.0.0.1:${port}`,
     async close() {
@@ -269,32 +290,37 @@ export async function startSignedZone(zone: string, records: readonly string[]):
     .replace(/\s+/g, ' ')
     .trim();
   if (dnskey === undefined) throw new Error('ldns-keygen wrote no DNSKEY');
-  const authPort = await freeUdpPort();
-  const auth = unboundConf(dir, authPort, [
-    '  module-config: "iterator"',
-    'auth-zone:',
-    `  name: "${zone}."`,
-    `  zonefile: "${file}.signed"`,
-    '  for-downstream: yes',
-    '  for-upstream: no',
-  ]);
-  const stopAuth = await runUnbound(auth, authPort, `ns.${zone}`);
-  const port = await freeUdpPort();
-  const val = unboundConf(dir, port, [
-    '  module-config: "validator iterator"',
-    '  do-not-query-localhost: no',
-    `  trust-anchor: "${dnskey}"`,
-    'stub-zone:',
-    `  name: "${zone}."`,
-    `  stub-addr: 127.0.0.1@${authPort}`,
-  ]);
-  let stopVal: () => Promise<void>;
+  const { port: authPort, stop: stopAuth } = await unboundOnFreePort(
+    dir,
+    [
+      '  module-config: "iterator"',
+      'auth-zone:',
+      `  name: "${zone}."`,
+      `  zonefile: "${file}.signed"`,
+      '  for-downstream: yes',
+      '  for-upstream: no',
+    ],
+    `ns.${zone}`,
+  );
+  let validator: { port: number; stop: () => Promise<void> };
   try {
-    stopVal = await runUnbound(val, port, `ns.${zone}`);
+    validator = await unboundOnFreePort(
+      dir,
+      [
+        '  module-config: "validator iterator"',
+        '  do-not-query-localhost: no',
+        `  trust-anchor: "${dnskey}"`,
+        'stub-zone:',
+        `  name: "${zone}."`,
+        `  stub-addr: 127.0.0.1@${authPort}`,
+      ],
+      `ns.${zone}`,
+    );
   } catch (err) {
     await stopAuth();
     throw err;
   }
+  const { port, stop: stopVal } = validator;
   return {
     server: `127.0.0.1:${port}`,
     async close() {
