@@ -4,13 +4,12 @@
 // kept and can be awaited. Users are made with the real CLI (keygen, register with hashcash).
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { cpSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LOG_KEY_FILE, createLogKey } from '../../src/ledger/logkey.js';
 import { logOrigin } from '../../src/ledger/checkpoint.js';
 import { runCli, startCli, type CliResult } from '../helpers/cli.js';
+import { restartablePort } from '../helpers/ports.js';
 
 export const GATEWAY_PASS = 'gateway pass';
 
@@ -33,22 +32,6 @@ export function shareSecrets(fromDir: string, toDir: string): void {
 export const USER_PASS = 'user pass';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return typeof addr === 'object' && addr !== null ? addr.port : 0;
-}
 
 /** One domain's gateway: its fixed ports, data directory and log key, and the running process. */
 export class E2eGateway {
@@ -93,8 +76,9 @@ export class E2eGateway {
     const dataDir = join(work, domain);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const signer = await createLogKey(join(dataDir, LOG_KEY_FILE), logOrigin(domain), GATEWAY_PASS);
-    const quic = await freeUdpPort();
-    const grpc = await freeTcpPort();
+    // A restarted gateway binds the same ports again (test/helpers/ports.ts).
+    const quic = await restartablePort('udp');
+    const grpc = await restartablePort('tcp');
     return new E2eGateway(domain, dataDir, { quic, grpc }, signer.verifierKey, {
       AFTERSMTP_DATA_DIR: dataDir,
       AFTERSMTP_DOMAIN: domain,

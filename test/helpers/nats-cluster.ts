@@ -5,19 +5,11 @@
 // SIGKILL and started again on the same ports and data, the way an operator's would crash.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'nats';
+import { restartablePort } from './ports.js';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return typeof addr === 'object' && addr !== null ? addr.port : 0;
-}
 
 /** The nats-server binary nats.sh installs, or why there is none. */
 export function natsServerBinary(): { bin: string; skip: undefined } | { skip: string } {
@@ -55,7 +47,7 @@ export class NatsCluster {
   static async start(bin: string, dir: string): Promise<NatsCluster> {
     // Six different ports (a port given back by the system can come again).
     const ports = new Set<number>();
-    while (ports.size < 6) ports.add(await freeTcpPort());
+    while (ports.size < 6) ports.add(await restartablePort('tcp'));
     const [c1, c2, c3, r1, r2, r3] = [...ports] as number[];
     const clientPorts = [c1, c2, c3] as number[];
     const routePorts = [r1, r2, r3] as number[];

@@ -1,0 +1,54 @@
+/**
+ * Ports for servers a test stops and starts again on the same port (a gateway killed and
+ * restarted, a NATS server of a cluster). A port the kernel picked for `listen(0)` lies in its
+ * ephemeral range, which is also where every outgoing connection and UDP socket takes its local
+ * port: while the server is down, a client of any process may take it, and the restart fails with
+ * EADDRINUSE. These ports are chosen below that range (net.ipv4.ip_local_port_range), where the
+ * kernel never assigns local ports, and are free (bound and released) when picked.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+
+const LOWEST = 10_000;
+
+/** The first port of the kernel's ephemeral range (32768 when it cannot be read). */
+function ephemeralStart(): number {
+  try {
+    const first = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > LOWEST + 1000 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function bindsTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+function bindsUdp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A free port on 127.0.0.1 outside the ephemeral range, for TCP or UDP. */
+export async function restartablePort(kind: 'tcp' | 'udp'): Promise<number> {
+  const end = ephemeralStart();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = LOWEST + Math.floor(Math.random() * (end - LOWEST));
+    if (await (kind === 'tcp' ? bindsTcp(port) : bindsUdp(port))) return port;
+  }
+  throw new Error(`no free ${kind} port between ${LOWEST} and ${end}`);
+}
