@@ -155,7 +155,8 @@ export class Pipeline {
   /**
    * At RCPT TO when the client's and the sender's checks were delayed to it (Postfix's
    * smtpd_delay_reject, docs/MAPS.md): those still pending first, in the order of the dialogue,
-   * then the recipient's, all on one snapshot of the maps. Stops at the first refusal; the
+   * then the recipient's, all on one snapshot of the maps (nothing pending: the recipient's
+   * alone, as `rcptTo`). Stops at the first refusal; the
    * answer holds each verdict it reached, for the listener to keep for the connection (client)
    * or the transaction (sender).
    */

@@ -54,7 +54,6 @@ describe('SMTP listener thread', () => {
   const pipeline: SmtpPipeline = {
     connect: () => ({ trusted: false, verdict: { kind: 'continue' } }),
     mailFrom: senderVerdict,
-    rcptTo: (_state, address) => recipient(address),
     rcptToDelayed: async (_state, address, pending) => {
       delayedAsks++;
       const client = { trusted: false, verdict: { kind: 'continue' } } as const;

@@ -38,7 +38,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
 import { listenError } from '../../net/listen.js';
 import type { MessageAuthenticator } from '../../pipeline/authentication.js';
-import type { DelayedRcptAnswer, Pipeline, SmtpState } from '../../pipeline/pipeline.js';
+import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
@@ -107,7 +107,7 @@ export interface SmtpLogger {
 export interface SmtpPipeline {
   connect(client: Client): ClientVerdict | Promise<ClientVerdict>;
   mailFrom(state: SmtpState, address: string): Verdict | Promise<Verdict>;
-  rcptTo: Pipeline['rcptTo'];
+  /** RCPT TO, with the client's and sender's checks when they are still pending (delayed). */
   rcptToDelayed: Pipeline['rcptToDelayed'];
   submitLegacy: Pipeline['submitLegacy'];
 }
@@ -354,6 +354,13 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
     if (v.kind === 'continue') c.effects = mergeEffects(c.effects, v.effects);
   }
 
+  /** The client's refusal for the connection, else the sender's for the transaction, if any. */
+  function priorRefusal(c: ConnState): Refusal | undefined {
+    if (c.clientVerdict?.kind === 'refuse') return c.clientVerdict.refusal;
+    if (c.senderVerdict?.kind === 'refuse') return c.senderVerdict.refusal;
+    return undefined;
+  }
+
   /** A failed step: logged, and a temporary failure that says nothing of why. */
   function internalError(
     cb: (err?: Error | null) => void,
@@ -507,13 +514,10 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           );
           return;
         }
-        // A client or sender refused before (delayed to RCPT): every recipient is refused so.
-        if (c.clientVerdict?.kind === 'refuse') {
-          cb(refusalError(c.clientVerdict.refusal));
-          return;
-        }
-        if (c.senderVerdict?.kind === 'refuse') {
-          cb(refusalError(c.senderVerdict.refusal));
+        // A client or sender refused before: every recipient is refused so, without asking.
+        const before = priorRefusal(c);
+        if (before !== undefined) {
+          cb(refusalError(before));
           return;
         }
         const state = {
@@ -524,20 +528,11 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           client: c.clientVerdict === undefined,
           ...(c.senderVerdict === undefined ? { sender: state.mailFrom } : {}),
         };
-        const asked: Promise<DelayedRcptAnswer> =
-          pending.client || pending.sender !== undefined
-            ? o.pipeline.rcptToDelayed(state, rcpt, pending)
-            : o.pipeline.rcptTo(state, rcpt).then((r) => ({ rcpt: r }));
-        asked.then(
+        o.pipeline.rcptToDelayed(state, rcpt, pending).then(
           (answer) => {
             if (answer.client !== undefined) judgedClient(c, answer.client, role);
             if (answer.sender !== undefined) judgedSender(c, answer.sender);
-            const refused =
-              answer.client?.verdict.kind === 'refuse'
-                ? answer.client.verdict.refusal
-                : answer.sender?.kind === 'refuse'
-                  ? answer.sender.refusal
-                  : undefined;
+            const refused = priorRefusal(c);
             if (refused !== undefined) {
               cb(refusalError(refused));
               return;

@@ -51,7 +51,6 @@ function logLine(level: keyof SmtpLogger): (obj: object, msg: string) => void {
 const pipeline: SmtpPipeline = {
   connect: (client) => ask('connect', client),
   mailFrom: (state, address) => ask('mailFrom', state, address),
-  rcptTo: (state, address) => ask('rcptTo', state, address),
   rcptToDelayed: (state, address, pending) => ask('rcptToDelayed', state, address, pending),
   submitLegacy: (sub) => ask('submitLegacy', sub),
 };
