@@ -24,12 +24,24 @@ export function u64be(n: number): Buffer {
   return b;
 }
 
-/** Concatenates u32be(len(item)) || item for every item, in order. */
+/** Concatenates u32be(len(item)) || item for every item, in order (one allocation, one copy). */
 export function lp(...items: LpItem[]): Buffer {
-  const parts: Buffer[] = [];
+  let size = 0;
   for (const item of items) {
-    const bytes = typeof item === 'string' ? Buffer.from(item, 'utf8') : Buffer.from(item);
-    parts.push(u32be(bytes.length), bytes);
+    size += 4 + (typeof item === 'string' ? Buffer.byteLength(item, 'utf8') : item.length);
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const item of items) {
+    let length: number;
+    if (typeof item === 'string') {
+      length = out.write(item, at + 4, 'utf8');
+    } else {
+      out.set(item, at + 4);
+      length = item.length;
+    }
+    out.writeUInt32BE(length, at);
+    at += 4 + length;
+  }
+  return out;
 }
