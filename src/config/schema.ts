@@ -568,6 +568,24 @@ export const SETTINGS = {
     doc: 'How long a delivery worker holds a job before it is deliverable again (a hung worker), in ms. With the lmdb queue, the leases of a process that died come back when the queue next opens (docs/QUEUE.md).',
     parse: integer(1000, 86_400_000),
   }),
+  deliveryConcurrency: setting({
+    env: 'AFTERSMTP_DELIVERY_CONCURRENCY',
+    default: '64',
+    doc: 'Queued jobs the delivery worker works on at once, for every destination together (as Postfix default_process_limit); it holds at most four times as many leased jobs in memory, each with its envelope.',
+    parse: integer(1, 4096),
+  }),
+  deliveryPeerConcurrency: setting({
+    env: 'AFTERSMTP_DELIVERY_PEER_CONCURRENCY',
+    default: '32',
+    doc: 'Of those, at most this many for one AMP peer gateway (they share one QUIC connection, a stream each), so that a slow or unreachable peer leaves the other slots to the rest; at most AFTERSMTP_DELIVERY_CONCURRENCY. See docs/QUEUE.md, "Delivery slots".',
+    parse: integer(1, 4096),
+  }),
+  deliveryDestinationConcurrency: setting({
+    env: 'AFTERSMTP_DELIVERY_DESTINATION_CONCURRENCY',
+    default: '16',
+    doc: 'At most this many for one off-ramp destination (a connection each; as Postfix default_destination_concurrency_limit); at most AFTERSMTP_DELIVERY_CONCURRENCY.',
+    parse: integer(1, 4096),
+  }),
   storageMinFreeBytes: setting({
     env: 'AFTERSMTP_STORAGE_MIN_FREE_BYTES',
     default: String(128 * 1024 * 1024),

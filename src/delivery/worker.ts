@@ -13,8 +13,9 @@
  * envelope or the recipient are permanent; trouble of the store is temporary.
  *
  * A slow or dead destination delays only its own recipients: jobs run concurrently up to
- * `concurrency` (no job waits for another to finish), at most `perDestination` of them for one
- * remote destination; further jobs of a busy destination wait in hand (at most `concurrency` x 4
+ * `concurrency` (no job waits for another to finish), at most `perPeer` of them for one AMP peer
+ * gateway (its jobs share one QUIC connection, a stream each) and `perDestination` for one other
+ * remote destination (the off-ramp's: a connection each, as Postfix counts them); further jobs of a busy destination wait in hand (at most `concurrency` x 4
  * jobs are in hand, so leasing goes on for the others) and one that waited `maxWaitMs` is put back
  * as a temporary failure; a destination that could not be reached at all (DNS, connection,
  * handshake) is left alone for a while: its jobs are put back at once without an attempt, as
@@ -90,7 +91,9 @@ export interface DeliveryWorkerOptions {
   readonly handlers?: Readonly<Record<string, DestinationHandler>>;
   /** Jobs in progress at once (default 64). */
   readonly concurrency?: number;
-  /** Jobs in progress at once for one remote destination (default 16). */
+  /** Jobs in progress at once for one AMP peer gateway (`amp:<domain>`; default 32). */
+  readonly perPeer?: number;
+  /** Jobs in progress at once for one other remote destination (the off-ramp's; default 16). */
   readonly perDestination?: number;
   /** How long a job may wait in hand for its busy destination (default 60 s). */
   readonly maxWaitMs?: number;
@@ -111,6 +114,7 @@ export class DeliveryWorker {
   readonly #metrics: MessagingMetrics;
   readonly #now: () => number;
   readonly #concurrency: number;
+  readonly #perPeer: number;
   readonly #perDestination: number;
   readonly #deadMs: number;
   readonly #maxWaitMs: number;
@@ -130,6 +134,7 @@ export class DeliveryWorker {
     this.#metrics = opts.metrics ?? NO_METRICS;
     this.#now = opts.now ?? Date.now;
     this.#concurrency = opts.concurrency ?? 64;
+    this.#perPeer = Math.min(opts.perPeer ?? 32, this.#concurrency);
     this.#perDestination = Math.min(opts.perDestination ?? 16, this.#concurrency);
     this.#deadMs = opts.deadDestinationMs ?? 60_000;
     this.#maxWaitMs = opts.maxWaitMs ?? 60_000;
@@ -187,7 +192,12 @@ export class DeliveryWorker {
       );
       return;
     }
-    const cap = dest === this.#local ? this.#concurrency : this.#perDestination;
+    const cap =
+      dest === this.#local
+        ? this.#concurrency
+        : dest.startsWith('amp:')
+          ? this.#perPeer
+          : this.#perDestination;
     if ((this.#active.get(dest) ?? 0) < cap) {
       this.#launch(lease);
       return;

@@ -1,0 +1,146 @@
+// The delivery worker's slots (docs/QUEUE.md, "Delivery slots"): at most `perPeer` jobs at once
+// for one AMP peer, `perDestination` for one off-ramp destination, `concurrency` in all. Jobs are
+// committed to a real lmdb queue; the relay and the off-ramp are handlers that hold each job
+// until the test lets it go, and count how many they hold at once.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/worker.js';
+import type { LeasedJob } from '../../src/queue/types.js';
+import { MailboxWriter } from '../../src/mailbox/writer.js';
+import { startTestGateway, type TestGateway } from '../relay/helpers.js';
+
+/** How many jobs the handlers hold at once, together. */
+interface Tally {
+  held: number;
+  most: number;
+}
+
+/** A destination handler that holds its jobs until `release`, counting them. */
+class HeldJobs {
+  held = 0;
+  most = 0;
+  done = 0;
+  readonly #all: Tally;
+  #waiting: (() => void)[] = [];
+  #open = false;
+
+  constructor(all: Tally) {
+    this.#all = all;
+  }
+
+  readonly handle = async (job: LeasedJob) => {
+    this.held++;
+    this.#all.held++;
+    if (!this.#open) {
+      // Counted while the jobs are held: what the worker started before any of them finished.
+      this.most = Math.max(this.most, this.held);
+      this.#all.most = Math.max(this.#all.most, this.#all.held);
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+    this.held--;
+    this.#all.held--;
+    this.done++;
+    return job.recipients.map((recipient) => ({ recipient, status: 'delivered' as const }));
+  };
+
+  release(): void {
+    this.#open = true;
+    for (const go of this.#waiting.splice(0)) go();
+  }
+}
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function enqueue(gw: TestGateway, n: number, address: string, destination: string) {
+  for (let i = 0; i < n; i++) {
+    const tx = gw.queue.begin({
+      messageId: `${destination}-${i}`,
+      sender: 'did:aftersmtp:alpha.test:alice',
+      senderKind: 'amp',
+    });
+    tx.addRecipient({ address, destination });
+    tx.body(Buffer.from('x'));
+    await tx.commit();
+  }
+}
+
+async function runWorker(
+  slots: Pick<DeliveryWorkerOptions, 'concurrency' | 'perPeer' | 'perDestination'>,
+  jobs: { peer: number; offramp: number },
+): Promise<{ peer: HeldJobs; offramp: HeldJobs; all: Tally }> {
+  const gw = await startTestGateway('alpha.test');
+  const all: Tally = { held: 0, most: 0 };
+  const peer = new HeldJobs(all);
+  const offramp = new HeldJobs(all);
+  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  const worker = new DeliveryWorker({
+    queue: gw.queue,
+    mailbox: new MailboxWriter({ store: gw.store, gatewayKeys: gw.keys }),
+    ledger: gw.ledger,
+    gateway: gw.keys,
+    domain: gw.domain,
+    maxEnvelopeBytes: 1024 * 1024,
+    log: quiet,
+    remote: peer.handle,
+    offramp: offramp.handle,
+    ...slots,
+  });
+  try {
+    await enqueue(gw, jobs.peer, 'did:aftersmtp:beta.test:bob', 'amp:beta.test');
+    await enqueue(gw, jobs.offramp, 'carol@example.net', 'smtp:example.net');
+    worker.start();
+    const full = (h: HeldJobs, cap: number, total: number) => h.held === Math.min(cap, total);
+    await until('both destinations fill their slots', () => {
+      const none = all.held === (slots.concurrency ?? 64);
+      return (
+        (full(peer, slots.perPeer ?? 32, jobs.peer) || none) &&
+        (full(offramp, slots.perDestination ?? 16, jobs.offramp) || none)
+      );
+    });
+    await new Promise((r) => setTimeout(r, 300)); // time to take more, were it allowed to
+    peer.release();
+    offramp.release();
+    await until(
+      'every job is delivered',
+      () => peer.done + offramp.done === jobs.peer + jobs.offramp,
+    );
+    let depth = -1;
+    await until('every job is settled', () => {
+      void gw.queue.stats().then((s) => (depth = s.depth));
+      return depth === 0;
+    });
+    return { peer, offramp, all };
+  } finally {
+    await worker.stop();
+    await gw.close();
+  }
+}
+
+test('an AMP peer gets at most 32 slots and an off-ramp destination 16, by default', async () => {
+  const { peer, offramp } = await runWorker({}, { peer: 50, offramp: 30 });
+  assert.equal(peer.most, 32);
+  assert.equal(offramp.most, 16);
+});
+
+test('the slots are settings; the worker never runs more than its concurrency', async () => {
+  // The peer's jobs are committed first, so they are leased first.
+  const { peer, offramp, all } = await runWorker(
+    { concurrency: 6, perPeer: 4, perDestination: 3 },
+    { peer: 10, offramp: 10 },
+  );
+  assert.equal(peer.most, 4);
+  assert.equal(offramp.most, 2, 'what the concurrency leaves');
+  assert.equal(all.most, 6);
+  const { peer: p2, offramp: o2 } = await runWorker(
+    { concurrency: 5, perPeer: 9, perDestination: 9 },
+    { peer: 10, offramp: 0 },
+  );
+  assert.equal(p2.most, 5, 'a cap above the concurrency is the concurrency');
+  assert.equal(o2.most, 0);
+});
