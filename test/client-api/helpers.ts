@@ -3,12 +3,12 @@
 // real DNS server (Debian's unbound) on 127.0.0.1 and a free port, answering local-data TXT
 // records. Both are stopped by the returned close(). Under CI (CI=true) a missing unbound fails.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCli, tempDir } from '../helpers/cli.js';
+import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 
 export const DOMAIN = 'example.org';
 
@@ -79,15 +79,6 @@ export async function startGateway(
   };
 }
 
-/** A free UDP port on 127.0.0.1 (bound, read, released: good enough for a test server). */
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 export function unboundPath(): string | undefined {
   for (const p of ['/usr/sbin/unbound', '/usr/local/sbin/unbound']) {
     if (spawnSync(p, ['-V']).status === 0) return p;
@@ -127,13 +118,7 @@ export async function startUnbound(
 ): Promise<DnsServer> {
   // The port is free for UDP when picked; unbound also binds TCP on it, and another process may
   // take either before unbound does: try another port then.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startUnboundOnce(zone, records, addresses);
-    } catch (err) {
-      if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
-    }
-  }
+  return retryOnAddressInUse(() => startUnboundOnce(zone, records, addresses));
 }
 
 async function startUnboundOnce(
@@ -144,7 +129,7 @@ async function startUnboundOnce(
   const bin = unboundPath();
   if (bin === undefined) throw new Error('unbound is not installed');
   const dir = tempDir('unbound');
-  const port = await freeUdpPort();
+  const port = await freePort('udp');
   const data = Object.entries(records).flatMap(([name, texts]) =>
     texts.map((t) => `  local-data: '${name}. 60 IN TXT ${txtStrings(t)}'`),
   );

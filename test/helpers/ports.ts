@@ -1,5 +1,8 @@
 /**
- * Ports for servers a test stops and starts again on the same port (a gateway killed and
+ * Ports for test servers. `freePort`: one the kernel picks (bound, read, released), for a server
+ * started once; another process may still take it before the server binds it, so a server that
+ * binds it itself is started through `retryOnAddressInUse`. `restartablePort`: for servers a test
+ * stops and starts again on the same port (a gateway killed and
  * restarted, a NATS server of a cluster). A port the kernel picked for `listen(0)` lies in its
  * ephemeral range, which is also where every outgoing connection and UDP socket takes its local
  * port: while the server is down, a client of any process may take it, and the restart fails with
@@ -51,4 +54,34 @@ export async function restartablePort(kind: 'tcp' | 'udp'): Promise<number> {
     if (await (kind === 'tcp' ? bindsTcp(port) : bindsUdp(port))) return port;
   }
   throw new Error(`no free ${kind} port between ${LOWEST} and ${end}`);
+}
+
+/** A port the kernel picks on 127.0.0.1 for TCP or UDP (bound, read, released). */
+export async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
+  if (kind === 'tcp') {
+    const s = createServer();
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const { port } = s.address() as { port: number };
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    return port;
+  }
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Runs `start` (which picks a free port and starts a server on it) again, up to `attempts` times,
+ * while it fails because another process bound the port first.
+ */
+export async function retryOnAddressInUse<T>(start: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !/Address already in use|EADDRINUSE/.test(String(err))) throw err;
+    }
+  }
 }

@@ -14,9 +14,9 @@ import {
   chmodSync,
   chownSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -43,14 +43,6 @@ export function postfixUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'a private Postfix needs root';
   if (!existsSync('/usr/sbin/postfix')) return 'postfix is not installed (Debian package postfix)';
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 const SERVICES = `pickup     unix  n       -       n       60      1       pickup
@@ -90,7 +82,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   const { stdout: uid } = await run('id', ['-u', 'postfix']);
   const { stdout: gid } = await run('id', ['-g', 'postfix']);
   chownSync(data, Number(uid), Number(gid));
-  const port = await freePort();
+  const port = await freePort('tcp');
   const name = o.myhostname ?? 'peer.localdomain';
   writeFileSync(
     join(conf, 'main.cf'),

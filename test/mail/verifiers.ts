@@ -3,11 +3,12 @@
 // (libmail-dkim-perl) and postsrsd (SRS). Each asks the test's own DNS server (unbound).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { unavailable } from '../offramp/helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 // dist/test/mail/ -> test/fixtures/mail/ in the source tree
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/mail/', import.meta.url));
@@ -84,14 +85,6 @@ export function mailDkimVerify(dns: string, message: Buffer): string[] {
     .filter(Boolean);
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 export interface Postsrsd {
   forward(address: string): Promise<string>;
   reverse(address: string): Promise<string>;
@@ -104,7 +97,7 @@ export async function startPostsrsd(
   secret: string,
   dir: string,
 ): Promise<Postsrsd> {
-  const ports = { forward: await freePort(), reverse: await freePort() };
+  const ports = { forward: await freePort('tcp'), reverse: await freePort('tcp') };
   const secretFile = join(dir, 'postsrsd.secret');
   writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
   const child: ChildProcess = spawn(

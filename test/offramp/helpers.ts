@@ -5,7 +5,6 @@
 // policies on 127.0.0.x:443, and a test CA (@peculiar/x509) for their certificates.
 import { spawn, spawnSync, execFile } from 'node:child_process';
 import { webcrypto, X509Certificate, createPrivateKey, randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import {
   chmodSync,
   existsSync,
@@ -26,6 +25,7 @@ import * as x509 from '@peculiar/x509';
 import { DnsClient } from '../../src/net/dns.js';
 import type { LeasedJob } from '../../src/queue/types.js';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 
@@ -158,14 +158,6 @@ export interface Dns {
   close(): Promise<void>;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 function unboundConf(dir: string, port: number, lines: readonly string[]): string {
   const conf = join(dir, `unbound-${port}.conf`);
   writeFileSync(
@@ -229,14 +221,10 @@ async function unboundOnFreePort(
   lines: readonly string[],
   probe: string,
 ): Promise<{ port: number; stop: () => Promise<void> }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freeUdpPort();
-    try {
-      return { port, stop: await runUnbound(unboundConf(dir, port, lines), port, probe) };
-    } catch (err) {
-      if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
-    }
-  }
+  return retryOnAddressInUse(async () => {
+    const port = await freePort('udp');
+    return { port, stop: await runUnbound(unboundConf(dir, port, lines), port, probe) };
+  });
 }
 
 /** unbound answering for `zone` from `records` (zone-file lines, names absolute), unsigned. */

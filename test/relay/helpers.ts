@@ -5,7 +5,6 @@
 // for both domains. The relay parts (directory, resolver, sender, receiver) are built on top once
 // DNS is up, with a resolver state file in each gateway's data directory.
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +37,7 @@ import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { registerRequest } from '../ledger/helpers.js';
 import { testPipeline } from '../helpers/pipeline.js';
 import { startUnbound, type DnsServer } from '../client-api/helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 export const ZONE = 'test';
 
@@ -72,15 +72,6 @@ export interface GatewayOptions {
   readonly maxEnvelopeBytes?: number;
   /** Build the relay with openRelay from AFTERSMTP_* settings (the QUIC port is reserved now). */
   readonly openRelay?: boolean;
-}
-
-/** A free UDP port on 127.0.0.1 (bound, read, released). */
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 export async function startTestGateway(
@@ -140,7 +131,7 @@ export async function startTestGateway(
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  const quicPort = opts.openRelay === true ? await freeUdpPort() : undefined;
+  const quicPort = opts.openRelay === true ? await freePort('udp') : undefined;
   (gw as { quicPort?: number }).quicPort = quicPort;
   if (quicPort !== undefined) return gw;
   (gw as { transport: QuicTransport }).transport = QuicTransport.open({
