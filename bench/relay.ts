@@ -189,6 +189,37 @@ async function measureSuite(
       return { total: performance.now() - t0, dispatch: t1 - t0 };
     };
 
+    /** Starts measuring a row: what `finish` reports counts from now (rate, latencies, CPU). */
+    const measure = () => {
+      const cpu0 = {
+        a: cpuSeconds(a.child?.pid as number),
+        b: cpuSeconds(b.child?.pid as number),
+        bench: process.cpuUsage(),
+      };
+      const start = performance.now();
+      return (pacing: Pacing, senders: number, total: number[], dispatch: number[]): Cell => {
+        const elapsed = (performance.now() - start) / 1000;
+        const benchCpu = process.cpuUsage(cpu0.bench);
+        const perMessage = (cpuS: number) => (1e6 * cpuS) / Math.max(1, total.length);
+        total.sort((x, y) => x - y);
+        dispatch.sort((x, y) => x - y);
+        return {
+          suite,
+          pacing,
+          senders,
+          messages: total.length,
+          messagesPerSecond: total.length / elapsed,
+          p50ms: percentile(total, 0.5),
+          p99ms: percentile(total, 0.99),
+          dispatchP50ms: percentile(dispatch, 0.5),
+          dispatchP99ms: percentile(dispatch, 0.99),
+          aCpuUs: perMessage(cpuSeconds(a.child?.pid as number) - cpu0.a),
+          bCpuUs: perMessage(cpuSeconds(b.child?.pid as number) - cpu0.b),
+          benchCpuUs: perMessage((benchCpu.user + benchCpu.system) / 1e6),
+        };
+      };
+    };
+
     /**
      * POSTFIX_MESSAGES messages as the baseline sends them: each sender's next message when A has
      * answered; the rate counts until the last one is durable on B.
@@ -208,12 +239,7 @@ async function measureSuite(
         return { id: envelope.messageId.toString('hex'), bytes: encodeEnvelope(envelope) };
       });
       let next = 0;
-      const cpu0 = {
-        a: cpuSeconds(a.child?.pid as number),
-        b: cpuSeconds(b.child?.pid as number),
-        bench: process.cpuUsage(),
-      };
-      const start = performance.now();
+      const finish = measure();
       const sender = async (): Promise<void> => {
         for (let one = envelopes[next++]; one; one = envelopes[next++]) {
           const durable = signal.wait(one.id);
@@ -225,25 +251,7 @@ async function measureSuite(
       };
       await Promise.all(Array.from({ length: senders }, sender));
       await Promise.all(stored);
-      const elapsed = (performance.now() - start) / 1000;
-      const benchCpu = process.cpuUsage(cpu0.bench);
-      const perMessage = (cpuS: number) => (1e6 * cpuS) / POSTFIX_MESSAGES;
-      total.sort((x, y) => x - y);
-      dispatch.sort((x, y) => x - y);
-      return {
-        suite,
-        pacing: 'accepted',
-        senders,
-        messages: POSTFIX_MESSAGES,
-        messagesPerSecond: POSTFIX_MESSAGES / elapsed,
-        p50ms: percentile(total, 0.5),
-        p99ms: percentile(total, 0.99),
-        dispatchP50ms: percentile(dispatch, 0.5),
-        dispatchP99ms: percentile(dispatch, 0.99),
-        aCpuUs: perMessage(cpuSeconds(a.child?.pid as number) - cpu0.a),
-        bCpuUs: perMessage(cpuSeconds(b.child?.pid as number) - cpu0.b),
-        benchCpuUs: perMessage((benchCpu.user + benchCpu.system) / 1e6),
-      };
+      return finish('accepted', senders, total, dispatch);
     };
 
     const cells: Cell[] = [];
@@ -261,16 +269,10 @@ async function measureSuite(
       };
       const warm = performance.now() + WARMUP_MS;
       await Promise.all(Array.from({ length: senders }, () => run(warm, false)));
-      const cpu0 = {
-        a: cpuSeconds(a.child?.pid as number),
-        b: cpuSeconds(b.child?.pid as number),
-        bench: process.cpuUsage(),
-      };
-      const start = performance.now();
+      const finish = measure();
       const windowFrom = process.hrtime.bigint() / 1000n;
-      const end = start + seconds * 1000;
+      const end = performance.now() + seconds * 1000;
       await Promise.all(Array.from({ length: senders }, () => run(end, true)));
-      const elapsed = (performance.now() - start) / 1000;
       if (PROFILE_DIR !== undefined) {
         // The measured window on the monotonic clock (µs), which V8's profiles also use.
         const windowTo = process.hrtime.bigint() / 1000n;
@@ -279,24 +281,7 @@ async function measureSuite(
           `${windowFrom} ${windowTo} ${total.length}\n`,
         );
       }
-      const benchCpu = process.cpuUsage(cpu0.bench);
-      const perMessage = (cpuS: number) => (1e6 * cpuS) / Math.max(1, total.length);
-      total.sort((x, y) => x - y);
-      dispatch.sort((x, y) => x - y);
-      cells.push({
-        suite,
-        pacing: 'durable',
-        senders,
-        messages: total.length,
-        messagesPerSecond: total.length / elapsed,
-        p50ms: percentile(total, 0.5),
-        p99ms: percentile(total, 0.99),
-        dispatchP50ms: percentile(dispatch, 0.5),
-        dispatchP99ms: percentile(dispatch, 0.99),
-        aCpuUs: perMessage(cpuSeconds(a.child?.pid as number) - cpu0.a),
-        bCpuUs: perMessage(cpuSeconds(b.child?.pid as number) - cpu0.b),
-        benchCpuUs: perMessage((benchCpu.user + benchCpu.system) / 1e6),
-      });
+      cells.push(finish('durable', senders, total, dispatch));
       cells.push(await pacedAsPostfix(senders));
     }
     const rss: Rss[] = [
