@@ -15,7 +15,8 @@
  * A slow or dead destination delays only its own recipients: jobs run concurrently up to
  * `concurrency` (no job waits for another to finish), at most `perPeer` of them for one AMP peer
  * gateway (its jobs share one QUIC connection, a stream each) and `perDestination` for one other
- * remote destination (the off-ramp's: a connection each, as Postfix counts them); further jobs of a busy destination wait in hand (at most `concurrency` x 4
+ * remote destination (the off-ramp's: a connection each, as Postfix counts them), each held
+ * until the destination has answered (keeping receipts and settling are local commits); further jobs of a busy destination wait in hand (at most `concurrency` x 4
  * jobs are in hand, so leasing goes on for the others) and one that waited `maxWaitMs` is put back
  * as a temporary failure; a destination that could not be reached at all (DNS, connection,
  * handshake) is left alone for a while: its jobs are put back at once without an attempt, as
@@ -223,23 +224,30 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Runs a job in one of its destination's slots. The slot is given back once the destination
+   * has answered: keeping the receipts and settling are this gateway's own commits, which load
+   * no destination (the job still counts towards `concurrency` until it is settled).
+   */
   #launch(lease: Lease): void {
     const dest = lease.job.destination;
     this.#active.set(dest, (this.#active.get(dest) ?? 0) + 1);
-    this.#track(
-      this.#handle(lease).finally(() => {
-        const n = (this.#active.get(dest) ?? 1) - 1;
-        if (n === 0) this.#active.delete(dest);
-        else this.#active.set(dest, n);
-        const list = this.#waiting.get(dest);
-        const next = list?.shift();
-        if (list?.length === 0) this.#waiting.delete(dest);
-        if (next !== undefined) {
-          this.#waitingCount--;
-          this.#admit(next.lease);
-        }
-      }),
-    );
+    let slotHeld = true;
+    const releaseSlot = (): void => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      const n = (this.#active.get(dest) ?? 1) - 1;
+      if (n === 0) this.#active.delete(dest);
+      else this.#active.set(dest, n);
+      const list = this.#waiting.get(dest);
+      const next = list?.shift();
+      if (list?.length === 0) this.#waiting.delete(dest);
+      if (next !== undefined) {
+        this.#waitingCount--;
+        this.#admit(next.lease);
+      }
+    };
+    this.#track(this.#handle(lease, releaseSlot).finally(releaseSlot));
   }
 
   #track(p: Promise<void>): void {
@@ -255,7 +263,7 @@ export class DeliveryWorker {
     );
   }
 
-  async #handle(lease: Lease): Promise<void> {
+  async #handle(lease: Lease, answered: () => void): Promise<void> {
     const job = lease.job;
     let outcomes: DeliveryOutcome[];
     try {
@@ -279,6 +287,7 @@ export class DeliveryWorker {
     } else if (outcomes.some((o) => o.status === 'delivered')) {
       this.#dead.delete(job.destination);
     }
+    answered();
     for (const o of outcomes) this.#metrics.messageOut(o.status);
     await this.#keepReceipts(job, outcomes);
     await this.#settle(lease, outcomes);

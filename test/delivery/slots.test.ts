@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/worker.js';
-import type { LeasedJob } from '../../src/queue/types.js';
+import type { DeliveryQueue, LeasedJob } from '../../src/queue/types.js';
 import { MailboxWriter } from '../../src/mailbox/writer.js';
 import { startTestGateway, type TestGateway } from '../relay/helpers.js';
 
@@ -143,4 +143,50 @@ test('the slots are settings; the worker never runs more than its concurrency', 
   );
   assert.equal(p2.most, 5, 'a cap above the concurrency is the concurrency');
   assert.equal(o2.most, 0);
+});
+
+test("a job gives its destination's slot back when the destination has answered", async () => {
+  // A job's receipts are kept and it is settled after the destination answered; those are this
+  // gateway's own commits, slowed down here, and the next jobs of the destination go meanwhile.
+  const gw = await startTestGateway('alpha.test');
+  const settling = 400;
+  const queue: DeliveryQueue = Object.create(gw.queue) as DeliveryQueue;
+  queue.lease = async (max, waitMs) =>
+    (await gw.queue.lease(max, waitMs)).map((l) => ({
+      job: l.job,
+      settle: async (outcomes) => {
+        await new Promise((r) => setTimeout(r, settling));
+        return l.settle(outcomes);
+      },
+    }));
+  const answeredAt: number[] = [];
+  const worker = new DeliveryWorker({
+    queue,
+    mailbox: new MailboxWriter({ store: gw.store, gatewayKeys: gw.keys }),
+    ledger: gw.ledger,
+    gateway: gw.keys,
+    domain: gw.domain,
+    maxEnvelopeBytes: 1024 * 1024,
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    remote: (job) => {
+      answeredAt.push(Date.now());
+      return Promise.resolve(
+        job.recipients.map((recipient) => ({ recipient, status: 'delivered' as const })),
+      );
+    },
+    perPeer: 2,
+  });
+  try {
+    await enqueue(gw, 6, 'did:aftersmtp:beta.test:bob', 'amp:beta.test');
+    const t0 = Date.now();
+    worker.start();
+    await until('every job is answered', () => answeredAt.length === 6);
+    assert.ok(
+      (answeredAt[5] as number) - t0 < settling,
+      'all six were sent before the first settle ended, two slots at a time',
+    );
+  } finally {
+    await worker.stop();
+    await gw.close();
+  }
 });
