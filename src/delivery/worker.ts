@@ -15,15 +15,16 @@
  * A slow or dead destination delays only its own recipients: jobs run concurrently up to
  * `concurrency` (no job waits for another to finish), at most `perPeer` of them for one AMP peer
  * gateway (its jobs share one QUIC connection, a stream each) and `perDestination` for one other
- * remote destination (the off-ramp's: a connection each, as Postfix counts them), each held
- * until the destination has answered (keeping receipts and settling are local commits); further jobs of a busy destination wait in hand (at most `concurrency` x 4
- * jobs are in hand, so leasing goes on for the others) and one that waited `maxWaitMs` is put back
- * as a temporary failure; a destination that could not be reached at all (DNS, connection,
- * handshake) is left alone for a while: its jobs are put back at once without an attempt, as
- * Postfix does with a dead destination; the while is 5 s after the first such failure and
- * doubles with each one in a row up to `deadDestinationMs`, so a peer that was only restarting
- * is tried again soon and one that stays down costs one attempt a minute. The local mailboxes are one destination
- * without a cap of its own.
+ * remote destination (the off-ramp's: a connection each, as Postfix counts them), each slot held
+ * until the destination has answered (keeping receipts and settling are local commits); further
+ * jobs of a busy destination wait in hand (at most `concurrency` x 4 jobs are in hand, so leasing
+ * goes on for the others) and one that waited `maxWaitMs` is put back as a temporary failure; a
+ * destination that could not be reached at all (DNS, connection, handshake) is left alone for a
+ * while: its jobs are put back at once without an attempt, as Postfix does with a dead
+ * destination; the while is 5 s after the first such failure and doubles with each one in a row
+ * up to `deadDestinationMs`, so a peer that was only restarting is tried again soon and one that
+ * stays down costs one attempt a minute. The local mailboxes are one destination without a cap of
+ * its own.
  *
  * stop() stops leasing and waits for the jobs in hand; an unsettled lease simply expires.
  */
