@@ -62,8 +62,8 @@ function message(): Buffer {
 async function submission(gw: SmtpGateway): Promise<LegacySubmission> {
   const client = { entrance: 'smtp' as const, address: '192.0.2.10', port: 40000, tls: false };
   const state = { client, trusted: false, mailFrom: 'carol@sender.test' };
-  const plan = await gw.pipeline.rcptTo(state, `alice@${DOMAIN}`);
-  if (plan.kind !== 'accepted') throw new Error('the recipient was refused');
+  const plan = (await gw.pipeline.rcptTo(state, `alice@${DOMAIN}`)).rcpt;
+  if (plan?.kind !== 'accepted') throw new Error('the recipient was refused');
   return {
     transaction: 'bench',
     client,

@@ -59,8 +59,8 @@ async function row(name: string, policy: string | undefined): Promise<(string | 
     client: { entrance: 'smtp' as const, address: '192.0.2.1', port: 25, tls: false },
     trusted: false,
   };
-  const r = await pipeline.rcptTo(state, `alice@${DOMAIN}`);
-  if (r.kind !== 'accepted') throw new Error(`alice: ${JSON.stringify(r)}`);
+  const r = (await pipeline.rcptTo(state, `alice@${DOMAIN}`)).rcpt;
+  if (r?.kind !== 'accepted') throw new Error(`alice: ${JSON.stringify(r)}`);
   const plan: RecipientPlan = r.plan;
   const times: number[] = [];
   let failed = 0;

@@ -101,8 +101,11 @@ export interface DelayedChecks {
   readonly sender?: string;
 }
 
-/** The verdicts `rcptToDelayed` reached, up to the first refusal. */
-export interface DelayedRcptAnswer {
+/** Nothing delayed: the client and the sender were judged when they spoke. */
+const NOTHING_PENDING: DelayedChecks = { client: false };
+
+/** The verdicts `rcptTo` reached, up to the first refusal. */
+export interface RcptAnswer {
   readonly client?: ClientVerdict;
   readonly sender?: Verdict;
   readonly rcpt?: RcptResult;
@@ -147,24 +150,18 @@ export class Pipeline {
     return admitSender(state, address, this.#o.maps());
   }
 
-  /** At RCPT TO: admission, then addressing; the effects of the recipient's access entry. */
-  rcptTo(state: SmtpState, address: string): Promise<RcptResult> {
-    return this.#rcptTo(state, address, this.#o.maps());
-  }
-
   /**
-   * At RCPT TO when the client's and the sender's checks were delayed to it (Postfix's
-   * smtpd_delay_reject, docs/MAPS.md): those still pending first, in the order of the dialogue,
-   * then the recipient's, all on one snapshot of the maps (nothing pending: the recipient's
-   * alone, as `rcptTo`). Stops at the first refusal; the
-   * answer holds each verdict it reached, for the listener to keep for the connection (client)
-   * or the transaction (sender).
+   * At RCPT TO: admission, then addressing, with the effects of the recipient's access entry.
+   * Checks an SMTP listener delayed to it (Postfix's smtpd_delay_reject, docs/MAPS.md), the
+   * client's and the sender's, come first, in the order of the dialogue, all on one snapshot of
+   * the maps. Stops at the first refusal; the answer holds each verdict it reached, for the
+   * listener to keep for the connection (client) or the transaction (sender).
    */
-  async rcptToDelayed(
+  async rcptTo(
     state: SmtpState,
     address: string,
-    pending: DelayedChecks,
-  ): Promise<DelayedRcptAnswer> {
+    pending: DelayedChecks = NOTHING_PENDING,
+  ): Promise<RcptAnswer> {
     const maps = this.#o.maps();
     let trusted = state.trusted;
     let client: ClientVerdict | undefined;

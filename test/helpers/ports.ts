@@ -27,22 +27,27 @@ function ephemeralStart(): number {
   }
 }
 
-function bindsTcp(port: number): Promise<boolean> {
+/** Binds `port` on 127.0.0.1 (0: one the kernel picks) and releases it: the port, or undefined. */
+function bindAndRelease(kind: 'tcp' | 'udp', port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function bindsUdp(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
+    if (kind === 'tcp') {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => {
+        const bound = (s.address() as { port: number }).port;
+        s.close(() => resolve(bound));
+      });
+      return;
+    }
     const s = createSocket('udp4');
     s.once('error', () => {
       s.close();
-      resolve(false);
+      resolve(undefined);
     });
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    s.bind(port, '127.0.0.1', () => {
+      const bound = s.address().port;
+      s.close(() => resolve(bound));
+    });
   });
 }
 
@@ -51,24 +56,15 @@ export async function restartablePort(kind: 'tcp' | 'udp'): Promise<number> {
   const end = ephemeralStart();
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = LOWEST + Math.floor(Math.random() * (end - LOWEST));
-    if (await (kind === 'tcp' ? bindsTcp(port) : bindsUdp(port))) return port;
+    if ((await bindAndRelease(kind, port)) !== undefined) return port;
   }
   throw new Error(`no free ${kind} port between ${LOWEST} and ${end}`);
 }
 
 /** A port the kernel picks on 127.0.0.1 for TCP or UDP (bound, read, released). */
 export async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
-  if (kind === 'tcp') {
-    const s = createServer();
-    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-    const { port } = s.address() as { port: number };
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-    return port;
-  }
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
+  const port = await bindAndRelease(kind, 0);
+  if (port === undefined) throw new Error(`no ${kind} port could be bound on 127.0.0.1`);
   return port;
 }
 

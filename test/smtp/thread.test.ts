@@ -54,7 +54,7 @@ describe('SMTP listener thread', () => {
   const pipeline: SmtpPipeline = {
     connect: () => ({ trusted: false, verdict: { kind: 'continue' } }),
     mailFrom: senderVerdict,
-    rcptToDelayed: async (_state, address, pending) => {
+    rcptTo: async (_state, address, pending) => {
       delayedAsks++;
       const client = { trusted: false, verdict: { kind: 'continue' } } as const;
       const sender = pending.sender === undefined ? undefined : senderVerdict();

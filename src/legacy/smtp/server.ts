@@ -38,7 +38,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { ConnectionGuard, clientAddress } from '../../net/guard.js';
 import { listenError } from '../../net/listen.js';
 import type { MessageAuthenticator } from '../../pipeline/authentication.js';
-import type { Pipeline, SmtpState } from '../../pipeline/pipeline.js';
+import type { DelayedChecks, Pipeline, RcptAnswer, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
@@ -108,7 +108,7 @@ export interface SmtpPipeline {
   connect(client: Client): ClientVerdict | Promise<ClientVerdict>;
   mailFrom(state: SmtpState, address: string): Verdict | Promise<Verdict>;
   /** RCPT TO, with the client's and sender's checks when they are still pending (delayed). */
-  rcptToDelayed: Pipeline['rcptToDelayed'];
+  rcptTo(state: SmtpState, address: string, pending: DelayedChecks): Promise<RcptAnswer>;
   submitLegacy: Pipeline['submitLegacy'];
 }
 
@@ -528,7 +528,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
           client: c.clientVerdict === undefined,
           ...(c.senderVerdict === undefined ? { sender: state.mailFrom } : {}),
         };
-        o.pipeline.rcptToDelayed(state, rcpt, pending).then(
+        o.pipeline.rcptTo(state, rcpt, pending).then(
           (answer) => {
             if (answer.client !== undefined) judgedClient(c, answer.client, role);
             if (answer.sender !== undefined) judgedSender(c, answer.sender);

@@ -51,7 +51,7 @@ function logLine(level: keyof SmtpLogger): (obj: object, msg: string) => void {
 const pipeline: SmtpPipeline = {
   connect: (client) => ask('connect', client),
   mailFrom: (state, address) => ask('mailFrom', state, address),
-  rcptToDelayed: (state, address, pending) => ask('rcptToDelayed', state, address, pending),
+  rcptTo: (state, address, pending) => ask('rcptTo', state, address, pending),
   submitLegacy: (sub) => ask('submitLegacy', sub),
 };
 

@@ -35,7 +35,7 @@ export interface ThreadSettings extends Pick<
 }
 
 /** The steps the thread may ask of the main thread. */
-export type Step = 'connect' | 'mailFrom' | 'rcptToDelayed' | 'submitLegacy' | 'verify' | 'dns';
+export type Step = 'connect' | 'mailFrom' | 'rcptTo' | 'submitLegacy' | 'verify' | 'dns';
 
 /** An error as it crosses between the threads: enough to rebuild it and to log it. */
 export interface ErrorText {
@@ -154,8 +154,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     connect: (client: Parameters<SmtpOptions['pipeline']['connect']>[0]) =>
       o.pipeline.connect(client),
     mailFrom: (...a: Parameters<SmtpOptions['pipeline']['mailFrom']>) => o.pipeline.mailFrom(...a),
-    rcptToDelayed: (...a: Parameters<SmtpOptions['pipeline']['rcptToDelayed']>) =>
-      o.pipeline.rcptToDelayed(...a),
+    rcptTo: (...a: Parameters<SmtpOptions['pipeline']['rcptTo']>) => o.pipeline.rcptTo(...a),
     submitLegacy: (sub: Parameters<SmtpOptions['pipeline']['submitLegacy']>[0]) =>
       submitLegacy(o, sub),
     verify: (login: string, password: string) => o.users.verify(login, password),
