@@ -62,6 +62,7 @@ if [ "$with_tests" = 1 ]; then
     "rspamd:the spam policy's Rspamd scanner (a private instance: scripts/services/rspamd.sh)"
     "spamassassin:SpamAssassin's shipped rules for the spam policy's tests"
     "spamd:SpamAssassin's daemon (a private instance: scripts/services/spamassassin.sh)"
+    "systemd:systemd-analyze checks the packaged unit (packaging/systemd); nothing is started"
   )
 fi
 
