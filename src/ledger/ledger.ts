@@ -201,6 +201,8 @@ export type DidState =
 
 /** Decoded records kept by leaf (entries never change, so a cached one never goes stale). */
 const RECORD_CACHE_SIZE = 4096;
+/** Answers of `current` kept by DID while the database does not change (`#unchanged`). */
+const STATE_CACHE_SIZE = 4096;
 
 export class IdentityLedger {
   readonly store: LogStore;
@@ -217,6 +219,8 @@ export class IdentityLedger {
   #cached: { size: number; note: string } | undefined;
   readonly #records = new Map<number, { record: PublicKeyRecord; loggedAt: number } | null>();
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #states = new Map<string, DidState>();
+  #statesAt = { ownChanges: -1, dataVersion: -1 };
 
   constructor(options: LedgerOptions) {
     this.domains = new ServedDomains(options.domains);
@@ -414,10 +418,42 @@ export class IdentityLedger {
 
   /**
    * The DID's state in this log: its current record (the last register or rotate entry), revoked,
-   * or unknown (never registered here, or a DID of another domain). One indexed read and, for a
+   * or unknown (never registered here, or a DID of another domain). Answered from memory while
+   * the database is unchanged (one small statement says so), else one indexed read and, for a
    * leaf not seen lately, one entry decode; unlike `lookup` it builds no proof.
    */
   current(did: string): DidState {
+    if (!this.#unchanged()) this.#states.clear();
+    const known = this.#states.get(did);
+    if (known !== undefined) return known;
+    const state = this.#readState(did);
+    if (this.#states.size >= STATE_CACHE_SIZE) {
+      this.#states.delete(this.#states.keys().next().value as string);
+    }
+    this.#states.set(did, state);
+    return state;
+  }
+
+  /**
+   * Whether the database is as it was at the last call: no change made through this connection
+   * (SQLite's total_changes(), which counts rows written, committed or not) and none committed by
+   * another (PRAGMA data_version: a CLI command, another node on the same file). One small
+   * statement, so that `current` answers from memory on the message path and a revocation made
+   * anywhere is seen by the next call.
+   */
+  #unchanged(): boolean {
+    const [ownChanges, dataVersion] = this.#sql(
+      'SELECT total_changes(), (SELECT data_version FROM pragma_data_version)',
+    )
+      .raw(true)
+      .get() as [number, number];
+    const at = this.#statesAt;
+    if (at.ownChanges === ownChanges && at.dataVersion === dataVersion) return true;
+    this.#statesAt = { ownChanges, dataVersion };
+    return false;
+  }
+
+  #readState(did: string): DidState {
     const row = this.#didRow(did);
     if (row === undefined) return { state: 'unknown' };
     if (row.revoked) return { state: 'revoked' };

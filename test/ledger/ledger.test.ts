@@ -380,6 +380,36 @@ test('a log database refuses another signing key, and survives a reopen', async 
   }
 });
 
+test("current() answers from memory, and sees every write at once: its own and another connection's", async () => {
+  const { dir, cleanup } = tempDir();
+  const path = join(dir, 'ledger.sqlite');
+  const own = new IdentityLedger({ path, signer: logSigner(), domains: [DOMAIN] });
+  const other = new IdentityLedger({ path, signer: logSigner(), domains: [DOMAIN] });
+  try {
+    own.setPolicy(DOMAIN, { policy: 'open-pow', bits: 6 });
+    const alice = identity('alice');
+    const bob = identity('bob');
+    assert.equal(own.current(alice.did).state, 'unknown');
+    // Written through this ledger.
+    own.register(await registerRequest(own, alice));
+    const first = own.current(alice.did);
+    assert.equal(first.state, 'current');
+    assert.equal(own.current(alice.did), first, 'unchanged database: the same answer object');
+    // Written through another connection to the same file (a CLI command, another node).
+    assert.equal(own.current(bob.did).state, 'unknown');
+    other.register(await registerRequest(other, bob));
+    assert.equal(own.current(bob.did).state, 'current');
+    other.adminRevoke(alice.did, 'root', 'account closed');
+    assert.deepEqual(own.current(alice.did), { state: 'revoked' });
+    own.adminRevoke(bob.did, 'root', 'account closed');
+    assert.deepEqual(own.current(bob.did), { state: 'revoked' });
+  } finally {
+    own.close();
+    other.close();
+    cleanup();
+  }
+});
+
 test('the store: roots and proofs match an in-memory tree, tampering is found, reads are O(log n)', () => {
   const { dir, cleanup } = tempDir();
   try {

@@ -1,8 +1,12 @@
 // The relay's small parts: the AFTERSMTP_RELAY_ROUTES syntax, the ACK body codec (examples and
 // a fast-check property: arbitrary bytes decode or fail with ERR_RELAY_RECEIPT, nothing else),
 // the LRU/TTL cache, the temporary/permanent classification, and peer discovery through a real
-// DNS server (route first, then p=/k=/c=, c= defaulting to p's host on port 4433).
+// DNS server (route first, then p=/k=/c=, c= defaulting to p's host on port 4433), and the
+// gateway's reader of the operator's log-key pins.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
@@ -16,6 +20,7 @@ import {
   parseRelayRoutes,
   type RelayResult,
 } from '../../src/amp/relay/index.js';
+import { LogPinFile, writeLogPin } from '../../src/amp/relay/pins.js';
 import { QuicError } from '../../src/quic/index.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
 
@@ -148,6 +153,34 @@ test('LRU with TTL: evicts the least recently used and expires old entries', () 
   now = 100;
   assert.equal(c.get('a'), undefined);
   assert.equal(c.size, 1);
+});
+
+test('log-key pins: the file is looked at once per recheck interval, a failed look is not kept', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pins-'));
+  try {
+    const path = join(dir, 'log-pins.json');
+    let now = 1_000;
+    const pins = new LogPinFile(path, { recheckMs: 500, now: () => now });
+    assert.equal(await pins.get('example.org'), undefined); // no file: no pins
+    await writeLogPin(path, 'example.org', KEY);
+    now += 499;
+    assert.equal(await pins.get('example.org'), undefined, 'the last look is still trusted');
+    now += 1;
+    assert.equal(await pins.get('example.org'), KEY, 'looked again: the new pin');
+    // Lookups in one interval share one look, even while it is in flight.
+    now += 500;
+    writeFileSync(path, 'not json');
+    const both = await Promise.allSettled([pins.get('example.org'), pins.get('example.org')]);
+    assert.deepEqual(
+      both.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : r.value)),
+      ['ERR_LOG_PIN', 'ERR_LOG_PIN'],
+    );
+    // A failed look is not kept: the next lookup, in the same interval, reads the mended file.
+    writeFileSync(path, JSON.stringify({ format: 'aftersmtp-log-pins/1', pins: {} }));
+    assert.equal(await pins.get('example.org'), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('classification: refusal codes, transport codes, and unknown errors', () => {

@@ -203,7 +203,7 @@ export const ledgerPinCommand: Command = {
     'or a federation without DNS): the key its operator prints with `aftersmtp ledger key`, given\n' +
     'out of band. A pin wins over DNS k=.\n\n' +
     '  (default)        for this gateway: <AFTERSMTP_DATA_DIR>/log-pins.json, read by the running\n' +
-    '                   gateway at its next lookup of that domain (no restart)\n' +
+    '                   gateway within half a second (no restart)\n' +
     '  --client         for the client commands instead: the client state file (AFTERSMTP_CLIENT_STATE,\n' +
     '                   default ~/.aftersmtp/ledger-client.json)\n' +
     '  --state <file>   for the client commands, in that state file\n' +
