@@ -201,8 +201,15 @@ export type DidState =
 
 /** Decoded records kept by leaf (entries never change, so a cached one never goes stale). */
 const RECORD_CACHE_SIZE = 4096;
-/** Answers of `current` kept by DID while the database does not change (`#unchanged`). */
+/** Answers of `current` kept by DID while the DID index does not change (`#unchanged`). */
 const STATE_CACHE_SIZE = 4096;
+/**
+ * How long `current` trusts that no other process changed the log file (a CLI command, another
+ * node on the same file) before asking SQLite (PRAGMA data_version). Asking on every call cost as
+ * much as the indexed read it saves (bench/relay profiles); this process's own writes are seen at
+ * once.
+ */
+export const OTHER_WRITERS_RECHECK_MS = 50;
 
 export class IdentityLedger {
   readonly store: LogStore;
@@ -220,7 +227,9 @@ export class IdentityLedger {
   readonly #records = new Map<number, { record: PublicKeyRecord; loggedAt: number } | null>();
   readonly #statements = new Map<string, Database.Statement>();
   readonly #states = new Map<string, DidState>();
-  #statesAt = { ownChanges: -1, dataVersion: -1 };
+  /** Bumped by every write of the DID index through this ledger. */
+  #generation = 0;
+  #statesAt = { generation: -1, dataVersion: -1, checkedAt: -Infinity };
 
   constructor(options: LedgerOptions) {
     this.domains = new ServedDomains(options.domains);
@@ -419,10 +428,12 @@ export class IdentityLedger {
   /**
    * The DID's state in this log: its current record (the last register or rotate entry), revoked,
    * or unknown (never registered here, or a DID of another domain). Answered from memory while
-   * the database is unchanged (one small statement says so), else one indexed read and, for a
-   * leaf not seen lately, one entry decode; unlike `lookup` it builds no proof.
+   * the DID index is unchanged (`#unchanged`), else one indexed read and, for a leaf not seen
+   * lately, one entry decode; unlike `lookup` it builds no proof.
    */
   current(did: string): DidState {
+    // Inside a write transaction the answer may be rolled back: read it, do not keep it.
+    if (this.store.db.inTransaction) return this.#readState(did);
     if (!this.#unchanged()) this.#states.clear();
     const known = this.#states.get(did);
     if (known !== undefined) return known;
@@ -435,22 +446,21 @@ export class IdentityLedger {
   }
 
   /**
-   * Whether the database is as it was at the last call: no change made through this connection
-   * (SQLite's total_changes(), which counts rows written, committed or not) and none committed by
-   * another (PRAGMA data_version: a CLI command, another node on the same file). One small
-   * statement, so that `current` answers from memory on the message path and a revocation made
-   * anywhere is seen by the next call.
+   * Whether the DID index is as it was when `current` last kept answers: nothing written through
+   * this ledger since (`#append` bumps the generation) and nothing committed by another
+   * connection, which SQLite's PRAGMA data_version tells; that is asked at most every
+   * OTHER_WRITERS_RECHECK_MS, so another process's revocation is seen within 50 ms.
    */
   #unchanged(): boolean {
-    const [ownChanges, dataVersion] = this.#sql(
-      'SELECT total_changes(), (SELECT data_version FROM pragma_data_version)',
-    )
-      .raw(true)
-      .get() as [number, number];
     const at = this.#statesAt;
-    if (at.ownChanges === ownChanges && at.dataVersion === dataVersion) return true;
-    this.#statesAt = { ownChanges, dataVersion };
-    return false;
+    const now = this.#clock();
+    if (at.generation === this.#generation && now - at.checkedAt < OTHER_WRITERS_RECHECK_MS) {
+      return true;
+    }
+    const dataVersion = this.#sql('PRAGMA data_version').pluck(true).get() as number;
+    const same = at.generation === this.#generation && at.dataVersion === dataVersion;
+    this.#statesAt = { generation: this.#generation, dataVersion, checkedAt: now };
+    return same;
   }
 
   #readState(did: string): DidState {
@@ -488,6 +498,7 @@ export class IdentityLedger {
     bytes = encodeEntry(entry),
   ): Prepared {
     const leafIndex = this.store.append([bytes]);
+    this.#generation++;
     this.#sql('INSERT OR REPLACE INTO dids (did, leaf, revoked, key_id) VALUES (?, ?, ?, ?)').run(
       entry.did,
       leafIndex,
