@@ -571,7 +571,7 @@ export const SETTINGS = {
   deliveryConcurrency: setting({
     env: 'AFTERSMTP_DELIVERY_CONCURRENCY',
     default: '64',
-    doc: 'Queued jobs the delivery worker works on at once, for every destination together (as Postfix default_process_limit); it holds at most four times as many leased jobs in memory, each with its envelope.',
+    doc: 'Queued jobs the delivery worker works on at once, for every destination together (as Postfix default_process_limit); it holds at most four times as many leased jobs in hand, their bodies within AFTERSMTP_DELIVERY_MAX_HELD_BYTES.',
     parse: integer(1, 4096),
   }),
   deliveryPeerConcurrency: setting({
@@ -585,6 +585,12 @@ export const SETTINGS = {
     default: '16',
     doc: 'At most this many for one off-ramp destination (a connection each; as Postfix default_destination_concurrency_limit); at most AFTERSMTP_DELIVERY_CONCURRENCY.',
     parse: integer(1, 4096),
+  }),
+  deliveryMaxHeldBytes: setting({
+    env: 'AFTERSMTP_DELIVERY_MAX_HELD_BYTES',
+    default: String(1024 * 1024 * 1024),
+    doc: 'Bytes of queued bodies the delivery worker holds in memory at once (running and waiting jobs). A lease asks for no more jobs than would fit at AFTERSMTP_MAX_ENVELOPE_BYTES each, so the bound holds before the bodies are read; one job is always taken when none is in hand. See docs/QUEUE.md, "Delivery slots".',
+    parse: integer(1, 2 ** 50),
   }),
   storageMinFreeBytes: setting({
     env: 'AFTERSMTP_STORAGE_MIN_FREE_BYTES',

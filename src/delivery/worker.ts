@@ -26,6 +26,11 @@
  * stays down costs one attempt a minute. The local mailboxes are one destination without a cap of
  * its own.
  *
+ * Memory: the jobs in hand (running or waiting) hold their bodies, together at most
+ * `maxHeldBytes`. A lease asks for no more jobs than would fit if each had the largest body the
+ * gateway accepts (`maxEnvelopeBytes`), so the bound holds before the bodies are read; when
+ * nothing is in hand one job is always leased, whatever its size.
+ *
  * stop() stops leasing and waits for the jobs in hand; an unsettled lease simply expires.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -97,12 +102,16 @@ export interface DeliveryWorkerOptions {
   readonly perPeer?: number;
   /** Jobs in progress at once for one other remote destination (the off-ramp's; default 16). */
   readonly perDestination?: number;
+  /** Bytes of job bodies in hand at once (default 1 GiB); see the memory note above. */
+  readonly maxHeldBytes?: number;
   /** How long a job may wait in hand for its busy destination (default 60 s). */
   readonly maxWaitMs?: number;
   /** The longest an unreachable destination is left alone (default 60 s; the first time 5 s). */
   readonly deadDestinationMs?: number;
   readonly now?: () => number;
 }
+
+export const DEFAULT_MAX_HELD_BYTES = 1024 * 1024 * 1024;
 
 /** How long a destination is left alone after its first unreachable attempt. */
 const FIRST_DEAD_PAUSE_MS = 5_000;
@@ -118,6 +127,9 @@ export class DeliveryWorker {
   readonly #concurrency: number;
   readonly #perPeer: number;
   readonly #perDestination: number;
+  readonly #maxHeldBytes: number;
+  /** Bytes of the bodies of the jobs in hand (running or waiting). */
+  #heldBytes = 0;
   readonly #deadMs: number;
   readonly #maxWaitMs: number;
   readonly #local: string;
@@ -138,6 +150,7 @@ export class DeliveryWorker {
     this.#concurrency = opts.concurrency ?? 64;
     this.#perPeer = Math.min(opts.perPeer ?? 32, this.#concurrency);
     this.#perDestination = Math.min(opts.perDestination ?? 16, this.#concurrency);
+    this.#maxHeldBytes = opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES;
     this.#deadMs = opts.deadDestinationMs ?? 60_000;
     this.#maxWaitMs = opts.maxWaitMs ?? 60_000;
     this.#local = ampDestination(opts.domain);
@@ -159,6 +172,7 @@ export class DeliveryWorker {
       const free = Math.min(
         this.#concurrency - this.#running.size,
         this.#concurrency * 4 - this.#running.size - this.#waitingCount,
+        this.#leasableByBytes(),
       );
       if (free <= 0) {
         await Promise.race([...this.#running, sleep(1000)]);
@@ -176,9 +190,18 @@ export class DeliveryWorker {
         await sleep(1000);
         continue;
       }
-      for (const l of leases) this.#admit(l);
+      for (const l of leases) {
+        this.#heldBytes += l.job.body.byteLength;
+        this.#admit(l);
+      }
     }
     while (this.#running.size > 0) await Promise.race(this.#running);
+  }
+
+  /** How many jobs a lease may bring now without the bodies in hand passing `maxHeldBytes`. */
+  #leasableByBytes(): number {
+    const fit = Math.floor((this.#maxHeldBytes - this.#heldBytes) / this.#o.maxEnvelopeBytes);
+    return this.#heldBytes === 0 ? Math.max(1, fit) : fit;
   }
 
   /** Starts a leased job now, queues it behind its destination's, or puts it back. */
@@ -187,6 +210,7 @@ export class DeliveryWorker {
     const dead = this.#dead.get(dest);
     if (dead !== undefined && dead.until > this.#now()) {
       this.#track(
+        lease,
         this.#putBack(
           lease,
           'ERR_DESTINATION_DOWN: not attempted, the destination was unreachable moments ago',
@@ -218,6 +242,7 @@ export class DeliveryWorker {
         const { lease } = list.shift() as { lease: Lease };
         this.#waitingCount--;
         this.#track(
+          lease,
           this.#putBack(lease, 'ERR_DESTINATION_BUSY: waited too long for a delivery slot'),
         );
       }
@@ -248,11 +273,15 @@ export class DeliveryWorker {
         this.#admit(next.lease);
       }
     };
-    this.#track(this.#handle(lease, releaseSlot).finally(releaseSlot));
+    this.#track(lease, this.#handle(lease, releaseSlot).finally(releaseSlot));
   }
 
-  #track(p: Promise<void>): void {
-    const tracked = p.finally(() => this.#running.delete(tracked));
+  /** Runs the last step of a leased job (its delivery, or putting it back); then it is out of hand. */
+  #track(lease: Lease, p: Promise<void>): void {
+    const tracked = p.finally(() => {
+      this.#running.delete(tracked);
+      this.#heldBytes -= lease.job.body.byteLength;
+    });
     this.#running.add(tracked);
   }
 

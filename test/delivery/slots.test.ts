@@ -1,5 +1,6 @@
 // The delivery worker's slots (docs/QUEUE.md, "Delivery slots"): at most `perPeer` jobs at once
-// for one AMP peer, `perDestination` for one off-ramp destination, `concurrency` in all. Jobs are
+// for one AMP peer, `perDestination` for one off-ramp destination, `concurrency` in all, and
+// bodies of at most `maxHeldBytes` in hand. Jobs are
 // committed to a real lmdb queue; the relay and the off-ramp are handlers that hold each job
 // until the test lets it go, and count how many they hold at once.
 import assert from 'node:assert/strict';
@@ -57,7 +58,13 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10
   }
 }
 
-async function enqueue(gw: TestGateway, n: number, address: string, destination: string) {
+async function enqueue(
+  gw: TestGateway,
+  n: number,
+  address: string,
+  destination: string,
+  body = Buffer.from('x'),
+) {
   for (let i = 0; i < n; i++) {
     const tx = gw.queue.begin({
       messageId: `${destination}-${i}`,
@@ -65,7 +72,7 @@ async function enqueue(gw: TestGateway, n: number, address: string, destination:
       senderKind: 'amp',
     });
     tx.addRecipient({ address, destination });
-    tx.body(Buffer.from('x'));
+    tx.body(body);
     await tx.commit();
   }
 }
@@ -73,10 +80,19 @@ async function enqueue(gw: TestGateway, n: number, address: string, destination:
 /** A delivery worker of `gw`, quiet, with the given queue, handlers and slots. */
 function workerOf(
   gw: TestGateway,
-  options: Pick<
-    DeliveryWorkerOptions,
-    'queue' | 'remote' | 'offramp' | 'concurrency' | 'perPeer' | 'perDestination'
-  >,
+  options: Pick<DeliveryWorkerOptions, 'queue'> &
+    Partial<
+      Pick<
+        DeliveryWorkerOptions,
+        | 'remote'
+        | 'offramp'
+        | 'concurrency'
+        | 'perPeer'
+        | 'perDestination'
+        | 'maxEnvelopeBytes'
+        | 'maxHeldBytes'
+      >
+    >,
 ): DeliveryWorker {
   return new DeliveryWorker({
     mailbox: new MailboxWriter({ store: gw.store, gatewayKeys: gw.keys }),
@@ -195,4 +211,55 @@ test("a job gives its destination's slot back when the destination has answered"
     await gw.close();
   }
   assert.equal(settled, 6);
+});
+
+test('the bodies in hand stay within maxHeldBytes, and one job is always leased', async () => {
+  const KIB = 1024;
+  for (const { maxHeldBytes, most } of [
+    { maxHeldBytes: 3 * 128 * KIB, most: 3 }, // three of the largest envelopes fit
+    { maxHeldBytes: 64 * KIB, most: 1 }, // not even one fits: one at a time
+  ]) {
+    const gw = await startTestGateway('alpha.test');
+    const all: Tally = { held: 0, most: 0 };
+    const peer = new HeldJobs(all);
+    // The bytes leased and not yet settled: what the worker holds.
+    let inHand = 0;
+    let mostInHand = 0;
+    const queue: DeliveryQueue = Object.create(gw.queue) as DeliveryQueue;
+    queue.lease = async (max, waitMs) =>
+      (await gw.queue.lease(max, waitMs)).map((l) => {
+        inHand += l.job.body.byteLength;
+        mostInHand = Math.max(mostInHand, inHand);
+        return {
+          job: l.job,
+          settle: async (outcomes) => {
+            const r = await l.settle(outcomes);
+            inHand -= l.job.body.byteLength;
+            return r;
+          },
+        };
+      });
+    const worker = workerOf(gw, {
+      queue,
+      remote: peer.handle,
+      maxEnvelopeBytes: 128 * KIB,
+      maxHeldBytes,
+    });
+    try {
+      await enqueue(gw, 8, 'did:aftersmtp:beta.test:bob', 'amp:beta.test', Buffer.alloc(100 * KIB));
+      worker.start();
+      await until(`${most} jobs are held`, () => peer.held === most);
+      await new Promise((r) => setTimeout(r, 300)); // time to lease more, were it allowed to
+      assert.equal(peer.most, most);
+      assert.equal(mostInHand, most * 100 * KIB);
+      peer.release();
+      await until('every job is delivered', () => peer.done === 8);
+      await until('every job is settled', () => inHand === 0);
+      assert.equal((await gw.queue.stats()).depth, 0);
+    } finally {
+      peer.release(); // a failed check must not leave the worker's stop waiting on held jobs
+      await worker.stop();
+      await gw.close();
+    }
+  }
 });

@@ -587,6 +587,7 @@ export const serveCommand: Command = {
         concurrency: config.deliveryConcurrency,
         perPeer: config.deliveryPeerConcurrency,
         perDestination: config.deliveryDestinationConcurrency,
+        maxHeldBytes: config.deliveryMaxHeldBytes,
         log,
         metrics,
         remote: (job) => relay.sender.relayJob(job),
