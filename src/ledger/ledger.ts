@@ -454,9 +454,8 @@ export class IdentityLedger {
   #unchanged(): boolean {
     const at = this.#statesAt;
     const now = this.#clock();
-    if (at.generation === this.#generation && now - at.checkedAt < OTHER_WRITERS_RECHECK_MS) {
-      return true;
-    }
+    const recent = now >= at.checkedAt && now - at.checkedAt < OTHER_WRITERS_RECHECK_MS;
+    if (at.generation === this.#generation && recent) return true; // (a clock set back: ask)
     const dataVersion = this.#sql('PRAGMA data_version').pluck(true).get() as number;
     const same = at.generation === this.#generation && at.dataVersion === dataVersion;
     this.#statesAt = { generation: this.#generation, dataVersion, checkedAt: now };

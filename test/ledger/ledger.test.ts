@@ -412,7 +412,14 @@ test("current() answers from memory; its own writes are seen at once, another co
     other.adminRevoke(alice.did, 'root', 'account closed');
     now += OTHER_WRITERS_RECHECK_MS;
     assert.deepEqual(own.current(alice.did), { state: 'revoked' });
+    // A clock set back does not keep the answers for longer.
+    const carol = identity('carol');
+    assert.equal(own.current(carol.did).state, 'unknown');
+    other.register(await registerRequest(other, carol));
+    now -= 60_000;
+    assert.equal(own.current(carol.did).state, 'current');
     // This ledger's own write: at once, with the clock standing still.
+
     own.adminRevoke(bob.did, 'root', 'account closed');
     assert.deepEqual(own.current(bob.did), { state: 'revoked' });
   } finally {

@@ -167,6 +167,11 @@ test('log-key pins: the file is looked at once per recheck interval, a failed lo
     assert.equal(await pins.get('example.org'), undefined, 'the last look is still trusted');
     now += 1;
     assert.equal(await pins.get('example.org'), KEY, 'looked again: the new pin');
+    // A clock set back does not keep the last look for longer.
+    await writeLogPin(path, 'example.org', undefined);
+    now -= 10_000;
+    assert.equal(await pins.get('example.org'), undefined, 'the clock went back: looked again');
+    now += 10_000;
     // Lookups in one interval share one look, even while it is in flight.
     now += 500;
     writeFileSync(path, 'not json');

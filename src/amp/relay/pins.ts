@@ -121,14 +121,16 @@ export class LogPinFile {
 
   async get(domain: string): Promise<string | undefined> {
     const now = this.#now();
-    if (this.#look === undefined || now - this.#look.at >= this.#recheckMs) {
-      const look = { at: now, pins: this.#read() };
-      this.#look = look;
-      look.pins.catch(() => {
-        if (this.#look === look) this.#look = undefined;
+    let look = this.#look;
+    // A look older than the interval, or from a clock since set back: look again.
+    if (look === undefined || now < look.at || now - look.at >= this.#recheckMs) {
+      const fresh = { at: now, pins: this.#read() };
+      fresh.pins.catch(() => {
+        if (this.#look === fresh) this.#look = undefined;
       });
+      this.#look = look = fresh;
     }
-    return (await this.#look.pins).get(domain);
+    return (await look.pins).get(domain);
   }
 
   async #read(): Promise<Map<string, string>> {
