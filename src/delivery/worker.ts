@@ -276,7 +276,7 @@ export class DeliveryWorker {
     this.#track(lease, this.#handle(lease, releaseSlot).finally(releaseSlot));
   }
 
-  /** Runs the last step of a leased job (its delivery, or putting it back); then it is out of hand. */
+  /** Follows the last step of a leased job (its delivery, or putting it back): then it is out of hand. */
   #track(lease: Lease, p: Promise<void>): void {
     const tracked = p.finally(() => {
       this.#running.delete(tracked);

@@ -201,7 +201,7 @@ export type DidState =
 
 /** Decoded records kept by leaf (entries never change, so a cached one never goes stale). */
 const RECORD_CACHE_SIZE = 4096;
-/** Answers of `current` kept by DID while the DID index does not change (`#unchanged`). */
+/** Answers of `current` kept by DID while the DID index does not change. */
 const STATE_CACHE_SIZE = 4096;
 /**
  * How long `current` trusts that no other process changed the log file (a CLI command, another
@@ -226,10 +226,10 @@ export class IdentityLedger {
   #cached: { size: number; note: string } | undefined;
   readonly #records = new Map<number, { record: PublicKeyRecord; loggedAt: number } | null>();
   readonly #statements = new Map<string, Database.Statement>();
+  /** `current`'s answers; emptied by every write of the DID index through this ledger. */
   readonly #states = new Map<string, DidState>();
-  /** Bumped by every write of the DID index through this ledger. */
-  #generation = 0;
-  #statesAt = { generation: -1, dataVersion: -1, checkedAt: -Infinity };
+  /** When `current` last asked SQLite whether another connection wrote, and what it said. */
+  #otherWriters = { dataVersion: -1, checkedAt: -Infinity };
 
   constructor(options: LedgerOptions) {
     this.domains = new ServedDomains(options.domains);
@@ -428,13 +428,13 @@ export class IdentityLedger {
   /**
    * The DID's state in this log: its current record (the last register or rotate entry), revoked,
    * or unknown (never registered here, or a DID of another domain). Answered from memory while
-   * the DID index is unchanged (`#unchanged`), else one indexed read and, for a leaf not seen
+   * the DID index is unchanged (`#otherWriterChanged`, `#append`), else one indexed read and, for a leaf not seen
    * lately, one entry decode; unlike `lookup` it builds no proof.
    */
   current(did: string): DidState {
     // Inside a write transaction the answer may be rolled back: read it, do not keep it.
     if (this.store.db.inTransaction) return this.#readState(did);
-    if (!this.#unchanged()) this.#states.clear();
+    if (this.#otherWriterChanged()) this.#states.clear();
     const known = this.#states.get(did);
     if (known !== undefined) return known;
     const state = this.#readState(did);
@@ -446,20 +446,18 @@ export class IdentityLedger {
   }
 
   /**
-   * Whether the DID index is as it was when `current` last kept answers: nothing written through
-   * this ledger since (`#append` bumps the generation) and nothing committed by another
-   * connection, which SQLite's PRAGMA data_version tells; that is asked at most every
-   * OTHER_WRITERS_RECHECK_MS, so another process's revocation is seen within 50 ms.
+   * Whether another connection (a CLI command, another node on the same file) committed since
+   * `current` last asked, which SQLite's PRAGMA data_version tells; asked at most every
+   * OTHER_WRITERS_RECHECK_MS (or at once after the clock was set back), so another process's
+   * revocation is seen within 50 ms. This ledger's own writes empty the answers in `#append`.
    */
-  #unchanged(): boolean {
-    const at = this.#statesAt;
+  #otherWriterChanged(): boolean {
+    const last = this.#otherWriters;
     const now = this.#clock();
-    const recent = now >= at.checkedAt && now - at.checkedAt < OTHER_WRITERS_RECHECK_MS;
-    if (at.generation === this.#generation && recent) return true; // (a clock set back: ask)
+    if (now >= last.checkedAt && now - last.checkedAt < OTHER_WRITERS_RECHECK_MS) return false;
     const dataVersion = this.#sql('PRAGMA data_version').pluck(true).get() as number;
-    const same = at.generation === this.#generation && at.dataVersion === dataVersion;
-    this.#statesAt = { generation: this.#generation, dataVersion, checkedAt: now };
-    return same;
+    this.#otherWriters = { dataVersion, checkedAt: now };
+    return dataVersion !== last.dataVersion;
   }
 
   #readState(did: string): DidState {
@@ -497,7 +495,7 @@ export class IdentityLedger {
     bytes = encodeEntry(entry),
   ): Prepared {
     const leafIndex = this.store.append([bytes]);
-    this.#generation++;
+    this.#states.clear();
     this.#sql('INSERT OR REPLACE INTO dids (did, leaf, revoked, key_id) VALUES (?, ?, ?, ?)').run(
       entry.did,
       leafIndex,

@@ -172,7 +172,7 @@ test('log-key pins: the file is looked at once per recheck interval, a failed lo
     now -= 10_000;
     assert.equal(await pins.get('example.org'), undefined, 'the clock went back: looked again');
     now += 10_000;
-    // Lookups in one interval share one look, even while it is in flight.
+    // A malformed file: every lookup fails with its error (nothing stale is answered).
     now += 500;
     writeFileSync(path, 'not json');
     const both = await Promise.allSettled([pins.get('example.org'), pins.get('example.org')]);
