@@ -16,6 +16,7 @@
  * rejected.
  */
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { BoundedMap } from '../bounded-map.js';
 import { InputError } from '../errors.js';
 
 export const DID_PREFIX = 'did:aftersmtp:';
@@ -132,15 +133,13 @@ function decodeLocalpart(encoded: string, input: string): string {
  * times on its way (decoders, the pipeline, the store), about 20 µs of CPU per message at each
  * gateway when each was parsed anew (bench/relay profiles).
  */
-const PARSED = new Map<string, Did>();
-const PARSED_MAX = 1024;
+const PARSED = new BoundedMap<string, Did>(1024);
 
 /** Parses a DID string strictly. Throws InputError(ERR_DID) naming the part that is wrong. */
 export function parseDid(input: string): Did {
   const known = PARSED.get(input);
   if (known !== undefined) return known;
   const did = Object.freeze(parseDidUncached(input));
-  if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value as string);
   PARSED.set(input, did);
   return did;
 }

@@ -18,6 +18,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { BoundedMap } from '../bounded-map.js';
 import { InputError } from '../errors.js';
 import {
   checkPublicRecord,
@@ -224,10 +225,12 @@ export class IdentityLedger {
   readonly #secret: Buffer;
   readonly #defaults: ReadonlyMap<string, DomainPolicy>;
   #cached: { size: number; note: string } | undefined;
-  readonly #records = new Map<number, { record: PublicKeyRecord; loggedAt: number } | null>();
+  readonly #records = new BoundedMap<number, { record: PublicKeyRecord; loggedAt: number } | null>(
+    RECORD_CACHE_SIZE,
+  );
   readonly #statements = new Map<string, Database.Statement>();
   /** `current`'s answers; emptied by every write of the DID index through this ledger. */
-  readonly #states = new Map<string, DidState>();
+  readonly #states = new BoundedMap<string, DidState>(STATE_CACHE_SIZE);
   /** When `current` last asked SQLite whether another connection wrote, and what it said. */
   #otherWriters = { dataVersion: -1, checkedAt: -Infinity };
 
@@ -438,9 +441,6 @@ export class IdentityLedger {
     const known = this.#states.get(did);
     if (known !== undefined) return known;
     const state = this.#readState(did);
-    if (this.#states.size >= STATE_CACHE_SIZE) {
-      this.#states.delete(this.#states.keys().next().value as string);
-    }
     this.#states.set(did, state);
     return state;
   }
@@ -468,9 +468,6 @@ export class IdentityLedger {
     if (cached === undefined) {
       const e = this.entryAt(row.leaf);
       cached = e.type === 'revoke' ? null : { record: e.record, loggedAt: e.loggedAt };
-      if (this.#records.size >= RECORD_CACHE_SIZE) {
-        this.#records.delete(this.#records.keys().next().value as number);
-      }
       this.#records.set(row.leaf, cached);
     }
     return cached === null

@@ -7,6 +7,8 @@
  * first; an evicted key starts again with a full bucket, so eviction can only be more lenient,
  * never lock anyone out); time comes from the injected clock, so tests are deterministic.
  */
+import { BoundedMap } from '../bounded-map.js';
+
 export interface RateLimitOptions {
   readonly capacity: number;
   readonly refillPerSecond: number;
@@ -29,10 +31,9 @@ interface Bucket {
 }
 
 export class TokenBucketLimiter implements RateLimiter {
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets: BoundedMap<string, Bucket>;
   readonly #capacity: number;
   readonly #rate: number;
-  readonly #maxKeys: number;
   readonly #clock: () => number;
 
   constructor(options: RateLimitOptions) {
@@ -41,7 +42,7 @@ export class TokenBucketLimiter implements RateLimiter {
     }
     this.#capacity = options.capacity;
     this.#rate = options.refillPerSecond / 1000;
-    this.#maxKeys = options.maxKeys ?? 100_000;
+    this.#buckets = new BoundedMap(options.maxKeys ?? 100_000);
     this.#clock = options.clock ?? Date.now;
   }
 
@@ -51,17 +52,12 @@ export class TokenBucketLimiter implements RateLimiter {
     let b = this.#buckets.get(key);
     if (b === undefined) {
       b = { tokens: this.#capacity, updatedAt: now };
-      if (this.#buckets.size >= this.#maxKeys) {
-        const oldest = this.#buckets.keys().next().value;
-        if (oldest !== undefined) this.#buckets.delete(oldest);
-      }
     } else {
-      this.#buckets.delete(key); // re-inserted below: Map order is the LRU order
       const elapsed = Math.max(0, now - b.updatedAt);
       b.tokens = Math.min(this.#capacity, b.tokens + elapsed * this.#rate);
       b.updatedAt = now;
     }
-    this.#buckets.set(key, b);
+    this.#buckets.set(key, b); // the newest: the least recently used key is dropped first
     if (b.tokens >= cost) {
       b.tokens -= cost;
       return { allowed: true, remaining: Math.floor(b.tokens) };

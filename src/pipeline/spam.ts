@@ -21,6 +21,7 @@
  * sent; ampSenderCheck files a relayed envelope in Junk when its sender is younger than a minimum
  * age or over a rate (docs/OPERATIONS.md says what is and is not checked).
  */
+import { BoundedMap } from '../bounded-map.js';
 import { spamDecimal, type SpamPart, type SpamScan as SpamPartScan } from '../envelope/codec.js';
 import type { MapSnapshot, SpamPolicy, SpamScannerName } from '../routing/index.js';
 import {
@@ -294,7 +295,7 @@ export interface AmpSenderOptions {
 export function ampSenderCheck(options: AmpSenderOptions): PolicyCheck {
   const now = options.now ?? Date.now;
   const metrics = options.metrics ?? NO_SPAM_METRICS;
-  const seen = new Map<string, number[]>();
+  const seen = new BoundedMap<string, number[]>(100_000);
   return async (subject: PolicySubject): Promise<Verdict> => {
     if (subject.kind !== 'amp' || subject.submission.client.entrance !== 'relay') return CONTINUE;
     const env = subject.submission.envelope;
@@ -312,9 +313,7 @@ export function ampSenderCheck(options: AmpSenderOptions): PolicyCheck {
     if (options.maxPerHour > 0) {
       const times = (seen.get(env.sender) ?? []).filter((x) => x > t - 3_600_000);
       times.push(t);
-      seen.delete(env.sender);
       seen.set(env.sender, times);
-      if (seen.size > 100_000) seen.delete(seen.keys().next().value as string);
       if (times.length > options.maxPerHour) reasons.push('SENDER_RATE');
     }
     const junk = reasons.length > 0;

@@ -19,19 +19,13 @@ import { parseCheckpoint, parseNote, parseVerifierKey } from '../../src/ledger/i
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { identity, openLedger, registerRequest } from '../ledger/helpers.js';
 import { chainSkip, startChain, type TestChain } from './chain.js';
+import { until } from '../helpers/wait.js';
+
+/** A chain or a witness answers in seconds: look every 100 ms, for up to 20 s. */
+const SLOW = { ms: 20_000, everyMs: 100 };
 
 const skip = chainSkip();
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('anchoring on a Substrate chain', { skip, timeout: 180_000 }, () => {
   let chain: TestChain;
@@ -101,7 +95,7 @@ describe('anchoring on a Substrate chain', { skip, timeout: 180_000 }, () => {
 
   it('anchors a checkpoint after every N entries, and the anchor verifies', async () => {
     await register(2);
-    const a = await until('an anchor of size 2', () => store.latest(env.ledger.origin));
+    const a = await until('an anchor of size 2', () => store.latest(env.ledger.origin), SLOW);
     assert.equal(a.record.size, 2);
     const cp = env.ledger.checkpoint();
     assert.ok(a.record.root.equals(cp.root));
@@ -194,7 +188,7 @@ describe('anchoring on a Substrate chain', { skip, timeout: 180_000 }, () => {
         const l = store.latest(env.ledger.origin);
         return l !== undefined && l.record.size === 5 ? l : undefined;
       },
-      60_000,
+      { ...SLOW, ms: 60_000 },
     );
     await sub.verify(a.record, a.record, alice.address);
     // The anchor of size 3 was on the old chain only; once rechecked it is dropped and the
@@ -214,7 +208,7 @@ describe('anchoring on a Substrate chain', { skip, timeout: 180_000 }, () => {
           ? l
           : undefined;
       },
-      60_000,
+      { ...SLOW, ms: 60_000 },
     );
     await sub.verify(a.record, a.record, alice.address);
     await assert.rejects(sub.verify(before, before), { code: 'ERR_ANCHOR_INVALID' });

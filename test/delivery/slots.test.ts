@@ -9,6 +9,7 @@ import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/delivery/w
 import type { DeliveryQueue, LeasedJob } from '../../src/queue/types.js';
 import { MailboxWriter } from '../../src/mailbox/writer.js';
 import { startTestGateway, type TestGateway } from '../relay/helpers.js';
+import { until } from '../helpers/wait.js';
 
 /** How many jobs the handlers hold at once, together. */
 interface Tally {
@@ -47,14 +48,6 @@ class HeldJobs {
   release(): void {
     this.#open = true;
     for (const go of this.#waiting.splice(0)) go();
-  }
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

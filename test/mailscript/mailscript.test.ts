@@ -21,6 +21,7 @@ import { ScriptStore } from '../../src/script/store.js';
 import { createWebhookDelivery } from '../../src/script/webhook.js';
 import type { SecretKeySet } from '../../src/identity/keys.js';
 import { DOMAIN, startSmtpGateway, type SmtpGateway } from '../smtp/helpers.js';
+import { until } from '../helpers/wait.js';
 
 const DEST = 'elsewhere.test';
 
@@ -45,16 +46,6 @@ async function startHook(port = 0): Promise<Hook> {
   });
   await new Promise<void>((resolve) => hook.server.listen(port, '127.0.0.1', resolve));
   return Object.assign(hook, { port: (hook.server.address() as AddressInfo).port });
-}
-
-async function until<T>(fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 function message(o: { subject: string; to: string; extra?: string[] }): string {
@@ -175,7 +166,7 @@ describe('MailScript through SMTP', () => {
     script("if (headers.contains('urgent')) route_to_webhook('slack')");
     const info = await send('URGENT: the build is red');
     assert.match(info.response, /^250 /);
-    const call = await until(() => slack.calls[0]);
+    const call = await until('the Slack webhook is called', () => slack.calls[0]);
     assert.equal(call.path, '/services/T000/B000');
     assert.equal(call.headers['content-type'], 'application/json');
     const body = call.body as { subject: string; sender: string; recipients: string[] };
@@ -270,7 +261,9 @@ describe('MailScript through SMTP', () => {
       script(`route_via('smtp:[127.0.0.1]:${receiverPort}')`);
       // elsewhere.test has no MX anywhere (the off-ramp's DNS is 127.0.0.1:1): only the route works.
       await send('routed', { to: `dave@${DEST}` });
-      const got = await until(() => received.find((r) => r.data.includes('Subject: routed')));
+      const got = await until('the routed message arrives', () =>
+        received.find((r) => r.data.includes('Subject: routed')),
+      );
       assert.deepEqual(got.to, [`dave@${DEST}`]);
     } finally {
       gw.maps.del('access_map', '127.0.0.1');
@@ -288,7 +281,7 @@ describe('MailScript through SMTP', () => {
     await new Promise((r) => setTimeout(r, 800));
     const ops = await startHook(downPort);
     try {
-      const call = await until(() => ops.calls[0], 15_000);
+      const call = await until('the ops webhook is called', () => ops.calls[0], { ms: 15_000 });
       assert.deepEqual(call.body, { alert: 'new mail', from: 'carol@sender.test', n: 1 });
       assert.equal(call.path, '/hook');
     } finally {
@@ -376,7 +369,10 @@ describe('MailScript through SMTP', () => {
     const other = ScriptStore.open({ path: mapsDatabasePath(gw.dir) });
     const v2 = other.set(DOMAIN, "add_header('X-Domain', 'v2')").version;
     other.close();
-    await until(() => (store.snapshot().byDomain.get(DOMAIN)?.version === v2 ? true : undefined));
+    await until(
+      'the new script version is live',
+      () => store.snapshot().byDomain.get(DOMAIN)?.version === v2,
+    );
     await send('versions 2');
     const got = await gw.inbox(alice, n + 2);
     const one = got[n]?.opened.content.toString() ?? '';

@@ -14,16 +14,9 @@ import {
 import { ScriptStore } from '../../src/script/store.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { freshDatabase, postgresService } from '../store/services.js';
+import { until } from '../helpers/wait.js';
 
 const svc = await postgresService();
-
-async function until(what: string, ok: () => boolean, ms = 1000): Promise<void> {
-  const start = Date.now();
-  while (!ok()) {
-    if (Date.now() - start > ms) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 if (svc.skip !== undefined) {
   test('MailScript on PostgreSQL', { skip: svc.skip }, () => undefined);
@@ -57,7 +50,9 @@ if (svc.skip !== undefined) {
       const version = Number(/version (\d+) stored/.exec(set.stdout)?.[1]);
       assert.ok(version > 0, set.stdout);
       for (const n of nodes) {
-        await until('the script on a node', () => n.snapshot().global?.version === version);
+        await until('the script on a node', () => n.snapshot().global?.version === version, {
+          ms: 1000,
+        });
         assert.match(n.snapshot().global?.source ?? '', /urgent/);
       }
       // Written to the server, not to this data directory's maps database.
@@ -85,7 +80,9 @@ if (svc.skip !== undefined) {
       const del = await runCli(['script', 'del', 'global'], { env });
       assert.equal(del.code, 0, del.stderr);
       for (const n of nodes) {
-        await until('the deletion on a node', () => n.snapshot().global === undefined);
+        await until('the deletion on a node', () => n.snapshot().global === undefined, {
+          ms: 1000,
+        });
         assert.ok(n.snapshot().version > version);
       }
       const again = await runCli(['script', 'del', 'global'], { env });

@@ -26,6 +26,7 @@ import { messageFacts, sealCopies } from '../../src/pipeline/transform.js';
 import { RspamdClient, SpamdClient, registerSpamMetrics } from '../../src/spam/index.js';
 import { DOMAIN, startSmtpGateway, type SmtpGateway } from '../smtp/helpers.js';
 import { GTUBE, deadPort, plain, rspamd, silentServer, spamd, spammy } from './services.js';
+import { until } from '../helpers/wait.js';
 
 const R = await rspamd();
 const S = await spamd();
@@ -54,12 +55,11 @@ async function folderOf(gw: SmtpGateway, did: string, folder: 'inbox' | 'junk') 
 }
 
 /** Waits until the mailbox of `did` holds `n` envelopes (any folder). */
-async function waitFor(gw: SmtpGateway, did: string, n: number, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while ((await gw.store.list(did)).envelopes.length < n) {
-    if (Date.now() > deadline) assert.fail(`${did}: fewer than ${n} envelopes after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+function waitFor(gw: SmtpGateway, did: string, n: number): Promise<true> {
+  return until(
+    `${did} holds ${n} envelopes`,
+    async () => (await gw.store.list(did)).envelopes.length >= n,
+  );
 }
 
 interface Captured {
@@ -283,13 +283,11 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
       envelope: { from: 'winner@lottery.example', to: [`fwd@${DOMAIN}`] },
       raw: spammy(`fwd@${DOMAIN}`),
     });
-    const deadline = Date.now() + 15_000;
-    while (!captured.some((c) => c.to.includes(`zoe@${DEST}`))) {
-      if (Date.now() > deadline) assert.fail('nothing reached the off-ramp receiver');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const out = captured.find((c) => c.to.includes(`zoe@${DEST}`));
-    assert.ok(out);
+    const out = await until(
+      'the message reaches the off-ramp receiver',
+      () => captured.find((c) => c.to.includes(`zoe@${DEST}`)),
+      { ms: 15_000 },
+    );
     assert.match(out.data, /^X-Spam-Flag: YES\r$/m);
     assert.match(out.data, /^X-Spam-Score: [0-9.]+\r$/m);
     assert.match(out.data, /^X-Spam-Status: Yes, score=[0-9.]+ required=6 tests=/m);

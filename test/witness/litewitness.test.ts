@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliveryWorker } from '../../src/delivery/worker.js';
 import { parseCheckpoint, parseNote, parseVerifierKey } from '../../src/ledger/index.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
@@ -21,19 +20,13 @@ import {
 } from '../../src/witness/index.js';
 import { identity, openLedger, registerRequest } from '../ledger/helpers.js';
 import { startWitness, witnessSkip, type TestWitness } from './litewitness.js';
+import { until } from '../helpers/wait.js';
+
+/** A chain or a witness answers in seconds: look every 100 ms, for up to 20 s. */
+const SLOW = { ms: 20_000, everyMs: 100 };
 
 const skip = witnessSkip();
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('witnesses: litewitness cosigns our checkpoints', { skip, timeout: 120_000 }, () => {
   let witness: TestWitness;
@@ -102,7 +95,7 @@ describe('witnesses: litewitness cosigns our checkpoints', { skip, timeout: 120_
 
   it('cosigns a checkpoint, and the cosignature verifies with the witness key', async () => {
     await register(env.ledger, 2);
-    const c = await until('a cosignature of size 2', cosignedSize(2));
+    const c = await until('a cosignature of size 2', cosignedSize(2), SLOW);
     const key = parseWitnessKey(witness.vkey);
     const [s] = verifyCosignatures(c.note, [key]);
     assert.equal(s?.witness, key.name);
@@ -141,7 +134,7 @@ describe('witnesses: litewitness cosigns our checkpoints', { skip, timeout: 120_
 
   it('cosigns the next checkpoint with a consistency proof from the one it saw', async () => {
     await register(env.ledger, 1);
-    const c = await until('a cosignature of size 4', cosignedSize(4));
+    const c = await until('a cosignature of size 4', cosignedSize(4), SLOW);
     assert.equal(verifyCosignatures(c.note, [parseWitnessKey(witness.vkey)]).length, 1);
   });
 
@@ -195,6 +188,6 @@ describe('witnesses: litewitness cosigns our checkpoints', { skip, timeout: 120_
     assert.equal(outcomes[0]?.status, 'permanent');
     // The witness still holds the real log's size 4: the next real checkpoint is cosigned.
     await register(env.ledger, 2);
-    await until('a cosignature of size 6 of the real log', cosignedSize(6));
+    await until('a cosignature of size 6 of the real log', cosignedSize(6), SLOW);
   });
 });

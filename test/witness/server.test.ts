@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import { DeliveryWorker } from '../../src/delivery/worker.js';
 import { parseCheckpoint, parseNote, parseVerifierKey } from '../../src/ledger/index.js';
@@ -23,6 +22,7 @@ import {
 } from '../../src/witness/index.js';
 import { identity, logSigner, openLedger, registerRequest } from '../ledger/helpers.js';
 import { startWitness, witnessSkip, type TestWitness } from './litewitness.js';
+import { until } from '../helpers/wait.js';
 
 const skip = witnessSkip();
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -102,13 +102,14 @@ describe('a gateway as a witness, beside litewitness', { skip, timeout: 120_000 
   it('both witnesses cosign the same checkpoints: a 2-of-2 policy holds', async () => {
     await register(env.ledger, 2);
     await register(env.ledger, 2);
-    const end = Date.now() + 20_000;
-    let c = store.latest(env.ledger.origin);
-    while ((c?.size !== 4 || c.witnesses.length !== 2) && Date.now() < end) {
-      await sleep(100);
-      c = store.latest(env.ledger.origin);
-    }
-    assert.ok(c !== undefined && c.size === 4 && c.witnesses.length === 2, JSON.stringify(c));
+    const c = await until(
+      'a checkpoint of size 4 with both cosignatures',
+      () => {
+        const latest = store.latest(env.ledger.origin);
+        return latest?.size === 4 && latest.witnesses.length === 2 ? latest : undefined;
+      },
+      { ms: 20_000, everyMs: 100 },
+    );
     const now = env.ledger.checkpoint();
     const answer = parseCheckpoint(parseNote(now.note).text);
     const vouch = checkWitnessed(

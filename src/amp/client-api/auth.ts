@@ -24,6 +24,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { BoundedMap } from '../../bounded-map.js';
 import { lp, u32be, u64be } from '../../identity/lp.js';
 import { parseDid } from '../../identity/did.js';
 import type { PublicKeyRecord, SecretKeySet } from '../../identity/keys.js';
@@ -247,7 +248,7 @@ export class Authenticator {
    * before is not verified again while that key is current (every other check runs each call);
    * the oldest is dropped past VERIFIED_TOKENS.
    */
-  readonly #verified = new Map<string, string>();
+  readonly #verified = new BoundedMap<string, string>(VERIFIED_TOKENS);
   readonly #domain: string;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -403,9 +404,6 @@ export class Authenticator {
         );
       } catch {
         throw unauthenticated('ERR_TOKEN_SIGNATURE', "the token's signature does not verify");
-      }
-      if (this.#verified.size >= VERIFIED_TOKENS) {
-        this.#verified.delete(this.#verified.keys().next().value as string);
       }
       this.#verified.set(token, keyId);
     }

@@ -24,8 +24,12 @@ import {
   parseHostPort,
   selectDiscoveryRecord,
 } from '../discovery.js';
+import { LruTtlCache } from './cache.js';
 import { DEFAULT_CLIENT_API_PORT, type Endpoint, type RelayRoute } from './routes.js';
 import { RelayError } from './errors.js';
+
+/** Host names and domains whose answers are kept (each cache); the least recently used go first. */
+const MAX_CACHED = 10_000;
 
 /** One QUIC relay endpoint of a peer: as published or routed, and its address. */
 export interface RelayEndpoint extends Endpoint {
@@ -92,19 +96,20 @@ export class PeerDirectory {
   readonly #routes: ReadonlyMap<string, RelayRoute>;
   readonly #resolver: Resolver;
   readonly #hosts: HostResolver;
-  readonly #addresses = new Map<string, { at: number; address: string }>();
-  readonly #ttlMs: number;
-  readonly #now: () => number;
+  /** Gateway host names and their addresses, for `ttlMs`. */
+  readonly #addresses: LruTtlCache<string, string>;
   readonly #pins: ((domain: string) => Promise<string | undefined>) | undefined;
-  readonly #cache = new Map<string, { at: number; answer: DnsAnswer | null }>();
+  /** Discovery answers (null: the domain has no record), for `ttlMs`. */
+  readonly #cache: LruTtlCache<string, DnsAnswer | null>;
 
   constructor(opts: PeerDirectoryOptions = {}) {
     this.#routes = opts.routes ?? new Map();
     this.#resolver = new Resolver({ timeout: opts.dnsTimeoutMs ?? 3000, tries: 2 });
     if (opts.dnsServers !== undefined) this.#resolver.setServers([...opts.dnsServers]);
     this.#hosts = new HostResolver({ servers: opts.dnsServers, timeoutMs: opts.dnsTimeoutMs });
-    this.#ttlMs = opts.ttlMs ?? 60_000;
-    this.#now = opts.now ?? Date.now;
+    const ttlMs = opts.ttlMs ?? 60_000;
+    this.#addresses = new LruTtlCache(MAX_CACHED, ttlMs, opts.now);
+    this.#cache = new LruTtlCache(MAX_CACHED, ttlMs, opts.now);
     this.#pins = opts.pins;
   }
 
@@ -177,7 +182,7 @@ export class PeerDirectory {
   /** `host` (of `domain`'s gateway) as an address: a failure is temporary (ERR_RELAY_DNS). */
   async #address(domain: string, host: string): Promise<string> {
     const hit = this.#addresses.get(host);
-    if (hit !== undefined && this.#now() - hit.at < this.#ttlMs) return hit.address;
+    if (hit !== undefined) return hit;
     let address: string;
     try {
       address = await this.#hosts.address(host);
@@ -189,20 +194,14 @@ export class PeerDirectory {
         { cause: err },
       );
     }
-    if (this.#ttlMs > 0) {
-      this.#addresses.set(host, { at: this.#now(), address });
-      if (this.#addresses.size > 10_000) {
-        const first = this.#addresses.keys().next().value;
-        if (first !== undefined) this.#addresses.delete(first);
-      }
-    }
+    this.#addresses.set(host, address);
     return address;
   }
 
   /** The domain's record, or null when it has none. */
   async #dns(domain: string): Promise<DnsAnswer | null> {
     const hit = this.#cache.get(domain);
-    if (hit !== undefined && this.#now() - hit.at < this.#ttlMs) return hit.answer;
+    if (hit !== undefined) return hit;
     const name = `${DISCOVERY_PREFIX}${domain}`;
     let txt: string[][];
     try {
@@ -232,11 +231,7 @@ export class PeerDirectory {
   }
 
   #remember(domain: string, answer: DnsAnswer | null): DnsAnswer | null {
-    if (this.#ttlMs > 0) this.#cache.set(domain, { at: this.#now(), answer });
-    if (this.#cache.size > 10_000) {
-      const first = this.#cache.keys().next().value;
-      if (first !== undefined) this.#cache.delete(first);
-    }
+    this.#cache.set(domain, answer);
     return answer;
   }
 }

@@ -25,6 +25,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { parsePolicy } from 'mailauth/lib/mta-sts.js';
+import { BoundedMap } from '../../bounded-map.js';
 import type { DnsResolver } from '../../net/dns.js';
 import { DnsError, recordsOf } from '../../net/dns.js';
 import { hostAddresses } from './mx.js';
@@ -102,7 +103,7 @@ export class MtaSts {
   readonly #o: MtaStsOptions;
   readonly #now: () => number;
   readonly #ca: (string | Buffer)[] | undefined;
-  readonly #memory = new Map<string, StsPolicy | null>();
+  readonly #memory = new BoundedMap<string, StsPolicy | null>(MAX_CACHED);
   readonly #inflight = new Map<string, Promise<StsLookup>>();
 
   constructor(o: MtaStsOptions) {
@@ -190,12 +191,7 @@ export class MtaSts {
   }
 
   #remember(domain: string, p: StsPolicy | null): void {
-    this.#memory.delete(domain);
     this.#memory.set(domain, p);
-    if (this.#memory.size > MAX_CACHED) {
-      const oldest = this.#memory.keys().next().value;
-      if (oldest !== undefined) this.#memory.delete(oldest);
-    }
   }
 
   async #store(domain: string, p: StsPolicy): Promise<void> {
