@@ -6,16 +6,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
+import { collectGarbage as collect } from '../helpers/gc.js';
 
 const N = 50_000;
 
-// A full collection before each sample, so the samples measure what the process retains rather
-// than when V8 chose to collect (under a loaded machine a lazy heap read as 100 MB of growth).
-setFlagsFromString('--expose-gc');
-const collect = runInNewContext('gc') as () => void;
+// A full collection before each sample (collect), so the samples measure what the process
+// retains rather than when V8 chose to collect (a lazy heap read as 100 MB of growth).
 const MB = 1024 * 1024;
 
 /**
