@@ -16,6 +16,9 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { freshDatabase, postgresService } from '../store/services.js';
 import { until } from '../helpers/wait.js';
 
+/** A change is live on every node within a second (the scripts' promise), looked for every 10 ms. */
+const LIVE = { ms: 1000, everyMs: 10 };
+
 const svc = await postgresService();
 
 if (svc.skip !== undefined) {
@@ -50,9 +53,7 @@ if (svc.skip !== undefined) {
       const version = Number(/version (\d+) stored/.exec(set.stdout)?.[1]);
       assert.ok(version > 0, set.stdout);
       for (const n of nodes) {
-        await until('the script on a node', () => n.snapshot().global?.version === version, {
-          ms: 1000,
-        });
+        await until('the script on a node', () => n.snapshot().global?.version === version, LIVE);
         assert.match(n.snapshot().global?.source ?? '', /urgent/);
       }
       // Written to the server, not to this data directory's maps database.
@@ -80,9 +81,7 @@ if (svc.skip !== undefined) {
       const del = await runCli(['script', 'del', 'global'], { env });
       assert.equal(del.code, 0, del.stderr);
       for (const n of nodes) {
-        await until('the deletion on a node', () => n.snapshot().global === undefined, {
-          ms: 1000,
-        });
+        await until('the deletion on a node', () => n.snapshot().global === undefined, LIVE);
         assert.ok(n.snapshot().version > version);
       }
       const again = await runCli(['script', 'del', 'global'], { env });

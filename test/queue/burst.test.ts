@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
-import { collectGarbage as collect } from '../helpers/gc.js';
+import { collectGarbage } from '../helpers/gc.js';
 
 const N = 50_000;
 
-// A full collection before each sample (collect), so the samples measure what the process
+// A full collection before each sample (collectGarbage), so the samples measure what the process
 // retains rather than when V8 chose to collect (a lazy heap read as 100 MB of growth).
 const MB = 1024 * 1024;
 
@@ -50,7 +50,7 @@ it('lmdb: 50,000 entries enqueued at once drain without unbounded RSS growth', a
       );
     }
     assert.equal((await queue.stats()).depth, N);
-    collect();
+    collectGarbage();
     const samples: number[] = [];
     let drained = 0;
     while (drained < N) {
@@ -62,7 +62,7 @@ it('lmdb: 50,000 entries enqueued at once drain without unbounded RSS growth', a
         ),
       );
       drained += leases.length;
-      collect();
+      collectGarbage();
       samples.push(anonymousRss());
     }
     assert.equal(drained, N);

@@ -10,6 +10,9 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { freshDatabase, postgresService } from '../store/services.js';
 import { until } from '../helpers/wait.js';
 
+/** A change is live on every node within a second (the maps' promise), looked for every 10 ms. */
+const LIVE = { ms: 1000, everyMs: 10 };
+
 const svc = await postgresService();
 
 function engine(): MappingEngine {
@@ -44,11 +47,10 @@ if (svc.skip !== undefined) {
       );
       assert.equal(alias.code, 0, alias.stderr);
       for (const e of nodes) {
-        // Live within a second (the maps' promise).
         await until(
           'the alias on a node',
           () => e.get('virtual_alias_maps', 'info@example.org') !== undefined,
-          { ms: 1000 },
+          LIVE,
         );
         assert.ok(e.snapshot().isRelayDomain('example.net'));
       }
@@ -57,9 +59,11 @@ if (svc.skip !== undefined) {
       const del = await runCli(['maps', 'del', 'relay_domains', 'example.net'], { env });
       assert.equal(del.code, 0, del.stderr);
       for (const e of nodes) {
-        await until('the deletion on a node', () => !e.snapshot().isRelayDomain('example.net'), {
-          ms: 1000,
-        });
+        await until(
+          'the deletion on a node',
+          () => !e.snapshot().isRelayDomain('example.net'),
+          LIVE,
+        );
       }
     } finally {
       for (const f of followers) f.stop();
