@@ -4,8 +4,10 @@
 //! - `napi_api`: the thin N-API layer (JS names are the camelCased Rust names).
 //! - [`quic`]: the AMP QUIC endpoint (quiche); `napi_quic` is its N-API class, which runs it on
 //!   Node's event loop (`node_loop`, over the libuv calls in `uv`).
+//! - `background`: the scheduling class of the CPU-heavy work on libuv's thread pool.
 #![deny(unsafe_code)]
 
+mod background;
 pub mod crypto;
 mod napi_api;
 mod napi_quic;

@@ -96,6 +96,7 @@ impl napi::Task for HashcashSearchTask {
     type JsValue = Option<f64>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        crate::background::batch_thread();
         hashcash::search(&self.prefix, self.bits, self.start, self.count)
             .map_err(|e| napi::Error::from_reason(e.to_string()))
     }
@@ -105,7 +106,8 @@ impl napi::Task for HashcashSearchTask {
     }
 }
 
-/// `hashcashSearch` on the libuv thread pool, so minting does not block the event loop. The
+/// `hashcashSearch` on the libuv thread pool, so minting does not block the event loop (nor,
+/// through `background`, preempt it). The
 /// arguments are checked before the task starts: bad ones throw synchronously with the same
 /// codes as `hashcashSearch`.
 #[napi(ts_return_type = "Promise<number | null>")]
@@ -426,6 +428,7 @@ impl napi::Task for MlDsa65SignTask {
     type JsValue = Buffer;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        crate::background::batch_thread();
         self.key
             .sign(&self.message, &self.context, Some(self.rnd.as_ref()))
             .map_err(|e| napi::Error::from_reason(e.to_string()))
@@ -487,7 +490,7 @@ impl MlDsa65Key {
     }
 
     /// `sign` on the libuv thread pool (about 0.2-1 ms of CPU per signature), so signing does
-    /// not block the event loop. Arguments are checked first: bad ones throw synchronously with
+    /// not block the event loop; the pool thread does not preempt it either (`background`). Arguments are checked first: bad ones throw synchronously with
     /// the same codes as `sign`. Absent `rnd` is drawn from the OS CSPRNG before the task runs.
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn sign_async(

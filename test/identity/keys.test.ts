@@ -1,5 +1,6 @@
 // Key records: key id derivation, signatures per suite, the JSON record file and its strict loader.
 import { strict as assert } from 'node:assert';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,21 @@ describe('signatures', () => {
       );
     });
   }
+  it(
+    'hybrid-v1: the pool thread that signs is in SCHED_BATCH, the event loop is not',
+    { skip: process.platform !== 'linux' && 'Linux scheduling classes' },
+    async () => {
+      await Promise.all(Array.from({ length: 8 }, () => hybrid.signAsync(t, 'test/purpose')));
+      // /proc/<pid>/task/<tid>/stat: field 41 is the scheduling policy (0 normal, 3 batch).
+      const policyOf = (tid: string): number => {
+        const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+      };
+      const policies = readdirSync(`/proc/${process.pid}/task`).map(policyOf);
+      assert.equal(policyOf(String(process.pid)), 0, 'the event loop stays SCHED_OTHER');
+      assert.ok(policies.includes(3), `no SCHED_BATCH thread among ${policies.join(',')}`);
+    },
+  );
   it('hybrid-v1: each half of the composite signature is required', () => {
     const sig = hybrid.sign(t, 'p');
     const keys = hybrid.record.signingPublicKeys;
