@@ -1,12 +1,13 @@
 // `aftersmtp serve` on embedded defaults: creates the data directory and the gateway identity,
 // serves /healthz, /readyz and /metrics on the admin listener, reloads the same identity on restart, and
-// stops cleanly on SIGTERM. Bad configuration is refused with exit code 1 and the variable named.
+// stops cleanly on SIGTERM; started without bin/aftersmtp's Node.js flags, it says so. Bad
+// configuration is refused with exit code 1 and the variable named.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, startCli, tempDir } from '../helpers/cli.js';
+import { BIN, cliEnv, runCli, startCli, tempDir } from '../helpers/cli.js';
 
 interface Started {
   child: ChildProcess;
@@ -14,8 +15,14 @@ interface Started {
   ready: Record<string, unknown>;
 }
 
-function startServe(env: Record<string, string>): Promise<Started> {
-  const child = startCli(['serve'], env);
+/** `serve` as bin/aftersmtp starts it, or (`bare`) by `node` with no flags. */
+function startServe(env: Record<string, string>, bare = false): Promise<Started> {
+  const child = bare
+    ? spawn(process.execPath, [BIN, 'serve'], {
+        env: cliEnv(env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : startCli(['serve'], env);
   const log: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -58,6 +65,9 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   };
   const first = await startServe(env);
   t.after(() => first.child.kill('SIGKILL')); // a failed assertion must not leave it running
+  const flagWarning = (log: Record<string, unknown>[]) =>
+    log.find((l) => String(l.msg).startsWith('started without the Node.js flags'));
+  assert.equal(flagWarning(first.log), undefined);
   assert.equal(first.ready.gateway, 'did:aftersmtp:example.org:gateway');
   assert.equal(first.ready.suite, 'classic-v1');
   assert.equal(statSync(join(dataDir, 'gateway.pass')).mode & 0o777, 0o600);
@@ -79,9 +89,10 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   assert.equal((await fetch(`${admin}/metrics`, { method: 'POST' })).status, 405);
   assert.equal(await stop(first.child), 0);
 
-  const second = await startServe(env);
+  const second = await startServe(env, true);
   t.after(() => second.child.kill('SIGKILL'));
   assert.equal(second.ready.keyId, first.ready.keyId, 'the same identity is loaded on restart');
+  assert.deepEqual(flagWarning(second.log)?.missing, ['--min-semi-space-size=16']);
   assert.equal(await stop(second.child), 0);
 });
 

@@ -1,10 +1,12 @@
 // Runs the real `aftersmtp` CLI (bin/aftersmtp over the compiled dist/) in a child process, the
-// way an operator does, and collects its exit code and output.
+// way an operator does (with the Node.js flags of bin/aftersmtp's first line, under the Node.js
+// that runs the tests), and collects its exit code and output.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export const BIN = fileURLToPath(new URL('../../../bin/aftersmtp', import.meta.url));
 
@@ -26,7 +28,7 @@ export function runCli(
   options: { env?: Record<string, string>; cwd?: string; input?: Buffer | string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], {
       env: cliEnv(options.env),
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -48,7 +50,7 @@ export function startCli(
   cwd?: string,
   nodeArgs: readonly string[] = [],
 ): ChildProcess {
-  return spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+  return spawn(process.execPath, [...NODE_FLAGS, ...nodeArgs, BIN, ...args], {
     env: cliEnv(env),
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -66,6 +66,7 @@ import { startSmtpThread, type SmtpThreadOptions } from '../../legacy/smtp/threa
 import { SubmissionUsers } from '../../legacy/users.js';
 import { SEAL_OVERHEAD_BYTES } from '../../config/checks.js';
 import type { Config } from '../../config/schema.js';
+import { NODE_FLAGS } from '../node-flags.js';
 import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
 import { prepareDataDir } from '../../storage/datadir.js';
 import { registerStorageMetrics } from '../../storage/metrics.js';
@@ -315,6 +316,13 @@ export const serveCommand: Command = {
     // signal, ends the process at once, so SIGTERM always stops it.
     const stopped = stopSignals(log);
     let failed: Error | undefined;
+    const missingFlags = NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
+    if (missingFlags.length > 0) {
+      log.warn(
+        { missing: missingFlags },
+        'started without the Node.js flags of bin/aftersmtp: slower at low load (docs/OPERATIONS.md)',
+      );
+    }
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
     const { identity, notes, passphrase } = await loadOrCreateGatewayIdentity(config);
