@@ -22,7 +22,11 @@
  * the first rows), ONRAMP_POSTFIX_WARMUP (default 1000, before each Postfix run).
  * ONRAMP_CPU_PROF_DIR makes each `serve` write a V8 CPU profile there (<suite>-onramp/) and the
  * bench the last run's measured window (<suite>-window), for the per-stage table of
- * bench/stages.ts. It reports; it never asserts.
+ * bench/stages.ts. ONRAMP_SLOW_SYNC_US gives our gateways a disk whose flushes are slow: every
+ * fsync and fdatasync waits that long first (bench/lib/slow-sync.c, built with `cc` and loaded
+ * with LD_PRELOAD); Postfix is then left out (its master does not pass LD_PRELOAD on to its
+ * daemons), so the table compares builds or settings of ours, not the two MTAs. It reports; it
+ * never asserts.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,6 +48,8 @@ const WARMUP = Number(process.env.ONRAMP_WARMUP ?? 3000);
 const POSTFIX_WARMUP = Number(process.env.ONRAMP_POSTFIX_WARMUP ?? 1000);
 const ROUNDS = Math.max(1, Number(process.env.ONRAMP_ROUNDS ?? 3));
 const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
+const SLOW_SYNC_US = Number(process.env.ONRAMP_SLOW_SYNC_US ?? 0);
+const SLOW_SYNC_SOURCE = fileURLToPath(new URL('../../bench/lib/slow-sync.c', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const POSTFIX_SCRIPT = fileURLToPath(
   new URL('../../../shared/bench/postfix-onehop.sh', import.meta.url),
@@ -88,7 +94,15 @@ interface OurSide {
   stop(): Promise<void>;
 }
 
-async function startOurs(suite: string): Promise<OurSide> {
+/** LD_PRELOAD and its setting for a gateway whose flushes wait SLOW_SYNC_US; none when 0. */
+async function slowSyncEnv(): Promise<Record<string, string>> {
+  if (SLOW_SYNC_US <= 0) return {};
+  const lib = join(mkdtempSync(join(tmpdir(), 'onramp-slow-sync-')), 'slow-sync.so');
+  await run('cc', ['-O2', '-shared', '-fPIC', '-o', lib, SLOW_SYNC_SOURCE, '-ldl']);
+  return { LD_PRELOAD: lib, SLOW_SYNC_US: String(SLOW_SYNC_US) };
+}
+
+async function startOurs(suite: string, slowSync: Record<string, string>): Promise<OurSide> {
   if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const dns = await startUnbound('example.org', {
     'example.org': ['v=spf1 ip4:127.0.0.1 -all'],
@@ -100,6 +114,7 @@ async function startOurs(suite: string): Promise<OurSide> {
       AFTERSMTP_DNS_SERVERS: dns.server,
       AFTERSMTP_SMTP_MAX_CONNECTIONS_PER_ADDRESS: '1000',
       AFTERSMTP_SMTP_COMMANDS_PER_MINUTE: '1000000',
+      ...slowSync,
     },
     PROFILE_DIR === undefined
       ? []
@@ -211,22 +226,27 @@ interface Run extends Row {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0 || !existsSync(SMTP_SOURCE) || !existsSync(POSTFIX_SCRIPT)) {
+  const withPostfix = SLOW_SYNC_US <= 0;
+  if (
+    !existsSync(SMTP_SOURCE) ||
+    (withPostfix && (process.getuid?.() !== 0 || !existsSync(POSTFIX_SCRIPT)))
+  ) {
     throw new Error('run as root with Debian postfix installed and ../shared/bench present');
   }
   const sides: OurSide[] = [];
   const runs: Run[] = [];
   try {
-    for (const suite of SUITES) sides.push(await startOurs(suite));
+    const slowSync = await slowSyncEnv();
+    for (const suite of SUITES) sides.push(await startOurs(suite, slowSync));
     // Rounds of (Postfix, then each of ours) per session count, so that both sides of a ratio
     // are measured minutes apart at most and a slow spell of the machine hits both.
     for (let round = 1; round <= ROUNDS; round++) {
       for (const sessions of SESSIONS) {
-        const base = await postfix(sessions);
-        runs.push({ ...base, round, vsPostfix: 1 });
+        const base = withPostfix ? await postfix(sessions) : undefined;
+        if (base !== undefined) runs.push({ ...base, round, vsPostfix: 1 });
         for (const side of sides) {
           const r = await side.run(sessions);
-          runs.push({ ...r, round, vsPostfix: r.perSecond / base.perSecond });
+          runs.push({ ...r, round, vsPostfix: r.perSecond / (base?.perSecond ?? NaN) });
         }
       }
     }
@@ -271,16 +291,24 @@ async function main(): Promise<void> {
             String(r.sessions),
             r.perSecond.toFixed(0),
             `${r.lowest.toFixed(0)}-${r.highest.toFixed(0)}`,
-            `${r.vsPostfix.toFixed(2)}x`,
+            Number.isNaN(r.vsPostfix) ? '—' : `${r.vsPostfix.toFixed(2)}x`,
             r.cpuUsPerMessage.toFixed(0),
           ]),
           notes: [
-            'Postfix: private instance, durable accept (queue file fsync before 250), relay to smtp-sink (../shared/bench/postfix-onehop.sh).',
+            ...(withPostfix
+              ? [
+                  'Postfix: private instance, durable accept (queue file fsync before 250), relay to smtp-sink (../shared/bench/postfix-onehop.sh).',
+                ]
+              : [
+                  `Slow disk: every fsync and fdatasync of our gateways waited ${SLOW_SYNC_US} µs first (bench/lib/slow-sync.c); Postfix left out.`,
+                ]),
             'AfterSMTP: serve on lmdb (queue fsync, group commit) before 250; SPF, DKIM, DMARC through a local unbound; one envelope sealed per DID, gateway-signed.',
-            `Each round measures Postfix (a fresh instance, warmed up with ${POSTFIX_WARMUP} messages) and then each of ours at one session count; "vs Postfix" is the median over rounds of each round's ratio. Ours are started once and warmed up with ${WARMUP} messages at 16 sessions (not reported).`,
+            withPostfix
+              ? `Each round measures Postfix (a fresh instance, warmed up with ${POSTFIX_WARMUP} messages) and then each of ours at one session count; "vs Postfix" is the median over rounds of each round's ratio. Ours are started once and warmed up with ${WARMUP} messages at 16 sessions (not reported).`
+              : `Ours are started once and warmed up with ${WARMUP} messages at 16 sessions (not reported).`,
             'CPU µs/msg: the serving process (Postfix: all its processes), from /proc; the median over rounds.',
           ],
-          json: { summary, runs },
+          json: { slowSyncUs: SLOW_SYNC_US, summary, runs },
         }),
     },
   ]);

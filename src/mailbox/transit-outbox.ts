@@ -3,8 +3,8 @@
  * delivery: the mailbox store puts a receipt's commitment in its transit outbox in the delivery's
  * own transaction (`DeliverWithReceipt.transitCommitment`), so the acknowledgement waits for that
  * one commit and fsync only. The outbox here appends those commitments to the log in groups
- * (one SQLite transaction, synchronous=FULL, every `intervalMs` or `maxBatch` commitments), then
- * empties them from the store's outbox.
+ * (one SQLite transaction, flushed to disk off the event loop, every `intervalMs` or `maxBatch`
+ * commitments), then empties them from the store's outbox.
  *
  * Guarantees:
  * - A receipt whose delivery resolved is in the log or in the store's outbox; `recover` (at start,
@@ -62,7 +62,7 @@ export class TransitOutbox {
     for (;;) {
       const batch = await this.#o.store.transitOutbox(RECOVER_BATCH);
       if (batch.length === 0) return total;
-      this.#o.log.append(batch);
+      await this.#o.log.append(batch);
       await this.#o.store.transitLogged(batch);
       total += batch.length;
     }
@@ -71,23 +71,23 @@ export class TransitOutbox {
   /** A commitment the store made durable in its outbox: appended within `intervalMs`. */
   add(commitment: Buffer): void {
     this.#pending.push(commitment);
-    if (this.#pending.length >= this.#maxBatch) this.#flushOrRetry();
-    else this.#timer ??= setTimeout(() => this.#flushOrRetry(), this.#intervalMs).unref();
+    if (this.#pending.length >= this.#maxBatch) void this.#flushOrRetry();
+    else this.#timer ??= setTimeout(() => void this.#flushOrRetry(), this.#intervalMs).unref();
   }
 
   /**
-   * Appends every pending commitment now, durably, in one transaction, and starts emptying them
-   * from the store's outbox. Throws when the append fails (the commitments stay in the store's
-   * outbox and are appended from there after `retryMs`).
+   * Appends every pending commitment now in one transaction, resolves once they are on disk, and
+   * starts emptying them from the store's outbox. Rejects when the append fails (the commitments
+   * stay in the store's outbox and are appended from there after `retryMs`).
    */
-  flush(): void {
+  async flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
     try {
-      this.#o.log.append(batch);
+      await this.#o.log.append(batch);
     } catch (err) {
       this.#retry();
       throw err;
@@ -114,17 +114,14 @@ export class TransitOutbox {
     }, this.#retryMs).unref();
   }
 
-  #flushOrRetry(): void {
-    try {
-      this.flush();
-    } catch (err) {
-      this.#o.onError(err);
-    }
+  /** Appends what is pending; a failure is told to `onError` (and retried from the store). */
+  #flushOrRetry(): Promise<void> {
+    return this.flush().catch(this.#o.onError);
   }
 
   /** The proof of `commitment` in the log, after appending what is pending. */
-  prove(commitment: Buffer): TransitProof | undefined {
-    if (this.#pending.length > 0) this.#flushOrRetry();
+  async prove(commitment: Buffer): Promise<TransitProof | undefined> {
+    if (this.#pending.length > 0) await this.#flushOrRetry();
     return this.#o.log.prove(commitment);
   }
 
@@ -134,7 +131,7 @@ export class TransitOutbox {
 
   /** Appends what is pending and waits for the store's outbox to be emptied of it. */
   async close(): Promise<void> {
-    this.#flushOrRetry();
+    await this.#flushOrRetry();
     clearTimeout(this.#timer);
     clearTimeout(this.#retryTimer);
     this.#closed = true;

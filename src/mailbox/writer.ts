@@ -132,7 +132,7 @@ export class MailboxWriter {
       // The first delivery's commitment is in the log or the outbox, unless it was stored before
       // there was an outbox: appended now, durably, before the answer.
       transit.add(transitCommitment(first));
-      transit.flush();
+      await transit.flush();
     }
     return { kind: 'duplicate', receipt: first };
   }

@@ -7,18 +7,34 @@
  *
  * Guarantees:
  * - Appends are idempotent per commitment: a receipt committed twice (a redelivery) has one leaf.
- * - `append` writes a group of commitments in one transaction (synchronous=FULL, as the
- *   ledger): when it returns, the leaves are on disk, so a checkpoint never covers a leaf that a
- *   crash could take back. The mailbox's transit outbox (src/mailbox/transit-outbox.ts) groups
- *   the receipts' commitments into it.
+ * - `append` writes a group of commitments in one transaction and resolves once the leaves are
+ *   on disk. The disk is not waited for on the event loop: the transaction commits without a
+ *   flush (WAL, synchronous=NORMAL), then the write-ahead file is flushed (fdatasync) on libuv's
+ *   thread pool. A slow disk delays the group, not every message the gateway is handling.
+ * - A checkpoint, a proof and `size` cover only leaves whose flush has completed (the durable
+ *   size), so no signed checkpoint covers a leaf that a crash could take back. A failed flush
+ *   stops the log: every later append fails (the commitments stay in the mailbox store's transit
+ *   outbox) until the gateway is restarted, because after a failed fdatasync the kernel may have
+ *   dropped the pages that SQLite counts as written.
+ * - The mailbox's transit outbox (src/mailbox/transit-outbox.ts) groups the receipts'
+ *   commitments into it.
  * - The database records its origin and verifier key on creation and refuses another
  *   (ERR_TRANSIT_KEY_MISMATCH), as the ledger does: one key never signs two logs' roots here.
  * - Checkpoints are signed once per size (Ed25519 is deterministic).
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { promisify } from 'node:util';
+import { dirname, join } from 'node:path';
 import { AfterSmtpError } from '../errors.js';
 import { LogStore, NoteSigner, signCheckpoint } from '../ledger/index.js';
 import { transitLeaf, transitOrigin } from './commitment.js';
@@ -37,16 +53,29 @@ export interface TransitProof {
   readonly checkpoint: string;
 }
 
+/** Flushes the log's write-ahead file to disk; the default runs fdatasync on libuv's pool. */
+export type WalFlush = () => Promise<void>;
+
 export class TransitLog {
   readonly origin: string;
   readonly #store: LogStore;
   readonly #signer: NoteSigner;
   readonly #find: Database.Statement<[Buffer], { idx: number }>;
   readonly #index: Database.Statement<[Buffer, number]>;
+  readonly #flushWal: WalFlush;
+  /** The write-ahead file, open for its flushes (none for ':memory:'). */
+  #walFd: number | undefined;
   #signed: { size: number; root: Buffer; note: string } | undefined;
+  /** Leaves on disk: what checkpoints and proofs may cover. */
+  #durableSize: number;
+  /** The first flush failure; the log takes no more appends once it is set. */
+  #failed: unknown;
 
-  /** Opens (creating) the log at `path`; the signer's name must be the domain's transit origin. */
-  constructor(path: string, domain: string, signer: NoteSigner) {
+  /**
+   * Opens (creating) the log at `path`; the signer's name must be the domain's transit origin.
+   * `flushWal` replaces the flush of the write-ahead file (tests).
+   */
+  constructor(path: string, domain: string, signer: NoteSigner, flushWal?: WalFlush) {
     this.origin = transitOrigin(domain);
     if (signer.name !== this.origin) {
       throw new TransitLogError(
@@ -64,10 +93,17 @@ export class TransitLog {
       this.#find = db.prepare('SELECT idx FROM commitments WHERE hash = ?');
       this.#index = db.prepare('INSERT INTO commitments (hash, idx) VALUES (?, ?)');
       this.#checkIdentity();
+      // Commits write the WAL without a flush; `append` flushes it off the event loop. What an
+      // earlier process left in the page cache is put on disk now, before it counts as durable.
+      db.pragma('synchronous = NORMAL');
+      if (path !== ':memory:') this.#walFd = openFlushed(`${path}-wal`);
     } catch (err) {
       this.#store.close();
       throw err;
     }
+    const fd = this.#walFd;
+    this.#flushWal = flushWal ?? (fd === undefined ? async () => {} : () => datasync(fd));
+    this.#durableSize = this.#store.size();
   }
 
   #checkIdentity(): void {
@@ -96,9 +132,13 @@ export class TransitLog {
     return this.#signer.publicKey;
   }
 
-  /** Appends the commitments not yet in the log, in one transaction; returns their leaf indices. */
-  append(commitments: readonly Buffer[]): number[] {
-    return this.#store.db
+  /**
+   * Appends the commitments not yet in the log, in one transaction, and resolves with their leaf
+   * indices once they are on disk (a commitment already logged: once its leaf is).
+   */
+  async append(commitments: readonly Buffer[]): Promise<number[]> {
+    if (this.#failed !== undefined) throw this.#stopped();
+    const indices = this.#store.db
       .transaction(() => {
         const out: number[] = [];
         const fresh = new Map<string, number>();
@@ -119,15 +159,38 @@ export class TransitLog {
         return out;
       })
       .immediate();
+    await this.#flushTo(this.#store.size());
+    return indices;
   }
 
+  /** Flushes the write-ahead file; leaves below `size` count as durable once it succeeds. */
+  async #flushTo(size: number): Promise<void> {
+    if (size <= this.#durableSize) return;
+    try {
+      await this.#flushWal();
+    } catch (err) {
+      this.#failed ??= err;
+      throw this.#stopped();
+    }
+    if (this.#failed !== undefined) throw this.#stopped();
+    this.#durableSize = Math.max(this.#durableSize, size);
+  }
+
+  #stopped(): TransitLogError {
+    return new TransitLogError(
+      'ERR_TRANSIT_FLUSH',
+      `the transit log could not be flushed to disk and takes no appends until the gateway restarts: ${String(this.#failed)}`,
+    );
+  }
+
+  /** Leaves on disk (a checkpoint's size). */
   size(): number {
-    return this.#store.size();
+    return this.#durableSize;
   }
 
   /** The signed checkpoint of the current tree (the anchorer's CheckpointSource). */
   checkpoint(): { size: number; root: Buffer; note: string } {
-    const size = this.#store.size();
+    const size = this.#durableSize;
     if (this.#signed?.size !== size) {
       const root = this.#store.root(size);
       this.#signed = {
@@ -144,10 +207,14 @@ export class TransitLog {
     return this.#find.get(commitment)?.idx;
   }
 
-  /** The inclusion proof of `commitment` in the current checkpoint; undefined if not logged. */
-  prove(commitment: Buffer): TransitProof | undefined {
+  /**
+   * The inclusion proof of `commitment` in the current checkpoint; undefined if not logged. A
+   * leaf whose append is still being flushed is flushed first.
+   */
+  async prove(commitment: Buffer): Promise<TransitProof | undefined> {
     const leafIndex = this.indexOf(commitment);
     if (leafIndex === undefined) return undefined;
+    if (leafIndex >= this.#durableSize) await this.#flushTo(this.#store.size());
     const cp = this.checkpoint();
     return {
       leafIndex,
@@ -164,7 +231,34 @@ export class TransitLog {
 
   close(): void {
     this.#store.close();
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#walFd = undefined;
   }
+}
+
+/** fdatasync on libuv's thread pool. */
+const datasync = promisify(fdatasync);
+
+/**
+ * At open, a blocking flush: the write-ahead file's data and its directory entry on disk (what
+ * an earlier process left in the page cache counts only once it is there). Returns the file,
+ * open for the flushes of later appends (SQLite keeps it while the database is open).
+ */
+function openFlushed(wal: string): number {
+  const dir = openSync(dirname(wal), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+  const fd = openSync(wal, 'r');
+  try {
+    fdatasyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
 }
 
 /** The seed of the transit log key in the data directory, made on first use (mode 0600). */

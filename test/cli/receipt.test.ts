@@ -56,12 +56,12 @@ describe('aftersmtp receipt: checking a hop', () => {
   const resolve = async () => published;
 
   async function answer(): Promise<{ res: GetTransitReceiptResponseMsg; proof: TransitProofMsg }> {
-    log.append([Buffer.alloc(32, 9), Buffer.alloc(32, 8)]);
-    log.append([transitCommitment(receipt)]);
-    log.append([Buffer.alloc(32, 7)]);
+    await log.append([Buffer.alloc(32, 9), Buffer.alloc(32, 8)]);
+    await log.append([transitCommitment(receipt)]);
+    await log.append([Buffer.alloc(32, 7)]);
     const anchoredNote = log.checkpoint().note;
     const cp = parseCheckpoint(parseNote(anchoredNote).text);
-    const proof = ownTransitProof(
+    const proof = await ownTransitProof(
       {
         log,
         anchored: () => ({

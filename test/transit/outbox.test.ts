@@ -64,7 +64,7 @@ describe('transit outbox', () => {
     assert.equal(log.size(), 0);
     // A proof asked for now appends the group first (one transaction) and verifies.
     const first = receipts[0] as (typeof receipts)[number];
-    const proof = outbox.prove(transitCommitment(first));
+    const proof = await outbox.prove(transitCommitment(first));
     assert.ok(proof !== undefined);
     assert.equal(verifyTransitProof(first, proof, signer.publicKey).size, 5);
     await outbox.close();
@@ -121,7 +121,7 @@ describe('transit outbox', () => {
     assert.equal(await outbox.recover(), 1);
     assert.equal(await outbox.recover(), 0);
     if (stored.kind !== 'stored') return;
-    const proof = outbox.prove(transitCommitment(stored.receipt));
+    const proof = await outbox.prove(transitCommitment(stored.receipt));
     assert.ok(proof !== undefined);
     verifyTransitProof(stored.receipt, proof, signer.publicKey);
     await outbox.close();

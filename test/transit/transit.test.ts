@@ -68,19 +68,19 @@ describe('transit log', () => {
     assert.notDeepEqual(transitCommitment(other), c);
   });
 
-  it('appends once per commitment and proves every receipt', () => {
+  it('appends once per commitment and proves every receipt', async () => {
     const first = receipts.map((r) => transitCommitment(r));
-    assert.deepEqual(log.append([...first, first[1] as Buffer]), [0, 1, 2, 3, 4, 5, 6, 1]);
-    assert.deepEqual(log.append([first[2] as Buffer]), [2]); // a redelivery
+    assert.deepEqual(await log.append([...first, first[1] as Buffer]), [0, 1, 2, 3, 4, 5, 6, 1]);
+    assert.deepEqual(await log.append([first[2] as Buffer]), [2]); // a redelivery
     assert.equal(log.size(), 7);
     for (const r of receipts) {
-      const p = log.prove(transitCommitment(r));
+      const p = await log.prove(transitCommitment(r));
       assert.ok(p !== undefined);
       const cp = verifyTransitProof(r, p, signer.publicKey);
       assert.equal(cp.origin, `${DOMAIN}/aftersmtp-transit/v1`);
       assert.equal(cp.size, 7);
     }
-    assert.equal(log.prove(randomBytes(32)), undefined);
+    assert.equal(await log.prove(randomBytes(32)), undefined);
   });
 
   it('holds hashes only', () => {
@@ -91,9 +91,9 @@ describe('transit log', () => {
     assert.ok(leafHash(transitLeaf(c)).length === 32);
   });
 
-  it('refuses a tampered receipt, proof, checkpoint or key with a typed error', () => {
+  it('refuses a tampered receipt, proof, checkpoint or key with a typed error', async () => {
     const r = receipts[4] as DeliveryReceipt;
-    const p = log.prove(transitCommitment(r));
+    const p = await log.prove(transitCommitment(r));
     assert.ok(p !== undefined);
     assert.throws(
       () =>
@@ -133,9 +133,9 @@ describe('transit log', () => {
     );
   });
 
-  it('property: any change to a proof, its index, size or checkpoint is refused, never verified', () => {
+  it('property: any change to a proof, its index, size or checkpoint is refused, never verified', async () => {
     const r = receipts[5] as DeliveryReceipt;
-    const p = log.prove(transitCommitment(r));
+    const p = await log.prove(transitCommitment(r));
     assert.ok(p !== undefined);
     const flip = (b: Buffer, at: number, bit: number): Buffer => {
       const c = Buffer.from(b);
@@ -175,6 +175,61 @@ describe('transit log', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('counts a leaf only once its flush to disk has completed, and stops after a failed flush', async () => {
+    const { dir: d, cleanup: clean } = tempDir();
+    const file = join(d, 'transit.sqlite');
+    const flushes: { resolve: () => void; reject: (e: Error) => void }[] = [];
+    const flushWal = () =>
+      new Promise<void>((resolve, reject) => void flushes.push({ resolve, reject }));
+    const slow = new TransitLog(file, DOMAIN, signer, flushWal);
+    try {
+      const [a, b, c] = receipts.map((r) => transitCommitment(r));
+      const appended = slow.append([a as Buffer]);
+      // Committed, not yet on disk: no checkpoint, proof or size covers the leaf.
+      assert.equal(flushes.length, 1);
+      assert.equal(slow.size(), 0);
+      assert.equal(parseCheckpoint(parseNote(slow.checkpoint().note).text).size, 0);
+      const proof = slow.prove(a as Buffer); // waits for a flush of its own
+      flushes[0]?.resolve();
+      assert.deepEqual(await appended, [0]);
+      assert.equal(slow.size(), 1);
+      flushes[1]?.resolve();
+      assert.equal((await proof)?.treeSize, 1);
+
+      const failing = slow.append([b as Buffer]);
+      flushes[2]?.reject(new Error('EIO: i/o error, fdatasync'));
+      await assert.rejects(failing, (err: unknown) => {
+        assert.ok(err instanceof TransitLogError);
+        assert.equal(err.code, 'ERR_TRANSIT_FLUSH');
+        assert.match(err.message, /EIO/);
+        return true;
+      });
+      assert.equal(slow.size(), 1);
+      assert.equal(parseCheckpoint(parseNote(slow.checkpoint().note).text).size, 1);
+      // Stopped: no more appends, nothing written, until the log is opened again.
+      await assert.rejects(slow.append([c as Buffer]), { code: 'ERR_TRANSIT_FLUSH' });
+      assert.equal(flushes.length, 3);
+    } finally {
+      slow.close();
+    }
+    // Opened again (the restart): what the failed group committed is flushed at open and counts.
+    const reopened = new TransitLog(file, DOMAIN, signer);
+    try {
+      assert.equal(reopened.size(), 2);
+      assert.ok(
+        (await reopened.prove(transitCommitment(receipts[1] as DeliveryReceipt))) !== undefined,
+      );
+      assert.deepEqual(
+        await reopened.append([transitCommitment(receipts[2] as DeliveryReceipt)]),
+        [2],
+      );
+      assert.equal(reopened.size(), 3);
+    } finally {
+      reopened.close();
+      clean();
+    }
   });
 
   it('refuses to reopen the log with another key', () => {

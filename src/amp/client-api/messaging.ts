@@ -311,7 +311,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
           if (r.gateway !== deps.gateway.did) {
             proof = await transit.peer(parseDid(r.gateway).domain, commitment);
           } else if (transit.own !== undefined) {
-            proof = ownTransitProof(transit.own, commitment);
+            proof = await ownTransitProof(transit.own, commitment);
           } else {
             throw refuse(
               status.UNAVAILABLE,

@@ -208,16 +208,14 @@ export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', '
 
 type Handler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Res;
 
+/** A unary method: `fn`'s answer (or what it resolves to), or its error mapped to a status. */
 function unary<Req, Res>(
   name: string,
   log: ClientApiLogger,
-  fn: Handler<Req, Res>,
+  fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    let res: Res;
-    try {
-      res = fn(call.request, call);
-    } catch (err) {
+    const fail = (err: unknown): void => {
       const mapped = toGrpcStatus(err);
       if (mapped.transaction !== undefined) {
         log.error(
@@ -226,9 +224,16 @@ function unary<Req, Res>(
         );
       }
       callback(mapped.status, null, mapped.status.metadata);
+    };
+    let res: Res | Promise<Res>;
+    try {
+      res = fn(call.request, call);
+    } catch (err) {
+      fail(err);
       return;
     }
-    callback(null, res);
+    if (res instanceof Promise) res.then((r) => callback(null, r), fail);
+    else callback(null, res);
   };
 }
 

@@ -51,8 +51,11 @@ export interface TransitSource {
 }
 
 /** The proof of `commitment` in this gateway's own log; ERR_TRANSIT_UNKNOWN (NOT_FOUND) if absent. */
-export function ownTransitProof(src: TransitSource, commitment: Buffer): TransitProofMsg {
-  const p = src.log.prove(commitment);
+export async function ownTransitProof(
+  src: TransitSource,
+  commitment: Buffer,
+): Promise<TransitProofMsg> {
+  const p = await src.log.prove(commitment);
   if (p === undefined) {
     throw new ClientApiRefusal(
       status.NOT_FOUND,
