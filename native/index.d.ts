@@ -45,8 +45,9 @@ export declare class MlDsa65Key {
   sign(message: Buffer, context: Buffer, rnd?: Buffer | undefined | null): Buffer
   /**
    * `sign` on the libuv thread pool (about 0.2-1 ms of CPU per signature), so signing does
-   * not block the event loop; the pool thread does not preempt it either (`background`). Arguments are checked first: bad ones throw synchronously with
-   * the same codes as `sign`. Absent `rnd` is drawn from the OS CSPRNG before the task runs.
+   * not block the event loop; the pool thread does not preempt it either (`background`).
+   * Arguments are checked first: bad ones throw synchronously with the same codes as `sign`.
+   * Absent `rnd` is drawn from the OS CSPRNG before the task runs.
    */
   signAsync(message: Buffer, context: Buffer, rnd?: Buffer | undefined | null): Promise<Buffer>
   /** The 32-byte seed. Throws `ERR_CRYPTO_KEY` for a key built with `fromExpanded`. */
@@ -215,9 +216,8 @@ export declare function hashcashSearch(prefix: Buffer, bits: number, start: numb
 
 /**
  * `hashcashSearch` on the libuv thread pool, so minting does not block the event loop (nor,
- * through `background`, preempt it). The
- * arguments are checked before the task starts: bad ones throw synchronously with the same
- * codes as `hashcashSearch`.
+ * through `background`, preempt it). The arguments are checked before the task starts: bad
+ * ones throw synchronously with the same codes as `hashcashSearch`.
  */
 export declare function hashcashSearchAsync(prefix: Buffer, bits: number, start: number, count: number): Promise<number | null>
 

@@ -107,9 +107,8 @@ impl napi::Task for HashcashSearchTask {
 }
 
 /// `hashcashSearch` on the libuv thread pool, so minting does not block the event loop (nor,
-/// through `background`, preempt it). The
-/// arguments are checked before the task starts: bad ones throw synchronously with the same
-/// codes as `hashcashSearch`.
+/// through `background`, preempt it). The arguments are checked before the task starts: bad
+/// ones throw synchronously with the same codes as `hashcashSearch`.
 #[napi(ts_return_type = "Promise<number | null>")]
 pub fn hashcash_search_async(
     prefix: BufferSlice<'_>,
@@ -490,8 +489,9 @@ impl MlDsa65Key {
     }
 
     /// `sign` on the libuv thread pool (about 0.2-1 ms of CPU per signature), so signing does
-    /// not block the event loop; the pool thread does not preempt it either (`background`). Arguments are checked first: bad ones throw synchronously with
-    /// the same codes as `sign`. Absent `rnd` is drawn from the OS CSPRNG before the task runs.
+    /// not block the event loop; the pool thread does not preempt it either (`background`).
+    /// Arguments are checked first: bad ones throw synchronously with the same codes as `sign`.
+    /// Absent `rnd` is drawn from the OS CSPRNG before the task runs.
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn sign_async(
         &self,
