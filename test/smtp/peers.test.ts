@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { DOMAIN, message, startSmtpGateway, type SmtpGateway } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 
@@ -77,19 +78,17 @@ describe('SMTP on-ramp with real peers', () => {
         assert.equal(got.envelope.origin?.helo, 'peer.localdomain');
         assert.equal(got.envelope.origin?.mailFrom, 'someone@peer.test');
         assert.match(got.opened.content.toString(), /Received: from peer\.localdomain/);
-        // Postfix logs the refusal of the unknown recipient with our reply.
-        const deadline = Date.now() + 20_000;
-        while (
-          !/nobody@example\.org.*said: 550 5\.1\.1/.test(postfix.log()) &&
-          Date.now() < deadline
-        ) {
-          await new Promise((r) => setTimeout(r, 200));
-        }
-        assert.match(postfix.log(), /<nobody@example\.org>.*said: 550 5\.1\.1/);
-        assert.match(
-          postfix.log(),
-          /<alice@example\.org>.*status=sent \(250 2\.0\.0 Ok: queued as /,
-        );
+        // Postfix logs the refusal of the unknown recipient with our reply, and alice's delivery
+        // with our 250; each line is written when Postfix gets to it, so both are waited for.
+        const refused = /<nobody@example\.org>.*said: 550 5\.1\.1/;
+        const sent = /<alice@example\.org>.*status=sent \(250 2\.0\.0 Ok: queued as /;
+        await until(
+          'Postfix logs both recipients',
+          () => refused.test(postfix?.log() ?? '') && sent.test(postfix?.log() ?? ''),
+          { ms: 20_000, everyMs: 200 },
+        ).catch(() => undefined);
+        assert.match(postfix.log(), refused);
+        assert.match(postfix.log(), sent);
       } finally {
         await postfix?.stop();
       }
