@@ -64,7 +64,8 @@ import {
   nonceFromMsg,
   timeToMsg,
 } from './messages.js';
-import { ClientApiRefusal, PipelineRefusal, refusalToStatus, toGrpcStatus } from './status.js';
+import { ClientApiRefusal, PipelineRefusal, refusalToStatus } from './status.js';
+import { statusOf, unary } from './unary.js';
 import {
   ownTransitProof,
   type GetTransitReceiptResponseMsg,
@@ -143,38 +144,15 @@ function storeRefusal(err: unknown): unknown {
   }
 }
 
-function fail(
-  name: string,
-  log: MessagingLogger,
-  err: unknown,
-  peer: string,
-): ReturnType<typeof toGrpcStatus> {
-  const mapped = toGrpcStatus(storeRefusal(err));
-  if (mapped.transaction !== undefined) {
-    log.error(
-      { err, method: name, transaction: mapped.transaction, peer },
-      'client API internal error',
-    );
-  }
-  return mapped;
-}
-
 type Call = { metadata: { get(key: string): unknown[] }; getPeer(): string };
 
+/** A messaging method: the mailbox store's errors are named before the shared mapping. */
 function asyncUnary<Req, Res>(
   name: string,
   log: MessagingLogger,
   fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return (call, callback) => {
-    fn(call.request, call).then(
-      (res) => callback(null, res),
-      (err: unknown) => {
-        const mapped = fail(name, log, err, call.getPeer());
-        callback(mapped.status, null, mapped.status.metadata);
-      },
-    );
-  };
+  return unary(name, log, fn, storeRefusal);
 }
 
 export function messagingService(deps: MessagingDeps, log: MessagingLogger): MessagingService {
@@ -433,7 +411,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       ),
       FetchInbox: (call: ServerWritableStream<FetchInboxRequestMsg, InboxItemMsg>) => {
         fetchInbox(call).catch((err: unknown) => {
-          const mapped = fail('FetchInbox', log, err, call.getPeer());
+          const mapped = statusOf('FetchInbox', log, err, call.getPeer(), storeRefusal);
           call.emit('error', mapped.status);
         });
       },

@@ -26,7 +26,6 @@ import {
   setLogger,
   type ServiceDefinition,
   type ServerUnaryCall,
-  type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -62,7 +61,7 @@ import {
   type ClientApiRequestMetrics,
   type LedgerOperation,
 } from './request-metrics.js';
-import { toGrpcStatus } from './status.js';
+import { unary } from './unary.js';
 import {
   commitmentFromMsg,
   ownTransitProof,
@@ -207,35 +206,6 @@ export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
 export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);
 
 type Handler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Res;
-
-/** A unary method: `fn`'s answer (or what it resolves to), or its error mapped to a status. */
-function unary<Req, Res>(
-  name: string,
-  log: ClientApiLogger,
-  fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return (call, callback) => {
-    const fail = (err: unknown): void => {
-      const mapped = toGrpcStatus(err);
-      if (mapped.transaction !== undefined) {
-        log.error(
-          { err, method: name, transaction: mapped.transaction, peer: call.getPeer() },
-          'client API internal error',
-        );
-      }
-      callback(mapped.status, null, mapped.status.metadata);
-    };
-    let res: Res | Promise<Res>;
-    try {
-      res = fn(call.request, call);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    if (res instanceof Promise) res.then((r) => callback(null, r), fail);
-    else callback(null, res);
-  };
-}
 
 /**
  * A ledger write (register, rotate, revoke): logged at info with the DID, the leaf and the
