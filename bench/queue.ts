@@ -8,8 +8,14 @@
  * Every figure is "commit() resolved", i.e. durable. nats and rabbitmq rows appear when their
  * servers answer at AFTERSMTP_NATS_URL / AFTERSMTP_AMQP_URL (scripts/services/*.sh start).
  *
+ * A second table follows one message through the whole lmdb queue as the delivery worker sees it
+ * (enqueue, lease, settle; 64 producers and one lease loop), with the hand-off (new entries
+ * leased as they commit, src/queue/lmdb.ts) and without it (each job leased by a transaction of
+ * its own, the baseline), interleaved: messages a second and the process's CPU per message.
+ *
  * Run: `node dist/bench/queue.js` (BENCH_SECONDS: seconds per figure, default 0.4, at least 1 s
- * is used per figure here). It reports; it never asserts.
+ * is used per figure here; QUEUE_CYCLE_MESSAGES, default 20000 per cycle run). It reports; it
+ * never asserts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +29,8 @@ import { measureBackends, type Backend } from './lib/backends.js';
 import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './lib/measure.js';
 
 const CONCURRENCY = [1, 16, 256];
+const CYCLE_MESSAGES = Number(process.env.QUEUE_CYCLE_MESSAGES ?? 20_000);
+const CYCLE_PRODUCERS = 64;
 const BODY = randomBytes(4096);
 
 /** One entry (one recipient, 4 KiB) begun, filled and committed. */
@@ -96,6 +104,65 @@ const BACKENDS: Backend<DeliveryQueue>[] = [
   },
 ];
 
+interface CycleFigure {
+  readonly handOff: boolean;
+  readonly messagesPerSecond: number;
+  readonly cpuUsPerMessage: number;
+}
+
+/** `CYCLE_MESSAGES` entries enqueued by 64 producers, leased by one loop and settled delivered. */
+async function cycle(handOff: boolean): Promise<CycleFigure> {
+  const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-bench-queue-'));
+  const queue = new LmdbQueue({ path: dir, handOff, bounce });
+  let begun = 0;
+  let settled = 0;
+  const produce = async (): Promise<void> => {
+    while (begun < CYCLE_MESSAGES) {
+      const tx = queue.begin({
+        messageId: `cycle-${begun++}`,
+        sender: 'a@b.example',
+        senderKind: 'legacy',
+      });
+      tx.addRecipient({ address: 'r@rcpt.example', destination: 'smtp:rcpt.example' });
+      tx.body(BODY);
+      await tx.commit();
+    }
+  };
+  const deliver = async (): Promise<void> => {
+    while (settled < CYCLE_MESSAGES) {
+      const leases = await queue.lease(CYCLE_PRODUCERS, 200);
+      await Promise.all(
+        leases.map(async (l) => {
+          await l.settle([{ recipient: 'r@rcpt.example', status: 'delivered' }]);
+          settled++;
+        }),
+      );
+    }
+  };
+  try {
+    const cpu = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    await Promise.all([...Array.from({ length: CYCLE_PRODUCERS }, produce), deliver()]);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const used = process.cpuUsage(cpu);
+    return {
+      handOff,
+      messagesPerSecond: CYCLE_MESSAGES / seconds,
+      cpuUsPerMessage: (used.user + used.system) / CYCLE_MESSAGES,
+    };
+  } finally {
+    await queue.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
 await runSections([
   {
     id: 'enqueue',
@@ -134,6 +201,34 @@ await runSections([
           ...c,
           ratioToBaseline: ratio(c.opsPerSecond, baseline(c.concurrency)),
         })),
+      };
+    },
+  },
+  {
+    id: 'cycle',
+    title: `Enqueue, lease and settle, lmdb, ${CYCLE_PRODUCERS} producers and one lease loop, 4 KiB`,
+    async run() {
+      const runs: CycleFigure[] = [];
+      for (let round = 0; round < 3; round++) runs.push(await cycle(false), await cycle(true));
+      const of = (handOff: boolean) => runs.filter((r) => r.handOff === handOff);
+      const rate = (handOff: boolean) => median(of(handOff).map((r) => r.messagesPerSecond));
+      const cpu = (handOff: boolean) => median(of(handOff).map((r) => r.cpuUsPerMessage));
+      const rows = [false, true].map((handOff) => [
+        handOff ? 'hand-off (default)' : 'a lease transaction per lease call',
+        formatOps(rate(handOff)),
+        of(handOff)
+          .map((r) => formatOps(r.messagesPerSecond))
+          .join(', '),
+        cpu(handOff).toFixed(0),
+        formatRatio(ratio(rate(handOff), rate(false))),
+      ]);
+      return {
+        headers: ['lmdb queue', 'messages/s (median)', 'runs', 'CPU µs/msg', 'vs baseline'],
+        rows,
+        notes: [
+          `${CYCLE_MESSAGES} messages per run, three runs each, interleaved; CPU: this process (user + system).`,
+        ],
+        json: runs,
       };
     },
   },

@@ -11,6 +11,14 @@
  * leased by a process that died is due again when the lease expires, also after a restart; and
  * sooner: each open queue registers as a lease holder (holders.ts), and a queue opening (and a
  * working queue, every HOLDERS_CHECK_MS) makes the leases of holders that are gone due at once.
+ *
+ * Hand-off: a new entry's jobs are leased to this queue in the transaction that commits them, and
+ * handed to the next `lease` call from memory once the commit is durable, so a message that is
+ * delivered at once costs no lease transaction of its own. They are leases like any other (a
+ * process that dies with them in memory gives them back as above); while more than
+ * HAND_OFF_MAX_JOBS jobs or HAND_OFF_MAX_BYTES of bodies wait, new entries are committed due
+ * instead, and a hand-off with less than half its lease left is dropped from memory and comes
+ * back due when its lease expires.
  */
 import { randomBytes } from 'node:crypto';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
@@ -38,6 +46,10 @@ import {
 /** How often a working queue looks for other holders that died (processes sharing it). */
 export const HOLDERS_CHECK_MS = 5000;
 
+/** Bounds of the jobs leased at commit that wait in memory for `lease` (the hand-off). */
+export const HAND_OFF_MAX_JOBS = 1024;
+export const HAND_OFF_MAX_BYTES = 64 * 1024 * 1024;
+
 export interface LmdbQueueOptions {
   /** Directory of the LMDB environment (created if missing). */
   readonly path: string;
@@ -46,6 +58,11 @@ export interface LmdbQueueOptions {
   readonly leaseMs?: number;
   /** Share one sync between concurrent commits (default true). */
   readonly groupCommit?: boolean;
+  /**
+   * Lease a new entry's jobs to this queue as they commit and hand them to `lease` from memory
+   * (default true); off, every job waits for a lease transaction (the benchmark's baseline).
+   */
+  readonly handOff?: boolean;
   readonly bounce: BounceOptions;
   readonly random?: Random;
   readonly clock?: () => number;
@@ -80,6 +97,12 @@ interface Leased {
   readonly body: Buffer;
 }
 
+/** A job leased in the transaction that committed it, waiting in memory for `lease`. */
+interface HandOff extends Leased {
+  /** When its lease expires (its schedule key). */
+  readonly until: number;
+}
+
 export class LmdbQueue implements DeliveryQueue {
   readonly backend = 'lmdb' as const;
   readonly store: LmdbStore;
@@ -97,6 +120,10 @@ export class LmdbQueue implements DeliveryQueue {
   private readonly holder = randomBytes(6).toString('hex');
   /** When the other holders were last looked at (for processes sharing the queue). */
   private holdersCheckedAt = 0;
+  /** Jobs leased at commit, oldest first, and their bodies' bytes (with those being committed). */
+  private handOffs: HandOff[] = [];
+  private handOffBytes = 0;
+  private handOffJobs = 0;
 
   constructor(private readonly options: LmdbQueueOptions) {
     this.store = new LmdbStore(options.path);
@@ -176,17 +203,70 @@ export class LmdbQueue implements DeliveryQueue {
 
   private async persist(entryId: string, jobs: JobRecord[], body: Uint8Array): Promise<void> {
     this.options.space?.admit('a new queue entry');
-    await this.durable(() => this.writeEntry(entryId, jobs, body));
+    const reserved = this.reserveHandOff(jobs.length, body.byteLength);
+    let handed: HandOff[] = [];
+    try {
+      let leased: HandOff[] = [];
+      await this.durable(() => {
+        leased = this.writeEntry(entryId, jobs, body, reserved);
+      });
+      handed = leased;
+    } finally {
+      if (reserved) this.releaseHandOff(jobs.length - handed.length, body.byteLength);
+    }
+    this.handOffs.push(...handed);
     this.wake();
   }
 
-  private writeEntry(entryId: string, jobs: JobRecord[], body: Uint8Array): void {
+  /** Room in the hand-off for `jobs` jobs of one body (taken now; released when not used). */
+  private reserveHandOff(jobs: number, bodyBytes: number): boolean {
+    if (
+      this.options.handOff === false ||
+      this.handOffJobs + jobs > HAND_OFF_MAX_JOBS ||
+      this.handOffBytes + jobs * bodyBytes > HAND_OFF_MAX_BYTES
+    ) {
+      return false;
+    }
+    this.handOffJobs += jobs;
+    this.handOffBytes += jobs * bodyBytes;
+    return true;
+  }
+
+  private releaseHandOff(jobs: number, bodyBytes: number): void {
+    this.handOffJobs -= jobs;
+    this.handOffBytes -= jobs * bodyBytes;
+  }
+
+  /**
+   * Inside a write transaction: the entry and its jobs, each due jobs leased to this queue when
+   * `handOff` (held jobs and jobs with nothing due are written as they are); the leases made.
+   */
+  private writeEntry(
+    entryId: string,
+    jobs: readonly JobRecord[],
+    body: Uint8Array,
+    handOff = false,
+  ): HandOff[] {
     this.store.putEntry(
       entryId,
       jobs.map((j) => j.jobId),
       body,
     );
-    for (const j of jobs) this.store.putJob(j);
+    const now = this.clock();
+    const leased: HandOff[] = [];
+    for (const j of jobs) {
+      const recipients = handOff && !j.held ? dueRecipients(j, now) : [];
+      if (recipients.length === 0) {
+        this.store.putJob(j);
+        continue;
+      }
+      const token = `${this.holder}:${randomBytes(8).toString('hex')}`;
+      const until = now + this.leaseMs;
+      const stored = this.store.putJob({ ...j, deliveries: j.deliveries + 1 }, token, until);
+      const job = { ...stored, deliveries: j.deliveries };
+      leased.push({ job, token, recipients, body: Buffer.from(body), until });
+    }
+    return leased;
   }
 
   private wake(): void {
@@ -199,8 +279,12 @@ export class LmdbQueue implements DeliveryQueue {
     this.checkOpen();
     const deadline = this.clock() + waitMs;
     for (;;) {
-      const leased = await this.leaseNow(max);
-      if (leased.length > 0 || this.closed) return leased;
+      const handed = this.takeHandOffs(max);
+      const rest = max - handed.length;
+      const leased = rest > 0 && this.worthLeasing(handed.length) ? await this.leaseNow(rest) : [];
+      if (handed.length > 0 || leased.length > 0 || this.closed) {
+        return [...handed, ...leased].map((l) => this.toLease(l));
+      }
       const now = this.clock();
       if (now >= deadline) return [];
       const first = firstKey(this.store.schedule.getKeys({ limit: 1 })) as
@@ -217,7 +301,38 @@ export class LmdbQueue implements DeliveryQueue {
     }
   }
 
-  private async leaseNow(max: number): Promise<Lease[]> {
+  /**
+   * Up to `max` hand-offs, oldest first; one with less than half its lease left is dropped (its
+   * schedule key brings it back when the lease expires).
+   */
+  private takeHandOffs(max: number): Leased[] {
+    const now = this.clock();
+    const out: Leased[] = [];
+    let taken = 0;
+    while (out.length < max && taken < this.handOffs.length) {
+      const h = this.handOffs[taken++] as HandOff;
+      this.releaseHandOff(1, h.body.byteLength);
+      if (h.until - now >= this.leaseMs / 2) out.push(h);
+    }
+    this.handOffs.splice(0, taken);
+    return out;
+  }
+
+  /**
+   * Whether a lease transaction may find anything: always when no hand-off was taken (as before
+   * the hand-off), otherwise only if a job is due in the store or the other holders are due
+   * for a look, so that jobs handed off cost no transaction of their own.
+   */
+  private worthLeasing(handed: number): boolean {
+    if (handed === 0) return true;
+    const now = this.clock();
+    if (now - this.holdersCheckedAt >= (this.options.holdersCheckMs ?? HOLDERS_CHECK_MS)) {
+      return true;
+    }
+    return firstKey(this.store.schedule.getKeys({ end: [now + 1], limit: 1 })) !== undefined;
+  }
+
+  private async leaseNow(max: number): Promise<Leased[]> {
     const now = this.clock();
     const out: Leased[] = [];
     const store = this.store;
@@ -241,7 +356,7 @@ export class LmdbQueue implements DeliveryQueue {
         if (leased) out.push(leased);
       }
     });
-    return out.map((l) => this.toLease(l));
+    return out;
   }
 
   /** Inside a write transaction: lease one scheduled job, or quarantine what cannot be read. */
@@ -352,6 +467,8 @@ export class LmdbQueue implements DeliveryQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Hand-offs not taken are leases still out (below).
+    this.handOffs = [];
     this.wake();
     await this.serial.catch(() => undefined);
     // Leases still out are orphaned now: the next queue to open makes them due at once (and

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { LmdbQueue } from '../../src/queue/lmdb.js';
+import { HAND_OFF_MAX_JOBS, LmdbQueue, decodeStoredJob } from '../../src/queue/lmdb.js';
 import { QueueStateError } from '../../src/queue/errors.js';
 import { FAST_RETRY, enqueue, leaseAll, queueContract, rcpt, type Harness } from './contract.js';
 
@@ -34,7 +34,106 @@ queueContract('lmdb', async ({ retry, leaseMs }): Promise<Harness> => {
   };
 });
 
+/** Every job in the store, as stored. */
+function storedJobs(queue: LmdbQueue) {
+  return [...queue.store.jobs.getRange()].map(({ value }) => decodeStoredJob(value));
+}
+
+/** Counts the write transactions `queue` starts while `fn` runs. */
+async function transactionsDuring(queue: LmdbQueue, fn: () => Promise<unknown>): Promise<number> {
+  const root = queue.store.root;
+  const original = root.transaction;
+  let count = 0;
+  root.transaction = ((cb: () => unknown) => {
+    count++;
+    return original.call(root, cb);
+  }) as typeof root.transaction;
+  try {
+    await fn();
+  } finally {
+    root.transaction = original;
+  }
+  return count;
+}
+
 describe('lmdb queue', () => {
+  it('leases a new entry to itself as it commits, and hands it out with no lease transaction', async () => {
+    const dir = tempQueueDir();
+    const open = () =>
+      new LmdbQueue({ path: dir, leaseMs: 600_000, bounce: { reportingMta: 'mx.test' } });
+    const a = open();
+    const b = open();
+    try {
+      const before = Date.now();
+      await enqueue(a, [rcpt('x@rcpt.example'), rcpt('y@rcpt.example')], { messageId: 'hot' });
+      const [stored] = storedJobs(a);
+      assert.ok(stored);
+      assert.notEqual(stored.leaseToken, '', 'leased in the committing transaction');
+      assert.ok(stored.scheduledAt >= before + 600_000, 'its schedule key is the lease expiry');
+      assert.equal(stored.deliveries, 1);
+      assert.deepEqual(await b.lease(1, 0), [], 'another live holder does not take it');
+      let leases: Awaited<ReturnType<LmdbQueue['lease']>> = [];
+      const transactions = await transactionsDuring(a, async () => {
+        leases = await a.lease(4, 0);
+      });
+      assert.equal(transactions, 0);
+      const [l] = leases;
+      assert.equal(leases.length, 1);
+      assert.equal(l?.job.messageId, 'hot');
+      assert.equal(l?.job.deliveries, 0, 'no earlier delivery');
+      assert.deepEqual([...(l?.job.recipients ?? [])].sort(), ['x@rcpt.example', 'y@rcpt.example']);
+      assert.equal(Buffer.from(l?.job.body ?? []).toString(), 'Subject: hi\r\n\r\nhello\r\n');
+      await l?.settle([
+        { recipient: 'x@rcpt.example', status: 'delivered' },
+        { recipient: 'y@rcpt.example', status: 'delivered' },
+      ]);
+      assert.deepEqual(storedJobs(a), []);
+      assert.deepEqual(await a.lease(1, 0), []);
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('commits entries due when the hand-off is full, and drops a hand-off with half its lease gone', async () => {
+    const dir = tempQueueDir();
+    let now = 1_700_000_000_000;
+    const queue = new LmdbQueue({
+      path: dir,
+      leaseMs: 1000,
+      clock: () => now,
+      bounce: { reportingMta: 'mx.test' },
+    });
+    try {
+      await Promise.all(
+        Array.from({ length: HAND_OFF_MAX_JOBS + 1 }, (_, i) =>
+          enqueue(queue, [rcpt('x@rcpt.example')], { messageId: `full-${i}` }),
+        ),
+      );
+      const due = storedJobs(queue).filter((j) => j.leaseToken === '');
+      assert.equal(due.length, 1, 'one past the bound is committed due');
+      const leases = await queue.lease(HAND_OFF_MAX_JOBS + 10, 0);
+      assert.equal(leases.length, HAND_OFF_MAX_JOBS + 1, 'the hand-offs and the due one');
+      assert.ok(leases.some((l) => l.job.messageId === due[0]?.messageId));
+      await Promise.all(
+        leases.map((l) => l.settle([{ recipient: 'x@rcpt.example', status: 'delivered' }])),
+      );
+
+      await enqueue(queue, [rcpt('x@rcpt.example')], { messageId: 'late' });
+      now += 600; // 400 ms of the 1,000 ms lease left
+      assert.deepEqual(await queue.lease(1, 0), [], 'not handed out, and not due yet');
+      now += 400;
+      const [back] = await queue.lease(1, 0);
+      assert.equal(back?.job.messageId, 'late', 'due when its lease expires');
+      assert.equal(back?.job.deliveries, 1, 'the lease at commit counts');
+      await back?.settle([{ recipient: 'x@rcpt.example', status: 'delivered' }]);
+    } finally {
+      await queue.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to settle a lease that expired and was handed out again', async () => {
     const dir = tempQueueDir();
     const queue = new LmdbQueue({
