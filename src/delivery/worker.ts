@@ -34,7 +34,6 @@
  * stop() stops leasing and waits for the jobs in hand; an unsettled lease simply expires.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHash } from 'node:crypto';
 import { AfterSmtpError } from '../errors.js';
 import { isRoutine } from '../log.js';
 import { formatDid, parseDid } from '../identity/did.js';
@@ -45,7 +44,7 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec
 import { sealEnvelope } from '../envelope/envelope.js';
 import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
 import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
-import type { DeliveryReceipt } from '../envelope/receipt.js';
+import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
 import { ampDestination } from '../pipeline/addresses.js';
 import { localState, type LedgerView } from '../pipeline/recipients.js';
@@ -413,7 +412,7 @@ export class DeliveryWorker {
     if (this.#now() >= env.expiresAt) {
       return this.#all(job, 'permanent', 'ERR_ENVELOPE_EXPIRED: the message expired in the queue');
     }
-    const ciphertextHash = createHash('sha256').update(env.ciphertext).digest();
+    const hash = ciphertextHash(env);
     const out: DeliveryOutcome[] = [];
     for (const recipient of job.recipients) {
       if (!env.wraps.some((w) => w.recipient === recipient)) {
@@ -430,7 +429,7 @@ export class DeliveryWorker {
           messageId: env.messageId,
           sender: env.sender,
           expiresAt: env.expiresAt,
-          ciphertextHash,
+          ciphertextHash: hash,
           envelope: job.body,
         }),
       );
@@ -518,7 +517,7 @@ export class DeliveryWorker {
           messageId: signed.messageId,
           sender: signed.sender,
           expiresAt: signed.expiresAt,
-          ciphertextHash: createHash('sha256').update(signed.ciphertext).digest(),
+          ciphertextHash: ciphertextHash(signed),
           envelope: encodeEnvelope(signed, { maxBytes: this.#o.maxEnvelopeBytes }),
           // A retried bounce is stored once: its id is the notice's queue message id.
           storeId: job.messageId,

@@ -7,6 +7,7 @@
  * Guarantees: verifyReceipt returns only if the receipt names the given gateway record and its
  * signature verifies (both halves for hybrid-v1); decodeStoredReceipt validates every field.
  */
+import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { CryptoError, InputError } from '../errors.js';
 import { lp, u64be } from '../identity/lp.js';
@@ -27,6 +28,11 @@ export interface DeliveryReceipt {
 }
 
 export type UnsignedReceipt = Omit<DeliveryReceipt, 'signature' | 'gateway' | 'gatewayKeyId'>;
+
+/** The ciphertext hash a receipt names: SHA-256 of the envelope's ciphertext. */
+export function ciphertextHash(envelope: { readonly ciphertext: Uint8Array }): Buffer {
+  return createHash('sha256').update(envelope.ciphertext).digest();
+}
 
 /** lp(label, gateway, key id, message id, ciphertext hash, recipient, sender, u64 time). */
 export function receiptTranscript(r: Omit<DeliveryReceipt, 'signature'>): Buffer {

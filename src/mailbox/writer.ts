@@ -67,6 +67,12 @@ export function folderOf(envelope: Uint8Array): MailboxFolder {
   }
 }
 
+/** What a receipt names of a delivery. */
+export type ReceiptFor = Pick<
+  MailboxDelivery,
+  'recipient' | 'messageId' | 'sender' | 'ciphertextHash'
+>;
+
 export type MailboxResult =
   | { readonly kind: 'stored' | 'duplicate'; readonly receipt: DeliveryReceipt }
   | { readonly kind: 'conflict' };
@@ -93,9 +99,14 @@ export class MailboxWriter {
     this.#now = options.now ?? Date.now;
   }
 
-  async deliver(d: MailboxDelivery): Promise<MailboxResult> {
+  /**
+   * The receipt `deliver` would sign for `d`, signed now: a caller that knows the envelope's
+   * ciphertext before it can store it (the on-ramp, while the gateway signature is being made)
+   * passes it to `deliver`, so the two signatures are made side by side on the thread pool.
+   */
+  signReceipt(d: ReceiptFor): Promise<DeliveryReceipt> {
     // The receipt's ML-DSA half (hybrid-v1) is signed on the thread pool, not the event loop.
-    const receipt = await signReceiptAsync(
+    return signReceiptAsync(
       {
         messageId: d.messageId,
         ciphertextHash: d.ciphertextHash,
@@ -105,6 +116,20 @@ export class MailboxWriter {
       },
       this.#o.gatewayKeys,
     );
+  }
+
+  /** Stores `d` with `signed` (from `signReceipt` for the same delivery) or a receipt signed now. */
+  async deliver(d: MailboxDelivery, signed?: Promise<DeliveryReceipt>): Promise<MailboxResult> {
+    const receipt = await (signed ?? this.signReceipt(d));
+    if (
+      receipt.gateway !== this.#o.gatewayKeys.record.did ||
+      receipt.recipient !== d.recipient ||
+      receipt.sender !== d.sender ||
+      !receipt.messageId.equals(d.messageId) ||
+      !receipt.ciphertextHash.equals(d.ciphertextHash)
+    ) {
+      throw new Error('deliver: the receipt signed ahead is for another delivery');
+    }
     const transit = this.#o.transit;
     const commitment = transit === undefined ? undefined : transitCommitment(receipt);
     const result = await this.#metrics.storeOp('deliver', () =>

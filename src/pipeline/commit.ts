@@ -12,8 +12,8 @@
  * mailbox store recognises by message id). A queue entry holds ciphertext (sealed envelopes) or
  * a legacy message bound for the off-ramp, never a message in clear that was meant for AMP.
  */
-import { createHash } from 'node:crypto';
 import type { Envelope } from '../envelope/codec.js';
+import { ciphertextHash } from '../envelope/receipt.js';
 import { envelopeFolder, type MailboxWriter } from '../mailbox/writer.js';
 import type { DeliveryQueue, EnvelopeInfo, RecipientInput } from '../queue/types.js';
 import { refusal } from './refusals.js';
@@ -59,7 +59,7 @@ export async function commitToMailboxes(
   receivedAt: number,
   junk: ReadonlySet<string> = new Set(),
 ): Promise<RecipientResult[]> {
-  const ciphertextHash = createHash('sha256').update(env.ciphertext).digest();
+  const hash = ciphertextHash(env);
   const out: RecipientResult[] = [];
   for (const recipient of recipients) {
     let r;
@@ -70,7 +70,7 @@ export async function commitToMailboxes(
         sender: env.sender,
         receivedAt,
         expiresAt: env.expiresAt,
-        ciphertextHash,
+        ciphertextHash: hash,
         envelope: bytes,
         folder: junk.has(recipient) ? 'junk' : 'inbox',
       });
@@ -113,16 +113,19 @@ export async function storeCopies(
   await Promise.all(
     copies.map(async (c) => {
       try {
-        const r = await writer.deliver({
-          recipient: c.recipient,
-          messageId: c.envelope.messageId,
-          sender: c.envelope.sender,
-          receivedAt,
-          expiresAt: c.envelope.expiresAt,
-          ciphertextHash: createHash('sha256').update(c.envelope.ciphertext).digest(),
-          envelope: c.bytes,
-          folder: envelopeFolder(c.envelope),
-        });
+        const r = await writer.deliver(
+          {
+            recipient: c.recipient,
+            messageId: c.envelope.messageId,
+            sender: c.envelope.sender,
+            receivedAt,
+            expiresAt: c.envelope.expiresAt,
+            ciphertextHash: ciphertextHash(c.envelope),
+            envelope: c.bytes,
+            folder: envelopeFolder(c.envelope),
+          },
+          c.receipt,
+        );
         if (r.kind === 'conflict') failed.push(c);
       } catch {
         failed.push(c);

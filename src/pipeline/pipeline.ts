@@ -17,6 +17,7 @@ import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import type { Srs } from '../mail/srs.js';
 import type { MessagingMetrics } from '../mailbox/metrics.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
+import { ciphertextHash } from '../envelope/receipt.js';
 import type { DeliveryQueue } from '../queue/types.js';
 import type { MapSnapshot } from '../routing/index.js';
 import {
@@ -263,22 +264,40 @@ export class Pipeline {
     const stamped = stampedMessage({ ...sub, effects }, auth.headers, this.#o.hostname);
     const facts = messageFacts(sub.message);
     const origin = originOf(sub, auth, facts);
-    const copies = await sealCopies(dids, stamped, facts, origin, messageId, this.#o, (did) => {
-      const r = spam.byDid.get(did);
-      if (r === undefined || effects.spam === undefined) return undefined;
-      const headers = spamHeaders(effects.spam, [r]);
-      return {
-        spam: spamPartFor(effects.spam, r),
-        content: stampedMessage(
-          { ...sub, effects: { ...effects, headers: [...(effects.headers ?? []), ...headers] } },
-          auth.headers,
-          this.#o.hostname,
-        ),
-      };
-    });
     // Copies for our own mailboxes are stored at once (one durable write each, no queue hop);
     // what the store cannot take now is queued for the worker. A held message is all queued.
-    const direct = effects.hold === undefined ? copies.filter((c) => c.local) : [];
+    const storeNow = effects.hold === undefined;
+    const copies = await sealCopies(
+      dids,
+      stamped,
+      facts,
+      origin,
+      messageId,
+      this.#o,
+      (did) => {
+        const r = spam.byDid.get(did);
+        if (r === undefined || effects.spam === undefined) return undefined;
+        const headers = spamHeaders(effects.spam, [r]);
+        return {
+          spam: spamPartFor(effects.spam, r),
+          content: stampedMessage(
+            { ...sub, effects: { ...effects, headers: [...(effects.headers ?? []), ...headers] } },
+            auth.headers,
+            this.#o.hostname,
+          ),
+        };
+      },
+      (did, sealed) =>
+        storeNow
+          ? this.#o.mailbox.signReceipt({
+              recipient: did,
+              messageId: sealed.messageId,
+              sender: sealed.sender,
+              ciphertextHash: ciphertextHash(sealed),
+            })
+          : undefined,
+    );
+    const direct = storeNow ? copies.filter((c) => c.local) : [];
     const retry = await this.#commit(sub, () =>
       storeCopies(this.#o.mailbox, direct, sub.receivedAt),
     );

@@ -18,6 +18,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
 import { sealEnvelopeAsync } from '../envelope/envelope.js';
 import { addGatewaySignatureAsync } from '../envelope/gateway.js';
+import type { DeliveryReceipt } from '../envelope/receipt.js';
 import { MAX_SUBJECT_BYTES } from '../envelope/limits.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import type { AuthResults } from './authentication.js';
@@ -39,7 +40,15 @@ export interface SealedCopy {
   /** The signed envelope, and its encoding. */
   readonly envelope: Envelope;
   readonly bytes: Buffer;
+  /** For a local copy, its delivery receipt, signed alongside the gateway signature. */
+  readonly receipt?: Promise<DeliveryReceipt>;
 }
+
+/**
+ * Signs the receipt of a local copy whose ciphertext is final (`sealed` has no gateway signature
+ * yet), or answers undefined for a copy that is not stored at once.
+ */
+export type ReceiptSigner = (did: string, sealed: Envelope) => Promise<DeliveryReceipt> | undefined;
 
 /** AMP from a client of this gateway: its envelope with our gateway signature, encoded. */
 export async function signDispatched(env: Envelope, deps: TransformDeps): Promise<Buffer> {
@@ -177,6 +186,9 @@ export interface CopyExtras {
 /**
  * One envelope per DID target, authored and vouched for by the gateway; `extras` gives a copy
  * its own content and spam part (docs/PROTOCOL.md §6.9), both covered by the gateway signature.
+ * `receiptFor` signs a local copy's receipt as soon as its ciphertext is final, so that on the
+ * thread pool the receipt and the gateway signature are made side by side, not one after the
+ * other.
  */
 export function sealCopies(
   targets: readonly Extract<Target, { kind: 'did' }>[],
@@ -186,6 +198,7 @@ export function sealCopies(
   messageId: Buffer,
   deps: TransformDeps,
   extras?: (did: string) => CopyExtras | undefined,
+  receiptFor?: ReceiptSigner,
 ): Promise<SealedCopy[]> {
   // The gateway's ML-DSA signatures (hybrid-v1) are made on the thread pool, not the event loop.
   return Promise.all(
@@ -204,6 +217,9 @@ export function sealCopies(
         messageId,
         maxBytes: deps.maxEnvelopeBytes,
       });
+      const receipt = t.local ? receiptFor?.(t.did, sealed) : undefined;
+      // Awaited by the store, if the copy gets there; never an unhandled rejection if it does not.
+      receipt?.catch(() => undefined);
       const signed = await addGatewaySignatureAsync(
         { ...sealed, origin, ...(extra?.spam !== undefined ? { spam: extra.spam } : {}) },
         deps.gatewayKeys,
@@ -213,6 +229,7 @@ export function sealCopies(
         local: t.local,
         envelope: signed,
         bytes: encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes }),
+        ...(receipt !== undefined ? { receipt } : {}),
       };
     }),
   );

@@ -17,7 +17,6 @@
  * `permanent` (unreachable domain, unknown or revoked recipient, forged or expired message,
  * certificate mismatch, a changed log key...: bounce). Which is which is decided in errors.ts.
  */
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AfterSmtpError } from '../../errors.js';
 import { parseDid } from '../../identity/did.js';
@@ -25,7 +24,7 @@ import type { SecretKeySet } from '../../identity/keys.js';
 import { QuicError } from '../../quic/errors.js';
 import type { QuicPeer, QuicTransport } from '../../quic/transport.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../envelope/codec.js';
-import { verifyReceipt, type DeliveryReceipt } from '../../envelope/receipt.js';
+import { ciphertextHash, verifyReceipt, type DeliveryReceipt } from '../../envelope/receipt.js';
 import { addGatewaySignature } from '../../envelope/gateway.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../envelope/limits.js';
 import { decodeRelayAck } from './ack.js';
@@ -66,10 +65,6 @@ export interface RelaySenderOptions {
 
 const MAX_BATCH = 32;
 const MAX_BATCH_HYBRID = 12; // 12 receipts with ML-DSA-65 signatures fit the 64 KiB ACK
-
-function sha256(b: Uint8Array): Buffer {
-  return createHash('sha256').update(b).digest();
-}
 
 function failed(recipients: readonly string[], err: unknown): RelayOutcome[] {
   const c = classify(err);
@@ -306,7 +301,7 @@ export class RelaySender {
     } catch (err) {
       return failed(batch, new RelayError('ERR_RELAY_RECEIPT', (err as Error).message, true));
     }
-    const hash = sha256(env.ciphertext);
+    const hash = ciphertextHash(env);
     return batch.map((recipient): RelayOutcome => {
       const r = results.find((x) =>
         x.kind === 'delivered' ? x.receipt.recipient === recipient : x.recipient === recipient,
