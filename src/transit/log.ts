@@ -70,6 +70,9 @@ export class TransitLog {
   #durableSize: number;
   /** The first flush failure; the log takes no more appends once it is set. */
   #failed: unknown;
+  /** Flushes of the write-ahead file not yet returned: `close` leaves the file open for them. */
+  #flushing = 0;
+  #closed = false;
 
   /**
    * Opens (creating) the log at `path`; the signer's name must be the domain's transit origin.
@@ -166,11 +169,15 @@ export class TransitLog {
   /** Flushes the write-ahead file; leaves below `size` count as durable once it succeeds. */
   async #flushTo(size: number): Promise<void> {
     if (size <= this.#durableSize) return;
+    this.#flushing++;
     try {
       await this.#flushWal();
     } catch (err) {
       this.#failed ??= err;
       throw this.#stopped();
+    } finally {
+      this.#flushing--;
+      if (this.#closed) this.#closeWal();
     }
     if (this.#failed !== undefined) throw this.#stopped();
     this.#durableSize = Math.max(this.#durableSize, size);
@@ -229,9 +236,16 @@ export class TransitLog {
     return this.#store.inclusionProof(index, size);
   }
 
+  /** Closes the log; the write-ahead file stays open until the flushes in flight have returned. */
   close(): void {
+    this.#closed = true;
     this.#store.close();
-    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#closeWal();
+  }
+
+  #closeWal(): void {
+    if (this.#flushing > 0 || this.#walFd === undefined) return;
+    closeSync(this.#walFd);
     this.#walFd = undefined;
   }
 }

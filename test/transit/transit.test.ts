@@ -2,9 +2,11 @@
 // with signed checkpoints; proofs verify with the key the gateway publishes, and a tampered
 // receipt, proof, checkpoint or key is refused with a typed error.
 import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { randomBytes } from 'node:crypto';
+import { pbkdf2, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { signReceipt, type DeliveryReceipt } from '../../src/envelope/receipt.js';
 import { NoteSigner, leafHash, parseCheckpoint, parseNote } from '../../src/ledger/index.js';
@@ -228,6 +230,33 @@ describe('transit log', () => {
       assert.equal(reopened.size(), 3);
     } finally {
       reopened.close();
+      clean();
+    }
+  });
+
+  it('keeps the write-ahead file open for a flush still in flight when closed', async () => {
+    const { dir: d, cleanup: clean } = tempDir();
+    const file = join(d, 'transit.sqlite');
+    const walFiles = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${file}-wal`);
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    const closing = new TransitLog(file, DOMAIN, signer);
+    // Every thread of libuv's pool busy for a while, so the append's flush waits in its queue.
+    const busy = Array.from({ length: 16 }, () =>
+      promisify(pbkdf2)('x', 'salt', 100_000, 32, 'sha256'),
+    );
+    try {
+      const appended = closing.append([transitCommitment(receipts[4] as DeliveryReceipt)]);
+      closing.close(); // the append's flush is queued on the thread pool
+      assert.deepEqual(await appended, [0], 'flushed, not EBADF');
+      assert.equal(walFiles(), 0, 'closed once the flush returned');
+    } finally {
+      await Promise.all(busy);
       clean();
     }
   });
