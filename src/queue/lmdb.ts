@@ -238,8 +238,9 @@ export class LmdbQueue implements DeliveryQueue {
   }
 
   /**
-   * Inside a write transaction: the entry and its jobs, each due jobs leased to this queue when
-   * `handOff` (held jobs and jobs with nothing due are written as they are); the leases made.
+   * Inside a write transaction: the entry and its jobs, those with recipients due leased to this
+   * queue when `handOff` (held jobs and jobs with nothing due are written as they are); the leases
+   * made, which share one copy of the body.
    */
   private writeEntry(
     entryId: string,
@@ -254,9 +255,10 @@ export class LmdbQueue implements DeliveryQueue {
     );
     const now = this.clock();
     const leased: HandOff[] = [];
+    const copy = handOff ? Buffer.from(body) : undefined;
     for (const j of jobs) {
-      const recipients = handOff && !j.held ? dueRecipients(j, now) : [];
-      if (recipients.length === 0) {
+      const recipients = copy !== undefined && !j.held ? dueRecipients(j, now) : [];
+      if (copy === undefined || recipients.length === 0) {
         this.store.putJob(j);
         continue;
       }
@@ -264,7 +266,7 @@ export class LmdbQueue implements DeliveryQueue {
       const until = now + this.leaseMs;
       const stored = this.store.putJob({ ...j, deliveries: j.deliveries + 1 }, token, until);
       const job = { ...stored, deliveries: j.deliveries };
-      leased.push({ job, token, recipients, body: Buffer.from(body), until });
+      leased.push({ job, token, recipients, body: copy, until });
     }
     return leased;
   }
