@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startUnbound } from '../test/client-api/helpers.js';
 import { connect, register, startMessagingGateway } from '../test/messaging/helpers.js';
-import { runSections } from './lib/measure.js';
+import { median, runSections } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 
 const run = promisify(execFile);
@@ -209,14 +209,6 @@ async function postfix(sessions: number): Promise<Row> {
     perSecond: r.accept_per_s,
     cpuUsPerMessage: r.postfix_cpu_us_per_msg,
   };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1
-    ? (s[mid] as number)
-    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 interface Run extends Row {

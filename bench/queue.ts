@@ -26,7 +26,14 @@ import { LmdbQueue } from '../src/queue/lmdb.js';
 import { NatsQueue } from '../src/queue/nats.js';
 import type { DeliveryQueue } from '../src/queue/types.js';
 import { measureBackends, type Backend } from './lib/backends.js';
-import { defaultSeconds, formatOps, formatRatio, ratio, runSections } from './lib/measure.js';
+import {
+  defaultSeconds,
+  formatOps,
+  formatRatio,
+  median,
+  ratio,
+  runSections,
+} from './lib/measure.js';
 
 const CONCURRENCY = [1, 16, 256];
 const CYCLE_MESSAGES = Number(process.env.QUEUE_CYCLE_MESSAGES ?? 20_000);
@@ -114,19 +121,11 @@ interface CycleFigure {
 async function cycle(handOff: boolean): Promise<CycleFigure> {
   const dir = mkdtempSync(join(tmpdir(), 'aftersmtp-bench-queue-'));
   const queue = new LmdbQueue({ path: dir, handOff, bounce });
+  const next = enqueue(queue);
   let begun = 0;
   let settled = 0;
   const produce = async (): Promise<void> => {
-    while (begun < CYCLE_MESSAGES) {
-      const tx = queue.begin({
-        messageId: `cycle-${begun++}`,
-        sender: 'a@b.example',
-        senderKind: 'legacy',
-      });
-      tx.addRecipient({ address: 'r@rcpt.example', destination: 'smtp:rcpt.example' });
-      tx.body(BODY);
-      await tx.commit();
-    }
+    while (begun++ < CYCLE_MESSAGES) await next();
   };
   const deliver = async (): Promise<void> => {
     while (settled < CYCLE_MESSAGES) {
@@ -155,13 +154,6 @@ async function cycle(handOff: boolean): Promise<CycleFigure> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1
-    ? (s[(s.length - 1) / 2] as number)
-    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 
 await runSections([
   {

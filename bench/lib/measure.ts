@@ -99,6 +99,15 @@ function keep(v: unknown): void {
 }
 
 /** Format ops/s compactly: 1234567 -> "1.23M", 45678 -> "45.7k", 12.3 -> "12.3". */
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
 export function formatOps(ops: number | undefined): string {
   if (ops === undefined) return '—';
   if (ops >= 1e6) return `${(ops / 1e6).toFixed(2)}M`;

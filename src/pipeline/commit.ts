@@ -120,7 +120,7 @@ export async function storeCopies(
             sender: c.envelope.sender,
             receivedAt,
             expiresAt: c.envelope.expiresAt,
-            ciphertextHash: ciphertextHash(c.envelope),
+            ciphertextHash: c.ciphertextHash,
             envelope: c.bytes,
             folder: envelopeFolder(c.envelope),
           },

@@ -17,7 +17,6 @@ import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import type { Srs } from '../mail/srs.js';
 import type { MessagingMetrics } from '../mailbox/metrics.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
-import { ciphertextHash } from '../envelope/receipt.js';
 import type { DeliveryQueue } from '../queue/types.js';
 import type { MapSnapshot } from '../routing/index.js';
 import {
@@ -287,15 +286,7 @@ export class Pipeline {
           ),
         };
       },
-      (did, sealed) =>
-        storeNow
-          ? this.#o.mailbox.signReceipt({
-              recipient: did,
-              messageId: sealed.messageId,
-              sender: sealed.sender,
-              ciphertextHash: ciphertextHash(sealed),
-            })
-          : undefined,
+      storeNow ? (fields) => this.#o.mailbox.signReceipt(fields) : undefined,
     );
     const direct = storeNow ? copies.filter((c) => c.local) : [];
     const retry = await this.#commit(sub, () =>

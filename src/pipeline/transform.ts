@@ -18,7 +18,8 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
 import { sealEnvelopeAsync } from '../envelope/envelope.js';
 import { addGatewaySignatureAsync } from '../envelope/gateway.js';
-import type { DeliveryReceipt } from '../envelope/receipt.js';
+import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
+import type { ReceiptFor } from '../mailbox/writer.js';
 import { MAX_SUBJECT_BYTES } from '../envelope/limits.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import type { AuthResults } from './authentication.js';
@@ -40,15 +41,14 @@ export interface SealedCopy {
   /** The signed envelope, and its encoding. */
   readonly envelope: Envelope;
   readonly bytes: Buffer;
+  /** SHA-256 of its ciphertext, as its receipt names it. */
+  readonly ciphertextHash: Buffer;
   /** For a local copy, its delivery receipt, signed alongside the gateway signature. */
   readonly receipt?: Promise<DeliveryReceipt>;
 }
 
-/**
- * Signs the receipt of a local copy whose ciphertext is final (`sealed` has no gateway signature
- * yet), or answers undefined for a copy that is not stored at once.
- */
-export type ReceiptSigner = (did: string, sealed: Envelope) => Promise<DeliveryReceipt> | undefined;
+/** Signs the receipt of a local copy whose ciphertext is final (MailboxWriter.signReceipt). */
+export type ReceiptSigner = (fields: ReceiptFor) => Promise<DeliveryReceipt>;
 
 /** AMP from a client of this gateway: its envelope with our gateway signature, encoded. */
 export async function signDispatched(env: Envelope, deps: TransformDeps): Promise<Buffer> {
@@ -217,7 +217,15 @@ export function sealCopies(
         messageId,
         maxBytes: deps.maxEnvelopeBytes,
       });
-      const receipt = t.local ? receiptFor?.(t.did, sealed) : undefined;
+      const hash = ciphertextHash(sealed);
+      const receipt = t.local
+        ? receiptFor?.({
+            recipient: t.did,
+            messageId: sealed.messageId,
+            sender: sealed.sender,
+            ciphertextHash: hash,
+          })
+        : undefined;
       // Awaited by the store, if the copy gets there; never an unhandled rejection if it does not.
       receipt?.catch(() => undefined);
       const signed = await addGatewaySignatureAsync(
@@ -229,6 +237,7 @@ export function sealCopies(
         local: t.local,
         envelope: signed,
         bytes: encodeEnvelope(signed, { maxBytes: deps.maxEnvelopeBytes }),
+        ciphertextHash: hash,
         ...(receipt !== undefined ? { receipt } : {}),
       };
     }),
