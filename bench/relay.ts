@@ -32,6 +32,9 @@
  * Run: `node dist/bench/relay.js` or `aftersmtp bench relay` (BENCH_SECONDS scales it: each row is
  * measured for 10 x BENCH_SECONDS, at least 2 s; default 4 s per row, about two minutes in all
  * with the baseline). It needs unbound (apt-get install unbound). It reports; it never asserts.
+ * The senders submit over one DispatchStream call that they share (docs/PROTOCOL.md §12.3: the
+ * same checks and commit as DispatchMessage, answered in order), as a sender with many messages
+ * does; RELAY_DISPATCH=unary makes each message a DispatchMessage call of its own instead.
  * RELAY_SENDERS picks the sender counts (default 1,64). RELAY_CPU_PROF_DIR makes each `serve`
  * write a V8 CPU profile there (<suite>-A/, <suite>-B/) and the bench the measured window and its
  * messages (<suite>-window: the last row's), for the per-stage table of bench/stages.ts.
@@ -57,6 +60,8 @@ type Suite = (typeof SUITES)[number];
 const CONCURRENCY = (process.env.RELAY_SENDERS ?? '1,64').split(',').map(Number);
 /** Where each `serve` writes a V8 CPU profile (<dir>/<suite>-A, -B), for bench/stages.ts. */
 const PROFILE_DIR = process.env.RELAY_CPU_PROF_DIR;
+/** How the senders submit: one DispatchStream call that they all share, or DispatchMessage calls. */
+const DISPATCH = process.env.RELAY_DISPATCH === 'unary' ? 'unary' : 'stream';
 const BODY = randomBytes(4096);
 /**
  * Warm-up per row before measuring (RELAY_WARMUP_MS): a running gateway's JavaScript is compiled;
@@ -172,6 +177,9 @@ async function measureSuite(
     client = await GatewayClient.connect({ target: a.grpc, pin: { spki: a.spki } });
     const c = client;
     const { token } = await c.login(aliceKeys);
+    const stream = DISPATCH === 'stream' ? c.dispatchStream(token) : undefined;
+    const submit = (req: { envelope: Buffer }) =>
+      stream === undefined ? c.dispatchMessage(token, req) : stream.dispatch(req);
 
     const sendOne = async (): Promise<{ total: number; dispatch: number }> => {
       const [sealed] = sealMessage({
@@ -183,7 +191,7 @@ async function measureSuite(
       const bytes = encodeEnvelope(envelope);
       const stored = signal.wait(envelope.messageId.toString('hex'));
       const t0 = performance.now();
-      await c.dispatchMessage(token, { envelope: bytes });
+      await submit({ envelope: bytes });
       const t1 = performance.now();
       await stored;
       return { total: performance.now() - t0, dispatch: t1 - t0 };
@@ -245,7 +253,7 @@ async function measureSuite(
           const durable = signal.wait(one.id);
           const t0 = performance.now();
           stored.push(durable.then(() => void total.push(performance.now() - t0)));
-          await c.dispatchMessage(token, { envelope: one.bytes });
+          await submit({ envelope: one.bytes });
           dispatch.push(performance.now() - t0);
         }
       };
@@ -288,6 +296,7 @@ async function measureSuite(
       { suite, gateway: 'A', domain: a.domain, peakRssMiB: peakRssMiB(a.child?.pid) },
       { suite, gateway: 'B', domain: b.domain, peakRssMiB: peakRssMiB(b.child?.pid) },
     ];
+    await stream?.end();
     return { cells, rss };
   } finally {
     client?.close();
@@ -414,7 +423,10 @@ await runSections([
             "and the bench process's own (sealing, the gRPC client, reading B's log), over the measured window.",
           `fsync policy: ${FSYNC}, on both gateways.`,
           `${seconds} s measured per row after ${WARMUP_MS / 1000} s warm-up; senders are closed loops ` +
-            '(the next message when the previous one is durable on B), all as one user over one gRPC channel to A.',
+            '(the next message when the previous one is durable on B), all as one user over one gRPC channel to A, ' +
+            (DISPATCH === 'stream'
+              ? 'sharing one DispatchStream call (RELAY_DISPATCH=unary: a DispatchMessage call each).'
+              : 'a DispatchMessage call each (RELAY_DISPATCH=unary).'),
           `"paced by A": ${POSTFIX_MESSAGES} messages sent as the baseline's smtp-source sends them (each sender's ` +
             "next message when A has answered, i.e. the message is durable in A's queue), the rate counted from the " +
             'first dispatch until the last message is durable on B; the same measure as the Postfix row. The ' +

@@ -229,7 +229,7 @@ export const SETTINGS = {
   grpcMaxMessageBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_MESSAGE_BYTES',
     default: String(33 * 1024 * 1024),
-    doc: 'Largest DispatchMessage request (the only call with a large body, read only once its token is valid), in bytes; larger ones are refused (RESOURCE_EXHAUSTED) from the length prefix. At least AFTERSMTP_MAX_ENVELOPE_BYTES + 16 (a DispatchMessage carries one envelope).',
+    doc: 'Largest DispatchMessage request, and largest request of a DispatchStream call (the only ones with a large body, read only once the token is valid), in bytes; larger ones are refused (RESOURCE_EXHAUSTED) from the length prefix. At least AFTERSMTP_MAX_ENVELOPE_BYTES + 16 (a DispatchMessage carries one envelope).',
     parse: integer(16 * 1024, 64 * 1024 * 1024),
   }),
   hostname: setting({
@@ -336,7 +336,7 @@ export const SETTINGS = {
   grpcMaxUnauthenticatedBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
     default: String(64 * 1024),
-    doc: 'Largest request of every client API call except DispatchMessage with a valid token (login, ledger, mailbox calls, reflection); checked from the length prefix, before the body is read.',
+    doc: 'Largest request of every client API call except DispatchMessage and DispatchStream with a valid token (login, ledger, mailbox calls, reflection); checked from the length prefix, before the body is read.',
     parse: integer(4 * 1024, 64 * 1024 * 1024),
   }),
   grpcMaxInflightBytes: setting({

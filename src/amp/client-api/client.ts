@@ -17,6 +17,7 @@ import {
   credentials,
   Metadata,
   type Client,
+  type ClientDuplexStream,
   type ClientReadableStream,
   type ServiceError,
   type ChannelCredentials,
@@ -67,6 +68,7 @@ import type {
   RotateIdentityRequestMsg,
 } from './messages.js';
 import { ClientApiError } from './status.js';
+import { DispatchStream } from './dispatch-stream.js';
 
 /** How the client pins the gateway: its certificate (PEM) or its key's SPKI hash. */
 export type GatewayPin = { readonly certPem: string } | { readonly spki: string };
@@ -235,6 +237,16 @@ export class GatewayClient {
 
   dispatchMessage(token: string, req: DispatchMessageRequestMsg) {
     return this.#call<typeof req, DispatchMessageResponseMsg>('DispatchMessage', req, token);
+  }
+
+  /**
+   * DispatchStream (PROTOCOL.md §12.3): one call for many envelopes, each answered as
+   * `dispatchMessage` would be. No deadline: each answer comes when its commit is durable.
+   */
+  dispatchStream(token: string): DispatchStream {
+    type Bidi = (metadata: Metadata) => ClientDuplexStream<unknown, unknown>;
+    const fn = (this.#client as unknown as Record<string, Bidi>).DispatchStream as Bidi;
+    return new DispatchStream(fn.call(this.#client, authMetadata(token)) as never);
   }
 
   ack(token: string, req: AckRequestMsg) {

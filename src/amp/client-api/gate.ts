@@ -9,20 +9,22 @@
  *
  *  1. login calls (RequestChallenge, Authenticate) are rate limited per client address
  *     (ERR_RATE_LIMITED, RESOURCE_EXHAUSTED, with aftersmtp-retry-after-ms);
- *  2. calls that need a token (DispatchMessage, FetchInbox, Ack, GetReceipt) are refused
+ *  2. calls that need a token (DispatchMessage, DispatchStream, FetchInbox, Ack, GetReceipt) are refused
  *     without reading when the token is missing or does not verify (UNAUTHENTICATED, or the
  *     token check's own status);
  *  3. the request size limit is set per call: AFTERSMTP_GRPC_MAX_MESSAGE_BYTES for
- *     DispatchMessage with a valid token, AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES for every
- *     other call; a larger length prefix is refused (RESOURCE_EXHAUSTED, ERR_REQUEST_TOO_LARGE)
+ *     DispatchMessage and DispatchStream with a valid token, AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES
+ *     for every other call; a larger length prefix is refused (RESOURCE_EXHAUSTED, ERR_REQUEST_TOO_LARGE)
  *     before the body is buffered;
- *  4. when the first message's length prefix arrives, the whole request is reserved against
- *     AFTERSMTP_GRPC_MAX_INFLIGHT_BYTES until the call is answered, and against the caller's
- *     shares (a quarter of it per client address, and per DID); a request that does not fit
- *     is refused UNAVAILABLE (ERR_CLIENT_API_BUSY: retry) before its body is read. Only
- *     DispatchMessage with a valid token can declare more than the small limit, so holding
- *     the budget with declared lengths that are never sent takes a valid token, and a quarter
- *     of it at most per address and per DID;
+ *  4. when a request message's length prefix arrives, the whole message is reserved against
+ *     AFTERSMTP_GRPC_MAX_INFLIGHT_BYTES until it is answered, and against the caller's shares
+ *     (a quarter of it per client address, and per DID); a message that does not fit is
+ *     refused UNAVAILABLE (ERR_CLIENT_API_BUSY: retry) before its body is read, and ends the
+ *     call. A unary call's request is answered when the call ends; each request of a
+ *     request-streaming call (DispatchStream) when its answer is sent, answers being sent in
+ *     the order of the requests. Only DispatchMessage and DispatchStream with a valid token can
+ *     declare more than the small limit, so holding the budget with declared lengths that are
+ *     never sent takes a valid token, and a quarter of it at most per address and per DID;
  *  5. a request that is not valid protobuf is INVALID_ARGUMENT (ERR_CLIENT_API_REQUEST), not
  *     grpc-js's INTERNAL.
  *
@@ -56,6 +58,11 @@ export interface GateOptions {
   readonly tokenMethods: ReadonlySet<string>;
   /** Methods whose request may be large once the token is valid (DispatchMessage). */
   readonly largeMethods: ReadonlySet<string>;
+  /**
+   * Request-streaming methods that answer each request with one response, in order
+   * (DispatchStream): a request's reservation is given back when its answer is sent.
+   */
+  readonly answeredInOrder: ReadonlySet<string>;
   /** Methods rate limited per client address (RequestChallenge, Authenticate). */
   readonly loginMethods: ReadonlySet<string>;
   /**
@@ -191,11 +198,19 @@ export function clientApiGate(opts: GateOptions): Gate {
     let keys: string[] = [`a:${address}`];
     let held = 0;
     let ended = false;
+    /** What each request not yet answered holds, oldest first (answeredInOrder methods). */
+    const unanswered: number[] = [];
     const release = (): void => {
       if (ended) return;
       ended = true;
       give(keys, held);
       held = 0;
+    };
+    const answered = (): void => {
+      const n = unanswered.shift();
+      if (n === undefined || ended) return;
+      give(keys, n);
+      held -= n;
     };
     // A refused call's remaining request bytes are read and dropped by grpc-js as they come
     // (nothing is kept). Resetting the stream after the status would stop the client sooner,
@@ -231,6 +246,14 @@ export function clientApiGate(opts: GateOptions): Gate {
           },
           onCancel: release,
         }),
+      ...(opts.answeredInOrder.has(name)
+        ? {
+            sendMessage: (message: unknown, forward: (m: unknown) => void) => {
+              answered();
+              forward(message);
+            },
+          }
+        : {}),
       sendStatus: (st, forward) => {
         release();
         forward(st);
@@ -291,28 +314,46 @@ export function clientApiGate(opts: GateOptions): Gate {
       inner.maxReceiveMessageSize = limit;
       inner.decoder.maxReadMessageLength = limit;
       const write = inner.decoder.write.bind(inner.decoder);
-      // The first message's 5-byte prefix (flag, u32 length) as it arrives, possibly split.
+      // Each message's 5-byte prefix (flag, u32 length) as it arrives, possibly split, then
+      // the `body` bytes that follow it.
       let prefix = Buffer.alloc(0);
+      let body = 0;
       inner.decoder.write = (data: Buffer): Buffer[] => {
         if (ended) return [];
-        if (prefix.length < 5) {
-          prefix = Buffer.concat([prefix, data.subarray(0, 5 - prefix.length)]);
-          if (prefix.length === 5) {
-            const declared = prefix.readUInt32BE(1);
-            if (declared > limit) {
-              s.refusedTooLarge++;
-              refuse(tooLarge(limit));
-              return [];
-            }
-            // The whole request is reserved before its body is read: a request that cannot be
-            // held is refused now, not after part of it was read.
-            if (!take(keys, declared + 5)) {
-              s.refusedBusy++;
-              refuse(busy());
-              return [];
-            }
-            held = declared + 5;
+        for (let at = 0; at < data.length;) {
+          if (body > 0) {
+            const n = Math.min(body, data.length - at);
+            body -= n;
+            at += n;
+            continue;
           }
+          let declared: number;
+          if (prefix.length === 0 && data.length - at >= 5) {
+            declared = data.readUInt32BE(at + 1);
+            at += 5;
+          } else {
+            const n = Math.min(5 - prefix.length, data.length - at);
+            prefix = Buffer.concat([prefix, data.subarray(at, at + n)]);
+            at += n;
+            if (prefix.length < 5) break;
+            declared = prefix.readUInt32BE(1);
+            prefix = Buffer.alloc(0);
+          }
+          body = declared;
+          if (declared > limit) {
+            s.refusedTooLarge++;
+            refuse(tooLarge(limit));
+            return [];
+          }
+          // The whole message is reserved before its body is read: a message that cannot be
+          // held is refused now, not after part of it was read.
+          if (!take(keys, declared + 5)) {
+            s.refusedBusy++;
+            refuse(busy());
+            return [];
+          }
+          held += declared + 5;
+          if (opts.answeredInOrder.has(name)) unanswered.push(declared + 5);
         }
         try {
           return write(data);

@@ -2,7 +2,8 @@
  * The client API (DESIGN.md §4: gRPC over TLS on TCP 4433): the server the gateway runs and the
  * pinned client the CLI uses. It lives under src/amp because the client API is the client's side
  * of AMP: the ledger methods and the messaging methods (RequestChallenge, Authenticate,
- * DispatchMessage, FetchInbox, Ack, GetReceipt; auth.ts, messaging.ts) share one service.
+ * DispatchMessage, DispatchStream, FetchInbox, Ack, GetReceipt; auth.ts, messaging.ts) share one
+ * service.
  */
 export {
   GatewayClient,
@@ -10,6 +11,7 @@ export {
   type GatewayClientOptions,
   type GatewayPin,
 } from './client.js';
+export { DispatchStream } from './dispatch-stream.js';
 export { clientApiPackage, gatewayServiceClient, SERVICE_NAME } from './definition.js';
 export * from './messages.js';
 export {

@@ -316,6 +316,17 @@ export interface DispatchMessageResponseMsg {
   queue_entry_id: string;
   recipients: string[];
 }
+/** One answer of DispatchStream: exactly one of the two is set (the other is null). */
+export interface DispatchStreamResponseMsg {
+  accepted: DispatchMessageResponseMsg | null;
+  refused: DispatchRefusalMsg | null;
+}
+export interface DispatchRefusalMsg {
+  status: number;
+  code: string;
+  message: string;
+  retry_after_ms: number;
+}
 export interface FetchInboxRequestMsg {
   after: number;
   limit: number;

@@ -1,7 +1,8 @@
 /**
  * The client API's messaging methods (DESIGN.md §4, docs/PROTOCOL.md §12): RequestChallenge,
- * Authenticate, DispatchMessage, FetchInbox (server stream), Ack, GetReceipt, and for expiry
- * (docs/EXPIRY.md) GetTime and ReleaseKey.
+ * Authenticate, DispatchMessage, DispatchStream (many DispatchMessage requests over one call),
+ * FetchInbox (server stream), Ack, GetReceipt, and for expiry (docs/EXPIRY.md) GetTime and
+ * ReleaseKey.
  *
  * An entrance in the sense of DESIGN.md §1b: each handler turns the wire message into a typed
  * request and checks the caller's token. DispatchMessage decodes the envelope within
@@ -22,8 +23,10 @@ import { randomBytes } from 'node:crypto';
 import {
   status,
   type sendUnaryData,
+  type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type StatusObject,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { AfterSmtpError } from '../../errors.js';
@@ -51,6 +54,8 @@ import {
   type DeliveryReceiptMsg,
   type DispatchMessageRequestMsg,
   type DispatchMessageResponseMsg,
+  type DispatchRefusalMsg,
+  type DispatchStreamResponseMsg,
   type FetchInboxRequestMsg,
   type GetReceiptRequestMsg,
   type GetReceiptResponseMsg,
@@ -64,7 +69,13 @@ import {
   nonceFromMsg,
   timeToMsg,
 } from './messages.js';
-import { ClientApiRefusal, PipelineRefusal, refusalToStatus } from './status.js';
+import {
+  CODE_TRAILER,
+  ClientApiRefusal,
+  PipelineRefusal,
+  RETRY_AFTER_TRAILER,
+  refusalToStatus,
+} from './status.js';
 import { statusOf, unary } from './unary.js';
 import {
   ownTransitProof,
@@ -145,6 +156,24 @@ function storeRefusal(err: unknown): unknown {
 }
 
 type Call = { metadata: { get(key: string): unknown[] }; getPeer(): string };
+
+/**
+ * Requests of one DispatchStream call in the pipeline at once: past it the call is not read
+ * (HTTP/2 flow control holds the rest with the client) until the oldest is answered.
+ */
+export const DISPATCH_STREAM_WINDOW = 64;
+
+/** A refusal that would have ended a DispatchMessage call, as one answer of DispatchStream. */
+function refusalMsg(st: StatusObject): DispatchRefusalMsg {
+  const code = st.metadata.get(CODE_TRAILER)[0];
+  const retry = Number(st.metadata.get(RETRY_AFTER_TRAILER)[0] ?? 0);
+  return {
+    status: st.code,
+    code: typeof code === 'string' ? code : 'ERR_INTERNAL',
+    message: st.details,
+    retry_after_ms: Number.isSafeInteger(retry) && retry > 0 ? retry : 0,
+  };
+}
 
 /** A messaging method: the mailbox store's errors are named before the shared mapping. */
 function asyncUnary<Req, Res>(
@@ -310,6 +339,67 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     );
   }
 
+  /**
+   * DispatchStream: each request is dispatched as DispatchMessage's and answered in the order
+   * of the requests, once the pipeline answered it (its queue commit, or its refusal). At most
+   * DISPATCH_STREAM_WINDOW requests are in the pipeline at once. The call ends when the client
+   * has half-closed it and every request is answered, or at shutdown once the requests read
+   * are answered (the client sends the others again on a new call).
+   */
+  function dispatchStream(
+    call: ServerDuplexStream<DispatchMessageRequestMsg, DispatchStreamResponseMsg>,
+  ): void {
+    const answers: Promise<DispatchStreamResponseMsg>[] = [];
+    let reading = true;
+    let writing = false;
+    let cancelled = false;
+    let ended = false;
+    const answer = async (req: DispatchMessageRequestMsg): Promise<DispatchStreamResponseMsg> => {
+      try {
+        return { accepted: await dispatch(req, call), refused: null };
+      } catch (err) {
+        const mapped = statusOf('DispatchStream', log, err, call.getPeer(), storeRefusal);
+        return { accepted: null, refused: refusalMsg(mapped.status) };
+      }
+    };
+    const stopReading = (): void => {
+      reading = false;
+      call.pause();
+      void send();
+    };
+    const send = async (): Promise<void> => {
+      if (writing) return;
+      writing = true;
+      while (answers.length > 0) {
+        const next = await (answers[0] as Promise<DispatchStreamResponseMsg>);
+        answers.shift();
+        if (cancelled) continue;
+        if (!call.write(next)) {
+          await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+        }
+        if (reading && answers.length < DISPATCH_STREAM_WINDOW) call.resume();
+      }
+      writing = false;
+      if (!reading && !cancelled && !ended) {
+        ended = true;
+        closing.signal.removeEventListener('abort', stopReading);
+        call.end();
+      }
+    };
+    call.on('data', (req: DispatchMessageRequestMsg) => {
+      answers.push(answer(req));
+      if (answers.length >= DISPATCH_STREAM_WINDOW) call.pause();
+      void send();
+    });
+    call.on('end', stopReading);
+    call.on('cancelled', () => {
+      cancelled = true;
+      closing.signal.removeEventListener('abort', stopReading);
+    });
+    call.on('error', () => undefined);
+    closing.signal.addEventListener('abort', stopReading, { once: true });
+  }
+
   async function fetchInbox(
     call: ServerWritableStream<FetchInboxRequestMsg, InboxItemMsg>,
   ): Promise<void> {
@@ -409,6 +499,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
         log,
         dispatch,
       ),
+      DispatchStream: dispatchStream,
       FetchInbox: (call: ServerWritableStream<FetchInboxRequestMsg, InboxItemMsg>) => {
         fetchInbox(call).catch((err: unknown) => {
           const mapped = statusOf('FetchInbox', log, err, call.getPeer(), storeRefusal);

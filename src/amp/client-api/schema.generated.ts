@@ -46,6 +46,12 @@ export const CLIENT_API_SCHEMA = {
                       requestType: 'DispatchMessageRequest',
                       responseType: 'DispatchMessageResponse',
                     },
+                    DispatchStream: {
+                      requestType: 'DispatchMessageRequest',
+                      requestStream: true,
+                      responseType: 'DispatchStreamResponse',
+                      responseStream: true,
+                    },
                     FetchInbox: {
                       requestType: 'FetchInboxRequest',
                       responseType: 'InboxItem',
@@ -242,6 +248,20 @@ export const CLIENT_API_SCHEMA = {
                     message_id: { type: 'string', id: 1 },
                     queue_entry_id: { type: 'string', id: 2 },
                     recipients: { rule: 'repeated', type: 'string', id: 3 },
+                  },
+                },
+                DispatchStreamResponse: {
+                  fields: {
+                    accepted: { type: 'DispatchMessageResponse', id: 1 },
+                    refused: { type: 'DispatchRefusal', id: 2 },
+                  },
+                },
+                DispatchRefusal: {
+                  fields: {
+                    status: { type: 'uint32', id: 1 },
+                    code: { type: 'string', id: 2 },
+                    message: { type: 'string', id: 3 },
+                    retry_after_ms: { type: 'uint64', id: 4 },
                   },
                 },
                 FetchInboxRequest: {

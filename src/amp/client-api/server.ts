@@ -195,6 +195,7 @@ export interface ClientApiServer {
 /** The methods that need a token, and the one whose request may be large. */
 export const TOKEN_METHODS: ReadonlySet<string> = new Set([
   'DispatchMessage',
+  'DispatchStream',
   'FetchInbox',
   'Ack',
   'GetReceipt',
@@ -202,7 +203,8 @@ export const TOKEN_METHODS: ReadonlySet<string> = new Set([
   'GetTime',
   'ReleaseKey',
 ]);
-export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage']);
+export const LARGE_METHODS: ReadonlySet<string> = new Set(['DispatchMessage', 'DispatchStream']);
+export const ANSWERED_IN_ORDER: ReadonlySet<string> = new Set(['DispatchStream']);
 export const LOGIN_METHODS: ReadonlySet<string> = new Set(['RequestChallenge', 'Authenticate']);
 
 type Handler<Req, Res> = (req: Req, call: ServerUnaryCall<Req, Res>) => Res;
@@ -421,6 +423,7 @@ export async function startClientApi(opts: ClientApiOptions): Promise<ClientApiS
   const gate = clientApiGate({
     tokenMethods: TOKEN_METHODS,
     largeMethods: LARGE_METHODS,
+    answeredInOrder: ANSWERED_IN_ORDER,
     loginMethods: LOGIN_METHODS,
     verifyToken:
       verifier === undefined
