@@ -1,5 +1,6 @@
 // Client tokens against the ledger as it stands: a token stops working when its DID's keys are
-// rotated after it was issued, or when the DID is revoked; a login with the new key works.
+// rotated after it was issued, or when the DID is revoked, or when it expires, even once its
+// signature was checked and remembered; a login with the new key works.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -64,6 +65,15 @@ test('a token follows its DID: stale after a key rotation, refused after revocat
     now += 1000;
     const second = login(alice2);
     assert.equal(auth.verifyToken(second).did, alice.did);
+
+    // A token checked before (its signature and claims remembered) still expires on time.
+    const later = login(alice2);
+    assert.equal(auth.verifyToken(later).did, alice.did);
+    const saved = now;
+    now += 900_000;
+    refusedWith(later, 'ERR_TOKEN_EXPIRED');
+    now = saved;
+    assert.equal(auth.verifyToken(later).did, alice.did);
 
     // Revoked: even a token issued after the last rotation is refused.
     now += 1000;

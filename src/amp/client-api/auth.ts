@@ -14,7 +14,8 @@
  *   SecretKeySet. There is no shared or built-in secret: a token verifies with the gateway's
  *   public record only.
  * - verifyToken checks, in this order: syntax and bounds, label and version, that the token was
- *   issued by THIS gateway key, the signature, the validity window, and the DID as it stands in
+ *   issued by THIS gateway key, the signature (these four once per token text while the gateway
+ *   key is current: they depend on nothing else), the validity window, and the DID as it stands in
  *   the ledger now: revoked (FAILED_PRECONDITION, ERR_DID_REVOKED) or its keys rotated after
  *   the token was issued (ERR_TOKEN_STALE). Each other failure is an UNAUTHENTICATED refusal
  *   with its own code.
@@ -237,18 +238,24 @@ export function challengeMac(
     .subarray(0, 16);
 }
 
-/** Tokens whose signature verified, kept (text to the gateway key id) so a call checks it once. */
+/** Tokens whose signature verified, kept (text to claims and gateway key id) so a call checks it once. */
 const VERIFIED_TOKENS = 1024;
+
+interface VerifiedToken {
+  /** Hex of the gateway key id the signature verified with. */
+  readonly keyId: string;
+  readonly claims: TokenClaims;
+}
 
 export class Authenticator {
   readonly #gateway: SecretKeySet;
   readonly #ledger: IdentityLedger;
   /**
-   * A token's signature is a function of its text and the gateway key alone, so a token seen
-   * before is not verified again while that key is current (every other check runs each call);
-   * the oldest is dropped past VERIFIED_TOKENS.
+   * A token's signature and claims are a function of its text and the gateway key alone, so a
+   * token seen before is neither parsed nor verified again while that key is current (the checks
+   * of time and of the DID's state run each call); the oldest is dropped past VERIFIED_TOKENS.
    */
-  readonly #verified = new BoundedMap<string, string>(VERIFIED_TOKENS);
+  readonly #verified = new BoundedMap<string, VerifiedToken>(VERIFIED_TOKENS);
   readonly #domain: string;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -382,31 +389,10 @@ export class Authenticator {
 
   /** The claims of a valid token issued by this gateway's current key, or a refusal. */
   verifyToken(token: string): TokenClaims {
-    const { payload, signature } = parseToken(token);
-    const claims = decodeTokenPayload(payload);
     const gw = this.#gateway.record;
-    if (claims.gateway !== gw.did || !claims.gatewayKeyId.equals(gw.keyId)) {
-      throw unauthenticated(
-        'ERR_TOKEN_WRONG_GATEWAY',
-        `the token was issued by ${claims.gateway}, not by this gateway's current key`,
-      );
-    }
     const keyId = gw.keyId.toString('hex');
-    if (this.#verified.get(token) !== keyId) {
-      try {
-        verifySignature(
-          gw.suite,
-          gw.signingPublicKeys,
-          payload,
-          PURPOSE_TOKEN,
-          signature,
-          'ERR_TOKEN_SIGNATURE',
-        );
-      } catch {
-        throw unauthenticated('ERR_TOKEN_SIGNATURE', "the token's signature does not verify");
-      }
-      this.#verified.set(token, keyId);
-    }
+    const seen = this.#verified.get(token);
+    const claims = seen?.keyId === keyId ? seen.claims : this.#verifySignedClaims(token, keyId);
     const now = this.#now();
     if (now >= claims.expiresAt) {
       throw unauthenticated(
@@ -425,6 +411,33 @@ export class Authenticator {
         `the keys of ${claims.did} changed after this token was issued (authenticate again)`,
       );
     }
+    return claims;
+  }
+
+  /** The claims of a token signed by this gateway's current key (`keyId`), remembered. */
+  #verifySignedClaims(token: string, keyId: string): TokenClaims {
+    const { payload, signature } = parseToken(token);
+    const claims = decodeTokenPayload(payload);
+    const gw = this.#gateway.record;
+    if (claims.gateway !== gw.did || !claims.gatewayKeyId.equals(gw.keyId)) {
+      throw unauthenticated(
+        'ERR_TOKEN_WRONG_GATEWAY',
+        `the token was issued by ${claims.gateway}, not by this gateway's current key`,
+      );
+    }
+    try {
+      verifySignature(
+        gw.suite,
+        gw.signingPublicKeys,
+        payload,
+        PURPOSE_TOKEN,
+        signature,
+        'ERR_TOKEN_SIGNATURE',
+      );
+    } catch {
+      throw unauthenticated('ERR_TOKEN_SIGNATURE', "the token's signature does not verify");
+    }
+    this.#verified.set(token, { keyId, claims });
     return claims;
   }
 }
