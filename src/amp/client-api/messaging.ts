@@ -163,6 +163,21 @@ type Call = { metadata: { get(key: string): unknown[] }; getPeer(): string };
  */
 export const DISPATCH_STREAM_WINDOW = 64;
 
+/** Resolves when `stream` drains or `signal` aborts, and leaves no listener behind. */
+async function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  const done = new AbortController();
+  const stop = (): void => done.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await once(stream, 'drain', { signal: done.signal });
+  } catch (err) {
+    if (!done.signal.aborted) throw err; // the stream's 'error'; aborted: the caller looks at `signal`
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
 /** A refusal that would have ended a DispatchMessage call, as one answer of DispatchStream. */
 function refusalMsg(st: StatusObject): DispatchRefusalMsg {
   const code = st.metadata.get(CODE_TRAILER)[0];
@@ -350,9 +365,9 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     call: ServerDuplexStream<DispatchMessageRequestMsg, DispatchStreamResponseMsg>,
   ): void {
     const answers: Promise<DispatchStreamResponseMsg>[] = [];
+    const cancel = new AbortController();
     let reading = true;
     let writing = false;
-    let cancelled = false;
     let ended = false;
     const answer = async (req: DispatchMessageRequestMsg): Promise<DispatchStreamResponseMsg> => {
       try {
@@ -373,14 +388,12 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
       while (answers.length > 0) {
         const next = await (answers[0] as Promise<DispatchStreamResponseMsg>);
         answers.shift();
-        if (cancelled) continue;
-        if (!call.write(next)) {
-          await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
-        }
+        if (cancel.signal.aborted) continue;
+        if (!call.write(next)) await drained(call, cancel.signal);
         if (reading && answers.length < DISPATCH_STREAM_WINDOW) call.resume();
       }
       writing = false;
-      if (!reading && !cancelled && !ended) {
+      if (!reading && !cancel.signal.aborted && !ended) {
         ended = true;
         closing.signal.removeEventListener('abort', stopReading);
         call.end();
@@ -393,7 +406,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
     });
     call.on('end', stopReading);
     call.on('cancelled', () => {
-      cancelled = true;
+      cancel.abort();
       closing.signal.removeEventListener('abort', stopReading);
     });
     call.on('error', () => undefined);
@@ -437,12 +450,7 @@ export function messagingService(deps: MessagingDeps, log: MessagingLogger): Mes
             receipt: await receiptMsg(did, e.messageId),
             folder: e.folder ?? 'inbox',
           };
-          if (!call.write(item)) {
-            await Promise.race([
-              once(call, 'drain'),
-              once(abort.signal as unknown as NodeJS.EventEmitter, 'abort'),
-            ]);
-          }
+          if (!call.write(item)) await drained(call, abort.signal);
           sent++;
         }
         cursor = page.cursor;
