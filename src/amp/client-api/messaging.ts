@@ -18,7 +18,6 @@
  *
  * Errors become statuses in status.ts only; refusals carry a stable `aftersmtp-code`.
  */
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import {
   status,
@@ -77,6 +76,7 @@ import {
   refusalToStatus,
 } from './status.js';
 import { statusOf, unary } from './unary.js';
+import { drained } from './drained.js';
 import {
   ownTransitProof,
   type GetTransitReceiptResponseMsg,
@@ -162,21 +162,6 @@ type Call = { metadata: { get(key: string): unknown[] }; getPeer(): string };
  * (HTTP/2 flow control holds the rest with the client) until the oldest is answered.
  */
 export const DISPATCH_STREAM_WINDOW = 64;
-
-/** Resolves when `stream` drains or `signal` aborts, and leaves no listener behind. */
-async function drained(stream: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  const done = new AbortController();
-  const stop = (): void => done.abort();
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    await once(stream, 'drain', { signal: done.signal });
-  } catch (err) {
-    if (!done.signal.aborted) throw err; // the stream's 'error'; aborted: the caller looks at `signal`
-  } finally {
-    signal.removeEventListener('abort', stop);
-  }
-}
 
 /** A refusal that would have ended a DispatchMessage call, as one answer of DispatchStream. */
 function refusalMsg(st: StatusObject): DispatchRefusalMsg {
