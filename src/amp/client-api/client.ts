@@ -206,7 +206,7 @@ export class GatewayClient {
         authMetadata(token),
         { deadline: Date.now() + this.#timeoutMs },
         (err, res) => {
-          if (err) reject(new ClientApiError(err));
+          if (err) reject(ClientApiError.fromStatus(err));
           else resolve(res as Res);
         },
       );
@@ -303,7 +303,7 @@ export class GatewayClient {
     } catch (err) {
       if (signal?.aborted) return;
       throw (err as ServiceError).code !== undefined
-        ? new ClientApiError(err as ServiceError)
+        ? ClientApiError.fromStatus(err as ServiceError)
         : err;
     } finally {
       signal?.removeEventListener('abort', cancel);

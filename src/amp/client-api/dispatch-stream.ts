@@ -13,14 +13,14 @@
  * guaranteed: any bound on what waits in memory here; the caller decides how many it sends
  * before their answers (the gateway reads DISPATCH_STREAM_WINDOW at a time).
  */
-import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type {
   DispatchMessageRequestMsg,
   DispatchMessageResponseMsg,
   DispatchRefusalMsg,
   DispatchStreamResponseMsg,
 } from './messages.js';
-import { ClientApiError, CODE_TRAILER, RETRY_AFTER_TRAILER } from './status.js';
+import { ClientApiError } from './status.js';
 
 type Call = ClientDuplexStream<DispatchMessageRequestMsg, DispatchStreamResponseMsg>;
 
@@ -30,25 +30,21 @@ interface Waiting {
 }
 
 /** One answer's refusal as the error DispatchMessage's status would have given. */
-export function refusalError(r: DispatchRefusalMsg): ClientApiError {
-  const metadata = new Metadata();
-  metadata.set(CODE_TRAILER, r.code);
-  if (r.retry_after_ms > 0) metadata.set(RETRY_AFTER_TRAILER, String(r.retry_after_ms));
-  const err = Object.assign(new Error(r.message), {
-    code: r.status,
-    details: r.message,
-    metadata,
-  });
-  return new ClientApiError(err as ServiceError);
+function refusalError(r: DispatchRefusalMsg): ClientApiError {
+  return new ClientApiError(
+    r.status,
+    r.code,
+    r.message,
+    r.retry_after_ms > 0 ? r.retry_after_ms : undefined,
+  );
 }
 
 function streamEnded(): ClientApiError {
-  return refusalError({
-    status: 14, // UNAVAILABLE: send again
-    code: 'ERR_DISPATCH_STREAM_ENDED',
-    message: 'the gateway ended the stream before answering this request; send it again',
-    retry_after_ms: 0,
-  });
+  return new ClientApiError(
+    status.UNAVAILABLE,
+    'ERR_DISPATCH_STREAM_ENDED',
+    'the gateway ended the stream before answering this request; send it again',
+  );
 }
 
 export class DispatchStream {
@@ -70,7 +66,7 @@ export class DispatchStream {
     });
     this.#done = new Promise((resolve) => {
       call.on('error', (err: ServiceError) => {
-        this.#fail(new ClientApiError(err));
+        this.#fail(ClientApiError.fromStatus(err));
         resolve();
       });
       call.on('status', () => {

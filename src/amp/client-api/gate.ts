@@ -194,6 +194,7 @@ export function clientApiGate(opts: GateOptions): Gate {
 
   const interceptor: ServerInterceptor = (method, call) => {
     const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+    const inOrder = opts.answeredInOrder.has(name);
     const address = peerAddress(call.getPeer());
     let keys: string[] = [`a:${address}`];
     let held = 0;
@@ -246,7 +247,7 @@ export function clientApiGate(opts: GateOptions): Gate {
           },
           onCancel: release,
         }),
-      ...(opts.answeredInOrder.has(name)
+      ...(inOrder
         ? {
             sendMessage: (message: unknown, forward: (m: unknown) => void) => {
               answered();
@@ -353,7 +354,7 @@ export function clientApiGate(opts: GateOptions): Gate {
             return [];
           }
           held += declared + 5;
-          if (opts.answeredInOrder.has(name)) unanswered.push(declared + 5);
+          if (inOrder) unanswered.push(declared + 5);
         }
         try {
           return write(data);

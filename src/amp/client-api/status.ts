@@ -138,19 +138,26 @@ export function toGrpcStatus(err: unknown): MappedError {
   };
 }
 
-/** A refusal or failure reported by the gateway, with the code from its trailer. */
+/** A refusal or failure reported by the gateway, with its stable code. */
 export class ClientApiError extends AfterSmtpError {
   readonly grpcCode: status;
   readonly retryAfterMs: number | undefined;
 
-  constructor(err: ServiceError) {
+  constructor(grpcCode: status, code: string, details: string, retryAfterMs?: number) {
+    super(code, `gateway: ${details}`);
+    this.grpcCode = grpcCode;
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  /** A call's error status, with the code from its trailer (or GRPC_<status> without one). */
+  static fromStatus(err: ServiceError): ClientApiError {
     const code = err.metadata?.get(CODE_TRAILER)[0];
-    super(
-      typeof code === 'string' ? code : `GRPC_${status[err.code] ?? err.code}`,
-      `gateway: ${err.details || err.message}`,
-    );
-    this.grpcCode = err.code;
     const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
-    this.retryAfterMs = typeof retry === 'string' ? Number(retry) : undefined;
+    return new ClientApiError(
+      err.code,
+      typeof code === 'string' ? code : `GRPC_${status[err.code] ?? err.code}`,
+      err.details || err.message,
+      typeof retry === 'string' ? Number(retry) : undefined,
+    );
   }
 }
