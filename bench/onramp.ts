@@ -26,7 +26,11 @@
  * fsync and fdatasync waits that long first (bench/lib/slow-sync.c, built with `cc` and loaded
  * with LD_PRELOAD); Postfix is then left out (its master does not pass LD_PRELOAD on to its
  * daemons), so the table compares builds or settings of ours, not the two MTAs. It reports; it
- * never asserts.
+ * never asserts. ONRAMP_LATENCY_DIR records where each message's wall time goes (src/latency.ts's
+ * marks, through bench/lib/latency-recorder.ts preloaded into each `serve`, files in
+ * <dir>/<suite>/) and prints, per suite and session count, the median of each phase over the
+ * last round's messages (bench/lib/latency.ts): with one session that is the critical path of a
+ * message; with more, the queueing too.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,7 +40,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startUnbound } from '../test/client-api/helpers.js';
 import { connect, register, startMessagingGateway } from '../test/messaging/helpers.js';
-import { median, runSections } from './lib/measure.js';
+import {
+  ONRAMP_PHASES,
+  phaseFigures,
+  readMarks,
+  timelines,
+  type PhaseFigure,
+} from './lib/latency.js';
+import { median, runSections, type Section } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 
 const run = promisify(execFile);
@@ -49,6 +60,8 @@ const POSTFIX_WARMUP = Number(process.env.ONRAMP_POSTFIX_WARMUP ?? 1000);
 const ROUNDS = Math.max(1, Number(process.env.ONRAMP_ROUNDS ?? 3));
 const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
 const SLOW_SYNC_US = Number(process.env.ONRAMP_SLOW_SYNC_US ?? 0);
+const LATENCY_DIR = process.env.ONRAMP_LATENCY_DIR;
+const LATENCY_RECORDER = fileURLToPath(new URL('./lib/latency-recorder.js', import.meta.url));
 const SLOW_SYNC_SOURCE = fileURLToPath(new URL('../../bench/lib/slow-sync.c', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const POSTFIX_SCRIPT = fileURLToPath(
@@ -92,6 +105,15 @@ async function smtpSource(port: number, sessions: number, messages: number, to: 
 interface OurSide {
   run(sessions: number): Promise<Row>;
   stop(): Promise<void>;
+  /** The wall-clock span (ms) of each measured run, for the latency marks. */
+  readonly windows: { sessions: number; from: number; to: number }[];
+  /** Where its latency marks are, when ONRAMP_LATENCY_DIR is set. */
+  readonly latencyDir?: string;
+}
+
+/** Wall-clock ms, as the latency marks have it. */
+function wallMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** LD_PRELOAD and its setting for a gateway whose flushes wait SLOW_SYNC_US; none when 0. */
@@ -104,6 +126,11 @@ async function slowSyncEnv(): Promise<Record<string, string>> {
 
 async function startOurs(suite: string, slowSync: Record<string, string>): Promise<OurSide> {
   if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
+  const latencyDir = LATENCY_DIR === undefined ? undefined : join(LATENCY_DIR, suite);
+  if (latencyDir !== undefined) {
+    rmSync(latencyDir, { recursive: true, force: true });
+    mkdirSync(latencyDir, { recursive: true });
+  }
   const dns = await startUnbound('example.org', {
     'example.org': ['v=spf1 ip4:127.0.0.1 -all'],
     '_dmarc.example.org': ['v=DMARC1; p=none'],
@@ -115,12 +142,18 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
       AFTERSMTP_SMTP_MAX_CONNECTIONS_PER_ADDRESS: '1000',
       AFTERSMTP_SMTP_COMMANDS_PER_MINUTE: '1000000',
       ...slowSync,
+      ...(latencyDir !== undefined ? { LATENCY_TRACE_DIR: latencyDir } : {}),
     },
-    PROFILE_DIR === undefined
-      ? []
-      : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-onramp`],
+    [
+      ...(PROFILE_DIR === undefined
+        ? []
+        : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-onramp`]),
+      ...(latencyDir === undefined ? [] : [`--import=${LATENCY_RECORDER}`]),
+    ],
   );
   const stop = async (): Promise<void> => {
+    // The recorder writes at least every quarter second: let every thread's last marks out.
+    if (latencyDir !== undefined) await new Promise((r) => setTimeout(r, 500));
     await gw.stop();
     await dns.close();
     rmSync(gw.dataDir, { recursive: true, force: true });
@@ -137,11 +170,16 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
     const to = `${alice.did.split(':')[3]}@${alice.did.split(':')[2]}`;
     await smtpSource(port, 16, WARMUP, to); // warm-up, not reported
     const pid = gw.child.pid as number;
+    const windows: OurSide['windows'] = [];
     return {
+      windows,
+      ...(latencyDir !== undefined ? { latencyDir } : {}),
       async run(sessions) {
         const c0 = cpuSeconds(pid);
         const windowFrom = process.hrtime.bigint() / 1000n;
+        const from = wallMs();
         const seconds = await smtpSource(port, sessions, MESSAGES, to);
+        windows.push({ sessions, from, to: wallMs() });
         const cpu = cpuSeconds(pid) - c0;
         if (PROFILE_DIR !== undefined) {
           // The measured window on the monotonic clock (µs), which V8's profiles also use.
@@ -211,6 +249,42 @@ async function postfix(sessions: number): Promise<Row> {
   };
 }
 
+/**
+ * Where a message's wall time went, per suite and session count, over the last round's run
+ * (median and 90th percentile per phase, µs).
+ */
+function latencySection(sides: readonly OurSide[], suites: readonly string[]): Section {
+  const columns: { label: string; figures: PhaseFigure[] }[] = [];
+  sides.forEach((side, i) => {
+    if (side.latencyDir === undefined) return;
+    const all = timelines(readMarks(side.latencyDir));
+    for (const sessions of SESSIONS) {
+      const window = side.windows.filter((w) => w.sessions === sessions).at(-1);
+      if (window === undefined) continue;
+      columns.push({
+        label: `${suites[i] ?? ''} ${sessions}s`,
+        figures: phaseFigures(all, ONRAMP_PHASES, window),
+      });
+    }
+  });
+  const cell = (f: PhaseFigure | undefined): string =>
+    f === undefined || f.messages === 0 ? '—' : `${f.medianUs.toFixed(0)} (${f.p90Us.toFixed(0)})`;
+  return {
+    id: 'onramp-latency',
+    title: `SMTP on-ramp: where a message's wall time goes, µs, median (90th percentile), last round`,
+    run: () =>
+      Promise.resolve({
+        headers: ['phase', ...columns.map((c) => c.label)],
+        rows: ONRAMP_PHASES.map((p, i) => [p.name, ...columns.map((c) => cell(c.figures[i]))]),
+        notes: [
+          'From src/latency.ts marks recorded in serve (ONRAMP_LATENCY_DIR); wall time, so a phase includes waits for a busy thread, the disk and the client.',
+          `Messages per column: ${columns.map((c) => `${c.label} ${c.figures.at(-1)?.messages ?? 0}`).join(', ')}.`,
+        ],
+        json: Object.fromEntries(columns.map((c) => [c.label, c.figures])),
+      }),
+  };
+}
+
 interface Run extends Row {
   readonly round: number;
   /** msg/s over the same round's Postfix figure at the same session count. */
@@ -264,6 +338,7 @@ async function main(): Promise<void> {
       cpuUsPerMessage: median(g.map((r) => r.cpuUsPerMessage)),
     };
   });
+  const latency = LATENCY_DIR === undefined ? [] : [latencySection(sides, SUITES)];
   await runSections([
     {
       id: 'onramp',
@@ -303,6 +378,7 @@ async function main(): Promise<void> {
           json: { slowSyncUs: SLOW_SYNC_US, summary, runs },
         }),
     },
+    ...latency,
   ]);
 }
 

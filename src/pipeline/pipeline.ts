@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretKeySet } from '../identity/keys.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
+import { markLatency } from '../latency.js';
 import type { Srs } from '../mail/srs.js';
 import type { MessagingMetrics } from '../mailbox/metrics.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
@@ -204,6 +205,7 @@ export class Pipeline {
   }
 
   async #legacy(received: LegacySubmission): Promise<Outcome> {
+    markLatency('pipeline.start', received.transaction);
     const maps = this.#o.maps();
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
     const id = messageId.toString('hex');
@@ -288,6 +290,7 @@ export class Pipeline {
       },
       storeNow ? (fields) => this.#o.mailbox.signReceipt(fields) : undefined,
     );
+    markLatency('pipeline.sealed', sub.transaction);
     const direct = storeNow ? copies.filter((c) => c.local) : [];
     const retry = await this.#commit(sub, () =>
       storeCopies(this.#o.mailbox, direct, sub.receivedAt),
@@ -342,6 +345,7 @@ export class Pipeline {
         ? []
         : await this.#commit(sub, () => commitToQueue(this.#o.queue, info, entries));
     if (!Array.isArray(committed)) return committed;
+    markLatency('pipeline.committed', sub.transaction);
     await this.#webhooks(sub, id, effects);
     this.#o.log.info(
       {

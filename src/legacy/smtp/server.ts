@@ -41,6 +41,7 @@ import type { MessageAuthenticator } from '../../pipeline/authentication.js';
 import type { DelayedChecks, Pipeline, RcptAnswer, SmtpState } from '../../pipeline/pipeline.js';
 import { mergeEffects, type ClientVerdict } from '../../pipeline/admission.js';
 import type { Client, Effects, RecipientPlan, Refusal, Verdict } from '../../pipeline/types.js';
+import { markLatency } from '../../latency.js';
 import { ConnectionGuardState, type Violation } from './guard.js';
 import { CODE, STATUS, refusalReply, type SmtpReply } from './replies.js';
 
@@ -406,6 +407,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
       allowInsecureAuth: false,
 
       onConnect(session, cb) {
+        markLatency('smtp.connect', session.id);
         if (delayReject) {
           cb();
           return;
@@ -502,6 +504,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
       },
 
       onRcptTo(address: SMTPServerAddress, session, cb) {
+        markLatency('smtp.rcpt', session.id);
         const c = stateOf(session);
         const rcpt = address.address;
         if (addressTooLong(rcpt)) {
@@ -530,6 +533,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
         };
         o.pipeline.rcptTo(state, rcpt, pending).then(
           (answer) => {
+            markLatency('smtp.rcpt.answered', session.id);
             if (answer.client !== undefined) judgedClient(c, answer.client, role);
             if (answer.sender !== undefined) judgedSender(c, answer.sender);
             const refused = priorRefusal(c);
@@ -563,9 +567,11 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
 
       onData(stream: SMTPServerDataStream, session, cb) {
         const c = stateOf(session);
+        markLatency('smtp.data', session.id);
         c.guard.startData();
         readMessage(stream, limits.maxMessageBytes)
           .then(async (m) => {
+            markLatency('smtp.received', session.id);
             if (c.guard.refused !== undefined) {
               cb(
                 replyError({
@@ -600,6 +606,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
             const transaction = randomBytes(8).toString('hex');
             const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
             const auth = await o.authenticator?.check(m.message, state.client, mailFrom);
+            markLatency('smtp.authenticated', session.id, transaction);
             const outcome = await o.pipeline.submitLegacy({
               transaction,
               client: state.client,
@@ -617,12 +624,14 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
               cb(refusalError(outcome.refusal));
               return;
             }
+            markLatency('smtp.replied', session.id);
             cb(null, `${STATUS.OK} Ok: queued as ${outcome.messageId}`);
           })
           .catch(internalError(cb, c, 'DATA'));
       },
 
       onClose(session) {
+        markLatency('smtp.close', session.id);
         connections.delete(session.id);
       },
     });
