@@ -6,6 +6,10 @@
  * pipeline carries the transaction); `at` is wall-clock milliseconds with sub-millisecond
  * precision (performance.timeOrigin + performance.now()), comparable across threads.
  *
+ * The points today are the SMTP on-ramp's: `smtp.*` on the listener thread (src/legacy/smtp/
+ * server.ts) and `pipeline.start`, `pipeline.sealed`, `pipeline.committed` for a legacy message
+ * (src/pipeline/pipeline.ts); bench/lib/latency.ts's ONRAMP_PHASES names the spans between them.
+ *
  * Nothing is recorded unless something in the same thread subscribes: bench/onramp does, with
  * ONRAMP_LATENCY_DIR, by preloading bench/lib/latency-recorder.ts into `serve`, and prints
  * where a message's time goes (bench/lib/latency.ts). With no subscriber a mark costs one
