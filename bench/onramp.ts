@@ -103,6 +103,7 @@ async function smtpSource(port: number, sessions: number, messages: number, to: 
 
 /** One of our gateways: started and warmed up once, then measured at every session count. */
 interface OurSide {
+  readonly suite: string;
   run(sessions: number): Promise<Row>;
   stop(): Promise<void>;
   /** The wall-clock span (ms) of each measured run, for the latency marks. */
@@ -172,6 +173,7 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
     const pid = gw.child.pid as number;
     const windows: OurSide['windows'] = [];
     return {
+      suite,
       windows,
       ...(latencyDir !== undefined ? { latencyDir } : {}),
       async run(sessions) {
@@ -253,20 +255,20 @@ async function postfix(sessions: number): Promise<Row> {
  * Where a message's wall time went, per suite and session count, over the last round's run
  * (median and 90th percentile per phase, µs).
  */
-function latencySection(sides: readonly OurSide[], suites: readonly string[]): Section {
+function latencySection(sides: readonly OurSide[]): Section {
   const columns: { label: string; figures: PhaseFigure[] }[] = [];
-  sides.forEach((side, i) => {
-    if (side.latencyDir === undefined) return;
+  for (const side of sides) {
+    if (side.latencyDir === undefined) continue;
     const all = timelines(readMarks(side.latencyDir));
     for (const sessions of SESSIONS) {
       const window = side.windows.filter((w) => w.sessions === sessions).at(-1);
       if (window === undefined) continue;
       columns.push({
-        label: `${suites[i] ?? ''} ${sessions}s`,
+        label: `${side.suite} ${sessions}s`,
         figures: phaseFigures(all, ONRAMP_PHASES, window),
       });
     }
-  });
+  }
   const cell = (f: PhaseFigure | undefined): string =>
     f === undefined || f.messages === 0 ? '—' : `${f.medianUs.toFixed(0)} (${f.p90Us.toFixed(0)})`;
   return {
@@ -338,7 +340,7 @@ async function main(): Promise<void> {
       cpuUsPerMessage: median(g.map((r) => r.cpuUsPerMessage)),
     };
   });
-  const latency = LATENCY_DIR === undefined ? [] : [latencySection(sides, SUITES)];
+  const latency = LATENCY_DIR === undefined ? [] : [latencySection(sides)];
   await runSections([
     {
       id: 'onramp',

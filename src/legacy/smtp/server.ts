@@ -567,7 +567,6 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
 
       onData(stream: SMTPServerDataStream, session, cb) {
         const c = stateOf(session);
-        markLatency('smtp.data', session.id);
         c.guard.startData();
         readMessage(stream, limits.maxMessageBytes)
           .then(async (m) => {
