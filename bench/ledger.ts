@@ -30,7 +30,7 @@ import { IdentityLedger, type RegisterRequest } from '../src/ledger/ledger.js';
 import { NoteSigner } from '../src/ledger/note.js';
 import { LogStore } from '../src/ledger/store.js';
 import { ClientState, verifyAnswer } from '../src/ledger/verify.js';
-import { inclusionProof, consistencyProof, verifyInclusion } from '../src/ledger/merkle.js';
+import { inclusionProof, consistencyProof, verifyInclusion } from '../src/identity/merkle.js';
 import { formatOps, measure, runSections, type Section } from './lib/measure.js';
 
 const DOMAIN = 'bench.example';

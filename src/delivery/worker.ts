@@ -42,7 +42,11 @@ import { decodeAmpNotice } from '../queue/amp-notice.js';
 import type { DeliveryQueue, Lease, LeasedJob, RecipientOutcome } from '../queue/types.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec.js';
 import { sealEnvelope } from '../envelope/envelope.js';
-import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
+import {
+  VerifiedBatches,
+  addGatewaySignature,
+  verifyGatewaySignature,
+} from '../envelope/gateway.js';
 import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
@@ -127,6 +131,8 @@ export class DeliveryWorker {
   readonly #perPeer: number;
   readonly #perDestination: number;
   readonly #maxHeldBytes: number;
+  /** Our own batch signatures already verified (a queued job is checked before it is stored). */
+  readonly #batches = new VerifiedBatches();
   /** Bytes of the bodies of the jobs in hand (running or waiting). */
   #heldBytes = 0;
   readonly #deadMs: number;
@@ -405,7 +411,7 @@ export class DeliveryWorker {
       const gatewayDid = formatDid({ domain: this.#o.domain, localpart: 'gateway' });
       const gw = this.#o.ledger.current(gatewayDid);
       if (gw.state !== 'current') throw new Error(`${gatewayDid} is not active in the ledger`);
-      verifyGatewaySignature(env, gw.record);
+      verifyGatewaySignature(env, gw.record, { batches: this.#batches });
     } catch (err) {
       return this.#all(job, 'permanent', reasonOf(err));
     }

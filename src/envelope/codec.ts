@@ -11,6 +11,7 @@ import protobuf from 'protobufjs';
 import { AfterSmtpError, InputError } from '../errors.js';
 import { MAX_DID_LENGTH, checkDid } from '../identity/did.js';
 import { KEY_ID_LENGTH, checkPublicRecord, type PublicKeyRecord } from '../identity/keys.js';
+import { HASH_LENGTH, inclusionProofLength } from '../identity/merkle.js';
 import type { Signature } from '../identity/signature.js';
 import { SUITES, isSuiteId, type SuiteId } from '../identity/suites.js';
 import { ENVELOPE_SCHEMA } from './envelope-schema.generated.js';
@@ -20,6 +21,7 @@ import {
   ENVELOPE_VERSION,
   MAX_CHECKPOINT_BYTES,
   MAX_CONTENT_TYPE_BYTES,
+  MAX_GATEWAY_BATCH,
   MAX_RECIPIENTS,
   MAX_SUBJECT_BYTES,
   MESSAGE_ID_LENGTH,
@@ -48,6 +50,16 @@ export interface GatewaySignature {
   readonly keyId: Buffer;
   readonly suite: SuiteId;
   readonly signature: Signature;
+  /** Present when the signature is over a batch of envelopes (docs/PROTOCOL.md §6.4). */
+  readonly batch?: GatewayBatch;
+}
+
+/** Where an envelope's gateway transcript sits in the Merkle tree whose root was signed. */
+export interface GatewayBatch {
+  readonly index: number;
+  readonly size: number;
+  /** The RFC 9162 inclusion proof of the leaf, exactly as long as (index, size) demands. */
+  readonly path: readonly Buffer[];
 }
 
 /** What the gateway that let a legacy message into AMP saw (docs/PROTOCOL.md §6.8). */
@@ -299,8 +311,26 @@ function envelopeFromMessage(m: Msg): Envelope {
       keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
       suite: gs,
       signature: signature(g.signature, gs, 'gateway_signature.signature'),
+      ...(g.batch === null || g.batch === undefined
+        ? {}
+        : { batch: gatewayBatch(msg(g.batch, 'gateway_signature.batch')) }),
     },
   };
+}
+
+function gatewayBatch(b: Msg): GatewayBatch {
+  const { index, size } = b;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 2 || size > MAX_GATEWAY_BATCH) {
+    fail(`gateway_signature.batch.size must be 2..${MAX_GATEWAY_BATCH}`);
+  }
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= size) {
+    fail('gateway_signature.batch.index must be below its size');
+  }
+  const n = inclusionProofLength(index, size);
+  const path = list(b.path ?? [], 'gateway_signature.batch.path', n, n).map((h, i) =>
+    bytes(h, `gateway_signature.batch.path[${i}]`, HASH_LENGTH, HASH_LENGTH),
+  );
+  return { index, size, path };
 }
 
 function originFromMessage(o: Msg): Origin {
@@ -414,6 +444,9 @@ function envelopeToMessage(e: Envelope): Msg {
         ed25519: g.signature.ed25519,
         ml_dsa_65: g.signature.mldsa65 ?? Buffer.alloc(0),
       },
+      ...(g.batch === undefined
+        ? {}
+        : { batch: { index: g.batch.index, size: g.batch.size, path: g.batch.path } }),
     };
   }
   return m;

@@ -79,6 +79,14 @@ export const ENVELOPE_SCHEMA = {
                     key_id: { type: 'bytes', id: 2 },
                     suite: { type: 'string', id: 3 },
                     signature: { type: 'Signature', id: 4 },
+                    batch: { type: 'GatewayBatch', id: 5 },
+                  },
+                },
+                GatewayBatch: {
+                  fields: {
+                    index: { type: 'uint32', id: 1 },
+                    size: { type: 'uint32', id: 2 },
+                    path: { rule: 'repeated', type: 'bytes', id: 3 },
                   },
                 },
                 KeyRecord: {

@@ -23,6 +23,7 @@ export const KEY_SHARE_LENGTH = 32;
 /** Transcript label and signature purpose (signature.ts derives the per-algorithm contexts). */
 export const PURPOSE_AUTHOR = 'aftersmtp/amp/v1/author';
 export const PURPOSE_GATEWAY = 'aftersmtp/amp/v1/gateway';
+export const PURPOSE_GATEWAY_BATCH = 'aftersmtp/amp/v1/gateway-batch';
 
 /** HKDF-SHA256(ikm = content key, salt = message id, info = lp(label, suite), 44) -> key, nonce. */
 export function deriveContentKey(
@@ -202,4 +203,16 @@ export function gatewayTranscript(t: GatewayTranscriptInput): Buffer {
       ? []
       : [...(t.origin === undefined ? [Buffer.alloc(0)] : []), spamHash(t.spam)]),
   );
+}
+
+/**
+ * The bytes a gateway signs for a batch of envelopes (purpose PURPOSE_GATEWAY_BATCH): the root of
+ * the RFC 9162 tree whose leaves are the envelopes' gateway transcripts, in order.
+ */
+export function gatewayBatchTranscript(
+  gateway: { did: string; keyId: Buffer },
+  size: number,
+  root: Buffer,
+): Buffer {
+  return lp(PURPOSE_GATEWAY_BATCH, gateway.did, gateway.keyId, u32be(size), root);
 }

@@ -11,7 +11,7 @@
  * expected for the domain.
  */
 import { InputError } from '../errors.js';
-import { HASH_LENGTH } from './merkle.js';
+import { HASH_LENGTH } from '../identity/merkle.js';
 import { openNote, signNote, type NoteSigner, type NoteVerifier } from './note.js';
 
 export const MAX_EXTENSION_LINES = 8;

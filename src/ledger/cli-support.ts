@@ -12,7 +12,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { logOrigin } from './checkpoint.js';
-import { verifyConsistency } from './merkle.js';
+import { verifyConsistency } from '../identity/merkle.js';
 import type { MintProgress } from './hashcash.js';
 import { IdentityLedger, type LedgerOptions } from './ledger.js';
 import {

@@ -20,7 +20,7 @@ import {
   type Signature,
 } from '../identity/index.js';
 import { Reader, lpBytes, u64, u8 } from './codec.js';
-import { sha256 } from './merkle.js';
+import { sha256 } from '../identity/merkle.js';
 
 export const ENTRY_VERSION = 1;
 export const MAX_ENTRY_BYTES = 32 * 1024;

@@ -24,7 +24,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { InputError } from '../errors.js';
 import { hashcashSearch } from '../native/index.js';
 import { Reader, lpBytes, u64, u8 } from './codec.js';
-import { sha256 } from './merkle.js';
+import { sha256 } from '../identity/merkle.js';
 
 export const CHALLENGE_LABEL = 'aftersmtp/ledger/v1/challenge';
 export const STAMP_LABEL = 'aftersmtp/ledger/v1/hashcash';

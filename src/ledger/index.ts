@@ -114,7 +114,7 @@ export {
   verifyConsistency,
   verifyInclusion,
   type NodeSource,
-} from './merkle.js';
+} from '../identity/merkle.js';
 export { LogStore } from './store.js';
 export {
   LEDGER_REPLICA_FILE,

@@ -13,7 +13,7 @@
  */
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError, InputError } from '../errors.js';
-import { sha256 } from './merkle.js';
+import { sha256 } from '../identity/merkle.js';
 
 export const MAX_NOTE_BYTES = 16 * 1024;
 /** C2SP: verifiers MUST accept at least 16 signatures. */

@@ -38,7 +38,7 @@ import { IdentityLedger, type LedgerReplication, type ReplicaTarget } from './le
 import { loadOrCreateLogKey, LOG_KEY_FILE, DEFAULT_SCRYPT, type ScryptParams } from './logkey.js';
 import type { RateDecision, RateLimiter } from './ratelimit.js';
 import { LedgerCorruptError } from './store.js';
-import { MemoryTree, leafHash } from './merkle.js';
+import { MemoryTree, leafHash } from '../identity/merkle.js';
 import { PgSyncError, SyncPgClient } from './pg-sync.js';
 import { join } from 'node:path';
 import type { DataDirOptions } from './cli-support.js';

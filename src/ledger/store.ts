@@ -22,7 +22,7 @@ import {
   nodeHash,
   rootAt,
   type NodeSource,
-} from './merkle.js';
+} from '../identity/merkle.js';
 
 export const SCHEMA_VERSION = 1;
 

@@ -26,7 +26,7 @@ import {
   rotateTranscript,
   type LedgerEntry,
 } from './entries.js';
-import { HASH_LENGTH, leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { HASH_LENGTH, leafHash, verifyConsistency, verifyInclusion } from '../identity/merkle.js';
 import { parseVerifierKey } from './note.js';
 
 export const MAX_STATE_FILE_BYTES = 1024 * 1024;

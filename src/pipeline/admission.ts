@@ -12,7 +12,7 @@
  * accept and act on the whole message after DATA; PREPEND adds a header line.
  */
 import { parseDid } from '../identity/did.js';
-import { verifyGatewaySignature } from '../envelope/gateway.js';
+import { VerifiedBatches, verifyGatewaySignature } from '../envelope/gateway.js';
 import type { AccessMatch, MapSnapshot } from '../routing/index.js';
 import { localState, type LedgerView, type RemoteDirectory } from './recipients.js';
 import { oneLine, refusal } from './refusals.js';
@@ -39,6 +39,8 @@ export interface AdmissionDeps {
   readonly domains: ReadonlySet<string>;
   readonly ledger: LedgerView;
   readonly remote?: RemoteDirectory;
+  /** Peers' batch signatures already verified (docs/PROTOCOL.md §6.4). */
+  readonly batches?: VerifiedBatches;
 }
 
 /** Turns an access-map entry into a verdict; `what` names the thing looked up, for the text. */
@@ -248,7 +250,7 @@ async function admitRelayed(sub: AmpSubmission, deps: AdmissionDeps): Promise<Ve
             ),
       };
     }
-    const problem = checkGateway(sub, gw.record, gw.tlsSpki);
+    const problem = checkGateway(sub, gw.record, gw.tlsSpki, deps.batches);
     return problem === undefined ? CONTINUE : { kind: 'refuse', refusal: problem };
   };
   const first = await resolve(false);
@@ -259,6 +261,7 @@ function checkGateway(
   sub: AmpSubmission,
   record: Parameters<typeof verifyGatewaySignature>[1],
   tlsSpki: Buffer,
+  batches: VerifiedBatches | undefined,
 ): ReturnType<typeof refusal> | undefined {
   if (sub.client.spki === undefined || !sub.client.spki.equals(tlsSpki)) {
     return refusal(
@@ -267,7 +270,7 @@ function checkGateway(
     );
   }
   try {
-    verifyGatewaySignature(sub.envelope, record);
+    verifyGatewaySignature(sub.envelope, record, batches === undefined ? {} : { batches });
   } catch (err) {
     return refusal(
       'ERR_GATEWAY_SIGNATURE',

@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SecretKeySet } from '../identity/keys.js';
+import { GatewaySigner, VerifiedBatches } from '../envelope/gateway.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import { markLatency } from '../latency.js';
 import type { Srs } from '../mail/srs.js';
@@ -53,6 +54,7 @@ import {
   sealCopies,
   signDispatched,
   stampedMessage,
+  type SealDeps,
   type TransformDeps,
 } from './transform.js';
 import type {
@@ -121,7 +123,9 @@ export class Pipeline {
     remote?: RemoteDirectory;
     delimiter?: string;
     srs?: Srs;
+    batches: VerifiedBatches;
   };
+  readonly #seal: SealDeps;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
@@ -132,7 +136,9 @@ export class Pipeline {
       ...(options.remote !== undefined ? { remote: options.remote } : {}),
       ...(options.delimiter !== undefined ? { delimiter: options.delimiter } : {}),
       ...(options.srs !== undefined ? { srs: options.srs } : {}),
+      batches: new VerifiedBatches(),
     };
+    this.#seal = { ...options, gatewaySigner: new GatewaySigner(options.gatewayKeys) };
   }
 
   get gatewayKeys(): SecretKeySet {
@@ -274,7 +280,7 @@ export class Pipeline {
       facts,
       origin,
       messageId,
-      this.#o,
+      this.#seal,
       (did) => {
         const r = spam.byDid.get(did);
         if (r === undefined || effects.spam === undefined) return undefined;
@@ -465,7 +471,7 @@ export class Pipeline {
       }
       return { kind: 'accepted', messageId: id, recipients: all, entries: [] };
     }
-    const body = await signDispatched(env, this.#o);
+    const body = await signDispatched(env, this.#seal);
     const entry: QueueEntry = {
       recipients: accepted.map((address) => ({
         address,

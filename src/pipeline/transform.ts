@@ -17,7 +17,7 @@ import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
 import { sealEnvelopeAsync } from '../envelope/envelope.js';
-import { addGatewaySignatureAsync } from '../envelope/gateway.js';
+import type { GatewaySigner } from '../envelope/gateway.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { ReceiptFor } from '../mailbox/writer.js';
 import { MAX_SUBJECT_BYTES } from '../envelope/limits.js';
@@ -32,6 +32,11 @@ export interface TransformDeps {
   readonly maxEnvelopeBytes: number;
   /** How long legacy mail may wait for its recipient in AMP (the envelope's expiry). */
   readonly legacyTtlMs: number;
+}
+
+/** What sealing needs besides the settings: the gateway's signer, which batches (§6.4). */
+export interface SealDeps extends TransformDeps {
+  readonly gatewaySigner: GatewaySigner;
 }
 
 /** One recipient DID's sealed copy. */
@@ -51,8 +56,8 @@ export interface SealedCopy {
 export type ReceiptSigner = (fields: ReceiptFor) => Promise<DeliveryReceipt>;
 
 /** AMP from a client of this gateway: its envelope with our gateway signature, encoded. */
-export async function signDispatched(env: Envelope, deps: TransformDeps): Promise<Buffer> {
-  return encodeEnvelope(await addGatewaySignatureAsync(env, deps.gatewayKeys), {
+export async function signDispatched(env: Envelope, deps: SealDeps): Promise<Buffer> {
+  return encodeEnvelope(await deps.gatewaySigner.sign(env), {
     maxBytes: deps.maxEnvelopeBytes,
   });
 }
@@ -196,7 +201,7 @@ export function sealCopies(
   facts: MessageFacts,
   origin: Origin,
   messageId: Buffer,
-  deps: TransformDeps,
+  deps: SealDeps,
   extras?: (did: string) => CopyExtras | undefined,
   receiptFor?: ReceiptSigner,
 ): Promise<SealedCopy[]> {
@@ -228,10 +233,11 @@ export function sealCopies(
         : undefined;
       // Awaited by the store, if the copy gets there; never an unhandled rejection if it does not.
       receipt?.catch(() => undefined);
-      const signed = await addGatewaySignatureAsync(
-        { ...sealed, origin, ...(extra?.spam !== undefined ? { spam: extra.spam } : {}) },
-        deps.gatewayKeys,
-      );
+      const signed = await deps.gatewaySigner.sign({
+        ...sealed,
+        origin,
+        ...(extra?.spam !== undefined ? { spam: extra.spam } : {}),
+      });
       return {
         recipient: t.did,
         local: t.local,

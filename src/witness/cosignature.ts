@@ -16,7 +16,7 @@ import { verify, type KeyObject } from 'node:crypto';
 import { CryptoError, InputError } from '../errors.js';
 import { NoteSigner, parseNote } from '../ledger/index.js';
 import { ed25519PublicKeyObject } from '../ledger/note.js';
-import { sha256 } from '../ledger/merkle.js';
+import { sha256 } from '../identity/merkle.js';
 
 export const SIG_TYPE_COSIGNATURE_V1 = 0x04;
 

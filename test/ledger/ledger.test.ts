@@ -24,7 +24,7 @@ import {
   leafHash,
   rootAt,
   type NodeSource,
-} from '../../src/ledger/merkle.js';
+} from '../../src/identity/merkle.js';
 import { TokenBucketLimiter } from '../../src/ledger/ratelimit.js';
 import { LogStore } from '../../src/ledger/store.js';
 import type { SecretKeySet } from '../../src/identity/index.js';

@@ -14,7 +14,7 @@ import {
   rootAt,
   verifyConsistency,
   verifyInclusion,
-} from '../../src/ledger/merkle.js';
+} from '../../src/identity/merkle.js';
 import { AfterSmtpError } from '../../src/errors.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -17,7 +17,7 @@ import {
   readLogKey,
   loadOrCreateLogKey,
 } from '../../src/ledger/logkey.js';
-import { sha256 } from '../../src/ledger/merkle.js';
+import { sha256 } from '../../src/identity/merkle.js';
 import {
   NoteSigner,
   MAX_NOTE_BYTES,

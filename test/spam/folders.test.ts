@@ -15,6 +15,7 @@ import { messageFacts, sealCopies, type SealedCopy } from '../../src/pipeline/tr
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import { PostgresMailboxStore } from '../../src/store/postgres.js';
+import { GatewaySigner } from '../../src/envelope/gateway.js';
 import type { MailboxStore } from '../../src/store/types.js';
 import { identity } from '../ledger/helpers.js';
 import { freshDatabase, postgresService } from '../store/services.js';
@@ -54,7 +55,13 @@ async function copy(spam?: SpamPart): Promise<SealedCopy> {
       receivedAt: Date.now(),
     },
     randomBytes(16),
-    { gatewayKeys: gateway, hostname: 'mx', maxEnvelopeBytes: 1 << 24, legacyTtlMs: 86_400_000 },
+    {
+      gatewayKeys: gateway,
+      gatewaySigner: new GatewaySigner(gateway),
+      hostname: 'mx',
+      maxEnvelopeBytes: 1 << 24,
+      legacyTtlMs: 86_400_000,
+    },
     () => (spam !== undefined ? { spam } : undefined),
   );
   assert.ok(c);

@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { Registry } from 'prom-client';
 import { SMTPServer } from 'smtp-server';
-import { verifyGatewaySignature } from '../../src/envelope/gateway.js';
+import { GatewaySigner, verifyGatewaySignature } from '../../src/envelope/gateway.js';
 import { decodeEnvelope } from '../../src/envelope/codec.js';
 import { ampDestination } from '../../src/pipeline/addresses.js';
 import { commitToQueue } from '../../src/pipeline/commit.js';
@@ -249,7 +249,13 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
         receivedAt: Date.now(),
       },
       messageId,
-      { gatewayKeys: gw.keys, hostname: 'mx', maxEnvelopeBytes: 1 << 25, legacyTtlMs: 86_400_000 },
+      {
+        gatewayKeys: gw.keys,
+        gatewaySigner: new GatewaySigner(gw.keys),
+        hostname: 'mx',
+        maxEnvelopeBytes: 1 << 25,
+        legacyTtlMs: 86_400_000,
+      },
       () => ({
         spam: {
           verdict: 'junk',

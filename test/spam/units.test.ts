@@ -10,7 +10,11 @@ import {
   spamDecimal,
   type SpamPart,
 } from '../../src/envelope/codec.js';
-import { addGatewaySignature, verifyGatewaySignature } from '../../src/envelope/gateway.js';
+import {
+  GatewaySigner,
+  addGatewaySignature,
+  verifyGatewaySignature,
+} from '../../src/envelope/gateway.js';
 import { gatewayTranscript } from '../../src/envelope/transcript.js';
 import { mergeEffects } from '../../src/pipeline/admission.js';
 import { ampSenderCheck, keptRecipients } from '../../src/pipeline/spam.js';
@@ -103,7 +107,13 @@ async function sealed(spam?: SpamPart) {
       receivedAt: 1_700_000_000_000,
     },
     randomBytes(16),
-    { gatewayKeys: gateway, hostname: 'mx', maxEnvelopeBytes: 1 << 24, legacyTtlMs: 86_400_000 },
+    {
+      gatewayKeys: gateway,
+      gatewaySigner: new GatewaySigner(gateway),
+      hostname: 'mx',
+      maxEnvelopeBytes: 1 << 24,
+      legacyTtlMs: 86_400_000,
+    },
     () => (spam !== undefined ? { spam } : undefined),
   );
   assert.ok(c);

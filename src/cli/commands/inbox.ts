@@ -20,7 +20,7 @@ import { type OpenedMessage } from '../../envelope/index.js';
 import { ExpiryOpener, receiptFromMsg, type InboxItemMsg } from '../../amp/client-api/index.js';
 import { verifyReceipt } from '../../envelope/receipt.js';
 import { decodeEnvelope } from '../../envelope/codec.js';
-import { verifyGatewaySignature } from '../../envelope/gateway.js';
+import { VerifiedBatches, verifyGatewaySignature } from '../../envelope/gateway.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AfterSmtpError, asEnvironmentError } from '../../errors.js';
@@ -196,6 +196,7 @@ export const inboxCommand: Command = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const resolved = new Map<string, Promise<ResolvedIdentity>>();
+    const batches = new VerifiedBatches();
     const resolve = (did: string): Promise<ResolvedIdentity> => {
       let p = resolved.get(did);
       if (p === undefined) resolved.set(did, (p = lookup.resolve(did)));
@@ -282,7 +283,7 @@ export const inboxCommand: Command = {
               const gw = await resolve(gatewayDid);
               if (gw.record === undefined)
                 throw new AfterSmtpError('ERR_GATEWAY_SIGNATURE', 'gateway revoked');
-              verifyGatewaySignature(env, gw.record, { requireSenderDomain: false });
+              verifyGatewaySignature(env, gw.record, { requireSenderDomain: false, batches });
               spam.verified = true;
             } catch (err) {
               spam.error = `${errorOf(err).message} (${errorOf(err).code})`;

@@ -1,5 +1,6 @@
 /**
- * RFC 9162 §2.1 Merkle tree hashing for the identity log: leaf and interior-node hashes, the
+ * RFC 9162 §2.1 Merkle tree hashing, for the identity log and for batch signatures (a gateway
+ * signature over many envelopes, docs/PROTOCOL.md §6.4): leaf and interior-node hashes, the
  * tree head of any size, inclusion proofs (§2.1.3) and consistency proofs (§2.1.4), generated
  * from a source of perfect-subtree hashes and verified with the RFC's own algorithms
  * (§2.1.3.2, §2.1.4.2).
@@ -208,6 +209,8 @@ function checkProofShape(proof: readonly Uint8Array[], expected: number, code: s
   for (const p of proof) checkHash(p, 'every proof element', code);
 }
 
+const INCLUSION = 'ERR_LEDGER_INCLUSION';
+
 /**
  * Verifies that `leaf` (a leaf hash) is at `index` in the tree of `size` whose head is `root`
  * (RFC 9162 §2.1.3.2). Throws CryptoError(ERR_LEDGER_INCLUSION) on any failure.
@@ -219,12 +222,29 @@ export function verifyInclusion(
   proof: readonly Uint8Array[],
   root: Uint8Array,
 ): void {
-  const code = 'ERR_LEDGER_INCLUSION';
+  checkHash(root, 'root hash', INCLUSION);
+  if (!rootFromInclusion(leaf, index, size, proof).equals(root)) {
+    throw new CryptoError(INCLUSION, `inclusion proof for leaf ${index} does not lead to the root`);
+  }
+}
+
+/**
+ * The head of the tree of `size` in which `proof` places `leaf` (a leaf hash) at `index`: RFC
+ * 9162 §2.1.3.2 up to its last comparison, for a verifier that checks a signature over the head
+ * instead of comparing it with a known one. Throws CryptoError(ERR_LEDGER_INCLUSION) when the
+ * index, the leaf or the proof's shape is wrong.
+ */
+export function rootFromInclusion(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  proof: readonly Uint8Array[],
+): Buffer {
+  const code = INCLUSION;
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) {
     throw new CryptoError(code, `leaf index ${index} is not inside a tree of size ${size}`);
   }
   checkHash(leaf, 'leaf hash', code);
-  checkHash(root, 'root hash', code);
   checkProofShape(proof, inclusionProofLength(index, size), code);
   // Step 2-3.
   let fn = index;
@@ -247,10 +267,9 @@ export function verifyInclusion(
     fn = shr(fn);
     sn = shr(sn);
   }
-  // Step 5.
-  if (sn !== 0 || !r.equals(root)) {
-    throw new CryptoError(code, `inclusion proof for leaf ${index} does not lead to the root`);
-  }
+  // Step 5, less the comparison with a known root.
+  if (sn !== 0) throw new CryptoError(code, `inclusion proof for leaf ${index} is too short`);
+  return r;
 }
 
 /**
