@@ -42,11 +42,8 @@ import { decodeAmpNotice } from '../queue/amp-notice.js';
 import type { DeliveryQueue, Lease, LeasedJob, RecipientOutcome } from '../queue/types.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../envelope/codec.js';
 import { sealEnvelope } from '../envelope/envelope.js';
-import {
-  VerifiedBatches,
-  addGatewaySignature,
-  verifyGatewaySignature,
-} from '../envelope/gateway.js';
+import { addGatewaySignature, verifyGatewaySignature } from '../envelope/gateway.js';
+import { VerifiedBatches } from '../identity/batch-signature.js';
 import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { MailboxWriter } from '../mailbox/writer.js';

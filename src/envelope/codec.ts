@@ -11,7 +11,7 @@ import protobuf from 'protobufjs';
 import { AfterSmtpError, InputError } from '../errors.js';
 import { MAX_DID_LENGTH, checkDid } from '../identity/did.js';
 import { KEY_ID_LENGTH, checkPublicRecord, type PublicKeyRecord } from '../identity/keys.js';
-import { HASH_LENGTH, inclusionProofLength } from '../identity/merkle.js';
+import { batchPlaceProblem, type BatchPlace } from '../identity/batch-signature.js';
 import type { Signature } from '../identity/signature.js';
 import { SUITES, isSuiteId, type SuiteId } from '../identity/suites.js';
 import { ENVELOPE_SCHEMA } from './envelope-schema.generated.js';
@@ -21,7 +21,6 @@ import {
   ENVELOPE_VERSION,
   MAX_CHECKPOINT_BYTES,
   MAX_CONTENT_TYPE_BYTES,
-  MAX_GATEWAY_BATCH,
   MAX_RECIPIENTS,
   MAX_SUBJECT_BYTES,
   MESSAGE_ID_LENGTH,
@@ -51,15 +50,7 @@ export interface GatewaySignature {
   readonly suite: SuiteId;
   readonly signature: Signature;
   /** Present when the signature is over a batch of envelopes (docs/PROTOCOL.md §6.4). */
-  readonly batch?: GatewayBatch;
-}
-
-/** Where an envelope's gateway transcript sits in the Merkle tree whose root was signed. */
-export interface GatewayBatch {
-  readonly index: number;
-  readonly size: number;
-  /** The RFC 9162 inclusion proof of the leaf, exactly as long as (index, size) demands. */
-  readonly path: readonly Buffer[];
+  readonly batch?: BatchPlace;
 }
 
 /** What the gateway that let a legacy message into AMP saw (docs/PROTOCOL.md §6.8). */
@@ -318,19 +309,16 @@ function envelopeFromMessage(m: Msg): Envelope {
   };
 }
 
-function gatewayBatch(b: Msg): GatewayBatch {
-  const { index, size } = b;
-  if (typeof size !== 'number' || !Number.isInteger(size) || size < 2 || size > MAX_GATEWAY_BATCH) {
-    fail(`gateway_signature.batch.size must be 2..${MAX_GATEWAY_BATCH}`);
-  }
-  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= size) {
-    fail('gateway_signature.batch.index must be below its size');
-  }
-  const n = inclusionProofLength(index, size);
-  const path = list(b.path ?? [], 'gateway_signature.batch.path', n, n).map((h, i) =>
-    bytes(h, `gateway_signature.batch.path[${i}]`, HASH_LENGTH, HASH_LENGTH),
-  );
-  return { index, size, path };
+function gatewayBatch(b: Msg): BatchPlace {
+  const path = list(b.path ?? [], 'gateway_signature.batch.path', 0, 64) as unknown as unknown[];
+  const place = { index: b.index, size: b.size, path };
+  const problem = batchPlaceProblem(place);
+  if (problem !== undefined) fail(`gateway_signature.batch: ${problem}`);
+  return {
+    index: place.index as number,
+    size: place.size as number,
+    path: path.map((h) => Buffer.from(h as Uint8Array)),
+  };
 }
 
 function originFromMessage(o: Msg): Origin {

@@ -7,8 +7,6 @@ export const ENVELOPE_VERSION = 1;
 export const DEFAULT_MAX_ENVELOPE_BYTES = 32 * 1024 * 1024;
 /** Cap on wraps per envelope and on the signed recipient list. */
 export const MAX_RECIPIENTS = 1000;
-/** Most envelopes one batched gateway signature covers (PROTOCOL.md §6.4): a path of <= 8 hashes. */
-export const MAX_GATEWAY_BATCH = 256;
 export const MESSAGE_ID_LENGTH = 16;
 export const CONTENT_KEY_LENGTH = 32;
 /** HPKE ciphertext of a 32-byte content key: 32 + 16-byte tag. */

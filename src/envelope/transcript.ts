@@ -204,15 +204,3 @@ export function gatewayTranscript(t: GatewayTranscriptInput): Buffer {
       : [...(t.origin === undefined ? [Buffer.alloc(0)] : []), spamHash(t.spam)]),
   );
 }
-
-/**
- * The bytes a gateway signs for a batch of envelopes (purpose PURPOSE_GATEWAY_BATCH): the root of
- * the RFC 9162 tree whose leaves are the envelopes' gateway transcripts, in order.
- */
-export function gatewayBatchTranscript(
-  gateway: { did: string; keyId: Buffer },
-  size: number,
-  root: Buffer,
-): Buffer {
-  return lp(PURPOSE_GATEWAY_BATCH, gateway.did, gateway.keyId, u32be(size), root);
-}

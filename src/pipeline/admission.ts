@@ -12,7 +12,8 @@
  * accept and act on the whole message after DATA; PREPEND adds a header line.
  */
 import { parseDid } from '../identity/did.js';
-import { VerifiedBatches, verifyGatewaySignature } from '../envelope/gateway.js';
+import { verifyGatewaySignature } from '../envelope/gateway.js';
+import type { VerifiedBatches } from '../identity/batch-signature.js';
 import type { AccessMatch, MapSnapshot } from '../routing/index.js';
 import { localState, type LedgerView, type RemoteDirectory } from './recipients.js';
 import { oneLine, refusal } from './refusals.js';

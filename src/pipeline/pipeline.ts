@@ -13,7 +13,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SecretKeySet } from '../identity/keys.js';
-import { GatewaySigner, VerifiedBatches } from '../envelope/gateway.js';
+import { GatewaySigner } from '../envelope/gateway.js';
+import { VerifiedBatches } from '../identity/batch-signature.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import { markLatency } from '../latency.js';
 import type { Srs } from '../mail/srs.js';

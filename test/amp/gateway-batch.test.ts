@@ -5,10 +5,10 @@ import { describe, it } from 'node:test';
 import { AfterSmtpError } from '../../src/errors.js';
 import {
   GatewaySigner,
-  VerifiedBatches,
   addGatewaySignature,
   verifyGatewaySignature,
 } from '../../src/envelope/gateway.js';
+import { VerifiedBatches } from '../../src/identity/batch-signature.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
