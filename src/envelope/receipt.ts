@@ -4,17 +4,31 @@
  * recipient, sender and time. Stored next to the envelope (an internal msgpackr record, DESIGN.md
  * §5) and served to clients as the DeliveryReceipt protobuf message.
  *
+ * A busy gateway signs its receipts in batches (ReceiptSigner, docs/PROTOCOL.md §3.3): a receipt
+ * then carries its place in the batch, and its signature is over the batch's root.
+ *
  * Guarantees: verifyReceipt returns only if the receipt names the given gateway record and its
- * signature verifies (both halves for hybrid-v1); decodeStoredReceipt validates every field.
+ * signature verifies (both halves for hybrid-v1), alone or through its batch; decodeStoredReceipt
+ * validates every field.
  */
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { CryptoError, InputError } from '../errors.js';
 import { lp, u64be } from '../identity/lp.js';
+import {
+  BatchSigner,
+  batchPlaceProblem,
+  verifyBatchSignature,
+  type BatchPlace,
+  type BatchPurposes,
+  type VerifiedBatches,
+} from '../identity/batch-signature.js';
 import type { PublicKeyRecord, SecretKeySet } from '../identity/keys.js';
-import { verifySignature, type Signature } from '../identity/signature.js';
+import type { Signature } from '../identity/signature.js';
 
 export const PURPOSE_RECEIPT = 'aftersmtp/amp/v1/receipt';
+export const PURPOSE_RECEIPT_BATCH = 'aftersmtp/amp/v1/receipt-batch';
+const RECEIPT_PURPOSES: BatchPurposes = { single: PURPOSE_RECEIPT, batch: PURPOSE_RECEIPT_BATCH };
 
 export interface DeliveryReceipt {
   readonly gateway: string;
@@ -25,9 +39,14 @@ export interface DeliveryReceipt {
   readonly sender: string;
   readonly deliveredAt: number;
   readonly signature: Signature;
+  /** Present when the signature is over a batch of receipts. */
+  readonly batch?: BatchPlace;
 }
 
-export type UnsignedReceipt = Omit<DeliveryReceipt, 'signature' | 'gateway' | 'gatewayKeyId'>;
+export type UnsignedReceipt = Omit<
+  DeliveryReceipt,
+  'signature' | 'batch' | 'gateway' | 'gatewayKeyId'
+>;
 
 /** The ciphertext hash a receipt names: SHA-256 of the envelope's ciphertext. */
 export function ciphertextHash(envelope: { readonly ciphertext: Uint8Array }): Buffer {
@@ -35,7 +54,7 @@ export function ciphertextHash(envelope: { readonly ciphertext: Uint8Array }): B
 }
 
 /** lp(label, gateway, key id, message id, ciphertext hash, recipient, sender, u64 time). */
-export function receiptTranscript(r: Omit<DeliveryReceipt, 'signature'>): Buffer {
+export function receiptTranscript(r: Omit<DeliveryReceipt, 'signature' | 'batch'>): Buffer {
   return lp(
     PURPOSE_RECEIPT,
     r.gateway,
@@ -52,7 +71,7 @@ export function receiptTranscript(r: Omit<DeliveryReceipt, 'signature'>): Buffer
 function receiptBody(
   r: UnsignedReceipt,
   gateway: SecretKeySet,
-): Omit<DeliveryReceipt, 'signature'> {
+): Omit<DeliveryReceipt, 'signature' | 'batch'> {
   return { ...r, gateway: gateway.record.did, gatewayKeyId: gateway.record.keyId };
 }
 
@@ -61,27 +80,64 @@ export function signReceipt(r: UnsignedReceipt, gateway: SecretKeySet): Delivery
   return { ...body, signature: gateway.sign(receiptTranscript(body), PURPOSE_RECEIPT) };
 }
 
-/** `signReceipt` with the ML-DSA half on the thread pool (SecretKeySet.signAsync). */
-export async function signReceiptAsync(
-  r: UnsignedReceipt,
-  gateway: SecretKeySet,
-): Promise<DeliveryReceipt> {
-  const body = receiptBody(r, gateway);
-  return { ...body, signature: await gateway.signAsync(receiptTranscript(body), PURPOSE_RECEIPT) };
+/**
+ * The receipts of a busy gateway: those that ask while a signature is being made share the next
+ * one, as a batch (BatchSigner); a receipt alone gets the plain signature of `signReceipt`, its
+ * ML-DSA-65 half made on the thread pool.
+ */
+export class ReceiptSigner {
+  readonly #gateway: SecretKeySet;
+  readonly #signer: BatchSigner;
+
+  constructor(gateway: SecretKeySet, maxBatch?: number) {
+    this.#gateway = gateway;
+    this.#signer = new BatchSigner(gateway, RECEIPT_PURPOSES, maxBatch);
+  }
+
+  async sign(r: UnsignedReceipt): Promise<DeliveryReceipt> {
+    const body = receiptBody(r, this.#gateway);
+    const signed = await this.#signer.sign(receiptTranscript(body));
+    return {
+      ...body,
+      signature: signed.signature,
+      ...(signed.batch !== undefined ? { batch: signed.batch } : {}),
+    };
+  }
 }
 
-export function verifyReceipt(r: DeliveryReceipt, gateway: PublicKeyRecord): void {
+/** Throws ERR_RECEIPT_SIGNATURE unless `gateway` signed `r`; `batches`: batches already verified. */
+export function verifyReceipt(
+  r: DeliveryReceipt,
+  gateway: PublicKeyRecord,
+  batches?: VerifiedBatches,
+): void {
   if (r.gateway !== gateway.did || !r.gatewayKeyId.equals(gateway.keyId)) {
     throw new CryptoError('ERR_RECEIPT_SIGNATURE', `the receipt names ${r.gateway}'s other key`);
   }
-  verifySignature(
-    gateway.suite,
-    gateway.signingPublicKeys,
+  verifyBatchSignature(
+    gateway,
     receiptTranscript(r),
-    PURPOSE_RECEIPT,
-    r.signature,
+    RECEIPT_PURPOSES,
+    r,
     'ERR_RECEIPT_SIGNATURE',
+    batches,
   );
+}
+
+/** A decoded batch place, or a format error naming `field`. */
+export function receiptBatch(
+  place: { readonly index: unknown; readonly size: unknown; readonly path: unknown },
+  fail: (why: string) => Error,
+): BatchPlace {
+  const path = place.path;
+  if (!Array.isArray(path) || path.length > 64) throw fail('batch path is not a list of hashes');
+  const problem = batchPlaceProblem({ index: place.index, size: place.size, path });
+  if (problem !== undefined) throw fail(`batch ${problem}`);
+  return {
+    index: place.index as number,
+    size: place.size as number,
+    path: path.map((h) => Buffer.from(h as Uint8Array)),
+  };
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -98,6 +154,7 @@ export function encodeStoredReceipt(r: DeliveryReceipt): Buffer {
     t: r.deliveredAt,
     e: r.signature.ed25519,
     q: r.signature.mldsa65 ?? null,
+    ...(r.batch !== undefined ? { b: [r.batch.index, r.batch.size, r.batch.path] } : {}),
   });
 }
 
@@ -121,10 +178,19 @@ export function decodeStoredReceipt(raw: Uint8Array): DeliveryReceipt {
     typeof v.s !== 'string' ||
     typeof v.t !== 'number' ||
     !buf(v.e) ||
-    !(v.q === null || buf(v.q))
+    !(v.q === null || buf(v.q)) ||
+    !(v.b === undefined || (Array.isArray(v.b) && v.b.length === 3))
   ) {
     throw new InputError('ERR_RECEIPT_FORMAT', 'stored receipt: malformed');
   }
+  const place = v.b as [unknown, unknown, unknown] | undefined;
+  const batch =
+    place === undefined
+      ? undefined
+      : receiptBatch(
+          { index: place[0], size: place[1], path: place[2] },
+          (why) => new InputError('ERR_RECEIPT_FORMAT', `stored receipt: ${why}`),
+        );
   return {
     gateway: v.g,
     gatewayKeyId: Buffer.from(v.k),
@@ -137,5 +203,6 @@ export function decodeStoredReceipt(raw: Uint8Array): DeliveryReceipt {
       v.q === null
         ? { ed25519: Buffer.from(v.e) }
         : { ed25519: Buffer.from(v.e), mldsa65: Buffer.from(v.q as Uint8Array) },
+    ...(batch !== undefined ? { batch } : {}),
   };
 }

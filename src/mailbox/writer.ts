@@ -21,7 +21,7 @@ import type { SecretKeySet } from '../identity/keys.js';
 import {
   decodeStoredReceipt,
   encodeStoredReceipt,
-  signReceiptAsync,
+  ReceiptSigner,
   type DeliveryReceipt,
 } from '../envelope/receipt.js';
 import { decodeEnvelope, type Envelope } from '../envelope/codec.js';
@@ -90,11 +90,13 @@ export interface MailboxWriterOptions {
 
 export class MailboxWriter {
   readonly #o: MailboxWriterOptions;
+  readonly #receipts: ReceiptSigner;
   readonly #metrics: MessagingMetrics;
   readonly #now: () => number;
 
   constructor(options: MailboxWriterOptions) {
     this.#o = options;
+    this.#receipts = new ReceiptSigner(options.gatewayKeys);
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#now = options.now ?? Date.now;
   }
@@ -105,17 +107,15 @@ export class MailboxWriter {
    * passes it to `deliver`, so the two signatures are made side by side on the thread pool.
    */
   signReceipt(d: ReceiptFor): Promise<DeliveryReceipt> {
-    // The receipt's ML-DSA half (hybrid-v1) is signed on the thread pool, not the event loop.
-    return signReceiptAsync(
-      {
-        messageId: d.messageId,
-        ciphertextHash: d.ciphertextHash,
-        recipient: d.recipient,
-        sender: d.sender,
-        deliveredAt: this.#now(),
-      },
-      this.#o.gatewayKeys,
-    );
+    // Receipts asked for together share a signature (a batch, docs/PROTOCOL.md §3.3); the
+    // ML-DSA half (hybrid-v1) is signed on the thread pool, not the event loop.
+    return this.#receipts.sign({
+      messageId: d.messageId,
+      ciphertextHash: d.ciphertextHash,
+      recipient: d.recipient,
+      sender: d.sender,
+      deliveredAt: this.#now(),
+    });
   }
 
   /** Stores `d` with `signed` (from `signReceipt` for the same delivery) or a receipt signed now. */

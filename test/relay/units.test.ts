@@ -94,8 +94,29 @@ describe('relay ACK body', () => {
         wireCode: 0x1011,
         reason: 'not registered',
       },
+      {
+        kind: 'delivered',
+        receipt: {
+          ...receipt,
+          batch: { index: 2, size: 3, path: [Buffer.alloc(32, 6)] },
+        },
+      },
     ];
     assert.deepEqual(decodeRelayAck(encodeRelayAck(results)), results);
+  });
+
+  test('a receipt of a batch whose place cannot be is ERR_RELAY_RECEIPT', () => {
+    const h = Buffer.alloc(32, 6);
+    for (const batch of [
+      { index: 0, size: 1, path: [] },
+      { index: 3, size: 3, path: [h] },
+      { index: 0, size: 4, path: [h] },
+      { index: 0, size: 300, path: Array<Buffer>(9).fill(h) },
+      { index: 0, size: 2, path: [h.subarray(0, 31)] },
+    ]) {
+      const body = encodeRelayAck([{ kind: 'delivered', receipt: { ...receipt, batch } }]);
+      assert.throws(() => decodeRelayAck(body), { code: 'ERR_RELAY_RECEIPT' });
+    }
   });
 
   test('twelve hybrid receipts fit the 64 KiB ACK', () => {

@@ -18,7 +18,7 @@ import type {
   RevokeRequest,
   RotateRequest,
 } from '../../ledger/index.js';
-import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import { receiptBatch, type DeliveryReceipt } from '../../envelope/receipt.js';
 import {
   MAX_TIME_CHECKPOINT_BYTES,
   TIME_NONCE_LENGTH,
@@ -343,6 +343,12 @@ export interface DeliveryReceiptMsg {
   sender: string;
   delivered_at: number;
   signature: SignatureMsg | null;
+  batch?: SignatureBatchMsg | null;
+}
+export interface SignatureBatchMsg {
+  index: number;
+  size: number;
+  path: Buffer[];
 }
 export interface InboxItemMsg {
   seq: number;
@@ -444,6 +450,9 @@ export function receiptToMsg(r: DeliveryReceipt): DeliveryReceiptMsg {
     sender: r.sender,
     delivered_at: r.deliveredAt,
     signature: signatureToMsg(r.signature),
+    ...(r.batch !== undefined
+      ? { batch: { index: r.batch.index, size: r.batch.size, path: [...r.batch.path] } }
+      : {}),
   };
 }
 
@@ -458,6 +467,9 @@ export function receiptFromMsg(m: DeliveryReceiptMsg | null): DeliveryReceipt {
     sender: text(r.sender, 'receipt.sender', 512),
     deliveredAt: uint(r.delivered_at, 'receipt.delivered_at'),
     signature: signatureFromMsg(r.signature, 'receipt.signature'),
+    ...(r.batch === null || r.batch === undefined
+      ? {}
+      : { batch: receiptBatch(r.batch, (why) => bad('receipt.batch', why)) }),
   };
 }
 

@@ -306,6 +306,14 @@ export const CLIENT_API_SCHEMA = {
                     sender: { type: 'string', id: 6 },
                     delivered_at: { type: 'uint64', id: 7 },
                     signature: { type: 'Signature', id: 8 },
+                    batch: { type: 'SignatureBatch', id: 9 },
+                  },
+                },
+                SignatureBatch: {
+                  fields: {
+                    index: { type: 'uint32', id: 1 },
+                    size: { type: 'uint32', id: 2 },
+                    path: { rule: 'repeated', type: 'bytes', id: 3 },
                   },
                 },
                 GetTransitProofRequest: { fields: { commitment: { type: 'bytes', id: 1 } } },

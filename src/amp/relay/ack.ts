@@ -8,13 +8,15 @@
  *     result   = lp(0x01, gateway, gateway_key_id, message_id, ciphertext_hash, recipient, sender,
  *                   u64(delivered_at), ed25519_sig, ml_dsa_65_sig or empty)         delivered
  *              | lp(0x02, recipient, u16(code), reason)                             refused
+ *              | lp(0x03, the items of 0x01, u32(index), u32(size), path)           delivered, the
+ *                                             receipt signed in a batch (§3.3); path = the hashes
  *
  * Guarantees: decodeRelayAck is bounded (at most MAX_ACK_BYTES, MAX_ACK_RESULTS results, every
  * item within its size) and throws RelayError ERR_RELAY_RECEIPT on anything else, including
  * trailing bytes. It checks shape only: the sender verifies each receipt's signature.
  */
 import { lp, u32be, u64be } from '../../identity/lp.js';
-import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import { receiptBatch, type DeliveryReceipt } from '../../envelope/receipt.js';
 import { RelayError } from './errors.js';
 
 export const ACK_LABEL = 'aftersmtp/amp/v1/relay-ack';
@@ -22,6 +24,8 @@ export const ACK_LABEL = 'aftersmtp/amp/v1/relay-ack';
 export const MAX_ACK_BYTES = 65_536;
 export const MAX_ACK_RESULTS = 1000;
 const MAX_TEXT = 1024;
+/** A batch path: at most 8 hashes (a batch holds at most 256 receipts). */
+const MAX_PATH_BYTES = 8 * 32;
 
 export type RelayResult =
   | { readonly kind: 'delivered'; readonly receipt: DeliveryReceipt }
@@ -43,9 +47,13 @@ export function encodeRelayAck(results: readonly RelayResult[]): Buffer {
   for (const r of results) {
     if (r.kind === 'delivered') {
       const x = r.receipt;
+      const place =
+        x.batch === undefined
+          ? []
+          : [u32be(x.batch.index), u32be(x.batch.size), Buffer.concat(x.batch.path)];
       parts.push(
         lp(
-          Buffer.of(1),
+          Buffer.of(x.batch === undefined ? 1 : 3),
           x.gateway,
           x.gatewayKeyId,
           x.messageId,
@@ -55,6 +63,7 @@ export function encodeRelayAck(results: readonly RelayResult[]): Buffer {
           u64be(x.deliveredAt),
           x.signature.ed25519,
           x.signature.mldsa65 ?? Buffer.alloc(0),
+          ...place,
         ),
       );
     } else {
@@ -112,7 +121,7 @@ export function decodeRelayAck(body: Uint8Array): RelayResult[] {
   const out: RelayResult[] = [];
   for (let i = 0; i < n; i++) {
     const kind = rd.fixed(1)[0];
-    if (kind === 1) {
+    if (kind === 1 || kind === 3) {
       const gateway = rd.text(MAX_TEXT);
       const gatewayKeyId = rd.fixed(16);
       const messageId = rd.fixed(16);
@@ -124,6 +133,7 @@ export function decodeRelayAck(body: Uint8Array): RelayResult[] {
       const ed25519 = rd.fixed(64);
       const ml = rd.item(3309);
       if (ml.length !== 0 && ml.length !== 3309) throw bad('ML-DSA-65 signature length');
+      const batch = kind === 3 ? readBatch(rd) : undefined;
       out.push({
         kind: 'delivered',
         receipt: {
@@ -135,6 +145,7 @@ export function decodeRelayAck(body: Uint8Array): RelayResult[] {
           sender,
           deliveredAt: Number(t),
           signature: ml.length === 0 ? { ed25519 } : { ed25519, mldsa65: ml },
+          ...(batch !== undefined ? { batch } : {}),
         },
       });
     } else if (kind === 2) {
@@ -148,4 +159,15 @@ export function decodeRelayAck(body: Uint8Array): RelayResult[] {
   }
   if (!rd.done) throw bad('trailing bytes');
   return out;
+}
+
+/** A receipt's place in its batch: u32 index, u32 size, the path's hashes concatenated. */
+function readBatch(rd: Reader): NonNullable<DeliveryReceipt['batch']> {
+  const index = rd.fixed(4).readUInt32BE(0);
+  const size = rd.fixed(4).readUInt32BE(0);
+  const hashes = rd.item(MAX_PATH_BYTES);
+  if (hashes.length % 32 !== 0) throw bad('a batch path is not whole hashes');
+  const path: Buffer[] = [];
+  for (let at = 0; at < hashes.length; at += 32) path.push(hashes.subarray(at, at + 32));
+  return receiptBatch({ index, size, path }, bad);
 }

@@ -26,6 +26,7 @@ import type { QuicPeer, QuicTransport } from '../../quic/transport.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../envelope/codec.js';
 import { ciphertextHash, verifyReceipt, type DeliveryReceipt } from '../../envelope/receipt.js';
 import { addGatewaySignature } from '../../envelope/gateway.js';
+import { VerifiedBatches } from '../../identity/batch-signature.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../envelope/limits.js';
 import { decodeRelayAck } from './ack.js';
 import { RELAY_REFUSALS, RelayError, classify, refusalByWire } from './errors.js';
@@ -92,6 +93,8 @@ export class RelaySender {
   readonly #o: RelaySenderOptions;
   readonly #max: number;
   readonly #now: () => number;
+  /** Peers' receipt batches already verified: each batch is verified once (PROTOCOL.md §3.3). */
+  readonly #receiptBatches = new VerifiedBatches();
   /** Rotates the first endpoint tried, so that a domain's nodes share the messages. */
   #turn = 0;
 
@@ -326,7 +329,7 @@ export class RelaySender {
       }
       const x = r.receipt;
       try {
-        verifyReceipt(x, gw.record);
+        verifyReceipt(x, gw.record, this.#receiptBatches);
         if (
           !x.messageId.equals(env.messageId) ||
           !x.ciphertextHash.equals(hash) ||

@@ -262,7 +262,7 @@ export const inboxCommand: Command = {
           const gw = await resolve(gatewayDid);
           if (gw.record === undefined)
             throw new AfterSmtpError('ERR_RECEIPT_SIGNATURE', 'gateway revoked');
-          verifyReceipt(r, gw.record);
+          verifyReceipt(r, gw.record, batches);
           if (r.recipient !== keys.did || !r.messageId.equals(opened.messageId)) {
             throw new AfterSmtpError(
               'ERR_RECEIPT_MISMATCH',
