@@ -11,7 +11,7 @@ import protobuf from 'protobufjs';
 import { AfterSmtpError, InputError } from '../errors.js';
 import { MAX_DID_LENGTH, checkDid } from '../identity/did.js';
 import { KEY_ID_LENGTH, checkPublicRecord, type PublicKeyRecord } from '../identity/keys.js';
-import { batchPlaceProblem, type BatchPlace } from '../identity/batch-signature.js';
+import { decodeBatchPlace, type BatchPlace } from '../identity/batch-signature.js';
 import type { Signature } from '../identity/signature.js';
 import { SUITES, isSuiteId, type SuiteId } from '../identity/suites.js';
 import { ENVELOPE_SCHEMA } from './envelope-schema.generated.js';
@@ -304,21 +304,15 @@ function envelopeFromMessage(m: Msg): Envelope {
       signature: signature(g.signature, gs, 'gateway_signature.signature'),
       ...(g.batch === null || g.batch === undefined
         ? {}
-        : { batch: gatewayBatch(msg(g.batch, 'gateway_signature.batch')) }),
+        : { batch: batchPlace(msg(g.batch, 'gateway_signature.batch')) }),
     },
   };
 }
 
-function gatewayBatch(b: Msg): BatchPlace {
-  const path = list(b.path ?? [], 'gateway_signature.batch.path', 0, 64) as unknown as unknown[];
-  const place = { index: b.index, size: b.size, path };
-  const problem = batchPlaceProblem(place);
-  if (problem !== undefined) fail(`gateway_signature.batch: ${problem}`);
-  return {
-    index: place.index as number,
-    size: place.size as number,
-    path: path.map((h) => Buffer.from(h as Uint8Array)),
-  };
+function batchPlace(b: Msg): BatchPlace {
+  return decodeBatchPlace({ index: b.index, size: b.size, path: b.path }, (why) =>
+    fail(`gateway_signature.${why}`),
+  );
 }
 
 function originFromMessage(o: Msg): Origin {

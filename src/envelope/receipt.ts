@@ -17,7 +17,7 @@ import { CryptoError, InputError } from '../errors.js';
 import { lp, u64be } from '../identity/lp.js';
 import {
   BatchSigner,
-  batchPlaceProblem,
+  decodeBatchPlace,
   verifyBatchSignature,
   type BatchPlace,
   type BatchPurposes,
@@ -124,22 +124,6 @@ export function verifyReceipt(
   );
 }
 
-/** A decoded batch place, or a format error naming `field`. */
-export function receiptBatch(
-  place: { readonly index: unknown; readonly size: unknown; readonly path: unknown },
-  fail: (why: string) => Error,
-): BatchPlace {
-  const path = place.path;
-  if (!Array.isArray(path) || path.length > 64) throw fail('batch path is not a list of hashes');
-  const problem = batchPlaceProblem({ index: place.index, size: place.size, path });
-  if (problem !== undefined) throw fail(`batch ${problem}`);
-  return {
-    index: place.index as number,
-    size: place.size as number,
-    path: path.map((h) => Buffer.from(h as Uint8Array)),
-  };
-}
-
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export function encodeStoredReceipt(r: DeliveryReceipt): Buffer {
@@ -187,7 +171,7 @@ export function decodeStoredReceipt(raw: Uint8Array): DeliveryReceipt {
   const batch =
     place === undefined
       ? undefined
-      : receiptBatch(
+      : decodeBatchPlace(
           { index: place[0], size: place[1], path: place[2] },
           (why) => new InputError('ERR_RECEIPT_FORMAT', `stored receipt: ${why}`),
         );

@@ -204,28 +204,36 @@ export function verifyBatchSignature(
 
 /** The root `place` leads to from `transcript`'s leaf. */
 function batchRoot(transcript: Buffer, place: BatchPlace, code: string): Buffer {
-  if (place.size < 2 || place.size > MAX_SIGNATURE_BATCH) {
-    throw new CryptoError(
-      code,
-      `a signature batch holds 2..${MAX_SIGNATURE_BATCH} items, not ${place.size}`,
-    );
-  }
-  try {
-    return rootFromInclusion(leafHash(transcript), place.index, place.size, place.path);
-  } catch (err) {
-    throw new CryptoError(code, `signature batch: ${(err as Error).message}`);
-  }
+  const problem = batchPlaceProblem(place);
+  if (problem !== undefined) throw new CryptoError(code, `signature batch: ${problem}`);
+  return rootFromInclusion(leafHash(transcript), place.index, place.size, place.path);
 }
 
+/** Most hashes a batch's path can hold (a tree of MAX_SIGNATURE_BATCH leaves is 8 deep). */
+export const MAX_BATCH_PATH = inclusionProofLength(0, MAX_SIGNATURE_BATCH);
+
 /**
- * Checks a decoded place (what a decoder can check without the transcript): the size, the index
- * inside it, and a path of exactly the length (index, size) demands, of 32-byte hashes. Returns a
- * reason, or undefined when it holds.
+ * A place as a decoder read it (any format), checked before anything is kept of it: the size,
+ * the index inside it, and a path of exactly the length (index, size) demands, of 32-byte hashes.
+ * Throws `fail(reason)` otherwise; the place returned owns copies of its hashes.
  */
-export function batchPlaceProblem(place: {
+export function decodeBatchPlace(
+  raw: { readonly index: unknown; readonly size: unknown; readonly path: unknown },
+  fail: (why: string) => Error,
+): BatchPlace {
+  const problem = batchPlaceProblem(raw);
+  if (problem !== undefined) throw fail(`batch ${problem}`);
+  return {
+    index: raw.index as number,
+    size: raw.size as number,
+    path: (raw.path as Uint8Array[]).map((h) => Buffer.from(h)),
+  };
+}
+
+function batchPlaceProblem(place: {
   readonly index: unknown;
   readonly size: unknown;
-  readonly path: readonly unknown[];
+  readonly path: unknown;
 }): string | undefined {
   const { index, size, path } = place;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 2 || size > MAX_SIGNATURE_BATCH)
@@ -233,7 +241,8 @@ export function batchPlaceProblem(place: {
   if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= size)
     return 'index must be below its size';
   const n = inclusionProofLength(index, size);
-  if (path.length !== n) return `path must hold ${n} hashes for leaf ${index} of ${size}`;
+  if (!Array.isArray(path) || path.length !== n)
+    return `path must hold ${n} hashes for leaf ${index} of ${size}`;
   if (!path.every((h) => h instanceof Uint8Array && h.length === HASH_LENGTH))
     return `every path hash must be ${HASH_LENGTH} bytes`;
   return undefined;

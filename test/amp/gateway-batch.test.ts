@@ -114,8 +114,25 @@ for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
         Envelope,
       ];
       const batches = new VerifiedBatches();
-      verifyGatewaySignature(a, gateway.record, { batches });
-      verifyGatewaySignature(b, gateway.record, { batches });
+      // The record's signing keys are read for every signature verified: count the reads.
+      let keyReads = 0;
+      const record = Object.defineProperty({ ...gateway.record }, 'signingPublicKeys', {
+        get: () => {
+          keyReads += 1;
+          return gateway.record.signingPublicKeys;
+        },
+      });
+      verifyGatewaySignature(a, record, { batches });
+      const first = keyReads;
+      assert.ok(first > 0);
+      verifyGatewaySignature(b, record, { batches });
+      assert.equal(
+        keyReads,
+        first * 2 - 1,
+        'the second envelope of the batch was not verified again',
+      );
+      verifyGatewaySignature(b, record);
+      assert.equal(keyReads, first * 3 - 1, 'without the cache, every envelope is verified');
       const forged = {
         ...sigOf(b),
         signature: { ...sigOf(b).signature, ed25519: flip(sigOf(b).signature.ed25519, 7) },

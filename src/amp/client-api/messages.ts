@@ -18,7 +18,8 @@ import type {
   RevokeRequest,
   RotateRequest,
 } from '../../ledger/index.js';
-import { receiptBatch, type DeliveryReceipt } from '../../envelope/receipt.js';
+import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import { decodeBatchPlace } from '../../identity/batch-signature.js';
 import {
   MAX_TIME_CHECKPOINT_BYTES,
   TIME_NONCE_LENGTH,
@@ -469,7 +470,7 @@ export function receiptFromMsg(m: DeliveryReceiptMsg | null): DeliveryReceipt {
     signature: signatureFromMsg(r.signature, 'receipt.signature'),
     ...(r.batch === null || r.batch === undefined
       ? {}
-      : { batch: receiptBatch(r.batch, (why) => bad('receipt.batch', why)) }),
+      : { batch: decodeBatchPlace(r.batch, (why) => bad('receipt', why)) }),
   };
 }
 

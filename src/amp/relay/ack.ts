@@ -16,7 +16,9 @@
  * trailing bytes. It checks shape only: the sender verifies each receipt's signature.
  */
 import { lp, u32be, u64be } from '../../identity/lp.js';
-import { receiptBatch, type DeliveryReceipt } from '../../envelope/receipt.js';
+import type { DeliveryReceipt } from '../../envelope/receipt.js';
+import { MAX_BATCH_PATH, decodeBatchPlace } from '../../identity/batch-signature.js';
+import { HASH_LENGTH } from '../../identity/merkle.js';
 import { RelayError } from './errors.js';
 
 export const ACK_LABEL = 'aftersmtp/amp/v1/relay-ack';
@@ -24,8 +26,6 @@ export const ACK_LABEL = 'aftersmtp/amp/v1/relay-ack';
 export const MAX_ACK_BYTES = 65_536;
 export const MAX_ACK_RESULTS = 1000;
 const MAX_TEXT = 1024;
-/** A batch path: at most 8 hashes (a batch holds at most 256 receipts). */
-const MAX_PATH_BYTES = 8 * 32;
 
 export type RelayResult =
   | { readonly kind: 'delivered'; readonly receipt: DeliveryReceipt }
@@ -165,9 +165,11 @@ export function decodeRelayAck(body: Uint8Array): RelayResult[] {
 function readBatch(rd: Reader): NonNullable<DeliveryReceipt['batch']> {
   const index = rd.fixed(4).readUInt32BE(0);
   const size = rd.fixed(4).readUInt32BE(0);
-  const hashes = rd.item(MAX_PATH_BYTES);
-  if (hashes.length % 32 !== 0) throw bad('a batch path is not whole hashes');
+  const hashes = rd.item(MAX_BATCH_PATH * HASH_LENGTH);
+  if (hashes.length % HASH_LENGTH !== 0) throw bad('a batch path is not whole hashes');
   const path: Buffer[] = [];
-  for (let at = 0; at < hashes.length; at += 32) path.push(hashes.subarray(at, at + 32));
-  return receiptBatch({ index, size, path }, bad);
+  for (let at = 0; at < hashes.length; at += HASH_LENGTH) {
+    path.push(hashes.subarray(at, at + HASH_LENGTH));
+  }
+  return decodeBatchPlace({ index, size, path }, bad);
 }
