@@ -296,7 +296,7 @@ async function measureSuite(
       };
       const warm = performance.now() + WARMUP_MS;
       await Promise.all(Array.from({ length: senders }, () => run(warm, false)));
-      const poolSize = Math.ceil(((warmedUp * 1000) / WARMUP_MS) * seconds * 3) + 4 * senders;
+      const poolSize = Math.ceil(((warmedUp * 1000) / WARMUP_MS) * seconds * 2.5) + 4 * senders;
       pool = Array.from({ length: poolSize }, sealOne);
       const finish = measure();
       const windowFrom = process.hrtime.bigint() / 1000n;
