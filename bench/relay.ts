@@ -10,19 +10,19 @@
  * Storage: the defaults, lmdb queue and lmdb mailbox store, group commit, fsync on (a write
  * resolves only after `flushed`; never noSync).
  *
- * One message, timed: the bench seals it (before the row's clock starts), then t0, DispatchMessage on A (A
- * commits it to its queue and answers), A's delivery worker relays it over QUIC, B stores it and
- * its receipt, and B logs "relay message received" for its message id. That log line is the
+ * One message, timed: the bench seals it (before the row's clock starts), then t0, DispatchMessage
+ * on A (A commits it to its queue and answers), A's delivery worker relays it over QUIC, B stores
+ * it and its receipt, and B logs "relay message received" for its message id. That log line is the
  * signal: B writes it only after store.deliver() and store.putReceipt() have resolved, both of
  * which await LMDB `flushed`, so it marks the message durable on B. The bench reads B's stdout and
  * stops the clock at that line. Senders are closed loops: each sends its next message when the
  * previous one is durable on B. The warm-up seals as it goes; the measured window's envelopes are
  * sealed before it (as many as the warm-up's rate needs, and a margin), because sealing is the
  * client's work and would otherwise take the gateways' cores (the Postfix baseline's smtp-source
- * does nothing like it); any the window needs beyond them are sealed in it and counted. Then, for the same sender count, a row "paced by A" measured as
- * the baseline is: RELAY_POSTFIX_MESSAGES envelopes sealed beforehand, each sender's next one
- * dispatched when A has answered (as smtp-source waits for Postfix A's 250), the rate counted
- * until the last is durable on B.
+ * does nothing like it); any the window needs beyond them are sealed in it and counted. Then, for
+ * the same sender count, a row "paced by A" measured as the baseline is: RELAY_POSTFIX_MESSAGES
+ * envelopes sealed beforehand, each sender's next one dispatched when A has answered (as
+ * smtp-source waits for Postfix A's 250), the rate counted until the last is durable on B.
  *
  * CPU per message is read from /proc for each `serve` process (A and B) over each row, and from
  * process.cpuUsage() for the bench process itself (sealing, gRPC client, log parsing).
