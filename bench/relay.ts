@@ -279,7 +279,7 @@ async function measureSuite(
       let pool: Sealed[] = [];
       let sealedInWindow = 0;
       const next = (record: boolean): Sealed => {
-        const one = record ? pool.pop() : undefined;
+        const one = pool.pop();
         if (one !== undefined) return one;
         if (record) sealedInWindow++;
         return sealOne();
