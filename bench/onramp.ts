@@ -30,7 +30,10 @@
  * marks, through bench/lib/latency-recorder.ts preloaded into each `serve`, files in
  * <dir>/<suite>/) and prints, per suite and session count, the median of each phase over the
  * last round's messages (bench/lib/latency.ts): with one session that is the critical path of a
- * message; with more, the queueing too.
+ * message; with more, the queueing too. ONRAMP_DIALOGUES=N times N sessions, one at a time, at
+ * the client, step by step (each reply's wait: banner, EHLO, MAIL, RCPT, DATA, the message's 250,
+ * QUIT, the close; bench/lib/smtp-dialogue.ts), against a private Postfix and each of ours after
+ * the rounds: where one session's time differs between the two servers.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,6 +52,8 @@ import {
 } from './lib/latency.js';
 import { median, runSections, type Section } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
+import { DIALOGUE_STEPS, timeDialogues, type DialogueStep } from './lib/smtp-dialogue.js';
+import { startPostfix } from '../test/helpers/postfix.js';
 
 const run = promisify(execFile);
 const MESSAGES = Number(process.env.ONRAMP_MESSAGES ?? 2000);
@@ -61,6 +66,7 @@ const ROUNDS = Math.max(1, Number(process.env.ONRAMP_ROUNDS ?? 3));
 const PROFILE_DIR = process.env.ONRAMP_CPU_PROF_DIR;
 const SLOW_SYNC_US = Number(process.env.ONRAMP_SLOW_SYNC_US ?? 0);
 const LATENCY_DIR = process.env.ONRAMP_LATENCY_DIR;
+const DIALOGUES = Number(process.env.ONRAMP_DIALOGUES ?? 0);
 const LATENCY_RECORDER = fileURLToPath(new URL('./lib/latency-recorder.js', import.meta.url));
 const SLOW_SYNC_SOURCE = fileURLToPath(new URL('../../bench/lib/slow-sync.c', import.meta.url));
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -110,6 +116,9 @@ interface OurSide {
   readonly windows: { sessions: number; from: number; to: number }[];
   /** Where its latency marks are, when ONRAMP_LATENCY_DIR is set. */
   readonly latencyDir?: string;
+  /** Its port 25 and the recipient every message goes to. */
+  readonly port: number;
+  readonly to: string;
 }
 
 /** Wall-clock ms, as the latency marks have it. */
@@ -175,6 +184,8 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
     return {
       suite,
       windows,
+      port,
+      to,
       ...(latencyDir !== undefined ? { latencyDir } : {}),
       async run(sessions) {
         const c0 = cpuSeconds(pid);
@@ -287,6 +298,69 @@ function latencySection(sides: readonly OurSide[]): Section {
   };
 }
 
+/** One column of the dialogue table: a server and each step's times, µs. */
+interface DialogueColumn {
+  readonly label: string;
+  readonly steps: Record<DialogueStep, number[]>;
+}
+
+/**
+ * ONRAMP_DIALOGUES sessions, one at a time, against a private Postfix (durable accept, the mail
+ * then discarded) and each of our gateways, timed at the client step by step.
+ */
+async function dialogues(
+  sides: readonly OurSide[],
+  withPostfix: boolean,
+): Promise<DialogueColumn[]> {
+  const common = { from: 'a@example.org', size: SIZE, sessions: DIALOGUES, warmup: 100 };
+  const columns: DialogueColumn[] = [];
+  if (withPostfix) {
+    const postfix = await startPostfix({
+      mainCf: ['relay_domains = example.test', 'relay_transport = discard:dialogue'],
+    });
+    try {
+      const steps = await timeDialogues({ ...common, port: postfix.port, to: 'b@example.test' });
+      const version = (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim();
+      columns.push({ label: `Postfix ${version}`, steps });
+    } finally {
+      await postfix.stop();
+    }
+  }
+  for (const side of sides) {
+    const steps = await timeDialogues({ ...common, port: side.port, to: side.to });
+    columns.push({ label: `AfterSMTP ${side.suite}`, steps });
+  }
+  return columns;
+}
+
+function dialogueSection(columns: readonly DialogueColumn[]): Section {
+  const cell = (us: readonly number[]): string => {
+    const s = [...us].sort((a, b) => a - b);
+    return `${median(s).toFixed(0)} (${(s[Math.floor(0.9 * (s.length - 1))] as number).toFixed(0)})`;
+  };
+  return {
+    id: 'onramp-dialogue',
+    title: `One SMTP session at a time, timed at the client: each reply's wait, µs, median (90th percentile)`,
+    run: () =>
+      Promise.resolve({
+        headers: ['step', ...columns.map((c) => c.label)],
+        rows: DIALOGUE_STEPS.map((step) => [step, ...columns.map((c) => cell(c.steps[step]))]),
+        notes: [
+          `${DIALOGUES} sessions per server after 100 not timed (ONRAMP_DIALOGUES), one after the other, a new connection each, ${SIZE} B messages; the client is bench/lib/smtp-dialogue.ts.`,
+          'Postfix: a private instance (test/helpers/postfix.ts), queue file fsync before 250, the mail then discarded; ours after the rounds above, the same gateways.',
+        ],
+        json: Object.fromEntries(
+          columns.map((c) => [
+            c.label,
+            Object.fromEntries(
+              DIALOGUE_STEPS.map((step) => [step, { medianUs: median(c.steps[step]) }]),
+            ),
+          ]),
+        ),
+      }),
+  };
+}
+
 interface Run extends Row {
   readonly round: number;
   /** msg/s over the same round's Postfix figure at the same session count. */
@@ -303,6 +377,7 @@ async function main(): Promise<void> {
   }
   const sides: OurSide[] = [];
   const runs: Run[] = [];
+  let dialogueColumns: DialogueColumn[] = [];
   try {
     const slowSync = await slowSyncEnv();
     for (const suite of SUITES) sides.push(await startOurs(suite, slowSync));
@@ -318,6 +393,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (DIALOGUES > 0) dialogueColumns = await dialogues(sides, withPostfix);
   } finally {
     for (const side of sides) await side.stop();
   }
@@ -341,6 +417,7 @@ async function main(): Promise<void> {
     };
   });
   const latency = LATENCY_DIR === undefined ? [] : [latencySection(sides)];
+  const dialogue = dialogueColumns.length === 0 ? [] : [dialogueSection(dialogueColumns)];
   await runSections([
     {
       id: 'onramp',
@@ -381,6 +458,7 @@ async function main(): Promise<void> {
         }),
     },
     ...latency,
+    ...dialogue,
   ]);
 }
 
