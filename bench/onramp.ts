@@ -50,7 +50,7 @@ import {
   timelines,
   type PhaseFigure,
 } from './lib/latency.js';
-import { median, runSections, type Section } from './lib/measure.js';
+import { median, quiet, runSections, type Section } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 import { DIALOGUE_STEPS, timeDialogues, type DialogueStep } from './lib/smtp-dialogue.js';
 import { startPostfix } from '../test/helpers/postfix.js';
@@ -304,33 +304,42 @@ interface DialogueColumn {
   readonly steps: Record<DialogueStep, number[]>;
 }
 
+const DIALOGUE = { from: 'a@example.org', size: SIZE, warmup: 100 } as const;
+
 /**
  * ONRAMP_DIALOGUES sessions, one at a time, against a private Postfix (durable accept, the mail
- * then discarded) and each of our gateways, timed at the client step by step.
+ * then discarded), timed at the client step by step; before our gateways start, on a quiet
+ * machine.
  */
-async function dialogues(
-  sides: readonly OurSide[],
-  withPostfix: boolean,
-): Promise<DialogueColumn[]> {
-  const common = { from: 'a@example.org', size: SIZE, sessions: DIALOGUES, warmup: 100 };
-  const columns: DialogueColumn[] = [];
-  if (withPostfix) {
-    const postfix = await startPostfix({
-      mainCf: ['relay_domains = example.test', 'relay_transport = discard:dialogue'],
+async function postfixDialogue(): Promise<DialogueColumn> {
+  await quiet();
+  const postfix = await startPostfix({
+    mainCf: ['relay_domains = example.test', 'relay_transport = discard:dialogue'],
+  });
+  try {
+    const steps = await timeDialogues({
+      ...DIALOGUE,
+      sessions: DIALOGUES,
+      port: postfix.port,
+      to: 'b@example.test',
     });
-    try {
-      const steps = await timeDialogues({ ...common, port: postfix.port, to: 'b@example.test' });
-      const version = (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim();
-      columns.push({ label: `Postfix ${version}`, steps });
-    } finally {
-      await postfix.stop();
-    }
+    const version = (await run('postconf', ['-d', '-h', 'mail_version'])).stdout.trim();
+    return { label: `Postfix ${version}`, steps };
+  } finally {
+    await postfix.stop();
   }
-  for (const side of sides) {
-    const steps = await timeDialogues({ ...common, port: side.port, to: side.to });
-    columns.push({ label: `AfterSMTP ${side.suite}`, steps });
-  }
-  return columns;
+}
+
+/** The same against one of our gateways, once the machine is quiet after its rounds. */
+async function ourDialogue(side: OurSide): Promise<DialogueColumn> {
+  await quiet();
+  const steps = await timeDialogues({
+    ...DIALOGUE,
+    sessions: DIALOGUES,
+    port: side.port,
+    to: side.to,
+  });
+  return { label: `AfterSMTP ${side.suite}`, steps };
 }
 
 function dialogueSection(columns: readonly DialogueColumn[]): Section {
@@ -347,7 +356,7 @@ function dialogueSection(columns: readonly DialogueColumn[]): Section {
         rows: DIALOGUE_STEPS.map((step) => [step, ...columns.map((c) => cell(c.steps[step]))]),
         notes: [
           `${DIALOGUES} sessions per server after 100 not timed (ONRAMP_DIALOGUES), one after the other, a new connection each, ${SIZE} B messages; the client is bench/lib/smtp-dialogue.ts.`,
-          'Postfix: a private instance (test/helpers/postfix.ts), queue file fsync before 250, the mail then discarded; ours after the rounds above, the same gateways.',
+          'Postfix: a private instance (test/helpers/postfix.ts), queue file fsync before 250, the mail then discarded, timed before our gateways start; ours after the rounds above, the same gateways. Each starts once the machine is quiet (under 10% busy over half a second, at most 30 s of waiting).',
         ],
         json: Object.fromEntries(
           columns.map((c) => [
@@ -377,8 +386,9 @@ async function main(): Promise<void> {
   }
   const sides: OurSide[] = [];
   const runs: Run[] = [];
-  let dialogueColumns: DialogueColumn[] = [];
+  const dialogueColumns: DialogueColumn[] = [];
   try {
+    if (DIALOGUES > 0 && withPostfix) dialogueColumns.push(await postfixDialogue());
     const slowSync = await slowSyncEnv();
     for (const suite of SUITES) sides.push(await startOurs(suite, slowSync));
     // Rounds of (Postfix, then each of ours) per session count, so that both sides of a ratio
@@ -393,7 +403,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    if (DIALOGUES > 0) dialogueColumns = await dialogues(sides, withPostfix);
+    if (DIALOGUES > 0) for (const side of sides) dialogueColumns.push(await ourDialogue(side));
   } finally {
     for (const side of sides) await side.stop();
   }

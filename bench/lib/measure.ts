@@ -169,6 +169,35 @@ export interface Section {
   run(): Promise<SectionResult>;
 }
 
+/** The machine's busy share (0..1, all CPUs) over the next `ms` milliseconds. */
+async function busyShare(ms: number): Promise<number> {
+  const sum = () =>
+    cpus().reduce(
+      (t, c) => {
+        const all = c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
+        return { all: t.all + all, idle: t.idle + c.times.idle };
+      },
+      { all: 0, idle: 0 },
+    );
+  const a = sum();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = sum();
+  const all = b.all - a.all;
+  return all <= 0 ? 0 : 1 - (b.idle - a.idle) / all;
+}
+
+/**
+ * Waits until the machine is quiet (under `maxBusy` of all CPUs busy over half a second), at
+ * most `timeoutMs`, so that a figure does not start inside the tail of the previous one's work
+ * (a gateway still flushing and collecting after a burst). Resolves to the last busy share.
+ */
+export async function quiet(maxBusy = 0.1, timeoutMs = 30_000): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  let busy = await busyShare(500);
+  while (busy > maxBusy && Date.now() < end) busy = await busyShare(500);
+  return busy;
+}
+
 /** The machine and settings every figure was measured with. */
 export function environment(): Record<string, unknown> {
   const cpu = cpus();
