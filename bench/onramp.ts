@@ -32,8 +32,8 @@
  * last round's messages (bench/lib/latency.ts): with one session that is the critical path of a
  * message; with more, the queueing too. ONRAMP_DIALOGUES=N times N sessions, one at a time, at
  * the client, step by step (each reply's wait: banner, EHLO, MAIL, RCPT, DATA, the message's 250,
- * QUIT, the close; bench/lib/smtp-dialogue.ts), against a private Postfix and each of ours after
- * the rounds: where one session's time differs between the two servers.
+ * QUIT, the close; bench/lib/smtp-dialogue.ts), against a private Postfix before our gateways
+ * start and each of ours after the rounds: where one session's time differs between the two.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

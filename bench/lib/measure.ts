@@ -189,13 +189,11 @@ async function busyShare(ms: number): Promise<number> {
 /**
  * Waits until the machine is quiet (under `maxBusy` of all CPUs busy over half a second), at
  * most `timeoutMs`, so that a figure does not start inside the tail of the previous one's work
- * (a gateway still flushing and collecting after a burst). Resolves to the last busy share.
+ * (a gateway still flushing and collecting after a burst).
  */
-export async function quiet(maxBusy = 0.1, timeoutMs = 30_000): Promise<number> {
+export async function quiet(maxBusy = 0.1, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  let busy = await busyShare(500);
-  while (busy > maxBusy && Date.now() < end) busy = await busyShare(500);
-  return busy;
+  while ((await busyShare(500)) > maxBusy && Date.now() < end);
 }
 
 /** The machine and settings every figure was measured with. */
