@@ -39,7 +39,7 @@ import {
   shareSecrets,
   type LogLine,
 } from '../test/e2e/helpers.js';
-import { defaultSeconds, formatOps, runSections } from './lib/measure.js';
+import { defaultSeconds, formatOps, percentile, runSections } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 
 const BODY = randomBytes(4096);
@@ -83,12 +83,6 @@ class SettledSignal {
       this.#waiting.set(id, () => (clearTimeout(timer), resolve()));
     });
   }
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0
-    ? 0
-    : (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number);
 }
 
 /** Starts the first node, copies its secrets to the others (they start later), makes the users. */
@@ -171,7 +165,6 @@ async function measureRow(
     const elapsed = (performance.now() - start) / 1000;
     const bench = process.cpuUsage(cpu0.bench);
     const perMessage = (s: number): number => (1e6 * s) / Math.max(1, latencies.length);
-    latencies.sort((x, y) => x - y);
     return {
       backends,
       nodes: nodes.length,

@@ -50,7 +50,7 @@ import {
   timelines,
   type PhaseFigure,
 } from './lib/latency.js';
-import { median, quiet, runSections, type Section } from './lib/measure.js';
+import { median, percentile, quiet, runSections, type Section } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 import { DIALOGUE_STEPS, timeDialogues, type DialogueStep } from './lib/smtp-dialogue.js';
 import { startPostfix } from '../test/helpers/postfix.js';
@@ -343,10 +343,8 @@ async function ourDialogue(side: OurSide): Promise<DialogueColumn> {
 }
 
 function dialogueSection(columns: readonly DialogueColumn[]): Section {
-  const cell = (us: readonly number[]): string => {
-    const s = [...us].sort((a, b) => a - b);
-    return `${median(s).toFixed(0)} (${(s[Math.floor(0.9 * (s.length - 1))] as number).toFixed(0)})`;
-  };
+  const cell = (us: readonly number[]): string =>
+    `${median(us).toFixed(0)} (${percentile(us, 0.9).toFixed(0)})`;
   return {
     id: 'onramp-dialogue',
     title: `One SMTP session at a time, timed at the client: each reply's wait, µs, median (90th percentile)`,

@@ -50,7 +50,7 @@ import { readKeyFile } from '../src/identity/index.js';
 import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
 import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
 import { tempDir } from '../test/helpers/cli.js';
-import { defaultSeconds, formatOps, runSections } from './lib/measure.js';
+import { defaultSeconds, formatOps, percentile, runSections } from './lib/measure.js';
 import {
   cpuSeconds,
   postfixBaselineUnavailable,
@@ -114,10 +114,6 @@ interface Rss {
   gateway: 'A' | 'B';
   domain: string;
   peakRssMiB: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
 
 /** VmHWM (peak resident set) of a live process, in MiB. */
@@ -224,8 +220,6 @@ async function measureSuite(
         const elapsed = (performance.now() - start) / 1000;
         const benchCpu = process.cpuUsage(cpu0.bench);
         const perMessage = (cpuS: number) => (1e6 * cpuS) / Math.max(1, total.length);
-        total.sort((x, y) => x - y);
-        dispatch.sort((x, y) => x - y);
         return {
           suite,
           pacing,

@@ -3,6 +3,7 @@
  * opened fresh per concurrency level, driven by N concurrent writers for a measured time after
  * a warm-up, and closed; one cell per (backend, concurrency) with throughput and latency.
  */
+import { percentile } from './measure.js';
 
 /** A backend under test; `open` answers a reason string when it cannot run here (skipped). */
 export interface Backend<T> {
@@ -21,10 +22,6 @@ export interface Cell {
   p99ms: number;
   /** Operations completed in the measured time. */
   count: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
 
 /**
@@ -51,7 +48,6 @@ async function measureWriters(
   const end = start + seconds * 1000;
   await Promise.all(Array.from({ length: writers }, (_, w) => run(w, end, true)));
   const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
   return {
     opsPerSecond: latencies.length / elapsed,
     p50ms: percentile(latencies, 0.5),

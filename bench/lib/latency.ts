@@ -11,7 +11,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median } from './measure.js';
+import { median, percentile } from './measure.js';
 
 /** The time from one point to the next. */
 export interface Phase {
@@ -106,12 +106,11 @@ export function phaseFigures(
       const b = m.get(p.to);
       if (a !== undefined && b !== undefined) us.push((b - a) * 1000);
     }
-    us.sort((x, y) => x - y);
     return {
       phase: p.name,
       messages: us.length,
       medianUs: us.length === 0 ? NaN : median(us),
-      p90Us: us.length === 0 ? NaN : (us[Math.floor(0.9 * (us.length - 1))] as number),
+      p90Us: percentile(us, 0.9),
     };
   });
 }

@@ -99,6 +99,16 @@ function keep(v: unknown): void {
 }
 
 /** Format ops/s compactly: 1234567 -> "1.23M", 45678 -> "45.7k", 12.3 -> "12.3". */
+/**
+ * The `p` quantile of `xs` (0 < p <= 1) by nearest rank: the smallest sample with at least
+ * p of the samples at or below it. NaN for no samples. Every bench's percentiles come from here.
+ */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
+}
+
 /** The median of `xs` (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
