@@ -8,6 +8,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -67,11 +68,66 @@ scache     unix  -       -       n       -       1       scache
 postlog    unix-dgram n  -       n       -       1       postlogd
 `;
 
+const PARENT = '/var/tmp';
+const PREFIX = 'aftersmtp-postfix-';
+
+/** A process's identity that a reused pid does not share: pid and start time (/proc). */
+function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime), counted after the command name's closing parenthesis.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start === undefined ? undefined : `${pid} ${start}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stops a private instance and removes its directory; waits for its master to exit. */
+async function stopInstance(dir: string): Promise<void> {
+  await run('postfix', ['-c', join(dir, 'etc'), 'stop']).catch(() => undefined);
+  const pidFile = join(dir, 'spool', 'pid', 'master.pid');
+  for (let i = 0; i < 50 && existsSync(pidFile); i++) {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Stops the private instances whose starting process is gone (a test or bench killed before
+ * its `stop`), which would otherwise run on, each with its master and port.
+ */
+export async function stopOrphanedPostfixes(): Promise<number> {
+  let stopped = 0;
+  for (const name of readdirSync(PARENT).filter((n) => n.startsWith(PREFIX))) {
+    const dir = join(PARENT, name);
+    let owner: string;
+    try {
+      owner = readFileSync(join(dir, 'owner'), 'utf8').trim();
+    } catch {
+      continue; // being set up, or not one of ours
+    }
+    const pid = Number(owner.split(' ')[0]);
+    if (Number.isInteger(pid) && processIdentity(pid) === owner) continue;
+    await stopInstance(dir);
+    stopped++;
+  }
+  return stopped;
+}
+
 export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> {
   const why = postfixUnavailable();
   if (why !== undefined) throw new Error(why);
-  const dir = mkdtempSync('/var/tmp/aftersmtp-postfix-');
+  await stopOrphanedPostfixes();
+  const dir = mkdtempSync(join(PARENT, PREFIX));
   chmodSync(dir, 0o755); // Postfix's daemons (user postfix) traverse it
+  writeFileSync(join(dir, 'owner'), `${processIdentity(process.pid) ?? process.pid}\n`);
   const conf = join(dir, 'etc');
   const spool = join(dir, 'spool');
   const data = join(dir, 'data');
@@ -129,19 +185,6 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
       ]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
       return stdout.split('\n').filter((l) => l.length > 0).length;
     },
-    async stop() {
-      await run('postfix', ['-c', conf, 'stop']).catch(() => undefined);
-      const pidFile = join(spool, 'pid', 'master.pid');
-      for (let i = 0; i < 50 && existsSync(pidFile); i++) {
-        const pid = Number(readFileSync(pidFile, 'utf8').trim());
-        try {
-          process.kill(pid, 0);
-        } catch {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopInstance(dir),
   };
 }
