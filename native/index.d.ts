@@ -19,6 +19,11 @@ export declare class Ed25519Key {
   publicKey(): Buffer
   /** A 64-byte (deterministic) Ed25519 signature over `message`. */
   sign(message: Buffer): Buffer
+  /**
+   * `sign` on the libuv thread pool (about 0.03 ms of CPU), so that signing does not take
+   * the event loop's thread (nor, through `background`, preempt it).
+   */
+  signAsync(message: Buffer): Promise<Buffer>
   /** The 32-byte seed (for an encrypted key file). Handle with care. */
   exportSeed(): Buffer
 }
@@ -235,6 +240,15 @@ export declare function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, leng
  * known-answer tests only. An all-zero X25519 result is `ERR_CRYPTO_KEY`.
  */
 export declare function hpkeSeal(kem: 'dhkem-x25519-hkdf-sha256' | 'x-wing', recipientPublicKey: Buffer, info: Buffer, aad: Buffer, plaintext: Buffer, ikmE?: Buffer | undefined | null): HpkeSealed
+
+/**
+ * `hpkeSeal` on the libuv thread pool, so the key encapsulation (an X25519 key pair and one
+ * Diffie-Hellman, about 0.08 ms of CPU; X-Wing more) does not take the event loop's thread
+ * (nor, through `background`, preempt it). The KEM name is checked first and throws
+ * synchronously; a failure of the seal itself (a wrong-length or low-order recipient key, a bad
+ * `ikmE`) rejects with an Error whose message starts with the code `hpkeSeal` would throw.
+ */
+export declare function hpkeSealAsync(kem: 'dhkem-x25519-hkdf-sha256' | 'x-wing', recipientPublicKey: Buffer, info: Buffer, aad: Buffer, plaintext: Buffer, ikmE?: Buffer | undefined | null): Promise<HpkeSealed>
 
 /** Result of `hpkeSeal`. */
 export interface HpkeSealed {

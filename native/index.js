@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { Ed25519Key, MlDsa65Key, MlKem768Key, QuicEndpoint, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, mlDsa65Verify, mlKem768Encapsulate, quicCodes, randomBytes, sha256, xwingEncapsulate } = nativeBinding
+const { Ed25519Key, MlDsa65Key, MlKem768Key, QuicEndpoint, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, hpkeSealAsync, mlDsa65Verify, mlKem768Encapsulate, quicCodes, randomBytes, sha256, xwingEncapsulate } = nativeBinding
 export { Ed25519Key }
 export { MlDsa65Key }
 export { MlKem768Key }
@@ -788,6 +788,7 @@ export { hashcashSearch }
 export { hashcashSearchAsync }
 export { hkdfSha256 }
 export { hpkeSeal }
+export { hpkeSealAsync }
 export { mlDsa65Verify }
 export { mlKem768Encapsulate }
 export { quicCodes }

@@ -16,7 +16,14 @@
  * keys are zero-filled after use.
  */
 import { AfterSmtpError, CryptoError, InputError } from '../errors.js';
-import { aeadOpen, aeadSeal, hpkeSeal, randomBytes } from '../native/index.js';
+import {
+  aeadOpen,
+  aeadSeal,
+  hpkeSeal,
+  hpkeSealAsync,
+  randomBytes,
+  type HpkeSealed,
+} from '../native/index.js';
 import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../identity/keys.js';
 import { verifySignature, type Signature } from '../identity/signature.js';
 import { checkDid } from '../identity/did.js';
@@ -141,11 +148,20 @@ function checkRecipients(list: readonly PublicKeyRecord[]): SuiteId {
   return suite as SuiteId;
 }
 
-/** An envelope checked and laid out up to its author's signature, which `finish` seals in. */
+/**
+ * An envelope checked and laid out up to its author's signature, which `finish` seals in. The
+ * content key is drawn here, so its wraps (one HPKE seal per recipient key, which need neither
+ * the signature nor the content) can be made before or beside the signing: `wrapKeys` here,
+ * `wrapKeysAsync` on the thread pool. `finish` wipes the content key; `discard` does when
+ * `finish` will not run.
+ */
 interface SealDraft {
   readonly transcript: Buffer;
   readonly mlDsaRandomness: Buffer | undefined;
-  finish(signature: Signature): Envelope;
+  wrapKeys(): HpkeSealed[];
+  wrapKeysAsync(): Promise<HpkeSealed[]>;
+  finish(signature: Signature, wrapped: readonly HpkeSealed[]): Envelope;
+  discard(): void;
 }
 
 function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
@@ -198,11 +214,30 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
     bodyHash: bodyHash(body),
     checkpoint,
   });
+  const eph = inp.ephemeral;
+  if (eph !== undefined) {
+    checkDid(eph.holder);
+    if (!(eph.share instanceof Uint8Array) || eph.share.length !== KEY_SHARE_LENGTH)
+      input(`the ephemeral key share must be ${KEY_SHARE_LENGTH} bytes`);
+  }
+  const contentKey = rnd ? Buffer.from(rnd.contentKey) : randomBytes(CONTENT_KEY_LENGTH);
+  const kem = SUITES[suite].kem;
+  const wrapArgs = wrapFor.map((r, i) => ({
+    publicKey: r.kemPublicKey,
+    info: wrapInfo(suite, messageId, ref(r), expiresAt),
+    ikmE: rnd?.ikmE[i],
+  }));
   return {
     transcript,
     mlDsaRandomness: rnd?.mlDsa,
-    finish(signature: Signature): Envelope {
-      const contentKey = rnd ? Buffer.from(rnd.contentKey) : randomBytes(CONTENT_KEY_LENGTH);
+    wrapKeys: () =>
+      wrapArgs.map((w) => hpkeSeal(kem, w.publicKey, w.info, WRAP_AAD, contentKey, w.ikmE)),
+    wrapKeysAsync: () =>
+      Promise.all(
+        wrapArgs.map((w) => hpkeSealAsync(kem, w.publicKey, w.info, WRAP_AAD, contentKey, w.ikmE)),
+      ),
+    discard: () => contentKey.fill(0),
+    finish(signature: Signature, wrapped: readonly HpkeSealed[]): Envelope {
       const sealed: SealedContent = {
         author,
         recipients,
@@ -214,13 +249,6 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
         createdAt,
         expiresAt,
       };
-      const plaintext = encodeSealedContent(sealed);
-      const eph = inp.ephemeral;
-      if (eph !== undefined) {
-        checkDid(eph.holder);
-        if (!(eph.share instanceof Uint8Array) || eph.share.length !== KEY_SHARE_LENGTH)
-          input(`the ephemeral key share must be ${KEY_SHARE_LENGTH} bytes`);
-      }
       const sealingKey =
         eph === undefined
           ? contentKey
@@ -233,19 +261,11 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
           key,
           nonce,
           contentAad(suite, messageId),
-          plaintext,
+          encodeSealedContent(sealed),
         );
         const wraps: Wrap[] = wrapFor.map((r, i) => {
-          const info = wrapInfo(suite, messageId, ref(r), expiresAt);
-          const { enc, ciphertext: wrappedKey } = hpkeSeal(
-            SUITES[suite].kem,
-            r.kemPublicKey,
-            info,
-            WRAP_AAD,
-            contentKey,
-            rnd?.ikmE[i],
-          );
-          return { recipient: r.did, keyId: r.keyId, enc, wrappedKey };
+          const w = wrapped[i] as HpkeSealed;
+          return { recipient: r.did, keyId: r.keyId, enc: w.enc, wrappedKey: w.ciphertext };
         });
         const envelope: Envelope = {
           version: ENVELOPE_VERSION,
@@ -274,13 +294,29 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
  */
 export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
   const d = draftEnvelope(inp);
-  return d.finish(inp.author.sign(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness));
+  try {
+    const wrapped = d.wrapKeys();
+    return d.finish(inp.author.sign(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness), wrapped);
+  } finally {
+    d.discard();
+  }
 }
 
-/** `sealEnvelope` with the author's ML-DSA half on the thread pool (SecretKeySet.signAsync). */
+/**
+ * `sealEnvelope` with its heavy cryptography on the thread pool, beside the event loop: the
+ * key wraps (HPKE) and the author's ML-DSA half (SecretKeySet.signAsync), made side by side.
+ */
 export async function sealEnvelopeAsync(inp: SealEnvelopeInput): Promise<Envelope> {
   const d = draftEnvelope(inp);
-  return d.finish(await inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness));
+  try {
+    const [signature, wrapped] = await Promise.all([
+      inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness),
+      d.wrapKeysAsync(),
+    ]);
+    return d.finish(signature, wrapped);
+  } finally {
+    d.discard();
+  }
 }
 
 export interface SealMessageInput {

@@ -12,8 +12,8 @@
  * Guarantees: BatchSigner.sign settles exactly once, with a signature that verifyBatchSignature
  * accepts for that transcript, or with the signing error (every item of that batch gets it). No
  * timer waits for company: the first request is signed on the next turn of the event loop, and
- * batches form only from requests that arrive while a signature is being made. The ML-DSA-65
- * half is made on the thread pool (SecretKeySet.signAsync). verifyBatchSignature returns only if
+ * batches form only from requests that arrive while a signature is being made, on the thread
+ * pool (SecretKeySet.signAsync, both halves). verifyBatchSignature returns only if
  * the place leads to a root whose T_batch the signature verifies (both halves for hybrid-v1).
  */
 import { BoundedMap } from '../bounded-map.js';

@@ -72,13 +72,15 @@ interface Rfc8032 {
   }[];
 }
 
-test('RFC 8032 §7.1: Ed25519 test vectors', () => {
+test('RFC 8032 §7.1: Ed25519 test vectors, signed at once and on the thread pool', async () => {
   const f = loadFixture<Rfc8032>('rfc8032-ed25519.json');
   assert.ok(f.vectors.length >= 4);
   for (const v of f.vectors) {
     const key = native.Ed25519Key.fromSeed(hex(v.secretKey));
     assert.equal(key.publicKey().toString('hex'), v.publicKey, `${v.name} public key`);
     assert.equal(key.sign(hex(v.message)).toString('hex'), v.signature, `${v.name} signature`);
+    const onPool = await key.signAsync(hex(v.message));
+    assert.equal(onPool.toString('hex'), v.signature, `${v.name} signature on the thread pool`);
     assert.equal(key.exportSeed().toString('hex'), v.secretKey, `${v.name} seed`);
     assert.equal(native.ed25519Verify(hex(v.publicKey), hex(v.message), hex(v.signature)), true);
     const tampered = hex(v.message + '00');
@@ -101,7 +103,7 @@ interface Rfc9180 {
   encryptions: { sequence_number: number; pt: string; aad: string; ct: string }[];
 }
 
-test('RFC 9180 A.2.1: HPKE Base mode DHKEM(X25519)/HKDF-SHA256/ChaCha20Poly1305 seal and open', () => {
+test('RFC 9180 A.2.1: HPKE Base mode DHKEM(X25519)/HKDF-SHA256/ChaCha20Poly1305 seal and open', async () => {
   const f = loadFixture<Rfc9180>('rfc9180-a.2.1.json');
   assert.deepEqual([f.mode, f.kem_id, f.kdf_id, f.aead_id], [0, 0x20, 1, 3]);
   const seq0 = f.encryptions.find((e) => e.sequence_number === 0);
@@ -116,6 +118,9 @@ test('RFC 9180 A.2.1: HPKE Base mode DHKEM(X25519)/HKDF-SHA256/ChaCha20Poly1305 
   const sealed = native.hpkeSeal(HPKE_X25519, hex(f.pkRm), info, aad, pt, hex(f.ikmE));
   assert.equal(sealed.enc.toString('hex'), f.enc);
   assert.equal(sealed.ciphertext.toString('hex'), seq0.ct);
+  const onPool = await native.hpkeSealAsync(HPKE_X25519, hex(f.pkRm), info, aad, pt, hex(f.ikmE));
+  assert.equal(onPool.enc.toString('hex'), f.enc, 'the same seal on the thread pool');
+  assert.equal(onPool.ciphertext.toString('hex'), seq0.ct);
 
   assert.deepEqual(recipient.hpkeOpen(hex(f.enc), info, aad, ct), pt);
 
@@ -133,4 +138,31 @@ test('RFC 9180 A.2.1: HPKE Base mode DHKEM(X25519)/HKDF-SHA256/ChaCha20Poly1305 
   assert.throws(() => recipient.hpkeOpen(enc, info, aad, ct.subarray(0, ct.length - 1)), {
     code: 'ERR_CRYPTO_AUTH',
   });
+});
+
+test('the HPKE seal on the thread pool refuses what the one at once refuses', async () => {
+  const pk = native.X25519Key.generate().publicKey();
+  const [info, aad, pt] = [Buffer.from('info'), Buffer.alloc(0), Buffer.alloc(32, 1)];
+  // A KEM name it does not know: thrown before any task is queued, with the same code.
+  const kem = 'dhkem-p256' as typeof HPKE_X25519;
+  assert.throws(() => native.hpkeSeal(kem, pk, info, aad, pt), { code: 'ERR_CRYPTO_PARAM' });
+  assert.throws(() => native.hpkeSealAsync(kem, pk, info, aad, pt), { code: 'ERR_CRYPTO_PARAM' });
+  // A key of the wrong length, a low-order key: rejected, the message led by the same code.
+  const cases: [string, Buffer][] = [
+    ['a 31-byte key', pk.subarray(0, 31)],
+    ['the all-zero point', Buffer.alloc(32)],
+  ];
+  for (const [what, key] of cases) {
+    let code = '';
+    try {
+      native.hpkeSeal(HPKE_X25519, key, info, aad, pt);
+    } catch (err) {
+      code = (err as { code: string }).code;
+    }
+    assert.match(code, /^ERR_CRYPTO_/, what);
+    await assert.rejects(native.hpkeSealAsync(HPKE_X25519, key, info, aad, pt), (err: Error) => {
+      assert.ok(err.message.startsWith(`${code}: `), `${what}: ${err.message}`);
+      return true;
+    });
+  }
 });
