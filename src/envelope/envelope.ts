@@ -304,7 +304,7 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
 
 /**
  * `sealEnvelope` with its heavy cryptography on the thread pool, beside the event loop: the
- * key wraps (HPKE) and the author's ML-DSA half (SecretKeySet.signAsync), made side by side.
+ * key wraps (HPKE) and the author's signature (SecretKeySet.signAsync), made side by side.
  */
 export async function sealEnvelopeAsync(inp: SealEnvelopeInput): Promise<Envelope> {
   const d = draftEnvelope(inp);
