@@ -98,7 +98,6 @@ function keep(v: unknown): void {
   if (v === NEVER) console.log(v);
 }
 
-/** Format ops/s compactly: 1234567 -> "1.23M", 45678 -> "45.7k", 12.3 -> "12.3". */
 /**
  * The `p` quantile of `xs` (0 < p <= 1) by nearest rank: the smallest sample with at least
  * p of the samples at or below it. NaN for no samples. Every bench's percentiles come from here.
@@ -118,6 +117,7 @@ export function median(xs: readonly number[]): number {
     : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** Format ops/s compactly: 1234567 -> "1.23M", 45678 -> "45.7k", 12.3 -> "12.3". */
 export function formatOps(ops: number | undefined): string {
   if (ops === undefined) return '—';
   if (ops >= 1e6) return `${(ops / 1e6).toFixed(2)}M`;

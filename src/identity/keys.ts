@@ -112,6 +112,11 @@ export interface SecretSeeds {
 type KemKey = X25519Key | XWingKey;
 
 /** Runs a native constructor, turning its throw into a typed error. */
+/** `bytes` as a Buffer over the same memory (no copy), for the native calls. */
+function bufferView(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function nativeKey<T>(code: string, what: string, make: () => T): T {
   try {
     return make();
@@ -221,18 +226,13 @@ export class SecretKeySet {
     return seeds;
   }
 
-  /** The transcript as a Buffer (no copy), and its Ed25519 signature for `purpose`. */
-  #ed25519Half(transcript: Uint8Array, purpose: string): { t: Buffer; ed25519: Buffer } {
-    const t = Buffer.from(transcript.buffer, transcript.byteOffset, transcript.byteLength);
-    return { t, ed25519: this.#ed25519.sign(ed25519Message(purpose, t)) };
-  }
-
   /**
    * Signs `transcript` for `purpose` (see signature.ts). `mlDsaRandomness` (32 bytes) makes the
    * ML-DSA half deterministic; only test vectors pass it.
    */
   sign(transcript: Uint8Array, purpose: string, mlDsaRandomness?: Buffer): Signature {
-    const { t, ed25519 } = this.#ed25519Half(transcript, purpose);
+    const t = bufferView(transcript);
+    const ed25519 = this.#ed25519.sign(ed25519Message(purpose, t));
     if (!this.#mldsa65) return { ed25519 };
     return { ed25519, mldsa65: this.#mldsa65.sign(t, mlDsa65Context(purpose), mlDsaRandomness) };
   }
@@ -246,7 +246,7 @@ export class SecretKeySet {
     purpose: string,
     mlDsaRandomness?: Buffer,
   ): Promise<Signature> {
-    const t = Buffer.from(transcript.buffer, transcript.byteOffset, transcript.byteLength);
+    const t = bufferView(transcript);
     const ed25519 = this.#ed25519.signAsync(ed25519Message(purpose, t));
     if (!this.#mldsa65) return { ed25519: await ed25519 };
     const [ed, mldsa65] = await Promise.all([

@@ -127,7 +127,10 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   await stopOrphanedPostfixes();
   const dir = mkdtempSync(join(PARENT, PREFIX));
   chmodSync(dir, 0o755); // Postfix's daemons (user postfix) traverse it
-  writeFileSync(join(dir, 'owner'), `${processIdentity(process.pid) ?? process.pid}\n`);
+  // Without its start time an owner could not be told from a later process with its pid.
+  const owner = processIdentity(process.pid);
+  if (owner === undefined) throw new Error('a private Postfix needs /proc to record its owner');
+  writeFileSync(join(dir, 'owner'), `${owner}\n`);
   const conf = join(dir, 'etc');
   const spool = join(dir, 'spool');
   const data = join(dir, 'data');
