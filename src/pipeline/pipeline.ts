@@ -11,7 +11,7 @@
  * DATA); the relay accepts the recipients that pass and answers a result for each; the client
  * API refuses the whole envelope when any recipient is refused (its client fixes and sends again).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../random.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import { GatewaySigner } from '../envelope/gateway.js';
 import { VerifiedBatches } from '../identity/batch-signature.js';

@@ -3,12 +3,12 @@
  * sort by enqueue time (so the oldest entry is the first key) and two processes sharing a store
  * never collide. A job id is `<entry id>.<index of its destination>`.
  */
-import { randomBytes } from 'node:crypto';
+import { randomInto } from '../random.js';
 
 export function newEntryId(now: number = Date.now()): string {
-  const b = Buffer.alloc(16);
+  const b = Buffer.allocUnsafe(16);
   b.writeUIntBE(Math.max(0, Math.floor(now)), 0, 6);
-  randomBytes(10).copy(b, 6);
+  randomInto(b, 6, 10);
   return b.toString('hex');
 }
 

@@ -20,7 +20,7 @@
  * instead, and a hand-off with less than half its lease left is dropped from memory and comes
  * back due when its lease expires.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../random.js';
 import { bounceJobRecord, buildBounce, type BounceOptions } from './bounce.js';
 import { QueueDecodeError, QueueStateError } from './errors.js';
 import { holderAlive, thisHolder } from './holders.js';
@@ -117,7 +117,7 @@ export class LmdbQueue implements DeliveryQueue {
   private waiters = new Set<() => void>();
   private closed = false;
   /** This queue's id as a lease holder: the prefix of its lease tokens. */
-  private readonly holder = randomBytes(6).toString('hex');
+  private readonly holder = randomHex(6);
   /** When the other holders were last looked at (for processes sharing the queue). */
   private holdersCheckedAt = 0;
   /** Jobs leased at commit, oldest first, and their bodies' bytes (with those being committed). */
@@ -262,7 +262,7 @@ export class LmdbQueue implements DeliveryQueue {
         this.store.putJob(j);
         continue;
       }
-      const token = `${this.holder}:${randomBytes(8).toString('hex')}`;
+      const token = `${this.holder}:${randomHex(8)}`;
       const until = now + this.leaseMs;
       const stored = this.store.putJob({ ...j, deliveries: j.deliveries + 1 }, token, until);
       const job = { ...stored, deliveries: j.deliveries };
@@ -401,7 +401,7 @@ export class LmdbQueue implements DeliveryQueue {
       store.putJob(job, '', undefined, { ...current, scheduledAt: -1 });
       return undefined;
     }
-    const token = `${this.holder}:${randomBytes(8).toString('hex')}`;
+    const token = `${this.holder}:${randomHex(8)}`;
     const updated = { ...job, deliveries: job.deliveries + 1 };
     const stored = store.putJob(updated, token, now + this.leaseMs, {
       ...current,

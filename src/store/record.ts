@@ -19,7 +19,8 @@ import { createHmac } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { InputError } from '../errors.js';
 import { checkDid } from '../identity/did.js';
-import { aeadOpen, aeadSeal, randomBytes } from '../native/index.js';
+import { aeadOpen, aeadSeal } from '../native/index.js';
+import { randomBytes } from '../random.js';
 import { StoreCorruptError, StoreInputError, StoreKeyError } from './errors.js';
 import { KEY_ID_BYTES, subkey, type Keyring, type NodeKey } from './keys.js';
 import {

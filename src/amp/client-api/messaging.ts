@@ -18,7 +18,7 @@
  *
  * Errors become statuses in status.ts only; refusals carry a stable `aftersmtp-code`.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../random.js';
 import {
   status,
   type sendUnaryData,
@@ -120,7 +120,7 @@ export interface TransitDeps {
 
 /** A transaction id for log lines of one call. */
 function transactionId(): string {
-  return randomBytes(8).toString('hex');
+  return randomHex(8);
 }
 
 /** `ipv4:1.2.3.4:5` / `ipv6:[::1]:5` (grpc-js getPeer()) as address and port. */

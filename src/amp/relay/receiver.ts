@@ -13,7 +13,7 @@
  * internal text; an unexpected failure propagates and the transport answers INTERNAL with a
  * transaction id.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../random.js';
 import { AfterSmtpError } from '../../errors.js';
 import { decodeEnvelope, type Envelope } from '../../envelope/codec.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../envelope/limits.js';
@@ -80,7 +80,7 @@ export class RelayReceiver {
       throw refuse('ERR_RELAY_ENVELOPE_FORMAT', `malformed envelope (${String(code)})`);
     }
     const outcome = await this.#o.pipeline.submitAmp({
-      transaction: randomBytes(8).toString('hex'),
+      transaction: randomHex(8),
       client: {
         entrance: 'relay',
         address: msg.peer.address,

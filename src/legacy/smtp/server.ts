@@ -23,7 +23,7 @@ import {
   type Socket,
 } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomHex } from '../../random.js';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import {
@@ -602,7 +602,7 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
               return;
             }
             const state = smtpState(c, session);
-            const transaction = randomBytes(8).toString('hex');
+            const transaction = randomHex(8);
             const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
             const auth = await o.authenticator?.check(m.message, state.client, mailFrom);
             markLatency('smtp.authenticated', session.id, transaction);
