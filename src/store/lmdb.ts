@@ -44,7 +44,7 @@ import {
   messageIdHash,
   openFrame,
   peekFrame,
-  recipientHash,
+  RecipientHashes,
   sealFrame,
 } from './record.js';
 import {
@@ -236,8 +236,14 @@ export class LmdbMailboxStore implements MailboxStore {
     if (this.closed) throw new StoreClosedError();
   }
 
+  /** Made again whenever the index key is (set when the store opens). */
+  private recipientHashes?: RecipientHashes;
+
   private rh(recipient: string): Buffer {
-    return recipientHash(this.indexKey, checkRecipient(recipient));
+    checkRecipient(recipient);
+    if (this.recipientHashes?.indexKey !== this.indexKey)
+      this.recipientHashes = new RecipientHashes(this.indexKey);
+    return this.recipientHashes.of(recipient);
   }
 
   async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {

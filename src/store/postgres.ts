@@ -49,7 +49,7 @@ import {
   encodeEnvelopeRecord,
   encodeReceiptRecord,
   messageIdHash,
-  recipientHash,
+  RecipientHashes,
 } from './record.js';
 import {
   DEFAULT_LIMITS,
@@ -291,8 +291,14 @@ export class PostgresMailboxStore implements MailboxStore {
     if (this.closed) throw new StoreClosedError();
   }
 
+  /** Made again whenever the index key is (set when the store opens). */
+  private recipientHashes?: RecipientHashes;
+
   private rh(recipient: string): Buffer {
-    return recipientHash(this.indexKey, checkRecipient(recipient));
+    checkRecipient(recipient);
+    if (this.recipientHashes?.indexKey !== this.indexKey)
+      this.recipientHashes = new RecipientHashes(this.indexKey);
+    return this.recipientHashes.of(recipient);
   }
 
   async keepReceipt(input: KeptReceipt): Promise<void> {

@@ -17,6 +17,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import { BoundedMap } from '../bounded-map.js';
 import { InputError } from '../errors.js';
 import { checkDid } from '../identity/did.js';
 import { aeadOpen, aeadSeal } from '../native/index.js';
@@ -208,6 +209,34 @@ export function recipientHash(indexKey: Buffer, recipient: string): Buffer {
     .update('aftersmtp/store/v1/recipient\0')
     .update(recipient)
     .digest();
+}
+
+/** How many recipients' hashes a store keeps in memory. */
+const RECIPIENT_HASHES = 4096;
+
+/**
+ * `recipientHash` under one index key, remembered for the last RECIPIENT_HASHES recipients: a
+ * store's recipients are few and come again, and each hash made anew is an HMAC object made and
+ * spent (with the message id's, the store's one keyed hash per message that cannot be kept).
+ * The Buffers it returns are shared: callers copy them (Buffer.concat) or compare them, never
+ * write into them.
+ */
+export class RecipientHashes {
+  readonly indexKey: Buffer;
+  readonly #known = new BoundedMap<string, Buffer>(RECIPIENT_HASHES);
+
+  constructor(indexKey: Buffer) {
+    this.indexKey = indexKey;
+  }
+
+  of(recipient: string): Buffer {
+    let hash = this.#known.get(recipient);
+    if (hash === undefined) {
+      hash = recipientHash(this.indexKey, recipient);
+      this.#known.set(recipient, hash);
+    }
+    return hash;
+  }
 }
 
 export function messageIdHash(indexKey: Buffer, recipientHash_: Buffer, messageId: string): Buffer {

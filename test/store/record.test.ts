@@ -20,6 +20,8 @@ import {
   decodeReceiptRecord,
   encodeEnvelopeRecord,
   openFrame,
+  RecipientHashes,
+  recipientHash,
   sealFrame,
 } from '../../src/store/record.js';
 
@@ -178,6 +180,34 @@ describe('store keyring', () => {
       assert.throws(() => loadKeyring({ dataDir: dir }), StoreKeyError);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('recipient hashes kept in memory', () => {
+  it('are the keyed hash of each recipient under their own index key, as made anew', () => {
+    const keyA = Buffer.alloc(32, 1);
+    const keyB = Buffer.alloc(32, 2);
+    const hashes = new RecipientHashes(keyA);
+    for (let round = 0; round < 2; round++) {
+      for (const r of ['did:aftersmtp:a.test:alice', 'did:aftersmtp:a.test:bob']) {
+        assert.deepEqual(hashes.of(r), recipientHash(keyA, r));
+        assert.notDeepEqual(hashes.of(r), recipientHash(keyB, r));
+      }
+    }
+    assert.notDeepEqual(
+      hashes.of('did:aftersmtp:a.test:alice'),
+      hashes.of('did:aftersmtp:a.test:bob'),
+    );
+  });
+
+  it('stay right past the number of recipients kept', () => {
+    const key = Buffer.alloc(32, 3);
+    const hashes = new RecipientHashes(key);
+    const names = Array.from({ length: 5_000 }, (_, i) => `did:aftersmtp:a.test:u${i}`);
+    for (const n of names) hashes.of(n);
+    for (const n of [names[0], names[4_999]] as string[]) {
+      assert.deepEqual(hashes.of(n), recipientHash(key, n));
     }
   });
 });
