@@ -22,7 +22,8 @@
  *
  * Run as root (Postfix): `node dist/bench/offramp.js` or `aftersmtp bench offramp`. Knobs:
  * OFFRAMP_MESSAGES (default 2000 per run), OFFRAMP_SESSIONS ("1 16 64"), OFFRAMP_SUITES
- * ("classic-v1 hybrid-v1"). It reports; it never asserts.
+ * ("classic-v1 hybrid-v1"), OFFRAMP_CPU_PROF_DIR (V8 profiles of the gateway for
+ * bench/stages.ts, over the last session count's window). It reports; it never asserts.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -61,6 +63,8 @@ const run = promisify(execFile);
 const MESSAGES = Number(process.env.OFFRAMP_MESSAGES ?? 2000);
 const SESSIONS = (process.env.OFFRAMP_SESSIONS ?? '1 16 64').split(/\s+/).map(Number);
 const SUITES = (process.env.OFFRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+/);
+/** V8 CPU profiles of the gateway, for bench/stages.ts (the last session count's window). */
+const PROFILE_DIR = process.env.OFFRAMP_CPU_PROF_DIR;
 const SIZE = 4096;
 const WARMUP = 200;
 const RECIPIENT = 'b@example.test';
@@ -211,7 +215,13 @@ async function dispatchAll(
 }
 
 async function ours(suite: string, rx: Receiver): Promise<Row[]> {
-  const gw = await startMessagingGateway({ AFTERSMTP_SUITE: suite, AFTERSMTP_MAPS_POLL_MS: '50' });
+  if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
+  const gw = await startMessagingGateway(
+    { AFTERSMTP_SUITE: suite, AFTERSMTP_MAPS_POLL_MS: '50' },
+    PROFILE_DIR === undefined
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-offramp`],
+  );
   const rows: Row[] = [];
   try {
     const maps = MappingEngine.open({ path: mapsDatabasePath(gw.dataDir), pollMs: 0 });
@@ -229,11 +239,20 @@ async function ours(suite: string, rx: Receiver): Promise<Row[]> {
       for (const s of SESSIONS) {
         const envelopes = await sealForGateway(client, alice, MESSAGES);
         const c0 = cpuSeconds(pid);
+        const windowFrom = process.hrtime.bigint() / 1000n;
         const t0 = Date.now();
         await dispatchAll(client, token, envelopes, s);
         const accepted = Date.now();
         const last = await rx.delivered(MESSAGES, 900_000);
         const cpu = cpuSeconds(pid) - c0;
+        if (PROFILE_DIR !== undefined) {
+          // The measured window on the monotonic clock (µs), which V8's profiles also use.
+          const windowTo = process.hrtime.bigint() / 1000n;
+          writeFileSync(
+            `${PROFILE_DIR}/${suite}-window`,
+            `${windowFrom} ${windowTo} ${MESSAGES}\n`,
+          );
+        }
         rows.push({
           side: `AfterSMTP ${suite}`,
           sessions: s,

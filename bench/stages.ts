@@ -1,7 +1,8 @@
 /**
  * Per-stage CPU cost of a message, from the V8 CPU profiles that a benchmark has each `serve`
  * write: a relayed message at gateway A and at gateway B (bench/relay.ts, RELAY_CPU_PROF_DIR), or
- * a message taken in by the SMTP on-ramp (bench/onramp.ts, ONRAMP_CPU_PROF_DIR). Each sample is charged to the
+ * a message taken in by the SMTP on-ramp (bench/onramp.ts, ONRAMP_CPU_PROF_DIR), or one sent out
+ * by the off-ramp (bench/offramp.ts, OFFRAMP_CPU_PROF_DIR). Each sample is charged to the
  * nearest frame of the project's own code on its stack (so a native call, a library call or
  * Node.js internals count for the stage that made them); logging, metrics and garbage collection
  * are charged to themselves; samples with no project frame at all are the runtime's (event loop,
@@ -13,6 +14,7 @@
  * Run:
  *   RELAY_CPU_PROF_DIR=/tmp/prof RELAY_SENDERS=64 node dist/bench/relay.js
  *   ONRAMP_CPU_PROF_DIR=/tmp/prof ONRAMP_SESSIONS=16 node dist/bench/onramp.js
+ *   OFFRAMP_CPU_PROF_DIR=/tmp/prof OFFRAMP_SESSIONS=64 node dist/bench/offramp.js
  *   node dist/bench/stages.js /tmp/prof
  * It reports; it never asserts.
  */
@@ -35,6 +37,9 @@ interface Profile {
 /** The stage of a project file (dist/src/...), first match wins. */
 const STAGES: readonly (readonly [RegExp, string])[] = [
   [/\/src\/legacy\/smtp\//, 'SMTP listener: dialogue, guard'],
+  [/\/src\/legacy\/offramp\//, 'off-ramp: SMTP client'],
+  [/\/src\/pipeline\/(amp-)?offramp/, 'pipeline: open, rewrite, DKIM'],
+  [/\/src\/mail\//, 'mail: headers, DKIM, ARC'],
   [/\/src\/pipeline\/authentication/, 'pipeline: SPF, DKIM, DMARC, ARC'],
   [/\/src\/amp\/client-api\//, 'client API: handler, decode, token'],
   [/\/src\/pipeline\/(admission|recipients)/, 'pipeline: admission, recipient check'],
@@ -61,6 +66,7 @@ const STAGES: readonly (readonly [RegExp, string])[] = [
 const LIBRARIES: readonly (readonly [RegExp, string])[] = [
   [/node_modules\/smtp-server/, 'SMTP listener: dialogue, guard'],
   [/node_modules\/mailauth/, 'pipeline: SPF, DKIM, DMARC, ARC'],
+  [/node_modules\/nodemailer/, 'off-ramp: SMTP client'],
   [/node_modules\/pino/, 'logging'],
   [/node_modules\/prom-client/, 'metrics'],
 ];
@@ -134,6 +140,7 @@ const PROCESSES = [
   ['A', 'A'],
   ['B', 'B'],
   ['onramp', 'on-ramp'],
+  ['offramp', 'off-ramp'],
 ] as const;
 const json: Record<string, unknown> = {};
 for (const suite of ['classic-v1', 'hybrid-v1']) {

@@ -84,6 +84,15 @@ export declare class MlKem768Key {
   exportSeed(): Buffer
 }
 
+/**
+ * Puts every thread of libuv's pool in SCHED_BATCH (see `background`): call `arrive` once per
+ * pool thread, all at once; each promise says whether every thread arrived within the wait.
+ */
+export declare class PoolBatch {
+  constructor(threads: number, waitMs: number)
+  arrive(): Promise<boolean>
+}
+
 /** A QUIC endpoint (server and client on one UDP socket) run by this thread's event loop. */
 export declare class QuicEndpoint {
   /**

@@ -773,10 +773,11 @@ if (
   }
 }
 
-const { Ed25519Key, MlDsa65Key, MlKem768Key, QuicEndpoint, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, hpkeSealAsync, mlDsa65Verify, mlKem768Encapsulate, quicCodes, randomBytes, sha256, xwingEncapsulate } = nativeBinding
+const { Ed25519Key, MlDsa65Key, MlKem768Key, PoolBatch, QuicEndpoint, X25519Key, XWingKey, aeadOpen, aeadSeal, ed25519Verify, hashcashCheck, hashcashSearch, hashcashSearchAsync, hkdfSha256, hpkeSeal, hpkeSealAsync, mlDsa65Verify, mlKem768Encapsulate, quicCodes, randomBytes, sha256, xwingEncapsulate } = nativeBinding
 export { Ed25519Key }
 export { MlDsa65Key }
 export { MlKem768Key }
+export { PoolBatch }
 export { QuicEndpoint }
 export { X25519Key }
 export { XWingKey }

@@ -15,6 +15,8 @@
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 thread_local! {
     static BATCH: Cell<bool> = const { Cell::new(false) };
@@ -41,6 +43,43 @@ fn set_batch() {
 #[cfg(not(target_os = "linux"))]
 fn set_batch() {}
 
+/// A meeting of `threads` tasks on libuv's pool, to put every pool thread in SCHED_BATCH at
+/// start-up: work that Node.js itself queues there (crypto.sign with a callback, file system
+/// calls, DNS lookups) never passes through `batch_thread` otherwise. Each task puts its own
+/// thread in the class, then waits until all `threads` have arrived, so no two run on one thread;
+/// a pool with fewer threads than expected leaves the waits to end at `wait`.
+pub struct Rendezvous {
+    threads: usize,
+    wait: Duration,
+    arrived: Mutex<usize>,
+    all: Condvar,
+}
+
+impl Rendezvous {
+    pub fn new(threads: usize, wait: Duration) -> Self {
+        Rendezvous {
+            threads,
+            wait,
+            arrived: Mutex::new(0),
+            all: Condvar::new(),
+        }
+    }
+
+    /// Puts the calling thread in SCHED_BATCH and waits for the others; true when all arrived
+    /// within the wait.
+    pub fn arrive(&self) -> bool {
+        batch_thread();
+        let mut arrived = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        *arrived += 1;
+        self.all.notify_all();
+        let (arrived, _) = self
+            .all
+            .wait_timeout_while(arrived, self.wait, |n| *n < self.threads)
+            .unwrap_or_else(|e| e.into_inner());
+        *arrived >= self.threads
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::batch_thread;
@@ -64,5 +103,27 @@ mod tests {
         assert_eq!(inside, libc::SCHED_BATCH);
         assert_eq!(again, libc::SCHED_BATCH);
         assert_eq!(policy(), before, "the spawning thread keeps its class");
+    }
+
+    #[test]
+    fn a_rendezvous_puts_each_arriving_thread_in_the_class_once_all_have_come() {
+        use super::Rendezvous;
+        use std::sync::Arc;
+        use std::time::Duration;
+        let meeting = Arc::new(Rendezvous::new(3, Duration::from_secs(10)));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let m = Arc::clone(&meeting);
+                std::thread::spawn(move || (m.arrive(), policy()))
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().expect("thread"), (true, libc::SCHED_BATCH));
+        }
+        // Fewer threads than expected: the wait ends, and says so.
+        let short = Rendezvous::new(2, Duration::from_millis(50));
+        assert!(!std::thread::spawn(move || short.arrive())
+            .join()
+            .expect("thread"));
     }
 }

@@ -980,3 +980,48 @@ pub(crate) mod out {
         }
     }
 }
+
+/// One thread's arrival at a `PoolBatch` meeting, run on libuv's pool.
+pub struct PoolBatchArrival {
+    meeting: Arc<crate::background::Rendezvous>,
+}
+
+impl napi::Task for PoolBatchArrival {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.meeting.arrive())
+    }
+
+    fn resolve(&mut self, _env: napi::Env, all: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(all)
+    }
+}
+
+/// Puts every thread of libuv's pool in SCHED_BATCH (see `background`): call `arrive` once per
+/// pool thread, all at once; each promise says whether every thread arrived within the wait.
+#[napi]
+pub struct PoolBatch {
+    meeting: Arc<crate::background::Rendezvous>,
+}
+
+#[napi]
+impl PoolBatch {
+    #[napi(constructor)]
+    pub fn new(threads: u32, wait_ms: u32) -> Self {
+        PoolBatch {
+            meeting: Arc::new(crate::background::Rendezvous::new(
+                threads as usize,
+                std::time::Duration::from_millis(u64::from(wait_ms)),
+            )),
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn arrive(&self) -> AsyncTask<PoolBatchArrival> {
+        AsyncTask::new(PoolBatchArrival {
+            meeting: Arc::clone(&self.meeting),
+        })
+    }
+}

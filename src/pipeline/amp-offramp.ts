@@ -119,7 +119,7 @@ export interface LegacyMessageInput {
 export function legacyMessage(input: LegacyMessageInput): LegacyMessage | Refusal {
   const { opened, from, hostname } = input;
   const content = withCrlf(opened.content);
-  if (LONG_LINE.test(content.toString('latin1'))) {
+  if (hasLongLine(content)) {
     return refusal('ERR_MESSAGE_FORMAT', 'a line is longer than 998 octets (RFC 5322 2.1.1)');
   }
   const { fields, body } = splitMessage(content);
@@ -162,8 +162,25 @@ export function legacyMessage(input: LegacyMessageInput): LegacyMessage | Refusa
   return { recipients, message: joinMessage([...added, ...kept], body) };
 }
 
-/** A line of more than 998 octets before its CRLF. */
-const LONG_LINE = /[^\r\n]{999}/;
+/** The most octets a line may have before its CRLF (RFC 5322 2.1.1). */
+const MAX_LINE_OCTETS = 998;
+
+/**
+ * Whether a line of `content` (CRLF line ends only, as withCrlf leaves it) is longer than
+ * MAX_LINE_OCTETS. One pass from LF to LF with the native byte search: the regular expression
+ * /[^\r\n]{999}/ it replaces tried a match at every octet, about 0.4 ms of the main thread for a
+ * 4 KiB message in the off-ramp's profile.
+ */
+function hasLongLine(content: Buffer): boolean {
+  let start = 0;
+  while (start < content.length) {
+    const lf = content.indexOf(0x0a, start);
+    const end = lf < 0 ? content.length : lf - 1; // where the line's CR is, or its end
+    if (end - start > MAX_LINE_OCTETS) return true;
+    start = end + 2;
+  }
+  return false;
+}
 
 /** Line ends as SMTP sends them (a bare LF or CR would be turned into CRLF after signing). */
 function withCrlf(message: Buffer): Buffer {

@@ -15,7 +15,7 @@
  *   came, with our Received and Authentication-Results lines.
  */
 import { arcSeal, type ArcChainState } from '../mail/arc.js';
-import { dkimSign, type DkimKey } from '../mail/dkim.js';
+import { dkimSignAsync, type DkimKey } from '../mail/dkim.js';
 import type { Srs } from '../mail/srs.js';
 import { domainOf } from './addresses.js';
 import type { QueueEntry } from './commit.js';
@@ -56,16 +56,17 @@ export function keysFor(domain: string, source: DkimKeySource | undefined): Dkim
 }
 
 /** The message with DKIM signatures of `fromDomain` in front (none when it has no keys). */
-export function signOriginated(
+export async function signOriginated(
   message: Buffer,
   fromDomain: string,
   deps: OffRampTransformDeps,
   now: number,
-): { message: Buffer; signedBy?: string } {
+): Promise<{ message: Buffer; signedBy?: string }> {
   const keys = keysFor(fromDomain, deps.dkimKeys);
   if (keys.length === 0) return { message };
+  const fields = await dkimSignAsync(message, keys, now);
   return {
-    message: Buffer.concat([Buffer.from(dkimSign(message, keys, now), 'latin1'), message]),
+    message: Buffer.concat([Buffer.from(fields, 'latin1'), message]),
     signedBy: keys[0]?.domain,
   };
 }
@@ -107,7 +108,7 @@ export async function outboundEntries(
     let message: Buffer;
     let signedBy: string | undefined;
     if (g.kind === 'originated') {
-      ({ message, signedBy } = signOriginated(input.originated, input.fromDomain, deps, now));
+      ({ message, signedBy } = await signOriginated(input.originated, input.fromDomain, deps, now));
     } else if (g.kind === 'forwarded') {
       mailFrom = deps.srs?.forward(sub.mailFrom, g.domain, now) ?? sub.mailFrom;
       const key = keysFor(g.domain, deps.dkimKeys).find((k) => k.algorithm === 'rsa-sha256');

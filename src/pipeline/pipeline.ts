@@ -532,7 +532,7 @@ export class Pipeline {
     if (isRefusal(legacy)) return this.#refused(sub, legacy);
     const policy = await runPolicy(this.#o.policy ?? [], { kind: 'amp', submission: sub }, maps);
     if (policy.kind === 'refuse') return this.#refused(sub, policy.refusal);
-    const signed = signOriginated(legacy.message, domainOf(from), this.#o, sub.receivedAt);
+    const signed = await signOriginated(legacy.message, domainOf(from), this.#o, sub.receivedAt);
     const entry: QueueEntry = {
       recipients: legacy.recipients.map((address) => ({
         address,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { dkimSign } from '../../src/mail/dkim.js';
+import { dkimSign, dkimSignAsync } from '../../src/mail/dkim.js';
 import { DkimKeys } from '../../src/mail/dkim-keys.js';
 import { zoneTxt } from '../../src/cli/commands/dns.js';
 import { startZone, tempDir, unboundMissing, type Dns } from '../offramp/helpers.js';
@@ -106,6 +106,18 @@ describe('DKIM signatures, verified by dkimpy and Mail::DKIM', { skip: MISSING }
       ]);
     });
   }
+
+  test('signed on the thread pool: the same fields byte for byte, and both verifiers pass', async () => {
+    const now = Date.UTC(2026, 11, 5, 12);
+    for (const text of Object.values(CASES)) {
+      const message = Buffer.from(text, 'utf8');
+      // rsa-sha256 (PKCS #1 v1.5) and Ed25519 are deterministic: one key, one signature.
+      const fields = await dkimSignAsync(message, keys.signingKeys(DOMAIN), now);
+      assert.equal(fields, dkimSign(message, keys.signingKeys(DOMAIN), now));
+      const signed = Buffer.concat([Buffer.from(fields, 'latin1'), message]);
+      assert.deepEqual(dkimpyVerify(dns.server, signed), [true, true]);
+    }
+  });
 
   test('h= names From once more than it occurs: a From added after signing fails', () => {
     const signed = sign(Buffer.from(CASES.plain as string, 'utf8'));

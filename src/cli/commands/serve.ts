@@ -17,6 +17,7 @@ import { clientApiMethods } from '../../amp/client-api/definition.js';
 import { registerClientApiRequestMetrics } from '../../amp/client-api/request-metrics.js';
 import { routeGrpcLogs } from '../../amp/client-api/server.js';
 import { createLogger } from '../../log.js';
+import { backgroundThreadPool } from '../../native/pool.js';
 import { registerCertificateMetrics } from '../../tls/metrics.js';
 import { loadConfig } from '../../config/load.js';
 import { loadOrCreateGatewayIdentity } from '../../identity/gateway.js';
@@ -322,6 +323,9 @@ export const serveCommand: Command = {
         { missing: missingFlags },
         'started without the Node.js flags of bin/aftersmtp: slower at low load (docs/OPERATIONS.md)',
       );
+    }
+    if (!(await backgroundThreadPool())) {
+      log.warn('not every thread of the libuv pool took the background scheduling class');
     }
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
