@@ -37,7 +37,8 @@ const forbidden = [
   {
     name: 'root-modules-lowest',
     severity: 'error',
-    comment: 'src/*.ts (errors, log, env, bounded-map, latency, random) import nothing of the folders.',
+    comment:
+      'src/*.ts (errors, log, env, bounded-map, latency, random) import nothing of the folders.',
     from: { path: ROOT },
     to: { path: '^src/[^/]+/', pathNot: folder(['native']) },
   },
