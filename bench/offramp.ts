@@ -8,7 +8,8 @@
  * gateway's DID, as `aftersmtp send` does for an ordinary address; the gateway opens each one,
  * rewrites it for the legacy internet (docs/PROTOCOL.md §14), signs it with DKIM (rsa-sha256
  * and ed25519-sha256), queues it durably, and its off-ramp delivers it over SMTP (mx_record_map
- * route `smtp:[127.0.0.1]:port`, a new connection per message) to a private Postfix B, which
+ * route `smtp:[127.0.0.1]:port`, each session kept for the next message as Postfix's SMTP client
+ * keeps its own) to a private Postfix B, which
  * stores it with virtual(8) in a Maildir (fsync). The envelopes are sealed before the clock
  * starts: sealing is the client's work.
  *
@@ -22,7 +23,8 @@
  *
  * Run as root (Postfix): `node dist/bench/offramp.js` or `aftersmtp bench offramp`. Knobs:
  * OFFRAMP_MESSAGES (default 2000 per run), OFFRAMP_SESSIONS ("1 16 64"), OFFRAMP_SUITES
- * ("classic-v1 hybrid-v1"), OFFRAMP_CPU_PROF_DIR (V8 profiles of the gateway for
+ * ("classic-v1 hybrid-v1"), OFFRAMP_CONNECTION_CACHE_MS (the gateway's
+ * AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS; 0: a connection per message), OFFRAMP_CPU_PROF_DIR (V8 profiles of the gateway for
  * bench/stages.ts, over the last session count's window). It reports; it never asserts.
  */
 import { execFile } from 'node:child_process';
@@ -65,6 +67,7 @@ const SESSIONS = (process.env.OFFRAMP_SESSIONS ?? '1 16 64').split(/\s+/).map(Nu
 const SUITES = (process.env.OFFRAMP_SUITES ?? 'classic-v1 hybrid-v1').split(/\s+/);
 /** V8 CPU profiles of the gateway, for bench/stages.ts (the last session count's window). */
 const PROFILE_DIR = process.env.OFFRAMP_CPU_PROF_DIR;
+const CONNECTION_CACHE_MS = process.env.OFFRAMP_CONNECTION_CACHE_MS;
 const SIZE = 4096;
 const WARMUP = 200;
 const RECIPIENT = 'b@example.test';
@@ -217,7 +220,13 @@ async function dispatchAll(
 async function ours(suite: string, rx: Receiver): Promise<Row[]> {
   if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const gw = await startMessagingGateway(
-    { AFTERSMTP_SUITE: suite, AFTERSMTP_MAPS_POLL_MS: '50' },
+    {
+      AFTERSMTP_SUITE: suite,
+      AFTERSMTP_MAPS_POLL_MS: '50',
+      ...(CONNECTION_CACHE_MS !== undefined
+        ? { AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS: CONNECTION_CACHE_MS }
+        : {}),
+    },
     PROFILE_DIR === undefined
       ? []
       : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-offramp`],
@@ -337,7 +346,10 @@ async function main(): Promise<void> {
           ]),
           notes: [
             'Postfix: smtp-source -> A (durable accept, no signing) -> B (../shared/bench/postfix-twohop.sh); sessions = smtp-source connections.',
-            'AfterSMTP: gRPC DispatchMessage of envelopes sealed to the gateway DID (sessions = calls in flight) -> open, rewrite, DKIM rsa + ed25519, durable queue -> SMTP to B.',
+            'AfterSMTP: gRPC DispatchMessage of envelopes sealed to the gateway DID (sessions = calls in flight) -> open, rewrite, DKIM rsa + ed25519, durable queue -> SMTP to B, ' +
+              (CONNECTION_CACHE_MS === '0'
+                ? 'a connection per message.'
+                : `each session kept ${CONNECTION_CACHE_MS ?? '2000'} ms for the next message (Postfix keeps its own too).`),
             "delivered = start of the run until the last file in B's Maildir/new; CPU µs/msg: the relaying side only (serve; Postfix A), from /proc.",
           ],
           json: rows.map((r) => ({ ...r, vsPostfix: ratio(r) })),

@@ -333,6 +333,12 @@ export const SETTINGS = {
     doc: "TCP port of the mail exchangers the off-ramp delivers to (an mx_record_map route's own port wins). 25 on the internet; another value only in a test network.",
     parse: integer(1, 65535),
   }),
+  offrampConnectionCacheMs: setting({
+    env: 'AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS',
+    default: '2000',
+    doc: 'How long an off-ramp SMTP session stays open after its message, in ms, for the next message to the same server (checked with RSET before it is used; as Postfix smtp_connection_cache_on_demand and smtp_connection_cache_time_limit). 0: a new connection for every message.',
+    parse: integer(0, 300_000),
+  }),
   grpcMaxUnauthenticatedBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
     default: String(64 * 1024),

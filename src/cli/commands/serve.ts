@@ -611,6 +611,7 @@ export const serveCommand: Command = {
           metrics: offrampMetrics,
           policyCacheDir: join(config.dataDir, 'mta-sts'),
           port: config.offrampPort,
+          connectionCacheMs: config.offrampConnectionCacheMs,
         }),
         handlers: {
           ...attestations.handlers,

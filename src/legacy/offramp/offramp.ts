@@ -41,6 +41,7 @@ import { hostAddresses, planHosts, type HostAddresses, type NextHop } from './mx
 import { decodeOutbound, type OutboundMessage } from '../../queue/outbound.js';
 import {
   runSession,
+  SessionCache,
   type SessionResult,
   type SessionTimeouts,
   type TlsRequirement,
@@ -98,6 +99,11 @@ export interface OffRampOptions {
   readonly maxSessions?: number;
   /** Largest server reply accepted, bytes (default 64 KiB). */
   readonly maxReplyBytes?: number;
+  /**
+   * How long a session stays open after its message for the next one to the same server, ms
+   * (AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS; default 2,000; 0: a new session for every message).
+   */
+  readonly connectionCacheMs?: number;
   readonly now?: () => number;
 }
 
@@ -140,6 +146,8 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
   const maxAddresses = o.maxAddresses ?? 5;
   const maxSessions = o.maxSessions ?? 2;
   const maxReplyBytes = o.maxReplyBytes ?? 64 * 1024;
+  const cacheMs = o.connectionCacheMs ?? 2_000;
+  const cache = cacheMs > 0 ? new SessionCache({ idleMs: cacheMs }) : undefined;
 
   /** One session, with the plaintext retry of a failed opportunistic handshake. */
   async function session(
@@ -163,7 +171,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       message: msg.message,
       now,
     };
-    const r = await runSession({ ...base, tls });
+    const r = await runSession({ ...base, tls }, cache);
     if (r.kind !== 'handshake-failed') return r;
     o.log.info(
       { host: hostName, address, reason: r.reason },
@@ -280,6 +288,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
             tls: tls.kind,
             result: r.kind,
             ...('reason' in r ? { reason: r.reason } : {}),
+            ...('reused' in r && r.reused === true ? { reused: true } : {}),
           },
           'off-ramp: session',
         );
@@ -306,7 +315,8 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
           };
           continue;
         }
-        metrics.tls(r.report.policy, r.report.result);
+        // A reused session's TLS result was counted when it was opened (TLS-RPT counts sessions).
+        if (r.reused !== true) metrics.tls(r.report.policy, r.report.result);
         if (r.kind === 'lost') {
           return all('temporary', {
             code: 'ERR_SMTP_CONNECTION_LOST',

@@ -16,6 +16,14 @@
  *
  * Bounds: connect, greeting (with STARTTLS), each command's reply (inactivity) and the whole
  * message transfer are timed; a reply larger than `maxReplyBytes` ends the session.
+ *
+ * Connection cache (SessionCache), as Postfix's smtp_connection_cache_on_demand: a session whose
+ * transaction ended with the server's replies is kept open for a while, and the next message to
+ * the same address, port, host name and TLS requirement goes over it, after an RSET that the
+ * server must answer 250 (Postfix checks a cached session the same way). A kept session that
+ * fails its RSET, has closed, or is older than the reuse limit is closed and a new one opened,
+ * before anything of the message is sent. A reused session is no new TLS session: it counts no
+ * TLS-RPT result again (`reused`).
  */
 import { rootCertificates, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -85,9 +93,16 @@ export type SessionResult =
       readonly results: ReadonlyMap<string, RecipientResult>;
       readonly report: TlsReport;
       readonly tls: boolean;
+      /** Over a session kept from an earlier message (its TLS result was counted then). */
+      readonly reused?: boolean;
     }
   /** The session broke during the transaction: every recipient is temporary. */
-  | { readonly kind: 'lost'; readonly reason: string; readonly report: TlsReport };
+  | {
+      readonly kind: 'lost';
+      readonly reason: string;
+      readonly report: TlsReport;
+      readonly reused?: boolean;
+    };
 
 /** One line of a server reply, bounded, for logs and reasons. */
 export function replyText(s: string | undefined): string {
@@ -119,7 +134,154 @@ function webpkiFailure(socket: TLSSocket): TlsFailure | undefined {
   return 'certificate-not-trusted';
 }
 
-export async function runSession(i: SessionInput): Promise<SessionResult> {
+/** A session open after a transaction, waiting for the next message to the same place. */
+interface KeptSession {
+  readonly key: string;
+  readonly conn: SMTPConnection;
+  readonly secure: boolean;
+  readonly report: TlsReport;
+  readonly openedAt: number;
+  timer?: NodeJS.Timeout;
+}
+
+export interface SessionCacheOptions {
+  /** How long a session is kept idle, ms (Postfix's smtp_connection_cache_time_limit: 2 s). */
+  readonly idleMs: number;
+  /** No reuse once a session is this old, ms (smtp_connection_reuse_time_limit: 300 s). */
+  readonly maxAgeMs?: number;
+  /** Idle sessions kept at most, all destinations together (default 64). */
+  readonly maxIdle?: number;
+}
+
+/** The off-ramp's idle SMTP sessions (see the module comment). */
+export class SessionCache {
+  readonly #idleMs: number;
+  readonly #maxAgeMs: number;
+  readonly #maxIdle: number;
+  /** Oldest first. */
+  readonly #idle: KeptSession[] = [];
+
+  constructor(o: SessionCacheOptions) {
+    this.#idleMs = o.idleMs;
+    this.#maxAgeMs = o.maxAgeMs ?? 300_000;
+    this.#maxIdle = o.maxIdle ?? 64;
+  }
+
+  get size(): number {
+    return this.#idle.length;
+  }
+
+  /** The most recently kept open session for `key`, taken out of the cache; stale ones closed. */
+  take(key: string, now: number): KeptSession | undefined {
+    for (let at = this.#idle.length - 1; at >= 0; at--) {
+      const kept = this.#idle[at] as KeptSession;
+      if (kept.key !== key) continue;
+      this.#idle.splice(at, 1);
+      clearTimeout(kept.timer);
+      if (kept.conn.destroyed || now - kept.openedAt >= this.#maxAgeMs) {
+        quit(kept.conn);
+        continue;
+      }
+      const socket = kept.conn._socket;
+      if (socket) socket.ref();
+      return kept;
+    }
+    return undefined;
+  }
+
+  /** Keeps a session for the idle time (it holds no process alive), closing the oldest over the bound. */
+  keep(kept: KeptSession): void {
+    const socket = kept.conn._socket;
+    if (socket) socket.unref();
+    kept.timer = setTimeout(() => {
+      const at = this.#idle.indexOf(kept);
+      if (at >= 0) this.#idle.splice(at, 1);
+      quit(kept.conn);
+    }, this.#idleMs);
+    kept.timer.unref();
+    this.#idle.push(kept);
+    while (this.#idle.length > this.#maxIdle) {
+      const oldest = this.#idle.shift() as KeptSession;
+      clearTimeout(oldest.timer);
+      quit(oldest.conn);
+    }
+  }
+
+  /** Closes every kept session. */
+  close(): void {
+    for (const kept of this.#idle.splice(0)) {
+      clearTimeout(kept.timer);
+      quit(kept.conn);
+    }
+  }
+}
+
+/** What a kept session must match: the same server, name, EHLO and TLS requirement. */
+function cacheKey(i: SessionInput): string {
+  return JSON.stringify([i.address, i.port, i.hostName ?? null, i.helo, i.tls, i.ca?.length ?? 0]);
+}
+
+/** QUIT, and the socket closed in any case within 2 s. */
+function quit(conn: SMTPConnection): void {
+  setTimeout(() => conn.close(), 2000).unref();
+  try {
+    if (!conn.destroyed) conn.quit();
+  } catch {
+    conn.close();
+  }
+}
+
+/** The longest wait for a kept session's RSET reply (Postfix's smtp_rset_timeout). */
+const RSET_TIMEOUT_MS = 20_000;
+
+/** RSET on a kept session: true when the server answered 2xx within `ms`. */
+function stillUsable(conn: SMTPConnection, ms: number): Promise<boolean> {
+  if (conn.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      conn.removeListener('end', onEnd);
+      resolve(ok);
+    };
+    const onEnd = (): void => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    conn.once('end', onEnd);
+    conn.reset((err) => done(err === null || err === undefined));
+  });
+}
+
+/** Whether a session may carry the next message: its transaction ended with the server's replies. */
+function reusable(r: SessionResult, conn: SMTPConnection): boolean {
+  return r.kind === 'done' && !conn.destroyed;
+}
+
+/**
+ * One message over a kept session to the same place when the cache has one that answers RSET,
+ * else over a new session; the session is kept afterwards when it may carry the next.
+ */
+export async function runSession(i: SessionInput, cache?: SessionCache): Promise<SessionResult> {
+  if (cache === undefined) return openSession(i, undefined);
+  const key = cacheKey(i);
+  for (let kept = cache.take(key, i.now()); kept !== undefined; kept = cache.take(key, i.now())) {
+    if (!(await stillUsable(kept.conn, Math.min(RSET_TIMEOUT_MS, i.timeouts.commandMs)))) {
+      quit(kept.conn);
+      continue;
+    }
+    const r = await transaction(kept.conn, i, kept.report, kept.secure);
+    if (reusable(r, kept.conn)) cache.keep(kept);
+    else quit(kept.conn);
+    return r.kind === 'done' || r.kind === 'lost' ? { ...r, reused: true } : r;
+  }
+  return openSession(i, (conn, secure, report) =>
+    cache.keep({ key, conn, secure, report, openedAt: i.now() }),
+  );
+}
+
+/** A new session for one message; `keep` takes it afterwards when it may carry the next. */
+async function openSession(
+  i: SessionInput,
+  keep: ((conn: SMTPConnection, secure: boolean, report: TlsReport) => void) | undefined,
+): Promise<SessionResult> {
   const required = i.tls.kind === 'dane' || (i.tls.kind === 'sts' && i.tls.mode === 'enforce');
   const conn = new SMTPConnection({
     host: i.address,
@@ -145,6 +307,7 @@ export async function runSession(i: SessionInput): Promise<SessionResult> {
   let lastError: NodemailerError | undefined;
   conn.on('error', (err: NodemailerError) => (lastError = err));
   const policy = policyType(i.tls);
+  let kept = false;
   try {
     const connectError = await new Promise<NodemailerError | undefined>((resolve) => {
       let connected = false;
@@ -187,14 +350,14 @@ export async function runSession(i: SessionInput): Promise<SessionResult> {
         report = { policy, result: failure };
       }
     }
-    return await transaction(conn, i, report, secure);
-  } finally {
-    setTimeout(() => conn.close(), 2000).unref();
-    try {
-      if (!conn.destroyed) conn.quit();
-    } catch {
-      conn.close();
+    const r = await transaction(conn, i, report, secure);
+    if (keep !== undefined && reusable(r, conn)) {
+      keep(conn, secure, report);
+      kept = true;
     }
+    return r;
+  } finally {
+    if (!kept) quit(conn);
   }
 }
 
@@ -250,15 +413,16 @@ function transaction(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      conn.removeListener('end', onEnd);
       resolve(r);
     };
     const timer = setTimeout(() => {
       conn.close();
       finish({ kind: 'lost', reason: 'the transaction took too long', report });
     }, i.timeouts.dataMs);
-    conn.once('end', () =>
-      finish({ kind: 'lost', reason: 'the server closed the connection', report }),
-    );
+    const onEnd = (): void =>
+      finish({ kind: 'lost', reason: 'the server closed the connection', report });
+    conn.once('end', onEnd);
     const eightBit = i.message.some((b) => b >= 0x80);
     conn.send(
       {
