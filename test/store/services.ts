@@ -49,7 +49,17 @@ export async function freshDatabase(
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        // An autovacuum worker on the database is a backend the role may not terminate (42501,
+        // "must be a member of the role whose process is being terminated"); it ends in moments.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+            return;
+          } catch (err) {
+            if ((err as { code?: string }).code !== '42501' || attempt === 10) throw err;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
       } finally {
         await c.end();
       }
