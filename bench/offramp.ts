@@ -8,9 +8,8 @@
  * gateway's DID, as `aftersmtp send` does for an ordinary address; the gateway opens each one,
  * rewrites it for the legacy internet (docs/PROTOCOL.md §14), signs it with DKIM (rsa-sha256
  * and ed25519-sha256), queues it durably, and its off-ramp delivers it over SMTP (mx_record_map
- * route `smtp:[127.0.0.1]:port`, each session kept for the next message as Postfix's SMTP client
- * keeps its own) to a private Postfix B, which
- * stores it with virtual(8) in a Maildir (fsync). The envelopes are sealed before the clock
+ * route `smtp:[127.0.0.1]:port`, a session kept for the next message as Postfix's SMTP client
+ * keeps its own) to a private Postfix B, which stores it with virtual(8) in a Maildir (fsync). The envelopes are sealed before the clock
  * starts: sealing is the client's work.
  *
  * Postfix's side: ../shared/bench/postfix-twohop.sh (smtp-source -> Postfix A, durable accept,
@@ -24,8 +23,9 @@
  * Run as root (Postfix): `node dist/bench/offramp.js` or `aftersmtp bench offramp`. Knobs:
  * OFFRAMP_MESSAGES (default 2000 per run), OFFRAMP_SESSIONS ("1 16 64"), OFFRAMP_SUITES
  * ("classic-v1 hybrid-v1"), OFFRAMP_CONNECTION_CACHE_MS (the gateway's
- * AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS; 0: a connection per message), OFFRAMP_CPU_PROF_DIR (V8 profiles of the gateway for
- * bench/stages.ts, over the last session count's window). It reports; it never asserts.
+ * AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS; 0: a connection per message), OFFRAMP_CPU_PROF_DIR (V8
+ * profiles of the gateway for bench/stages.ts, over the last session count's window). It
+ * reports; it never asserts.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,7 +39,6 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -58,6 +57,7 @@ import {
   register,
   startMessagingGateway,
 } from '../test/messaging/helpers.js';
+import { cpuProfileArgs, profileWindow } from './lib/profile.js';
 import { runSections } from './lib/measure.js';
 import { cpuSeconds, postfixBaselineUnavailable, postfixTwoHop } from './lib/postfix.js';
 
@@ -218,7 +218,6 @@ async function dispatchAll(
 }
 
 async function ours(suite: string, rx: Receiver): Promise<Row[]> {
-  if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const gw = await startMessagingGateway(
     {
       AFTERSMTP_SUITE: suite,
@@ -227,9 +226,7 @@ async function ours(suite: string, rx: Receiver): Promise<Row[]> {
         ? { AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS: CONNECTION_CACHE_MS }
         : {}),
     },
-    PROFILE_DIR === undefined
-      ? []
-      : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-offramp`],
+    cpuProfileArgs(PROFILE_DIR, `${suite}-offramp`),
   );
   const rows: Row[] = [];
   try {
@@ -248,20 +245,13 @@ async function ours(suite: string, rx: Receiver): Promise<Row[]> {
       for (const s of SESSIONS) {
         const envelopes = await sealForGateway(client, alice, MESSAGES);
         const c0 = cpuSeconds(pid);
-        const windowFrom = process.hrtime.bigint() / 1000n;
+        const closeWindow = profileWindow(PROFILE_DIR, suite);
         const t0 = Date.now();
         await dispatchAll(client, token, envelopes, s);
         const accepted = Date.now();
         const last = await rx.delivered(MESSAGES, 900_000);
         const cpu = cpuSeconds(pid) - c0;
-        if (PROFILE_DIR !== undefined) {
-          // The measured window on the monotonic clock (µs), which V8's profiles also use.
-          const windowTo = process.hrtime.bigint() / 1000n;
-          writeFileSync(
-            `${PROFILE_DIR}/${suite}-window`,
-            `${windowFrom} ${windowTo} ${MESSAGES}\n`,
-          );
-        }
+        closeWindow(MESSAGES);
         rows.push({
           side: `AfterSMTP ${suite}`,
           sessions: s,

@@ -36,7 +36,7 @@
  * start and each of ours after the rounds: where one session's time differs between the two.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,7 @@ import {
   timelines,
   type PhaseFigure,
 } from './lib/latency.js';
+import { cpuProfileArgs, profileWindow } from './lib/profile.js';
 import { median, percentile, quiet, runSections, type Section } from './lib/measure.js';
 import { cpuSeconds } from './lib/postfix.js';
 import { DIALOGUE_STEPS, timeDialogues, type DialogueStep } from './lib/smtp-dialogue.js';
@@ -135,7 +136,6 @@ async function slowSyncEnv(): Promise<Record<string, string>> {
 }
 
 async function startOurs(suite: string, slowSync: Record<string, string>): Promise<OurSide> {
-  if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
   const latencyDir = LATENCY_DIR === undefined ? undefined : join(LATENCY_DIR, suite);
   if (latencyDir !== undefined) {
     rmSync(latencyDir, { recursive: true, force: true });
@@ -155,9 +155,7 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
       ...(latencyDir !== undefined ? { LATENCY_TRACE_DIR: latencyDir } : {}),
     },
     [
-      ...(PROFILE_DIR === undefined
-        ? []
-        : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-onramp`]),
+      ...cpuProfileArgs(PROFILE_DIR, `${suite}-onramp`),
       ...(latencyDir === undefined ? [] : [`--import=${LATENCY_RECORDER}`]),
     ],
   );
@@ -189,19 +187,12 @@ async function startOurs(suite: string, slowSync: Record<string, string>): Promi
       ...(latencyDir !== undefined ? { latencyDir } : {}),
       async run(sessions) {
         const c0 = cpuSeconds(pid);
-        const windowFrom = process.hrtime.bigint() / 1000n;
+        const closeWindow = profileWindow(PROFILE_DIR, suite);
         const from = wallMs();
         const seconds = await smtpSource(port, sessions, MESSAGES, to);
         windows.push({ sessions, from, to: wallMs() });
         const cpu = cpuSeconds(pid) - c0;
-        if (PROFILE_DIR !== undefined) {
-          // The measured window on the monotonic clock (µs), which V8's profiles also use.
-          const windowTo = process.hrtime.bigint() / 1000n;
-          writeFileSync(
-            `${PROFILE_DIR}/${suite}-window`,
-            `${windowFrom} ${windowTo} ${MESSAGES}\n`,
-          );
-        }
+        closeWindow(MESSAGES);
         return {
           side: `AfterSMTP ${suite}`,
           sessions,

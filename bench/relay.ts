@@ -43,13 +43,14 @@
  * messages (<suite>-window: the last row's), for the per-stage table of bench/stages.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { encodeEnvelope, sealMessage } from '../src/envelope/index.js';
 import { GatewayClient } from '../src/amp/client-api/index.js';
 import { readKeyFile } from '../src/identity/index.js';
 import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
 import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
 import { tempDir } from '../test/helpers/cli.js';
+import { cpuProfileArgs, profileWindow } from './lib/profile.js';
 import { defaultSeconds, formatOps, percentile, runSections } from './lib/measure.js';
 import {
   cpuSeconds,
@@ -165,11 +166,8 @@ async function measureSuite(
 ): Promise<{ cells: Cell[]; rss: Rss[] }> {
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
-  if (PROFILE_DIR !== undefined) {
-    mkdirSync(PROFILE_DIR, { recursive: true });
-    a.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-A`];
-    b.nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}/${suite}-B`];
-  }
+  a.nodeArgs = cpuProfileArgs(PROFILE_DIR, `${suite}-A`);
+  b.nodeArgs = cpuProfileArgs(PROFILE_DIR, `${suite}-B`);
   await Promise.all([a.start(), b.start()]);
   const signal = new StoredSignal();
   b.listeners.add(signal.listener);
@@ -293,17 +291,10 @@ async function measureSuite(
       const poolSize = Math.ceil(((warmedUp * 1000) / WARMUP_MS) * seconds * 2.5) + 4 * senders;
       pool = Array.from({ length: poolSize }, sealOne);
       const finish = measure();
-      const windowFrom = process.hrtime.bigint() / 1000n;
+      const closeWindow = profileWindow(PROFILE_DIR, suite);
       const end = performance.now() + seconds * 1000;
       await Promise.all(Array.from({ length: senders }, () => run(end, true)));
-      if (PROFILE_DIR !== undefined) {
-        // The measured window on the monotonic clock (µs), which V8's profiles also use.
-        const windowTo = process.hrtime.bigint() / 1000n;
-        writeFileSync(
-          `${PROFILE_DIR}/${suite}-window`,
-          `${windowFrom} ${windowTo} ${total.length}\n`,
-        );
-      }
+      closeWindow(total.length);
       cells.push({ ...finish('durable', senders, total, dispatch), sealedInWindow });
       pool = [];
       cells.push(await pacedAsPostfix(senders));

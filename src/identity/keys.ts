@@ -111,12 +111,12 @@ export interface SecretSeeds {
 
 type KemKey = X25519Key | XWingKey;
 
-/** Runs a native constructor, turning its throw into a typed error. */
 /** `bytes` as a Buffer over the same memory (no copy), for the native calls. */
 function bufferView(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Runs a native constructor, turning its throw into a typed error. */
 function nativeKey<T>(code: string, what: string, make: () => T): T {
   try {
     return make();

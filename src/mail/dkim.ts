@@ -110,6 +110,7 @@ interface UnsignedField {
 
 /** The fields for `message`, one per key, each with what its key must sign (RFC 6376 §3.7). */
 function unsignedFields(message: Buffer, keys: readonly DkimKey[], now: number): UnsignedField[] {
+  if (keys.length === 0) return [];
   const { fields, body } = splitMessage(message);
   const bh = createHash('sha256').update(relaxedBody(body)).digest('base64');
   // h=: the signed fields present, bottom-most instance first for repeated names (§5.4.2),

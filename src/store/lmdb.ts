@@ -236,14 +236,10 @@ export class LmdbMailboxStore implements MailboxStore {
     if (this.closed) throw new StoreClosedError();
   }
 
-  /** Made again whenever the index key is (set when the store opens). */
-  private recipientHashes?: RecipientHashes;
+  private readonly recipientHashes = new RecipientHashes();
 
   private rh(recipient: string): Buffer {
-    checkRecipient(recipient);
-    if (this.recipientHashes?.indexKey !== this.indexKey)
-      this.recipientHashes = new RecipientHashes(this.indexKey);
-    return this.recipientHashes.of(recipient);
+    return this.recipientHashes.of(this.indexKey, checkRecipient(recipient));
   }
 
   async deliver(input: DeliverWithReceipt): Promise<DeliverResult> {

@@ -215,24 +215,25 @@ export function recipientHash(indexKey: Buffer, recipient: string): Buffer {
 const RECIPIENT_HASHES = 4096;
 
 /**
- * `recipientHash` under one index key, remembered for the last RECIPIENT_HASHES recipients: a
- * store's recipients are few and come again, and each hash made anew is an HMAC object made and
- * spent (with the message id's, the store's one keyed hash per message that cannot be kept).
- * The Buffers it returns are shared: callers copy them (Buffer.concat) or compare them, never
- * write into them.
+ * `recipientHash`, remembered for the last RECIPIENT_HASHES recipients under the index key it was
+ * last asked with (a store's key is set when it opens; another key forgets them all): a store's
+ * recipients are few and come again, and each hash made anew is an HMAC object made and spent
+ * (with the message id's, the store's one keyed hash per message that cannot be kept). The
+ * Buffers it returns are shared: callers copy them (Buffer.concat) or compare them, never write
+ * into them.
  */
 export class RecipientHashes {
-  readonly indexKey: Buffer;
+  #indexKey: Buffer | undefined;
   readonly #known = new BoundedMap<string, Buffer>(RECIPIENT_HASHES);
 
-  constructor(indexKey: Buffer) {
-    this.indexKey = indexKey;
-  }
-
-  of(recipient: string): Buffer {
+  of(indexKey: Buffer, recipient: string): Buffer {
+    if (indexKey !== this.#indexKey) {
+      this.#indexKey = indexKey;
+      this.#known.clear();
+    }
     let hash = this.#known.get(recipient);
     if (hash === undefined) {
-      hash = recipientHash(this.indexKey, recipient);
+      hash = recipientHash(indexKey, recipient);
       this.#known.set(recipient, hash);
     }
     return hash;

@@ -185,29 +185,39 @@ describe('store keyring', () => {
 });
 
 describe('recipient hashes kept in memory', () => {
-  it('are the keyed hash of each recipient under their own index key, as made anew', () => {
+  it('are the keyed hash of each recipient under the key asked with, as made anew', () => {
     const keyA = Buffer.alloc(32, 1);
     const keyB = Buffer.alloc(32, 2);
-    const hashes = new RecipientHashes(keyA);
+    const hashes = new RecipientHashes();
     for (let round = 0; round < 2; round++) {
       for (const r of ['did:aftersmtp:a.test:alice', 'did:aftersmtp:a.test:bob']) {
-        assert.deepEqual(hashes.of(r), recipientHash(keyA, r));
-        assert.notDeepEqual(hashes.of(r), recipientHash(keyB, r));
+        assert.deepEqual(hashes.of(keyA, r), recipientHash(keyA, r));
+        assert.notDeepEqual(hashes.of(keyA, r), recipientHash(keyB, r));
       }
     }
     assert.notDeepEqual(
-      hashes.of('did:aftersmtp:a.test:alice'),
-      hashes.of('did:aftersmtp:a.test:bob'),
+      hashes.of(keyA, 'did:aftersmtp:a.test:alice'),
+      hashes.of(keyA, 'did:aftersmtp:a.test:bob'),
     );
+  });
+
+  it('forget the hashes of the last key when asked with another', () => {
+    const keyA = Buffer.alloc(32, 1);
+    const keyB = Buffer.alloc(32, 2);
+    const hashes = new RecipientHashes();
+    const r = 'did:aftersmtp:a.test:alice';
+    assert.deepEqual(hashes.of(keyA, r), recipientHash(keyA, r));
+    assert.deepEqual(hashes.of(keyB, r), recipientHash(keyB, r));
+    assert.deepEqual(hashes.of(keyA, r), recipientHash(keyA, r));
   });
 
   it('stay right past the number of recipients kept', () => {
     const key = Buffer.alloc(32, 3);
-    const hashes = new RecipientHashes(key);
+    const hashes = new RecipientHashes();
     const names = Array.from({ length: 5_000 }, (_, i) => `did:aftersmtp:a.test:u${i}`);
-    for (const n of names) hashes.of(n);
+    for (const n of names) hashes.of(key, n);
     for (const n of [names[0], names[4_999]] as string[]) {
-      assert.deepEqual(hashes.of(n), recipientHash(key, n));
+      assert.deepEqual(hashes.of(key, n), recipientHash(key, n));
     }
   });
 });
