@@ -588,6 +588,17 @@ export const serveCommand: Command = {
         },
       );
       teardown.add(() => smtp.close());
+      const offramp = createOffRamp({
+        maps: () => maps.snapshot(),
+        dns,
+        hostname: gatewayHost,
+        log,
+        metrics: offrampMetrics,
+        policyCacheDir: join(config.dataDir, 'mta-sts'),
+        port: config.offrampPort,
+        connectionCacheMs: config.offrampConnectionCacheMs,
+      });
+      teardown.add(() => offramp.close()); // after the worker's stop: QUIT to the kept sessions
       const worker = new DeliveryWorker({
         now,
         queue,
@@ -603,16 +614,7 @@ export const serveCommand: Command = {
         log,
         metrics,
         remote: (job) => relay.sender.relayJob(job),
-        offramp: createOffRamp({
-          maps: () => maps.snapshot(),
-          dns,
-          hostname: gatewayHost,
-          log,
-          metrics: offrampMetrics,
-          policyCacheDir: join(config.dataDir, 'mta-sts'),
-          port: config.offrampPort,
-          connectionCacheMs: config.offrampConnectionCacheMs,
-        }),
+        offramp,
         handlers: {
           ...attestations.handlers,
           'webhook:': createWebhookDelivery({

@@ -113,8 +113,14 @@ export interface OffRampOptions {
  */
 export type OffRampOutcome = RecipientOutcome & { readonly code?: string };
 
-/** The delivery worker's `DestinationHandler` for `smtp:` destinations. */
-export type OffRampHandler = (job: LeasedJob) => Promise<OffRampOutcome[]>;
+/**
+ * The delivery worker's `DestinationHandler` for `smtp:` destinations; `close` ends the sessions
+ * it keeps for the next message (QUIT), for a stop after the worker's.
+ */
+export interface OffRampHandler {
+  (job: LeasedJob): Promise<OffRampOutcome[]>;
+  close(): Promise<void>;
+}
 
 type DeliveryOutcome = OffRampOutcome;
 
@@ -354,7 +360,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
     return all(last.permanent === true ? 'permanent' : 'temporary', last);
   }
 
-  return async (job: LeasedJob): Promise<DeliveryOutcome[]> => {
+  const deliver = async (job: LeasedJob): Promise<DeliveryOutcome[]> => {
     const domain = job.destination.slice(job.destination.indexOf(':') + 1).toLowerCase();
     let msg: OutboundMessage;
     try {
@@ -439,4 +445,5 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
     for (const x of outcomes) metrics.recipients(x.status);
     return outcomes;
   };
+  return Object.assign(deliver, { close: async () => cache?.close() });
 }

@@ -23,7 +23,8 @@
  * server must answer 250 (Postfix checks a cached session the same way). A kept session that
  * fails its RSET, has closed, or is older than the reuse limit is closed and a new one opened,
  * before anything of the message is sent. A reused session is no new TLS session: it counts no
- * TLS-RPT result again (`reused`).
+ * TLS-RPT result again (`reused`). At a stop (`SessionCache.close`) every kept session is ended
+ * with QUIT, and the stop waits for the servers' replies for at most a second.
  */
 import { rootCertificates, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -160,6 +161,7 @@ export class SessionCache {
   readonly #maxIdle: number;
   /** Oldest first. */
   readonly #idle: KeptSession[] = [];
+  #closed = false;
 
   constructor(o: SessionCacheOptions) {
     this.#idleMs = o.idleMs;
@@ -179,11 +181,10 @@ export class SessionCache {
       this.#idle.splice(at, 1);
       clearTimeout(kept.timer);
       if (kept.conn.destroyed || now - kept.openedAt >= this.#maxAgeMs) {
-        quit(kept.conn);
+        void quit(kept.conn);
         continue;
       }
-      const socket = kept.conn._socket;
-      if (socket) socket.ref();
+      holdProcess(kept.conn, true);
       return kept;
     }
     return undefined;
@@ -191,28 +192,38 @@ export class SessionCache {
 
   /** Keeps a session for the idle time (it holds no process alive), closing the oldest over the bound. */
   keep(kept: KeptSession): void {
-    const socket = kept.conn._socket;
-    if (socket) socket.unref();
+    if (this.#closed) {
+      void quit(kept.conn); // a session that finished after the stop began
+      return;
+    }
+    holdProcess(kept.conn, false);
     kept.timer = setTimeout(() => {
       const at = this.#idle.indexOf(kept);
       if (at >= 0) this.#idle.splice(at, 1);
-      quit(kept.conn);
+      void quit(kept.conn);
     }, this.#idleMs);
     kept.timer.unref();
     this.#idle.push(kept);
     while (this.#idle.length > this.#maxIdle) {
       const oldest = this.#idle.shift() as KeptSession;
       clearTimeout(oldest.timer);
-      quit(oldest.conn);
+      void quit(oldest.conn);
     }
   }
 
-  /** Closes every kept session. */
-  close(): void {
-    for (const kept of this.#idle.splice(0)) {
+  /**
+   * Ends every kept session with QUIT; resolves when each has closed, at most `waitMs` later
+   * (a server that does not answer has its connection closed then). The sockets hold the
+   * process alive meanwhile, so the QUITs are sent and answered before a stop exits.
+   */
+  async close(waitMs = 1_000): Promise<void> {
+    this.#closed = true;
+    const closing = this.#idle.splice(0).map((kept) => {
       clearTimeout(kept.timer);
-      quit(kept.conn);
-    }
+      holdProcess(kept.conn, true);
+      return quit(kept.conn, waitMs);
+    });
+    await Promise.all(closing);
   }
 }
 
@@ -221,14 +232,31 @@ function cacheKey(i: SessionInput): string {
   return JSON.stringify([i.address, i.port, i.hostName ?? null, i.helo, i.tls, i.ca?.length ?? 0]);
 }
 
-/** QUIT, and the socket closed in any case within 2 s. */
-function quit(conn: SMTPConnection): void {
-  setTimeout(() => conn.close(), 2000).unref();
-  try {
-    if (!conn.destroyed) conn.quit();
-  } catch {
-    conn.close();
-  }
+/** Whether a session's socket keeps the process alive (an idle kept session does not). */
+function holdProcess(conn: SMTPConnection, hold: boolean): void {
+  const socket = conn._socket;
+  if (!socket) return;
+  if (hold) socket.ref();
+  else socket.unref();
+}
+
+/** QUIT, and the connection closed in any case within `ms`; resolves once it has. */
+function quit(conn: SMTPConnection, ms = 2_000): Promise<void> {
+  if (conn.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => conn.close(), ms);
+    timer.unref();
+    conn.once('end', () => {
+      clearTimeout(timer);
+      holdProcess(conn, false); // a server slow to close its side holds nothing up
+      resolve();
+    });
+    try {
+      conn.quit();
+    } catch {
+      conn.close();
+    }
+  });
 }
 
 /** The longest wait for a kept session's RSET reply (Postfix's smtp_rset_timeout). */
@@ -264,12 +292,12 @@ export async function runSession(i: SessionInput, cache?: SessionCache): Promise
   const key = cacheKey(i);
   for (let kept = cache.take(key, i.now()); kept !== undefined; kept = cache.take(key, i.now())) {
     if (!(await stillUsable(kept.conn, Math.min(RSET_TIMEOUT_MS, i.timeouts.commandMs)))) {
-      quit(kept.conn);
+      void quit(kept.conn);
       continue;
     }
     const r = await transaction(kept.conn, i, kept.report, kept.secure);
     if (reusable(r, kept.conn)) cache.keep(kept);
-    else quit(kept.conn);
+    else void quit(kept.conn);
     return r.kind === 'done' || r.kind === 'lost' ? { ...r, reused: true } : r;
   }
   return openSession(i, (conn, secure, report) =>
@@ -357,7 +385,7 @@ async function openSession(
     }
     return r;
   } finally {
-    if (!kept) quit(conn);
+    if (!kept) void quit(conn);
   }
 }
 
