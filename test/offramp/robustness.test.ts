@@ -1,7 +1,8 @@
 // The off-ramp against SMTP servers that misbehave, scripted on raw sockets (the receiving end
 // of `smtp:[127.0.0.1]:port` routes): a greeting that never comes, a reply that never ends, a
 // connection dropped in the middle of the data, no reply to the final dot, a STARTTLS handshake
-// that fails (retried in clear, as Postfix's `may`), 421 in the middle of the transaction. Every
+// that fails (retried in clear, as Postfix's `may`, the clear session kept for the next message),
+// 421 in the middle of the transaction. Every
 // case ends within its timeout with a temporary failure, or delivers.
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -27,7 +28,7 @@ type Behaviour = {
 /** A scripted SMTP server; behaviours are used one per connection, the last one repeating. */
 async function fakeSmtp(
   behaviours: Behaviour[],
-): Promise<{ port: number; server: Server; got: string[] }> {
+): Promise<{ port: number; server: Server; got: string[]; connections(): number }> {
   const got: string[] = [];
   let n = 0;
   const server = createServer((sock: Socket) => {
@@ -79,13 +80,19 @@ async function fakeSmtp(
         else if (cmd === 'DATA') {
           sock.write('354 go\r\n');
           inData = true;
-        } else if (cmd === 'QUIT') sock.end('221 bye\r\n');
+        } else if (cmd === 'RSET') sock.write('250 2.0.0 ok\r\n');
+        else if (cmd === 'QUIT') sock.end('221 bye\r\n');
         else sock.write('502 5.5.2 what\r\n');
       }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as { port: number }).port, server, got };
+  return {
+    port: (server.address() as { port: number }).port,
+    server,
+    got,
+    connections: () => n,
+  };
 }
 
 describe('off-ramp against misbehaving servers', () => {
@@ -102,12 +109,12 @@ describe('off-ramp against misbehaving servers', () => {
     for (const s of servers) s.close();
   });
 
-  async function deliver(domain: string, behaviours: Behaviour[]) {
+  async function deliver(domain: string, behaviours: Behaviour[], messages = 1) {
     const fake = await fakeSmtp(behaviours);
     servers.push(fake.server);
     maps.set('mx_record_map', domain, `smtp:[127.0.0.1]:${fake.port}`);
     // What the delivery worker takes for `smtp:` destinations.
-    const offramp: DestinationHandler = createOffRamp({
+    const offramp = createOffRamp({
       maps: () => maps.snapshot(),
       dnsServers: ['127.0.0.1:9'],
       hostname: 'gateway.example.org',
@@ -116,15 +123,24 @@ describe('off-ramp against misbehaving servers', () => {
       maxReplyBytes: 16 * 1024,
       timeouts: { connectMs: 500, greetingMs: 300, commandMs: 300, dataMs: 600 },
     });
+    const handler: DestinationHandler = offramp;
     const started = Date.now();
-    const out = await offramp(
-      job(
-        `smtp:${domain}`,
-        [`a@${domain}`, `b@${domain}`],
-        encodeOutbound({ mailFrom: 'alice@example.org', message: message(domain, `a@${domain}`) }),
-      ),
-    );
-    return { out, ms: Date.now() - started, got: fake.got };
+    let out: Awaited<ReturnType<DestinationHandler>> = [];
+    for (let m = 0; m < messages; m++) {
+      out = await handler(
+        job(
+          `smtp:${domain}`,
+          [`a@${domain}`, `b@${domain}`],
+          encodeOutbound({
+            mailFrom: 'alice@example.org',
+            message: message(domain, `a@${domain}`),
+          }),
+        ),
+      );
+    }
+    const ms = Date.now() - started;
+    await offramp.close();
+    return { out, ms, got: fake.got, connections: fake.connections() };
   }
 
   test('a greeting that never comes: ERR_SMTP_UNREACHABLE within the greeting timeout', async () => {
@@ -181,5 +197,26 @@ describe('off-ramp against misbehaving servers', () => {
     );
     assert.equal(got.length, 1);
     assert.deepEqual(counted.slice(before), ['no-policy-found/validation-failure']);
+  });
+
+  test('the plaintext session after a failed handshake carries the next such message', async () => {
+    const before = counted.length;
+    // Connections: a handshake that fails, the plaintext retry, the next message's failing
+    // handshake; its retry takes the kept plaintext session (a fourth would be refused below).
+    const { out, got, connections } = await deliver(
+      'badtls2.example',
+      [{ brokenTls: true }, {}, { brokenTls: true }, { greet: 'silent' }],
+      2,
+    );
+    assert.deepEqual(
+      out.map((o) => o.status),
+      ['delivered', 'delivered'],
+    );
+    assert.equal(got.length, 2);
+    assert.equal(connections, 3);
+    assert.deepEqual(counted.slice(before), [
+      'no-policy-found/validation-failure',
+      'no-policy-found/validation-failure',
+    ]);
   });
 });

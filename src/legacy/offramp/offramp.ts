@@ -178,17 +178,24 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       now,
     };
     const r = await runSession({ ...base, tls }, cache);
-    if (r.kind !== 'handshake-failed') return r;
+    if (r.kind !== 'handshake-failed') {
+      // TLS-RPT counts sessions: a kept session's result was counted when it was opened.
+      if ('report' in r && !('reused' in r && r.reused === true)) {
+        metrics.tls(r.report.policy, r.report.result);
+      }
+      return r;
+    }
     o.log.info(
       { host: hostName, address, reason: r.reason },
       'off-ramp: TLS handshake failed; retrying without TLS',
     );
     // One TLS-RPT result for the two sessions: the handshake that failed.
     const failed = { policy: 'no-policy-found', result: 'validation-failure' } as const;
-    const retry = await runSession({ ...base, tls: { kind: 'plaintext' } });
-    if ('report' in retry) return { ...retry, report: failed };
     metrics.tls(failed.policy, failed.result);
-    return retry;
+    // Kept like any other: the next message to this server that fails its handshake again
+    // takes the plaintext session instead of opening one more.
+    const retry = await runSession({ ...base, tls: { kind: 'plaintext' } }, cache);
+    return 'report' in retry ? { ...retry, report: failed } : retry;
   }
 
   async function deliverGroup(
@@ -314,15 +321,12 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
           break; // the next host
         }
         if (r.kind === 'policy-failed') {
-          metrics.tls(r.report.policy, r.report.result);
           last = {
             code: tls.kind === 'dane' ? 'ERR_SMTP_DANE' : 'ERR_SMTP_MTA_STS',
             reason: `${where}: ${r.reason}`,
           };
           continue;
         }
-        // A reused session's TLS result was counted when it was opened (TLS-RPT counts sessions).
-        if (r.reused !== true) metrics.tls(r.report.policy, r.report.result);
         if (r.kind === 'lost') {
           return all('temporary', {
             code: 'ERR_SMTP_CONNECTION_LOST',
