@@ -339,6 +339,15 @@ export const SETTINGS = {
     doc: 'How long an off-ramp SMTP session stays open after its message, in ms, for the next message to the same server (checked with RSET before it is used; as Postfix smtp_connection_cache_on_demand and smtp_connection_cache_time_limit). 0: a new connection for every message.',
     parse: integer(0, 300_000),
   }),
+  offrampCredentialsFile: setting({
+    env: 'AFTERSMTP_OFFRAMP_CREDENTIALS_FILE',
+    default: undefined,
+    doc: 'SMTP AUTH credentials of relay hosts, as Postfix smtp_sasl_password_maps: lines "[host]:port user:password" or "host user:password", mode 0600, read at start. A server listed here is reached only over STARTTLS with a certificate that verifies for its name, then logged in to. Unset: the off-ramp never logs in.',
+    parse: (raw) => {
+      if (!isAbsolute(raw)) throw new Error('expected an absolute path');
+      return raw;
+    },
+  }),
   grpcMaxUnauthenticatedBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
     default: String(64 * 1024),

@@ -4,7 +4,7 @@
 // configuration is refused with exit code 1 and the variable named.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BIN, cliEnv, runCli, startCli, tempDir } from '../helpers/cli.js';
@@ -102,4 +102,19 @@ test('serve refuses a bad configuration, naming the variable', async () => {
   });
   assert.equal(result.code, 1);
   assert.match(result.stderr, /AFTERSMTP_SUITE: expected one of classic-v1, hybrid-v1/);
+});
+
+test('serve refuses a relay credentials file that others may read, before opening anything', async () => {
+  const dir = tempDir('creds');
+  const file = join(dir, 'relay-credentials');
+  writeFileSync(file, '[smtp.relay.test]:587 user:password\n', { mode: 0o644 });
+  chmodSync(file, 0o644);
+  const result = await runCli(['serve'], {
+    env: { AFTERSMTP_DATA_DIR: join(dir, 'data'), AFTERSMTP_OFFRAMP_CREDENTIALS_FILE: file },
+  });
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    /relay-credentials \(AFTERSMTP_OFFRAMP_CREDENTIALS_FILE\) may be read by group or others \(mode 644\); chmod 600 it/,
+  );
 });

@@ -76,7 +76,11 @@ import { checkDescriptorBudget } from '../../net/limits.js';
 import { DnsClient, type DnsResolver } from '../../net/dns.js';
 import { DnsCache, totalStats, type DnsCacheStats } from '../../net/dns-cache.js';
 import { registerDnsCacheMetrics } from '../../net/dns-metrics.js';
-import { createOffRamp, registerOffRampMetrics } from '../../legacy/offramp/index.js';
+import {
+  createOffRamp,
+  readCredentialsFile,
+  registerOffRampMetrics,
+} from '../../legacy/offramp/index.js';
 import { dkimSign } from '../../mail/dkim.js';
 import { DkimKeys } from '../../mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../mail/srs.js';
@@ -329,6 +333,11 @@ export const serveCommand: Command = {
     }
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
+    // Read before anything is opened: a file others may read, or a bad line, stops the start.
+    const relayCredentials =
+      config.offrampCredentialsFile !== undefined
+        ? readCredentialsFile(config.offrampCredentialsFile)
+        : undefined;
     const { identity, notes, passphrase } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
 
@@ -597,6 +606,7 @@ export const serveCommand: Command = {
         policyCacheDir: join(config.dataDir, 'mta-sts'),
         port: config.offrampPort,
         connectionCacheMs: config.offrampConnectionCacheMs,
+        ...(relayCredentials !== undefined ? { credentials: relayCredentials } : {}),
       });
       teardown.add(() => offramp.close()); // after the worker's stop: QUIT to the kept sessions
       const worker = new DeliveryWorker({

@@ -33,6 +33,7 @@ import { isIP } from 'node:net';
 import { AfterSmtpError } from '../../errors.js';
 import type { LeasedJob, RecipientOutcome } from '../../queue/types.js';
 import { parseRoute, type MapSnapshot, type Route } from '../../routing/index.js';
+import type { CredentialLookup, Credentials } from './credentials.js';
 import { type Tlsa, isUsable, tlsaRecords } from './dane.js';
 import { DnsClient, DnsError, type DnsResolver } from '../../net/dns.js';
 import { NO_OFFRAMP_METRICS, type OffRampMetrics } from './metrics.js';
@@ -104,6 +105,11 @@ export interface OffRampOptions {
    * (AFTERSMTP_OFFRAMP_CONNECTION_CACHE_MS; default 2,000; 0: a new session for every message).
    */
   readonly connectionCacheMs?: number;
+  /**
+   * SMTP AUTH credentials per server (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE, credentials.ts): a
+   * server that has them is reached only over TLS that verifies for its name, then logged in to.
+   */
+  readonly credentials?: CredentialLookup;
   readonly now?: () => number;
 }
 
@@ -163,6 +169,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
     tls: TlsRequirement,
     msg: OutboundMessage,
     recipients: readonly string[],
+    login: Credentials | undefined,
   ): Promise<SessionResult> {
     const base = {
       address,
@@ -170,6 +177,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       hostName,
       helo: o.hostname,
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(login !== undefined ? { login } : {}),
       timeouts,
       maxReplyBytes,
       mailFrom: msg.mailFrom,
@@ -286,11 +294,14 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
         }
       }
       tls ??= { kind: 'opportunistic' };
+      // A login goes only over TLS that proves the server's name (credentials.ts).
+      const login = hostName === undefined ? undefined : o.credentials?.(hostName, host.port);
+      if (login !== undefined) tls = { kind: 'verified' };
 
       for (const address of addrs.addresses) {
         if (addressesTried >= maxAddresses || sessions >= maxSessions) break;
         addressesTried++;
-        const r = await session(address, host.port, hostName, tls, msg, group.recipients);
+        const r = await session(address, host.port, hostName, tls, msg, group.recipients, login);
         const where = `${host.name}[${address}]:${host.port}`;
         o.log.info(
           {
@@ -320,9 +331,19 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
           };
           break; // the next host
         }
+        if (r.kind === 'auth-failed') {
+          // As Postfix (smtp_sasl_auth_soft_bounce): the next server, then a temporary failure.
+          last = { code: 'ERR_SMTP_AUTH', reason: `${where}: ${r.reason}` };
+          continue;
+        }
         if (r.kind === 'policy-failed') {
           last = {
-            code: tls.kind === 'dane' ? 'ERR_SMTP_DANE' : 'ERR_SMTP_MTA_STS',
+            code:
+              tls.kind === 'dane'
+                ? 'ERR_SMTP_DANE'
+                : tls.kind === 'verified'
+                  ? 'ERR_SMTP_TLS'
+                  : 'ERR_SMTP_MTA_STS',
             reason: `${where}: ${r.reason}`,
           };
           continue;

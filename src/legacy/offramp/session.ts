@@ -13,6 +13,8 @@
  *   TLS alone is required (RFC 7672 §2.2).
  * - `sts`: TLS required in `enforce` mode, with a certificate that verifies (WebPKI roots plus
  *   the configured CAs) for the MX host name; `testing` checks the same, reports, and sends.
+ * - `verified`: TLS required with a certificate that verifies for the host name, as `sts` in
+ *   `enforce` mode: what a session that logs in (`login`, credentials.ts) needs before AUTH.
  *
  * Bounds: connect, greeting (with STARTTLS), each command's reply (inactivity) and the whole
  * message transfer are timed; a reply larger than `maxReplyBytes` ends the session.
@@ -30,13 +32,15 @@ import { rootCertificates, TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NodemailerError } from 'nodemailer/lib/errors';
 import { verifyDane, type Tlsa } from './dane.js';
+import type { Credentials } from './credentials.js';
 import type { TlsFailure, TlsPolicyType } from './metrics.js';
 
 export type TlsRequirement =
   | { readonly kind: 'opportunistic' }
   | { readonly kind: 'plaintext' }
   | { readonly kind: 'dane'; readonly records: readonly Tlsa[]; readonly refs: readonly string[] }
-  | { readonly kind: 'sts'; readonly mode: 'enforce' | 'testing' };
+  | { readonly kind: 'sts'; readonly mode: 'enforce' | 'testing' }
+  | { readonly kind: 'verified' };
 
 export interface SessionTimeouts {
   readonly connectMs: number;
@@ -56,6 +60,8 @@ export interface SessionInput {
   readonly helo: string;
   readonly tls: TlsRequirement;
   readonly ca?: readonly (string | Buffer)[];
+  /** SMTP AUTH after STARTTLS; only with `tls.kind === 'verified'`. */
+  readonly login?: Credentials;
   readonly timeouts: SessionTimeouts;
   readonly maxReplyBytes: number;
   readonly mailFrom: string;
@@ -82,6 +88,8 @@ export type SessionResult =
   | { readonly kind: 'refused'; readonly reason: string }
   /** The opportunistic STARTTLS handshake failed; a plaintext retry may follow. */
   | { readonly kind: 'handshake-failed'; readonly reason: string }
+  /** The server refused our login (or offers no AUTH); nothing of the message was sent. */
+  | { readonly kind: 'auth-failed'; readonly reason: string }
   /** The TLS policy was not met; the session ended before MAIL FROM. */
   | {
       readonly kind: 'policy-failed';
@@ -229,7 +237,15 @@ export class SessionCache {
 
 /** What a kept session must match: the same server, name, EHLO and TLS requirement. */
 function cacheKey(i: SessionInput): string {
-  return JSON.stringify([i.address, i.port, i.hostName ?? null, i.helo, i.tls, i.ca?.length ?? 0]);
+  return JSON.stringify([
+    i.address,
+    i.port,
+    i.hostName ?? null,
+    i.helo,
+    i.tls,
+    i.ca?.length ?? 0,
+    i.login?.user ?? null,
+  ]);
 }
 
 /** Whether a session's socket keeps the process alive (an idle kept session does not). */
@@ -310,7 +326,13 @@ async function openSession(
   i: SessionInput,
   keep: ((conn: SMTPConnection, secure: boolean, report: TlsReport) => void) | undefined,
 ): Promise<SessionResult> {
-  const required = i.tls.kind === 'dane' || (i.tls.kind === 'sts' && i.tls.mode === 'enforce');
+  if (i.login !== undefined && i.tls.kind !== 'verified') {
+    throw new Error('a session that logs in must require verified TLS');
+  }
+  const required =
+    i.tls.kind === 'dane' ||
+    i.tls.kind === 'verified' ||
+    (i.tls.kind === 'sts' && i.tls.mode === 'enforce');
   const conn = new SMTPConnection({
     host: i.address,
     port: i.port,
@@ -377,6 +399,16 @@ async function openSession(
         }
         report = { policy, result: failure };
       }
+    } else if (i.tls.kind === 'verified') {
+      const failure = webpkiFailure(socket);
+      if (failure !== undefined) {
+        const reason = `the certificate does not verify for ${i.hostName ?? i.address} (${String(socket.authorizationError)}); the login was not sent`;
+        return { kind: 'policy-failed', report: { policy, result: failure }, reason };
+      }
+    }
+    if (i.login !== undefined) {
+      const refused = await login(conn, i.login);
+      if (refused !== undefined) return { kind: 'auth-failed', reason: refused };
     }
     const r = await transaction(conn, i, report, secure);
     if (keep !== undefined && reusable(r, conn)) {
@@ -387,6 +419,16 @@ async function openSession(
   } finally {
     if (!kept) void quit(conn);
   }
+}
+
+/** SMTP AUTH (the mechanism nodemailer picks from EHLO); the server's refusal, or undefined. */
+function login(conn: SMTPConnection, c: Credentials): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    conn.login({ user: c.user, pass: c.pass }, (err) => {
+      if (err === null || err === undefined) resolve(undefined);
+      else resolve(`AUTH: ${replyText(err.response ?? err.message)}`);
+    });
+  });
 }
 
 function connectionClosed(): NodemailerError {
@@ -413,7 +455,7 @@ function connectFailure(
     if (tls.kind === 'opportunistic' && !refusedStarttls) {
       return { kind: 'handshake-failed', reason: replyText(err.message) };
     }
-    if (tls.kind === 'dane' || tls.kind === 'sts') {
+    if (tls.kind === 'dane' || tls.kind === 'sts' || tls.kind === 'verified') {
       return {
         kind: 'policy-failed',
         report: {

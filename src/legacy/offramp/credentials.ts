@@ -1,0 +1,111 @@
+/**
+ * The off-ramp's SMTP AUTH credentials for relay hosts (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE), as
+ * Postfix's smtp_sasl_password_maps: one line per server, `[host]:port user:password` (or `host
+ * user:password` for every port of that host), `#` comments and blank lines ignored. A session
+ * to a server with credentials authenticates after STARTTLS, and only over TLS whose certificate
+ * verifies for the host name (session.ts, `verified`): the password never goes out in clear nor
+ * to a server that cannot prove its name.
+ *
+ * The file must not be readable by group or others (mode 0600, as the store's key file); it is
+ * read once at start. Lines are checked whole: a malformed line is a start-up error naming its
+ * line number, never a silently ignored entry.
+ */
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { isIP } from 'node:net';
+import { ConfigError } from '../../errors.js';
+
+export interface Credentials {
+  readonly user: string;
+  readonly pass: string;
+}
+
+/** The credentials for the server `host` (a name, lower case) at `port`, if any. */
+export type CredentialLookup = (host: string, port: number) => Credentials | undefined;
+
+/** No relay host needs a login. */
+export const NO_CREDENTIALS: CredentialLookup = () => undefined;
+
+const MAX_FILE_BYTES = 1024 * 1024;
+const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+/** What SMTP AUTH can carry (RFC 4616 PLAIN: UTF-8 without NUL), without spaces or controls. */
+function printable(s: string): boolean {
+  if (s.length === 0 || s.length > 255) return false;
+  for (const ch of s) {
+    const c = ch.codePointAt(0) as number;
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+/** Parses the file's text; throws ConfigError naming the first bad line. */
+export function parseCredentials(text: string, source: string): CredentialLookup {
+  const byKey = new Map<string, Credentials>();
+  const lines = text.split('\n');
+  lines.forEach((raw, at) => {
+    const line = raw.replace(/\r$/, '').trim();
+    if (line === '' || line.startsWith('#')) return;
+    const bad = (why: string): never => {
+      throw new ConfigError('ERR_CONFIG', `${source} line ${at + 1}: ${why}`);
+    };
+    const fields = line.split(/\s+/);
+    if (fields.length !== 2) bad('expected "[host]:port user:password" or "host user:password"');
+    const [where, login] = fields as [string, string];
+    const key =
+      serverKey(where) ??
+      bad(`"${where}" is not [host]:port or a host name (no addresses: TLS checks the name)`);
+    const colon = login.indexOf(':');
+    if (colon <= 0) bad('expected user:password after the server');
+    const user = login.slice(0, colon);
+    const pass = login.slice(colon + 1);
+    if (!printable(user) || !printable(pass)) {
+      bad('the user and the password must be 1-255 printable characters, no spaces');
+    }
+    if (byKey.has(key)) bad(`${where} is listed twice`);
+    byKey.set(key, { user, pass });
+  });
+  return (host, port) => byKey.get(`[${host}]:${port}`) ?? byKey.get(host);
+}
+
+/** `[host]:port` kept as written (host in lower case), a bare host name as itself; else undefined. */
+function serverKey(where: string): string | undefined {
+  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(where);
+  if (bracketed !== null) {
+    const host = (bracketed[1] as string).toLowerCase();
+    const port = Number(bracketed[2]);
+    if (!isHostName(host) || port < 1 || port > 65535) return undefined;
+    return `[${host}]:${port}`;
+  }
+  const host = where.toLowerCase();
+  return isHostName(host) ? host : undefined;
+}
+
+/** A host name, not an address: the certificate is checked against it. */
+function isHostName(host: string): boolean {
+  return HOST.test(host) && isIP(host) === 0;
+}
+
+/** Reads and checks the credentials file (mode 0600 or stricter, at most 1 MiB). */
+export function readCredentialsFile(path: string): CredentialLookup {
+  let st: Stats;
+  let text: string;
+  try {
+    st = statSync(path);
+    text = st.size <= MAX_FILE_BYTES ? readFileSync(path, 'utf8') : '';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(
+      'ERR_CONFIG',
+      `cannot read ${path} (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE): ${code}`,
+    );
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new ConfigError(
+      'ERR_CONFIG',
+      `${path} (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE) may be read by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  }
+  if (st.size > MAX_FILE_BYTES) {
+    throw new ConfigError('ERR_CONFIG', `${path} is larger than ${MAX_FILE_BYTES} bytes`);
+  }
+  return parseCredentials(text, path);
+}

@@ -1,0 +1,315 @@
+// The off-ramp logging in to a relay host (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE,
+// src/legacy/offramp/credentials.ts), against smtp-server with STARTTLS and AUTH required: the
+// credentials file's lines and its mode are checked whole; a login goes only over TLS whose
+// certificate verifies for the host name, so a server with another name's certificate, or none,
+// never sees AUTH; a refused login sends nothing of the message and is temporary; a kept session
+// carries the next message without a second login; through the off-ramp with a route and DNS
+// (unbound), the message is delivered as the login's user.
+import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { SMTPServer } from 'smtp-server';
+import { parseCredentials, readCredentialsFile } from '../../src/legacy/offramp/credentials.js';
+import { createOffRamp } from '../../src/legacy/offramp/index.js';
+import {
+  runSession,
+  SessionCache,
+  type SessionInput,
+  type SessionResult,
+} from '../../src/legacy/offramp/session.js';
+import { encodeOutbound } from '../../src/queue/outbound.js';
+import { MappingEngine } from '../../src/routing/index.js';
+import { ConfigError } from '../../src/errors.js';
+import {
+  job,
+  makeCa,
+  memoryLog,
+  message,
+  startZone,
+  tempDir,
+  unboundMissing,
+  type TestCa,
+} from './helpers.js';
+
+const USER = 'gw@relay.test';
+const PASS = 's3cret-pass';
+
+describe('the credentials file', () => {
+  test('[host]:port and host lines; the port-specific line wins', () => {
+    const lookup = parseCredentials(
+      [
+        '# relay hosts',
+        '',
+        '[Smtp.Relay.Test]:587 gw@relay.test:pw587',
+        'smtp.relay.test other:pwany\r',
+      ].join('\n'),
+      'creds',
+    );
+    assert.deepEqual(lookup('smtp.relay.test', 587), { user: 'gw@relay.test', pass: 'pw587' });
+    assert.deepEqual(lookup('smtp.relay.test', 25), { user: 'other', pass: 'pwany' });
+    assert.equal(lookup('elsewhere.test', 587), undefined);
+  });
+
+  test('a bad line is refused with its number, never skipped', () => {
+    const cases: [string, RegExp][] = [
+      ['[relay.test]:587', /line 1: expected/],
+      ['relay.test user', /line 1: expected user:password/],
+      ['ok.test u:p\n[127.0.0.1]:587 u:p', /line 2: .*no addresses/],
+      ['[relay.test]:0 u:p', /line 1: .* is not \[host\]:port/],
+      ['relay.test u:p\nRELAY.test v:q', /line 2: RELAY\.test is listed twice/],
+      ['relay.test :p', /line 1: expected user:password/],
+      ['relay.test u:', /line 1: the user and the password/],
+    ];
+    for (const [text, why] of cases) {
+      assert.throws(
+        () => parseCredentials(text, 'creds'),
+        (e: unknown) => e instanceof ConfigError && why.test(e.message),
+        text,
+      );
+    }
+  });
+
+  test('a file that group or others may read is refused', () => {
+    const path = join(tempDir('creds-'), 'relay-credentials');
+    writeFileSync(path, `[relay.test]:587 ${USER}:${PASS}\n`);
+    chmodSync(path, 0o644);
+    assert.throws(() => readCredentialsFile(path), /chmod 600/);
+    assert.throws(
+      () => readCredentialsFile(`${path}.missing`),
+      /cannot read .*\(AFTERSMTP_OFFRAMP_CREDENTIALS_FILE\): ENOENT/,
+    );
+    chmodSync(path, 0o600);
+    assert.deepEqual(readCredentialsFile(path)('relay.test', 587), { user: USER, pass: PASS });
+  });
+});
+
+interface AuthServer {
+  readonly port: number;
+  readonly logins: string[];
+  readonly mailFrom: string[];
+  readonly subjects: string[];
+  connections: number;
+  close(): Promise<void>;
+}
+
+/** smtp-server with STARTTLS (the given certificate, or none) and AUTH required. */
+async function startAuthServer(cert: { keyPem: string; chainPem: string } | undefined) {
+  const state = {
+    logins: [] as string[],
+    mailFrom: [] as string[],
+    subjects: [] as string[],
+    connections: 0,
+  };
+  const server = new SMTPServer({
+    logger: false,
+    authMethods: ['PLAIN', 'LOGIN'],
+    ...(cert !== undefined
+      ? { key: cert.keyPem, cert: cert.chainPem }
+      : { disabledCommands: ['STARTTLS'], allowInsecureAuth: true }),
+    onConnect(_session, callback) {
+      state.connections++;
+      callback();
+    },
+    onAuth(auth, _session, callback) {
+      state.logins.push(`${auth.username}:${auth.password}`);
+      if (auth.username === USER && auth.password === PASS) callback(null, { user: USER });
+      else callback(Object.assign(new Error('Invalid credentials'), { responseCode: 535 }));
+    },
+    onMailFrom(address, _session, callback) {
+      state.mailFrom.push(address.address);
+      callback();
+    },
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const subject = /^Subject: (.*)$/m.exec(Buffer.concat(chunks).toString('latin1'));
+        state.subjects.push(subject?.[1]?.trim() ?? '');
+        callback();
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(state, {
+    port: (server.server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }) as AuthServer;
+}
+
+describe('a session that logs in', () => {
+  let ca: TestCa;
+  let good: AuthServer;
+  let wrongName: AuthServer;
+  let noTls: AuthServer;
+  before(async () => {
+    ca = await makeCa();
+    const chain = async (name: string) => {
+      const c = await ca.issue([name]);
+      return { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
+    };
+    good = await startAuthServer(await chain('relay.test'));
+    wrongName = await startAuthServer(await chain('someone-else.test'));
+    noTls = await startAuthServer(undefined);
+  });
+  after(async () => {
+    await Promise.all([good.close(), wrongName.close(), noTls.close()]);
+  });
+
+  const input = (port: number, subject: string, over: Partial<SessionInput> = {}) =>
+    ({
+      address: '127.0.0.1',
+      port,
+      hostName: 'relay.test',
+      helo: 'gw.a.test',
+      tls: { kind: 'verified' },
+      ca: [ca.certPem],
+      login: { user: USER, pass: PASS },
+      timeouts: { connectMs: 5_000, greetingMs: 5_000, commandMs: 5_000, dataMs: 10_000 },
+      maxReplyBytes: 64 * 1024,
+      mailFrom: 'alice@a.test',
+      recipients: ['bob@dest.test'],
+      message: Buffer.from(
+        `From: alice@a.test\r\nTo: bob@dest.test\r\nSubject: ${subject}\r\n\r\nHi.\r\n`,
+      ),
+      now: Date.now,
+      ...over,
+    }) satisfies SessionInput;
+  const delivered = (r: SessionResult): boolean =>
+    r.kind === 'done' && r.results.get('bob@dest.test')?.status === 'delivered';
+
+  test('over TLS that verifies for the name: logged in, delivered', async () => {
+    const r = await runSession(input(good.port, 'hello'));
+    assert.ok(delivered(r), JSON.stringify(r));
+    assert.ok(r.kind === 'done' && r.tls);
+    assert.deepEqual(good.logins.slice(-1), [`${USER}:${PASS}`]);
+    assert.deepEqual(good.subjects.slice(-1), ['hello']);
+  });
+
+  test('a refused login: auth-failed, nothing of the message sent', async () => {
+    const mails = good.mailFrom.length;
+    const r = await runSession(input(good.port, 'x', { login: { user: USER, pass: 'wrong' } }));
+    assert.equal(r.kind, 'auth-failed');
+    assert.match('reason' in r ? r.reason : '', /^AUTH: 535/);
+    assert.equal(good.mailFrom.length, mails);
+  });
+
+  test('a certificate for another name: the server never sees the login', async () => {
+    const r = await runSession(input(wrongName.port, 'x'));
+    assert.equal(r.kind, 'policy-failed');
+    assert.ok(r.kind === 'policy-failed' && r.report.result === 'certificate-host-mismatch');
+    assert.deepEqual(wrongName.logins, []);
+    assert.deepEqual(wrongName.mailFrom, []);
+  });
+
+  test('a server without STARTTLS: the server never sees the login', async () => {
+    const r = await runSession(input(noTls.port, 'x'));
+    assert.equal(r.kind, 'policy-failed');
+    assert.ok(r.kind === 'policy-failed' && r.report.result === 'starttls-not-supported');
+    assert.deepEqual(noTls.logins, []);
+    assert.deepEqual(noTls.mailFrom, []);
+  });
+
+  test('a login is refused without verified TLS, before connecting', async () => {
+    await assert.rejects(
+      runSession(input(noTls.port, 'x', { tls: { kind: 'opportunistic' } })),
+      /must require verified TLS/,
+    );
+  });
+
+  test('a kept session carries the next message without a second login', async () => {
+    const cache = new SessionCache({ idleMs: 5_000 });
+    const [connections, logins] = [good.connections, good.logins.length];
+    assert.ok(delivered(await runSession(input(good.port, 'k1'), cache)));
+    assert.ok(delivered(await runSession(input(good.port, 'k2'), cache)));
+    assert.equal(good.connections - connections, 1);
+    assert.equal(good.logins.length - logins, 1);
+    // Another login is another session.
+    const other = await runSession(
+      input(good.port, 'k3', { login: { user: 'someone', pass: 'else' } }),
+      cache,
+    );
+    assert.equal(other.kind, 'auth-failed');
+    assert.equal(good.connections - connections, 2);
+    await cache.close();
+  });
+});
+
+describe(
+  'the off-ramp through a relay host that requires a login',
+  { skip: unboundMissing() },
+  () => {
+    test('routed by mx_record_map, resolved by DNS: delivered as the login user', async () => {
+      const ca = await makeCa();
+      const c = await ca.issue(['smtp.relay.test']);
+      const server = await startAuthServer({
+        keyPem: c.keyPem,
+        chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n`,
+      });
+      const dns = await startZone('relay.test', ['smtp.relay.test. A 127.0.0.1']);
+      const maps = MappingEngine.open({ path: ':memory:', pollMs: 0 });
+      const path = join(tempDir('creds-'), 'relay-credentials');
+      writeFileSync(path, `[smtp.relay.test]:${server.port} ${USER}:${PASS}\n`, { mode: 0o600 });
+      try {
+        maps.set('mx_record_map', '*', `smtp:[smtp.relay.test]:${server.port}`);
+        const offramp = createOffRamp({
+          maps: () => maps.snapshot(),
+          dnsServers: [dns.server],
+          hostname: 'gateway.example.org',
+          log: memoryLog(),
+          ca: [ca.certPem],
+          credentials: readCredentialsFile(path),
+          timeouts: { connectMs: 2000, dnsMs: 1000 },
+        });
+        const out = await offramp(
+          job(
+            'smtp:far.example',
+            ['bob@far.example'],
+            encodeOutbound({
+              mailFrom: 'alice@example.org',
+              message: message('via the relay', 'bob@far.example'),
+            }),
+          ),
+        );
+        assert.deepEqual(
+          out.map((o) => o.status),
+          ['delivered'],
+        );
+        assert.deepEqual(server.logins, [`${USER}:${PASS}`]);
+        assert.deepEqual(server.mailFrom, ['alice@example.org']);
+        await offramp.close();
+
+        // A refused login is temporary (as Postfix's smtp_sasl_auth_soft_bounce), nothing sent.
+        const refused = createOffRamp({
+          maps: () => maps.snapshot(),
+          dnsServers: [dns.server],
+          hostname: 'gateway.example.org',
+          log: memoryLog(),
+          ca: [ca.certPem],
+          credentials: parseCredentials(`smtp.relay.test ${USER}:wrong`, 'creds'),
+          timeouts: { connectMs: 2000, dnsMs: 1000 },
+        });
+        const [outcome] = await refused(
+          job(
+            'smtp:far.example',
+            ['bob@far.example'],
+            encodeOutbound({
+              mailFrom: 'alice@example.org',
+              message: message('refused', 'bob@far.example'),
+            }),
+          ),
+        );
+        assert.equal(outcome?.status, 'temporary');
+        assert.equal(outcome?.code, 'ERR_SMTP_AUTH');
+        assert.deepEqual(server.mailFrom, ['alice@example.org']);
+        await refused.close();
+      } finally {
+        maps.close();
+        await dns.close();
+        await server.close();
+      }
+    });
+  },
+);
