@@ -253,7 +253,7 @@ describe(
       const path = join(tempDir('creds-'), 'relay-credentials');
       writeFileSync(path, `[smtp.relay.test]:${server.port} ${USER}:${PASS}\n`, { mode: 0o600 });
       try {
-        maps.set('mx_record_map', '*', `smtp:[smtp.relay.test]:${server.port}`);
+        maps.set('mx_record_map', '*', `smtp:[SMTP.Relay.Test]:${server.port}`);
         const offramp = createOffRamp({
           maps: () => maps.snapshot(),
           dnsServers: [dns.server],

@@ -295,7 +295,10 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       }
       tls ??= { kind: 'opportunistic' };
       // A login goes only over TLS that proves the server's name (credentials.ts).
-      const login = hostName === undefined ? undefined : o.credentials?.(hostName, host.port);
+      const login =
+        hostName === undefined
+          ? undefined
+          : o.credentials?.(hostName.toLowerCase().replace(/\.$/, ''), host.port);
       if (login !== undefined) tls = { kind: 'verified' };
 
       for (const address of addrs.addresses) {
