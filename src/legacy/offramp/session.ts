@@ -235,7 +235,7 @@ export class SessionCache {
   }
 }
 
-/** What a kept session must match: the same server, name, EHLO and TLS requirement. */
+/** What a kept session must match: the same server, name, EHLO, TLS requirement and login. */
 function cacheKey(i: SessionInput): string {
   return JSON.stringify([
     i.address,
