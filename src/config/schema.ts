@@ -107,10 +107,7 @@ export const SETTINGS = {
     env: 'AFTERSMTP_PASSPHRASE_FILE',
     default: undefined,
     doc: 'File holding the passphrase of the gateway key file. Unset: AFTERSMTP_PASSPHRASE, else a random one generated into <data dir>/gateway.pass (mode 0600) on first start.',
-    parse: (raw) => {
-      if (!isAbsolute(raw)) throw new Error('expected an absolute path');
-      return raw;
-    },
+    parse: absolutePath,
   }),
   adminListen: setting({
     env: 'AFTERSMTP_ADMIN_LISTEN',
@@ -343,10 +340,7 @@ export const SETTINGS = {
     env: 'AFTERSMTP_OFFRAMP_CREDENTIALS_FILE',
     default: undefined,
     doc: 'SMTP AUTH credentials of relay hosts, as Postfix smtp_sasl_password_maps: lines "[host]:port user:password" or "host user:password", mode 0600, read at start. A server listed here is reached only over STARTTLS with a certificate that verifies for its name, then logged in to. Unset: the off-ramp never logs in.',
-    parse: (raw) => {
-      if (!isAbsolute(raw)) throw new Error('expected an absolute path');
-      return raw;
-    },
+    parse: absolutePath,
   }),
   grpcMaxUnauthenticatedBytes: setting({
     env: 'AFTERSMTP_GRPC_MAX_UNAUTHENTICATED_BYTES',
@@ -629,10 +623,7 @@ export const SETTINGS = {
     env: 'AFTERSMTP_STORE_KEY_FILE',
     default: undefined,
     doc: 'Keyring file for the mailbox store encryption at rest: one base64 32-byte key per line, the write key first. Unset: <data dir>/store.key, generated (mode 0600) on first start.',
-    parse: (raw) => {
-      if (!isAbsolute(raw)) throw new Error('expected an absolute path');
-      return raw;
-    },
+    parse: absolutePath,
   }),
   storeKey: setting({
     env: 'AFTERSMTP_STORE_KEY',

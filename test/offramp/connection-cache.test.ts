@@ -8,12 +8,8 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import {
-  runSession,
-  SessionCache,
-  type SessionInput,
-  type SessionResult,
-} from '../../src/legacy/offramp/session.js';
+import { runSession, SessionCache, type SessionResult } from '../../src/legacy/offramp/session.js';
+import { deliveredToBob, keepSubjects, sessionInput } from './helpers.js';
 
 interface Server {
   readonly port: number;
@@ -45,15 +41,7 @@ async function startServer(socketTimeout?: number): Promise<Server> {
       state.connections++;
       callback();
     },
-    onData(stream, _session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const subject = /^Subject: (.*)$/m.exec(Buffer.concat(chunks).toString('latin1'));
-        state.messages.push(subject?.[1]?.trim() ?? '');
-        callback();
-      });
-    },
+    onData: keepSubjects(state.messages),
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -62,29 +50,6 @@ async function startServer(socketTimeout?: number): Promise<Server> {
     port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   });
-}
-
-function input(port: number, subject: string, over: Partial<SessionInput> = {}): SessionInput {
-  return {
-    address: '127.0.0.1',
-    port,
-    hostName: undefined,
-    helo: 'gw.a.test',
-    tls: { kind: 'opportunistic' },
-    timeouts: { connectMs: 5_000, greetingMs: 5_000, commandMs: 5_000, dataMs: 10_000 },
-    maxReplyBytes: 64 * 1024,
-    mailFrom: 'alice@a.test',
-    recipients: ['bob@dest.test'],
-    message: Buffer.from(
-      `From: alice@a.test\r\nTo: bob@dest.test\r\nSubject: ${subject}\r\n\r\nHi.\r\n`,
-    ),
-    now: Date.now,
-    ...over,
-  };
-}
-
-function delivered(r: SessionResult): boolean {
-  return r.kind === 'done' && r.results.get('bob@dest.test')?.status === 'delivered';
 }
 
 const reusedOf = (r: SessionResult): boolean => 'reused' in r && r.reused === true;
@@ -100,8 +65,9 @@ describe('the off-ramp keeps a session for the next message to the same server',
     const cache = new SessionCache({ idleMs: 5_000 });
     const start = server.connections;
     const results = [];
-    for (let n = 1; n <= 5; n++) results.push(await runSession(input(server.port, `m${n}`), cache));
-    assert.ok(results.every(delivered));
+    for (let n = 1; n <= 5; n++)
+      results.push(await runSession(sessionInput(server.port, `m${n}`), cache));
+    assert.ok(results.every(deliveredToBob));
     assert.deepEqual(results.map(reusedOf), [false, true, true, true, true]);
     assert.equal(server.connections - start, 1);
     assert.deepEqual(server.messages.slice(-5), ['m1', 'm2', 'm3', 'm4', 'm5']);
@@ -113,12 +79,17 @@ describe('the off-ramp keeps a session for the next message to the same server',
   test('another EHLO name or TLS requirement gets a session of its own', async () => {
     const cache = new SessionCache({ idleMs: 5_000 });
     const start = server.connections;
-    assert.ok(delivered(await runSession(input(server.port, 'a'), cache)));
+    assert.ok(deliveredToBob(await runSession(sessionInput(server.port, 'a'), cache)));
     assert.ok(
-      delivered(await runSession(input(server.port, 'b', { helo: 'other.a.test' }), cache)),
+      deliveredToBob(
+        await runSession(sessionInput(server.port, 'b', { helo: 'other.a.test' }), cache),
+      ),
     );
-    const plain = await runSession(input(server.port, 'c', { tls: { kind: 'plaintext' } }), cache);
-    assert.ok(delivered(plain));
+    const plain = await runSession(
+      sessionInput(server.port, 'c', { tls: { kind: 'plaintext' } }),
+      cache,
+    );
+    assert.ok(deliveredToBob(plain));
     assert.equal(reusedOf(plain), false);
     assert.equal(server.connections - start, 3);
     assert.equal(cache.size, 3);
@@ -128,12 +99,12 @@ describe('the off-ramp keeps a session for the next message to the same server',
   test('an idle session is closed when its time is up, and the next message opens a new one', async () => {
     const cache = new SessionCache({ idleMs: 100 });
     const start = server.connections;
-    assert.ok(delivered(await runSession(input(server.port, 'before'), cache)));
+    assert.ok(deliveredToBob(await runSession(sessionInput(server.port, 'before'), cache)));
     assert.equal(cache.size, 1);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(cache.size, 0);
-    const r = await runSession(input(server.port, 'after'), cache);
-    assert.ok(delivered(r));
+    const r = await runSession(sessionInput(server.port, 'after'), cache);
+    assert.ok(deliveredToBob(r));
     assert.equal(reusedOf(r), false);
     assert.equal(server.connections - start, 2);
     await cache.close();
@@ -141,7 +112,8 @@ describe('the off-ramp keeps a session for the next message to the same server',
 
   test('without a cache every message has its own connection', async () => {
     const start = server.connections;
-    for (const s of ['x', 'y']) assert.ok(delivered(await runSession(input(server.port, s))));
+    for (const s of ['x', 'y'])
+      assert.ok(deliveredToBob(await runSession(sessionInput(server.port, s))));
     assert.equal(server.connections - start, 2);
   });
 });
@@ -157,10 +129,10 @@ describe('a kept session the server has dropped', () => {
   test('is replaced before anything of the message is sent: it arrives once', async () => {
     const cache = new SessionCache({ idleMs: 10_000 });
     const start = server.connections;
-    assert.ok(delivered(await runSession(input(server.port, 'first'), cache)));
+    assert.ok(deliveredToBob(await runSession(sessionInput(server.port, 'first'), cache)));
     await new Promise((r) => setTimeout(r, 500));
-    const r = await runSession(input(server.port, 'second'), cache);
-    assert.ok(delivered(r));
+    const r = await runSession(sessionInput(server.port, 'second'), cache);
+    assert.ok(deliveredToBob(r));
     assert.equal(reusedOf(r), false);
     assert.equal(server.connections - start, 2);
     assert.deepEqual(server.messages.slice(-2), ['first', 'second']);
@@ -177,15 +149,19 @@ describe('a stop ends the kept sessions', () => {
 
   test('with QUIT, and waits for the replies', async () => {
     const cache = new SessionCache({ idleMs: 60_000 });
-    assert.ok(delivered(await runSession(input(server.port, 'one'), cache)));
-    assert.ok(delivered(await runSession(input(server.port, 'two', { helo: 'b.a.test' }), cache)));
+    assert.ok(deliveredToBob(await runSession(sessionInput(server.port, 'one'), cache)));
+    assert.ok(
+      deliveredToBob(
+        await runSession(sessionInput(server.port, 'two', { helo: 'b.a.test' }), cache),
+      ),
+    );
     assert.equal(cache.size, 2);
     const quits = server.commands.filter((c) => c === 'QUIT').length;
     await cache.close();
     assert.equal(cache.size, 0);
     assert.equal(server.commands.filter((c) => c === 'QUIT').length - quits, 2);
     // A session that ends after the stop began is not kept: QUIT at once.
-    assert.ok(delivered(await runSession(input(server.port, 'three'), cache)));
+    assert.ok(deliveredToBob(await runSession(sessionInput(server.port, 'three'), cache)));
     assert.equal(cache.size, 0);
     for (let t = 0; t < 50 && server.commands.filter((c) => c === 'QUIT').length < quits + 3; t++)
       await new Promise((r) => setTimeout(r, 20));
@@ -196,8 +172,11 @@ describe('a stop ends the kept sessions', () => {
     const silent = await startSilentOnQuit();
     try {
       const cache = new SessionCache({ idleMs: 60_000 });
-      const r = await runSession(input(silent.port, 'x', { tls: { kind: 'plaintext' } }), cache);
-      assert.ok(delivered(r));
+      const r = await runSession(
+        sessionInput(silent.port, 'x', { tls: { kind: 'plaintext' } }),
+        cache,
+      );
+      assert.ok(deliveredToBob(r));
       const started = Date.now();
       await cache.close(300);
       const waited = Date.now() - started;

@@ -26,6 +26,8 @@ import { DnsClient } from '../../src/net/dns.js';
 import type { LeasedJob } from '../../src/queue/types.js';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
+import type { SMTPServerOptions } from 'smtp-server';
+import type { SessionInput, SessionResult } from '../../src/legacy/offramp/session.js';
 
 const run = promisify(execFile);
 
@@ -560,4 +562,46 @@ export function memoryLog(): {
     info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
     warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
   };
+}
+
+/** smtp-server's `onData` that keeps each message's Subject in `subjects`. */
+export function keepSubjects(subjects: string[]): NonNullable<SMTPServerOptions['onData']> {
+  return (stream, _session, callback) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const subject = /^Subject: (.*)$/m.exec(Buffer.concat(chunks).toString('latin1'));
+      subjects.push(subject?.[1]?.trim() ?? '');
+      callback();
+    });
+  };
+}
+
+/** One message from alice@a.test to bob@dest.test over a session to 127.0.0.1:`port`. */
+export function sessionInput(
+  port: number,
+  subject: string,
+  over: Partial<SessionInput> = {},
+): SessionInput {
+  return {
+    address: '127.0.0.1',
+    port,
+    hostName: undefined,
+    helo: 'gw.a.test',
+    tls: { kind: 'opportunistic' },
+    timeouts: { connectMs: 5_000, greetingMs: 5_000, commandMs: 5_000, dataMs: 10_000 },
+    maxReplyBytes: 64 * 1024,
+    mailFrom: 'alice@a.test',
+    recipients: ['bob@dest.test'],
+    message: Buffer.from(
+      `From: alice@a.test\r\nTo: bob@dest.test\r\nSubject: ${subject}\r\n\r\nHi.\r\n`,
+    ),
+    now: Date.now,
+    ...over,
+  };
+}
+
+/** Whether a session of `sessionInput` delivered its message to bob@dest.test. */
+export function deliveredToBob(r: SessionResult): boolean {
+  return r.kind === 'done' && r.results.get('bob@dest.test')?.status === 'delivered';
 }

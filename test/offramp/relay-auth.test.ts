@@ -13,20 +13,18 @@ import { after, before, describe, test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { parseCredentials, readCredentialsFile } from '../../src/legacy/offramp/credentials.js';
 import { createOffRamp } from '../../src/legacy/offramp/index.js';
-import {
-  runSession,
-  SessionCache,
-  type SessionInput,
-  type SessionResult,
-} from '../../src/legacy/offramp/session.js';
+import { runSession, SessionCache, type SessionInput } from '../../src/legacy/offramp/session.js';
 import { encodeOutbound } from '../../src/queue/outbound.js';
 import { MappingEngine } from '../../src/routing/index.js';
 import { ConfigError } from '../../src/errors.js';
 import {
+  deliveredToBob,
   job,
+  keepSubjects,
   makeCa,
   memoryLog,
   message,
+  sessionInput,
   startZone,
   tempDir,
   unboundMissing,
@@ -121,15 +119,7 @@ async function startAuthServer(cert: { keyPem: string; chainPem: string } | unde
       state.mailFrom.push(address.address);
       callback();
     },
-    onData(stream, _session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        const subject = /^Subject: (.*)$/m.exec(Buffer.concat(chunks).toString('latin1'));
-        state.subjects.push(subject?.[1]?.trim() ?? '');
-        callback();
-      });
-    },
+    onData: keepSubjects(state.subjects),
   });
   server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -159,26 +149,14 @@ describe('a session that logs in', () => {
   });
 
   const input = (port: number, subject: string, over: Partial<SessionInput> = {}) =>
-    ({
-      address: '127.0.0.1',
-      port,
+    sessionInput(port, subject, {
       hostName: 'relay.test',
-      helo: 'gw.a.test',
       tls: { kind: 'verified' },
       ca: [ca.certPem],
       login: { user: USER, pass: PASS },
-      timeouts: { connectMs: 5_000, greetingMs: 5_000, commandMs: 5_000, dataMs: 10_000 },
-      maxReplyBytes: 64 * 1024,
-      mailFrom: 'alice@a.test',
-      recipients: ['bob@dest.test'],
-      message: Buffer.from(
-        `From: alice@a.test\r\nTo: bob@dest.test\r\nSubject: ${subject}\r\n\r\nHi.\r\n`,
-      ),
-      now: Date.now,
       ...over,
-    }) satisfies SessionInput;
-  const delivered = (r: SessionResult): boolean =>
-    r.kind === 'done' && r.results.get('bob@dest.test')?.status === 'delivered';
+    });
+  const delivered = deliveredToBob;
 
   test('over TLS that verifies for the name: logged in, delivered', async () => {
     const r = await runSession(input(good.port, 'hello'));
