@@ -48,6 +48,8 @@ describe('the credentials file', () => {
     assert.deepEqual(lookup('smtp.relay.test', 587), { user: 'gw@relay.test', pass: 'pw587' });
     assert.deepEqual(lookup('smtp.relay.test', 25), { user: 'other', pass: 'pwany' });
     assert.equal(lookup('elsewhere.test', 587), undefined);
+    // The name as DNS or a route may give it: any case, a final dot.
+    assert.deepEqual(lookup('SMTP.Relay.Test.', 587), { user: 'gw@relay.test', pass: 'pw587' });
   });
 
   test('a bad line is refused with its number, never skipped', () => {

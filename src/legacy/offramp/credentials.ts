@@ -10,7 +10,7 @@
  * read once at start. Lines are checked whole: a malformed line is a start-up error naming its
  * line number, never a silently ignored entry.
  */
-import { readFileSync, statSync, type Stats } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../../errors.js';
 
@@ -19,11 +19,8 @@ export interface Credentials {
   readonly pass: string;
 }
 
-/** The credentials for the server `host` (a name, lower case) at `port`, if any. */
+/** The credentials for the server named `host` (any case, a final dot ignored) at `port`, if any. */
 export type CredentialLookup = (host: string, port: number) => Credentials | undefined;
-
-/** No relay host needs a login. */
-export const NO_CREDENTIALS: CredentialLookup = () => undefined;
 
 const MAX_FILE_BYTES = 1024 * 1024;
 const HOST = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
@@ -63,7 +60,10 @@ export function parseCredentials(text: string, source: string): CredentialLookup
     if (byKey.has(key)) bad(`${where} is listed twice`);
     byKey.set(key, { user, pass });
   });
-  return (host, port) => byKey.get(`[${host}]:${port}`) ?? byKey.get(host);
+  return (host, port) => {
+    const name = host.toLowerCase().replace(/\.$/, '');
+    return byKey.get(`[${name}]:${port}`) ?? byKey.get(name);
+  };
 }
 
 /** `[host]:port` kept as written (host in lower case), a bare host name as itself; else undefined. */
@@ -86,18 +86,7 @@ function isHostName(host: string): boolean {
 
 /** Reads and checks the credentials file (mode 0600 or stricter, at most 1 MiB). */
 export function readCredentialsFile(path: string): CredentialLookup {
-  let st: Stats;
-  let text: string;
-  try {
-    st = statSync(path);
-    text = st.size <= MAX_FILE_BYTES ? readFileSync(path, 'utf8') : '';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(
-      'ERR_CONFIG',
-      `cannot read ${path} (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE): ${code}`,
-    );
-  }
+  const st = readable(path, () => statSync(path));
   if ((st.mode & 0o077) !== 0) {
     throw new ConfigError(
       'ERR_CONFIG',
@@ -107,5 +96,21 @@ export function readCredentialsFile(path: string): CredentialLookup {
   if (st.size > MAX_FILE_BYTES) {
     throw new ConfigError('ERR_CONFIG', `${path} is larger than ${MAX_FILE_BYTES} bytes`);
   }
-  return parseCredentials(text, path);
+  return parseCredentials(
+    readable(path, () => readFileSync(path, 'utf8')),
+    path,
+  );
+}
+
+/** `read()`, with a file system error worded as the setting's. */
+function readable<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(
+      'ERR_CONFIG',
+      `cannot read ${path} (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE): ${code}`,
+    );
+  }
 }

@@ -137,6 +137,13 @@ interface Group {
   readonly recipients: string[];
 }
 
+/** The outcome code of a session that did not meet its TLS requirement. */
+function policyFailureCode(tls: TlsRequirement): string {
+  if (tls.kind === 'dane') return 'ERR_SMTP_DANE';
+  if (tls.kind === 'verified') return 'ERR_SMTP_TLS';
+  return 'ERR_SMTP_MTA_STS';
+}
+
 function reasonOf(err: unknown): string {
   return err instanceof AfterSmtpError ? err.message : 'internal error';
 }
@@ -295,10 +302,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       }
       tls ??= { kind: 'opportunistic' };
       // A login goes only over TLS that proves the server's name (credentials.ts).
-      const login =
-        hostName === undefined
-          ? undefined
-          : o.credentials?.(hostName.toLowerCase().replace(/\.$/, ''), host.port);
+      const login = hostName === undefined ? undefined : o.credentials?.(hostName, host.port);
       if (login !== undefined) tls = { kind: 'verified' };
 
       for (const address of addrs.addresses) {
@@ -340,15 +344,7 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
           continue;
         }
         if (r.kind === 'policy-failed') {
-          last = {
-            code:
-              tls.kind === 'dane'
-                ? 'ERR_SMTP_DANE'
-                : tls.kind === 'verified'
-                  ? 'ERR_SMTP_TLS'
-                  : 'ERR_SMTP_MTA_STS',
-            reason: `${where}: ${r.reason}`,
-          };
+          last = { code: policyFailureCode(tls), reason: `${where}: ${r.reason}` };
           continue;
         }
         if (r.kind === 'lost') {

@@ -390,20 +390,12 @@ async function openSession(
       if (!v.ok) {
         return { kind: 'policy-failed', report: { policy, result: v.result }, reason: v.reason };
       }
-    } else if (i.tls.kind === 'sts') {
+    } else if (i.tls.kind === 'sts' || i.tls.kind === 'verified') {
       const failure = webpkiFailure(socket);
       if (failure !== undefined) {
-        const reason = `MTA-STS: the certificate does not verify for ${i.hostName ?? i.address} (${String(socket.authorizationError)})`;
-        if (i.tls.mode === 'enforce') {
-          return { kind: 'policy-failed', report: { policy, result: failure }, reason };
-        }
+        const reason = `${i.tls.kind === 'sts' ? 'MTA-STS: ' : ''}the certificate does not verify for ${i.hostName ?? i.address} (${String(socket.authorizationError)})`;
+        if (required) return { kind: 'policy-failed', report: { policy, result: failure }, reason };
         report = { policy, result: failure };
-      }
-    } else if (i.tls.kind === 'verified') {
-      const failure = webpkiFailure(socket);
-      if (failure !== undefined) {
-        const reason = `the certificate does not verify for ${i.hostName ?? i.address} (${String(socket.authorizationError)}); the login was not sent`;
-        return { kind: 'policy-failed', report: { policy, result: failure }, reason };
       }
     }
     if (i.login !== undefined) {
