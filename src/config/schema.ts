@@ -604,7 +604,7 @@ export const SETTINGS = {
   storageMinFreeBytes: setting({
     env: 'AFTERSMTP_STORAGE_MIN_FREE_BYTES',
     default: String(128 * 1024 * 1024),
-    doc: 'Free space the file system of the embedded stores (LMDB queue and mailboxes) must keep: below it new mail is refused as a temporary failure (ERR_STORAGE_FULL) while deliveries and deletions go on (like Postfix queue_minfree). 0 disables the check.',
+    doc: 'Free space the file system of the embedded stores (LMDB queue and mailboxes) must keep: below it new mail is refused as a temporary failure (ERR_STORAGE_FULL) while deliveries and deletions go on (like Postfix queue_minfree). Never less than the floor, twice AFTERSMTP_MAX_ENVELOPE_BYTES plus 4 MiB, which 0 leaves in force (docs/OPERATIONS.md, Disk).',
     parse: integer(0, 2 ** 50),
   }),
   store: setting({

@@ -6,10 +6,17 @@
  *   it, new mail (a queue entry, a mailbox delivery) is refused with StorageFullError before
  *   anything is written, while the writes that move mail on or free room (leases, settles,
  *   acks, purges) go on. The free space is read with statfs, at most every REFRESH_MS.
- * - A write that fails anyway (ENOSPC, EDQUOT, LMDB's MDB_MAP_FULL, or the EIO that LMDB reports
- *   when it cannot spill pages to a full disk) becomes StorageFullError: a temporary refusal
- *   (gRPC UNAVAILABLE, QUIC BUSY, SMTP 452 4.3.1), never a crash. LMDB aborts the failed
- *   transaction and carries on, so mail is taken again as soon as there is room.
+ * - A floor under the reserve that no setting removes (storageFloor: twice the largest envelope
+ *   and 4 MiB): LMDB must not be left to find the disk full. lmdb-js 3.5.6 saves its free-page
+ *   list in place, and a commit that fails for lack of room in the middle of that save can
+ *   corrupt the process heap: the process aborts (SIGABRT in mdb_page_spill) at a later write,
+ *   seen on a 40 MiB file system with no reserve. So new mail stops while there is still room
+ *   for the largest transaction to commit.
+ * - A write that fails anyway (another process filled the disk faster than the free space is
+ *   read: ENOSPC, EDQUOT, LMDB's MDB_MAP_FULL, or the EIO that LMDB reports when it cannot spill
+ *   pages to a full disk) becomes StorageFullError: a temporary refusal (gRPC UNAVAILABLE, QUIC
+ *   BUSY, SMTP 452 4.3.1). The process may still end then (the corruption above); nothing
+ *   committed is lost by it, as the kill tests show.
  * - Every change between "has room" and "full" is reported once to `onChange` (the log line),
  *   and counted (metrics).
  *
@@ -29,11 +36,21 @@ const EIO_MARGIN = 64 * 1024 * 1024;
 /** Once full, new mail is taken again when this much more than the reserve is free. */
 export const REARM_BYTES = 2 * 1024 * 1024;
 
+/**
+ * The least reserve, whatever AFTERSMTP_STORAGE_MIN_FREE_BYTES says: room for the largest
+ * envelope in the queue and in a mailbox at once, and 4 MiB for LMDB's pages around them.
+ */
+export function storageFloor(maxEnvelopeBytes: number): number {
+  return 2 * maxEnvelopeBytes + 4 * 1024 * 1024;
+}
+
 export interface StorageSpaceOptions {
   /** A path on the file system to watch (the data directory). */
   readonly path: string;
-  /** The reserve: new mail is refused below it; 0 turns the check off. */
+  /** The reserve: new mail is refused below it (or below `floorBytes`, if more). */
   readonly minFreeBytes: number;
+  /** The least reserve (storageFloor); default 0. */
+  readonly floorBytes?: number;
   /** Called when the store becomes full (true) or has room again (false). */
   readonly onChange?: (full: boolean, freeBytes: number, why: string) => void;
   /** Free bytes of the file system at `path` (tests); default statfs. */
@@ -60,6 +77,8 @@ export class StorageSpace {
   readonly #o: StorageSpaceOptions;
   readonly #free: (path: string) => number;
   readonly #now: () => number;
+  /** The reserve in force: the setting, or the floor when that is more. */
+  readonly #reserve: number;
   #readAt = -Infinity;
   #freeBytes = Infinity;
   #full = false;
@@ -70,6 +89,12 @@ export class StorageSpace {
     this.#o = opts;
     this.#free = opts.freeBytes ?? statfsFree;
     this.#now = opts.now ?? Date.now;
+    this.#reserve = Math.max(opts.minFreeBytes, opts.floorBytes ?? 0);
+  }
+
+  /** The reserve in force: the setting, or the floor when that is more. */
+  get reserveBytes(): number {
+    return this.#reserve;
   }
 
   /** Free bytes now (a reading at most REFRESH_MS old); Infinity when it cannot be read. */
@@ -97,7 +122,7 @@ export class StorageSpace {
    * the file system has less than the reserve left.
    */
   admit(what: string): void {
-    const min = this.#o.minFreeBytes;
+    const min = this.#reserve;
     const free = this.freeBytes();
     // Once full (below the reserve, or a write failed for lack of room), new mail waits until
     // REARM_BYTES more than the reserve are free: no flapping at the edge, and no hammering a
@@ -122,7 +147,7 @@ export class StorageSpace {
     const c = code ?? (err as { code?: unknown })?.code;
     const n = typeof c === 'number' ? c : c === 'ENOSPC' ? 28 : c === 'EDQUOT' ? 122 : undefined;
     this.#readAt = -Infinity; // look again: a failure is news
-    const lowRoom = this.freeBytes() < this.#o.minFreeBytes + EIO_MARGIN;
+    const lowRoom = this.freeBytes() < this.#reserve + EIO_MARGIN;
     if ((n !== undefined && NO_ROOM.has(n)) || (n === EIO && lowRoom)) {
       this.#writeFailures++;
       this.#setFull(true, `a write failed for lack of room (code ${n})`);

@@ -5,8 +5,10 @@
 //  1. with a reserve (AFTERSMTP_STORAGE_MIN_FREE_BYTES) new mail is refused UNAVAILABLE
 //     (ERR_STORAGE_FULL) before the disk is full, the process stays up, a log line and a metric
 //     say so, and mail is taken again once room comes back;
-//  2. without a reserve, the LMDB write that fails for lack of room is the same temporary
-//     refusal, and again the process stays up and recovers;
+//  2. with a reserve of 0, the floor under every reserve (twice the largest envelope and 4 MiB,
+//     src/storage/space.ts) still refuses new mail before LMDB finds the disk full: no write
+//     fails, the process stays up and recovers (a write that LMDB failed for lack of room could
+//     corrupt its heap and abort the process: seen here before the floor);
 //  3. after a restart with room, every acknowledged message is in its recipient's mailbox.
 // Mounting needs root: the test skips with a message otherwise (and fails under CI=true when
 // the mount fails for any other reason).
@@ -80,8 +82,9 @@ describe('disk full (issue #12)', { timeout: 180_000 }, () => {
     // Room that is given back later, to see the gateway take mail again. The first is larger:
     // mail acknowledged while the mailboxes were full is delivered from the queue as soon as
     // there is room, and that backlog (its size depends on how far the delivery worker lagged)
-    // must not use up all the room given back before new mail is offered.
-    const sizes = [8, 4, 4];
+    // must not use up all the room given back before new mail is offered. The last is larger
+    // too: after the restart the whole backlog is delivered above the floor.
+    const sizes = [8, 4, 8];
     const fillers = sizes.map((_, n) => join(fs.dir, `filler-${n + 1}`));
     fillers.forEach((f, n) => writeFileSync(f, Buffer.alloc((sizes[n] ?? 4) * MiB, 1)));
     const env = (reserve: number) => ({
@@ -98,6 +101,14 @@ describe('disk full (issue #12)', { timeout: 180_000 }, () => {
     let alice: SecretKeySet;
     let bob: SecretKeySet;
     const content = Buffer.alloc(64 * 1024, 0x6d);
+    /** The gateway is still running; if not, how it ended and what it said. */
+    const assertUp = (g: Gateway): void => {
+      const { exitCode, signalCode } = g.child;
+      assert.ok(
+        exitCode === null && signalCode === null,
+        `the gateway ended (${exitCode ?? signalCode}): ${g.stderr().slice(-2000)}`,
+      );
+    };
     /** Dispatches 64 KiB messages until `refusals` in a row are ERR_STORAGE_FULL. */
     const fill = async (
       tok: string,
@@ -123,6 +134,7 @@ describe('disk full (issue #12)', { timeout: 180_000 }, () => {
           assert.ok(err instanceof ClientApiError, String(err));
           codes.push(`${err.grpcCode}/${err.code}`);
           if (err.code === 'ERR_STORAGE_FULL') inARow++;
+          else assertUp(gw!);
         }
       }
       return { ok, codes };
@@ -142,6 +154,7 @@ describe('disk full (issue #12)', { timeout: 180_000 }, () => {
       [alice, bob] = await Promise.all([register(client, 'alice'), register(client, 'bob')]);
       let tok = await token(client, alice);
       const first = await fill(tok, 3);
+      assertUp(gw);
       assert.ok(first.ok > 20, `${first.ok} messages before the reserve`);
       assert.ok(
         first.codes.every((c) => c === '14/ERR_STORAGE_FULL'),
@@ -153,33 +166,35 @@ describe('disk full (issue #12)', { timeout: 180_000 }, () => {
       unlinkSync(fillers[0]!);
       assert.ok(await takesMailAgain(tok), 'mail is taken again once there is room');
       t.diagnostic(
-        `reserve 4 MiB: ${first.ok} messages of 64 KiB acknowledged, then ${first.codes.length} refused UNAVAILABLE ERR_STORAGE_FULL; taken again after 8 MiB were freed`,
+        `reserve 4 MiB (the 6 MiB floor in force): ${first.ok} messages of 64 KiB acknowledged, then ${first.codes.length} refused UNAVAILABLE ERR_STORAGE_FULL; taken again after 8 MiB were freed`,
       );
       client.close();
-      assert.equal(await gw.stop(), 0, 'stopped cleanly');
+      assert.equal(await gw.stop(), 0, `stopped cleanly: ${gw.stderr().slice(-2000)}`);
 
-      // 2. Without a reserve: the LMDB write itself fails for lack of room.
+      // 2. A reserve of 0: the floor still refuses new mail before any LMDB write fails.
       gw = await startMessagingGateway(env(0));
       client = await connect(gw);
       tok = await token(client, alice);
       const second = await fill(tok, 3);
+      assertUp(gw);
       assert.ok(
         second.codes.every((c) => c === '14/ERR_STORAGE_FULL'),
         `refusals: ${[...new Set(second.codes)].join(' ')}`,
       );
       assert.equal((await fetch(`${String(gw.ready.admin)}/healthz`)).status, 200);
-      assert.ok(
-        (await metric(gw, 'aftersmtp_storage_refusals_total{cause="write_failed"}')) >= 1,
-        'a failed write was counted',
+      assert.ok((await metric(gw, 'aftersmtp_storage_refusals_total{cause="reserve"}')) >= 3);
+      assert.equal(
+        await metric(gw, 'aftersmtp_storage_refusals_total{cause="write_failed"}'),
+        0,
+        'no write failed for lack of room',
       );
-      assert.equal(gw.child.exitCode, null, 'the process is up');
       unlinkSync(fillers[1]!);
       assert.ok(await takesMailAgain(tok), 'mail is taken again once there is room');
       t.diagnostic(
-        `no reserve: ${second.ok} more acknowledged until the disk was full, then LMDB's failed writes were refused UNAVAILABLE ERR_STORAGE_FULL; process up, mail taken again after 4 MiB were freed`,
+        `reserve 0: ${second.ok} more acknowledged, then refused UNAVAILABLE ERR_STORAGE_FULL at the floor, no LMDB write failed; process up, mail taken again after 4 MiB were freed`,
       );
       client.close();
-      assert.equal(await gw.stop(), 0, 'stopped cleanly');
+      assert.equal(await gw.stop(), 0, `stopped cleanly: ${gw.stderr().slice(-2000)}`);
 
       // 3. Restarted with room: every acknowledged message reaches bob's mailbox.
       unlinkSync(fillers[2]!);

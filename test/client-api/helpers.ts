@@ -7,7 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCli, tempDir } from '../helpers/cli.js';
+import { startCli, stopChild, tempDir } from '../helpers/cli.js';
 import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 
 export const DOMAIN = 'example.org';
@@ -23,6 +23,8 @@ export interface Gateway {
   readonly logKey: string;
   readonly certFile: string;
   stop(): Promise<number | string | null>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
 }
 
 export async function startGateway(
@@ -45,10 +47,10 @@ export async function startGateway(
     ...extra,
   };
   const child = startCli(['serve'], env, undefined, nodeArgs);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buffered = '';
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout?.on('data', (d: Buffer) => {
       buffered += d.toString();
       let nl: number;
@@ -70,12 +72,8 @@ export async function startGateway(
     spki: String(ready.tlsSpki),
     logKey: String(ready.logKey),
     certFile: String(ready.tlsCert),
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once('exit', (code, signal) => resolve(code ?? signal));
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
+    stderr: () => stderr,
   };
 }
 
@@ -186,11 +184,7 @@ async function startUnboundOnce(
   return {
     server,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
+      await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

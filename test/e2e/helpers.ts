@@ -8,7 +8,7 @@ import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOG_KEY_FILE, createLogKey } from '../../src/ledger/logkey.js';
 import { logOrigin } from '../../src/ledger/checkpoint.js';
-import { runCli, startCli, type CliResult } from '../helpers/cli.js';
+import { runCli, startCli, stopChild, type CliResult } from '../helpers/cli.js';
 import { restartablePort } from '../helpers/ports.js';
 
 export const GATEWAY_PASS = 'gateway pass';
@@ -184,14 +184,7 @@ export class E2eGateway {
 
   /** SIGKILL (a crash) or SIGTERM (a clean stop); resolves with the exit code or signal. */
   stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM'): Promise<number | string | null> {
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
-      return Promise.resolve(child?.exitCode ?? child?.signalCode ?? null);
-    }
-    return new Promise((resolve) => {
-      child.once('exit', (code, sig) => resolve(code ?? sig));
-      child.kill(signal);
-    });
+    return this.child === undefined ? Promise.resolve(null) : stopChild(this.child, signal);
   }
 }
 

@@ -57,6 +57,24 @@ export function startCli(
   });
 }
 
+/**
+ * Sends `signal` to a child and resolves with its exit code (or the signal that ended it) once it
+ * is gone; at once when it has exited already, by itself or by a signal (no 'exit' event is left
+ * to wait for then, and a promise waiting for one would never settle).
+ */
+export function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | string | null> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(child.exitCode ?? child.signalCode);
+  }
+  return new Promise((resolve) => {
+    child.once('exit', (code, sig) => resolve(code ?? sig));
+    child.kill(signal);
+  });
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
 }

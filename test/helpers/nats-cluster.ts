@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'nats';
+import { stopChild } from './cli.js';
 import { restartablePort } from './ports.js';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
@@ -98,16 +99,10 @@ cluster {
   }
 
   /** SIGKILL server `i` (a crash); resolves when it is gone. */
-  kill(i: number): Promise<void> {
+  async kill(i: number): Promise<void> {
     const child = this.#children[i];
     this.#children[i] = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
+    if (child !== undefined) await stopChild(child, 'SIGKILL');
   }
 
   /** The end of server `i`'s log (for an error message). */

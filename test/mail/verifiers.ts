@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { unavailable } from '../offramp/helpers.js';
+import { stopChild } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 
 // dist/test/mail/ -> test/fixtures/mail/ in the source tree
@@ -145,11 +146,8 @@ export async function startPostsrsd(
   return {
     forward: (a) => ask(ports.forward, a),
     reverse: (a) => ask(ports.reverse, a),
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    close: async () => {
+      await stopChild(child);
+    },
   };
 }

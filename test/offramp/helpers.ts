@@ -24,6 +24,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { DnsClient } from '../../src/net/dns.js';
 import type { LeasedJob } from '../../src/queue/types.js';
+import { stopChild } from '../helpers/cli.js';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 import type { SMTPServerOptions } from 'smtp-server';
@@ -206,12 +207,9 @@ async function runUnbound(conf: string, port: number, probe: string): Promise<()
       await sleep(100);
     }
   }
-  return () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+  return async () => {
+    await stopChild(child);
+  };
 }
 
 /**

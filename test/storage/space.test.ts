@@ -1,11 +1,12 @@
 // The free-space reserve and the classification of failed writes (src/storage/space.ts), with
 // the free space under the test's control: below the reserve new mail is a temporary
 // StorageFullError, once full it waits for a margin above the reserve, each change is reported
-// once, and only failures for lack of room become StorageFullError.
+// once, a reserve of 0 still leaves the floor, and only failures for lack of room become
+// StorageFullError.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { StorageFullError } from '../../src/errors.js';
-import { REARM_BYTES, StorageSpace } from '../../src/storage/space.js';
+import { REARM_BYTES, StorageSpace, storageFloor } from '../../src/storage/space.js';
 
 const MiB = 1024 * 1024;
 
@@ -44,6 +45,30 @@ test('the reserve refuses new mail, with a margin before taking it again', () =>
     refused: 2,
     writeFailures: 0,
   });
+});
+
+test('no setting removes the floor: room for the largest envelope twice, and 4 MiB', () => {
+  assert.equal(storageFloor(1 * MiB), 6 * MiB);
+  assert.equal(storageFloor(32 * MiB), 68 * MiB);
+  let free = 7 * MiB;
+  let now = 0;
+  const space = new StorageSpace({
+    path: '/data',
+    minFreeBytes: 0,
+    floorBytes: storageFloor(1 * MiB),
+    freeBytes: () => free,
+    now: () => now,
+  });
+  assert.equal(space.reserveBytes, 6 * MiB);
+  space.admit('a mailbox delivery');
+  free = 6 * MiB - 1;
+  now += 1000;
+  assert.throws(() => space.admit('a mailbox delivery'), StorageFullError);
+  // A reserve above the floor is the reserve.
+  assert.equal(
+    new StorageSpace({ path: '/data', minFreeBytes: 128 * MiB, floorBytes: 6 * MiB }).reserveBytes,
+    128 * MiB,
+  );
 });
 
 test('failed writes: lack of room becomes StorageFullError, anything else stays itself', () => {

@@ -71,7 +71,7 @@ import { NODE_FLAGS } from '../node-flags.js';
 import { registerClientApiMetrics } from '../../amp/client-api/metrics.js';
 import { prepareDataDir } from '../../storage/datadir.js';
 import { registerStorageMetrics } from '../../storage/metrics.js';
-import { StorageSpace } from '../../storage/space.js';
+import { StorageSpace, storageFloor } from '../../storage/space.js';
 import { checkDescriptorBudget } from '../../net/limits.js';
 import { DnsClient, type DnsResolver } from '../../net/dns.js';
 import { DnsCache, totalStats, type DnsCacheStats } from '../../net/dns-cache.js';
@@ -360,15 +360,17 @@ export const serveCommand: Command = {
     const teardown = new Teardown();
     const readiness = new Readiness();
     try {
-      // The reserve of the data directory's file system (AFTERSMTP_STORAGE_MIN_FREE_BYTES): below
-      // it the embedded queue and store refuse new mail as a temporary failure.
+      // The reserve of the data directory's file system (AFTERSMTP_STORAGE_MIN_FREE_BYTES, never
+      // below the floor): below it the embedded queue and store refuse new mail as a temporary
+      // failure.
       const space = new StorageSpace({
         path: config.dataDir,
         minFreeBytes: config.storageMinFreeBytes,
+        floorBytes: storageFloor(config.maxEnvelopeBytes),
         onChange: (full, freeBytes, why) =>
           full
             ? log.error(
-                { freeBytes, reserve: config.storageMinFreeBytes, why },
+                { freeBytes, reserve: space.reserveBytes, why },
                 'storage full: refusing new mail (temporary failure) until there is room',
               )
             : log.warn({ freeBytes, why }, 'storage has room again: taking new mail'),
