@@ -17,7 +17,7 @@ export interface OutboundMessage {
   readonly message: Buffer;
   /**
    * A route for every recipient of the entry, instead of their mx_record_map routes (MailScript
-   * route_via: `smtp:[host]:port` or `smtp:host:port`).
+   * route_via: `smtp:[host]:port`, `smtp:host:port` or `smtps:`).
    */
   readonly route?: string;
 }

@@ -4,6 +4,8 @@
  *   amp:host[:port]     AMP relay over QUIC to host (port 4434 if omitted); IPv6 as [2001:db8::1]
  *   smtp:[host][:port]  SMTP to host itself, no MX lookup (port 25 if omitted)
  *   smtp:host[:port]    SMTP to the MX hosts of host (Postfix: no brackets means MX lookup)
+ *   smtps:[host][:port] SMTP over implicit TLS (RFC 8314 §3) to host itself (port 465 if omitted);
+ *                       smtps:host[:port] to its MX hosts (Postfix's smtp_tls_wrappermode)
  *   error:text          refuse the recipient with text (e.g. error:5.1.1 no such user)
  *
  * Keys: `user@domain` (and `user+ext@domain`), `domain`, `.domain` (any subdomain of domain),
@@ -38,8 +40,10 @@ import {
 
 export const DEFAULT_AMP_PORT = 4434;
 export const DEFAULT_SMTP_PORT = 25;
+export const DEFAULT_SMTPS_PORT = 465;
 
-const SYNTAX = 'expected amp:host[:port], smtp:[host][:port], smtp:host[:port] or error:text';
+const SYNTAX =
+  'expected amp:host[:port], smtp:[host][:port], smtp:host[:port], smtps:[host][:port] or error:text';
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 function checkHost(host: string, value: string): string {
@@ -126,19 +130,22 @@ export function parseRoute(raw: string): Route {
       const hop = parseNexthop(rest, value);
       return { kind: 'amp', host: hop.host, port: hop.port ?? DEFAULT_AMP_PORT };
     }
-    case 'smtp': {
-      if (rest === '') throw new MapInputError(`smtp: needs a host (${SYNTAX})`);
+    case 'smtp':
+    case 'smtps': {
+      if (rest === '') throw new MapInputError(`${transport}: needs a host (${SYNTAX})`);
       const hop = parseNexthop(rest, value);
       if (!hop.bracketed && ipaddr.IPv4.isValidFourPartDecimal(hop.host)) {
         throw new MapInputError(
-          `write smtp:[${hop.host}] to send to an IP address (without brackets the host's MX records are looked up)`,
+          `write ${transport}:[${hop.host}] to send to an IP address (without brackets the host's MX records are looked up)`,
         );
       }
+      const implicitTls = transport === 'smtps';
       return {
         kind: 'smtp',
         host: hop.host,
-        port: hop.port ?? DEFAULT_SMTP_PORT,
+        port: hop.port ?? (implicitTls ? DEFAULT_SMTPS_PORT : DEFAULT_SMTP_PORT),
         mxLookup: !hop.bracketed,
+        implicitTls,
       };
     }
     default:
@@ -153,8 +160,10 @@ export function formatRoute(r: Route): string {
       return `error:${r.text}`;
     case 'amp':
       return `amp:${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.port}`;
-    case 'smtp':
-      return r.mxLookup ? `smtp:${r.host}:${r.port}` : `smtp:[${r.host}]:${r.port}`;
+    case 'smtp': {
+      const transport = r.implicitTls ? 'smtps' : 'smtp';
+      return r.mxLookup ? `${transport}:${r.host}:${r.port}` : `${transport}:[${r.host}]:${r.port}`;
+    }
   }
 }
 

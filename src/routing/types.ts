@@ -70,6 +70,8 @@ export type Route =
       readonly port: number;
       /** false for `smtp:[host]`: connect to host itself; true: look up host's MX records. */
       readonly mxLookup: boolean;
+      /** `smtps:`: TLS from the first byte (RFC 8314 §3), no STARTTLS, no plaintext. */
+      readonly implicitTls: boolean;
     }
   | { readonly kind: 'error'; readonly text: string };
 

@@ -152,7 +152,9 @@ export function actionsToVerdict(
           throw new ScriptActionError(`route_via: ${(err as Error).message}`);
         }
         if (route.kind !== 'smtp') {
-          throw new ScriptActionError('route_via: only smtp:[host]:port or smtp:host:port routes');
+          throw new ScriptActionError(
+            'route_via: only smtp:[host]:port, smtp:host:port or smtps:[host]:port routes',
+          );
         }
         effects = { ...effects, route: effects.route ?? a.route.trim() };
         break;

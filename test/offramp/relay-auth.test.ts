@@ -4,7 +4,9 @@
 // certificate verifies for the host name, so a server with another name's certificate, or none,
 // never sees AUTH; a refused login sends nothing of the message and is temporary; a kept session
 // carries the next message without a second login; through the off-ramp with a route and DNS
-// (unbound), the message is delivered as the login's user.
+// (unbound), the message is delivered as the login's user. Implicit TLS (an `smtps:` route, port
+// 465's way): TLS from the first byte with the name checked, with or without a login; a server
+// that greets in clear, or shows another name's certificate, is a TLS failure with nothing sent.
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -94,8 +96,14 @@ interface AuthServer {
   close(): Promise<void>;
 }
 
-/** smtp-server with STARTTLS (the given certificate, or none) and AUTH required. */
-async function startAuthServer(cert: { keyPem: string; chainPem: string } | undefined) {
+/**
+ * smtp-server with STARTTLS (the given certificate, or none) and AUTH required; with `implicit`,
+ * TLS from the first byte instead (port 465's way), and AUTH optional.
+ */
+async function startAuthServer(
+  cert: { keyPem: string; chainPem: string } | undefined,
+  implicit = false,
+) {
   const state = {
     logins: [] as string[],
     mailFrom: [] as string[],
@@ -105,6 +113,7 @@ async function startAuthServer(cert: { keyPem: string; chainPem: string } | unde
   const server = new SMTPServer({
     logger: false,
     authMethods: ['PLAIN', 'LOGIN'],
+    ...(implicit ? { secure: true, authOptional: true } : {}),
     ...(cert !== undefined
       ? { key: cert.keyPem, cert: cert.chainPem }
       : { disabledCommands: ['STARTTLS'], allowInsecureAuth: true }),
@@ -217,6 +226,66 @@ describe('a session that logs in', () => {
   });
 });
 
+describe('implicit TLS (an smtps: route)', () => {
+  let ca: TestCa;
+  let implicit: AuthServer;
+  let implicitWrongName: AuthServer;
+  let clear: AuthServer;
+  before(async () => {
+    ca = await makeCa();
+    const chain = async (name: string) => {
+      const c = await ca.issue([name]);
+      return { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
+    };
+    implicit = await startAuthServer(await chain('relay.test'), true);
+    implicitWrongName = await startAuthServer(await chain('someone-else.test'), true);
+    // Greets in clear and offers STARTTLS: what a submission port 587 is.
+    clear = await startAuthServer(await chain('relay.test'));
+  });
+  after(async () => {
+    await Promise.all([implicit.close(), implicitWrongName.close(), clear.close()]);
+  });
+
+  const input = (port: number, subject: string, over: Partial<SessionInput> = {}) =>
+    sessionInput(port, subject, {
+      hostName: 'relay.test',
+      tls: { kind: 'implicit' },
+      ca: [ca.certPem],
+      ...over,
+    });
+
+  test('TLS from the first byte, the name checked: delivered, with or without a login', async () => {
+    const r = await runSession(
+      input(implicit.port, 'implicit', { login: { user: USER, pass: PASS } }),
+    );
+    assert.ok(deliveredToBob(r), JSON.stringify(r));
+    assert.ok(r.kind === 'done' && r.tls && r.report.result === 'success');
+    assert.deepEqual(implicit.logins, [`${USER}:${PASS}`]);
+    const anonymous = await runSession(input(implicit.port, 'no login'));
+    assert.ok(deliveredToBob(anonymous), JSON.stringify(anonymous));
+    assert.deepEqual(implicit.subjects, ['implicit', 'no login']);
+    assert.equal(implicit.logins.length, 1);
+  });
+
+  test('a server that greets in clear: a TLS failure, nothing sent', async () => {
+    const r = await runSession(input(clear.port, 'x', { login: { user: USER, pass: PASS } }));
+    assert.equal(r.kind, 'policy-failed', JSON.stringify(r));
+    assert.ok(r.kind === 'policy-failed' && r.report.result === 'validation-failure');
+    assert.match(r.reason, /^TLS handshake failed/);
+    assert.deepEqual(clear.logins, []);
+    assert.deepEqual(clear.mailFrom, []);
+  });
+
+  test('a certificate for another name: the server never sees the login', async () => {
+    const r = await runSession(
+      input(implicitWrongName.port, 'x', { login: { user: USER, pass: PASS } }),
+    );
+    assert.ok(r.kind === 'policy-failed' && r.report.result === 'certificate-host-mismatch');
+    assert.deepEqual(implicitWrongName.logins, []);
+    assert.deepEqual(implicitWrongName.mailFrom, []);
+  });
+});
+
 describe(
   'the off-ramp through a relay host that requires a login',
   { skip: unboundMissing() },
@@ -289,6 +358,52 @@ describe(
         maps.close();
         await dns.close();
         await server.close();
+      }
+    });
+
+    test('an smtps: route: implicit TLS to the host it names; a clear server is ERR_SMTP_TLS', async () => {
+      const ca = await makeCa();
+      const c = await ca.issue(['smtp.relay.test']);
+      const chain = { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
+      const [server, clear] = [await startAuthServer(chain, true), await startAuthServer(chain)];
+      const dns = await startZone('relay.test', ['smtp.relay.test. A 127.0.0.1']);
+      const maps = MappingEngine.open({ path: ':memory:', pollMs: 0 });
+      const offramp = createOffRamp({
+        maps: () => maps.snapshot(),
+        dnsServers: [dns.server],
+        hostname: 'gateway.example.org',
+        log: memoryLog(),
+        ca: [ca.certPem],
+        credentials: parseCredentials(`smtp.relay.test ${USER}:${PASS}`, 'creds'),
+        timeouts: { connectMs: 2000, dnsMs: 1000 },
+      });
+      const send = (to: string) =>
+        offramp(
+          job(
+            `smtp:${to.slice(to.indexOf('@') + 1)}`,
+            [to],
+            encodeOutbound({ mailFrom: 'alice@example.org', message: message('smtps', to) }),
+          ),
+        );
+      try {
+        maps.set('mx_record_map', 'far.example', `smtps:[smtp.relay.test]:${server.port}`);
+        maps.set('mx_record_map', 'clear.example', `smtps:[smtp.relay.test]:${clear.port}`);
+        assert.deepEqual(
+          (await send('bob@far.example')).map((o) => o.status),
+          ['delivered'],
+        );
+        assert.deepEqual(server.logins, [`${USER}:${PASS}`]);
+        assert.deepEqual(server.mailFrom, ['alice@example.org']);
+        const [outcome] = await send('bob@clear.example');
+        assert.equal(outcome?.status, 'temporary');
+        assert.equal(outcome?.code, 'ERR_SMTP_TLS');
+        assert.deepEqual(clear.mailFrom, []);
+        assert.deepEqual(clear.logins, []);
+      } finally {
+        await offramp.close();
+        maps.close();
+        await dns.close();
+        await Promise.all([server.close(), clear.close()]);
       }
     });
   },

@@ -7,7 +7,7 @@ import { formatRoute, parseRoute } from '../../src/routing/routes.js';
 import { engineWith, snapshotWith } from './helpers.js';
 
 describe('route values', () => {
-  it('parses amp, smtp with and without MX lookup, and error', () => {
+  it('parses amp, smtp and smtps with and without MX lookup, and error', () => {
     const cases = [
       [
         'amp:relay.example.org:4434',
@@ -27,38 +27,54 @@ describe('route values', () => {
       ['amp:192.0.2.1:4434', { kind: 'amp', host: '192.0.2.1', port: 4434 }, 'amp:192.0.2.1:4434'],
       [
         'smtp:[mx.example.org]:2525',
-        { kind: 'smtp', host: 'mx.example.org', port: 2525, mxLookup: false },
+        { kind: 'smtp', host: 'mx.example.org', port: 2525, mxLookup: false, implicitTls: false },
         'smtp:[mx.example.org]:2525',
       ],
       [
         'smtp:[mx.example.org]',
-        { kind: 'smtp', host: 'mx.example.org', port: 25, mxLookup: false },
+        { kind: 'smtp', host: 'mx.example.org', port: 25, mxLookup: false, implicitTls: false },
         'smtp:[mx.example.org]:25',
       ],
       [
         'smtp:example.org',
-        { kind: 'smtp', host: 'example.org', port: 25, mxLookup: true },
+        { kind: 'smtp', host: 'example.org', port: 25, mxLookup: true, implicitTls: false },
         'smtp:example.org:25',
       ],
       [
         'smtp:Example.org:587',
-        { kind: 'smtp', host: 'example.org', port: 587, mxLookup: true },
+        { kind: 'smtp', host: 'example.org', port: 587, mxLookup: true, implicitTls: false },
         'smtp:example.org:587',
       ],
       [
         'smtp:[192.0.2.25]',
-        { kind: 'smtp', host: '192.0.2.25', port: 25, mxLookup: false },
+        { kind: 'smtp', host: '192.0.2.25', port: 25, mxLookup: false, implicitTls: false },
         'smtp:[192.0.2.25]:25',
       ],
       [
         'smtp:[ipv6:2001:db8::25]:25',
-        { kind: 'smtp', host: '2001:db8::25', port: 25, mxLookup: false },
+        { kind: 'smtp', host: '2001:db8::25', port: 25, mxLookup: false, implicitTls: false },
         'smtp:[2001:db8::25]:25',
       ],
       [
         'smtp:[2001:db8::25]',
-        { kind: 'smtp', host: '2001:db8::25', port: 25, mxLookup: false },
+        { kind: 'smtp', host: '2001:db8::25', port: 25, mxLookup: false, implicitTls: false },
         'smtp:[2001:db8::25]:25',
+      ],
+      [
+        'SMTPS:[smtp.provider.example]',
+        {
+          kind: 'smtp',
+          host: 'smtp.provider.example',
+          port: 465,
+          mxLookup: false,
+          implicitTls: true,
+        },
+        'smtps:[smtp.provider.example]:465',
+      ],
+      [
+        'smtps:example.org:4650',
+        { kind: 'smtp', host: 'example.org', port: 4650, mxLookup: true, implicitTls: true },
+        'smtps:example.org:4650',
       ],
       [
         'error:5.1.1 no such user',
@@ -86,6 +102,8 @@ describe('route values', () => {
       ['smtp:[mx.example.org', /missing \]/],
       ['amp:2001:db8::1:4434', /IPv6 addresses go in brackets/],
       ['smtp:192.0.2.1', /write smtp:\[192\.0\.2\.1\]/],
+      ['smtps:192.0.2.1', /write smtps:\[192\.0\.2\.1\]/],
+      ['smtps:', /smtps: needs a host/],
       ['smtp:[2001:db8::zz]', /not an IPv6 address/],
       ['smtp:bad_host.example', /not a host name/],
       ['amp:999.1.1.1:4434', /not a valid IPv4 address/],
@@ -116,6 +134,7 @@ describe('route lookups', () => {
       host: 'vip.example.org',
       port: 25,
       mxLookup: false,
+      implicitTls: false,
     });
     assert.deepEqual(s.route('gone@example.org'), {
       kind: 'error',
@@ -132,12 +151,14 @@ describe('route lookups', () => {
       host: 'internal-mx.example',
       port: 25,
       mxLookup: false,
+      implicitTls: false,
     });
     assert.deepEqual(s.route('a@example.net'), {
       kind: 'smtp',
       host: 'smarthost.example',
       port: 587,
       mxLookup: false,
+      implicitTls: false,
     });
   });
 
@@ -168,6 +189,7 @@ describe('route lookups', () => {
       host: 'shop.mx.hosted.example',
       port: 25,
       mxLookup: false,
+      implicitTls: false,
     });
     assert.equal(t.route('bad_name.hosted.example')?.kind, 'error');
   });

@@ -158,7 +158,7 @@ function describe(result: MapTestResult['result']): string {
     case 'amp':
       return `amp ${result.host} port ${result.port}`;
     case 'smtp':
-      return `smtp ${result.host} port ${result.port}${result.mxLookup ? ' (MX lookup)' : ' (no MX lookup)'}`;
+      return `${result.implicitTls ? 'smtps (implicit TLS)' : 'smtp'} ${result.host} port ${result.port}${result.mxLookup ? ' (MX lookup)' : ' (no MX lookup)'}`;
   }
 }
 

@@ -42,6 +42,8 @@ export interface NextHop {
   readonly port: number;
   /** false for `smtp:[host]:port`. */
   readonly mxLookup: boolean;
+  /** `smtps:`: TLS from the first byte. */
+  readonly implicitTls: boolean;
 }
 
 function bare(name: string): string {

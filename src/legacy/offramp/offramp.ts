@@ -4,7 +4,8 @@
  * to the domain's mail servers and answers one outcome per recipient.
  *
  * Where (mx.ts): the recipient's mx_record_map route (`smtp:[host]:port` without MX lookup,
- * `smtp:host:port` with the MX records of host; an `error:` route bounces with its text), else
+ * `smtp:host:port` with the MX records of host, `smtps:` likewise over implicit TLS; an `error:`
+ * route bounces with its text), else
  * the domain's MX records in preference order, the A/AAAA fallback, null MX. Hosts are tried in
  * order, each address in turn, at most `maxAddresses` addresses and `maxSessions` SMTP sessions
  * per attempt (Postfix's smtp_mx_address_limit and smtp_mx_session_limit).
@@ -18,6 +19,8 @@
  *    `testing` checks and reports the same but delivers.
  * 3. Otherwise opportunistic: STARTTLS when offered, no certificate check, a plaintext retry
  *    when the handshake fails (Postfix's `may`).
+ * A route `smtps:` (implicit TLS, RFC 8314 §3) and a host the credentials file names (a login)
+ * instead require TLS with a certificate that verifies for the host's name.
  * A policy failure is checked before MAIL FROM, so nothing of the message goes to a server that
  * fails its policy, and it is a temporary failure (retried), never a fallback to less.
  *
@@ -140,7 +143,7 @@ interface Group {
 /** The outcome code of a session that did not meet its TLS requirement. */
 function policyFailureCode(tls: TlsRequirement): string {
   if (tls.kind === 'dane') return 'ERR_SMTP_DANE';
-  if (tls.kind === 'verified') return 'ERR_SMTP_TLS';
+  if (tls.kind === 'verified' || tls.kind === 'implicit') return 'ERR_SMTP_TLS';
   return 'ERR_SMTP_MTA_STS';
 }
 
@@ -301,9 +304,11 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
         }
       }
       tls ??= { kind: 'opportunistic' };
+      // An smtps: route is TLS from the first byte to the host it names: its name is checked.
+      if (group.hop.implicitTls) tls = { kind: 'implicit' };
       // A login goes only over TLS that proves the server's name (credentials.ts).
       const login = hostName === undefined ? undefined : o.credentials?.(hostName, host.port);
-      if (login !== undefined) tls = { kind: 'verified' };
+      if (login !== undefined && tls.kind !== 'implicit') tls = { kind: 'verified' };
 
       for (const address of addrs.addresses) {
         if (addressesTried >= maxAddresses || sessions >= maxSessions) break;
@@ -430,9 +435,14 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       // `amp:` routes are the pipeline's: such recipients never come here; MX if one does.
       const hop: NextHop =
         route?.kind === 'smtp'
-          ? { lookup: route.host, port: route.port, mxLookup: route.mxLookup }
-          : { lookup: domain, port: defaultPort, mxLookup: true };
-      const key = `${hop.mxLookup ? 'mx' : 'host'}:${hop.lookup}:${hop.port}`;
+          ? {
+              lookup: route.host,
+              port: route.port,
+              mxLookup: route.mxLookup,
+              implicitTls: route.implicitTls,
+            }
+          : { lookup: domain, port: defaultPort, mxLookup: true, implicitTls: false };
+      const key = `${hop.implicitTls ? 'smtps' : 'smtp'}:${hop.mxLookup ? 'mx' : 'host'}:${hop.lookup}:${hop.port}`;
       const g = groups.get(key) ?? { hop, recipients: [] };
       g.recipients.push(recipient);
       groups.set(key, g);

@@ -15,6 +15,8 @@
  *   the configured CAs) for the MX host name; `testing` checks the same, reports, and sends.
  * - `verified`: TLS required with a certificate that verifies for the host name, as `sts` in
  *   `enforce` mode: what a session that logs in (`login`, credentials.ts) needs before AUTH.
+ * - `implicit`: as `verified`, over TLS from the first byte instead of STARTTLS (an `smtps:`
+ *   route, RFC 8314 §3; Postfix's smtp_tls_wrappermode); a failed handshake is a policy failure.
  *
  * Bounds: connect, greeting (with STARTTLS), each command's reply (inactivity) and the whole
  * message transfer are timed; a reply larger than `maxReplyBytes` ends the session.
@@ -40,7 +42,8 @@ export type TlsRequirement =
   | { readonly kind: 'plaintext' }
   | { readonly kind: 'dane'; readonly records: readonly Tlsa[]; readonly refs: readonly string[] }
   | { readonly kind: 'sts'; readonly mode: 'enforce' | 'testing' }
-  | { readonly kind: 'verified' };
+  | { readonly kind: 'verified' }
+  | { readonly kind: 'implicit' };
 
 export interface SessionTimeouts {
   readonly connectMs: number;
@@ -60,7 +63,7 @@ export interface SessionInput {
   readonly helo: string;
   readonly tls: TlsRequirement;
   readonly ca?: readonly (string | Buffer)[];
-  /** SMTP AUTH after STARTTLS; only with `tls.kind === 'verified'`. */
+  /** SMTP AUTH once TLS is up; only with `tls.kind` `verified` or `implicit`. */
   readonly login?: Credentials;
   readonly timeouts: SessionTimeouts;
   readonly maxReplyBytes: number;
@@ -326,16 +329,16 @@ async function openSession(
   i: SessionInput,
   keep: ((conn: SMTPConnection, secure: boolean, report: TlsReport) => void) | undefined,
 ): Promise<SessionResult> {
-  if (i.login !== undefined && i.tls.kind !== 'verified') {
+  const verifiesName = i.tls.kind === 'verified' || i.tls.kind === 'implicit';
+  if (i.login !== undefined && !verifiesName) {
     throw new Error('a session that logs in must require verified TLS');
   }
   const required =
-    i.tls.kind === 'dane' ||
-    i.tls.kind === 'verified' ||
-    (i.tls.kind === 'sts' && i.tls.mode === 'enforce');
+    i.tls.kind === 'dane' || verifiesName || (i.tls.kind === 'sts' && i.tls.mode === 'enforce');
   const conn = new SMTPConnection({
     host: i.address,
     port: i.port,
+    secure: i.tls.kind === 'implicit',
     name: i.helo,
     ...(i.hostName !== undefined ? { servername: i.hostName } : {}),
     connectionTimeout: i.timeouts.connectMs,
@@ -390,7 +393,7 @@ async function openSession(
       if (!v.ok) {
         return { kind: 'policy-failed', report: { policy, result: v.result }, reason: v.reason };
       }
-    } else if (i.tls.kind === 'sts' || i.tls.kind === 'verified') {
+    } else if (i.tls.kind === 'sts' || verifiesName) {
       const failure = webpkiFailure(socket);
       if (failure !== undefined) {
         const reason = `${i.tls.kind === 'sts' ? 'MTA-STS: ' : ''}the certificate does not verify for ${i.hostName ?? i.address} (${String(socket.authorizationError)})`;
@@ -429,6 +432,11 @@ function connectionClosed(): NodemailerError {
   return e;
 }
 
+/** An error of OpenSSL or of node's TLS layer (the handshake), not of the TCP connection. */
+function isTlsError(err: NodemailerError): boolean {
+  return /^ERR_(SSL|TLS)_/.test(String(err.originalCode ?? '')) || err.code === 'ETLS';
+}
+
 function connectFailure(
   conn: SMTPConnection,
   err: NodemailerError,
@@ -436,6 +444,14 @@ function connectFailure(
 ): SessionResult {
   const reply = replyText(err.response);
   const greeted = conn.lastServerResponse !== false;
+  if (!greeted && tls.kind === 'implicit' && isTlsError(err)) {
+    // The connection was made; TLS from the first byte was not (e.g. a server that greets in clear).
+    return {
+      kind: 'policy-failed',
+      report: { policy: policyType(tls), result: 'validation-failure' },
+      reason: `TLS handshake failed: ${replyText(err.message)}`,
+    };
+  }
   if (!greeted) {
     return {
       kind: 'unreachable',
@@ -447,7 +463,7 @@ function connectFailure(
     if (tls.kind === 'opportunistic' && !refusedStarttls) {
       return { kind: 'handshake-failed', reason: replyText(err.message) };
     }
-    if (tls.kind === 'dane' || tls.kind === 'sts' || tls.kind === 'verified') {
+    if (tls.kind !== 'opportunistic' && tls.kind !== 'plaintext') {
       return {
         kind: 'policy-failed',
         report: {
