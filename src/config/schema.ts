@@ -339,7 +339,7 @@ export const SETTINGS = {
   offrampCredentialsFile: setting({
     env: 'AFTERSMTP_OFFRAMP_CREDENTIALS_FILE',
     default: undefined,
-    doc: 'SMTP AUTH credentials of relay hosts, as Postfix smtp_sasl_password_maps: lines "[host]:port user:password" or "host user:password", mode 0600, read at start. A server listed here is reached only over STARTTLS with a certificate that verifies for its name, then logged in to. Unset: the off-ramp never logs in.',
+    doc: 'SMTP AUTH credentials of relay hosts, as Postfix smtp_sasl_password_maps: lines "[host]:port user:password" or "host user:password", mode 0600, read at start and again when it changes (a bad change is refused, the last good file stays in force). A server listed here is reached only over TLS (STARTTLS, or implicit TLS with an smtps: route) with a certificate that verifies for its name, then logged in to. Unset: the off-ramp never logs in.',
     parse: absolutePath,
   }),
   grpcMaxUnauthenticatedBytes: setting({

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BIN, cliEnv, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { E2eGateway } from '../e2e/helpers.js';
 
 interface Started {
   child: ChildProcess;
@@ -117,4 +118,27 @@ test('serve refuses a relay credentials file that others may read, before openin
     result.stderr,
     /relay-credentials \(AFTERSMTP_OFFRAMP_CREDENTIALS_FILE\) may be read by group or others \(mode 644\); chmod 600 it/,
   );
+});
+
+test('serve takes a changed relay credentials file without a restart, and refuses a bad one', async () => {
+  const work = tempDir('creds-live');
+  const file = join(work, 'relay-credentials');
+  writeFileSync(file, '[smtp.relay.test]:587 user:password\n', { mode: 0o600 });
+  const gw = await E2eGateway.prepare(work, 'creds.test', {
+    AFTERSMTP_OFFRAMP_CREDENTIALS_FILE: file,
+  });
+  await gw.start();
+  try {
+    writeFileSync(file, '[smtp.relay.test]:587 user:new-password\n');
+    await gw.waitLog((l) => l.msg === 'off-ramp credentials reloaded', 10_000);
+    writeFileSync(file, '[smtp.relay.test]:587\n');
+    const refused = await gw.waitLog(
+      (l) => String(l.msg).startsWith('off-ramp credentials file changed and refused'),
+      10_000,
+    );
+    assert.match(String(refused.err), /line 1: expected/);
+    assert.ok(gw.running, 'a bad change does not stop the gateway');
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
 });

@@ -8,12 +8,17 @@
 // 465's way): TLS from the first byte with the name checked, with or without a login; a server
 // that greets in clear, or shows another name's certificate, is a TLS failure with nothing sent.
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, utimesSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
-import { parseCredentials, readCredentialsFile } from '../../src/legacy/offramp/credentials.js';
+import {
+  CredentialsFile,
+  parseCredentials,
+  readCredentialsFile,
+} from '../../src/legacy/offramp/credentials.js';
 import { createOffRamp } from '../../src/legacy/offramp/index.js';
 import { runSession, SessionCache, type SessionInput } from '../../src/legacy/offramp/session.js';
 import { encodeOutbound } from '../../src/queue/outbound.js';
@@ -35,6 +40,15 @@ import {
 
 const USER = 'gw@relay.test';
 const PASS = 's3cret-pass';
+
+/** Polls `check` every 100 ms until it holds, for at most `ms`. */
+async function eventually(check: () => boolean, ms = 6_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (check()) return true;
+    await sleep(100);
+  }
+  return check();
+}
 
 describe('the credentials file', () => {
   test('[host]:port and host lines; the port-specific line wins', () => {
@@ -84,6 +98,45 @@ describe('the credentials file', () => {
     );
     chmodSync(path, 0o600);
     assert.deepEqual(readCredentialsFile(path)('relay.test', 587), { user: USER, pass: PASS });
+  });
+
+  test('a change is live without a restart; a bad change is refused, the last good stays', async () => {
+    const path = join(tempDir('creds-'), 'relay-credentials');
+    writeFileSync(path, `[relay.test]:587 ${USER}:${PASS}\n`, { mode: 0o600 });
+    const reloads: (string | undefined)[] = [];
+    const file = new CredentialsFile(path, (err) => reloads.push(err?.message));
+    let stamp = Date.now() / 1000;
+    /** Rewrites the file with a new modification time (a second apart: no change is missed). */
+    const rewrite = (text: string) => {
+      writeFileSync(path, text);
+      stamp += 2;
+      utimesSync(path, stamp, stamp);
+    };
+    try {
+      assert.equal(file.lookup('relay.test', 587)?.pass, PASS);
+      rewrite(`[relay.test]:587 ${USER}:new-pass\n`);
+      assert.ok(await eventually(() => file.lookup('relay.test', 587)?.pass === 'new-pass'));
+      assert.ok(reloads.length > 0 && reloads.every((r) => r === undefined));
+
+      // (A poll may see the write and the new time apart: each reading is refused alike.)
+      let seen = reloads.length;
+      rewrite(`[relay.test]:587 ${USER}:third-pass\nnot a line at all\n`);
+      assert.ok(await eventually(() => reloads.length > seen));
+      assert.match(reloads.at(-1) ?? '', /line 2: expected/);
+      assert.equal(file.lookup('relay.test', 587)?.pass, 'new-pass');
+
+      seen = reloads.length;
+      chmodSync(path, 0o644);
+      rewrite(`[relay.test]:587 ${USER}:fourth-pass\n`);
+      assert.ok(await eventually(() => reloads.length > seen));
+      assert.ok(reloads.slice(seen).every((r) => /chmod 600/.test(r ?? '')));
+      assert.equal(file.lookup('relay.test', 587)?.pass, 'new-pass');
+
+      chmodSync(path, 0o600);
+      assert.ok(await eventually(() => file.lookup('relay.test', 587)?.pass === 'fourth-pass'));
+    } finally {
+      file.close();
+    }
   });
 });
 

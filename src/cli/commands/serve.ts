@@ -78,7 +78,7 @@ import { DnsCache, totalStats, type DnsCacheStats } from '../../net/dns-cache.js
 import { registerDnsCacheMetrics } from '../../net/dns-metrics.js';
 import {
   createOffRamp,
-  readCredentialsFile,
+  CredentialsFile,
   registerOffRampMetrics,
 } from '../../legacy/offramp/index.js';
 import { dkimSign } from '../../mail/dkim.js';
@@ -334,9 +334,18 @@ export const serveCommand: Command = {
     prepareDataDir(config.dataDir);
     checkDescriptorBudget(config);
     // Read before anything is opened: a file others may read, or a bad line, stops the start.
+    // Watched after: a change is live without a restart, a bad one is refused (logged).
+    const credentialsFile = config.offrampCredentialsFile;
     const relayCredentials =
-      config.offrampCredentialsFile !== undefined
-        ? readCredentialsFile(config.offrampCredentialsFile)
+      credentialsFile !== undefined
+        ? new CredentialsFile(credentialsFile, (err) =>
+            err === undefined
+              ? log.info({ file: credentialsFile }, 'off-ramp credentials reloaded')
+              : log.error(
+                  { file: credentialsFile, err: err.message },
+                  'off-ramp credentials file changed and refused: the previous credentials stay in force',
+                ),
+          )
         : undefined;
     const { identity, notes, passphrase } = await loadOrCreateGatewayIdentity(config);
     for (const note of notes) log.warn(note);
@@ -358,6 +367,7 @@ export const serveCommand: Command = {
     );
 
     const teardown = new Teardown();
+    teardown.add(() => relayCredentials?.close());
     const readiness = new Readiness();
     try {
       // The reserve of the data directory's file system (AFTERSMTP_STORAGE_MIN_FREE_BYTES, never
@@ -608,7 +618,7 @@ export const serveCommand: Command = {
         policyCacheDir: join(config.dataDir, 'mta-sts'),
         port: config.offrampPort,
         connectionCacheMs: config.offrampConnectionCacheMs,
-        ...(relayCredentials !== undefined ? { credentials: relayCredentials } : {}),
+        ...(relayCredentials !== undefined ? { credentials: relayCredentials.lookup } : {}),
       });
       teardown.add(() => offramp.close()); // after the worker's stop: QUIT to the kept sessions
       const worker = new DeliveryWorker({

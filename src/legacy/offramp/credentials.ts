@@ -6,11 +6,13 @@
  * verifies for the host name (session.ts, `verified`): the password never goes out in clear nor
  * to a server that cannot prove its name.
  *
- * The file must not be readable by group or others (mode 0600, as the store's key file); it is
- * read once at start. Lines are checked whole: a malformed line is a start-up error naming its
- * line number, never a silently ignored entry.
+ * The file must not be readable by group or others (mode 0600, as the store's key file). Lines
+ * are checked whole: a malformed line is a start-up error naming its line number, never a
+ * silently ignored entry. While the gateway runs, the file is watched (CredentialsFile): a
+ * change is live within about two seconds; a changed file that fails the same checks is
+ * refused whole, and the credentials read before stay in force.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../../errors.js';
 
@@ -113,4 +115,43 @@ function readable<T>(path: string, read: () => T): T {
       `cannot read ${path} (AFTERSMTP_OFFRAMP_CREDENTIALS_FILE): ${code}`,
     );
   }
+}
+
+/** How often the watched file's status is read, ms. */
+const WATCH_INTERVAL_MS = 1_000;
+
+/**
+ * The credentials file, read now (a ConfigError stops the start) and again whenever its status
+ * changes (modified, replaced, its mode changed). `onReload` hears of each reading after the
+ * first: no error, the new credentials are in force; a ConfigError, the previous ones stay.
+ */
+export class CredentialsFile {
+  readonly #path: string;
+  #current: CredentialLookup;
+
+  constructor(path: string, onReload: (err?: ConfigError) => void) {
+    this.#path = path;
+    this.#current = readCredentialsFile(path);
+    // Not persistent: the watch holds no process alive.
+    watchFile(path, { interval: WATCH_INTERVAL_MS, persistent: false }, (now, before) => {
+      if (sameFile(now, before)) return;
+      try {
+        this.#current = readCredentialsFile(path);
+        onReload();
+      } catch (err) {
+        onReload(err instanceof ConfigError ? err : new ConfigError('ERR_CONFIG', String(err)));
+      }
+    });
+  }
+
+  /** The lookup in force now (for the off-ramp's `credentials`). */
+  readonly lookup: CredentialLookup = (host, port) => this.#current(host, port);
+
+  close(): void {
+    unwatchFile(this.#path);
+  }
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.mode === b.mode;
 }

@@ -12,7 +12,7 @@ export {
   type OffRampOutcome,
   type OffRampTimeouts,
 } from './offramp.js';
-export { readCredentialsFile, type CredentialLookup, type Credentials } from './credentials.js';
+export { CredentialsFile, type CredentialLookup, type Credentials } from './credentials.js';
 export {
   NO_OFFRAMP_METRICS,
   registerOffRampMetrics,
