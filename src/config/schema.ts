@@ -17,6 +17,7 @@ import { parseListenAddress, type ListenAddress } from '../net/listen.js';
 export { parseListenAddress, type ListenAddress };
 import { checkRecipientDelimiter } from '../routing/addresses.js';
 import { parseWebhookList } from '../script/webhook.js';
+import { parseDnsblZones } from '../pipeline/dnsbl.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -305,6 +306,18 @@ export const SETTINGS = {
     default: 'yes',
     doc: "As Postfix smtpd_delay_reject: yes judges the client's access entry (connect) and the sender's (MAIL FROM) at the first RCPT TO, so a refusal names the sender and recipient in the log and the dialogue makes two fewer steps; no refuses a client at its greeting and a sender at MAIL FROM.",
     parse: yesNo,
+  }),
+  smtpDnsbl: setting({
+    env: 'AFTERSMTP_SMTP_DNSBL',
+    default: '',
+    doc: "DNS blocklists of port 25's clients, as Postfix reject_rbl_client: zones separated by commas, each zone[=filter] (e.g. zen.spamhaus.org=127.0.0.[2..11]). A listed client is refused 554 5.7.1 at its first RCPT (at connect with AFTERSMTP_SMTP_DELAY_REJECT=no), unless access_map says OK for its address; a zone that does not answer blocks nothing. Empty: none.",
+    parse: parseDnsblZones,
+  }),
+  smtpDnsblTimeoutMs: setting({
+    env: 'AFTERSMTP_SMTP_DNSBL_TIMEOUT_MS',
+    default: '3000',
+    doc: 'The longest wait for a blocklist zone to answer, ms; a later answer counts as not listed.',
+    parse: integer(100, 60_000),
   }),
   smtpMinDataRate: setting({
     env: 'AFTERSMTP_SMTP_MIN_DATA_RATE',

@@ -32,6 +32,7 @@ import {
   type SmtpState,
 } from './admission.js';
 import { ampDestination, didDomain, domainOf, smtpDestination } from './addresses.js';
+import { blockedClient, type Dnsbl } from './dnsbl.js';
 import { checkEphemeral } from './ephemeral.js';
 import { isForOwnGateway, legacyMessage, openForLegacy, senderAddress } from './amp-offramp.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
@@ -88,6 +89,8 @@ export interface PipelineOptions extends TransformDeps, OffRampTransformDeps {
   readonly authenticator: MessageAuthenticator;
   /** Checks of the policy stage, in order (spam scanners and MailScript plug in here). */
   readonly policy?: readonly PolicyCheck[];
+  /** DNS blocklists of port 25's clients (AFTERSMTP_SMTP_DNSBL); absent: none. */
+  readonly dnsbl?: Dnsbl;
   /** Postfix recipient_delimiter (default '+'). */
   readonly delimiter?: string;
   readonly log: PipelineLogger;
@@ -149,8 +152,20 @@ export class Pipeline {
   // ---- the SMTP dialogue: admission and addressing, one step at a time ----
 
   /** At connect: may this client talk to us, and may it relay? */
-  connect(client: SmtpState['client']): ClientVerdict {
-    return admitClient(client, this.#o.maps());
+  connect(client: SmtpState['client']): Promise<ClientVerdict> {
+    return this.#admitClient(client, this.#o.maps());
+  }
+
+  /** access_map on the client's address, then (port 25, no access_map OK) the blocklists. */
+  async #admitClient(client: SmtpState['client'], maps: MapSnapshot): Promise<ClientVerdict> {
+    const judged = admitClient(client, maps);
+    const dnsbl = this.#o.dnsbl;
+    if (dnsbl === undefined || client.entrance !== 'smtp') return judged;
+    if (judged.trusted || judged.verdict.kind === 'refuse') return judged;
+    const listed = await dnsbl.listing(client.address);
+    return listed === undefined
+      ? judged
+      : { verdict: blockedClient(client, listed), trusted: false };
   }
 
   /** At MAIL FROM. */
@@ -174,7 +189,7 @@ export class Pipeline {
     let trusted = state.trusted;
     let client: ClientVerdict | undefined;
     if (pending.client) {
-      client = admitClient(state.client, maps);
+      client = await this.#admitClient(state.client, maps);
       if (client.verdict.kind === 'refuse') return { client };
       trusted = client.trusted;
     }

@@ -12,6 +12,8 @@ export const PIPELINE_REFUSALS = {
   ERR_ACCESS_DENIED: false,
   /** access_map DEFER. */
   ERR_ACCESS_DEFERRED: true,
+  /** Port 25: the client's address is on a DNS blocklist (AFTERSMTP_SMTP_DNSBL). */
+  ERR_CLIENT_BLOCKED: false,
   /** A recipient domain this gateway does not accept mail for, from a client that may not relay. */
   ERR_RELAY_DENIED: false,
   /** Submission without AUTH. */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
 import { DeliveryWorker, type DestinationHandler } from '../../src/delivery/worker.js';
+import type { Dnsbl } from '../../src/pipeline/dnsbl.js';
 import type { PolicyCheck } from '../../src/pipeline/policy.js';
 import type { RetryPolicy } from '../../src/queue/types.js';
 import { openEnvelope, type OpenedMessage } from '../../src/envelope/index.js';
@@ -74,6 +75,8 @@ export interface SmtpGatewayOptions {
     | ((ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[]);
   /** The delivery worker's handler of `webhook:` jobs. */
   readonly webhook?: DestinationHandler;
+  /** DNS blocklists of port 25's clients. */
+  readonly dnsbl?: Dnsbl;
   /** The queue's retry policy (default: the queue's). */
   readonly retry?: RetryPolicy;
   /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
@@ -131,6 +134,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
     overrides: {
       ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
+      ...(opts.dnsbl !== undefined ? { dnsbl: opts.dnsbl } : {}),
       ...(opts.policy !== undefined
         ? { policy: typeof opts.policy === 'function' ? opts.policy({ maps, dir }) : opts.policy }
         : {}),

@@ -41,6 +41,8 @@ import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
 import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
+import { Dnsbl } from '../../pipeline/dnsbl.js';
+import { registerDnsblMetrics } from '../../pipeline/dnsbl-metrics.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
 import type { PolicyCheck } from '../../pipeline/policy.js';
@@ -533,6 +535,19 @@ export const serveCommand: Command = {
         dkimKeys,
         srs,
         authenticator: mailAuthenticator({ hostname: gatewayHost, dns }),
+        ...(config.smtpDnsbl.length > 0
+          ? {
+              dnsbl: new Dnsbl({
+                zones: config.smtpDnsbl,
+                dns,
+                timeoutMs: config.smtpDnsblTimeoutMs,
+                onResult: registerDnsblMetrics(
+                  registry,
+                  config.smtpDnsbl.map((z) => z.zone),
+                ),
+              }),
+            }
+          : {}),
         log,
         metrics,
       });

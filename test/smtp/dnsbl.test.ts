@@ -1,0 +1,202 @@
+// DNS blocklists of port 25's clients (src/pipeline/dnsbl.ts, AFTERSMTP_SMTP_DNSBL): the zone
+// list and its filters, the names asked (RFC 5782: reversed octets, reversed nibbles), which
+// answers list an address; against a real DNS server (unbound) publishing two lists, one that
+// lists 127.0.0.2 with a reason and one that answers 127.255.255.254 (a list refusing the
+// query, never a listing); a silent server within the timeout; then through the on-ramp: a listed
+// client is refused 554 5.7.1 at its first RCPT with the zone and reason, another address of the
+// loopback is not, an access_map OK for the listed address lets it in unlooked-up, and a
+// submission client is never looked up.
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  classifyAnswer,
+  Dnsbl,
+  dnsblName,
+  parseDnsblZones,
+  type DnsblResult,
+} from '../../src/pipeline/dnsbl.js';
+import { DnsClient } from '../../src/net/dns.js';
+import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
+import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
+import { DOMAIN, RawSmtp, startSmtpGateway } from './helpers.js';
+
+describe('DNS blocklist zones and answers', () => {
+  test('zones with and without filters; bad ones refused with the reason', () => {
+    assert.deepEqual(parseDnsblZones(''), []);
+    const [zen, spamcop] = parseDnsblZones('Zen.Spamhaus.org.=127.0.0.[2..4;10], bl.spamcop.net');
+    assert.equal(zen?.zone, 'zen.spamhaus.org');
+    assert.deepEqual(zen?.filter, [
+      [[127, 127]],
+      [[0, 0]],
+      [[0, 0]],
+      [
+        [2, 4],
+        [10, 10],
+      ],
+    ]);
+    assert.deepEqual(spamcop, { zone: 'bl.spamcop.net' });
+    for (const [spec, why] of [
+      ['localhost', /expected a DNS zone/],
+      ['bad_zone.example', /expected a DNS zone/],
+      ['a.example,A.example', /listed twice/],
+      ['a.example=127.0.0', /four octets/],
+      ['a.example=127.0.0.[4..2]', /four octets/],
+      ['a.example=127.0.0.256', /four octets/],
+      ['a.example=127.0.0.[2', /four octets/],
+    ] as const) {
+      assert.throws(() => parseDnsblZones(spec), why, spec);
+    }
+  });
+
+  test('the names asked: reversed octets for IPv4, reversed nibbles for IPv6', () => {
+    assert.equal(dnsblName('192.0.2.99', 'bl.example'), '99.2.0.192.bl.example');
+    assert.equal(dnsblName('::ffff:192.0.2.99', 'bl.example'), '99.2.0.192.bl.example');
+    assert.equal(
+      dnsblName('2001:db8:1:2:3:4:567:89ab', 'bl.example'),
+      'b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.bl.example',
+    );
+    assert.equal(dnsblName('not-an-address', 'bl.example'), undefined);
+  });
+
+  test('an answer in 127/8 lists, but 127.255.255.x and anything else are errors', () => {
+    const [plain, filtered] = parseDnsblZones('a.example,b.example=127.0.0.[2..3]');
+    assert.equal(classifyAnswer('127.0.0.2', plain!), 'listed');
+    assert.equal(classifyAnswer('127.0.1.5', plain!), 'listed');
+    assert.equal(classifyAnswer('127.255.255.254', plain!), 'error');
+    assert.equal(classifyAnswer('198.51.100.7', plain!), 'error');
+    assert.equal(classifyAnswer('127.0.0.3', filtered!), 'listed');
+    assert.equal(classifyAnswer('127.0.0.4', filtered!), 'no');
+  });
+});
+
+describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () => {
+  let dns: DnsServer;
+  const counted: string[] = [];
+  const count = (zone: string, r: DnsblResult) => counted.push(`${zone}:${r}`);
+  before(async () => {
+    dns = await startUnbound(
+      'test',
+      { '2.0.0.127.listed.test': ['Listed for testing, see https://listed.test/'] },
+      {
+        '2.0.0.127.listed.test': ['127.0.0.2'],
+        '2.0.0.127.refusing.test': ['127.255.255.254'],
+      },
+    );
+  });
+  after(async () => {
+    await dns.close();
+  });
+  const client = () => new DnsClient({ servers: [dns.server], timeoutMs: 1000, tries: 1 });
+
+  test('the first listing zone in order decides; a refusing list is an error, not a listing', async () => {
+    const bl = new Dnsbl({
+      zones: parseDnsblZones('refusing.test,listed.test'),
+      dns: client(),
+      onResult: count,
+    });
+    counted.length = 0;
+    assert.deepEqual(await bl.listing('127.0.0.2'), {
+      zone: 'listed.test',
+      code: '127.0.0.2',
+      reason: 'Listed for testing, see https://listed.test/',
+    });
+    assert.deepEqual(counted.sort(), ['listed.test:listed', 'refusing.test:error']);
+    counted.length = 0;
+    assert.equal(await bl.listing('127.0.0.3'), undefined);
+    assert.deepEqual(counted.sort(), ['listed.test:clean', 'refusing.test:clean']);
+  });
+
+  test('a filter that the answer does not match lists nothing', async () => {
+    const bl = new Dnsbl({ zones: parseDnsblZones('listed.test=127.0.0.[3..11]'), dns: client() });
+    assert.equal(await bl.listing('127.0.0.2'), undefined);
+  });
+
+  test('a list that does not answer blocks nothing, after the timeout and not much later', async () => {
+    const silent = createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const bl = new Dnsbl({
+        zones: parseDnsblZones('listed.test'),
+        dns: new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 5000, tries: 1 }),
+        timeoutMs: 300,
+        onResult: count,
+      });
+      counted.length = 0;
+      const started = Date.now();
+      assert.equal(await bl.listing('127.0.0.2'), undefined);
+      const took = Date.now() - started;
+      assert.ok(took >= 290 && took < 2000, `${took} ms`);
+      assert.deepEqual(counted, ['listed.test:error']);
+    } finally {
+      silent.close();
+    }
+  });
+
+  test('through the on-ramp: 554 5.7.1 at the first RCPT; access_map OK lets the client in', async () => {
+    const gw = await startSmtpGateway({
+      dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client() }),
+    });
+    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
+    try {
+      await gw.user('dan');
+      const listed = await RawSmtp.open(gw.port.mx, '127.0.0.2');
+      assert.match(listed.greeting, /^220 /, 'judged at the first RCPT (smtpd_delay_reject)');
+      await listed.cmd('EHLO client.test');
+      assert.match(await listed.cmd('MAIL FROM:<someone@elsewhere.test>'), /^250 /);
+      assert.equal(
+        await listed.cmd(`RCPT TO:<dan@${DOMAIN}>`),
+        '554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using listed.test; Listed for testing, see https://listed.test/\r\n',
+      );
+      listed.close();
+
+      const clean = await RawSmtp.open(gw.port.mx, '127.0.0.3');
+      await clean.cmd('EHLO client.test');
+      await clean.cmd('MAIL FROM:<someone@elsewhere.test>');
+      assert.match(await clean.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
+      clean.close();
+
+      const w = admin.set('access_map', '127.0.0.2', 'OK');
+      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const partner = await RawSmtp.open(gw.port.mx, '127.0.0.2');
+      await partner.cmd('EHLO partner.test');
+      await partner.cmd('MAIL FROM:<someone@partner.test>');
+      assert.match(await partner.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
+      partner.close();
+    } finally {
+      admin.close();
+      await gw.close();
+    }
+  });
+
+  test('a submission client is never looked up', async () => {
+    counted.length = 0;
+    const gw = await startSmtpGateway({
+      dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client(), onResult: count }),
+    });
+    try {
+      const verdict = await gw.pipeline.connect({
+        entrance: 'submission',
+        address: '127.0.0.2',
+        port: 50000,
+        tls: true,
+      });
+      assert.equal(verdict.verdict.kind, 'continue');
+      assert.deepEqual(counted, []);
+      const onPort25 = await gw.pipeline.connect({
+        entrance: 'smtp',
+        address: '127.0.0.2',
+        port: 50000,
+        tls: false,
+      });
+      assert.equal(onPort25.verdict.kind, 'refuse');
+      assert.deepEqual(counted, ['listed.test:listed']);
+    } finally {
+      await gw.close();
+    }
+  });
+});
