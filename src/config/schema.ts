@@ -313,10 +313,16 @@ export const SETTINGS = {
     doc: "DNS blocklists of port 25's clients, as Postfix reject_rbl_client: zones separated by commas, each zone[=filter] (e.g. zen.spamhaus.org=127.0.0.[2..11]). A listed client is refused 554 5.7.1 at its first RCPT (at connect with AFTERSMTP_SMTP_DELAY_REJECT=no), unless access_map says OK for its address; a zone that does not answer blocks nothing. Empty: none.",
     parse: parseDnsblZones,
   }),
+  smtpRhsbl: setting({
+    env: 'AFTERSMTP_SMTP_RHSBL',
+    default: '',
+    doc: "Domain blocklists of port 25's senders, as Postfix reject_rhsbl_sender: zones separated by commas, each zone[=filter] (e.g. dbl.spamhaus.org=127.0.1.[2..99]). The reverse path's domain is looked up; a listed sender is refused 554 5.7.1 at MAIL FROM (at the first RCPT with AFTERSMTP_SMTP_DELAY_REJECT=yes), unless access_map says OK for the client or the sender; the null sender is not looked up. Empty: none.",
+    parse: parseDnsblZones,
+  }),
   smtpDnsblTimeoutMs: setting({
     env: 'AFTERSMTP_SMTP_DNSBL_TIMEOUT_MS',
     default: '3000',
-    doc: 'The longest wait for a blocklist zone to answer, ms; a later answer counts as not listed.',
+    doc: 'The longest wait for a blocklist zone (AFTERSMTP_SMTP_DNSBL, AFTERSMTP_SMTP_RHSBL) to answer, ms; a later answer counts as not listed.',
     parse: integer(100, 60_000),
   }),
   smtpMinDataRate: setting({

@@ -1,6 +1,6 @@
 /**
  * The DNS blocklists' lookups (dnsbl.ts) as a Prometheus counter, by zone and result: listed
- * (the client was refused, unless an earlier zone already listed it), clean, error (no answer in
+ * (the client or sender was refused, unless an earlier zone listed it too), clean, error (no answer in
  * time, a DNS failure, or an answer that is the list's refusal of the query, 127.255.255.x).
  */
 import { Counter, type Registry } from 'prom-client';
@@ -13,7 +13,7 @@ export function registerDnsblMetrics(
 ): (zone: string, r: DnsblResult) => void {
   const lookups = new Counter({
     name: 'aftersmtp_smtp_dnsbl_lookups_total',
-    help: "Port 25 clients looked up in the DNS blocklists (AFTERSMTP_SMTP_DNSBL), by zone and result: listed, clean, error (no answer in time, a DNS failure, or the list's refusal of the query).",
+    help: "Port 25 clients and senders looked up in the DNS blocklists (AFTERSMTP_SMTP_DNSBL, AFTERSMTP_SMTP_RHSBL), by zone and result: listed, clean, error (no answer in time, a DNS failure, or the list's refusal of the query).",
     labelNames: ['zone', 'result'],
     registers: [registry],
   });

@@ -1,9 +1,10 @@
 /**
- * DNS blocklists of client addresses for port 25 (RFC 5782; Postfix's reject_rbl_client): the
- * client's address is looked up in each configured zone (`2.0.0.127.zone` for 127.0.0.2, the 32
- * reversed nibbles for IPv6), and an address record there means "listed". The admission stage
- * refuses a listed client (554 5.7.1, naming the zone and its TXT reason), after access_map: an
- * `OK` there (a known partner, a monitoring host) is never looked up.
+ * DNS blocklists for port 25 (RFC 5782; Postfix's reject_rbl_client and reject_rhsbl_sender):
+ * the client's address is looked up in each configured zone (`2.0.0.127.zone` for 127.0.0.2, the
+ * 32 reversed nibbles for IPv6), the reverse path's domain in each domain zone (`domain.zone`),
+ * and an address record there means "listed". The admission stage refuses a listed client or
+ * sender (554 5.7.1, naming the zone and its TXT reason), after access_map: an `OK` there for the
+ * client's address (a known partner, a monitoring host) or the sender is never looked up.
  *
  * What counts as a listing: an A record in 127.0.0.0/8 (RFC 5782 §2.3), and, when the zone is
  * written with a filter (`zen.spamhaus.org=127.0.0.[2..11]`, Postfix's syntax: each octet a
@@ -144,6 +145,18 @@ export function blockedClient(client: Client, listed: DnsblListing): Verdict {
   };
 }
 
+/** The refusal of a sender whose domain is listed (Postfix's reject_rhsbl_sender). */
+export function blockedSender(domain: string, listed: DnsblListing): Verdict {
+  const reason = listed.reason !== undefined ? `; ${listed.reason}` : '';
+  return {
+    kind: 'refuse',
+    refusal: refusal(
+      'ERR_SENDER_BLOCKED',
+      `Service unavailable; Sender address [${domain}] blocked using ${listed.zone}${reason}`,
+    ),
+  };
+}
+
 /** The blocklists, as the admission stage asks them. */
 export class Dnsbl {
   readonly #o: DnsblOptions;
@@ -158,14 +171,30 @@ export class Dnsbl {
     return this.#o.zones;
   }
 
-  /** The first zone (in the configured order) that lists `address`, or undefined. */
-  async listing(address: string): Promise<DnsblListing | undefined> {
-    const results = await Promise.all(this.#o.zones.map((z) => this.#ask(address, z)));
+  /** The first zone (in the configured order) that lists the IP `address`, or undefined. */
+  listing(address: string): Promise<DnsblListing | undefined> {
+    return this.#first((zone) => dnsblName(address, zone));
+  }
+
+  /**
+   * The first zone that lists the domain (an RHSBL such as dbl.spamhaus.org: `domain.zone`), or
+   * undefined; a name that is not a host name is not looked up.
+   */
+  domainListing(domain: string): Promise<DnsblListing | undefined> {
+    const d = domain.toLowerCase().replace(/\.$/, '');
+    const labels = d.split('.');
+    const valid = labels.length >= 2 && labels.every((l) => LDH_LABEL.test(l)) && isIP(d) === 0;
+    return this.#first((zone) =>
+      valid && d.length + zone.length < 253 ? `${d}.${zone}` : undefined,
+    );
+  }
+
+  async #first(nameIn: (zone: string) => string | undefined): Promise<DnsblListing | undefined> {
+    const results = await Promise.all(this.#o.zones.map((z) => this.#ask(nameIn(z.zone), z)));
     return results.find((r) => r !== undefined);
   }
 
-  async #ask(address: string, z: DnsblZone): Promise<DnsblListing | undefined> {
-    const name = dnsblName(address, z.zone);
+  async #ask(name: string | undefined, z: DnsblZone): Promise<DnsblListing | undefined> {
     if (name === undefined) return undefined;
     let result: DnsblResult = 'clean';
     let listing: DnsblListing | undefined;

@@ -32,7 +32,7 @@ import {
   type SmtpState,
 } from './admission.js';
 import { ampDestination, didDomain, domainOf, smtpDestination } from './addresses.js';
-import { blockedClient, type Dnsbl } from './dnsbl.js';
+import { blockedClient, blockedSender, type Dnsbl } from './dnsbl.js';
 import { checkEphemeral } from './ephemeral.js';
 import { isForOwnGateway, legacyMessage, openForLegacy, senderAddress } from './amp-offramp.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
@@ -91,6 +91,8 @@ export interface PipelineOptions extends TransformDeps, OffRampTransformDeps {
   readonly policy?: readonly PolicyCheck[];
   /** DNS blocklists of port 25's clients (AFTERSMTP_SMTP_DNSBL); absent: none. */
   readonly dnsbl?: Dnsbl;
+  /** Domain blocklists of port 25's senders (AFTERSMTP_SMTP_RHSBL); absent: none. */
+  readonly rhsbl?: Dnsbl;
   /** Postfix recipient_delimiter (default '+'). */
   readonly delimiter?: string;
   readonly log: PipelineLogger;
@@ -169,8 +171,23 @@ export class Pipeline {
   }
 
   /** At MAIL FROM. */
-  mailFrom(state: SmtpState, address: string): Verdict {
-    return admitSender(state, address, this.#o.maps());
+  mailFrom(state: SmtpState, address: string): Promise<Verdict> {
+    return this.#admitSender(state, address, this.#o.maps());
+  }
+
+  /**
+   * AUTH and access_map on the reverse path, then (port 25, a client not trusted, no access_map
+   * OK for the sender, not the null sender) the domain blocklists of its domain.
+   */
+  async #admitSender(state: SmtpState, address: string, maps: MapSnapshot): Promise<Verdict> {
+    const judged = admitSender(state, address, maps);
+    const rhsbl = this.#o.rhsbl;
+    if (rhsbl === undefined || judged.kind === 'refuse' || address === '') return judged;
+    if (state.client.entrance !== 'smtp' || state.trusted) return judged;
+    if (maps.accessSender(address)?.action === 'OK') return judged;
+    const domain = domainOf(address);
+    const listed = await rhsbl.domainListing(domain);
+    return listed === undefined ? judged : blockedSender(domain, listed);
   }
 
   /**
@@ -196,7 +213,7 @@ export class Pipeline {
     const admitted = { ...state, trusted };
     let sender: Verdict | undefined;
     if (pending.sender !== undefined) {
-      sender = admitSender(admitted, pending.sender, maps);
+      sender = await this.#admitSender(admitted, pending.sender, maps);
       if (sender.kind === 'refuse') return { ...(client ? { client } : {}), sender };
     }
     const rcpt = await this.#rcptTo(admitted, address, maps);

@@ -14,6 +14,8 @@ export const PIPELINE_REFUSALS = {
   ERR_ACCESS_DEFERRED: true,
   /** Port 25: the client's address is on a DNS blocklist (AFTERSMTP_SMTP_DNSBL). */
   ERR_CLIENT_BLOCKED: false,
+  /** Port 25: the reverse path's domain is on a domain blocklist (AFTERSMTP_SMTP_RHSBL). */
+  ERR_SENDER_BLOCKED: false,
   /** A recipient domain this gateway does not accept mail for, from a client that may not relay. */
   ERR_RELAY_DENIED: false,
   /** Submission without AUTH. */

@@ -5,7 +5,9 @@
 // query, never a listing); a silent server within the timeout; then through the on-ramp: a listed
 // client is refused 554 5.7.1 at its first RCPT with the zone and reason, another address of the
 // loopback is not, an access_map OK for the listed address lets it in unlooked-up, and a
-// submission client is never looked up.
+// submission client is never looked up. Domain lists (RHSBL) for the reverse path's domain: a
+// listed sender is refused at the first RCPT, the null sender and an access_map OK are not
+// looked up.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
@@ -82,6 +84,7 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       {
         '2.0.0.127.listed.test': ['127.0.0.2'],
         '2.0.0.127.refusing.test': ['127.255.255.254'],
+        'spammer.test.dbl.test': ['127.0.1.2'],
       },
     );
   });
@@ -106,6 +109,19 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
     counted.length = 0;
     assert.equal(await bl.listing('127.0.0.3'), undefined);
     assert.deepEqual(counted.sort(), ['listed.test:clean', 'refusing.test:clean']);
+  });
+
+  test('a domain list: the domain under the zone; a name that is no host name is not asked', async () => {
+    counted.length = 0;
+    const dbl = new Dnsbl({ zones: parseDnsblZones('dbl.test'), dns: client(), onResult: count });
+    assert.deepEqual(await dbl.domainListing('Spammer.test.'), {
+      zone: 'dbl.test',
+      code: '127.0.1.2',
+    });
+    assert.equal(await dbl.domainListing('clean.test'), undefined);
+    assert.equal(await dbl.domainListing('[192.0.2.1]'), undefined);
+    assert.equal(await dbl.domainListing('192.0.2.1'), undefined);
+    assert.deepEqual(counted, ['dbl.test:listed', 'dbl.test:clean']);
   });
 
   test('a filter that the answer does not match lists nothing', async () => {
@@ -167,6 +183,43 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       await partner.cmd('MAIL FROM:<someone@partner.test>');
       assert.match(await partner.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
       partner.close();
+    } finally {
+      admin.close();
+      await gw.close();
+    }
+  });
+
+  test('through the on-ramp: a listed sender domain is refused, the null sender and OK are not', async () => {
+    const gw = await startSmtpGateway({
+      rhsbl: new Dnsbl({ zones: parseDnsblZones('dbl.test'), dns: client() }),
+    });
+    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
+    try {
+      await gw.user('dan');
+      const c = await RawSmtp.open(gw.port.mx);
+      await c.cmd('EHLO client.test');
+      assert.match(await c.cmd('MAIL FROM:<offers@spammer.test>'), /^250 /);
+      assert.equal(
+        await c.cmd(`RCPT TO:<dan@${DOMAIN}>`),
+        '554 5.7.1 Service unavailable; Sender address [spammer.test] blocked using dbl.test\r\n',
+      );
+      assert.match(await c.cmd('RSET'), /^250 /);
+      await c.cmd('MAIL FROM:<someone@clean.test>');
+      assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
+      await c.cmd('RSET');
+      await c.cmd('MAIL FROM:<>');
+      assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /, 'bounces are not looked up');
+      c.close();
+
+      const w = admin.set('access_map', 'spammer.test', 'OK');
+      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const again = await RawSmtp.open(gw.port.mx);
+      await again.cmd('EHLO client.test');
+      await again.cmd('MAIL FROM:<offers@spammer.test>');
+      assert.match(await again.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
+      again.close();
     } finally {
       admin.close();
       await gw.close();

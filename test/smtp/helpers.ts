@@ -75,8 +75,9 @@ export interface SmtpGatewayOptions {
     | ((ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[]);
   /** The delivery worker's handler of `webhook:` jobs. */
   readonly webhook?: DestinationHandler;
-  /** DNS blocklists of port 25's clients. */
+  /** DNS blocklists of port 25's clients, and of their senders' domains. */
   readonly dnsbl?: Dnsbl;
+  readonly rhsbl?: Dnsbl;
   /** The queue's retry policy (default: the queue's). */
   readonly retry?: RetryPolicy;
   /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
@@ -135,6 +136,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     overrides: {
       ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
       ...(opts.dnsbl !== undefined ? { dnsbl: opts.dnsbl } : {}),
+      ...(opts.rhsbl !== undefined ? { rhsbl: opts.rhsbl } : {}),
       ...(opts.policy !== undefined
         ? { policy: typeof opts.policy === 'function' ? opts.policy({ maps, dir }) : opts.policy }
         : {}),

@@ -41,7 +41,7 @@ import { registerMessagingMetrics } from '../../mailbox/metrics.js';
 import { MailboxSignal } from '../../mailbox/signal.js';
 import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
-import { Dnsbl } from '../../pipeline/dnsbl.js';
+import { Dnsbl, type DnsblZone } from '../../pipeline/dnsbl.js';
 import { registerDnsblMetrics } from '../../pipeline/dnsbl-metrics.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
@@ -518,6 +518,16 @@ export const serveCommand: Command = {
         metrics: spamMetrics,
         log,
       });
+      // DNS blocklists of port 25's clients and senders, through the gateway's DNS cache.
+      const countLookup = registerDnsblMetrics(
+        registry,
+        [...config.smtpDnsbl, ...config.smtpRhsbl].map((z) => z.zone),
+      );
+      const blocklist = (zones: readonly DnsblZone[]): Dnsbl | undefined =>
+        zones.length === 0
+          ? undefined
+          : new Dnsbl({ zones, dns, timeoutMs: config.smtpDnsblTimeoutMs, onResult: countLookup });
+      const blocklists = { dnsbl: blocklist(config.smtpDnsbl), rhsbl: blocklist(config.smtpRhsbl) };
       const pipeline = new Pipeline({
         // The spam check first: MailScript reads its report.
         policy: [...policy, mailScript.check],
@@ -535,19 +545,8 @@ export const serveCommand: Command = {
         dkimKeys,
         srs,
         authenticator: mailAuthenticator({ hostname: gatewayHost, dns }),
-        ...(config.smtpDnsbl.length > 0
-          ? {
-              dnsbl: new Dnsbl({
-                zones: config.smtpDnsbl,
-                dns,
-                timeoutMs: config.smtpDnsblTimeoutMs,
-                onResult: registerDnsblMetrics(
-                  registry,
-                  config.smtpDnsbl.map((z) => z.zone),
-                ),
-              }),
-            }
-          : {}),
+        ...(blocklists.dnsbl !== undefined ? { dnsbl: blocklists.dnsbl } : {}),
+        ...(blocklists.rhsbl !== undefined ? { rhsbl: blocklists.rhsbl } : {}),
         log,
         metrics,
       });
