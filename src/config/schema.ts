@@ -319,10 +319,16 @@ export const SETTINGS = {
     doc: "Domain blocklists of port 25's senders, as Postfix reject_rhsbl_sender: zones separated by commas, each zone[=filter] (e.g. dbl.spamhaus.org=127.0.1.[2..99]). The reverse path's domain is looked up; a listed sender is refused 554 5.7.1 at MAIL FROM (at the first RCPT with AFTERSMTP_SMTP_DELAY_REJECT=yes), unless access_map says OK for the client or the sender; the null sender is not looked up. Empty: none.",
     parse: parseDnsblZones,
   }),
-  smtpDnsblTimeoutMs: setting({
-    env: 'AFTERSMTP_SMTP_DNSBL_TIMEOUT_MS',
+  smtpRejectUnknownSenderDomain: setting({
+    env: 'AFTERSMTP_SMTP_REJECT_UNKNOWN_SENDER_DOMAIN',
+    default: 'no',
+    doc: "As Postfix reject_unknown_sender_domain, for port 25: yes refuses a reverse path whose domain does not exist or has neither MX nor address records (450 4.1.8, a temporary refusal as Postfix's), and one whose domain publishes a null MX (550 5.7.27, RFC 7505), unless access_map says OK for the client or the sender; a lookup that fails refuses nothing.",
+    parse: yesNo,
+  }),
+  smtpDnsCheckTimeoutMs: setting({
+    env: 'AFTERSMTP_SMTP_DNS_CHECK_TIMEOUT_MS',
     default: '3000',
-    doc: 'The longest wait for a blocklist zone (AFTERSMTP_SMTP_DNSBL, AFTERSMTP_SMTP_RHSBL) to answer, ms; a later answer counts as not listed.',
+    doc: "The longest wait for a DNS check of port 25's clients and senders (a blocklist zone of AFTERSMTP_SMTP_DNSBL or AFTERSMTP_SMTP_RHSBL, the sender's domain), ms; a later answer refuses nothing.",
     parse: integer(100, 60_000),
   }),
   smtpMinDataRate: setting({

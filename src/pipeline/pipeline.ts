@@ -34,6 +34,7 @@ import {
 import { ampDestination, didDomain, domainOf, smtpDestination } from './addresses.js';
 import { blockedClient, blockedSender, type Dnsbl } from './dnsbl.js';
 import { checkEphemeral } from './ephemeral.js';
+import type { SenderDomainCheck } from './sender-domain.js';
 import { isForOwnGateway, legacyMessage, openForLegacy, senderAddress } from './amp-offramp.js';
 import { addressAmp, addressRecipient, type AddressingResult } from './addressing.js';
 import type { MessageAuthenticator } from './authentication.js';
@@ -93,6 +94,8 @@ export interface PipelineOptions extends TransformDeps, OffRampTransformDeps {
   readonly dnsbl?: Dnsbl;
   /** Domain blocklists of port 25's senders (AFTERSMTP_SMTP_RHSBL); absent: none. */
   readonly rhsbl?: Dnsbl;
+  /** Port 25: refuse a sender whose domain cannot receive mail; absent: not checked. */
+  readonly senderDomains?: SenderDomainCheck;
   /** Postfix recipient_delimiter (default '+'). */
   readonly delimiter?: string;
   readonly log: PipelineLogger;
@@ -177,14 +180,21 @@ export class Pipeline {
 
   /**
    * AUTH and access_map on the reverse path, then (port 25, a client not trusted, no access_map
-   * OK for the sender, not the null sender) the domain blocklists of its domain.
+   * OK for the sender, not the null sender) whether its domain can receive mail, and the domain
+   * blocklists.
    */
   async #admitSender(state: SmtpState, address: string, maps: MapSnapshot): Promise<Verdict> {
     const judged = admitSender(state, address, maps);
-    const rhsbl = this.#o.rhsbl;
-    if (rhsbl === undefined || judged.kind === 'refuse' || address === '') return judged;
+    const { rhsbl, senderDomains } = this.#o;
+    if (judged.kind === 'refuse' || address === '') return judged;
+    if (rhsbl === undefined && senderDomains === undefined) return judged;
     if (state.client.entrance !== 'smtp' || state.trusted) return judged;
     if (maps.accessSender(address)?.action === 'OK') return judged;
+    if (senderDomains !== undefined) {
+      const exists = await senderDomains.verdict(address);
+      if (exists.kind === 'refuse') return exists;
+    }
+    if (rhsbl === undefined) return judged;
     const domain = domainOf(address);
     const listed = await rhsbl.domainListing(domain);
     return listed === undefined ? judged : blockedSender(domain, listed);

@@ -16,6 +16,10 @@ export const PIPELINE_REFUSALS = {
   ERR_CLIENT_BLOCKED: false,
   /** Port 25: the reverse path's domain is on a domain blocklist (AFTERSMTP_SMTP_RHSBL). */
   ERR_SENDER_BLOCKED: false,
+  /** Port 25: the reverse path's domain does not exist, or has no MX nor address record. */
+  ERR_SENDER_DOMAIN_UNKNOWN: true,
+  /** Port 25: the reverse path's domain publishes a null MX (RFC 7505): it sends no mail. */
+  ERR_SENDER_NULL_MX: false,
   /** A recipient domain this gateway does not accept mail for, from a client that may not relay. */
   ERR_RELAY_DENIED: false,
   /** Submission without AUTH. */

@@ -153,7 +153,7 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
 
   test('through the on-ramp: 554 5.7.1 at the first RCPT; access_map OK lets the client in', async () => {
     const gw = await startSmtpGateway({
-      dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client() }),
+      dnsChecks: { dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client() }) },
     });
     const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
     try {
@@ -191,7 +191,7 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
 
   test('through the on-ramp: a listed sender domain is refused, the null sender and OK are not', async () => {
     const gw = await startSmtpGateway({
-      rhsbl: new Dnsbl({ zones: parseDnsblZones('dbl.test'), dns: client() }),
+      dnsChecks: { rhsbl: new Dnsbl({ zones: parseDnsblZones('dbl.test'), dns: client() }) },
     });
     const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
     try {
@@ -229,7 +229,9 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
   test('a submission client is never looked up', async () => {
     counted.length = 0;
     const gw = await startSmtpGateway({
-      dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client(), onResult: count }),
+      dnsChecks: {
+        dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client(), onResult: count }),
+      },
     });
     try {
       const verdict = await gw.pipeline.connect({

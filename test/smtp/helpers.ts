@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
 import { DeliveryWorker, type DestinationHandler } from '../../src/delivery/worker.js';
-import type { Dnsbl } from '../../src/pipeline/dnsbl.js';
 import type { PolicyCheck } from '../../src/pipeline/policy.js';
 import type { RetryPolicy } from '../../src/queue/types.js';
 import { openEnvelope, type OpenedMessage } from '../../src/envelope/index.js';
@@ -24,7 +23,7 @@ import { SubmissionUsers } from '../../src/legacy/users.js';
 import { createOffRamp, type OffRampHandler } from '../../src/legacy/offramp/index.js';
 import { DkimKeys } from '../../src/mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../src/mail/srs.js';
-import type { Pipeline } from '../../src/pipeline/pipeline.js';
+import type { Pipeline, PipelineOptions } from '../../src/pipeline/pipeline.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
@@ -75,9 +74,8 @@ export interface SmtpGatewayOptions {
     | ((ctx: { maps: MappingEngine; dir: string }) => readonly PolicyCheck[]);
   /** The delivery worker's handler of `webhook:` jobs. */
   readonly webhook?: DestinationHandler;
-  /** DNS blocklists of port 25's clients, and of their senders' domains. */
-  readonly dnsbl?: Dnsbl;
-  readonly rhsbl?: Dnsbl;
+  /** The DNS checks of port 25's clients and senders (blocklists, the sender's domain). */
+  readonly dnsChecks?: Pick<PipelineOptions, 'dnsbl' | 'rhsbl' | 'senderDomains'>;
   /** The queue's retry policy (default: the queue's). */
   readonly retry?: RetryPolicy;
   /** Mail out: DKIM keys of DOMAIN made in the data dir, SRS, and the off-ramp. */
@@ -135,8 +133,7 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
     ...(opts.dnsServers !== undefined ? { dnsServers: opts.dnsServers } : {}),
     overrides: {
       ...(outbound !== undefined ? { dkimKeys: outbound.dkim, srs: outbound.srs } : {}),
-      ...(opts.dnsbl !== undefined ? { dnsbl: opts.dnsbl } : {}),
-      ...(opts.rhsbl !== undefined ? { rhsbl: opts.rhsbl } : {}),
+      ...opts.dnsChecks,
       ...(opts.policy !== undefined
         ? { policy: typeof opts.policy === 'function' ? opts.policy({ maps, dir }) : opts.policy }
         : {}),

@@ -42,6 +42,7 @@ import { MailboxSignal } from '../../mailbox/signal.js';
 import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { Dnsbl, type DnsblZone } from '../../pipeline/dnsbl.js';
+import { SenderDomainCheck } from '../../pipeline/sender-domain.js';
 import { registerDnsblMetrics } from '../../pipeline/dnsbl-metrics.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
@@ -526,8 +527,16 @@ export const serveCommand: Command = {
       const blocklist = (zones: readonly DnsblZone[]): Dnsbl | undefined =>
         zones.length === 0
           ? undefined
-          : new Dnsbl({ zones, dns, timeoutMs: config.smtpDnsblTimeoutMs, onResult: countLookup });
+          : new Dnsbl({
+              zones,
+              dns,
+              timeoutMs: config.smtpDnsCheckTimeoutMs,
+              onResult: countLookup,
+            });
       const blocklists = { dnsbl: blocklist(config.smtpDnsbl), rhsbl: blocklist(config.smtpRhsbl) };
+      const senderDomains = config.smtpRejectUnknownSenderDomain
+        ? new SenderDomainCheck({ dns, timeoutMs: config.smtpDnsCheckTimeoutMs })
+        : undefined;
       const pipeline = new Pipeline({
         // The spam check first: MailScript reads its report.
         policy: [...policy, mailScript.check],
@@ -547,6 +556,7 @@ export const serveCommand: Command = {
         authenticator: mailAuthenticator({ hostname: gatewayHost, dns }),
         ...(blocklists.dnsbl !== undefined ? { dnsbl: blocklists.dnsbl } : {}),
         ...(blocklists.rhsbl !== undefined ? { rhsbl: blocklists.rhsbl } : {}),
+        ...(senderDomains !== undefined ? { senderDomains } : {}),
         log,
         metrics,
       });
