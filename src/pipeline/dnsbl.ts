@@ -131,30 +131,29 @@ export function classifyAnswer(code: string, z: DnsblZone): 'listed' | 'error' |
 }
 
 /**
- * The refusal of a listed client, in the words of Postfix's default rbl_reply_maps: "Service
- * unavailable; Client host [address] blocked using zone; reason".
+ * The refusal of a listed client or sender, in the words of Postfix's default rbl_reply_maps:
+ * "Service unavailable; Client host [address] blocked using zone; reason".
  */
-export function blockedClient(client: Client, listed: DnsblListing): Verdict {
+function blocked(
+  code: 'ERR_CLIENT_BLOCKED' | 'ERR_SENDER_BLOCKED',
+  what: string,
+  listed: DnsblListing,
+): Verdict {
   const reason = listed.reason !== undefined ? `; ${listed.reason}` : '';
   return {
     kind: 'refuse',
-    refusal: refusal(
-      'ERR_CLIENT_BLOCKED',
-      `Service unavailable; Client host [${client.address}] blocked using ${listed.zone}${reason}`,
-    ),
+    refusal: refusal(code, `Service unavailable; ${what} blocked using ${listed.zone}${reason}`),
   };
 }
 
-/** The refusal of a sender whose domain is listed (Postfix's reject_rhsbl_sender). */
+/** A listed client (reject_rbl_client). */
+export function blockedClient(client: Client, listed: DnsblListing): Verdict {
+  return blocked('ERR_CLIENT_BLOCKED', `Client host [${client.address}]`, listed);
+}
+
+/** A sender whose domain is listed (reject_rhsbl_sender). */
 export function blockedSender(domain: string, listed: DnsblListing): Verdict {
-  const reason = listed.reason !== undefined ? `; ${listed.reason}` : '';
-  return {
-    kind: 'refuse',
-    refusal: refusal(
-      'ERR_SENDER_BLOCKED',
-      `Service unavailable; Sender address [${domain}] blocked using ${listed.zone}${reason}`,
-    ),
-  };
+  return blocked('ERR_SENDER_BLOCKED', `Sender address [${domain}]`, listed);
 }
 
 /** The blocklists, as the admission stage asks them. */

@@ -140,6 +140,15 @@ describe('the credentials file', () => {
   });
 });
 
+/** A server's key and its chain (its certificate, then the CA's) for `name`. */
+async function serverCertificate(
+  ca: TestCa,
+  name: string,
+): Promise<{ keyPem: string; chainPem: string }> {
+  const c = await ca.issue([name]);
+  return { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
+}
+
 interface AuthServer {
   readonly port: number;
   readonly logins: string[];
@@ -200,10 +209,7 @@ describe('a session that logs in', () => {
   let noTls: AuthServer;
   before(async () => {
     ca = await makeCa();
-    const chain = async (name: string) => {
-      const c = await ca.issue([name]);
-      return { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
-    };
+    const chain = (name: string) => serverCertificate(ca, name);
     good = await startAuthServer(await chain('relay.test'));
     wrongName = await startAuthServer(await chain('someone-else.test'));
     noTls = await startAuthServer(undefined);
@@ -286,10 +292,7 @@ describe('implicit TLS (an smtps: route)', () => {
   let clear: AuthServer;
   before(async () => {
     ca = await makeCa();
-    const chain = async (name: string) => {
-      const c = await ca.issue([name]);
-      return { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
-    };
+    const chain = (name: string) => serverCertificate(ca, name);
     implicit = await startAuthServer(await chain('relay.test'), true);
     implicitWrongName = await startAuthServer(await chain('someone-else.test'), true);
     // Greets in clear and offers STARTTLS: what a submission port 587 is.
@@ -345,11 +348,7 @@ describe(
   () => {
     test('routed by mx_record_map, resolved by DNS: delivered as the login user', async () => {
       const ca = await makeCa();
-      const c = await ca.issue(['smtp.relay.test']);
-      const server = await startAuthServer({
-        keyPem: c.keyPem,
-        chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n`,
-      });
+      const server = await startAuthServer(await serverCertificate(ca, 'smtp.relay.test'));
       const dns = await startZone('relay.test', ['smtp.relay.test. A 127.0.0.1']);
       const maps = MappingEngine.open({ path: ':memory:', pollMs: 0 });
       const path = join(tempDir('creds-'), 'relay-credentials');
@@ -416,8 +415,7 @@ describe(
 
     test('an smtps: route: implicit TLS to the host it names; a clear server is ERR_SMTP_TLS', async () => {
       const ca = await makeCa();
-      const c = await ca.issue(['smtp.relay.test']);
-      const chain = { keyPem: c.keyPem, chainPem: `${c.certPem.trim()}\n${ca.certPem.trim()}\n` };
+      const chain = await serverCertificate(ca, 'smtp.relay.test');
       const [server, clear] = [await startAuthServer(chain, true), await startAuthServer(chain)];
       const dns = await startZone('relay.test', ['smtp.relay.test. A 127.0.0.1']);
       const maps = MappingEngine.open({ path: ':memory:', pollMs: 0 });

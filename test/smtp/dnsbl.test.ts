@@ -20,9 +20,8 @@ import {
   type DnsblResult,
 } from '../../src/pipeline/dnsbl.js';
 import { DnsClient } from '../../src/net/dns.js';
-import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
-import { DOMAIN, RawSmtp, startSmtpGateway } from './helpers.js';
+import { DOMAIN, RawSmtp, setMapEntry, startSmtpGateway } from './helpers.js';
 
 describe('DNS blocklist zones and answers', () => {
   test('zones with and without filters; bad ones refused with the reason', () => {
@@ -155,7 +154,6 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
     const gw = await startSmtpGateway({
       dnsChecks: { dnsbl: new Dnsbl({ zones: parseDnsblZones('listed.test'), dns: client() }) },
     });
-    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
     try {
       await gw.user('dan');
       const listed = await RawSmtp.open(gw.port.mx, '127.0.0.2');
@@ -174,17 +172,13 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       assert.match(await clean.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
       clean.close();
 
-      const w = admin.set('access_map', '127.0.0.2', 'OK');
-      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await setMapEntry(gw, 'access_map', '127.0.0.2', 'OK');
       const partner = await RawSmtp.open(gw.port.mx, '127.0.0.2');
       await partner.cmd('EHLO partner.test');
       await partner.cmd('MAIL FROM:<someone@partner.test>');
       assert.match(await partner.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
       partner.close();
     } finally {
-      admin.close();
       await gw.close();
     }
   });
@@ -193,7 +187,6 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
     const gw = await startSmtpGateway({
       dnsChecks: { rhsbl: new Dnsbl({ zones: parseDnsblZones('dbl.test'), dns: client() }) },
     });
-    const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
     try {
       await gw.user('dan');
       const c = await RawSmtp.open(gw.port.mx);
@@ -211,17 +204,13 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       assert.match(await c.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /, 'bounces are not looked up');
       c.close();
 
-      const w = admin.set('access_map', 'spammer.test', 'OK');
-      for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await setMapEntry(gw, 'access_map', 'spammer.test', 'OK');
       const again = await RawSmtp.open(gw.port.mx);
       await again.cmd('EHLO client.test');
       await again.cmd('MAIL FROM:<offers@spammer.test>');
       assert.match(await again.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
       again.close();
     } finally {
-      admin.close();
       await gw.close();
     }
   });

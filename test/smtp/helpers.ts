@@ -25,7 +25,7 @@ import { DkimKeys } from '../../src/mail/dkim-keys.js';
 import { loadSrsSecret, Srs } from '../../src/mail/srs.js';
 import type { Pipeline, PipelineOptions } from '../../src/pipeline/pipeline.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
-import { MappingEngine, mapsDatabasePath } from '../../src/routing/index.js';
+import { MappingEngine, mapsDatabasePath, type MapName } from '../../src/routing/index.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import type { Envelope } from '../../src/envelope/codec.js';
@@ -212,6 +212,27 @@ export async function startSmtpGateway(opts: SmtpGatewayOptions = {}): Promise<S
       cleanup();
     },
   };
+}
+
+/**
+ * Sets a map entry as `aftersmtp maps set` does (another engine on the gateway's maps file) and
+ * waits until the gateway's snapshot has it.
+ */
+export async function setMapEntry(
+  gw: SmtpGateway,
+  map: MapName,
+  key: string,
+  value: string,
+): Promise<void> {
+  const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
+  try {
+    const w = admin.set(map, key, value);
+    for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    admin.close();
+  }
 }
 
 /** A raw SMTP client for byte-exact dialogues: send bytes, read replies. */
