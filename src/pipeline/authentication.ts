@@ -20,7 +20,7 @@ import { authenticate, type DNSResolver } from 'mailauth';
 import { DnsClient, type DnsResolver } from '../net/dns.js';
 import { nodeStyleResolve } from '../net/dns-node.js';
 import type { ArcChainState } from '../mail/arc.js';
-import type { AuthResults, Client } from './types.js';
+import type { AuthResults, Client, DmarcPolicy } from './types.js';
 
 export type { AuthResults };
 
@@ -71,6 +71,27 @@ function keyword(r: Status | Status[] | false | undefined): string {
     return r.some((x) => x.status?.result === 'pass') ? 'pass' : (r[0]?.status?.result ?? 'none');
   }
   return r.status?.result ?? 'none';
+}
+
+interface DmarcStatus extends Status {
+  domain?: string;
+  policy?: string;
+  pct?: number | string;
+}
+
+/** mailauth's DMARC result, when the From domain has a record: the policy that applies. */
+function dmarcPolicyOf(r: DmarcStatus | false | undefined): { dmarcPolicy?: DmarcPolicy } {
+  if (r === undefined || r === false || typeof r.policy !== 'string' || r.domain === undefined) {
+    return {};
+  }
+  const pct = Number(r.pct ?? 100);
+  return {
+    dmarcPolicy: {
+      domain: r.domain,
+      policy: r.policy.toLowerCase(),
+      pct: Number.isInteger(pct) && pct >= 0 && pct <= 100 ? pct : 100,
+    },
+  };
 }
 
 /** RFC 8601 §2.2: one header field value; a CR or LF from a peer never reaches it. */
@@ -125,6 +146,7 @@ export function mailAuthenticator(options: AuthenticatorOptions): MessageAuthent
         dmarc: keyword(r.dmarc as Status | false),
         arc: keyword(r.arc as Status | false),
         ...(chain !== undefined ? { arcChain: chain } : {}),
+        ...dmarcPolicyOf(r.dmarc as DmarcStatus | false),
       };
     },
   };

@@ -75,6 +75,8 @@ export const PIPELINE_REFUSALS = {
   ERR_SCRIPT_DEFER: true,
   /** A MailScript failed (an exception, its deadline, its memory, a bad action): try again. */
   ERR_SCRIPT_FAILED: true,
+  /** Port 25: the message fails DMARC and its From domain's policy is reject. */
+  ERR_DMARC_REJECT: false,
   /** The spam policy: a score at or over the recipient's reject threshold. */
   ERR_SPAM: false,
   /** The spam policy: a scanner gave no score and the recipient's rule is unavailable=tempfail. */

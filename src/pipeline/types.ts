@@ -163,6 +163,17 @@ export interface AuthResults {
   readonly arc: string;
   /** The ARC chain as a forwarding seal must state it; absent: the chain must not be sealed. */
   readonly arcChain?: ArcChainState;
+  /** The From domain's DMARC record, when it has one: the policy that applies (p, or sp for a
+   * subdomain) and pct. */
+  readonly dmarcPolicy?: DmarcPolicy;
+}
+
+export interface DmarcPolicy {
+  /** The domain whose record applies (the organisational domain for a subdomain). */
+  readonly domain: string;
+  readonly policy: string;
+  /** The percentage of failing mail the policy is for (RFC 7489 §6.3; default 100). */
+  readonly pct: number;
 }
 
 /** A legacy message after DATA: everything the SMTP dialogue established, and the bytes. */

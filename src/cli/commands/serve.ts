@@ -43,6 +43,7 @@ import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { Dnsbl, type DnsblZone } from '../../pipeline/dnsbl.js';
 import { SenderDomainCheck } from '../../pipeline/sender-domain.js';
+import { dmarcRejectCheck } from '../../pipeline/dmarc.js';
 import { registerDnsblMetrics } from '../../pipeline/dnsbl-metrics.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
@@ -538,8 +539,13 @@ export const serveCommand: Command = {
         ? new SenderDomainCheck({ dns, timeoutMs: config.smtpDnsCheckTimeoutMs })
         : undefined;
       const pipeline = new Pipeline({
-        // The spam check first: MailScript reads its report.
-        policy: [...policy, mailScript.check],
+        // DMARC first (a refusal ends the message before any scan), then the spam check:
+        // MailScript reads its report.
+        policy: [
+          ...(config.smtpDmarcReject ? [dmarcRejectCheck()] : []),
+          ...policy,
+          mailScript.check,
+        ],
         domains: [config.domain],
         ledger: gw.ledger,
         remote,

@@ -1,0 +1,90 @@
+// The From domain's DMARC policy acted on (src/pipeline/dmarc.ts, AFTERSMTP_SMTP_DMARC_REJECT),
+// through the on-ramp against a real DNS server (unbound) publishing SPF and DMARC records:
+// mail failing DMARC from a domain whose policy is reject is refused 550 5.7.1 after DATA and
+// nothing is delivered; p=none is delivered with the failure recorded; a client trusted by
+// access_map is not refused; pct samples the failing mail.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import nodemailer from 'nodemailer';
+import { dmarcRejectCheck } from '../../src/pipeline/dmarc.js';
+import type { SecretKeySet } from '../../src/identity/keys.js';
+import type { PolicySubject } from '../../src/pipeline/policy.js';
+import type { LegacySubmission } from '../../src/pipeline/types.js';
+import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
+import { DOMAIN, message, setMapEntry, startSmtpGateway, type SmtpGateway } from './helpers.js';
+
+describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
+  let dns: DnsServer;
+  let gw: SmtpGateway;
+  let dan: SecretKeySet;
+  before(async () => {
+    dns = await startUnbound('test', {
+      'strict.test': ['v=spf1 -all'],
+      '_dmarc.strict.test': ['v=DMARC1; p=reject'],
+      'relaxed.test': ['v=spf1 -all'],
+      '_dmarc.relaxed.test': ['v=DMARC1; p=none'],
+    });
+    gw = await startSmtpGateway({ dnsServers: [dns.server], policy: [dmarcRejectCheck()] });
+    dan = await gw.user('dan');
+  });
+  after(async () => {
+    await gw.close();
+    await dns.close();
+  });
+
+  const send = (from: string, subject: string) =>
+    nodemailer
+      .createTransport({ host: '127.0.0.1', port: gw.port.mx, secure: false, ignoreTLS: true })
+      .sendMail({
+        envelope: { from, to: [`dan@${DOMAIN}`] },
+        raw: message({ from, to: `dan@${DOMAIN}`, subject }),
+      });
+
+  test('p=reject and failing: 550 5.7.1 after DATA, nothing delivered', async () => {
+    await assert.rejects(send('ceo@strict.test', 'spoofed'), (err: { response?: string }) => {
+      assert.equal(
+        err.response,
+        '550 5.7.1 Message rejected: the DMARC policy of strict.test is reject, and the message fails it',
+      );
+      return true;
+    });
+    const r = await send('someone@relaxed.test', 'p=none');
+    assert.match(r.response, /^250 /);
+    const got = await gw.inbox(dan, 1);
+    assert.deepEqual(
+      got.map((g) => g.opened.subject),
+      ['p=none'],
+    );
+  });
+
+  test('a client trusted by access_map is not refused', async () => {
+    await setMapEntry(gw, 'access_map', '127.0.0.1', 'OK');
+    const r = await send('ceo@strict.test', 'from our own list server');
+    assert.match(r.response, /^250 /);
+  });
+});
+
+test('pct: that share of the failing mail is refused, the rest accepted', () => {
+  const subject = (pct: number): PolicySubject => ({
+    kind: 'legacy',
+    submission: {
+      client: { entrance: 'smtp', address: '192.0.2.1', port: 25, tls: false },
+      trusted: false,
+    } as unknown as LegacySubmission,
+    auth: {
+      headers: '',
+      authenticationResults: '',
+      spf: 'fail',
+      dkim: 'none',
+      dmarc: 'fail',
+      arc: 'none',
+      dmarcPolicy: { domain: 'sampled.test', policy: 'reject', pct },
+    },
+  });
+  const verdict = (pct: number, drawn: number) =>
+    (dmarcRejectCheck(() => drawn)(subject(pct), undefined as never, {}) as { kind: string }).kind;
+  assert.equal(verdict(50, 49), 'refuse');
+  assert.equal(verdict(50, 50), 'continue');
+  assert.equal(verdict(100, 99), 'refuse');
+  assert.equal(verdict(0, 0), 'continue');
+});
