@@ -166,10 +166,6 @@ export class Dnsbl {
     this.#timeoutMs = o.timeoutMs ?? 3_000;
   }
 
-  get zones(): readonly DnsblZone[] {
-    return this.#o.zones;
-  }
-
   /** The first zone (in the configured order) that lists the IP `address`, or undefined. */
   listing(address: string): Promise<DnsblListing | undefined> {
     return this.#first((zone) => dnsblName(address, zone));
