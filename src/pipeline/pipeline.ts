@@ -49,7 +49,7 @@ import { encodeOutbound } from '../queue/outbound.js';
 import { runPolicy, type PolicyCheck } from './policy.js';
 import { redirectPlan, webhookEntry } from './script-effects.js';
 import type { LedgerView, RemoteDirectory } from './recipients.js';
-import { keptRecipients, spamByTarget, spamHeaders, spamPartFor } from './spam.js';
+import { keptRecipients, spamByTarget, spamHeaders, spamPartFor, withPolicyJunk } from './spam.js';
 import { refusal } from './refusals.js';
 import {
   messageFacts,
@@ -287,7 +287,9 @@ export class Pipeline {
       );
       sub = { ...sub, recipients: [redirected] };
     }
-    const spam = spamByTarget(sub.recipients, effects.spam);
+    // What the scanners found, and the recipients a policy check filed as junk (set_junk).
+    const report = withPolicyJunk(effects.spam, effects.junk, sub.receivedAt);
+    const spam = spamByTarget(sub.recipients, report);
     if (effects.discard !== undefined) {
       await this.#webhooks(sub, id, effects);
       this.#o.log.info(
@@ -326,10 +328,10 @@ export class Pipeline {
       this.#seal,
       (did) => {
         const r = spam.byDid.get(did);
-        if (r === undefined || effects.spam === undefined) return undefined;
-        const headers = spamHeaders(effects.spam, [r]);
+        if (r === undefined || report === undefined) return undefined;
+        const headers = spamHeaders(report, [r]);
         return {
-          spam: spamPartFor(effects.spam, r),
+          spam: spamPartFor(report, r),
           content: stampedMessage(
             { ...sub, effects: { ...effects, headers: [...(effects.headers ?? []), ...headers] } },
             auth.headers,
@@ -354,9 +356,7 @@ export class Pipeline {
     }));
     // The off-ramp's copy carries X-Spam-* fields for the recipients whose mail goes out.
     const outHeaders =
-      effects.spam !== undefined && spam.offramp.length > 0
-        ? spamHeaders(effects.spam, spam.offramp)
-        : [];
+      report !== undefined && spam.offramp.length > 0 ? spamHeaders(report, spam.offramp) : [];
     const outEffects: Effects =
       outHeaders.length === 0
         ? effects

@@ -363,6 +363,33 @@ export function keptRecipients<R extends { readonly address: string }>(
  * The spam verdict of each DID target and of the off-ramp's addresses, from the recipients (RCPT
  * TO addresses) that lead to them. A DID that two recipients lead to is junk only when both are.
  */
+/**
+ * The spam report with the recipients a policy check filed as junk (Effects.junk: MailScript's
+ * set_junk, DMARC's quarantine) marked so, added when no scanner judged them: their copies carry
+ * a junk verdict in the envelope and are filed in Junk like the scanners' junk. Unchanged when
+ * nothing was filed as junk.
+ */
+export function withPolicyJunk(
+  report: SpamReport | undefined,
+  junk: readonly string[] | undefined,
+  now: number,
+): SpamReport | undefined {
+  if (junk === undefined || junk.length === 0) return report;
+  const marked = new Set(junk.map((j) => j.toLowerCase()));
+  const judged = (report?.recipients ?? []).map((r): RecipientSpam =>
+    marked.has(r.recipient.toLowerCase()) ? { ...r, verdict: 'junk' } : r,
+  );
+  const seen = new Set(judged.map((r) => r.recipient.toLowerCase()));
+  const added = [...marked]
+    .filter((j) => !seen.has(j))
+    .map((recipient): RecipientSpam => ({ recipient, verdict: 'junk', scanners: [] }));
+  return {
+    scans: report?.scans ?? [],
+    recipients: [...judged, ...added],
+    scannedAt: report?.scannedAt ?? now,
+  };
+}
+
 export function spamByTarget(
   recipients: readonly RecipientPlan[],
   report: SpamReport | undefined,

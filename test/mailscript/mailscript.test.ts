@@ -20,6 +20,7 @@ import { ScriptSandbox } from '../../src/script/sandbox.js';
 import { ScriptStore } from '../../src/script/store.js';
 import { createWebhookDelivery } from '../../src/script/webhook.js';
 import type { SecretKeySet } from '../../src/identity/keys.js';
+import { openEnvelope } from '../../src/envelope/index.js';
 import { DOMAIN, startSmtpGateway, type SmtpGateway } from '../smtp/helpers.js';
 import { until } from '../helpers/wait.js';
 
@@ -236,12 +237,20 @@ describe('MailScript through SMTP', () => {
     assert.match(String(errors[0]?.obj.error), /CR, LF/);
   });
 
-  test('set_junk(): the recipients go to Effects.junk for the mailbox side', async () => {
+  test("set_junk(): the recipients' copies are filed in their Junk folder", async () => {
     script('set_junk()');
     seen.length = 0;
+    const junk = async () => (await gw.store.list(alice.did, { folder: 'junk' })).envelopes;
+    const before = (await junk()).length;
     await send('junk?');
     assert.deepEqual(seen.at(-1)?.junk, [`alice@${DOMAIN}`]);
-    await gw.inbox(alice, 1);
+    const filed = await until('the copy in Junk', async () => {
+      const now = await junk();
+      return now.length > before && now;
+    });
+    const opened = openEnvelope(filed.at(-1)!.envelope, alice);
+    assert.equal(opened.subject, 'junk?');
+    assert.match(opened.content.toString(), /^X-Spam-Flag: YES\r$/m);
   });
 
   test('redirect(): the message goes to the new recipient only', async () => {
