@@ -325,10 +325,10 @@ export const SETTINGS = {
     doc: "As Postfix reject_unknown_sender_domain, for port 25: yes refuses a reverse path whose domain does not exist or has neither MX nor address records (450 4.1.8, a temporary refusal as Postfix's), and one whose domain publishes a null MX (550 5.7.27, RFC 7505), unless access_map says OK for the client or the sender; a lookup that fails refuses nothing.",
     parse: yesNo,
   }),
-  smtpDmarcReject: setting({
-    env: 'AFTERSMTP_SMTP_DMARC_REJECT',
+  smtpDmarcEnforce: setting({
+    env: 'AFTERSMTP_SMTP_DMARC_ENFORCE',
     default: 'no',
-    doc: "yes refuses port 25 mail that fails DMARC while its From domain's policy is reject (550 5.7.1 after DATA, RFC 7489 §6.7; pct honoured), unless access_map says OK for the client. quarantine is left to the spam scanners or MailScript.",
+    doc: "yes acts on the From domain's DMARC policy for port 25 mail that fails DMARC: reject is refused (550 5.7.1 after DATA, RFC 7489 §6.7), quarantine is filed in the recipients' Junk folders; pct honoured; not for a client access_map says OK for.",
     parse: yesNo,
   }),
   smtpDnsCheckTimeoutMs: setting({

@@ -75,7 +75,7 @@ export const PIPELINE_REFUSALS = {
   ERR_SCRIPT_DEFER: true,
   /** A MailScript failed (an exception, its deadline, its memory, a bad action): try again. */
   ERR_SCRIPT_FAILED: true,
-  /** Port 25: the message fails DMARC and its From domain's policy is reject. */
+  /** Port 25: the message fails DMARC and its From domain's policy is reject (dmarc.ts). */
   ERR_DMARC_REJECT: false,
   /** The spam policy: a score at or over the recipient's reject threshold. */
   ERR_SPAM: false,

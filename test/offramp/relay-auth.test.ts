@@ -12,7 +12,6 @@ import { chmodSync, utimesSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 import {
   CredentialsFile,
@@ -24,6 +23,7 @@ import { runSession, SessionCache, type SessionInput } from '../../src/legacy/of
 import { encodeOutbound } from '../../src/queue/outbound.js';
 import { MappingEngine } from '../../src/routing/index.js';
 import { ConfigError } from '../../src/errors.js';
+import { until } from '../helpers/wait.js';
 import {
   deliveredToBob,
   job,
@@ -40,15 +40,6 @@ import {
 
 const USER = 'gw@relay.test';
 const PASS = 's3cret-pass';
-
-/** Polls `check` every 100 ms until it holds, for at most `ms`. */
-async function eventually(check: () => boolean, ms = 6_000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end;) {
-    if (check()) return true;
-    await sleep(100);
-  }
-  return check();
-}
 
 describe('the credentials file', () => {
   test('[host]:port and host lines; the port-specific line wins', () => {
@@ -115,25 +106,25 @@ describe('the credentials file', () => {
     try {
       assert.equal(file.lookup('relay.test', 587)?.pass, PASS);
       rewrite(`[relay.test]:587 ${USER}:new-pass\n`);
-      assert.ok(await eventually(() => file.lookup('relay.test', 587)?.pass === 'new-pass'));
+      await until('the reload', () => file.lookup('relay.test', 587)?.pass === 'new-pass');
       assert.ok(reloads.length > 0 && reloads.every((r) => r === undefined));
 
       // (A poll may see the write and the new time apart: each reading is refused alike.)
       let seen = reloads.length;
       rewrite(`[relay.test]:587 ${USER}:third-pass\nnot a line at all\n`);
-      assert.ok(await eventually(() => reloads.length > seen));
+      await until('the reload', () => reloads.length > seen);
       assert.match(reloads.at(-1) ?? '', /line 2: expected/);
       assert.equal(file.lookup('relay.test', 587)?.pass, 'new-pass');
 
       seen = reloads.length;
       chmodSync(path, 0o644);
       rewrite(`[relay.test]:587 ${USER}:fourth-pass\n`);
-      assert.ok(await eventually(() => reloads.length > seen));
+      await until('the reload', () => reloads.length > seen);
       assert.ok(reloads.slice(seen).every((r) => /chmod 600/.test(r ?? '')));
       assert.equal(file.lookup('relay.test', 587)?.pass, 'new-pass');
 
       chmodSync(path, 0o600);
-      assert.ok(await eventually(() => file.lookup('relay.test', 587)?.pass === 'fourth-pass'));
+      await until('the reload', () => file.lookup('relay.test', 587)?.pass === 'fourth-pass');
     } finally {
       file.close();
     }

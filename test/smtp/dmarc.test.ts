@@ -1,15 +1,18 @@
-// The From domain's DMARC policy acted on (src/pipeline/dmarc.ts, AFTERSMTP_SMTP_DMARC_REJECT),
+// The From domain's DMARC policy acted on (src/pipeline/dmarc.ts, AFTERSMTP_SMTP_DMARC_ENFORCE),
 // through the on-ramp against a real DNS server (unbound) publishing SPF and DMARC records:
 // mail failing DMARC from a domain whose policy is reject is refused 550 5.7.1 after DATA and
-// nothing is delivered; p=none is delivered with the failure recorded; a client trusted by
-// access_map is not refused; pct samples the failing mail.
+// nothing is delivered; quarantine is delivered to the Junk folder; p=none to the inbox; a
+// client trusted by access_map is not refused; pct samples the failing mail, the rest getting
+// the next weaker policy.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { dmarcRejectCheck } from '../../src/pipeline/dmarc.js';
+import { dmarcCheck } from '../../src/pipeline/dmarc.js';
 import type { SecretKeySet } from '../../src/identity/keys.js';
 import type { PolicySubject } from '../../src/pipeline/policy.js';
-import type { LegacySubmission } from '../../src/pipeline/types.js';
+import type { LegacySubmission, Verdict } from '../../src/pipeline/types.js';
+import { openEnvelope } from '../../src/envelope/index.js';
+import { until } from '../helpers/wait.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
 import { DOMAIN, message, setMapEntry, startSmtpGateway, type SmtpGateway } from './helpers.js';
 
@@ -23,8 +26,10 @@ describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
       '_dmarc.strict.test': ['v=DMARC1; p=reject'],
       'relaxed.test': ['v=spf1 -all'],
       '_dmarc.relaxed.test': ['v=DMARC1; p=none'],
+      'careful.test': ['v=spf1 -all'],
+      '_dmarc.careful.test': ['v=DMARC1; p=quarantine'],
     });
-    gw = await startSmtpGateway({ dnsServers: [dns.server], policy: [dmarcRejectCheck()] });
+    gw = await startSmtpGateway({ dnsServers: [dns.server], policy: [dmarcCheck()] });
     dan = await gw.user('dan');
   });
   after(async () => {
@@ -55,6 +60,17 @@ describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
       got.map((g) => g.opened.subject),
       ['p=none'],
     );
+    assert.equal((await gw.store.list(dan.did, { folder: 'junk' })).envelopes.length, 0);
+  });
+
+  test('p=quarantine and failing: delivered to the Junk folder', async () => {
+    const r = await send('someone@careful.test', 'quarantined');
+    assert.match(r.response, /^250 /);
+    const [filed] = await until('the copy in Junk', async () => {
+      const junk = (await gw.store.list(dan.did, { folder: 'junk' })).envelopes;
+      return junk.length > 0 && junk;
+    });
+    assert.equal(openEnvelope(filed!.envelope, dan).subject, 'quarantined');
   });
 
   test('a client trusted by access_map is not refused', async () => {
@@ -64,12 +80,13 @@ describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
   });
 });
 
-test('pct: that share of the failing mail is refused, the rest accepted', () => {
-  const subject = (pct: number): PolicySubject => ({
+test('pct: that share of the failing mail gets the policy, the rest the next weaker', () => {
+  const subject = (policy: string, pct: number): PolicySubject => ({
     kind: 'legacy',
     submission: {
       client: { entrance: 'smtp', address: '192.0.2.1', port: 25, tls: false },
       trusted: false,
+      recipients: [{ address: 'dan@example.org', targets: [] }],
     } as unknown as LegacySubmission,
     auth: {
       headers: '',
@@ -78,13 +95,19 @@ test('pct: that share of the failing mail is refused, the rest accepted', () => 
       dkim: 'none',
       dmarc: 'fail',
       arc: 'none',
-      dmarcPolicy: { domain: 'sampled.test', policy: 'reject', pct },
+      dmarcPolicy: { domain: 'sampled.test', policy, pct },
     },
   });
-  const verdict = (pct: number, drawn: number) =>
-    (dmarcRejectCheck(() => drawn)(subject(pct), undefined as never, {}) as { kind: string }).kind;
-  assert.equal(verdict(50, 49), 'refuse');
-  assert.equal(verdict(50, 50), 'continue');
-  assert.equal(verdict(100, 99), 'refuse');
-  assert.equal(verdict(0, 0), 'continue');
+  const verdict = (policy: string, pct: number, drawn: number): string => {
+    const v = dmarcCheck(() => drawn)(subject(policy, pct), undefined as never, {}) as Verdict;
+    if (v.kind === 'refuse') return 'reject';
+    return v.effects?.junk !== undefined ? 'quarantine' : 'none';
+  };
+  assert.equal(verdict('reject', 50, 49), 'reject');
+  assert.equal(verdict('reject', 50, 50), 'quarantine');
+  assert.equal(verdict('reject', 100, 99), 'reject');
+  assert.equal(verdict('reject', 0, 0), 'quarantine');
+  assert.equal(verdict('quarantine', 50, 49), 'quarantine');
+  assert.equal(verdict('quarantine', 50, 50), 'none');
+  assert.equal(verdict('none', 100, 0), 'none');
 });

@@ -26,6 +26,7 @@ import { loadSrsSecret, Srs } from '../../src/mail/srs.js';
 import type { Pipeline, PipelineOptions } from '../../src/pipeline/pipeline.js';
 import { LmdbQueue } from '../../src/queue/lmdb.js';
 import { MappingEngine, mapsDatabasePath, type MapName } from '../../src/routing/index.js';
+import { until } from '../helpers/wait.js';
 import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import type { Envelope } from '../../src/envelope/codec.js';
@@ -227,9 +228,10 @@ export async function setMapEntry(
   const admin = MappingEngine.open({ path: mapsDatabasePath(gw.dir), pollMs: 0 });
   try {
     const w = admin.set(map, key, value);
-    for (let i = 0; i < 100 && gw.maps.snapshot().version < w.version; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      `${map} ${key} in the gateway's maps`,
+      () => gw.maps.snapshot().version >= w.version,
+    );
   } finally {
     admin.close();
   }

@@ -43,7 +43,7 @@ import { TransitOutbox } from '../../mailbox/transit-outbox.js';
 import { MailboxWriter } from '../../mailbox/writer.js';
 import { Dnsbl, type DnsblZone } from '../../pipeline/dnsbl.js';
 import { SenderDomainCheck } from '../../pipeline/sender-domain.js';
-import { dmarcRejectCheck } from '../../pipeline/dmarc.js';
+import { dmarcCheck } from '../../pipeline/dmarc.js';
 import { registerDnsblMetrics } from '../../pipeline/dnsbl-metrics.js';
 import { mailAuthenticator } from '../../pipeline/authentication.js';
 import { Pipeline } from '../../pipeline/pipeline.js';
@@ -541,11 +541,7 @@ export const serveCommand: Command = {
       const pipeline = new Pipeline({
         // DMARC first (a refusal ends the message before any scan), then the spam check:
         // MailScript reads its report.
-        policy: [
-          ...(config.smtpDmarcReject ? [dmarcRejectCheck()] : []),
-          ...policy,
-          mailScript.check,
-        ],
+        policy: [...(config.smtpDmarcEnforce ? [dmarcCheck()] : []), ...policy, mailScript.check],
         domains: [config.domain],
         ledger: gw.ledger,
         remote,
