@@ -318,3 +318,24 @@ export function recordsOf<T extends dnsPacket.Answer['type']>(
 ): Extract<dnsPacket.Answer, { type: T }>[] {
   return a.answers.filter((r): r is Extract<dnsPacket.Answer, { type: T }> => r.type === type);
 }
+
+/**
+ * A null MX (RFC 7505 §3): MX records, every one of them with the root as its exchange. The
+ * domain accepts no mail, and (§4.2) sends none.
+ */
+export function isNullMx(a: DnsAnswer): boolean {
+  const mx = recordsOf(a, 'MX');
+  return mx.length > 0 && mx.every((r) => r.data.exchange.replace(/\.$/, '') === '');
+}
+
+/**
+ * The answer of `lookup`, or undefined once `ms` have passed (the lookup goes on, its result
+ * unused): for checks that must not wait on DNS longer than their own bound.
+ */
+export function answerWithin<T>(lookup: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([lookup, late]).finally(() => clearTimeout(timer));
+}

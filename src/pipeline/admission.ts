@@ -128,24 +128,34 @@ export function ownedAddresses(client: Client, maps: MapSnapshot): Set<string> {
   return owned;
 }
 
+/** The result of the MAIL FROM step: the verdict, and whether access_map said OK for it. */
+export interface SenderVerdict {
+  readonly verdict: Verdict;
+  /** access_map said OK for the reverse path: the DNS checks of its domain are skipped. */
+  readonly permitted: boolean;
+}
+
 /** SMTP MAIL FROM: AUTH on submission (and a reverse path the login owns), then access_map. */
-export function admitSender(state: SmtpState, mailFrom: string, maps: MapSnapshot): Verdict {
+export function admitSender(state: SmtpState, mailFrom: string, maps: MapSnapshot): SenderVerdict {
   const { client } = state;
+  const refused = (code: Parameters<typeof refusal>[0], text: string): SenderVerdict => ({
+    verdict: { kind: 'refuse', refusal: refusal(code, text) },
+    permitted: false,
+  });
   if (client.entrance === 'submission') {
-    if (client.did === undefined) {
-      return { kind: 'refuse', refusal: refusal('ERR_AUTH_REQUIRED', 'Authentication required') };
-    }
+    if (client.did === undefined) return refused('ERR_AUTH_REQUIRED', 'Authentication required');
     if (mailFrom !== '' && !ownedAddresses(client, maps).has(mailFrom.toLowerCase())) {
-      return {
-        kind: 'refuse',
-        refusal: refusal(
-          'ERR_SENDER_MISMATCH',
-          `<${mailFrom}>: Sender address rejected: not owned by user ${client.login ?? ''}`,
-        ),
-      };
+      return refused(
+        'ERR_SENDER_MISMATCH',
+        `<${mailFrom}>: Sender address rejected: not owned by user ${client.login ?? ''}`,
+      );
     }
   }
-  return accessVerdict(maps.accessSender(mailFrom), `<${mailFrom}>: Sender address rejected`);
+  const match = maps.accessSender(mailFrom);
+  return {
+    verdict: accessVerdict(match, `<${mailFrom}>: Sender address rejected`),
+    permitted: match?.action === 'OK',
+  };
 }
 
 /** Whether mail for `domain` is accepted from anyone (it is ours, or in relay_domains). */

@@ -20,7 +20,8 @@
  */
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { DnsError, recordsOf, type DnsResolver } from '../net/dns.js';
+import { checkDomain } from '../identity/did.js';
+import { answerWithin, DnsError, recordsOf, type DnsResolver } from '../net/dns.js';
 import { refusal } from './refusals.js';
 import type { Client, Verdict } from './types.js';
 
@@ -53,17 +54,25 @@ export interface DnsblOptions {
   readonly onResult?: (zone: string, result: DnsblResult) => void;
 }
 
-const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_REASON = 200;
+
+/** `name` in lower case without its final dot, if it is a host name (DID rules), else undefined. */
+function hostName(name: string): string | undefined {
+  const d = name.toLowerCase().replace(/\.$/, '');
+  try {
+    return checkDomain(d);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Parses AFTERSMTP_SMTP_DNSBL: zones separated by commas or spaces, each `zone[=filter]`. */
 export function parseDnsblZones(spec: string): DnsblZone[] {
   const zones: DnsblZone[] = [];
   for (const item of spec.split(/[\s,]+/).filter((s) => s !== '')) {
     const eq = item.indexOf('=');
-    const zone = (eq < 0 ? item : item.slice(0, eq)).toLowerCase().replace(/\.$/, '');
-    const labels = zone.split('.');
-    if (zone.length > 200 || labels.length < 2 || !labels.every((l) => LDH_LABEL.test(l))) {
+    const zone = hostName(eq < 0 ? item : item.slice(0, eq));
+    if (zone === undefined || zone.length > 200) {
       throw new Error(`"${item}": expected a DNS zone, e.g. zen.spamhaus.org`);
     }
     if (zones.some((z) => z.zone === zone)) throw new Error(`"${zone}" is listed twice`);
@@ -105,8 +114,7 @@ function parseFilter(text: string, item: string): NonNullable<DnsblZone['filter'
 
 /** The name to ask of `zone` for `address` (RFC 5782 §2.1, §2.4); undefined for a non-address. */
 export function dnsblName(address: string, zone: string): string | undefined {
-  const family = isIP(address);
-  if (family === 0) return undefined;
+  if (isIP(address) === 0) return undefined;
   const parsed = ipaddr.process(address); // an IPv4-mapped IPv6 address is looked up as IPv4
   if (parsed.kind() === 'ipv4') {
     return `${(parsed as ipaddr.IPv4).octets.slice().reverse().join('.')}.${zone}`;
@@ -176,11 +184,9 @@ export class Dnsbl {
    * undefined; a name that is not a host name is not looked up.
    */
   domainListing(domain: string): Promise<DnsblListing | undefined> {
-    const d = domain.toLowerCase().replace(/\.$/, '');
-    const labels = d.split('.');
-    const valid = labels.length >= 2 && labels.every((l) => LDH_LABEL.test(l)) && isIP(d) === 0;
+    const d = hostName(domain);
     return this.#first((zone) =>
-      valid && d.length + zone.length < 253 ? `${d}.${zone}` : undefined,
+      d !== undefined && d.length + zone.length < 253 ? `${d}.${zone}` : undefined,
     );
   }
 
@@ -194,7 +200,7 @@ export class Dnsbl {
     let result: DnsblResult = 'clean';
     let listing: DnsblListing | undefined;
     try {
-      const answer = await this.#bounded(this.#o.dns.query(name, 'A'));
+      const answer = await answerWithin(this.#o.dns.query(name, 'A'), this.#timeoutMs);
       if (answer === undefined) {
         result = 'error';
       } else {
@@ -224,7 +230,7 @@ export class Dnsbl {
   /** The zone's TXT record for the name: one line of printable ASCII, bounded. */
   async #reason(name: string): Promise<string | undefined> {
     try {
-      const answer = await this.#bounded(this.#o.dns.query(name, 'TXT'));
+      const answer = await answerWithin(this.#o.dns.query(name, 'TXT'), this.#timeoutMs);
       const first = answer === undefined ? undefined : recordsOf(answer, 'TXT')[0];
       if (first === undefined) return undefined;
       const text = ([] as (string | Buffer)[])
@@ -237,14 +243,5 @@ export class Dnsbl {
     } catch {
       return undefined; // the listing stands without its text
     }
-  }
-
-  /** The answer, or undefined once `timeoutMs` has passed. */
-  #bounded<T>(p: Promise<T>): Promise<T | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), this.#timeoutMs);
-    });
-    return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 }

@@ -184,12 +184,11 @@ export class Pipeline {
    * blocklists.
    */
   async #admitSender(state: SmtpState, address: string, maps: MapSnapshot): Promise<Verdict> {
-    const judged = admitSender(state, address, maps);
+    const { verdict: judged, permitted } = admitSender(state, address, maps);
     const { rhsbl, senderDomains } = this.#o;
-    if (judged.kind === 'refuse' || address === '') return judged;
+    if (judged.kind === 'refuse' || address === '' || permitted) return judged;
     if (rhsbl === undefined && senderDomains === undefined) return judged;
     if (state.client.entrance !== 'smtp' || state.trusted) return judged;
-    if (maps.accessSender(address)?.action === 'OK') return judged;
     if (senderDomains !== undefined) {
       const exists = await senderDomains.verdict(address);
       if (exists.kind === 'refuse') return exists;

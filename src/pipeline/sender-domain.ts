@@ -9,7 +9,7 @@
  *
  * Fails open: a lookup that fails or does not answer within `timeoutMs` refuses nothing.
  */
-import { DnsError, type DnsAnswer, type DnsResolver } from '../net/dns.js';
+import { answerWithin, DnsError, isNullMx, type DnsAnswer, type DnsResolver } from '../net/dns.js';
 import { refusal } from './refusals.js';
 import { CONTINUE, type Verdict } from './types.js';
 
@@ -32,24 +32,15 @@ export class SenderDomainCheck {
 
   /** What DNS says of `domain`: MX records first, else A or AAAA records. */
   async state(domain: string): Promise<SenderDomainState> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'lookup-failed'>((resolve) => {
-      timer = setTimeout(() => resolve('lookup-failed'), this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([this.#lookup(domain), late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return (await answerWithin(this.#lookup(domain), this.#timeoutMs)) ?? 'lookup-failed';
   }
 
   async #lookup(domain: string): Promise<SenderDomainState> {
     try {
       const mx = await this.#dns.query(domain, 'MX');
       if (mx.rcode === 'NXDOMAIN') return 'unknown';
-      const exchanges = mx.answers.flatMap((r) => (r.type === 'MX' ? [r.data.exchange] : []));
-      if (exchanges.length === 1 && exchanges[0]?.replace(/\.$/, '') === '') return 'null-mx';
-      if (exchanges.length > 0) return 'exists';
+      if (isNullMx(mx)) return 'null-mx';
+      if (mx.answers.some((r) => r.type === 'MX')) return 'exists';
       const [a, aaaa] = await Promise.all([
         this.#dns.query(domain, 'A'),
         this.#dns.query(domain, 'AAAA'),

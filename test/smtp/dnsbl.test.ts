@@ -9,8 +9,6 @@
 // listed sender is refused at the first RCPT, the null sender and an access_map OK are not
 // looked up.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   classifyAnswer,
@@ -20,6 +18,7 @@ import {
   type DnsblResult,
 } from '../../src/pipeline/dnsbl.js';
 import { DnsClient } from '../../src/net/dns.js';
+import { silentDns } from '../helpers/dns.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
 import { DOMAIN, RawSmtp, setMapEntry, startSmtpGateway } from './helpers.js';
 
@@ -129,13 +128,11 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
   });
 
   test('a list that does not answer blocks nothing, after the timeout and not much later', async () => {
-    const silent = createSocket('udp4');
-    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
-    const port = (silent.address() as AddressInfo).port;
+    const silent = await silentDns();
     try {
       const bl = new Dnsbl({
         zones: parseDnsblZones('listed.test'),
-        dns: new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 5000, tries: 1 }),
+        dns: silent.dns,
         timeoutMs: 300,
         onResult: count,
       });

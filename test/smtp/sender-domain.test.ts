@@ -5,11 +5,10 @@
 // the on-ramp: 450 4.1.8 for a domain that does not exist, 550 5.7.27 for a null MX, the null
 // sender and an access_map OK not looked up.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DnsClient } from '../../src/net/dns.js';
 import { SenderDomainCheck } from '../../src/pipeline/sender-domain.js';
+import { silentDns } from '../helpers/dns.js';
 import { unboundMissing } from '../client-api/helpers.js';
 import { startZone } from '../offramp/helpers.js';
 import { DOMAIN, RawSmtp, setMapEntry, startSmtpGateway } from './helpers.js';
@@ -44,12 +43,10 @@ describe('the sender domain check', { skip: unboundMissing() }, () => {
   });
 
   test('a server that does not answer refuses nothing, after the timeout', async () => {
-    const silent = createSocket('udp4');
-    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
-    const port = (silent.address() as AddressInfo).port;
+    const silent = await silentDns();
     try {
       const c = new SenderDomainCheck({
-        dns: new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 5000, tries: 1 }),
+        dns: silent.dns,
         timeoutMs: 300,
       });
       const started = Date.now();

@@ -14,7 +14,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { DnsAnswer, DnsResolver } from '../../net/dns.js';
-import { DnsError, recordsOf } from '../../net/dns.js';
+import { DnsError, isNullMx, recordsOf } from '../../net/dns.js';
 
 /** At most this many MX hosts are kept (Postfix: smtp_mx_address_limit bounds the addresses). */
 export const MAX_MX = 10;
@@ -104,8 +104,7 @@ export async function planHosts(dns: DnsResolver, hop: NextHop): Promise<HostPla
       ],
     };
   }
-  const real = mx.filter((r) => bare(r.data.exchange) !== '');
-  if (real.length === 0) {
+  if (isNullMx(answer)) {
     // RFC 7505 §3: a null MX; the domain accepts no mail (556 5.1.10 in RFC 7505 §4.2).
     return {
       kind: 'permanent',
@@ -113,6 +112,8 @@ export async function planHosts(dns: DnsResolver, hop: NextHop): Promise<HostPla
       reason: `${hop.lookup} accepts no mail (null MX, RFC 7505)`,
     };
   }
+  // A root exchange beside real ones is no host (RFC 7505 §3: a null MX stands alone).
+  const real = mx.filter((r) => bare(r.data.exchange) !== '');
   const seen = new Set<string>();
   const hosts: NextHost[] = [];
   for (const r of orderMx(real.map((r) => ({ ...r.data, preference: r.data.preference ?? 0 })))) {

@@ -262,9 +262,12 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
       const literal = isIP(host.name) !== 0;
       const hostName = literal ? undefined : host.name;
 
+      // An smtps: route is TLS from the first byte to the host it names, its name checked; else
       // DANE first (RFC 8461 §2: where DANE applies, MTA-STS does not).
-      let tls: TlsRequirement | undefined;
-      if (!literal && host.secureName && addrs.secure) {
+      let tls: TlsRequirement | undefined = group.hop.implicitTls
+        ? { kind: 'implicit' }
+        : undefined;
+      if (tls === undefined && !literal && host.secureName && addrs.secure) {
         try {
           const answer = await dns.query(`_${host.port}._tcp.${host.name}`, 'TLSA');
           const records: Tlsa[] = answer.secure ? tlsaRecords(answer) : [];
@@ -304,8 +307,6 @@ export function createOffRamp(o: OffRampOptions): OffRampHandler {
         }
       }
       tls ??= { kind: 'opportunistic' };
-      // An smtps: route is TLS from the first byte to the host it names: its name is checked.
-      if (group.hop.implicitTls) tls = { kind: 'implicit' };
       // A login goes only over TLS that proves the server's name (credentials.ts).
       const login = hostName === undefined ? undefined : o.credentials?.(hostName, host.port);
       if (login !== undefined && tls.kind !== 'implicit') tls = { kind: 'verified' };
