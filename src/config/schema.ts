@@ -18,6 +18,7 @@ export { parseListenAddress, type ListenAddress };
 import { checkRecipientDelimiter } from '../routing/addresses.js';
 import { parseWebhookList } from '../script/webhook.js';
 import { parseDnsblZones } from '../pipeline/dnsbl.js';
+import { parseTrustedSealers } from '../pipeline/dmarc.js';
 
 export interface Setting<T, D extends string | undefined = string | undefined> {
   /** The environment variable, always AFTERSMTP_*. */
@@ -328,8 +329,14 @@ export const SETTINGS = {
   smtpDmarcEnforce: setting({
     env: 'AFTERSMTP_SMTP_DMARC_ENFORCE',
     default: 'no',
-    doc: "yes acts on the From domain's DMARC policy for port 25 mail that fails DMARC: reject is refused (550 5.7.1 after DATA, RFC 7489 §6.7), quarantine is filed in the recipients' Junk folders; pct honoured; not for a client access_map says OK for.",
+    doc: "yes acts on the From domain's DMARC policy for port 25 mail that fails DMARC: reject is refused (550 5.7.1 after DATA, RFC 7489 §6.7), quarantine is filed in the recipients' Junk folders; pct honoured; not for a client access_map says OK for, nor for mail a trusted ARC sealer vouches for (AFTERSMTP_SMTP_ARC_TRUSTED_SEALERS).",
     parse: yesNo,
+  }),
+  smtpArcTrustedSealers: setting({
+    env: 'AFTERSMTP_SMTP_ARC_TRUSTED_SEALERS',
+    default: '',
+    doc: "Domains (and their subdomains) whose ARC seals override the DMARC policy of AFTERSMTP_SMTP_DMARC_ENFORCE, separated by commas: mail that fails DMARC is taken as usual when its ARC chain passed, its last seal is by one of these, and that seal's ARC-Authentication-Results recorded dmarc=pass (a mailing list or forwarder that changed the message, RFC 8617 §7.2.1). Empty: no override.",
+    parse: parseTrustedSealers,
   }),
   smtpDnsCheckTimeoutMs: setting({
     env: 'AFTERSMTP_SMTP_DNS_CHECK_TIMEOUT_MS',

@@ -20,7 +20,7 @@ import { authenticate, type DNSResolver } from 'mailauth';
 import { DnsClient, type DnsResolver } from '../net/dns.js';
 import { nodeStyleResolve } from '../net/dns-node.js';
 import type { ArcChainState } from '../mail/arc.js';
-import type { AuthResults, Client, DmarcPolicy } from './types.js';
+import type { ArcSeal, AuthResults, Client, DmarcPolicy } from './types.js';
 
 export type { AuthResults };
 
@@ -46,6 +46,26 @@ interface Status {
 interface ArcStatus {
   status?: { result?: string; shouldSeal?: boolean };
   authResults?: string;
+  authenticationResults?: { dmarc?: { result?: string } };
+  /** mailauth's parsed ARC sets, by instance (not enumerable). */
+  chain?: readonly { 'arc-seal'?: { parsed?: { d?: { value?: string } } } }[];
+}
+
+/**
+ * The last set of a chain that passed: its sealer (the ARC-Seal's d=) and the DMARC result its
+ * ARC-Authentication-Results recorded, which is what that hop saw before it changed the message.
+ */
+function arcSealOf(r: ArcStatus | false | undefined): { arcSeal?: ArcSeal } {
+  if (r === undefined || r === false || r.status?.result !== 'pass') return {};
+  const sealer = r.chain?.at(-1)?.['arc-seal']?.parsed?.d?.value;
+  if (typeof sealer !== 'string' || sealer === '') return {};
+  const dmarc = r.authenticationResults?.dmarc?.result;
+  return {
+    arcSeal: {
+      sealer: sealer.trim().toLowerCase().replace(/\.$/, ''),
+      dmarc: typeof dmarc === 'string' ? dmarc.toLowerCase() : 'none',
+    },
+  };
 }
 
 /**
@@ -146,6 +166,7 @@ export function mailAuthenticator(options: AuthenticatorOptions): MessageAuthent
         dmarc: keyword(r.dmarc as Status | false),
         arc: keyword(r.arc as Status | false),
         ...(chain !== undefined ? { arcChain: chain } : {}),
+        ...arcSealOf(r.arc as ArcStatus | false),
         ...dmarcPolicyOf(r.dmarc as DmarcStatus | false),
       };
     },

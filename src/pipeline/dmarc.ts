@@ -7,16 +7,54 @@
  * rest gets the next weaker one (reject becomes quarantine, quarantine becomes none).
  *
  * Not acted on: submission, whose users are authenticated; a client trusted by access_map (a
- * forwarder or mailing list of ours, as OpenDMARC's IgnoreHosts); an ARC chain does not override
- * the policy.
+ * forwarder or mailing list of ours, as OpenDMARC's IgnoreHosts); mail whose ARC chain passed
+ * and was last sealed by a domain the operator trusts (AFTERSMTP_SMTP_ARC_TRUSTED_SEALERS, a
+ * local policy as RFC 8617 §7.2.1 allows) when that seal recorded DMARC as pass: a mailing list
+ * or forwarder that changed the message (a footer, a subject tag) and so broke its DKIM saw it
+ * pass before. The override trusts that sealer's word, nothing more: a trusted sealer that lies
+ * or is compromised can carry any From domain past the policy.
  */
 import { randomInt } from 'node:crypto';
+import { checkDomain } from '../identity/did.js';
 import type { PolicyCheck } from './policy.js';
 import { refusal } from './refusals.js';
-import { CONTINUE } from './types.js';
+import { CONTINUE, type AuthResults } from './types.js';
 
-/** The check; `draw` picks a whole number below 100 (the pct sampling). */
-export function dmarcCheck(draw: () => number = () => randomInt(100)): PolicyCheck {
+export interface DmarcCheckOptions {
+  /** ARC sealers whose recorded DMARC pass overrides the policy: these domains and their subdomains. */
+  readonly trustedArcSealers?: readonly string[];
+  /** Told of every override, for the log. */
+  readonly onOverride?: (facts: { transaction: string; domain: string; sealer: string }) => void;
+  /** Picks a whole number below 100 (the pct sampling). */
+  readonly draw?: () => number;
+}
+
+/** Parses AFTERSMTP_SMTP_ARC_TRUSTED_SEALERS: domains separated by commas or spaces. */
+export function parseTrustedSealers(spec: string): string[] {
+  const domains: string[] = [];
+  for (const item of spec.split(/[\s,]+/).filter((s) => s !== '')) {
+    const domain = item.toLowerCase().replace(/\.$/, '');
+    try {
+      checkDomain(domain);
+    } catch {
+      throw new Error(`"${item}": expected a domain, e.g. google.com`);
+    }
+    if (!domains.includes(domain)) domains.push(domain);
+  }
+  return domains;
+}
+
+/** The trusted sealer that vouches for the message's DMARC pass, if one does. */
+function vouchingSealer(auth: AuthResults, trusted: readonly string[]): string | undefined {
+  const seal = auth.arcSeal;
+  if (auth.arc !== 'pass' || seal === undefined || seal.dmarc !== 'pass') return undefined;
+  const { sealer } = seal;
+  return trusted.some((d) => sealer === d || sealer.endsWith(`.${d}`)) ? sealer : undefined;
+}
+
+export function dmarcCheck(options: DmarcCheckOptions = {}): PolicyCheck {
+  const draw = options.draw ?? (() => randomInt(100));
+  const trusted = options.trustedArcSealers ?? [];
   return (subject) => {
     if (subject.kind !== 'legacy') return CONTINUE;
     const { submission, auth } = subject;
@@ -26,6 +64,12 @@ export function dmarcCheck(draw: () => number = () => randomInt(100)): PolicyChe
     const sampled = p.pct >= 100 || draw() < p.pct;
     const policy =
       p.policy === 'reject' ? (sampled ? 'reject' : 'quarantine') : sampled ? p.policy : 'none';
+    if (policy !== 'reject' && policy !== 'quarantine') return CONTINUE;
+    const sealer = vouchingSealer(auth, trusted);
+    if (sealer !== undefined) {
+      options.onOverride?.({ transaction: submission.transaction, domain: p.domain, sealer });
+      return CONTINUE;
+    }
     if (policy === 'reject') {
       return {
         kind: 'refuse',
@@ -35,12 +79,6 @@ export function dmarcCheck(draw: () => number = () => randomInt(100)): PolicyChe
         ),
       };
     }
-    if (policy === 'quarantine') {
-      return {
-        kind: 'continue',
-        effects: { junk: submission.recipients.map((r) => r.address) },
-      };
-    }
-    return CONTINUE;
+    return { kind: 'continue', effects: { junk: submission.recipients.map((r) => r.address) } };
   };
 }

@@ -99,8 +99,11 @@ function firstField(lines: readonly string[], name: string): string | undefined 
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line === '') return undefined;
+    // A continuation line belongs to the field above it, whatever it holds (a DKIM-Signature's
+    // folded h= list may start with "From:" or "subject :").
+    if (line.startsWith(' ') || line.startsWith('\t')) continue;
     const colon = line.indexOf(':');
-    if (colon < 0 || line.slice(0, colon).trim().toLowerCase() !== name) continue;
+    if (colon < 0 || line.slice(0, colon).trimEnd().toLowerCase() !== name) continue;
     let value = line.slice(colon + 1);
     while (/^[ \t]/.test(lines[i + 1] ?? '')) value += ` ${(lines[++i] as string).trimStart()}`;
     return value.trim();

@@ -163,9 +163,18 @@ export interface AuthResults {
   readonly arc: string;
   /** The ARC chain as a forwarding seal must state it; absent: the chain must not be sealed. */
   readonly arcChain?: ArcChainState;
+  /** The last ARC set of a chain that passed (absent otherwise): who sealed it and what it saw. */
+  readonly arcSeal?: ArcSeal;
   /** The From domain's DMARC record, when it has one: the policy that applies (p, or sp for a
    * subdomain) and pct. */
   readonly dmarcPolicy?: DmarcPolicy;
+}
+
+export interface ArcSeal {
+  /** The domain of the last ARC-Seal (its d=), lower case. */
+  readonly sealer: string;
+  /** The DMARC result that set's ARC-Authentication-Results recorded ('none': it recorded none). */
+  readonly dmarc: string;
 }
 
 export interface DmarcPolicy {

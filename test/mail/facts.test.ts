@@ -51,6 +51,13 @@ const CASES: [string, string, string, string][] = [
   ['ISO-8859-1', 'Subject: =?ISO-8859-1?Q?Andr=E9?= Pirard\r\n\r\n', 'André Pirard', ''],
   ['a space before the colon', 'Subject : spaced\r\nFrom : sp@x.y\r\n\r\n', 'spaced', 'sp@x.y'],
   ['no header section', 'just text', '', ''],
+  [
+    'a folded line that looks like a field',
+    'DKIM-Signature: v=1; d=a.example; h=\r\n subject : from;\r\n From:To:Date; b=xyz\r\n' +
+      'Subject: the real one\r\nFrom: real@a.example\r\n\r\n',
+    'the real one',
+    'real@a.example',
+  ],
 ];
 
 for (const [what, message, subject, headerFrom] of CASES) {

@@ -7,10 +7,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { dmarcCheck } from '../../src/pipeline/dmarc.js';
+import { dmarcCheck, parseTrustedSealers } from '../../src/pipeline/dmarc.js';
 import type { SecretKeySet } from '../../src/identity/keys.js';
 import type { PolicySubject } from '../../src/pipeline/policy.js';
-import type { LegacySubmission, Verdict } from '../../src/pipeline/types.js';
+import type {
+  AuthResults,
+  DmarcPolicy,
+  LegacySubmission,
+  Verdict,
+} from '../../src/pipeline/types.js';
 import { openEnvelope } from '../../src/envelope/index.js';
 import { until } from '../helpers/wait.js';
 import { startUnbound, unboundMissing, type DnsServer } from '../client-api/helpers.js';
@@ -80,10 +85,12 @@ describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
   });
 });
 
-test('pct: that share of the failing mail gets the policy, the rest the next weaker', () => {
-  const subject = (policy: string, pct: number): PolicySubject => ({
+/** A port 25 message that fails DMARC, its From domain's record being `policy`. */
+function failing(policy: DmarcPolicy, auth: Partial<AuthResults> = {}): PolicySubject {
+  return {
     kind: 'legacy',
     submission: {
+      transaction: 't1',
       client: { entrance: 'smtp', address: '192.0.2.1', port: 25, tls: false },
       trusted: false,
       recipients: [{ address: 'dan@example.org', targets: [] }],
@@ -95,11 +102,19 @@ test('pct: that share of the failing mail gets the policy, the rest the next wea
       dkim: 'none',
       dmarc: 'fail',
       arc: 'none',
-      dmarcPolicy: { domain: 'sampled.test', policy, pct },
+      dmarcPolicy: policy,
+      ...auth,
     },
-  });
+  };
+}
+
+test('pct: that share of the failing mail gets the policy, the rest the next weaker', () => {
   const verdict = (policy: string, pct: number, drawn: number): string => {
-    const v = dmarcCheck(() => drawn)(subject(policy, pct), undefined as never, {}) as Verdict;
+    const v = dmarcCheck({ draw: () => drawn })(
+      failing({ domain: 'sampled.test', policy, pct }),
+      undefined as never,
+      {},
+    ) as Verdict;
     if (v.kind === 'refuse') return 'reject';
     return v.effects?.junk !== undefined ? 'quarantine' : 'none';
   };
@@ -110,4 +125,34 @@ test('pct: that share of the failing mail gets the policy, the rest the next wea
   assert.equal(verdict('quarantine', 50, 49), 'quarantine');
   assert.equal(verdict('quarantine', 50, 50), 'none');
   assert.equal(verdict('none', 100, 0), 'none');
+});
+
+test('an ARC seal overrides only when it passed, is by a trusted domain and recorded DMARC pass', () => {
+  const subject = (arc: string, sealer: string, dmarc: string): PolicySubject =>
+    failing(
+      { domain: 'author.test', policy: 'reject', pct: 100 },
+      { arc, arcSeal: { sealer, dmarc } },
+    );
+  const seen: string[] = [];
+  const check = dmarcCheck({
+    trustedArcSealers: parseTrustedSealers('lists.example, Google.com.'),
+    onOverride: (f) => seen.push(`${f.transaction} ${f.domain} ${f.sealer}`),
+  });
+  const kind = (arc: string, sealer: string, dmarc: string): string =>
+    (check(subject(arc, sealer, dmarc), undefined as never, {}) as Verdict).kind;
+  assert.equal(kind('pass', 'lists.example', 'pass'), 'continue');
+  assert.equal(kind('pass', 'google.com', 'pass'), 'continue');
+  assert.equal(kind('pass', 'a.lists.example', 'pass'), 'continue');
+  assert.equal(kind('pass', 'evillists.example', 'pass'), 'refuse');
+  assert.equal(kind('pass', 'example', 'pass'), 'refuse');
+  assert.equal(kind('pass', 'lists.example', 'fail'), 'refuse');
+  assert.equal(kind('pass', 'lists.example', 'none'), 'refuse');
+  assert.equal(kind('fail', 'lists.example', 'pass'), 'refuse');
+  assert.deepEqual(seen, [
+    't1 author.test lists.example',
+    't1 author.test google.com',
+    't1 author.test a.lists.example',
+  ]);
+  assert.throws(() => parseTrustedSealers('lists.example, not a domain'), /expected a domain/);
+  assert.deepEqual(parseTrustedSealers(''), []);
 });

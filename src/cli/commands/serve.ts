@@ -541,7 +541,19 @@ export const serveCommand: Command = {
       const pipeline = new Pipeline({
         // DMARC first (a refusal ends the message before any scan), then the spam check:
         // MailScript reads its report.
-        policy: [...(config.smtpDmarcEnforce ? [dmarcCheck()] : []), ...policy, mailScript.check],
+        policy: [
+          ...(config.smtpDmarcEnforce
+            ? [
+                dmarcCheck({
+                  trustedArcSealers: config.smtpArcTrustedSealers,
+                  onOverride: (facts) =>
+                    log.info(facts, 'dmarc: policy overridden by a trusted ARC sealer'),
+                }),
+              ]
+            : []),
+          ...policy,
+          mailScript.check,
+        ],
         domains: [config.domain],
         ledger: gw.ledger,
         remote,
