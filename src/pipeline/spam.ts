@@ -226,7 +226,9 @@ function boundedList(names: readonly string[], max: number): string {
  * X-Spam-* header lines (SpamAssassin's names, which mail clients and sieve scripts know) for
  * legacy output: X-Spam-Flag (YES for junk), X-Spam-Score, and X-Spam-Status with the verdict,
  * the score, the junk threshold, the rules that hit and the scanners; "scanner unavailable" when
- * a scanner gave no score and the message was accepted anyway.
+ * a scanner gave no score and the message was accepted anyway; "filed as junk by policy, not
+ * scanned" for a copy that a policy (DMARC's quarantine, MailScript's set_junk) filed as junk
+ * with no scanner's score.
  */
 export function spamHeaders(report: SpamReport, rs: readonly RecipientSpam[]): string[] {
   if (rs.length === 0) return [];
@@ -245,15 +247,20 @@ export function spamHeaders(report: SpamReport, rs: readonly RecipientSpam[]): s
     ],
     600,
   );
-  const status = unavailable
-    ? `${junk ? 'Yes' : 'No'}, scanner unavailable${score !== undefined ? ` score=${spamDecimal(score)}` : ''}`
-    : `${junk ? 'Yes' : 'No'}, score=${spamDecimal(score ?? 0)}` +
-      `${required !== undefined ? ` required=${spamDecimal(required)}` : ''}` +
-      ` tests=${tests === '' ? 'none' : tests}`;
+  const status =
+    scanners.length === 0
+      ? `${junk ? 'Yes, filed as junk by policy' : 'No'}, not scanned`
+      : unavailable
+        ? `${junk ? 'Yes' : 'No'}, scanner unavailable${score !== undefined ? ` score=${spamDecimal(score)}` : ''}`
+        : `${junk ? 'Yes' : 'No'}, score=${spamDecimal(score ?? 0)}` +
+          `${required !== undefined ? ` required=${spamDecimal(required)}` : ''}` +
+          ` tests=${tests === '' ? 'none' : tests}`;
   return [
     `X-Spam-Flag: ${junk ? 'YES' : 'NO'}`,
     ...(score !== undefined ? [`X-Spam-Score: ${spamDecimal(score)}`] : []),
-    foldHeader(`X-Spam-Status: ${status} scanners=${scanners.join(',')}`),
+    foldHeader(
+      `X-Spam-Status: ${status}${scanners.length > 0 ? ` scanners=${scanners.join(',')}` : ''}`,
+    ),
   ];
 }
 

@@ -75,7 +75,14 @@ describe('DMARC reject through the on-ramp', { skip: unboundMissing() }, () => {
       const junk = (await gw.store.list(dan.did, { folder: 'junk' })).envelopes;
       return junk.length > 0 && junk;
     });
-    assert.equal(openEnvelope(filed!.envelope, dan).subject, 'quarantined');
+    const opened = openEnvelope(filed!.envelope, dan);
+    assert.equal(opened.subject, 'quarantined');
+    // No scanner scored it: the copy says who filed it, not a score of 0.
+    assert.match(opened.content.toString(), /^X-Spam-Flag: YES\r$/m);
+    assert.match(
+      opened.content.toString(),
+      /^X-Spam-Status: Yes, filed as junk by policy, not scanned\r$/m,
+    );
   });
 
   test('a client trusted by access_map is not refused', async () => {
