@@ -7,7 +7,19 @@
  */
 import { fieldValue, splitMessage } from '../mail/headers.js';
 import type { PolicySubject } from '../pipeline/policy.js';
-import type { Effects, SpamReport } from '../pipeline/types.js';
+import type { AuthResults, Effects, SpamReport } from '../pipeline/types.js';
+
+/** What a script sees of the gateway's checks: the results, and the ARC seal when known. */
+export type ScriptAuth = Pick<AuthResults, 'spf' | 'dkim' | 'dmarc'> &
+  Partial<Pick<AuthResults, 'arc' | 'arcSeal'>>;
+
+const NO_AUTH: ScriptInput['auth'] = {
+  spf: 'none',
+  dkim: 'none',
+  dmarc: 'none',
+  arc: 'none',
+  arcSealer: '',
+};
 
 export const MAX_HEADER_FIELDS = 200;
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -28,7 +40,14 @@ export interface ScriptInput {
     readonly transaction: string;
   };
   readonly headers: readonly { readonly name: string; readonly value: string }[];
-  readonly auth: { readonly spf: string; readonly dkim: string; readonly dmarc: string };
+  readonly auth: {
+    readonly spf: string;
+    readonly dkim: string;
+    readonly dmarc: string;
+    readonly arc: string;
+    /** The domain of the last ARC seal when the chain passed, else ''. */
+    readonly arcSealer: string;
+  };
   readonly spam: SpamReport | null;
   readonly recipients: readonly { readonly address: string; readonly dids: readonly string[] }[];
   /** The default payload of webhook(name) and route_to_webhook(name). */
@@ -60,7 +79,7 @@ function plainSpam(effects: Effects | undefined): SpamReport | null {
 
 export function scriptInput(
   subject: PolicySubject,
-  auth: { spf: string; dkim: string; dmarc: string } | undefined,
+  auth: ScriptAuth | undefined,
   prior: Effects | undefined,
 ): ScriptInput {
   const sub = subject.submission;
@@ -90,11 +109,16 @@ export function scriptInput(
         transaction: s.transaction,
       },
       headers,
-      auth: {
-        spf: auth?.spf ?? 'none',
-        dkim: auth?.dkim ?? 'none',
-        dmarc: auth?.dmarc ?? 'none',
-      },
+      auth:
+        auth === undefined
+          ? NO_AUTH
+          : {
+              spf: auth.spf,
+              dkim: auth.dkim,
+              dmarc: auth.dmarc,
+              arc: auth.arc ?? 'none',
+              arcSealer: auth.arcSeal?.sealer ?? '',
+            },
       spam: plainSpam(prior),
       recipients,
       summary: {
@@ -118,7 +142,7 @@ export function scriptInput(
       transaction: subject.submission.transaction,
     },
     headers: [],
-    auth: { spf: 'none', dkim: 'none', dmarc: 'none' },
+    auth: NO_AUTH,
     spam: plainSpam(prior),
     recipients: dids.map((d) => ({ address: d, dids: [d] })),
     summary: {

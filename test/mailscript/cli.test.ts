@@ -107,6 +107,27 @@ describe('aftersmtp script', () => {
     assert.equal(out.verdict.kind, 'refuse');
     assert.equal(out.verdict.refusal.smtpCode, 550);
 
+    const vouched = join(dir, 'vouched.js');
+    writeFileSync(
+      vouched,
+      "if (auth.arc === 'pass' && auth.arcSealer !== '') add_header('X-Vouched-By', auth.arcSealer)",
+    );
+    const arcArgs = ['script', 'test', 'global', '--to', 'c@example.org', '--file', vouched];
+    const sealed = await runCli([...arcArgs, '--arc', 'pass', '--arc-sealer', 'Lists.Example'], {
+      env,
+    });
+    assert.equal(sealed.code, 0, sealed.stderr);
+    assert.match(
+      sealed.stdout,
+      /"action":"add_header","name":"X-Vouched-By","value":"lists\.example"/,
+    );
+    const unsealed = await runCli(arcArgs, { env });
+    assert.equal(unsealed.code, 0, unsealed.stderr);
+    assert.match(unsealed.stdout, /: 0 action\(s\)$/m);
+    const noChain = await runCli([...arcArgs, '--arc-sealer', 'lists.example'], { env });
+    assert.equal(noChain.code, 2);
+    assert.match(noChain.stderr, /--arc-sealer goes with --arc pass/);
+
     const fromFile = join(dir, 'loop.js');
     writeFileSync(fromFile, 'for (;;) {}');
     const loop = await runCli(

@@ -21,7 +21,7 @@ const INPUT = JSON.stringify({
     { name: 'X-Tag', value: 'one' },
     { name: 'X-Tag', value: 'two' },
   ],
-  auth: { spf: 'pass', dkim: 'none', dmarc: 'fail' },
+  auth: { spf: 'pass', dkim: 'none', dmarc: 'fail', arc: 'pass', arcSealer: 'lists.example' },
   spam: { score: 7.5 },
   recipients: [{ address: 'alice@example.org', dids: ['did:aftersmtp:example.org:alice'] }],
   summary: { subject: 'Urgent: the build' },
@@ -58,6 +58,7 @@ describe('MailScript sandbox', () => {
     assert.equal(value("headers.contains('URGENT')"), true);
     assert.equal(value("headers.has('received')"), false);
     assert.equal(value('auth.dmarc'), 'fail');
+    assert.equal(value('auth.arcSealer'), 'lists.example');
     assert.equal(value('spam.score'), 7.5);
     assert.deepEqual(value('recipients[0].dids'), ['did:aftersmtp:example.org:alice']);
     assert.equal(value('entrance'), 'smtp');

@@ -187,7 +187,7 @@ export const scriptCommands: readonly Command[] = [
     summary:
       "Run a script (the scope's stored one, or --file) on a sample envelope and message and print its actions and what the gateway would do; nothing is done.",
     usage:
-      '<scope> --from <sender> --to <recipient> [--to ...] [--file <script|->] [--message <file.eml>] [--header "Name: value" ...] [--entrance smtp|submission|client-api|relay] [--spf r] [--dkim r] [--dmarc r] [--json]',
+      '<scope> --from <sender> --to <recipient> [--to ...] [--file <script|->] [--message <file.eml>] [--header "Name: value" ...] [--entrance smtp|submission|client-api|relay] [--spf r] [--dkim r] [--dmarc r] [--arc r] [--arc-sealer domain] [--json]',
     options: {
       ...json,
       file: { type: 'string' },
@@ -199,6 +199,8 @@ export const scriptCommands: readonly Command[] = [
       spf: { type: 'string' },
       dkim: { type: 'string' },
       dmarc: { type: 'string' },
+      arc: { type: 'string' },
+      'arc-sealer': { type: 'string' },
     },
     positionals: true,
     async run(args) {
@@ -240,12 +242,18 @@ export const scriptCommands: readonly Command[] = [
           receivedAt: Date.now(),
         },
       };
+      const sealer = optionalString(args, 'arc-sealer')?.toLowerCase();
+      if (sealer !== undefined && optionalString(args, 'arc') !== 'pass') {
+        throw new UsageError('--arc-sealer goes with --arc pass (a sealer is known only then)');
+      }
       const input = scriptInput(
         subject,
         {
           spf: optionalString(args, 'spf') ?? 'none',
           dkim: optionalString(args, 'dkim') ?? 'none',
           dmarc: optionalString(args, 'dmarc') ?? 'none',
+          arc: optionalString(args, 'arc') ?? 'none',
+          ...(sealer !== undefined ? { arcSeal: { sealer, dmarc: 'none' } } : {}),
         },
         undefined,
       );
