@@ -19,6 +19,7 @@
 import { authenticate, type DNSResolver } from 'mailauth';
 import { DnsClient, type DnsResolver } from '../net/dns.js';
 import { nodeStyleResolve } from '../net/dns-node.js';
+import { lookupDomain } from '../routing/addresses.js';
 import type { ArcChainState } from '../mail/arc.js';
 import type { ArcSeal, AuthResults, Client, DmarcPolicy } from './types.js';
 
@@ -57,15 +58,11 @@ interface ArcStatus {
  */
 function arcSealOf(r: ArcStatus | false | undefined): { arcSeal?: ArcSeal } {
   if (r === undefined || r === false || r.status?.result !== 'pass') return {};
-  const sealer = r.chain?.at(-1)?.['arc-seal']?.parsed?.d?.value;
-  if (typeof sealer !== 'string' || sealer === '') return {};
+  const d = r.chain?.at(-1)?.['arc-seal']?.parsed?.d?.value;
+  const sealer = typeof d === 'string' ? lookupDomain(d) : undefined;
+  if (sealer === undefined) return {};
   const dmarc = r.authenticationResults?.dmarc?.result;
-  return {
-    arcSeal: {
-      sealer: sealer.trim().toLowerCase().replace(/\.$/, ''),
-      dmarc: typeof dmarc === 'string' ? dmarc.toLowerCase() : 'none',
-    },
-  };
+  return { arcSeal: { sealer, dmarc: typeof dmarc === 'string' ? dmarc.toLowerCase() : 'none' } };
 }
 
 /**

@@ -15,7 +15,7 @@
  * or is compromised can carry any From domain past the policy.
  */
 import { randomInt } from 'node:crypto';
-import { checkDomain } from '../identity/did.js';
+import { domainKeys, lookupDomain } from '../routing/addresses.js';
 import type { PolicyCheck } from './policy.js';
 import { refusal } from './refusals.js';
 import { CONTINUE, type AuthResults } from './types.js';
@@ -33,12 +33,8 @@ export interface DmarcCheckOptions {
 export function parseTrustedSealers(spec: string): string[] {
   const domains: string[] = [];
   for (const item of spec.split(/[\s,]+/).filter((s) => s !== '')) {
-    const domain = item.toLowerCase().replace(/\.$/, '');
-    try {
-      checkDomain(domain);
-    } catch {
-      throw new Error(`"${item}": expected a domain, e.g. google.com`);
-    }
+    const domain = lookupDomain(item);
+    if (domain === undefined) throw new Error(`"${item}": expected a domain, e.g. google.com`);
     if (!domains.includes(domain)) domains.push(domain);
   }
   return domains;
@@ -48,8 +44,7 @@ export function parseTrustedSealers(spec: string): string[] {
 function vouchingSealer(auth: AuthResults, trusted: readonly string[]): string | undefined {
   const seal = auth.arcSeal;
   if (auth.arc !== 'pass' || seal === undefined || seal.dmarc !== 'pass') return undefined;
-  const { sealer } = seal;
-  return trusted.some((d) => sealer === d || sealer.endsWith(`.${d}`)) ? sealer : undefined;
+  return domainKeys(seal.sealer, true).some((d) => trusted.includes(d)) ? seal.sealer : undefined;
 }
 
 export function dmarcCheck(options: DmarcCheckOptions = {}): PolicyCheck {

@@ -20,8 +20,8 @@
  */
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { checkDomain } from '../identity/did.js';
 import { answerWithin, DnsError, recordsOf, type DnsResolver } from '../net/dns.js';
+import { lookupDomain } from '../routing/addresses.js';
 import { refusal } from './refusals.js';
 import type { Client, Verdict } from './types.js';
 
@@ -56,22 +56,12 @@ export interface DnsblOptions {
 
 const MAX_REASON = 200;
 
-/** `name` in lower case without its final dot, if it is a host name (DID rules), else undefined. */
-function hostName(name: string): string | undefined {
-  const d = name.toLowerCase().replace(/\.$/, '');
-  try {
-    return checkDomain(d);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Parses AFTERSMTP_SMTP_DNSBL: zones separated by commas or spaces, each `zone[=filter]`. */
 export function parseDnsblZones(spec: string): DnsblZone[] {
   const zones: DnsblZone[] = [];
   for (const item of spec.split(/[\s,]+/).filter((s) => s !== '')) {
     const eq = item.indexOf('=');
-    const zone = hostName(eq < 0 ? item : item.slice(0, eq));
+    const zone = lookupDomain(eq < 0 ? item : item.slice(0, eq));
     if (zone === undefined || zone.length > 200) {
       throw new Error(`"${item}": expected a DNS zone, e.g. zen.spamhaus.org`);
     }
@@ -184,7 +174,7 @@ export class Dnsbl {
    * undefined; a name that is not a host name is not looked up.
    */
   domainListing(domain: string): Promise<DnsblListing | undefined> {
-    const d = hostName(domain);
+    const d = lookupDomain(domain);
     return this.#first((zone) =>
       d !== undefined && d.length + zone.length < 253 ? `${d}.${zone}` : undefined,
     );

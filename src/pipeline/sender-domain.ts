@@ -10,6 +10,8 @@
  * Fails open: a lookup that fails or does not answer within `timeoutMs` refuses nothing.
  */
 import { answerWithin, DnsError, isNullMx, type DnsAnswer, type DnsResolver } from '../net/dns.js';
+import { lookupDomain } from '../routing/addresses.js';
+import { domainOf } from './addresses.js';
 import { refusal } from './refusals.js';
 import { CONTINUE, type Verdict } from './types.js';
 
@@ -54,8 +56,8 @@ export class SenderDomainCheck {
 
   /** The verdict on the reverse path `address` (its domain's state). */
   async verdict(address: string): Promise<Verdict> {
-    const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-    if (domain === '' || domain.startsWith('[')) return CONTINUE; // an address literal
+    const domain = lookupDomain(domainOf(address));
+    if (domain === undefined) return CONTINUE; // an address literal: no domain to ask about
     switch (await this.state(domain)) {
       case 'unknown':
         return {

@@ -367,10 +367,6 @@ export function keptRecipients<R extends { readonly address: string }>(
 }
 
 /**
- * The spam verdict of each DID target and of the off-ramp's addresses, from the recipients (RCPT
- * TO addresses) that lead to them. A DID that two recipients lead to is junk only when both are.
- */
-/**
  * The spam report with the recipients a policy check filed as junk (Effects.junk: MailScript's
  * set_junk, DMARC's quarantine) marked so, added when no scanner judged them: their copies carry
  * a junk verdict in the envelope and are filed in Junk like the scanners' junk. Unchanged when
@@ -397,6 +393,10 @@ export function withPolicyJunk(
   };
 }
 
+/**
+ * The spam verdict of each DID target and of the off-ramp's addresses, from the recipients (RCPT
+ * TO addresses) that lead to them. A DID that two recipients lead to is junk only when both are.
+ */
 export function spamByTarget(
   recipients: readonly RecipientPlan[],
   report: SpamReport | undefined,

@@ -52,6 +52,17 @@ export function normalizeDomain(raw: string): string | undefined {
   return ascii === '' ? undefined : ascii;
 }
 
+/** A host name in lookup form (normalizeDomain) that DIDs could name (checkDomain), or undefined. */
+export function lookupDomain(raw: string): string | undefined {
+  const d = normalizeDomain(raw);
+  if (d === undefined) return undefined;
+  try {
+    return checkDomain(d);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A domain written in a map entry: normalized and valid (src/identity/did.ts checkDomain). With
  * `topLevel`, a single label (`org`, as in the key `.org`) is accepted too.

@@ -163,18 +163,18 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       );
       listed.close();
 
-      const clean = await RawSmtp.open(gw.port.mx, '127.0.0.3');
-      await clean.cmd('EHLO client.test');
-      await clean.cmd('MAIL FROM:<someone@elsewhere.test>');
-      assert.match(await clean.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
-      clean.close();
+      const dan = `dan@${DOMAIN}`;
+      const port = gw.port.mx;
+      assert.match(
+        await RawSmtp.rcptReply(port, 'someone@elsewhere.test', dan, '127.0.0.3'),
+        /^250 /,
+      );
 
       await setMapEntry(gw, 'access_map', '127.0.0.2', 'OK');
-      const partner = await RawSmtp.open(gw.port.mx, '127.0.0.2');
-      await partner.cmd('EHLO partner.test');
-      await partner.cmd('MAIL FROM:<someone@partner.test>');
-      assert.match(await partner.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
-      partner.close();
+      assert.match(
+        await RawSmtp.rcptReply(port, 'someone@partner.test', dan, '127.0.0.2'),
+        /^250 /,
+      );
     } finally {
       await gw.close();
     }
@@ -202,11 +202,10 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       c.close();
 
       await setMapEntry(gw, 'access_map', 'spammer.test', 'OK');
-      const again = await RawSmtp.open(gw.port.mx);
-      await again.cmd('EHLO client.test');
-      await again.cmd('MAIL FROM:<offers@spammer.test>');
-      assert.match(await again.cmd(`RCPT TO:<dan@${DOMAIN}>`), /^250 /);
-      again.close();
+      assert.match(
+        await RawSmtp.rcptReply(gw.port.mx, 'offers@spammer.test', `dan@${DOMAIN}`),
+        /^250 /,
+      );
     } finally {
       await gw.close();
     }
@@ -220,21 +219,11 @@ describe('DNS blocklists against a DNS server', { skip: unboundMissing() }, () =
       },
     });
     try {
-      const verdict = await gw.pipeline.connect({
-        entrance: 'submission',
-        address: '127.0.0.2',
-        port: 50000,
-        tls: true,
-      });
-      assert.equal(verdict.verdict.kind, 'continue');
+      const connect = (entrance: 'smtp' | 'submission') =>
+        gw.pipeline.connect({ entrance, address: '127.0.0.2', port: 50000, tls: true });
+      assert.equal((await connect('submission')).verdict.kind, 'continue');
       assert.deepEqual(counted, []);
-      const onPort25 = await gw.pipeline.connect({
-        entrance: 'smtp',
-        address: '127.0.0.2',
-        port: 50000,
-        tls: false,
-      });
-      assert.equal(onPort25.verdict.kind, 'refuse');
+      assert.equal((await connect('smtp')).verdict.kind, 'refuse');
       assert.deepEqual(counted, ['listed.test:listed']);
     } finally {
       await gw.close();

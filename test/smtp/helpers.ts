@@ -268,6 +268,27 @@ export class RawSmtp {
     return c;
   }
 
+  /**
+   * One session as far as RCPT, from `localAddress` (default 127.0.0.1): EHLO, MAIL FROM `from`,
+   * RCPT TO `to`; the RCPT reply, or the MAIL reply when that was not 250. The connection is
+   * closed after.
+   */
+  static async rcptReply(
+    port: number,
+    from: string,
+    to: string,
+    localAddress?: string,
+  ): Promise<string> {
+    const c = await RawSmtp.open(port, localAddress);
+    try {
+      await c.cmd('EHLO client.test');
+      const mail = await c.cmd(`MAIL FROM:<${from}>`);
+      return mail.startsWith('250 ') ? await c.cmd(`RCPT TO:<${to}>`) : mail;
+    } finally {
+      c.close();
+    }
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
