@@ -23,7 +23,7 @@ const LAYERS = [
 ];
 
 const folder = (names) => `^src/(${names.join('|')})/`;
-/** The root modules (src/errors.ts, src/log.ts, src/env.ts, src/bounded-map.ts, src/latency.ts, src/random.ts) are the lowest layer. */
+/** The root modules (src/errors.ts, src/log.ts, src/env.ts, src/bounded-map.ts, src/latency.ts, src/random.ts, src/workload.ts) are the lowest layer. */
 const ROOT = '^src/[^/]+\\.ts$';
 
 const forbidden = [
@@ -38,7 +38,7 @@ const forbidden = [
     name: 'root-modules-lowest',
     severity: 'error',
     comment:
-      'src/*.ts (errors, log, env, bounded-map, latency, random) import nothing of the folders.',
+      'src/*.ts (errors, log, env, bounded-map, latency, random, workload) import nothing of the folders.',
     from: { path: ROOT },
     to: { path: '^src/[^/]+/', pathNot: folder(['native']) },
   },

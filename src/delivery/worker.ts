@@ -48,6 +48,7 @@ import { NO_METRICS, type MessagingMetrics } from '../mailbox/metrics.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
 import { ampDestination } from '../pipeline/addresses.js';
+import { beginWork } from '../workload.js';
 import { localState, type LedgerView } from '../pipeline/recipients.js';
 
 export const FAILURE_NOTICE_CONTENT_TYPE = 'application/vnd.aftersmtp.failure-notice+json';
@@ -211,8 +212,7 @@ export class DeliveryWorker {
     const dest = lease.job.destination;
     const dead = this.#dead.get(dest);
     if (dead !== undefined && dead.until > this.#now()) {
-      this.#track(
-        lease,
+      this.#track(lease, () =>
         this.#putBack(
           lease,
           'ERR_DESTINATION_DOWN: not attempted, the destination was unreachable moments ago',
@@ -243,8 +243,7 @@ export class DeliveryWorker {
       while (list.length > 0 && (list[0] as { since: number }).since <= limit) {
         const { lease } = list.shift() as { lease: Lease };
         this.#waitingCount--;
-        this.#track(
-          lease,
+        this.#track(lease, () =>
           this.#putBack(lease, 'ERR_DESTINATION_BUSY: waited too long for a delivery slot'),
         );
       }
@@ -275,12 +274,17 @@ export class DeliveryWorker {
         this.#admit(next.lease);
       }
     };
-    this.#track(lease, this.#handle(lease, releaseSlot).finally(releaseSlot));
+    this.#track(lease, () => this.#handle(lease, releaseSlot).finally(releaseSlot));
   }
 
-  /** Follows the last step of a leased job (its delivery, or putting it back): then it is out of hand. */
-  #track(lease: Lease, p: Promise<void>): void {
-    const tracked = p.finally(() => {
+  /**
+   * Starts the last step of a leased job (its delivery, or putting it back) and follows it: then
+   * the job is out of hand. Until then it counts as a message in flight (src/workload.ts).
+   */
+  #track(lease: Lease, start: () => Promise<void>): void {
+    const done = beginWork();
+    const tracked = start().finally(() => {
+      done();
       this.#running.delete(tracked);
       this.#heldBytes -= lease.job.body.byteLength;
     });

@@ -28,6 +28,7 @@ import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../i
 import { verifySignature, type Signature } from '../identity/signature.js';
 import { checkDid } from '../identity/did.js';
 import { SUITES, type SuiteId } from '../identity/suites.js';
+import { workAlone } from '../workload.js';
 import {
   decodeEnvelope,
   decodeSealedContent,
@@ -304,16 +305,16 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
 
 /**
  * `sealEnvelope` with its heavy cryptography on the thread pool, beside the event loop: the
- * key wraps (HPKE) and the author's signature (SecretKeySet.signAsync), made side by side.
+ * key wraps (HPKE) and the author's signature (SecretKeySet.signAsync), made side by side. For a
+ * message alone in the process (src/workload.ts) the wraps are made here, beside the signature.
  */
 export async function sealEnvelopeAsync(inp: SealEnvelopeInput): Promise<Envelope> {
   const d = draftEnvelope(inp);
   try {
-    const [signature, wrapped] = await Promise.all([
-      inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness),
-      d.wrapKeysAsync(),
-    ]);
-    return d.finish(signature, wrapped);
+    const signature = inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness);
+    const wrapped = workAlone() ? Promise.resolve().then(() => d.wrapKeys()) : d.wrapKeysAsync();
+    const [sig, keys] = await Promise.all([signature, wrapped]);
+    return d.finish(sig, keys);
   } finally {
     d.discard();
   }

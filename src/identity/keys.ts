@@ -15,6 +15,7 @@ import { AfterSmtpError, InputError } from '../errors.js';
 import { Ed25519Key, MlDsa65Key, X25519Key, XWingKey, sha256 } from '../native/index.js';
 import { checkDid } from './did.js';
 import { lp } from './lp.js';
+import { workAlone } from '../workload.js';
 import {
   ed25519Message,
   mlDsa65Context,
@@ -238,8 +239,10 @@ export class SecretKeySet {
   }
 
   /**
-   * `sign` on the libuv thread pool, beside the event loop: the Ed25519 half (about 0.03 ms of
-   * CPU) and, for hybrid-v1, the ML-DSA-65 half (about 0.1-0.2 ms), side by side.
+   * `sign` beside the event loop: the ML-DSA-65 half (hybrid-v1, about 0.1-0.2 ms of CPU) on the
+   * libuv thread pool; the Ed25519 half (about 0.02 ms) there too, side by side, unless the
+   * message is alone in the process (src/workload.ts), when handing it over and back would cost
+   * more than signing it here.
    */
   async signAsync(
     transcript: Uint8Array,
@@ -247,13 +250,12 @@ export class SecretKeySet {
     mlDsaRandomness?: Buffer,
   ): Promise<Signature> {
     const t = bufferView(transcript);
-    const ed25519 = this.#ed25519.signAsync(ed25519Message(purpose, t));
-    if (!this.#mldsa65) return { ed25519: await ed25519 };
-    const [ed, mldsa65] = await Promise.all([
-      ed25519,
-      this.#mldsa65.signAsync(t, mlDsa65Context(purpose), mlDsaRandomness),
-    ]);
-    return { ed25519: ed, mldsa65 };
+    const mldsa65 = this.#mldsa65?.signAsync(t, mlDsa65Context(purpose), mlDsaRandomness);
+    const message = ed25519Message(purpose, t);
+    const ed25519 = workAlone() ? this.#ed25519.sign(message) : this.#ed25519.signAsync(message);
+    if (mldsa65 === undefined) return { ed25519: await ed25519 };
+    const [ed, ml] = await Promise.all([ed25519, mldsa65]);
+    return { ed25519: ed, mldsa65: ml };
   }
 
   /** HPKE Base-mode open (RFC 9180 §5.1.1) with this identity's KEM key. Native errors pass through. */

@@ -17,6 +17,7 @@ import { GatewaySigner } from '../envelope/gateway.js';
 import { VerifiedBatches } from '../identity/batch-signature.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import { markLatency } from '../latency.js';
+import { beginWork } from '../workload.js';
 import type { Srs } from '../mail/srs.js';
 import type { MessagingMetrics } from '../mailbox/metrics.js';
 import type { MailboxWriter } from '../mailbox/writer.js';
@@ -240,14 +241,20 @@ export class Pipeline {
 
   /** A legacy message after DATA: policy, transform (verify, seal), commit. */
   async submitLegacy(sub: LegacySubmission): Promise<Outcome> {
-    const outcome = await this.#legacy(sub).catch((err: unknown) => this.#failed(sub, err));
+    const done = beginWork();
+    const outcome = await this.#legacy(sub)
+      .catch((err: unknown) => this.#failed(sub, err))
+      .finally(done);
     this.#count(sub.client.entrance, outcome);
     return outcome;
   }
 
   /** An AMP envelope: admission, addressing, policy, transform, commit. */
   async submitAmp(sub: AmpSubmission): Promise<Outcome> {
-    const outcome = await this.#amp(sub).catch((err: unknown) => this.#failed(sub, err));
+    const done = beginWork();
+    const outcome = await this.#amp(sub)
+      .catch((err: unknown) => this.#failed(sub, err))
+      .finally(done);
     this.#count(sub.client.entrance, outcome);
     return outcome;
   }

@@ -25,6 +25,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { StorageFullError } from '../errors.js';
+import { workAlone } from '../workload.js';
 
 /** How long a free-space reading is reused. */
 export const REFRESH_MS = 250;
@@ -172,6 +173,7 @@ export class StorageSpace {
 /** The LMDB environment an LmdbWriter works on (lmdb-js RootDatabase). */
 export interface LmdbRoot {
   transaction<T>(fn: () => T): Promise<T>;
+  transactionSync<T>(fn: () => T): T;
   readonly flushed: PromiseLike<unknown>;
 }
 
@@ -192,12 +194,25 @@ const FLUSH_PATIENCE_MS = 10_000;
  *   when a later one failed. So a flush that sees a commit fail (now or while it waits), or
  *   that waits longer than FLUSH_PATIENCE_MS, syncs the environment itself (mdb_env_sync),
  *   which puts every committed transaction on disk.
+ *
+ * A write for a message alone in the process (src/workload.ts), with none of this writer's
+ * transactions on lmdb-js's write thread or waiting for their flush, commits on the event loop
+ * (lmdb-js's transactionSync: the commit and its flush happen in the call, with no hand-off to
+ * the write thread and back); others go to the write thread, which groups the transactions that
+ * arrive together into one commit and one flush. Either way `flush` is what a caller awaits
+ * before it answers.
  */
 export class LmdbWriter {
   readonly #root: LmdbRoot;
   readonly #space: StorageSpace | undefined;
   /** A commit failed and no write succeeded since: lmdb-js's current flush may never settle. */
   #suspect = false;
+  /**
+   * This writer's transactions handed to lmdb-js's write thread whose flush has not been seen:
+   * a transaction on the event loop would wait for that flush (lmdb-js's overlapping sync) and
+   * block the loop meanwhile. A failed batch's flush never settles: then it stays above zero.
+   */
+  #unflushed = 0;
   #failed!: Promise<void>;
   #signalFailure!: () => void;
 
@@ -219,8 +234,14 @@ export class LmdbWriter {
     signal();
   }
 
-  /** One write transaction; a failed commit is classified (StorageFullError or its cause). */
+  /**
+   * One write transaction; a failed commit is classified (StorageFullError or its cause). `fn`
+   * throws, if at all, before it writes: on the write thread the transactions of a batch are one
+   * LMDB transaction, and lmdb-js commits what a callback wrote before it threw.
+   */
   async write<T>(fn: () => T): Promise<T> {
+    if (this.#unflushed === 0 && !this.#suspect && workAlone()) return this.#writeHere(fn);
+    this.#unflushed++;
     try {
       const result = await this.#root.transaction(fn);
       this.#suspect = false;
@@ -234,6 +255,29 @@ export class LmdbWriter {
       throw this.#space === undefined
         ? err
         : this.#space.classify(err, typeof c === 'number' ? c : undefined);
+    } finally {
+      Promise.resolve(this.#root.flushed).then(
+        () => this.#unflushed--,
+        () => undefined, // a failed flush: the next flush syncs the environment (#suspect)
+      );
+    }
+  }
+
+  /** `write` on the event loop: the transaction has committed when this returns. */
+  #writeHere<T>(fn: () => T): T {
+    let ran = false;
+    try {
+      const result = this.#root.transactionSync(() => {
+        const r = fn();
+        ran = true;
+        return r;
+      });
+      this.#suspect = false;
+      return result;
+    } catch (err) {
+      if (!ran) throw err; // the callback threw: the transaction was aborted
+      this.#noteFailure();
+      throw this.#space === undefined ? err : this.#space.classify(err);
     }
   }
 

@@ -10,11 +10,13 @@ import {
   sealMessage,
   type Envelope,
 } from '../../src/envelope/index.js';
+import { sealEnvelopeAsync } from '../../src/envelope/envelope.js';
 import { WRAP_AAD, wrapInfo } from '../../src/envelope/transcript.js';
 import { generateIdentity, type SecretKeySet, type SuiteId } from '../../src/identity/index.js';
 import type { Signature } from '../../src/identity/signature.js';
 import { SUITES } from '../../src/identity/suites.js';
 import { hpkeSeal } from '../../src/native/index.js';
+import { beginWork, workAlone } from '../../src/workload.js';
 import { BODY, HOUR, NOW, cast, flip, withHeader } from './helpers.js';
 
 const OPEN = { now: NOW };
@@ -43,6 +45,33 @@ function forgingAuthor(real: SecretKeySet, mutate: (s: Signature) => Signature):
 for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
   describe(`envelope ${suite}`, () => {
     const { alice, bob, carol, dave } = cast(suite);
+
+    it('sealEnvelopeAsync gives the bytes sealEnvelope gives, alone or not', async () => {
+      const randomness = {
+        contentKey: Buffer.alloc(32, 1),
+        messageId: Buffer.alloc(16, 2),
+        ikmE: [Buffer.alloc(suite === 'hybrid-v1' ? 64 : 32, 3)],
+        mlDsa: Buffer.alloc(32, 4),
+      };
+      const input = {
+        author: alice,
+        signedRecipients: [bob.record],
+        body: BODY,
+        createdAt: NOW - 1000,
+        expiresAt: NOW + HOUR,
+        randomness,
+      };
+      const want = encodeEnvelope(sealEnvelope(input));
+      assert.ok(workAlone()); // wraps and the Ed25519 half here, ML-DSA on the thread pool
+      assert.deepEqual(encodeEnvelope(await sealEnvelopeAsync(input)), want);
+      const others = [beginWork(), beginWork()]; // all of it on the thread pool
+      try {
+        assert.deepEqual(encodeEnvelope(await sealEnvelopeAsync(input)), want);
+      } finally {
+        for (const done of others) done();
+      }
+      assert.deepEqual(openEnvelope(want, bob, OPEN).content, BODY.content);
+    });
 
     it('seals for one recipient and opens it', () => {
       const bytes = encodeEnvelope(seal1(suite));

@@ -2,14 +2,15 @@
  * The SMTP listener thread's bridge (src/legacy/smtp/thread.ts): what the dialogue asks of the
  * main thread and what comes back cross intact (Buffers as Buffers, refusals with their codes),
  * a step that fails answers 451 with the error logged on the main thread, and a port in use is
- * the same ERR_SMTP_BIND as without the thread, and mailauth's DNS answers are cached on the
- * thread (against a real unbound). The real pipeline behind the thread is what every
+ * the same ERR_SMTP_BIND as without the thread, mailauth's DNS answers are cached on the thread
+ * (against a real unbound), and the thread's open sessions count in src/workload.ts. The real pipeline behind the thread is what every
  * other SMTP test runs (helpers.ts starts the gateway's listeners this way).
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
 import { EnvironmentError } from '../../src/errors.js';
 import { DnsClient } from '../../src/net/dns.js';
@@ -18,6 +19,7 @@ import type { SmtpListeners, SmtpPipeline } from '../../src/legacy/smtp/server.j
 import { startSmtpThread } from '../../src/legacy/smtp/thread.js';
 import type { RcptResult } from '../../src/pipeline/pipeline.js';
 import type { LegacySubmission, Refusal, Verdict } from '../../src/pipeline/types.js';
+import { beginWork, workAlone } from '../../src/workload.js';
 import { startUnbound } from '../client-api/helpers.js';
 import { identity } from '../ledger/helpers.js';
 import { DOMAIN, RawSmtp, message } from './helpers.js';
@@ -163,6 +165,28 @@ describe('SMTP listener thread', () => {
     assert.ok(line !== undefined, 'logged');
     assert.equal(line.level, 'error');
     assert.match(String((line.obj.err as { message?: string }).message), /the ledger is closed/);
+  });
+
+  test("the thread's open sessions besides one count as messages in flight here", async () => {
+    /** Waits (at most 10 s) until workAlone() says `alone`. */
+    const until = async (alone: boolean): Promise<void> => {
+      for (let i = 0; i < 1000 && workAlone() !== alone; i++) await sleep(10);
+      assert.equal(workAlone(), alone);
+    };
+    const here = beginWork(); // a message in the pipeline
+    try {
+      await until(true); // the earlier tests' connections are closed
+      const first = await RawSmtp.open(port);
+      await until(true); // one session: the one whose message is here
+      const second = await RawSmtp.open(port);
+      await until(false);
+      second.close();
+      await until(true);
+      first.close();
+      await until(true);
+    } finally {
+      here();
+    }
   });
 
   test('a port in use is ERR_SMTP_BIND, naming the setting, as without the thread', async () => {

@@ -134,6 +134,8 @@ export interface SmtpOptions {
   readonly authenticator?: MessageAuthenticator;
   readonly log: SmtpLogger;
   readonly now?: () => number;
+  /** Kept at the number of open connections (Atomics: another thread reads it, src/workload.ts). */
+  readonly openSessions?: Int32Array;
 }
 
 export interface SmtpListeners {
@@ -652,6 +654,11 @@ export async function startSmtp(o: SmtpOptions): Promise<SmtpListeners> {
         ),
     });
     guard.attach(socket);
+    const open = o.openSessions;
+    if (open !== undefined) {
+      Atomics.add(open, 0, 1);
+      socket.once('close', () => Atomics.sub(open, 0, 1));
+    }
     // Our id for smtp-server's session, so its callbacks find this connection's state.
     const id = randomBytes(9).toString('base64url');
     connections.set(id, {

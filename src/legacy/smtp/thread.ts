@@ -21,12 +21,13 @@ import { Worker } from 'node:worker_threads';
 import { AfterSmtpError, EnvironmentError } from '../../errors.js';
 import { DnsError, type DnsResolver } from '../../net/dns.js';
 import type { DnsCacheStats } from '../../net/dns-cache.js';
+import { countWorkElsewhere } from '../../workload.js';
 import type { SmtpListeners, SmtpLogger, SmtpOptions } from './server.js';
 
 /** What the listener thread is given when it starts. */
 export interface ThreadSettings extends Pick<
   SmtpOptions,
-  'hostname' | 'tls' | 'listen' | 'limits' | 'delayReject'
+  'hostname' | 'tls' | 'listen' | 'limits' | 'delayReject' | 'openSessions'
 > {
   /** The thread runs the authentication check (its DNS questions are asked as `dns` steps). */
   readonly authenticate: boolean;
@@ -141,6 +142,10 @@ async function submitLegacy(
 
 /** Starts the listeners on their thread; resolves once every one is bound. */
 export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
+  // The thread's open connections, read here: each besides the one whose message is in the
+  // pipeline is a message on its way (src/workload.ts).
+  const openSessions = new Int32Array(new SharedArrayBuffer(4));
+  const uncount = countWorkElsewhere(() => Math.max(0, Atomics.load(openSessions, 0) - 1));
   const settings: ThreadSettings = {
     hostname: o.hostname,
     tls: o.tls,
@@ -149,6 +154,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     ...(o.delayReject !== undefined ? { delayReject: o.delayReject } : {}),
     authenticate: o.dns !== undefined,
     dnsCacheEntries: o.dnsCacheEntries ?? 0,
+    openSessions,
   };
   const steps: Record<Step, (...args: never[]) => unknown> = {
     connect: (client: Parameters<SmtpOptions['pipeline']['connect']>[0]) =>
@@ -224,6 +230,7 @@ export function startSmtpThread(o: SmtpThreadOptions): Promise<SmtpListeners> {
     });
     worker.on('error', (err) => o.log.error({ err }, 'the SMTP listener thread failed'));
     worker.on('exit', (code) => {
+      uncount();
       const was = state;
       state = 'closed';
       closed?.();
