@@ -184,6 +184,15 @@ type Syncable = { sync?: (callback: (error?: unknown) => void) => unknown };
 const FLUSH_PATIENCE_MS = 10_000;
 
 /**
+ * When the writer's commits on the event loop take longer than this on average (a slow disk's
+ * flush: a network block device, a busy array; the average moves an eighth of the way to each
+ * commit's time, so one stray slow flush does not count), its commits go to the write thread for
+ * HERE_PAUSE_MS: the event loop is not held for slow flushes, even with no other message waiting.
+ */
+const HERE_MAX_MS = 2;
+const HERE_PAUSE_MS = 60_000;
+
+/**
  * Writes to one LMDB environment and waits for them to be on disk, through the failures of a
  * full disk:
  * - a failed commit's error is turned into what it means: lmdb-js rejects it with an error
@@ -200,7 +209,8 @@ const FLUSH_PATIENCE_MS = 10_000;
  * (lmdb-js's transactionSync: the commit and its flush happen in the call, with no hand-off to
  * the write thread and back); others go to the write thread, which groups the transactions that
  * arrive together into one commit and one flush. Either way `flush` is what a caller awaits
- * before it answers.
+ * before it answers. When commits on the event loop take longer than HERE_MAX_MS on average (a
+ * slow disk), the writer keeps to the write thread for HERE_PAUSE_MS.
  */
 export class LmdbWriter {
   readonly #root: LmdbRoot;
@@ -213,6 +223,9 @@ export class LmdbWriter {
    * block the loop meanwhile. A failed batch's flush never settles: then it stays above zero.
    */
   #unflushed = 0;
+  /** The average time of a commit on the event loop, ms, and when one may run there again. */
+  #hereMs = 0;
+  #hereAgainAt = 0;
   #failed!: Promise<void>;
   #signalFailure!: () => void;
 
@@ -240,7 +253,14 @@ export class LmdbWriter {
    * LMDB transaction, and lmdb-js commits what a callback wrote before it threw.
    */
   async write<T>(fn: () => T): Promise<T> {
-    if (this.#unflushed === 0 && !this.#suspect && workAlone()) return this.#writeHere(fn);
+    if (
+      this.#unflushed === 0 &&
+      !this.#suspect &&
+      workAlone() &&
+      performance.now() >= this.#hereAgainAt
+    ) {
+      return this.#writeHere(fn);
+    }
     this.#unflushed++;
     try {
       const result = await this.#root.transaction(fn);
@@ -266,6 +286,7 @@ export class LmdbWriter {
   /** `write` on the event loop: the transaction has committed when this returns. */
   #writeHere<T>(fn: () => T): T {
     let ran = false;
+    const start = performance.now();
     try {
       const result = this.#root.transactionSync(() => {
         const r = fn();
@@ -278,6 +299,13 @@ export class LmdbWriter {
       if (!ran) throw err; // the callback threw: the transaction was aborted
       this.#noteFailure();
       throw this.#space === undefined ? err : this.#space.classify(err);
+    } finally {
+      const end = performance.now();
+      this.#hereMs += (end - start - this.#hereMs) / 8;
+      if (this.#hereMs > HERE_MAX_MS) {
+        this.#hereAgainAt = end + HERE_PAUSE_MS;
+        this.#hereMs = 0;
+      }
     }
   }
 
