@@ -189,8 +189,8 @@ const FLUSH_PATIENCE_MS = 10_000;
  * commit's time, so one stray slow flush does not count), its commits go to the write thread for
  * HERE_PAUSE_MS: the event loop is not held for slow flushes, even with no other message waiting.
  */
-const HERE_MAX_MS = 2;
-const HERE_PAUSE_MS = 60_000;
+const HERE_MAX_MS = 4;
+const HERE_PAUSE_MS = 10_000;
 
 /**
  * Writes to one LMDB environment and waits for them to be on disk, through the failures of a
