@@ -300,8 +300,9 @@ export class LmdbWriter {
       this.#noteFailure();
       throw this.#space === undefined ? err : this.#space.classify(err);
     } finally {
+      // A callback that threw committed nothing: only commits count towards the average.
       const end = performance.now();
-      this.#hereMs += (end - start - this.#hereMs) / 8;
+      if (ran) this.#hereMs += (end - start - this.#hereMs) / 8;
       if (this.#hereMs > HERE_MAX_MS) {
         this.#hereAgainAt = end + HERE_PAUSE_MS;
         this.#hereMs = 0;

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { generateSelfSignedCertificate } from '../../src/quic/index.js';
 import { EnvironmentError } from '../../src/errors.js';
 import { DnsClient } from '../../src/net/dns.js';
@@ -21,6 +20,7 @@ import type { RcptResult } from '../../src/pipeline/pipeline.js';
 import type { LegacySubmission, Refusal, Verdict } from '../../src/pipeline/types.js';
 import { beginWork, workAlone } from '../../src/workload.js';
 import { startUnbound } from '../client-api/helpers.js';
+import { until } from '../helpers/wait.js';
 import { identity } from '../ledger/helpers.js';
 import { DOMAIN, RawSmtp, message } from './helpers.js';
 
@@ -168,22 +168,19 @@ describe('SMTP listener thread', () => {
   });
 
   test("the thread's open sessions besides one count as messages in flight here", async () => {
-    /** Waits (at most 10 s) until workAlone() says `alone`. */
-    const until = async (alone: boolean): Promise<void> => {
-      for (let i = 0; i < 1000 && workAlone() !== alone; i++) await sleep(10);
-      assert.equal(workAlone(), alone);
-    };
+    const alone = (want: boolean): Promise<true> =>
+      until(`workAlone() is ${want}`, () => workAlone() === want);
     const here = beginWork(); // a message in the pipeline
     try {
-      await until(true); // the earlier tests' connections are closed
+      await alone(true); // the earlier tests' connections are closed
       const first = await RawSmtp.open(port);
-      await until(true); // one session: the one whose message is here
+      await alone(true); // one session: the one whose message is here
       const second = await RawSmtp.open(port);
-      await until(false);
+      await alone(false);
       second.close();
-      await until(true);
+      await alone(true);
       first.close();
-      await until(true);
+      await alone(true);
     } finally {
       here();
     }
