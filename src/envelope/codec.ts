@@ -293,19 +293,20 @@ function envelopeFromMessage(m: Msg): Envelope {
           ephemeral: { holder: did(msg(m.ephemeral, 'ephemeral').holder, 'ephemeral.holder') },
         };
   if (m.gateway_signature === null || m.gateway_signature === undefined) return withEphemeral;
-  const g = msg(m.gateway_signature, 'gateway_signature');
+  return { ...withEphemeral, gatewaySignature: gatewaySignatureFromMessage(m.gateway_signature) };
+}
+
+function gatewaySignatureFromMessage(v: unknown): GatewaySignature {
+  const g = msg(v, 'gateway_signature');
   const gs = suite(g.suite, 'gateway_signature.suite');
   return {
-    ...withEphemeral,
-    gatewaySignature: {
-      gateway: did(g.gateway, 'gateway_signature.gateway'),
-      keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
-      suite: gs,
-      signature: signature(g.signature, gs, 'gateway_signature.signature'),
-      ...(g.batch === null || g.batch === undefined
-        ? {}
-        : { batch: batchPlace(msg(g.batch, 'gateway_signature.batch')) }),
-    },
+    gateway: did(g.gateway, 'gateway_signature.gateway'),
+    keyId: bytes(g.key_id, 'gateway_signature.key_id', KEY_ID_LENGTH, KEY_ID_LENGTH),
+    suite: gs,
+    signature: signature(g.signature, gs, 'gateway_signature.signature'),
+    ...(g.batch === null || g.batch === undefined
+      ? {}
+      : { batch: batchPlace(msg(g.batch, 'gateway_signature.batch')) }),
   };
 }
 
@@ -416,22 +417,23 @@ function envelopeToMessage(e: Envelope): Msg {
   if (e.origin) m.origin = originToMessage(e.origin);
   if (e.spam) m.spam = spamToMessage(e.spam);
   if (e.ephemeral) m.ephemeral = { holder: e.ephemeral.holder };
-  if (e.gatewaySignature) {
-    const g = e.gatewaySignature;
-    m.gateway_signature = {
-      gateway: g.gateway,
-      key_id: g.keyId,
-      suite: g.suite,
-      signature: {
-        ed25519: g.signature.ed25519,
-        ml_dsa_65: g.signature.mldsa65 ?? Buffer.alloc(0),
-      },
-      ...(g.batch === undefined
-        ? {}
-        : { batch: { index: g.batch.index, size: g.batch.size, path: g.batch.path } }),
-    };
-  }
+  if (e.gatewaySignature) m.gateway_signature = gatewaySignatureToMessage(e.gatewaySignature);
   return m;
+}
+
+function gatewaySignatureToMessage(g: GatewaySignature): Msg {
+  return {
+    gateway: g.gateway,
+    key_id: g.keyId,
+    suite: g.suite,
+    signature: {
+      ed25519: g.signature.ed25519,
+      ml_dsa_65: g.signature.mldsa65 ?? Buffer.alloc(0),
+    },
+    ...(g.batch === undefined
+      ? {}
+      : { batch: { index: g.batch.index, size: g.batch.size, path: g.batch.path } }),
+  };
 }
 
 function decodeMessage(type: protobuf.Type, data: Uint8Array, what: string): Msg {
@@ -484,6 +486,41 @@ export function encodeEnvelope(envelope: Envelope, options: DecodeOptions = {}):
     fail(`${written.length} bytes is over the ${max}-byte limit`, 'ERR_ENVELOPE_TOO_LARGE');
   }
   return Buffer.from(written.buffer, written.byteOffset, written.length);
+}
+
+/**
+ * The encoding of `envelope`, decoded from `encoded`, with `signature` as its gateway signature,
+ * made by appending the signature's field to `encoded`: the bytes already decoded and checked
+ * are not checked or copied field by field again, only the new part is. Protobuf reads a field
+ * wherever it appears, and the gateway signature is the first field after the ciphertext, so
+ * when `envelope` ends at its ciphertext (no gateway signature, origin, spam or ephemeral part:
+ * as a client submits it) the result is what encodeEnvelope gives for the same bytes in field
+ * order; any other envelope goes through encodeEnvelope. Fields of `encoded` that this version
+ * does not know travel along unread, as protobuf keeps unknown fields (no signature covers them,
+ * as none covers the encoding of any field: the signatures are over the transcripts of
+ * docs/PROTOCOL.md §6).
+ */
+export function encodeWithGatewaySignature(
+  envelope: Envelope,
+  encoded: Uint8Array,
+  signature: GatewaySignature,
+  options: DecodeOptions = {},
+): Buffer {
+  if (
+    envelope.gatewaySignature !== undefined ||
+    envelope.origin !== undefined ||
+    envelope.spam !== undefined ||
+    envelope.ephemeral !== undefined
+  ) {
+    return encodeEnvelope({ ...envelope, gatewaySignature: signature }, options);
+  }
+  const max = options.maxBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
+  const part = gatewaySignatureToMessage(signature);
+  typed(() => gatewaySignatureFromMessage(part));
+  const field = EnvelopeType.encode({ gateway_signature: part }).finish();
+  const length = encoded.length + field.length;
+  if (length > max) fail(`${length} bytes is over the ${max}-byte limit`, 'ERR_ENVELOPE_TOO_LARGE');
+  return Buffer.concat([encoded, field], length);
 }
 
 // ---- sealed content (the AEAD plaintext) ----

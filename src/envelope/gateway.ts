@@ -16,7 +16,7 @@ import {
   type VerifiedBatches,
 } from '../identity/batch-signature.js';
 import type { Signature } from '../identity/signature.js';
-import type { Envelope } from './codec.js';
+import type { Envelope, GatewaySignature } from './codec.js';
 import { PURPOSE_GATEWAY, PURPOSE_GATEWAY_BATCH, gatewayTranscript } from './transcript.js';
 
 const GATEWAY_PURPOSES: BatchPurposes = { single: PURPOSE_GATEWAY, batch: PURPOSE_GATEWAY_BATCH };
@@ -25,29 +25,26 @@ function transcriptFor(envelope: Envelope, gateway: { did: string; keyId: Buffer
   return gatewayTranscript({ ...envelope, sender: envelope.sender, gateway });
 }
 
-/** Returns a copy of `envelope` carrying the gateway signature of `gatewayKeys`. */
-function withGatewaySignature(
-  envelope: Envelope,
+/** The gateway signature part naming `record`. */
+function gatewaySignatureOf(
   record: PublicKeyRecord,
   signature: Signature,
   batch?: BatchPlace,
-): Envelope {
+): GatewaySignature {
   return {
-    ...envelope,
-    gatewaySignature: {
-      gateway: record.did,
-      keyId: record.keyId,
-      suite: record.suite,
-      signature,
-      ...(batch !== undefined ? { batch } : {}),
-    },
+    gateway: record.did,
+    keyId: record.keyId,
+    suite: record.suite,
+    signature,
+    ...(batch !== undefined ? { batch } : {}),
   };
 }
 
+/** Returns a copy of `envelope` carrying the gateway signature of `gatewayKeys`. */
 export function addGatewaySignature(envelope: Envelope, gatewayKeys: SecretKeySet): Envelope {
   const record = gatewayKeys.record;
   const signature = gatewayKeys.sign(transcriptFor(envelope, record), PURPOSE_GATEWAY);
-  return withGatewaySignature(envelope, record, signature);
+  return { ...envelope, gatewaySignature: gatewaySignatureOf(record, signature) };
 }
 
 /**
@@ -65,9 +62,14 @@ export class GatewaySigner {
 
   /** `envelope` with this gateway's signature, alone or as part of a batch. */
   async sign(envelope: Envelope): Promise<Envelope> {
+    return { ...envelope, gatewaySignature: await this.signature(envelope) };
+  }
+
+  /** This gateway's signature of `envelope`, alone or as part of a batch. */
+  async signature(envelope: Envelope): Promise<GatewaySignature> {
     const record = this.#signer.record;
     const signed = await this.#signer.sign(transcriptFor(envelope, record));
-    return withGatewaySignature(envelope, record, signed.signature, signed.batch);
+    return gatewaySignatureOf(record, signed.signature, signed.batch);
   }
 }
 

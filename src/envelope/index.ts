@@ -4,6 +4,7 @@
 export {
   decodeEnvelope,
   encodeEnvelope,
+  encodeWithGatewaySignature,
   type Envelope,
   type GatewaySignature,
   type MessageBody,

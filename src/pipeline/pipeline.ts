@@ -520,7 +520,7 @@ export class Pipeline {
       }
       return { kind: 'accepted', messageId: id, recipients: all, entries: [] };
     }
-    const body = await signDispatched(env, this.#seal);
+    const body = await signDispatched(env, sub.bytes, this.#seal);
     const entry: QueueEntry = {
       recipients: accepted.map((address) => ({
         address,

@@ -15,7 +15,13 @@
 import { domainToUnicode } from 'node:url';
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
-import { encodeEnvelope, type Envelope, type Origin, type SpamPart } from '../envelope/codec.js';
+import {
+  encodeEnvelope,
+  encodeWithGatewaySignature,
+  type Envelope,
+  type Origin,
+  type SpamPart,
+} from '../envelope/codec.js';
 import { sealEnvelopeAsync } from '../envelope/envelope.js';
 import type { GatewaySigner } from '../envelope/gateway.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
@@ -55,9 +61,16 @@ export interface SealedCopy {
 /** Signs the receipt of a local copy whose ciphertext is final (MailboxWriter.signReceipt). */
 export type ReceiptSigner = (fields: ReceiptFor) => Promise<DeliveryReceipt>;
 
-/** AMP from a client of this gateway: its envelope with our gateway signature, encoded. */
-export async function signDispatched(env: Envelope, deps: SealDeps): Promise<Buffer> {
-  return encodeEnvelope(await deps.gatewaySigner.sign(env), {
+/**
+ * AMP from a client of this gateway: its envelope, decoded from `bytes`, with our gateway
+ * signature, encoded (the signature's field appended to the client's bytes).
+ */
+export async function signDispatched(
+  env: Envelope,
+  bytes: Uint8Array,
+  deps: SealDeps,
+): Promise<Buffer> {
+  return encodeWithGatewaySignature(env, bytes, await deps.gatewaySigner.signature(env), {
     maxBytes: deps.maxEnvelopeBytes,
   });
 }

@@ -6,11 +6,13 @@ import {
   addGatewaySignature,
   decodeEnvelope,
   encodeEnvelope,
+  encodeWithGatewaySignature,
   openEnvelope,
   sealMessage,
   verifyGatewaySignature,
   type Envelope,
 } from '../../src/envelope/index.js';
+import { GatewaySigner } from '../../src/envelope/gateway.js';
 import { generateIdentity } from '../../src/identity/index.js';
 import { BODY, HOUR, NOW, cast, flip, withHeader } from './helpers.js';
 
@@ -103,5 +105,74 @@ for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
         }
       },
     );
+  });
+}
+
+for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
+  describe(`gateway signature appended to the bytes a client sent, ${suite}`, () => {
+    const { alice, bob, carol, gateway } = cast(suite);
+    const [sealed] = sealMessage({
+      author: alice,
+      to: [bob.record, carol.record],
+      body: BODY,
+      createdAt: NOW,
+      expiresAt: NOW + HOUR,
+    });
+    const env = (sealed as { envelope: Envelope }).envelope;
+    const bytes = encodeEnvelope(env);
+    const signatureOf = (e: Envelope) =>
+      addGatewaySignature(e, gateway).gatewaySignature as NonNullable<Envelope['gatewaySignature']>;
+
+    it('gives the bytes encodeEnvelope gives, alone and in a batch', async () => {
+      const alone = signatureOf(env);
+      const out = encodeWithGatewaySignature(decodeEnvelope(bytes), bytes, alone);
+      assert.deepEqual(out, encodeEnvelope({ ...env, gatewaySignature: alone }));
+      verifyGatewaySignature(decodeEnvelope(out), gateway.record);
+      // Signed together, the three carry batch places (index, size, path), appended the same way.
+      const signer = new GatewaySigner(gateway);
+      const copies = [env, { ...env, createdAt: NOW + 1 }, { ...env, createdAt: NOW + 2 }];
+      const signatures = await Promise.all(copies.map((c) => signer.signature(c)));
+      assert.ok(signatures.some((g) => g.batch !== undefined));
+      copies.forEach((c, i) => {
+        const g = signatures[i] as NonNullable<Envelope['gatewaySignature']>;
+        const encoded = encodeEnvelope(c);
+        const appended = encodeWithGatewaySignature(decodeEnvelope(encoded), encoded, g);
+        assert.deepEqual(appended, encodeEnvelope({ ...c, gatewaySignature: g }));
+        verifyGatewaySignature(decodeEnvelope(appended), gateway.record);
+      });
+    });
+
+    it('replaces a gateway signature the bytes already carry, and keeps origin and ephemeral parts', () => {
+      const other = generateIdentity(gateway.did, suite, NOW);
+      const cases: Envelope[] = [
+        addGatewaySignature(env, other),
+        { ...env, ephemeral: { holder: gateway.did } },
+      ];
+      for (const e of cases) {
+        const encoded = encodeEnvelope(e);
+        const g = signatureOf(e);
+        const out = encodeWithGatewaySignature(decodeEnvelope(encoded), encoded, g);
+        assert.deepEqual(out, encodeEnvelope({ ...e, gatewaySignature: g }));
+        assert.deepEqual(decodeEnvelope(out).gatewaySignature, g);
+      }
+    });
+
+    it('keeps to the size cap, and carries a field it does not know along unread', () => {
+      const g = signatureOf(env);
+      const full = encodeWithGatewaySignature(env, bytes, g);
+      assert.throws(
+        () => encodeWithGatewaySignature(env, bytes, g, { maxBytes: full.length - 1 }),
+        code('ERR_ENVELOPE_TOO_LARGE'),
+      );
+      assert.equal(
+        encodeWithGatewaySignature(env, bytes, g, { maxBytes: full.length }).length,
+        full.length,
+      );
+      // Field 15, varint 1: unknown to this version's schema.
+      const unknown = Buffer.concat([bytes, Buffer.from([15 << 3, 1])]);
+      const out = encodeWithGatewaySignature(decodeEnvelope(unknown), unknown, g);
+      assert.deepEqual(out.subarray(0, unknown.length), unknown);
+      assert.deepEqual(decodeEnvelope(out), decodeEnvelope(full));
+    });
   });
 }
