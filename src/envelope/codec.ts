@@ -188,15 +188,22 @@ function suite(v: unknown, field: string): SuiteId {
   return v;
 }
 
-/** uint64 as a safe integer (protobufjs gives a Long or a number). */
+/**
+ * uint64 as a safe integer (protobufjs gives a Long, two 32-bit halves, or a number), read from
+ * the halves: a value is safe when its high half is below 2^21.
+ */
 function u64(v: unknown, field: string): number {
-  let n: bigint;
-  if (typeof v === 'number') n = BigInt(v);
-  else if (typeof v === 'object' && v !== null && 'low' in v && 'high' in v)
-    n = BigInt.asUintN(64, BigInt(String(v)));
-  else fail(`${field} is not an integer`);
-  if (n > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${field} is out of range`);
-  return Number(n);
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0) fail(`${field} is not an integer`);
+    if (v > Number.MAX_SAFE_INTEGER) fail(`${field} is out of range`);
+    return v;
+  }
+  if (typeof v !== 'object' || v === null || !('low' in v) || !('high' in v))
+    fail(`${field} is not an integer`);
+  const { low, high } = v as { low: unknown; high: unknown };
+  if (typeof low !== 'number' || typeof high !== 'number') fail(`${field} is not an integer`);
+  if (high >>> 0 >= 0x200000) fail(`${field} is out of range`);
+  return (high >>> 0) * 2 ** 32 + (low >>> 0);
 }
 
 function msg(v: unknown, field: string): Msg {
