@@ -28,14 +28,12 @@ function typedOnly(fn: () => unknown): 'ok' | 'typed' {
   }
 }
 
-/** Writes a protobuf varint. */
-function varint(n: number): Buffer {
+/** Writes a protobuf varint (a bigint for values past 2^53). */
+function varint(value: number | bigint): Buffer {
+  let n = BigInt(value);
   const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
+  for (; n > 0x7fn; n >>= 7n) out.push(Number(n & 0x7fn) | 0x80);
+  out.push(Number(n));
   return Buffer.from(out);
 }
 
@@ -122,6 +120,36 @@ for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
         }),
         { numRuns: 1000 },
       );
+    });
+
+    it('reads 64-bit times up to 2^53 - 1 and refuses the first one past it', () => {
+      // A field given again is read as its last value (protobuf): created_at (5), expires_at (6).
+      const withTimes = (created: bigint, expires: bigint) =>
+        Buffer.concat([
+          single,
+          Buffer.from([5 << 3]),
+          varint(created),
+          Buffer.from([6 << 3]),
+          varint(expires),
+        ]);
+      const max = BigInt(Number.MAX_SAFE_INTEGER);
+      const edge = decodeEnvelope(withTimes(max - 1n, max));
+      assert.equal(edge.createdAt, Number.MAX_SAFE_INTEGER - 1);
+      assert.equal(edge.expiresAt, Number.MAX_SAFE_INTEGER);
+      assert.equal(decodeEnvelope(withTimes(2n ** 32n + 7n, 2n ** 40n)).createdAt, 2 ** 32 + 7);
+      for (const [created, expires] of [
+        [max, max + 1n],
+        [max + 1n, max + 2n],
+        [2n ** 64n - 2n, 2n ** 64n - 1n],
+      ] as const) {
+        assert.throws(
+          () => decodeEnvelope(withTimes(created, expires)),
+          (err: unknown) =>
+            err instanceof AfterSmtpError &&
+            err.code === 'ERR_ENVELOPE_FORMAT' &&
+            /out of range/.test(err.message),
+        );
+      }
     });
 
     it('inflated length prefixes are refused without allocating them', () => {

@@ -11,6 +11,7 @@ import {
   sealMessage,
   verifyGatewaySignature,
   type Envelope,
+  type GatewaySignature,
 } from '../../src/envelope/index.js';
 import { GatewaySigner } from '../../src/envelope/gateway.js';
 import { generateIdentity } from '../../src/identity/index.js';
@@ -108,7 +109,7 @@ for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
 
     const bytes = encodeEnvelope(env);
     const signatureOf = (e: Envelope) =>
-      addGatewaySignature(e, gateway).gatewaySignature as NonNullable<Envelope['gatewaySignature']>;
+      addGatewaySignature(e, gateway).gatewaySignature as GatewaySignature;
 
     it('appended to the bytes a client sent, gives the bytes encodeEnvelope gives, alone and in a batch', async () => {
       const alone = signatureOf(env);
@@ -121,7 +122,7 @@ for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
       const signatures = await Promise.all(copies.map((c) => signer.signature(c)));
       assert.ok(signatures.some((g) => g.batch !== undefined));
       copies.forEach((c, i) => {
-        const g = signatures[i] as NonNullable<Envelope['gatewaySignature']>;
+        const g = signatures[i] as GatewaySignature;
         const encoded = encodeEnvelope(c);
         const appended = encodeWithGatewaySignature(decodeEnvelope(encoded), encoded, g);
         assert.deepEqual(appended, encodeEnvelope({ ...c, gatewaySignature: g }));
