@@ -12,7 +12,7 @@
  * change is live within about two seconds; a changed file that fails the same checks is
  * refused whole, and the credentials read before stay in force.
  */
-import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../../errors.js';
 
@@ -123,32 +123,52 @@ const WATCH_INTERVAL_MS = 1_000;
 /**
  * The credentials file, read now (a ConfigError stops the start) and again whenever its status
  * changes (modified, replaced, its mode changed). `onReload` hears of each reading after the
- * first: no error, the new credentials are in force; a ConfigError, the previous ones stay.
+ * first: no error, the new credentials are in force; a ConfigError, the previous ones stay. The
+ * status is compared with the one taken just before the last reading (a stat each second on the
+ * event loop, a few µs), so a change made right after the start is not missed, as it could be
+ * by fs.watchFile, whose first status is taken later on the thread pool.
  */
 export class CredentialsFile {
   readonly #path: string;
+  readonly #onReload: (err?: ConfigError) => void;
   #current: CredentialLookup;
+  /** The status the last reading saw; undefined while the file cannot be stat'ed. */
+  #seen: Stats | undefined;
+  readonly #timer: NodeJS.Timeout;
 
   constructor(path: string, onReload: (err?: ConfigError) => void) {
     this.#path = path;
+    this.#onReload = onReload;
+    this.#seen = statSync(path, { throwIfNoEntry: false });
     this.#current = readCredentialsFile(path);
-    // Not persistent: the watch holds no process alive.
-    watchFile(path, { interval: WATCH_INTERVAL_MS, persistent: false }, (now, before) => {
-      if (sameFile(now, before)) return;
-      try {
-        this.#current = readCredentialsFile(path);
-        onReload();
-      } catch (err) {
-        onReload(err instanceof ConfigError ? err : new ConfigError('ERR_CONFIG', String(err)));
-      }
-    });
+    // Unref'd: the check holds no process alive.
+    this.#timer = setInterval(() => this.#check(), WATCH_INTERVAL_MS).unref();
+  }
+
+  #check(): void {
+    let now: Stats | undefined;
+    try {
+      now = statSync(this.#path, { throwIfNoEntry: false });
+    } catch {
+      now = undefined;
+    }
+    const before = this.#seen;
+    if (now === undefined ? before === undefined : before !== undefined && sameFile(now, before))
+      return;
+    this.#seen = now;
+    try {
+      this.#current = readCredentialsFile(this.#path);
+      this.#onReload();
+    } catch (err) {
+      this.#onReload(err instanceof ConfigError ? err : new ConfigError('ERR_CONFIG', String(err)));
+    }
   }
 
   /** The lookup in force now (for the off-ramp's `credentials`). */
   readonly lookup: CredentialLookup = (host, port) => this.#current(host, port);
 
   close(): void {
-    unwatchFile(this.#path);
+    clearInterval(this.#timer);
   }
 }
 
