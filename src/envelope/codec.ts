@@ -136,6 +136,8 @@ export interface SealedContent {
   readonly checkpoint: Buffer;
   readonly body: MessageBody;
   readonly signature: Signature;
+  /** Present when the author signature is over a batch of author transcripts (§6.1). */
+  readonly signatureBatch?: BatchPlace;
   readonly suite: SuiteId;
   readonly messageId: Buffer;
   readonly createdAt: number;
@@ -313,14 +315,20 @@ function gatewaySignatureFromMessage(v: unknown): GatewaySignature {
     signature: signature(g.signature, gs, 'gateway_signature.signature'),
     ...(g.batch === null || g.batch === undefined
       ? {}
-      : { batch: batchPlace(msg(g.batch, 'gateway_signature.batch')) }),
+      : { batch: batchPlace(g.batch, 'gateway_signature') }),
   };
 }
 
-function batchPlace(b: Msg): BatchPlace {
+/** The batch place of the signature in `owner` (`owner.batch` in errors). */
+function batchPlace(v: unknown, owner: string): BatchPlace {
+  const b = msg(v, `${owner}.batch`);
   return decodeBatchPlace({ index: b.index, size: b.size, path: b.path }, (why) =>
-    fail(`gateway_signature.${why}`),
+    fail(`${owner}.${why}`),
   );
+}
+
+function batchPlaceToMessage(b: BatchPlace): Msg {
+  return { index: b.index, size: b.size, path: b.path };
 }
 
 function originFromMessage(o: Msg): Origin {
@@ -437,9 +445,7 @@ function gatewaySignatureToMessage(g: GatewaySignature): Msg {
       ed25519: g.signature.ed25519,
       ml_dsa_65: g.signature.mldsa65 ?? Buffer.alloc(0),
     },
-    ...(g.batch === undefined
-      ? {}
-      : { batch: { index: g.batch.index, size: g.batch.size, path: g.batch.path } }),
+    ...(g.batch === undefined ? {} : { batch: batchPlaceToMessage(g.batch) }),
   };
 }
 
@@ -576,6 +582,9 @@ export function decodeSealedContent(data: Uint8Array): SealedContent {
         content: bytes(body.content, 'body.content', 0, Number.MAX_SAFE_INTEGER),
       },
       signature: signature(m.signature, author.suite, 'signature'),
+      ...(m.signature_batch === null || m.signature_batch === undefined
+        ? {}
+        : { signatureBatch: batchPlace(m.signature_batch, 'signature') }),
       suite: suite(m.suite, 'sealed suite'),
       messageId: bytes(m.message_id, 'sealed message_id', MESSAGE_ID_LENGTH, MESSAGE_ID_LENGTH),
       ...timestamps(m.created_at, m.expires_at, 'sealed '),
@@ -603,6 +612,9 @@ export function encodeSealedContent(c: SealedContent): Buffer {
     message_id: c.messageId,
     created_at: c.createdAt,
     expires_at: c.expiresAt,
+    ...(c.signatureBatch === undefined
+      ? {}
+      : { signature_batch: batchPlaceToMessage(c.signatureBatch) }),
   };
   return Buffer.from(SealedContentType.encode(SealedContentType.fromObject(m)).finish());
 }

@@ -79,10 +79,10 @@ export const ENVELOPE_SCHEMA = {
                     key_id: { type: 'bytes', id: 2 },
                     suite: { type: 'string', id: 3 },
                     signature: { type: 'Signature', id: 4 },
-                    batch: { type: 'GatewayBatch', id: 5 },
+                    batch: { type: 'BatchPlace', id: 5 },
                   },
                 },
-                GatewayBatch: {
+                BatchPlace: {
                   fields: {
                     index: { type: 'uint32', id: 1 },
                     size: { type: 'uint32', id: 2 },
@@ -121,6 +121,7 @@ export const ENVELOPE_SCHEMA = {
                     message_id: { type: 'bytes', id: 7 },
                     created_at: { type: 'uint64', id: 8 },
                     expires_at: { type: 'uint64', id: 9 },
+                    signature_batch: { type: 'BatchPlace', id: 10 },
                   },
                 },
               },

@@ -25,7 +25,14 @@ import {
   type HpkeSealed,
 } from '../native/index.js';
 import { checkPublicRecord, type PublicKeyRecord, type SecretKeySet } from '../identity/keys.js';
-import { verifySignature, type Signature } from '../identity/signature.js';
+import {
+  BatchSigner,
+  verifyBatchSignature,
+  type BatchPlace,
+  type BatchPurposes,
+  type BatchSignature,
+} from '../identity/batch-signature.js';
+import type { Signature } from '../identity/signature.js';
 import { checkDid } from '../identity/did.js';
 import { SUITES, type SuiteId } from '../identity/suites.js';
 import { workAlone } from '../workload.js';
@@ -53,6 +60,7 @@ import {
 } from './limits.js';
 import {
   PURPOSE_AUTHOR,
+  PURPOSE_AUTHOR_BATCH,
   WRAP_AAD,
   authorTranscript,
   bodyHash,
@@ -158,10 +166,11 @@ function checkRecipients(list: readonly PublicKeyRecord[]): SuiteId {
  */
 interface SealDraft {
   readonly transcript: Buffer;
+  readonly messageId: Buffer;
   readonly mlDsaRandomness: Buffer | undefined;
   wrapKeys(): HpkeSealed[];
   wrapKeysAsync(): Promise<HpkeSealed[]>;
-  finish(signature: Signature, wrapped: readonly HpkeSealed[]): Envelope;
+  finish(signature: Signature, wrapped: readonly HpkeSealed[], batch?: BatchPlace): Envelope;
   discard(): void;
 }
 
@@ -230,6 +239,7 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
   }));
   return {
     transcript,
+    messageId,
     mlDsaRandomness: rnd?.mlDsa,
     wrapKeys: () =>
       wrapArgs.map((w) => hpkeSeal(kem, w.publicKey, w.info, WRAP_AAD, contentKey, w.ikmE)),
@@ -238,13 +248,14 @@ function draftEnvelope(inp: SealEnvelopeInput): SealDraft {
         wrapArgs.map((w) => hpkeSealAsync(kem, w.publicKey, w.info, WRAP_AAD, contentKey, w.ikmE)),
       ),
     discard: () => contentKey.fill(0),
-    finish(signature: Signature, wrapped: readonly HpkeSealed[]): Envelope {
+    finish(signature: Signature, wrapped: readonly HpkeSealed[], batch?: BatchPlace): Envelope {
       const sealed: SealedContent = {
         author,
         recipients,
         checkpoint,
         body,
         signature,
+        ...(batch !== undefined ? { signatureBatch: batch } : {}),
         suite,
         messageId,
         createdAt,
@@ -303,18 +314,62 @@ export function sealEnvelope(inp: SealEnvelopeInput): Envelope {
   }
 }
 
+/** The author signature's purposes: alone, and as a batch (docs/PROTOCOL.md §3.3, §6.1). */
+const AUTHOR_PURPOSES: BatchPurposes = { single: PURPOSE_AUTHOR, batch: PURPOSE_AUTHOR_BATCH };
+
+/**
+ * The author signature of an author that seals many envelopes at once (the gateway, authoring
+ * legacy mail for its recipients): envelopes whose signatures are asked for while one is being
+ * made share the next one, as a batch (BatchSigner, docs/PROTOCOL.md §3.3 and §6.1). An
+ * envelope alone in its batch gets the plain author signature, and so do the copies of one
+ * message (one message id) but the first in a batch: their author transcripts differ only in
+ * the recipient, so one's recipient could test from its path whether someone else got a copy.
+ */
+export class AuthorSigner {
+  readonly #signer: BatchSigner;
+
+  constructor(keys: SecretKeySet, maxBatch?: number) {
+    this.#signer = new BatchSigner(keys, AUTHOR_PURPOSES, maxBatch);
+  }
+
+  get record(): PublicKeyRecord {
+    return this.#signer.record;
+  }
+
+  /** Signs the author transcript of the message `messageId`. */
+  sign(transcript: Buffer, messageId: Buffer): Promise<BatchSignature> {
+    return this.#signer.sign(transcript, messageId.toString('hex'));
+  }
+}
+
 /**
  * `sealEnvelope` with its heavy cryptography on the thread pool, beside the event loop: the
  * key wraps (HPKE) and the author's signature (SecretKeySet.signAsync), made side by side. For a
  * message alone in the process (src/workload.ts) the wraps are made here, beside the signature.
+ * With `authorSigner` (whose key must be the author's) the signature may be a batch's.
  */
-export async function sealEnvelopeAsync(inp: SealEnvelopeInput): Promise<Envelope> {
+export async function sealEnvelopeAsync(
+  inp: SealEnvelopeInput,
+  authorSigner?: AuthorSigner,
+): Promise<Envelope> {
+  if (authorSigner !== undefined) {
+    const a = inp.author.record;
+    if (authorSigner.record.did !== a.did || !authorSigner.record.keyId.equals(a.keyId))
+      input('the author signer holds another key than the author');
+    if (inp.randomness?.mlDsa !== undefined)
+      input('fixed ML-DSA-65 randomness needs the author to sign alone');
+  }
   const d = draftEnvelope(inp);
   try {
-    const signature = inp.author.signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness);
+    const signature: Promise<BatchSignature> =
+      authorSigner !== undefined
+        ? authorSigner.sign(d.transcript, d.messageId)
+        : inp.author
+            .signAsync(d.transcript, PURPOSE_AUTHOR, d.mlDsaRandomness)
+            .then((sig) => ({ signature: sig }));
     const wrapped = workAlone() ? Promise.resolve().then(() => d.wrapKeys()) : d.wrapKeysAsync();
-    const [sig, keys] = await Promise.all([signature, wrapped]);
-    return d.finish(sig, keys);
+    const [signed, keys] = await Promise.all([signature, wrapped]);
+    return d.finish(signed.signature, keys, signed.batch);
   } finally {
     d.discard();
   }
@@ -507,12 +562,14 @@ export function openEnvelope(
     bodyHash: bodyHash(sealed.body),
     checkpoint: sealed.checkpoint,
   });
-  verifySignature(
-    sealed.author.suite,
-    sealed.author.signingPublicKeys,
+  verifyBatchSignature(
+    sealed.author,
     transcript,
-    PURPOSE_AUTHOR,
-    sealed.signature,
+    AUTHOR_PURPOSES,
+    {
+      signature: sealed.signature,
+      ...(sealed.signatureBatch !== undefined ? { batch: sealed.signatureBatch } : {}),
+    },
     'ERR_ENVELOPE_SIGNATURE',
   );
   // 9. the cleartext header must equal its signed copy

@@ -22,6 +22,7 @@ export const LABEL_EPHEMERAL_KEY = 'aftersmtp/amp/v1/ephemeral-key';
 export const KEY_SHARE_LENGTH = 32;
 /** Transcript label and signature purpose (signature.ts derives the per-algorithm contexts). */
 export const PURPOSE_AUTHOR = 'aftersmtp/amp/v1/author';
+export const PURPOSE_AUTHOR_BATCH = 'aftersmtp/amp/v1/author-batch';
 export const PURPOSE_GATEWAY = 'aftersmtp/amp/v1/gateway';
 export const PURPOSE_GATEWAY_BATCH = 'aftersmtp/amp/v1/gateway-batch';
 

@@ -67,6 +67,7 @@ export function batchTranscript(
 
 interface Pending {
   readonly transcript: Buffer;
+  readonly group: string | undefined;
   readonly resolve: (signed: BatchSignature) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -92,9 +93,14 @@ export class BatchSigner {
     return this.#keys.record;
   }
 
-  sign(transcript: Buffer): Promise<BatchSignature> {
+  /**
+   * Signs `transcript`, in a batch if others wait. Items of one `group` never share a batch: the
+   * second and later of a group are signed alone, beside the batch (a batch path holds the hashes
+   * of the other items, which an item's reader could otherwise test guesses against).
+   */
+  sign(transcript: Buffer, group?: string): Promise<BatchSignature> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ transcript, resolve, reject });
+      this.#pending.push({ transcript, group, resolve, reject });
       if (this.#draining) return;
       this.#draining = true;
       setImmediate(() => void this.#drain());
@@ -103,7 +109,15 @@ export class BatchSigner {
 
   async #drain(): Promise<void> {
     while (this.#pending.length > 0) {
-      await this.#signBatch(this.#pending.splice(0, this.#maxBatch));
+      const batch: Pending[] = [];
+      const alone: Pending[] = [];
+      const groups = new Set<string>();
+      for (const p of this.#pending.splice(0, this.#maxBatch)) {
+        if (p.group === undefined || !groups.has(p.group)) batch.push(p);
+        else alone.push(p);
+        if (p.group !== undefined) groups.add(p.group);
+      }
+      await Promise.all([this.#signBatch(batch), ...alone.map((p) => this.#signBatch([p]))]);
     }
     this.#draining = false;
   }

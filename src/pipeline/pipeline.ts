@@ -14,6 +14,7 @@
 import { randomBytes } from '../random.js';
 import type { SecretKeySet } from '../identity/keys.js';
 import { GatewaySigner } from '../envelope/gateway.js';
+import { AuthorSigner } from '../envelope/envelope.js';
 import { VerifiedBatches } from '../identity/batch-signature.js';
 import { MESSAGE_ID_LENGTH } from '../envelope/limits.js';
 import { markLatency } from '../latency.js';
@@ -148,7 +149,11 @@ export class Pipeline {
       ...(options.srs !== undefined ? { srs: options.srs } : {}),
       batches: new VerifiedBatches(),
     };
-    this.#seal = { ...options, gatewaySigner: new GatewaySigner(options.gatewayKeys) };
+    this.#seal = {
+      ...options,
+      authorSigner: new AuthorSigner(options.gatewayKeys),
+      gatewaySigner: new GatewaySigner(options.gatewayKeys),
+    };
   }
 
   get gatewayKeys(): SecretKeySet {

@@ -22,7 +22,7 @@ import {
   type Origin,
   type SpamPart,
 } from '../envelope/codec.js';
-import { sealEnvelopeAsync } from '../envelope/envelope.js';
+import { sealEnvelopeAsync, type AuthorSigner } from '../envelope/envelope.js';
 import type { GatewaySigner } from '../envelope/gateway.js';
 import { ciphertextHash, type DeliveryReceipt } from '../envelope/receipt.js';
 import type { ReceiptFor } from '../mailbox/writer.js';
@@ -40,8 +40,12 @@ export interface TransformDeps {
   readonly legacyTtlMs: number;
 }
 
-/** What sealing needs besides the settings: the gateway's signer, which batches (§6.4). */
+/**
+ * What sealing needs besides the settings: the gateway's signers, as the copies' author (§6.1)
+ * and as their gateway (§6.4), both of which batch.
+ */
 export interface SealDeps extends TransformDeps {
+  readonly authorSigner: AuthorSigner;
   readonly gatewaySigner: GatewaySigner;
 }
 
@@ -205,8 +209,9 @@ export interface CopyExtras {
 }
 
 /**
- * One envelope per DID target, authored and vouched for by the gateway; `extras` gives a copy
- * its own content and spam part (docs/PROTOCOL.md §6.9), both covered by the gateway signature.
+ * One envelope per DID target, authored and vouched for by the gateway (both signatures made in
+ * batches while the gateway is busy); `extras` gives a copy its own content and spam part
+ * (docs/PROTOCOL.md §6.9), both covered by the gateway signature.
  * `receiptFor` signs a local copy's receipt as soon as its ciphertext is final, so that on the
  * thread pool the receipt and the gateway signature are made side by side, not one after the
  * other.
@@ -225,19 +230,22 @@ export function sealCopies(
   return Promise.all(
     targets.map(async (t) => {
       const extra = extras?.(t.did);
-      const sealed = await sealEnvelopeAsync({
-        author: deps.gatewayKeys,
-        signedRecipients: [t.record],
-        body: {
-          subject: facts.subject,
-          contentType: 'message/rfc822',
-          content: extra?.content ?? content,
+      const sealed = await sealEnvelopeAsync(
+        {
+          author: deps.gatewayKeys,
+          signedRecipients: [t.record],
+          body: {
+            subject: facts.subject,
+            contentType: 'message/rfc822',
+            content: extra?.content ?? content,
+          },
+          createdAt: origin.receivedAt,
+          expiresAt: origin.receivedAt + deps.legacyTtlMs,
+          messageId,
+          maxBytes: deps.maxEnvelopeBytes,
         },
-        createdAt: origin.receivedAt,
-        expiresAt: origin.receivedAt + deps.legacyTtlMs,
-        messageId,
-        maxBytes: deps.maxEnvelopeBytes,
-      });
+        deps.authorSigner,
+      );
       const hash = ciphertextHash(sealed);
       const receipt = t.local
         ? receiptFor?.({

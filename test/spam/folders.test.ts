@@ -16,6 +16,7 @@ import { Keyring, generateKey } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import { PostgresMailboxStore } from '../../src/store/postgres.js';
 import { GatewaySigner } from '../../src/envelope/gateway.js';
+import { AuthorSigner } from '../../src/envelope/envelope.js';
 import type { MailboxStore } from '../../src/store/types.js';
 import { identity } from '../ledger/helpers.js';
 import { freshDatabase, postgresService } from '../store/services.js';
@@ -57,6 +58,7 @@ async function copy(spam?: SpamPart): Promise<SealedCopy> {
     randomBytes(16),
     {
       gatewayKeys: gateway,
+      authorSigner: new AuthorSigner(gateway),
       gatewaySigner: new GatewaySigner(gateway),
       hostname: 'mx',
       maxEnvelopeBytes: 1 << 24,

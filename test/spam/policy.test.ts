@@ -18,6 +18,7 @@ import nodemailer from 'nodemailer';
 import { Registry } from 'prom-client';
 import { SMTPServer } from 'smtp-server';
 import { GatewaySigner, verifyGatewaySignature } from '../../src/envelope/gateway.js';
+import { AuthorSigner } from '../../src/envelope/envelope.js';
 import { decodeEnvelope } from '../../src/envelope/codec.js';
 import { ampDestination } from '../../src/pipeline/addresses.js';
 import { commitToQueue } from '../../src/pipeline/commit.js';
@@ -251,6 +252,7 @@ describe('spam_cat_acl with the real scanners', { skip: SKIP }, () => {
       messageId,
       {
         gatewayKeys: gw.keys,
+        authorSigner: new AuthorSigner(gw.keys),
         gatewaySigner: new GatewaySigner(gw.keys),
         hostname: 'mx',
         maxEnvelopeBytes: 1 << 25,

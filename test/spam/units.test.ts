@@ -16,6 +16,7 @@ import {
   verifyGatewaySignature,
 } from '../../src/envelope/gateway.js';
 import { gatewayTranscript } from '../../src/envelope/transcript.js';
+import { AuthorSigner } from '../../src/envelope/envelope.js';
 import { mergeEffects } from '../../src/pipeline/admission.js';
 import { ampSenderCheck, keptRecipients } from '../../src/pipeline/spam.js';
 import { messageFacts, sealCopies } from '../../src/pipeline/transform.js';
@@ -109,6 +110,7 @@ async function sealed(spam?: SpamPart) {
     randomBytes(16),
     {
       gatewayKeys: gateway,
+      authorSigner: new AuthorSigner(gateway),
       gatewaySigner: new GatewaySigner(gateway),
       hostname: 'mx',
       maxEnvelopeBytes: 1 << 24,
