@@ -24,8 +24,8 @@ import { BODY, HOUR, NOW, cast, flip } from './helpers.js';
 
 const code = (c: string) => (err: unknown) => err instanceof AfterSmtpError && err.code === c;
 
-/** The sealed content of `env`, as `reader` (a recipient with a wrap) decrypts it. */
-function contentOf(env: Envelope, reader: SecretKeySet): { content: SealedContent; key: Buffer } {
+/** How `reader` (a recipient with a wrap) decrypts `env`: the content key and nonce, the AAD. */
+function contentKeyOf(env: Envelope, reader: SecretKeySet) {
   const w = env.wraps.find((x) => x.recipient === reader.did) as Envelope['wraps'][number];
   const key = reader.hpkeOpen(
     w.enc,
@@ -33,15 +33,20 @@ function contentOf(env: Envelope, reader: SecretKeySet): { content: SealedConten
     WRAP_AAD,
     w.wrappedKey,
   );
-  const d = deriveContentKey(key, env.suite, env.messageId);
-  const plain = aeadOpen(
-    'chacha20-poly1305',
-    d.key,
-    d.nonce,
-    contentAad(env.suite, env.messageId),
-    env.ciphertext,
-  );
-  return { content: decodeSealedContent(plain), key };
+  return {
+    ...deriveContentKey(key, env.suite, env.messageId),
+    aad: contentAad(env.suite, env.messageId),
+  };
+}
+
+/** The sealed content of `env`, as `reader` decrypts it. */
+function contentOf(env: Envelope, reader: SecretKeySet): { content: SealedContent } {
+  const k = contentKeyOf(env, reader);
+  return {
+    content: decodeSealedContent(
+      aeadOpen('chacha20-poly1305', k.key, k.nonce, k.aad, env.ciphertext),
+    ),
+  };
 }
 
 /** `env` with its sealed content changed by `change`, encrypted again under the same key. */
@@ -50,16 +55,9 @@ function resealed(
   reader: SecretKeySet,
   change: (c: SealedContent) => SealedContent,
 ): Envelope {
-  const { content, key } = contentOf(env, reader);
-  const d = deriveContentKey(key, env.suite, env.messageId);
-  const ciphertext = aeadSeal(
-    'chacha20-poly1305',
-    d.key,
-    d.nonce,
-    contentAad(env.suite, env.messageId),
-    encodeSealedContent(change(content)),
-  );
-  return { ...env, ciphertext };
+  const k = contentKeyOf(env, reader);
+  const content = encodeSealedContent(change(contentOf(env, reader).content));
+  return { ...env, ciphertext: aeadSeal('chacha20-poly1305', k.key, k.nonce, k.aad, content) };
 }
 
 for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
