@@ -139,22 +139,15 @@ export class CredentialsFile {
   constructor(path: string, onReload: (err?: ConfigError) => void) {
     this.#path = path;
     this.#onReload = onReload;
-    this.#seen = statSync(path, { throwIfNoEntry: false });
+    this.#seen = statusOf(path);
     this.#current = readCredentialsFile(path);
     // Unref'd: the check holds no process alive.
     this.#timer = setInterval(() => this.#check(), WATCH_INTERVAL_MS).unref();
   }
 
   #check(): void {
-    let now: Stats | undefined;
-    try {
-      now = statSync(this.#path, { throwIfNoEntry: false });
-    } catch {
-      now = undefined;
-    }
-    const before = this.#seen;
-    if (now === undefined ? before === undefined : before !== undefined && sameFile(now, before))
-      return;
+    const now = statusOf(this.#path);
+    if (sameStatus(now, this.#seen)) return;
     this.#seen = now;
     try {
       this.#current = readCredentialsFile(this.#path);
@@ -172,6 +165,17 @@ export class CredentialsFile {
   }
 }
 
-function sameFile(a: Stats, b: Stats): boolean {
+/** The file's status; undefined when it cannot be stat'ed (gone, or not accessible). */
+function statusOf(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two statuses are of the same, unchanged file (or both of no file). */
+function sameStatus(a: Stats | undefined, b: Stats | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.mode === b.mode;
 }
