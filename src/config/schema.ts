@@ -660,7 +660,7 @@ export const SETTINGS = {
   storeKeyFile: setting({
     env: 'AFTERSMTP_STORE_KEY_FILE',
     default: undefined,
-    doc: 'Keyring file for the mailbox store encryption at rest: one base64 32-byte key per line, the write key first. Unset: <data dir>/store.key, generated (mode 0600) on first start.',
+    doc: 'Keyring file for the mailbox store encryption at rest: one base64 32-byte key per line, the write key first. Unset: <data dir>/store.key, generated (mode 0600) on first start. A running gateway follows it: `aftersmtp store-key` rotates (docs/STORE.md).',
     parse: absolutePath,
   }),
   storeKey: setting({

@@ -99,6 +99,19 @@ export class Keyring {
   }
 }
 
+/** A keyring lacking keys that records are sealed with: `where` names the store. */
+export function missingKeysError(
+  where: string,
+  missing: readonly string[],
+  ring: Keyring,
+): StoreKeyError {
+  return new StoreKeyError(
+    `${where} has records sealed with store key(s) ${missing.join(', ')}, ` +
+      `which the keyring (AFTERSMTP_STORE_KEY_FILE or AFTERSMTP_STORE_KEY) does not hold ` +
+      `(it holds ${ring.ids().join(', ')})`,
+  );
+}
+
 const BASE64 = /^[A-Za-z0-9+/]{43}=$/;
 
 function parseKey(text: string, where: string): NodeKey {
@@ -191,8 +204,8 @@ export interface KeySource {
 
 /** The keyring the configuration names; generates the key file on first start. */
 export function loadKeyring(source: KeySource): Keyring {
-  if (source.keyEnv !== undefined && source.keyEnv !== '') return parseKeyList(source.keyEnv);
-  const path = source.keyFile ?? defaultKeyFile(source.dataDir);
+  const path = keyFileOf(source);
+  if (path === undefined) return parseKeyList(source.keyEnv ?? '');
   if (!existsSync(path)) {
     try {
       writeKeyFile(path, new Keyring([generateKey()]), true);
@@ -208,12 +221,41 @@ export function loadKeyring(source: KeySource): Keyring {
   return readKeyFile(path);
 }
 
+/**
+ * The keyring file the configuration names, or undefined when the keys come from
+ * AFTERSMTP_STORE_KEY (then they change only with the variable and a restart).
+ */
+export function keyFileOf(source: KeySource): string | undefined {
+  if (source.keyEnv !== undefined && source.keyEnv !== '') return undefined;
+  return source.keyFile ?? defaultKeyFile(source.dataDir);
+}
+
 /** Puts a fresh key first in the keyring file (the new write key); returns its id. */
 export function rotateKeyFile(path: string): string {
   const ring = readKeyFile(path);
   const fresh = generateKey();
   writeKeyFile(path, new Keyring([fresh, ...ring.keys]), false);
   return fresh.id;
+}
+
+/**
+ * Appends a fresh key to the keyring file, after the write key: it opens records but seals none
+ * yet (the first step of a rotation shared by several gateways, docs/STORE.md); returns its id.
+ */
+export function addKeyFile(path: string): string {
+  const ring = readKeyFile(path);
+  const fresh = generateKey();
+  writeKeyFile(path, new Keyring([...ring.keys, fresh]), false);
+  return fresh.id;
+}
+
+/** Makes a key the keyring file already holds the write key (moved first; the others keep their order). */
+export function useKeyFile(path: string, keyId: string): void {
+  const ring = readKeyFile(path);
+  const key = ring.get(keyId);
+  if (key === undefined) throw new StoreKeyError(`key ${keyId} is not in ${path}`);
+  if (ring.write.id === keyId) return;
+  writeKeyFile(path, new Keyring([key, ...ring.keys.filter((k) => k.id !== keyId)]), false);
 }
 
 /** Removes a key that is not the write key (after `rewrap` reported it retirable). */

@@ -26,7 +26,8 @@ import { Packr } from 'msgpackr';
 import { randomBytes } from '../native/index.js';
 import { LmdbWriter, type StorageSpace } from '../storage/space.js';
 import { StoreClosedError, StoreCorruptError, StoreKeyError, StoreQuotaError } from './errors.js';
-import type { Keyring, NodeKey } from './keys.js';
+import { missingKeysError, type Keyring, type NodeKey } from './keys.js';
+import { Serial } from '../serial.js';
 import {
   checkAck,
   checkCommitments,
@@ -136,16 +137,21 @@ export class LmdbMailboxStore implements MailboxStore {
   readonly shares: Database<Buffer, Buffer>;
   readonly quarantine: Database<Buffer, Buffer>;
   readonly transit: Database<Buffer, Buffer>;
-  private readonly keyring: Keyring;
+  private keyring: Keyring;
+  /** The directory it was opened at, for messages. */
+  private readonly path: string;
   private readonly space: StorageSpace | undefined;
   /** Transactions and flushes that survive a full disk (src/storage/space.ts). */
   private readonly writer: LmdbWriter;
   private indexKey: Buffer = EMPTY;
   private closed = false;
+  /** A keyring change or a rewrap: one at a time (src/serial.ts). */
+  private readonly keyWork = new Serial();
 
   private constructor(options: LmdbStoreOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.keyring = options.keyring;
+    this.path = options.path;
     this.space = options.space;
     // Never noSync: durability comes from awaiting `flushed` after each commit.
     this.root = open({ path: options.path, maxDbs: 12, compression: false });
@@ -172,7 +178,7 @@ export class LmdbMailboxStore implements MailboxStore {
   static async open(options: LmdbStoreOptions): Promise<LmdbMailboxStore> {
     const store = new LmdbMailboxStore(options);
     try {
-      await store.loadIndexKey(options.path);
+      await store.loadIndexKey();
     } catch (err) {
       await store.root.close();
       throw err;
@@ -189,7 +195,7 @@ export class LmdbMailboxStore implements MailboxStore {
     return v as Record<string, Buffer>;
   }
 
-  private async loadIndexKey(path: string): Promise<void> {
+  private async loadIndexKey(): Promise<void> {
     const write = this.keyring.write;
     let wraps = this.wraps();
     const ids = Object.keys(wraps);
@@ -198,11 +204,7 @@ export class LmdbMailboxStore implements MailboxStore {
     } else {
       const missing = ids.filter((id) => this.keyring.get(id) === undefined);
       if (missing.length > 0) {
-        throw new StoreKeyError(
-          `the mailbox store at ${path} has records sealed with store key(s) ${missing.join(', ')}, ` +
-            `which the keyring (AFTERSMTP_STORE_KEY_FILE or AFTERSMTP_STORE_KEY) does not hold ` +
-            `(it holds ${this.keyring.ids().join(', ')})`,
-        );
+        throw missingKeysError(`the mailbox store at ${this.path}`, missing, this.keyring);
       }
       const id = ids[0] as string;
       const wrapped = wraps[id] as Uint8Array;
@@ -615,6 +617,26 @@ export class LmdbMailboxStore implements MailboxStore {
     };
   }
 
+  async useKeyring(next: Keyring): Promise<void> {
+    this.live();
+    return this.keyWork.run(async () => {
+      const wraps = this.wraps();
+      const missing = Object.keys(wraps).filter((id) => next.get(id) === undefined);
+      if (missing.length > 0)
+        throw missingKeysError(`the mailbox store at ${this.path}`, missing, next);
+      const write = next.write;
+      if (wraps[write.id] === undefined) {
+        const more = {
+          ...wraps,
+          [write.id]: sealFrame(write, 'index-key', INDEX_KEY_ID, EMPTY, this.indexKey),
+        };
+        await this.txn(() => this.meta.putSync('index-keys', meta.pack(more)));
+        await this.flush();
+      }
+      this.keyring = next;
+    });
+  }
+
   /**
    * Re-seals every envelope and receipt not sealed with the write key, in batches of short write
    * transactions (deliveries go on meanwhile, sealed with the write key already), then forgets
@@ -622,6 +644,10 @@ export class LmdbMailboxStore implements MailboxStore {
    */
   async rewrap(): Promise<RewrapResult> {
     this.live();
+    return this.keyWork.run(() => this.rewrapNow());
+  }
+
+  private async rewrapNow(): Promise<RewrapResult> {
     const write = this.keyring.write;
     let rewrapped = 0;
     for (const [db, kind] of [

@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadKeyring } from './keys.js';
+import { loadKeyring, type KeySource } from './keys.js';
 import { LmdbMailboxStore } from './lmdb.js';
 import { PostgresMailboxStore } from './postgres.js';
 import type { MailboxStore, StoreBackendName, StoreLimits } from './types.js';
@@ -27,6 +27,13 @@ export function lmdbStorePath(dataDir: string): string {
   return join(dataDir, 'mailboxes');
 }
 
+/** Where the store's keys come from: AFTERSMTP_STORE_KEY, else the keyring file. */
+export function storeKeySource(
+  config: Pick<StoreConfig, 'dataDir' | 'storeKey' | 'storeKeyFile'>,
+): KeySource {
+  return { keyEnv: config.storeKey, keyFile: config.storeKeyFile, dataDir: config.dataDir };
+}
+
 /** `space`: the room on the data directory's file system (the lmdb store's reserve). */
 export async function openStore(
   config: StoreConfig,
@@ -34,11 +41,7 @@ export async function openStore(
   space?: StorageSpace,
 ): Promise<MailboxStore> {
   mkdirSync(config.dataDir, { recursive: true });
-  const keyring = loadKeyring({
-    keyEnv: config.storeKey,
-    keyFile: config.storeKeyFile,
-    dataDir: config.dataDir,
-  });
+  const keyring = loadKeyring(storeKeySource(config));
   const all = { maxEnvelopeBytes: config.maxEnvelopeBytes, ...limits };
   switch (config.store) {
     case 'lmdb': {

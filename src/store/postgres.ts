@@ -33,7 +33,8 @@ import {
   StoreQuotaError,
   StoreUnavailableError,
 } from './errors.js';
-import { subkey, type Keyring } from './keys.js';
+import { missingKeysError, subkey, type Keyring } from './keys.js';
+import { Serial } from '../serial.js';
 import {
   checkAck,
   checkCommitments,
@@ -160,23 +161,26 @@ interface SealedRow {
   sealed: Buffer;
 }
 
+/** How messages name this store. */
+const STORE_NAME = 'the postgres mailbox store';
+
 export class PostgresMailboxStore implements MailboxStore {
   readonly backend = 'postgres' as const;
   readonly limits: StoreLimits;
   readonly pool: pg.Pool;
-  private readonly keyring: Keyring;
-  private readonly keyIds: string[];
-  private readonly keyTexts: string[];
-  private readonly writeKey: string;
+  // The keyring and the forms the queries take it in, replaced together (setKeyring).
+  private keyring!: Keyring;
+  private keyIds!: string[];
+  private keyTexts!: string[];
+  private writeKey!: string;
   private indexKey: Buffer = Buffer.alloc(0);
   private closed = false;
+  /** A keyring change or a rewrap: one at a time. */
+  private readonly keyWork = new Serial();
 
   private constructor(options: PostgresStoreOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.keyring = options.keyring;
-    this.keyIds = this.keyring.ids();
-    this.keyTexts = this.keyring.keys.map((k) => subkey(k, 'pgcrypto').toString('base64'));
-    this.writeKey = this.keyTexts[0] as string;
+    this.setKeyring(options.keyring);
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 16,
@@ -242,22 +246,37 @@ export class PostgresMailboxStore implements MailboxStore {
     });
   }
 
-  private async loadIndexKey(c: pg.PoolClient): Promise<void> {
+  private setKeyring(ring: Keyring): void {
+    this.keyring = ring;
+    this.keyIds = ring.ids();
+    this.keyTexts = ring.keys.map((k) => subkey(k, 'pgcrypto').toString('base64'));
+    this.writeKey = this.keyTexts[0] as string;
+  }
+
+  /** The ids of the keys the index key is wrapped under: those records may be sealed with. */
+  private async wrappedUnder(c: pg.Pool | pg.PoolClient): Promise<string[]> {
     const { rows } = await c.query<{ key_id: string }>(
       'SELECT key_id FROM store_keys ORDER BY key_id',
     );
-    const present = rows.map((r) => r.key_id);
+    return rows.map((r) => r.key_id);
+  }
+
+  /** Wraps the index key under `key` (pgcrypto subkey text `text`), once. */
+  private async wrapIndexKey(c: pg.Pool | pg.PoolClient, id: string, text: string): Promise<void> {
+    await c.query(
+      `INSERT INTO store_keys (key_id, wrapped) VALUES ($1, pgp_sym_encrypt_bytea($2, $3, $4))
+       ON CONFLICT (key_id) DO NOTHING`,
+      [id, Buffer.concat([INDEX_KEY_ID, this.indexKey]), text, PGP_OPTIONS],
+    );
+  }
+
+  private async loadIndexKey(c: pg.PoolClient): Promise<void> {
+    const present = await this.wrappedUnder(c);
     if (present.length === 0) {
       this.indexKey = randomBytes(32);
     } else {
       const missing = present.filter((id) => this.keyring.get(id) === undefined);
-      if (missing.length > 0) {
-        throw new StoreKeyError(
-          `the postgres mailbox store has records sealed with store key(s) ${missing.join(', ')}, ` +
-            `which the keyring (AFTERSMTP_STORE_KEY_FILE or AFTERSMTP_STORE_KEY) does not hold ` +
-            `(it holds ${this.keyIds.join(', ')})`,
-        );
-      }
+      if (missing.length > 0) throw missingKeysError(STORE_NAME, missing, this.keyring);
       let plain: Buffer | null | undefined;
       try {
         const r = await c.query<{ plain: Buffer | null }>(
@@ -280,11 +299,7 @@ export class PostgresMailboxStore implements MailboxStore {
       this.indexKey = plain.subarray(INDEX_KEY_ID.length);
       if (present.includes(this.keyIds[0] as string)) return;
     }
-    await c.query(
-      `INSERT INTO store_keys (key_id, wrapped) VALUES ($1, pgp_sym_encrypt_bytea($2, $3, $4))
-       ON CONFLICT (key_id) DO NOTHING`,
-      [this.keyIds[0], Buffer.concat([INDEX_KEY_ID, this.indexKey]), this.writeKey, PGP_OPTIONS],
-    );
+    await this.wrapIndexKey(c, this.keyIds[0] as string, this.writeKey);
   }
 
   private live(): void {
@@ -753,16 +768,39 @@ export class PostgresMailboxStore implements MailboxStore {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /**
+   * `inUse`: the keys the index key is wrapped under and those rows are sealed with (a gateway
+   * sharing the database may still seal with a key another has re-sealed away from). The rows'
+   * keys take a scan of the three tables: for the operator's `store-key list` and `retire`, and
+   * once per keyring change, not for the path of a message.
+   */
   async keyStatus(): Promise<KeyStatus> {
     this.live();
     const { rows } = await this.pool.query<{ key_id: string }>(
-      'SELECT key_id FROM store_keys ORDER BY key_id',
+      `SELECT key_id FROM store_keys
+       UNION SELECT key_id FROM store_envelopes
+       UNION SELECT key_id FROM store_receipts
+       UNION SELECT key_id FROM store_shares
+       ORDER BY key_id`,
     );
     return {
       writeKeyId: this.keyIds[0] as string,
       keyring: [...this.keyIds],
       inUse: rows.map((r) => r.key_id),
     };
+  }
+
+  async useKeyring(next: Keyring): Promise<void> {
+    this.live();
+    return this.keyWork.run(async () => {
+      const missing = (await this.wrappedUnder(this.pool)).filter(
+        (id) => next.get(id) === undefined,
+      );
+      if (missing.length > 0) throw missingKeysError(STORE_NAME, missing, next);
+      const write = next.write;
+      await this.wrapIndexKey(this.pool, write.id, subkey(write, 'pgcrypto').toString('base64'));
+      this.setKeyring(next);
+    });
   }
 
   /**
@@ -773,6 +811,10 @@ export class PostgresMailboxStore implements MailboxStore {
    */
   async rewrap(): Promise<RewrapResult> {
     this.live();
+    return this.keyWork.run(() => this.rewrapNow());
+  }
+
+  private async rewrapNow(): Promise<RewrapResult> {
     const write = this.keyIds[0] as string;
     let rewrapped = 0;
     for (const table of ['store_envelopes', 'store_receipts', 'store_shares'] as const) {

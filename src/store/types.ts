@@ -39,6 +39,7 @@
  *   (at open, naming the missing key ids) and is never quarantined: the operator fixes the keyring.
  * - Every input is bounded (see StoreLimits); out of bounds is a StoreInputError, before any write.
  */
+import type { Keyring } from './keys.js';
 
 export type StoreBackendName = 'lmdb' | 'postgres';
 export const STORE_BACKENDS: readonly StoreBackendName[] = ['lmdb', 'postgres'];
@@ -244,8 +245,18 @@ export interface MailboxStore {
   releaseShare(recipient: string, messageId: string, now: number): Promise<Uint8Array | undefined>;
   /** Which keys seal what (for the rotation procedure in docs/STORE.md). */
   keyStatus(): Promise<KeyStatus>;
-  /** Re-seals every record under the write key; afterwards the other keys can be retired. */
+  /**
+   * Re-seals every record under the write key; afterwards the other keys can be retired. Waits
+   * for a `useKeyring` in progress, and `useKeyring` waits for it.
+   */
   rewrap(): Promise<RewrapResult>;
+  /**
+   * Takes a changed keyring while serving (docs/STORE.md, Key rotation). Refused with a
+   * StoreKeyError, the keyring in force kept, when it lacks a key that records may still be
+   * sealed with (`keyStatus().inUse`); otherwise the index key is wrapped under its write key,
+   * durably, before any record is sealed with that key.
+   */
+  useKeyring(keyring: Keyring): Promise<void>;
   /** How many records were quarantined (since the store was created). */
   quarantined(): Promise<number>;
   close(): Promise<void>;

@@ -3,45 +3,12 @@
 // stops cleanly on SIGTERM; started without bin/aftersmtp's Node.js flags, it says so. Bad
 // configuration is refused with exit code 1 and the variable named.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BIN, cliEnv, runCli, startCli, tempDir } from '../helpers/cli.js';
+import { runCli, startServe, tempDir } from '../helpers/cli.js';
 import { E2eGateway } from '../e2e/helpers.js';
-
-interface Started {
-  child: ChildProcess;
-  log: Record<string, unknown>[];
-  ready: Record<string, unknown>;
-}
-
-/** `serve` as bin/aftersmtp starts it, or (`bare`) by `node` with no flags. */
-function startServe(env: Record<string, string>, bare = false): Promise<Started> {
-  const child = bare
-    ? spawn(process.execPath, [BIN, 'serve'], {
-        env: cliEnv(env),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-    : startCli(['serve'], env);
-  const log: Record<string, unknown>[] = [];
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        log.push(entry);
-        if (entry.msg === 'aftersmtp serving') resolve({ child, log, ready: entry });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
-  });
-}
 
 function stop(child: ChildProcess): Promise<number | string | null> {
   return new Promise((resolve) => {

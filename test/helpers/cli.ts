@@ -78,3 +78,39 @@ export function stopChild(
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
 }
+
+export interface StartedServe {
+  child: ChildProcess;
+  log: Record<string, unknown>[];
+  ready: Record<string, unknown>;
+}
+
+/**
+ * `serve` as bin/aftersmtp starts it, or (`bare`) by `node` with no flags; resolves once it logs
+ * that it serves, with its log lines so far (the array keeps filling).
+ */
+export function startServe(env: Record<string, string>, bare = false): Promise<StartedServe> {
+  const child = bare
+    ? spawn(process.execPath, [BIN, 'serve'], {
+        env: cliEnv(env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : startCli(['serve'], env);
+  const log: Record<string, unknown>[] = [];
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        log.push(entry);
+        if (entry.msg === 'aftersmtp serving') resolve({ child, log, ready: entry });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
+  });
+}

@@ -577,6 +577,90 @@ export function storeContract(name: string, open: Open): void {
       );
     });
 
+    it('takes a new keyring while open: the new write key seals, rewrap moves the rest, then it reopens with it alone', async () => {
+      const k1 = generateKey();
+      const k2 = generateKey();
+      await withStore(
+        open,
+        async (h) => {
+          const first = [envelope(ALICE), envelope(BOB)];
+          for (const e of first) await h.store.deliver(e);
+          await h.store.useKeyring(new Keyring([k2, k1]));
+          const late = envelope(ALICE);
+          await h.store.deliver(late);
+          const status = await h.store.keyStatus();
+          assert.equal(status.writeKeyId, k2.id);
+          assert.deepEqual([...status.inUse].sort(), [k1.id, k2.id].sort());
+          const r = await h.store.rewrap();
+          assert.equal(r.rewrapped, 4, 'two envelopes and their receipts were sealed with k1');
+          assert.deepEqual(r.retirable, [k1.id]);
+          assert.deepEqual((await h.store.keyStatus()).inUse, [k2.id]);
+          // Durable: the data opens with k2 alone after a reopen.
+          await h.reopen(new Keyring([k2]));
+          assert.deepEqual(
+            (await h.store.list(ALICE)).envelopes.map((e) => e.messageId),
+            [first[0]!.messageId, late.messageId],
+          );
+          assert.ok(await h.store.fetch(BOB, first[1]!.messageId));
+          assert.equal(await h.store.quarantined(), 0);
+        },
+        undefined,
+        new Keyring([k1]),
+      );
+    });
+
+    it('refuses a new keyring that lacks a key records are sealed with, and keeps the one in force', async () => {
+      const k1 = generateKey();
+      const k2 = generateKey();
+      await withStore(
+        open,
+        async (h) => {
+          const e = envelope(ALICE);
+          await h.store.deliver(e);
+          await assert.rejects(
+            h.store.useKeyring(new Keyring([k2])),
+            (err: unknown) => err instanceof StoreKeyError && err.message.includes(k1.id),
+          );
+          const status = await h.store.keyStatus();
+          assert.equal(status.writeKeyId, k1.id);
+          assert.deepEqual(status.inUse, [k1.id]);
+          const after = envelope(ALICE);
+          await h.store.deliver(after);
+          await h.reopen(new Keyring([k1]));
+          assert.equal((await h.store.list(ALICE)).envelopes.length, 2);
+        },
+        undefined,
+        new Keyring([k1]),
+      );
+    });
+
+    it('runs a keyring change given during a rewrap after it, so the new write key stays in use', async () => {
+      const k1 = generateKey();
+      const k2 = generateKey();
+      const k3 = generateKey();
+      await withStore(
+        open,
+        async (h) => {
+          for (let i = 0; i < 4; i++) await h.store.deliver(envelope(ALICE));
+          await h.store.useKeyring(new Keyring([k2, k1]));
+          // Both at once: the rewrap (to k2) ends before k3 is taken, and k3's wrap is kept.
+          const [r] = await Promise.all([
+            h.store.rewrap(),
+            h.store.useKeyring(new Keyring([k3, k2, k1])),
+          ]);
+          assert.equal(r.rewrapped, 8);
+          await h.store.deliver(envelope(BOB));
+          assert.deepEqual([...(await h.store.keyStatus()).inUse].sort(), [k2.id, k3.id].sort());
+          await h.store.rewrap();
+          await h.reopen(new Keyring([k3]));
+          assert.equal((await h.store.list(ALICE)).envelopes.length, 4);
+          assert.equal((await h.store.list(BOB)).envelopes.length, 1);
+        },
+        undefined,
+        new Keyring([k1]),
+      );
+    });
+
     it('refuses to open with a wrong key (typed error), and opens again with the right one', async () => {
       const right = generateKey();
       await withStore(

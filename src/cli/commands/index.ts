@@ -27,6 +27,7 @@ import { receiptCommand } from './receipt.js';
 import { serveCommand } from './serve.js';
 import { usersCommands } from './users.js';
 import { dkimCommands } from './dkim.js';
+import { storeKeyCommands } from './store-key.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -55,5 +56,6 @@ export const COMMANDS: readonly Command[] = [
   ...queueCommands,
   ...usersCommands,
   ...dkimCommands,
+  ...storeKeyCommands,
   benchCommand,
 ];

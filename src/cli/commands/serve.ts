@@ -64,7 +64,9 @@ import {
   mapsDatabasePath,
   sharedMaps,
 } from '../../routing/index.js';
-import { openStore } from '../../store/open.js';
+import { openStore, storeKeySource } from '../../store/open.js';
+import { keyFileOf } from '../../store/keys.js';
+import { KeyringFollower } from '../../store/keyring-follower.js';
 import { registerQuicMetrics } from '../../quic/metrics.js';
 import type { SmtpListeners } from '../../legacy/smtp/server.js';
 import { startSmtpThread, type SmtpThreadOptions } from '../../legacy/smtp/thread.js';
@@ -418,6 +420,12 @@ export const serveCommand: Command = {
       teardown.add(() => queue.close());
       const store = await openStore(config, {}, space);
       teardown.add(() => store.close());
+      // A keyring file is followed: a rotation is taken and finished (records re-sealed) live.
+      const keyFile = keyFileOf(storeKeySource(config));
+      if (keyFile !== undefined) {
+        const keyring = new KeyringFollower(keyFile, store, log);
+        teardown.add(() => keyring.close());
+      }
       // Every series is registered now, before anything is served (zero until it happens).
       const started: { relay?: Relay; certPem?: string } = {};
       registerQueueMetrics(registry, queue);

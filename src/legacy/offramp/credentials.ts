@@ -15,6 +15,7 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../../errors.js';
+import { fileStatus, sameFileStatus } from '../../file-status.js';
 
 export interface Credentials {
   readonly user: string;
@@ -139,15 +140,15 @@ export class CredentialsFile {
   constructor(path: string, onReload: (err?: ConfigError) => void) {
     this.#path = path;
     this.#onReload = onReload;
-    this.#seen = statusOf(path);
+    this.#seen = fileStatus(path);
     this.#current = readCredentialsFile(path);
     // Unref'd: the check holds no process alive.
     this.#timer = setInterval(() => this.#check(), WATCH_INTERVAL_MS).unref();
   }
 
   #check(): void {
-    const now = statusOf(this.#path);
-    if (sameStatus(now, this.#seen)) return;
+    const now = fileStatus(this.#path);
+    if (sameFileStatus(now, this.#seen)) return;
     this.#seen = now;
     try {
       this.#current = readCredentialsFile(this.#path);
@@ -163,19 +164,4 @@ export class CredentialsFile {
   close(): void {
     clearInterval(this.#timer);
   }
-}
-
-/** The file's status; undefined when it cannot be stat'ed (gone, or not accessible). */
-function statusOf(path: string): Stats | undefined {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether two statuses are of the same, unchanged file (or both of no file). */
-function sameStatus(a: Stats | undefined, b: Stats | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.mode === b.mode;
 }
