@@ -657,6 +657,7 @@ export class LmdbMailboxStore implements MailboxStore {
     ] as const) {
       let start: Buffer | undefined;
       for (;;) {
+        this.live(); // a stop during a long rewrap ends it between two batches
         const todo: Buffer[] = [];
         let last: Buffer | undefined;
         let seen = 0;

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, startServe, tempDir } from '../helpers/cli.js';
+import { localServeEnv, runCli, startServe, tempDir } from '../helpers/cli.js';
 import { E2eGateway } from '../e2e/helpers.js';
 
 function stop(child: ChildProcess): Promise<number | string | null> {
@@ -20,17 +20,7 @@ function stop(child: ChildProcess): Promise<number | string | null> {
 
 test('serve creates the gateway identity, serves health and metrics, and restarts on it', async (t) => {
   const dataDir = join(tempDir('serve'), 'data');
-  const env = {
-    AFTERSMTP_DATA_DIR: dataDir,
-    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SMTP_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSION_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSIONS_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_DOMAIN: 'example.org',
-    AFTERSMTP_SUITE: 'classic-v1',
-  };
+  const env = localServeEnv(dataDir);
   const first = await startServe(env);
   t.after(() => first.child.kill('SIGKILL')); // a failed assertion must not leave it running
   const flagWarning = (log: Record<string, unknown>[]) =>

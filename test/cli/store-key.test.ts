@@ -9,10 +9,10 @@ import { loadKeyring } from '../../src/store/keys.js';
 import { LmdbMailboxStore } from '../../src/store/lmdb.js';
 import { lmdbStorePath } from '../../src/store/open.js';
 import { ALICE, envelope } from '../store/contract.js';
-import { runCli, startServe, stopChild, tempDir } from '../helpers/cli.js';
+import { localServeEnv, runCli, startServe, stopChild, tempDir } from '../helpers/cli.js';
 
 interface Listed {
-  file: string;
+  file: string | null;
   writeKeyId: string;
   keys: { id: string; write: boolean; inUse: boolean }[];
 }
@@ -43,17 +43,7 @@ const onlyWriteKeyInUse = (l: Listed): boolean =>
 
 test('store-key: rotate, re-sealed by serve at start and live, retire only what no record needs', async (t) => {
   const dataDir = join(tempDir('store-key'), 'data');
-  const env = {
-    AFTERSMTP_DATA_DIR: dataDir,
-    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SMTP_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSION_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSIONS_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_DOMAIN: 'example.org',
-    AFTERSMTP_SUITE: 'classic-v1',
-  };
+  const env = localServeEnv(dataDir);
   // Mail in the store under the first key (the store as serve opens it).
   const keyFile = join(dataDir, 'store.key');
   const stored = envelope(ALICE);
@@ -121,10 +111,12 @@ test('store-key: rotate, re-sealed by serve at start and live, retire only what 
     await after.close();
   }
 
-  // Keys in the environment are not the command's to change.
-  r = await runCli(['store-key', 'rotate'], {
-    env: { ...env, AFTERSMTP_STORE_KEY: ring.write.key.toString('base64') },
-  });
+  // Keys in the environment are listed, but not the command's to change.
+  const fromEnv = { ...env, AFTERSMTP_STORE_KEY: ring.write.key.toString('base64') };
+  const listed = await list(fromEnv);
+  assert.equal(listed.file, null);
+  assert.deepEqual(listed.keys, [{ id: k3, write: true, inUse: true }]);
+  r = await runCli(['store-key', 'rotate'], { env: fromEnv });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /AFTERSMTP_STORE_KEY/);
 });

@@ -114,3 +114,18 @@ export function startServe(env: Record<string, string>, bare = false): Promise<S
     child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
   });
 }
+
+/** `serve`'s settings for a test: `dataDir`, every listener on 127.0.0.1 at a free port, classic-v1. */
+export function localServeEnv(dataDir: string): Record<string, string> {
+  return {
+    AFTERSMTP_DATA_DIR: dataDir,
+    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SMTP_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SUBMISSION_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_SUBMISSIONS_LISTEN: '127.0.0.1:0',
+    AFTERSMTP_DOMAIN: 'example.org',
+    AFTERSMTP_SUITE: 'classic-v1',
+  };
+}

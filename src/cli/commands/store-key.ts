@@ -60,7 +60,7 @@ export const storeKeyCommands: readonly Command[] = [
     options: json,
     async run(args) {
       const source = storeKeySource(loadConfig());
-      const file = keyFileOf(source) ?? 'AFTERSMTP_STORE_KEY';
+      const file = keyFileOf(source);
       const ring = loadKeyring(source);
       const status = await storeKeyStatus();
       const keys = ring.ids().map((id) => ({
@@ -69,11 +69,11 @@ export const storeKeyCommands: readonly Command[] = [
         inUse: status.inUse.includes(id),
       }));
       if (flag(args, 'json')) {
-        printJson({ file, writeKeyId: ring.write.id, keys });
+        printJson({ file: file ?? null, writeKeyId: ring.write.id, keys });
         return;
       }
       printLines([
-        `keyring: ${file}`,
+        `keyring: ${file ?? 'AFTERSMTP_STORE_KEY (rotate by changing it and restarting)'}`,
         ...keys.map((k) => {
           if (k.write) return `${k.id}  write key`;
           return k.inUse
