@@ -1,7 +1,8 @@
 /**
- * Whether a file that a running gateway follows (the off-ramp's credentials, the store's keyring)
- * has changed since it was last read: its status (inode, size, modification time, mode) taken
- * with a stat, a few µs, compared with the status taken just before that reading.
+ * Whether a file that a running gateway follows (the off-ramp's credentials, the store's keyring,
+ * the log-key pins, the DKIM keys) has changed since it was last read: its status (inode, size,
+ * modification time, mode) taken with a stat, a few µs, compared with the status taken just before
+ * that reading.
  */
 import { statSync, type Stats } from 'node:fs';
 

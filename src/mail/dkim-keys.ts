@@ -17,9 +17,10 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { fileStatus, sameFileStatus } from '../file-status.js';
 import { checkDomain } from '../identity/did.js';
 import { writeFileAtomic } from '../identity/files.js';
 import type { DkimKey } from './dkim.js';
@@ -61,7 +62,10 @@ export function dnsRecordValue(algorithm: DkimAlgorithm, publicKey: KeyObject): 
 export class DkimKeys {
   readonly #dir: string;
   readonly #passphrase: string | undefined;
-  readonly #cache = new Map<string, { checkedAt: number; mtimeMs: number; keys: DkimKey[] }>();
+  readonly #cache = new Map<
+    string,
+    { checkedAt: number; status: Stats | undefined; keys: DkimKey[] }
+  >();
 
   /** Without a passphrase, only `list` (the public halves) works. */
   constructor(dataDir: string, passphrase?: string) {
@@ -232,8 +236,8 @@ export class DkimKeys {
     const f = join(this.#dir, d, 'active.json');
     const hit = this.#cache.get(d);
     if (hit !== undefined && now - hit.checkedAt < 1000) return hit.keys;
-    const mtimeMs = existsSync(f) ? statSync(f).mtimeMs : 0;
-    if (hit !== undefined && hit.mtimeMs === mtimeMs) {
+    const status = fileStatus(f);
+    if (hit !== undefined && sameFileStatus(hit.status, status)) {
       this.#cache.set(d, { ...hit, checkedAt: now });
       return hit.keys;
     }
@@ -241,7 +245,7 @@ export class DkimKeys {
       const { algorithm, key } = this.#readKey(d, selector);
       return { domain: d, selector, algorithm, privateKey: key };
     });
-    this.#cache.set(d, { checkedAt: now, mtimeMs, keys });
+    this.#cache.set(d, { checkedAt: now, status, keys });
     return keys;
   }
 }

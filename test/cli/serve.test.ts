@@ -47,7 +47,7 @@ test('serve creates the gateway identity, serves health and metrics, and restart
   assert.equal((await fetch(`${admin}/metrics`, { method: 'POST' })).status, 405);
   assert.equal(await stop(first.child), 0);
 
-  const second = await startServe(env, true);
+  const second = await startServe(env, { bare: true });
   t.after(() => second.child.kill('SIGKILL'));
   assert.equal(second.ready.keyId, first.ready.keyId, 'the same identity is loaded on restart');
   assert.deepEqual(flagWarning(second.log)?.missing, ['--min-semi-space-size=16']);

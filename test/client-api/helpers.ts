@@ -7,7 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCli, stopChild, tempDir } from '../helpers/cli.js';
+import { localServeEnv, startServe, stopChild, tempDir } from '../helpers/cli.js';
 import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 
 export const DOMAIN = 'example.org';
@@ -33,36 +33,13 @@ export async function startGateway(
 ): Promise<Gateway> {
   const dataDir = join(tempDir('client-api'), 'data');
   const env = {
-    AFTERSMTP_DATA_DIR: dataDir,
+    ...localServeEnv(dataDir),
     AFTERSMTP_DOMAIN: DOMAIN,
-    AFTERSMTP_SUITE: 'classic-v1',
-    AFTERSMTP_ADMIN_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_GRPC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_QUIC_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SMTP_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSION_LISTEN: '127.0.0.1:0',
-    AFTERSMTP_SUBMISSIONS_LISTEN: '127.0.0.1:0',
     AFTERSMTP_LEDGER_POLICY: `${DOMAIN}=open-pow:12`,
     AFTERSMTP_LEDGER_RATE_LIMIT: '1000/1',
     ...extra,
   };
-  const child = startCli(['serve'], env, undefined, nodeArgs);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buffered = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        if (entry.msg === 'aftersmtp serving') resolve(entry);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
-  });
-  child.removeAllListeners('exit');
+  const { child, ready, stderr } = await startServe(env, { nodeArgs, keepLog: false });
   return {
     child,
     dataDir,
@@ -73,7 +50,7 @@ export async function startGateway(
     logKey: String(ready.logKey),
     certFile: String(ready.tlsCert),
     stop: () => stopChild(child),
-    stderr: () => stderr,
+    stderr,
   };
 }
 

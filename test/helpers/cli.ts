@@ -81,37 +81,56 @@ export function tempDir(prefix: string): string {
 
 export interface StartedServe {
   child: ChildProcess;
+  /** Its log lines up to "aftersmtp serving", and after it unless started with `keepLog: false`. */
   log: Record<string, unknown>[];
   ready: Record<string, unknown>;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
 }
 
-/**
- * `serve` as bin/aftersmtp starts it, or (`bare`) by `node` with no flags; resolves once it logs
- * that it serves, with its log lines so far (the array keeps filling).
- */
-export function startServe(env: Record<string, string>, bare = false): Promise<StartedServe> {
-  const child = bare
-    ? spawn(process.execPath, [BIN, 'serve'], {
+export interface ServeOptions {
+  /** Started by `node` with no flags, not as bin/aftersmtp starts it. */
+  readonly bare?: boolean;
+  /** Node.js options before the script (a CPU profile, a preloaded module). */
+  readonly nodeArgs?: readonly string[];
+  /** Keep parsing its log lines into `log` once it serves (default true). */
+  readonly keepLog?: boolean;
+}
+
+/** `serve`, resolved once it logs that it serves, with its log lines so far. */
+export function startServe(
+  env: Record<string, string>,
+  options: ServeOptions = {},
+): Promise<StartedServe> {
+  const child = options.bare
+    ? spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, 'serve'], {
         env: cliEnv(env),
         stdio: ['ignore', 'pipe', 'pipe'],
       })
-    : startCli(['serve'], env);
+    : startCli(['serve'], env, undefined, options.nodeArgs);
   const log: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
     let buffered = '';
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
+    const onData = (d: Buffer): void => {
       buffered += d.toString();
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
         buffered = buffered.slice(nl + 1);
         log.push(entry);
-        if (entry.msg === 'aftersmtp serving') resolve({ child, log, ready: entry });
+        if (entry.msg !== 'aftersmtp serving') continue;
+        child.removeListener('exit', onExit);
+        if (options.keepLog === false) child.stdout?.removeListener('data', onData);
+        resolve({ child, log, ready: entry, stderr: () => stderr });
+        if (options.keepLog === false) return;
       }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited early (${code}): ${stderr}`)));
+    };
+    const onExit = (code: number | null): void =>
+      reject(new Error(`serve exited early (${code}): ${stderr}`));
+    child.stdout?.on('data', onData);
+    child.on('exit', onExit);
   });
 }
 

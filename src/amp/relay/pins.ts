@@ -11,9 +11,11 @@
  *
  *   { "format": "aftersmtp-log-pins/1", "pins": { "<domain>": "<verifier key>" } }
  */
+import type { Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
+import { sameFileStatus } from '../../file-status.js';
 import { writeFileAtomic } from '../../identity/files.js';
 import { logOrigin } from '../../ledger/checkpoint.js';
 import { parseVerifierKey } from '../../ledger/note.js';
@@ -102,7 +104,7 @@ export async function writeLogPin(
 
 /**
  * The gateway's reader: looks at the file (a stat) at most every `recheckMs`, and re-reads it only
- * when its modification time or size changed. Lookups meanwhile share the last look, or the one in
+ * when it changed (src/file-status.ts). Lookups meanwhile share the last look, or the one in
  * flight; a look that failed (an unreadable or malformed file) is not kept, so the next lookup
  * tries again and fails as loudly.
  */
@@ -110,7 +112,7 @@ export class LogPinFile {
   readonly path: string;
   readonly #recheckMs: number;
   readonly #now: () => number;
-  #seen: { mtimeMs: number; size: number; pins: Map<string, string> } | undefined;
+  #seen: { status: Stats; pins: Map<string, string> } | undefined;
   #look: { at: number; pins: Promise<Map<string, string>> } | undefined;
 
   constructor(path: string, options: { recheckMs?: number; now?: () => number } = {}) {
@@ -141,12 +143,8 @@ export class LogPinFile {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
       throw err;
     }
-    if (
-      this.#seen === undefined ||
-      this.#seen.mtimeMs !== st.mtimeMs ||
-      this.#seen.size !== st.size
-    ) {
-      this.#seen = { mtimeMs: st.mtimeMs, size: st.size, pins: await readLogPins(this.path) };
+    if (this.#seen === undefined || !sameFileStatus(this.#seen.status, st)) {
+      this.#seen = { status: st, pins: await readLogPins(this.path) };
     }
     return this.#seen.pins;
   }
