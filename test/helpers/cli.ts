@@ -89,7 +89,7 @@ export interface StartedServe {
 }
 
 export interface ServeOptions {
-  /** Started by `node` with no flags, not as bin/aftersmtp starts it. */
+  /** Started by `node` without bin/aftersmtp's Node.js flags (only `nodeArgs`). */
   readonly bare?: boolean;
   /** Node.js options before the script (a CPU profile, a preloaded module). */
   readonly nodeArgs?: readonly string[];
@@ -122,9 +122,11 @@ export function startServe(
         log.push(entry);
         if (entry.msg !== 'aftersmtp serving') continue;
         child.removeListener('exit', onExit);
-        if (options.keepLog === false) child.stdout?.removeListener('data', onData);
         resolve({ child, log, ready: entry, stderr: () => stderr });
-        if (options.keepLog === false) return;
+        if (options.keepLog === false) {
+          child.stdout?.removeListener('data', onData);
+          return;
+        }
       }
     };
     const onExit = (code: number | null): void =>
