@@ -25,7 +25,9 @@
  * smtp-source waits for Postfix A's 250), the rate counted until the last is durable on B.
  *
  * CPU per message is read from /proc for each `serve` process (A and B) over each row, and from
- * process.cpuUsage() for the bench process itself (sealing, gRPC client, log parsing).
+ * process.cpuUsage() for the bench process itself (sealing, gRPC client, log parsing). Both
+ * gateways' CPU per message is also set against the cryptography a relayed message needs (its
+ * signatures, hashes and AEAD passes, timed in this process: bench/lib/crypto-floor.ts).
  *
  * Baseline, in the same run: ../shared/bench/postfix-twohop.sh (smtp-source -> Postfix A, durable
  * -> Postfix B, durable -> virtual(8) Maildir, fsync'd), the same 4 KiB bodies and as many
@@ -51,7 +53,8 @@ import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
 import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
 import { tempDir } from '../test/helpers/cli.js';
 import { cpuProfileArgs, profileWindow } from './lib/profile.js';
-import { defaultSeconds, formatOps, percentile, runSections } from './lib/measure.js';
+import { describeFloor, relayCryptoFloor, type RelayedSizes } from './lib/crypto-floor.js';
+import { defaultSeconds, formatOps, percentile, quiet, runSections } from './lib/measure.js';
 import {
   cpuSeconds,
   postfixBaselineUnavailable,
@@ -163,9 +166,12 @@ async function measureSuite(
   work: string,
   env: Record<string, string>,
   seconds: number,
-): Promise<{ cells: Cell[]; rss: Rss[] }> {
+): Promise<{ cells: Cell[]; rss: Rss[]; sizes: RelayedSizes }> {
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
+  // The bench reads B's "relay message received" lines only.
+  a.keepLine = () => false;
+  b.keepLine = (text) => text.includes('"msg":"relay message received"');
   a.nodeArgs = cpuProfileArgs(PROFILE_DIR, `${suite}-A`);
   b.nodeArgs = cpuProfileArgs(PROFILE_DIR, `${suite}-B`);
   await Promise.all([a.start(), b.start()]);
@@ -187,15 +193,21 @@ async function measureSuite(
       stream === undefined ? c.dispatchMessage(token, req) : stream.dispatch(req);
 
     /** One envelope for bob, sealed and encoded (the client's work). */
-    const sealOne = (): Sealed => {
+    const sealOne = (): Sealed & { ciphertextBytes: number } => {
       const [sealed] = sealMessage({
         author: aliceKeys,
         to: [bobRecord],
         body: { subject: 'bench', contentType: 'application/octet-stream', content: BODY },
       });
       const envelope = sealed!.envelope;
-      return { id: envelope.messageId.toString('hex'), bytes: encodeEnvelope(envelope) };
+      return {
+        id: envelope.messageId.toString('hex'),
+        bytes: encodeEnvelope(envelope),
+        ciphertextBytes: envelope.ciphertext.length,
+      };
     };
+    const probe = sealOne();
+    const sizes = { ciphertextBytes: probe.ciphertextBytes, envelopeBytes: probe.bytes.length };
 
     const sendOne = async (one: Sealed): Promise<{ total: number; dispatch: number }> => {
       const stored = signal.wait(one.id);
@@ -304,7 +316,7 @@ async function measureSuite(
       { suite, gateway: 'B', domain: b.domain, peakRssMiB: peakRssMiB(b.child?.pid) },
     ];
     await stream?.end();
-    return { cells, rss };
+    return { cells, rss, sizes };
   } finally {
     client?.close();
     b.listeners.delete(signal.listener);
@@ -330,6 +342,7 @@ await runSections([
         'A CPU µs/msg',
         'B CPU µs/msg',
         'bench µs/msg',
+        'A+B vs crypto',
         'A peak RSS',
         'B peak RSS',
       ];
@@ -366,16 +379,21 @@ await runSections([
       const env = { AFTERSMTP_DNS_SERVERS: dns.server };
       const cells: Cell[] = [];
       const rss: Rss[] = [];
+      const sizes = new Map<Suite, RelayedSizes>();
       try {
         for (const pair of pairs) {
           const r = await measureSuite(pair, work, env, seconds);
           cells.push(...r.cells);
           rss.push(...r.rss);
+          sizes.set(pair.suite, r.sizes);
         }
       } finally {
         await dns.close();
         rmSync(work, { recursive: true, force: true });
       }
+      // Timed once the gateways are gone and the machine is quiet, on each suite's own sizes.
+      await quiet();
+      const floors = [...sizes].map(([suite, s]) => relayCryptoFloor(suite, s));
       const mib = (suite: Suite, g: 'A' | 'B'): string => {
         const v = rss.find((x) => x.suite === suite && x.gateway === g)?.peakRssMiB;
         return v === undefined ? '—' : `${v.toFixed(0)} MiB`;
@@ -385,6 +403,11 @@ await runSections([
         return p === undefined
           ? '—'
           : `${(c.messagesPerSecond / p.deliveredPerSecond).toFixed(2)}x`;
+      };
+      /** Both gateways' CPU per message over the cryptography it needs (target: at most 4x). */
+      const overFloor = (c: Cell): string => {
+        const f = floors.find((x) => x.suite === c.suite);
+        return f === undefined ? '—' : `${((c.aCpuUs + c.bCpuUs) / f.totalUs).toFixed(1)}x`;
       };
       return {
         headers,
@@ -403,6 +426,7 @@ await runSections([
             '—',
             '—',
             '—',
+            '—',
           ]),
           ...cells.map((c) => [
             `AfterSMTP ${c.suite}${c.pacing === 'accepted' ? ', paced by A' : ''}`,
@@ -416,6 +440,7 @@ await runSections([
             c.aCpuUs.toFixed(0),
             c.bCpuUs.toFixed(0),
             c.benchCpuUs.toFixed(0),
+            overFloor(c),
             mib(c.suite, 'A'),
             mib(c.suite, 'B'),
           ]),
@@ -428,6 +453,9 @@ await runSections([
             : `Postfix baseline left out: ${noBaseline}.`,
           'CPU µs/msg: user+system from /proc for each serve process (Postfix: all processes of each instance), ' +
             "and the bench process's own (sealing, the gRPC client, reading B's log), over the measured window.",
+          "A+B vs crypto: both gateways' CPU per message over the cryptography a relayed message needs " +
+            '(bench/lib/crypto-floor.ts, timed in this process after the rows on a quiet machine, every message ' +
+            `signed and verified alone; target at most 4x): ${floors.map(describeFloor).join('; ')}.`,
           `fsync policy: ${FSYNC}, on both gateways.`,
           `${seconds} s measured per row after ${WARMUP_MS / 1000} s warm-up; senders are closed loops ` +
             '(the next message when the previous one is durable on B), all as one user over one gRPC channel to A, ' +
@@ -455,7 +483,8 @@ await runSections([
           secondsPerRow: seconds,
           warmupSeconds: WARMUP_MS / 1000,
           postfix: baseline,
-          cells: cells.map((c) => ({ ...c, vsPostfix: ratio(c) })),
+          cells: cells.map((c) => ({ ...c, vsPostfix: ratio(c), overCryptoFloor: overFloor(c) })),
+          cryptoFloors: floors,
           rss,
         },
       };

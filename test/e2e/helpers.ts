@@ -47,6 +47,11 @@ export class E2eGateway {
   ready: LogLine | undefined;
   /** Every log line of the current process (cleared at each start). */
   lines: LogLine[] = [];
+  /**
+   * Once serving, only the lines whose text passes this are parsed, kept and handed to the
+   * listeners (bench/relay: every other line of its gateways would cost the bench's CPU).
+   */
+  keepLine: ((text: string) => boolean) | undefined;
   /** Called with every log line as it arrives (bench/relay's per-message signal). */
   readonly listeners = new Set<(l: LogLine) => void>();
   stderr = '';
@@ -119,6 +124,7 @@ export class E2eGateway {
     assert.ok(!this.running, `${this.domain} is already running`);
     this.lines = [];
     this.stderr = '';
+    this.ready = undefined;
     const child = startCli(['serve'], this.env, undefined, this.nodeArgs);
     this.child = child;
     let buffered = '';
@@ -129,6 +135,7 @@ export class E2eGateway {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const text = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
+        if (this.ready !== undefined && this.keepLine?.(text) === false) continue;
         let line: LogLine;
         try {
           line = JSON.parse(text) as LogLine;
