@@ -53,7 +53,7 @@ import { startUnbound, unboundMissing } from '../test/client-api/helpers.js';
 import { E2eGateway, USER_PASS, makeUser, type LogLine } from '../test/e2e/helpers.js';
 import { tempDir } from '../test/helpers/cli.js';
 import { cpuProfileArgs, profileWindow } from './lib/profile.js';
-import { describeFloor, relayCryptoFloor, type RelayedSizes } from './lib/crypto-floor.js';
+import { describeFloor, relayCryptoFloor, type CryptoFloor } from './lib/crypto-floor.js';
 import { defaultSeconds, formatOps, percentile, quiet, runSections } from './lib/measure.js';
 import {
   cpuSeconds,
@@ -166,7 +166,7 @@ async function measureSuite(
   work: string,
   env: Record<string, string>,
   seconds: number,
-): Promise<{ cells: Cell[]; rss: Rss[]; sizes: RelayedSizes }> {
+): Promise<{ cells: Cell[]; rss: Rss[]; floor: CryptoFloor }> {
   const { suite, a, b } = pair;
   for (const gw of [a, b]) Object.assign(gw.env, env);
   // The bench reads B's "relay message received" lines only.
@@ -207,7 +207,6 @@ async function measureSuite(
       };
     };
     const probe = sealOne();
-    const sizes = { ciphertextBytes: probe.ciphertextBytes, envelopeBytes: probe.bytes.length };
 
     const sendOne = async (one: Sealed): Promise<{ total: number; dispatch: number }> => {
       const stored = signal.wait(one.id);
@@ -316,7 +315,14 @@ async function measureSuite(
       { suite, gateway: 'B', domain: b.domain, peakRssMiB: peakRssMiB(b.child?.pid) },
     ];
     await stream?.end();
-    return { cells, rss, sizes };
+    // Timed right after the rows (the machine's speed moves over minutes), once it is quiet, on
+    // this suite's own sizes.
+    await quiet();
+    const floor = relayCryptoFloor(suite, {
+      ciphertextBytes: probe.ciphertextBytes,
+      envelopeBytes: probe.bytes.length,
+    });
+    return { cells, rss, floor };
   } finally {
     client?.close();
     b.listeners.delete(signal.listener);
@@ -379,21 +385,18 @@ await runSections([
       const env = { AFTERSMTP_DNS_SERVERS: dns.server };
       const cells: Cell[] = [];
       const rss: Rss[] = [];
-      const sizes = new Map<Suite, RelayedSizes>();
+      const floors: CryptoFloor[] = [];
       try {
         for (const pair of pairs) {
           const r = await measureSuite(pair, work, env, seconds);
           cells.push(...r.cells);
           rss.push(...r.rss);
-          sizes.set(pair.suite, r.sizes);
+          floors.push(r.floor);
         }
       } finally {
         await dns.close();
         rmSync(work, { recursive: true, force: true });
       }
-      // Timed once the gateways are gone and the machine is quiet, on each suite's own sizes.
-      await quiet();
-      const floors = [...sizes].map(([suite, s]) => relayCryptoFloor(suite, s));
       const mib = (suite: Suite, g: 'A' | 'B'): string => {
         const v = rss.find((x) => x.suite === suite && x.gateway === g)?.peakRssMiB;
         return v === undefined ? '—' : `${v.toFixed(0)} MiB`;
@@ -454,7 +457,7 @@ await runSections([
           'CPU µs/msg: user+system from /proc for each serve process (Postfix: all processes of each instance), ' +
             "and the bench process's own (sealing, the gRPC client, reading B's log), over the measured window.",
           "A+B vs crypto: both gateways' CPU per message over the cryptography a relayed message needs " +
-            '(bench/lib/crypto-floor.ts, timed in this process after the rows on a quiet machine, every message ' +
+            "(bench/lib/crypto-floor.ts, timed in this process after each suite's rows once the machine is quiet, every message " +
             `signed and verified alone; target at most 4x): ${floors.map(describeFloor).join('; ')}.`,
           `fsync policy: ${FSYNC}, on both gateways.`,
           `${seconds} s measured per row after ${WARMUP_MS / 1000} s warm-up; senders are closed loops ` +
