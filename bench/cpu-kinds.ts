@@ -18,6 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { kindOf, samplesOf, type Sample } from './lib/cpu-kind.js';
+import { printTable } from './lib/measure.js';
 
 function percent(n: number, of: number): string {
   return of === 0 ? '—' : `${((100 * n) / of).toFixed(1)}%`;
@@ -27,14 +28,14 @@ function timeline(samples: readonly Sample[]): void {
   const perSecond = new Map<string, Map<number, number>>();
   for (const s of samples) {
     const m = perSecond.get(s.pid) ?? new Map<number, number>();
-    m.set(Math.floor(s.time), (m.get(Math.floor(s.time)) ?? 0) + 1);
+    const second = Math.floor(s.time);
+    m.set(second, (m.get(second) ?? 0) + 1);
     perSecond.set(s.pid, m);
   }
-  const busiest = [...perSecond].sort(
-    (a, b) =>
-      [...b[1].values()].reduce((x, y) => x + y) - [...a[1].values()].reduce((x, y) => x + y),
-  );
-  for (const [pid, m] of busiest.slice(0, 8)) {
+  const total = (pid: string): number => samples.filter((s) => s.pid === pid).length;
+  const busiest = [...perSecond.keys()].sort((a, b) => total(b) - total(a)).slice(0, 8);
+  for (const pid of busiest) {
+    const m = perSecond.get(pid) as Map<number, number>;
     console.log(`pid ${pid}: ${[...m].map(([t, n]) => `${t}:${n}`).join(' ')}`);
   }
 }
@@ -54,20 +55,13 @@ function table(samples: readonly Sample[], pids: readonly string[]): void {
   const rows = [...counts].sort(
     (a, b) => b[1].reduce((x, y) => x + y) - a[1].reduce((x, y) => x + y),
   );
-  const cells = [
-    headers,
+  printTable(headers, [
     ['samples', ...totals.flatMap((t) => [String(t), ''])],
     ...rows.map(([kind, row]) => [
       kind,
       ...row.map((n, i) => percent(n, totals[Math.floor(i / 2)] ?? 0)),
     ]),
-  ];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  for (const r of cells) {
-    console.log(
-      r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '),
-    );
-  }
+  ]);
   console.log(
     "Shares of each process's samples (main thread and other threads), by the sampled frame.",
   );
