@@ -5,15 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   gatewayClock,
   loadTrustedTime,
   saveTrustedTime,
 } from '../../src/amp/client-api/gateway.js';
 import type { Attestation } from '../../src/amp/client-api/server.js';
+import { tempDir } from '../helpers/cli.js';
 import { ExpiryOpener } from '../../src/amp/client-api/opener.js';
 import type { IdentityLedger } from '../../src/ledger/index.js';
 import { timeToMsg, type TimeStatementMsg } from '../../src/amp/client-api/messages.js';
@@ -96,7 +94,7 @@ describe("the gateway's trusted clock", () => {
     const anchored = () =>
       [{ note: '', size: 3, anchor: { blockTime: T0 + 60_000 } }] as unknown as Attestation[];
     assert.equal(gatewayClock(ledger, anchored, back).now(), T0 + 60_000, 'the anchor');
-    const dir = mkdtempSync(join(tmpdir(), 'trusted-time-'));
+    const dir = tempDir('trusted-time');
     assert.equal(await loadTrustedTime(dir), undefined);
     await saveTrustedTime(dir, T0 + 120_000);
     const saved = await loadTrustedTime(dir);

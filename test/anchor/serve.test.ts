@@ -19,7 +19,7 @@ describe('serve anchors its ledger on a Substrate chain', { skip, timeout: 180_0
   let chain: TestChain;
   let gw: E2eGateway;
   let client: GatewayClient;
-  const work = tempDir('aftersmtp-anchor-serve-');
+  const work = tempDir('anchor-serve');
   const keyFile = join(work, 'anchor.key');
   writeFileSync(keyFile, '//Alice\n', { mode: 0o600 });
 

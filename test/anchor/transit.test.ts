@@ -19,7 +19,7 @@ describe('serve anchors its transit log', { skip, timeout: 240_000 }, () => {
   let gw: E2eGateway;
   let alice: E2eUser;
   let carol: E2eUser;
-  const work = tempDir('aftersmtp-anchor-transit-');
+  const work = tempDir('anchor-transit');
   const keyFile = join(work, 'anchor.key');
   writeFileSync(keyFile, '//Alice\n', { mode: 0o600 });
 

@@ -2,7 +2,7 @@
 // way an operator does (with the Node.js flags of bin/aftersmtp's first line, under the Node.js
 // that runs the tests), and collects its exit code and output.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,8 +75,27 @@ export function stopChild(
   });
 }
 
+const madeDirs: string[] = [];
+
+/** Removes this process's temporary directories; an exit handler, so it must not throw. */
+function removeMadeDirs(): void {
+  for (const dir of madeDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a child still writing there, or a file made read-only: left for the system's cleaner
+    }
+  }
+}
+
+/**
+ * A new directory `aftersmtp-<prefix>-XXXXXX` in the system's temporary directory, removed with
+ * everything in it when this process exits (every test file runs in a process of its own).
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
+  if (madeDirs.push(dir) === 1) process.once('exit', removeMadeDirs);
+  return dir;
 }
 
 export interface StartedServe {

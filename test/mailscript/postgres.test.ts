@@ -39,7 +39,7 @@ if (svc.skip !== undefined) {
         f.start();
       }
       assert.equal(nodes[1]!.snapshot().byDomain.size, 0);
-      const dir = tempDir('aftersmtp-script-pg-');
+      const dir = tempDir('script-pg');
       const env = {
         AFTERSMTP_DATA_DIR: dir,
         AFTERSMTP_MAPS: 'postgres',
@@ -109,7 +109,7 @@ if (svc.skip !== undefined) {
       assert.equal(store.snapshot().byDomain.get('away.test')?.source, 'accept()');
       const set = await runCli(['script', 'set', 'global', '-'], {
         env: {
-          AFTERSMTP_DATA_DIR: tempDir('aftersmtp-script-pg-away-'),
+          AFTERSMTP_DATA_DIR: tempDir('script-pg-away'),
           AFTERSMTP_MAPS: 'postgres',
           AFTERSMTP_POSTGRES_URL: 'postgres://aftersmtp:x@127.0.0.1:9/aftersmtp',
         },

@@ -16,7 +16,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -24,7 +23,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { DnsClient } from '../../src/net/dns.js';
 import type { LeasedJob } from '../../src/queue/types.js';
-import { stopChild } from '../helpers/cli.js';
+import { stopChild, tempDir } from '../helpers/cli.js';
 import { postfixUnavailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { freePort, retryOnAddressInUse } from '../helpers/ports.js';
 import type { SMTPServerOptions } from 'smtp-server';
@@ -56,9 +55,7 @@ export const ldnsMissing = (): string | false =>
   );
 export const postfixMissing = (): string | false => unavailable('postfix', postfixUnavailable());
 
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `aftersmtp-${prefix}-`));
-}
+export { tempDir };
 
 // --- a test CA ---------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ describe('the credentials file', () => {
   });
 
   test('a file that group or others may read is refused', () => {
-    const path = join(tempDir('creds-'), 'relay-credentials');
+    const path = join(tempDir('creds'), 'relay-credentials');
     writeFileSync(path, `[relay.test]:587 ${USER}:${PASS}\n`);
     chmodSync(path, 0o644);
     assert.throws(() => readCredentialsFile(path), /chmod 600/);
@@ -92,7 +92,7 @@ describe('the credentials file', () => {
   });
 
   test('a change is live without a restart; a bad change is refused, the last good stays', async () => {
-    const path = join(tempDir('creds-'), 'relay-credentials');
+    const path = join(tempDir('creds'), 'relay-credentials');
     writeFileSync(path, `[relay.test]:587 ${USER}:${PASS}\n`, { mode: 0o600 });
     const reloads: (string | undefined)[] = [];
     const file = new CredentialsFile(path, (err) => reloads.push(err?.message));
@@ -342,7 +342,7 @@ describe(
       const server = await startAuthServer(await serverCertificate(ca, 'smtp.relay.test'));
       const dns = await startZone('relay.test', ['smtp.relay.test. A 127.0.0.1']);
       const maps = MappingEngine.open({ path: ':memory:', pollMs: 0 });
-      const path = join(tempDir('creds-'), 'relay-credentials');
+      const path = join(tempDir('creds'), 'relay-credentials');
       writeFileSync(path, `[smtp.relay.test]:${server.port} ${USER}:${PASS}\n`, { mode: 0o600 });
       try {
         maps.set('mx_record_map', '*', `smtp:[SMTP.Relay.Test]:${server.port}`);

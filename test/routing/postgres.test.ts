@@ -35,7 +35,7 @@ if (svc.skip !== undefined) {
         f.start();
       }
       const env = {
-        AFTERSMTP_DATA_DIR: tempDir('aftersmtp-maps-pg-'),
+        AFTERSMTP_DATA_DIR: tempDir('maps-pg'),
         AFTERSMTP_MAPS: 'postgres',
         AFTERSMTP_POSTGRES_URL: db.url,
       };

@@ -22,7 +22,7 @@ describe('serve sends its checkpoints to witnesses', { skip, timeout: 120_000 },
   let witness: TestWitness;
   let gw: E2eGateway;
   let client: GatewayClient;
-  const work = tempDir('aftersmtp-witness-serve-');
+  const work = tempDir('witness-serve');
 
   before(async () => {
     witness = await startWitness();
@@ -121,7 +121,7 @@ describe('serve sends its checkpoints to witnesses', { skip, timeout: 120_000 },
 describe('a gateway witnesses a peer gateway', { timeout: 120_000 }, () => {
   let alpha: E2eGateway;
   let beta: E2eGateway;
-  const work = tempDir('aftersmtp-peer-witness-');
+  const work = tempDir('peer-witness');
 
   before(async () => {
     beta = await E2eGateway.prepare(work, 'beta.example', {
