@@ -8,7 +8,14 @@ import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOG_KEY_FILE, createLogKey } from '../../src/ledger/logkey.js';
 import { logOrigin } from '../../src/ledger/checkpoint.js';
-import { runCli, startCli, stopChild, type CliResult } from '../helpers/cli.js';
+import {
+  runCli,
+  startServe,
+  stopChild,
+  type CliResult,
+  type LogLine,
+  type StartedServe,
+} from '../helpers/cli.js';
 import { restartablePort } from '../helpers/ports.js';
 
 export const GATEWAY_PASS = 'gateway pass';
@@ -31,7 +38,7 @@ export function shareSecrets(fromDir: string, toDir: string): void {
 }
 export const USER_PASS = 'user pass';
 
-export type LogLine = Record<string, unknown> & { msg?: string };
+export type { LogLine };
 
 /** One domain's gateway: its fixed ports, data directory and log key, and the running process. */
 export class E2eGateway {
@@ -54,7 +61,7 @@ export class E2eGateway {
   keepLine: ((text: string) => boolean) | undefined;
   /** Called with every log line as it arrives (bench/relay's per-message signal). */
   readonly listeners = new Set<(l: LogLine) => void>();
-  stderr = '';
+  #stderr: () => string = () => '';
   #waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
   private constructor(
@@ -123,45 +130,37 @@ export class E2eGateway {
   async start(): Promise<void> {
     assert.ok(!this.running, `${this.domain} is already running`);
     this.lines = [];
-    this.stderr = '';
     this.ready = undefined;
-    const child = startCli(['serve'], this.env, undefined, this.nodeArgs);
-    this.child = child;
-    let buffered = '';
-    child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const text = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (this.ready !== undefined && this.keepLine?.(text) === false) continue;
-        let line: LogLine;
-        try {
-          line = JSON.parse(text) as LogLine;
-        } catch {
-          continue;
-        }
-        this.lines.push(line);
-        for (const f of this.listeners) f(line);
-        for (const w of [...this.#waiters]) {
-          if (w.pred(line)) {
-            this.#waiters.splice(this.#waiters.indexOf(w), 1);
-            w.resolve(line);
-          }
-        }
+    let started: StartedServe;
+    try {
+      started = await startServe(this.env, {
+        nodeArgs: this.nodeArgs,
+        keepLog: false,
+        onLine: (line) => this.#take(line),
+        keepLine: (text) => this.keepLine?.(text) !== false,
+      });
+    } catch (err) {
+      throw new Error(`${this.domain}: ${(err as Error).message}`);
+    }
+    this.child = started.child;
+    this.#stderr = started.stderr;
+    this.ready = started.ready;
+  }
+
+  /** What the current process wrote to stderr so far. */
+  get stderr(): string {
+    return this.#stderr();
+  }
+
+  #take(line: LogLine): void {
+    this.lines.push(line);
+    for (const f of this.listeners) f(line);
+    for (const w of [...this.#waiters]) {
+      if (w.pred(line)) {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        w.resolve(line);
       }
-    });
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code, signal) =>
-        reject(new Error(`${this.domain}: serve exited (${code ?? signal}): ${this.stderr}`)),
-      ),
-    );
-    exited.catch(() => undefined);
-    this.ready = await Promise.race([
-      this.waitLog((l) => l.msg === 'aftersmtp serving', 30_000),
-      exited,
-    ]);
+    }
   }
 
   /** Resolves with the first line (already logged or future) that matches, or fails after ms. */

@@ -98,11 +98,13 @@ export function tempDir(prefix: string): string {
   return dir;
 }
 
+export type LogLine = Record<string, unknown> & { msg?: string };
+
 export interface StartedServe {
   child: ChildProcess;
   /** Its log lines up to "aftersmtp serving", and after it unless started with `keepLog: false`. */
-  log: Record<string, unknown>[];
-  ready: Record<string, unknown>;
+  log: LogLine[];
+  ready: LogLine;
   /** What it wrote to stderr so far. */
   stderr(): string;
 }
@@ -112,11 +114,23 @@ export interface ServeOptions {
   readonly bare?: boolean;
   /** Node.js options before the script (a CPU profile, a preloaded module). */
   readonly nodeArgs?: readonly string[];
-  /** Keep parsing its log lines into `log` once it serves (default true). */
+  /** Keep its log lines in `log` once it serves (default true). */
   readonly keepLog?: boolean;
+  /** Called with each log line as it arrives, before and after it serves. */
+  readonly onLine?: (line: LogLine) => void;
+  /**
+   * Once it serves, a line whose text does not pass is neither parsed, kept nor handed to
+   * `onLine` (a benchmark that needs one kind of line should not pay for parsing every other).
+   */
+  readonly keepLine?: (text: string) => boolean;
+  /** How long it may take to serve before it is killed and the start fails (default 60 s). */
+  readonly readyWithinMs?: number;
 }
 
-/** `serve`, resolved once it logs that it serves, with its log lines so far. */
+/**
+ * `serve`, resolved once it logs that it serves, with its log lines so far. Its stdout is its
+ * JSON log; a line that is not JSON (none should be) is skipped.
+ */
 export function startServe(
   env: Record<string, string>,
   options: ServeOptions = {},
@@ -127,29 +141,57 @@ export function startServe(
         stdio: ['ignore', 'pipe', 'pipe'],
       })
     : startCli(['serve'], env, undefined, options.nodeArgs);
-  const log: Record<string, unknown>[] = [];
+  const log: LogLine[] = [];
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const { keepLog = true, onLine, keepLine, readyWithinMs = 60_000 } = options;
   return new Promise((resolve, reject) => {
+    let serving = false;
+    let parsing = true;
     let buffered = '';
+    const take = (text: string): void => {
+      if (serving && keepLine?.(text) === false) return;
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        return;
+      }
+      if (!serving || keepLog) log.push(line);
+      onLine?.(line);
+      if (serving || line.msg !== 'aftersmtp serving') return;
+      serving = true;
+      clearTimeout(timer);
+      child.removeListener('exit', onExit);
+      if (!keepLog && onLine === undefined) {
+        parsing = false;
+        child.stdout?.removeListener('data', onData);
+      }
+      resolve({ child, log, ready: line, stderr: () => stderr });
+    };
     const onData = (d: Buffer): void => {
       buffered += d.toString();
       let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const entry = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+      while (parsing && (nl = buffered.indexOf('\n')) >= 0) {
+        const text = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        log.push(entry);
-        if (entry.msg !== 'aftersmtp serving') continue;
-        child.removeListener('exit', onExit);
-        resolve({ child, log, ready: entry, stderr: () => stderr });
-        if (options.keepLog === false) {
-          child.stdout?.removeListener('data', onData);
-          return;
-        }
+        take(text);
       }
     };
-    const onExit = (code: number | null): void =>
-      reject(new Error(`serve exited early (${code}): ${stderr}`));
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited before serving (${code ?? signal}): ${stderr}`));
+    };
+    const timer = setTimeout(() => {
+      child.removeListener('exit', onExit);
+      child.kill('SIGKILL');
+      const last = log.slice(-12).map((l) => JSON.stringify(l).slice(0, 600));
+      reject(
+        new Error(
+          `serve did not serve within ${readyWithinMs} ms; last lines:\n${last.join('\n')}\n${stderr}`,
+        ),
+      );
+    }, readyWithinMs);
     child.stdout?.on('data', onData);
     child.on('exit', onExit);
   });
