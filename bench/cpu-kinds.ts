@@ -12,12 +12,14 @@
  *   perf record -a -g -F 499 -o /tmp/perf.data -- sleep 120
  *   perf script -i /tmp/perf.data -F comm,pid,tid,time,ip,sym,dso > /tmp/perf.txt
  *   node dist/bench/cpu-kinds.js /tmp/perf.txt --timeline        # samples per second per process
- *   node dist/bench/cpu-kinds.js /tmp/perf.txt <pid>[,<pid>...] [<from> <to>]
+ *   node dist/bench/cpu-kinds.js /tmp/perf.txt <pid>[,<pid>...] [<from> <to>] [--by-module]
  * `--perf-basic-prof` names the JIT's code (/tmp/perf-<pid>.map); <from> and <to> are perf's
- * timestamps in seconds (a steady span from the timeline). It reports; it never asserts.
+ * timestamps in seconds (a steady span from the timeline). `--by-module` sorts the samples by the
+ * module whose JavaScript was running instead (lib/cpu-kind.ts's moduleOf). It reports; it never
+ * asserts.
  */
 import { readFileSync } from 'node:fs';
-import { kindOf, samplesOf, type Sample } from './lib/cpu-kind.js';
+import { kindOf, moduleOf, samplesOf, type Sample } from './lib/cpu-kind.js';
 import { printTable } from './lib/measure.js';
 
 function percent(n: number, of: number): string {
@@ -40,14 +42,18 @@ function timeline(samples: readonly Sample[]): void {
   }
 }
 
-function table(samples: readonly Sample[], pids: readonly string[]): void {
-  const headers = ['kind', ...pids.flatMap((p) => [`${p} main`, `${p} others`])];
+function table(
+  samples: readonly Sample[],
+  pids: readonly string[],
+  by: { name: string; of: (frames: readonly string[]) => string },
+): void {
+  const headers = [by.name, ...pids.flatMap((p) => [`${p} main`, `${p} others`])];
   const counts = new Map<string, number[]>();
   const totals = pids.map((pid) => samples.filter((s) => s.pid === pid).length);
   for (const s of samples) {
     const column = pids.indexOf(s.pid) * 2 + (s.main ? 0 : 1);
     if (column < 0) continue;
-    const kind = kindOf(s.frames);
+    const kind = by.of(s.frames);
     const row = counts.get(kind) ?? new Array<number>(pids.length * 2).fill(0);
     row[column] = (row[column] ?? 0) + 1;
     counts.set(kind, row);
@@ -62,15 +68,15 @@ function table(samples: readonly Sample[], pids: readonly string[]): void {
       ...row.map((n, i) => percent(n, totals[Math.floor(i / 2)] ?? 0)),
     ]),
   ]);
-  console.log(
-    "Shares of each process's samples (main thread and other threads), by the sampled frame.",
-  );
+  console.log(`Shares of each process's samples (main thread and other threads), by ${by.name}.`);
 }
 
-const [file, what, from, to] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const byModule = args.includes('--by-module');
+const [file, what, from, to] = args.filter((a) => a !== '--by-module');
 if (file === undefined || what === undefined) {
   console.error(
-    'usage: cpu-kinds <perf script output> --timeline | <pid>[,<pid>...] [<from> <to>]',
+    'usage: cpu-kinds <perf script output> --timeline | <pid>[,<pid>...] [<from> <to>] [--by-module]',
   );
   process.exit(2);
 }
@@ -82,5 +88,6 @@ else {
   table(
     all.filter((s) => s.time >= lo && s.time < hi),
     what.split(','),
+    byModule ? { name: 'module', of: moduleOf } : { name: 'kind', of: kindOf },
   );
 }

@@ -1,7 +1,7 @@
 /**
  * Linux perf's samples as bench/cpu-kinds.ts reads them: the text of `perf script -F
- * comm,pid,tid,time,ip,sym,dso` parsed into samples, and the kind of code each sampled frame
- * belongs to.
+ * comm,pid,tid,time,ip,sym,dso` parsed into samples, the kind of code each sampled frame
+ * belongs to, and the module whose JavaScript was running.
  */
 export interface Sample {
   pid: string;
@@ -67,4 +67,24 @@ export function kindOf(frames: readonly string[]): string {
       : 'V8 runtime';
   }
   return 'other';
+}
+
+/**
+ * The module whose JavaScript frame is nearest the leaf: a compiled module of the project
+ * (`src/queue/lmdb`), a package (`npm:msgpackr`) or a Node.js module (`node:buffer`), so that the
+ * built-ins, runtime and native calls a function makes count for its module. perf finds no
+ * JavaScript frame under code built without frame pointers (much of V8 and Node.js, the garbage
+ * collector): those samples are "no JavaScript frame" with the leaf's object.
+ */
+export function moduleOf(frames: readonly string[]): string {
+  for (const f of frames) {
+    const own = /\/dist\/((?:src|bench|test)\/[\w./-]+?)\.js/.exec(f);
+    if (own !== null) return own[1] as string;
+    const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f);
+    if (pkg !== null) return `npm:${pkg[1] as string}`;
+    const core = /\bnode:([\w/]+)/.exec(f);
+    if (core !== null) return `node:${core[1] as string}`;
+  }
+  const object = /\(([^()]*)\)\s*$/.exec(frames[0] ?? '')?.[1] ?? '?';
+  return `no JavaScript frame (${object.replace(/.*\//, '')})`;
 }

@@ -1,9 +1,9 @@
 // The relay benchmark's two views of CPU: the cryptography's floor (bench/lib/crypto-floor.ts)
-// and the kinds of code in Linux perf's samples (bench/lib/cpu-kind.ts).
+// and the kinds of code and modules in Linux perf's samples (bench/lib/cpu-kind.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { describeFloor, relayCryptoFloor } from '../../bench/lib/crypto-floor.js';
-import { kindOf, samplesOf } from '../../bench/lib/cpu-kind.js';
+import { kindOf, moduleOf, samplesOf } from '../../bench/lib/cpu-kind.js';
 
 test('the floor counts what a relayed message needs and sums count x each', () => {
   for (const suite of ['classic-v1', 'hybrid-v1'] as const) {
@@ -87,5 +87,32 @@ test('a sample is of the kind of its leaf frame; the kernel by the system call i
   assert.equal(
     kindOf(['handle_softirqs ([kernel.kallsyms])', 'asm_common_interrupt ([kernel.kallsyms])']),
     'kernel: interrupts, scheduling',
+  );
+});
+
+test('a sample counts for the module whose JavaScript frame is nearest the leaf', () => {
+  const [js, flush] = samplesOf(PERF_SCRIPT);
+  assert.equal(moduleOf(js?.frames ?? []), 'npm:msgpackr');
+  assert.equal(moduleOf(flush?.frames ?? []), 'no JavaScript frame ([kernel.kallsyms])');
+  const under = (leaf: string, js: string): string =>
+    moduleOf([leaf, `JS:*f ${js} (/tmp/perf-1.map)`, 'Builtins_JSEntry (/usr/bin/node)']);
+  assert.equal(
+    under('Builtins_StringAdd (/usr/bin/node)', 'file:///w/dist/src/queue/lmdb.js:40:32'),
+    'src/queue/lmdb',
+  );
+  assert.equal(
+    under('sha256_block (/x/native/aftersmtp-native.linux-x64-gnu.node)', 'node:buffer:12:3'),
+    'node:buffer',
+  );
+  assert.equal(
+    under(
+      'memmove (/usr/lib/x86_64-linux-gnu/libc.so.6)',
+      'file:///w/node_modules/@grpc/grpc-js/build/src/server.js:9:1',
+    ),
+    'npm:@grpc/grpc-js',
+  );
+  assert.equal(
+    moduleOf(['v8::internal::Heap::Scavenge (/usr/bin/node)']),
+    'no JavaScript frame (node)',
   );
 });
