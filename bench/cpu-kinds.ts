@@ -34,10 +34,11 @@ function timeline(samples: readonly Sample[]): void {
     m.set(second, (m.get(second) ?? 0) + 1);
     perSecond.set(s.pid, m);
   }
-  const total = (pid: string): number => samples.filter((s) => s.pid === pid).length;
-  const busiest = [...perSecond.keys()].sort((a, b) => total(b) - total(a)).slice(0, 8);
-  for (const pid of busiest) {
-    const m = perSecond.get(pid) as Map<number, number>;
+  const busiest = [...perSecond]
+    .map(([pid, m]) => ({ pid, m, total: [...m.values()].reduce((x, y) => x + y, 0) }))
+    .sort((a, b) => b.total - a.total)
+    .slice(0, 8);
+  for (const { pid, m } of busiest) {
     console.log(`pid ${pid}: ${[...m].map(([t, n]) => `${t}:${n}`).join(' ')}`);
   }
 }
